@@ -1,0 +1,5 @@
+import sys
+
+from rgbify.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""The ``rgbify`` command. Thin: each stage's module adds its subcommands; ``main(argv)`` is what tests call.
+
+Each module listed in ``COMMAND_MODULES`` defines ``add_commands(subparsers)``, which adds subparsers whose
+``func(args) -> int`` runs the command. Modules import their heavy dependencies inside ``func``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rgbify import __version__
+from rgbify.errors import UserError
+
+COMMAND_MODULES = (
+    "rgbify.encode.cli",
+    "rgbify.render.cli",
+    "rgbify.scenes.cli",
+    "rgbify.datasets.cli",
+    "rgbify.train.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rgbify",
+        description="Render synthetic scenes into RGB + exact depth, normals and IDs; encode every task as an "
+        "RGB image; build HDF5 datasets; train and evaluate a diffusion generator on them.",
+    )
+    parser.add_argument("--version", action="version", version=f"rgbify {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # stage not written yet
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"rgbify: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rgbify: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

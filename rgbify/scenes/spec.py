@@ -1,0 +1,374 @@
+"""The scene spec: frozen, JSON-serialisable plain data that fully describes one scene to render.
+
+Nothing here imports bpy. Units are metres, angles degrees, colours linear RGB in [0, 1]. The world frame is
+Blender's (right-handed, +Z up). Every pose is a 4x4 row-major matrix stored as a tuple of 4 tuples of 4 floats.
+The camera pose ``world_from_camera`` maps OpenCV camera-frame points (+x right, +y down, +z forward) to world
+points (see docs/conventions.md).
+
+A spec round-trips exactly through :func:`spec_to_json` / :func:`spec_from_json`, and :func:`spec_hash` gives a
+stable digest of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+Matrix4 = tuple[tuple[float, float, float, float], ...]
+Vec3 = tuple[float, float, float]
+
+IDENTITY4: Matrix4 = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+
+class SpecError(ValueError):
+    """A scene spec (or its JSON) is malformed; the message names the field and the offending value."""
+
+
+def matrix4(m: Any) -> Matrix4:
+    """Turn any 4x4 array-like into the spec's tuple-of-tuples form (float64 values)."""
+    a = np.asarray(m, dtype=np.float64)
+    if a.shape != (4, 4) or not np.all(np.isfinite(a)):
+        raise SpecError(f"expected a finite 4x4 matrix, got shape {a.shape}")
+    return tuple(tuple(float(x) for x in row) for row in a)  # type: ignore[return-value]
+
+
+def vec3(v: Any) -> Vec3:
+    a = np.asarray(v, dtype=np.float64).reshape(-1)
+    if a.shape != (3,):
+        raise SpecError(f"expected 3 numbers, got {list(a)}")
+    return (float(a[0]), float(a[1]), float(a[2]))
+
+
+def look_at(eye: Any, target: Any, up: Any = (0.0, 0.0, 1.0), roll_deg: float = 0.0) -> Matrix4:
+    """``world_from_camera`` (OpenCV frame) for a camera at ``eye`` looking at ``target``.
+
+    ``up`` is the world direction that appears up in the image (before ``roll_deg``, which rotates the camera
+    about its optical axis, positive = clockwise as seen in the image).
+    """
+    eye_w, target_w, up_w = (np.asarray(x, dtype=np.float64) for x in (eye, target, up))
+    z = target_w - eye_w
+    if np.linalg.norm(z) < 1e-12:
+        raise SpecError(f"look_at: eye {list(eye_w)} and target {list(target_w)} coincide")
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up_w)
+    if np.linalg.norm(x) < 1e-9:  # looking straight along `up`: pick any perpendicular
+        x = np.cross(z, np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0]))
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    r = math.radians(roll_deg)
+    c, s = math.cos(r), math.sin(r)
+    x, y = c * x + s * y, -s * x + c * y
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye_w
+    return matrix4(m)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera in OpenCV pixel convention (pixel (i, j) centre is at (u, v) = (j, i))."""
+
+    width: int
+    """Image width in pixels."""
+    height: int
+    """Image height in pixels."""
+    fx: float
+    """Focal length in pixels along x."""
+    fy: float
+    """Focal length in pixels along y (equal to fx for square pixels; Blender needs fx == fy)."""
+    cx: float
+    """Principal point x in pixels; centred is (width - 1) / 2."""
+    cy: float
+    """Principal point y in pixels; centred is (height - 1) / 2."""
+    world_from_camera: Matrix4 = IDENTITY4
+    """4x4 pose mapping OpenCV camera-frame points (metres) to world points (metres)."""
+    clip_start: float = 0.01
+    """Near clip distance in metres."""
+    clip_end: float = 10000.0
+    """Far clip distance in metres."""
+
+    @staticmethod
+    def from_hfov(width: int, height: int, hfov_deg: float, world_from_camera: Any = IDENTITY4,
+                  cx: float | None = None, cy: float | None = None) -> Camera:
+        """A camera with square pixels and the given horizontal field of view (degrees)."""
+        if not 0.0 < hfov_deg < 180.0:
+            raise SpecError(f"horizontal FOV must be in (0, 180) degrees, got {hfov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return Camera(width=int(width), height=int(height), fx=f, fy=f,
+                      cx=(width - 1) / 2.0 if cx is None else float(cx),
+                      cy=(height - 1) / 2.0 if cy is None else float(cy),
+                      world_from_camera=matrix4(world_from_camera))
+
+    @property
+    def K(self) -> np.ndarray:
+        """3x3 float64 intrinsics in pixels."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def hfov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.fx)))
+
+    def resized(self, width: int, height: int) -> Camera:
+        """The same view at another resolution (intrinsics scaled about pixel edges)."""
+        sx, sy = width / self.width, height / self.height
+        return dataclasses.replace(self, width=int(width), height=int(height), fx=self.fx * sx, fy=self.fy * sy,
+                                   cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5)
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A primitive solid centred at the object origin, with full extents ``size`` (metres) along x, y, z."""
+
+    shape: Literal["box", "sphere", "cylinder", "cone", "plane", "torus"]
+    """box, sphere (UV), cylinder and cone (axis +z), plane (z = 0, size z ignored), torus (axis +z)."""
+    size: Vec3 = (1.0, 1.0, 1.0)
+    """Full extents in metres along the object's x, y, z axes."""
+    segments: int = 32
+    """Segments around curved primitives."""
+    minor_ratio: float = 0.25
+    """Torus only: tube radius as a fraction of the major radius."""
+    type: Literal["primitive"] = "primitive"
+
+
+@dataclass(frozen=True)
+class MeshFile:
+    """A mesh file (.obj, .glb, .gltf, .ply, .stl) loaded as is and then scaled uniformly."""
+
+    path: str
+    """Path to the file (absolute, or relative to the working directory at render time)."""
+    scale: float = 1.0
+    """Uniform scale applied to the file's vertices (file units to metres)."""
+    type: Literal["mesh_file"] = "mesh_file"
+
+
+@dataclass(frozen=True)
+class InlineMesh:
+    """A triangle or polygon mesh given in the spec itself (object-frame metres)."""
+
+    vertices: tuple[Vec3, ...]
+    faces: tuple[tuple[int, ...], ...]
+    type: Literal["mesh"] = "mesh"
+
+
+Geometry = Primitive | MeshFile | InlineMesh
+
+
+@dataclass(frozen=True)
+class Texture:
+    """A procedural texture mixed between the material's base colour and ``color2``."""
+
+    kind: Literal["noise", "voronoi", "checker", "wave", "brick"]
+    scale: float = 5.0
+    """Texture scale (cycles per object-space metre, roughly)."""
+    color2: Vec3 = (0.0, 0.0, 0.0)
+    """Second colour, linear RGB."""
+    detail: float = 2.0
+    """Noise/wave detail."""
+
+
+@dataclass(frozen=True)
+class Material:
+    """A Principled BSDF material."""
+
+    base_color: Vec3 = (0.8, 0.8, 0.8)
+    """Linear RGB in [0, 1]."""
+    roughness: float = 0.5
+    metallic: float = 0.0
+    transmission: float = 0.0
+    """1.0 = glass-like. Depth and IDs see the first surface hit, transparent or not (docs/conventions.md)."""
+    ior: float = 1.45
+    alpha: float = 1.0
+    """Alpha below 1 is rendered in the RGB; depth and IDs still see the surface."""
+    emission_strength: float = 0.0
+    """Emission of the base colour (W/m^2-ish, Blender units)."""
+    texture: Texture | None = None
+    image_texture: str | None = None
+    """Optional image file used as base colour (object-generated coordinates)."""
+
+
+@dataclass(frozen=True)
+class Object:
+    """One instance in the scene."""
+
+    name: str
+    geometry: Primitive | MeshFile | InlineMesh
+    class_name: str
+    """Semantic class; must be in the scene's ``classes`` table."""
+    instance_id: int
+    """Instance id, >= 1, unique in the scene."""
+    world_from_object: Matrix4 = IDENTITY4
+    shading: Literal["flat", "smooth"] = "flat"
+    material: Material = field(default_factory=Material)
+
+
+@dataclass(frozen=True)
+class Light:
+    kind: Literal["point", "spot", "area", "sun"]
+    world_from_light: Matrix4 = IDENTITY4
+    """Pose; spot, area and sun lights shine along the light's local -z (Blender convention)."""
+    power: float = 100.0
+    """Watts for point, spot and area lights; irradiance (W/m^2) for sun."""
+    color: Vec3 | None = None
+    """Linear RGB; if None, ``temperature_k`` sets the colour."""
+    temperature_k: float = 5000.0
+    size: float = 0.1
+    """Radius (point/spot), side length (area, metres) or angular diameter in degrees (sun)."""
+    spot_angle_deg: float = 45.0
+
+
+@dataclass(frozen=True)
+class World:
+    background_color: Vec3 = (0.05, 0.05, 0.05)
+    """Linear RGB of the environment seen by rays that hit nothing."""
+    strength: float = 1.0
+    hdri: str | None = None
+    """Optional equirectangular HDR/EXR file lighting the scene (and seen as background)."""
+    hdri_rotation_deg: float = 0.0
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    samples: int = 64
+    """Cycles samples per pixel for the RGB render."""
+    denoise: bool = True
+    """OIDN denoising of the RGB render."""
+    seed: int = 0
+    """Cycles noise seed."""
+    max_bounces: int = 8
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    camera: Camera
+    objects: tuple[Object, ...]
+    lights: tuple[Light, ...] = ()
+    world: World = field(default_factory=World)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    classes: tuple[str, ...] = ()
+    """Class table: semantic index i + 1 names ``classes[i]``; 0 is nothing hit / unlabeled."""
+    meta: tuple[tuple[str, Any], ...] = ()
+    """Free-form provenance as (key, value) pairs, e.g. recipe, seed, index. JSON values only."""
+    schema_version: int = SCHEMA_VERSION
+
+    def class_index(self, class_name: str) -> int:
+        try:
+            return self.classes.index(class_name) + 1
+        except ValueError:
+            raise SpecError(f"class {class_name!r} is not in the scene's class table {list(self.classes)}; "
+                            "add it to `classes`") from None
+
+    def validate(self) -> SceneSpec:
+        """Check ids, classes and numbers; raise SpecError naming the first problem. Returns self."""
+        seen: set[int] = set()
+        for o in self.objects:
+            if o.instance_id < 1 or o.instance_id in seen:
+                raise SpecError(f"object {o.name!r}: instance_id {o.instance_id} must be >= 1 and unique")
+            seen.add(o.instance_id)
+            self.class_index(o.class_name)
+        c = self.camera
+        if c.width < 1 or c.height < 1 or c.fx <= 0 or c.fy <= 0:
+            raise SpecError(f"camera: bad size {c.width}x{c.height} or focal ({c.fx}, {c.fy})")
+        if self.render.samples < 1:
+            raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
+        return self
+
+
+# --- JSON ---------------------------------------------------------------------------------------------------
+
+_GEOMETRY_TYPES = {"primitive": Primitive, "mesh_file": MeshFile, "mesh": InlineMesh}
+
+
+def _to_plain(x: Any) -> Any:
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _to_plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, tuple | list):
+        return [_to_plain(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        raise SpecError(f"non-finite number {x} in scene spec")
+    return x
+
+
+def spec_to_dict(spec: SceneSpec) -> dict[str, Any]:
+    return _to_plain(spec)
+
+
+def spec_to_json(spec: SceneSpec, indent: int | None = None) -> str:
+    return json.dumps(spec_to_dict(spec), indent=indent, sort_keys=True)
+
+
+def _tuplify(x: Any) -> Any:
+    if isinstance(x, list):
+        return tuple(_tuplify(v) for v in x)
+    return x
+
+
+def _build(cls: type, d: dict[str, Any], where: str) -> Any:
+    if not isinstance(d, dict):
+        raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(names)
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+    kw = {}
+    for k, v in d.items():
+        sub = _NESTED.get((cls, k))
+        if sub is not None and v is not None:
+            kw[k] = sub(v, f"{where}.{k}")
+        else:
+            kw[k] = _tuplify(v)
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise SpecError(f"{where}: {e}") from None
+
+
+def _geometry(d: dict[str, Any], where: str) -> Any:
+    t = d.get("type") if isinstance(d, dict) else None
+    if t not in _GEOMETRY_TYPES:
+        raise SpecError(f"{where}: geometry type {t!r} is not one of {sorted(_GEOMETRY_TYPES)}")
+    return _build(_GEOMETRY_TYPES[t], d, where)
+
+
+def _list_of(cls: type) -> Any:
+    return lambda v, where: tuple(_build(cls, x, f"{where}[{i}]") for i, x in enumerate(v))
+
+
+_NESTED: dict[tuple[type, str], Any] = {
+    (SceneSpec, "camera"): lambda v, w: _build(Camera, v, w),
+    (SceneSpec, "objects"): _list_of(Object),
+    (SceneSpec, "lights"): _list_of(Light),
+    (SceneSpec, "world"): lambda v, w: _build(World, v, w),
+    (SceneSpec, "render"): lambda v, w: _build(RenderSettings, v, w),
+    (SceneSpec, "meta"): lambda v, w: tuple((str(k), _tuplify(x)) for k, x in v),
+    (Object, "geometry"): _geometry,
+    (Object, "material"): lambda v, w: _build(Material, v, w),
+    (Material, "texture"): lambda v, w: _build(Texture, v, w),
+}
+
+
+def spec_from_dict(d: dict[str, Any]) -> SceneSpec:
+    version = d.get("schema_version") if isinstance(d, dict) else None
+    if version != SCHEMA_VERSION:
+        raise SpecError(f"scene spec schema_version {version!r} is not supported (this rgbify reads "
+                        f"{SCHEMA_VERSION}); re-sample the scene with this version")
+    return _build(SceneSpec, d, "spec")
+
+
+def spec_from_json(text: str) -> SceneSpec:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"scene spec is not valid JSON: {e}") from None
+    return spec_from_dict(d)
+
+
+def spec_hash(spec: SceneSpec) -> str:
+    """sha256 hex digest of the canonical JSON of the spec."""
+    return hashlib.sha256(spec_to_json(spec).encode()).hexdigest()
