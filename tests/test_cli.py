@@ -29,6 +29,7 @@ def test_unknown_command_exits_2():
 
 
 def test_cli_import_loads_neither_torch_nor_bpy():
-    code = "import sys, rgbify.cli; rgbify.cli.build_parser(); print(sorted(m for m in ('torch', 'bpy') if m in sys.modules))"
+    code = ("import sys, rgbify.cli; rgbify.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'bpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
