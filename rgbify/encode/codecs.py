@@ -238,6 +238,16 @@ def colormap_table(name: str) -> np.ndarray:
     return lut
 
 
+def run_centres(lut: np.ndarray) -> np.ndarray:
+    """For each table entry, the centre index of the run of equal consecutive entries it belongs to."""
+    lut = lut.astype(np.int64)
+    new_run = np.concatenate([[True], (np.diff(lut, axis=0) != 0).any(axis=1)])
+    run = np.cumsum(new_run) - 1
+    first = np.flatnonzero(new_run)
+    last = np.concatenate([first[1:] - 1, [len(lut) - 1]])
+    return ((first + last) / 2.0)[run]
+
+
 @functools.cache
 def colormap_cells(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Per 16x16x16 colour cell, the table entries that can be nearest to a colour in the cell (CSR arrays).
@@ -287,7 +297,8 @@ class Colormap(DepthCodec):
         from rgbify.encode import kernels
 
         start, entries = colormap_cells(self.cmap)
-        kernels.colormap_decode(rgb, colormap_table(self.cmap).astype(np.int64), start, entries, out)
+        lut = colormap_table(self.cmap)
+        kernels.colormap_decode(rgb, lut.astype(np.int64), run_centres(lut), start, entries, out)
 
     def step_m(self, depth_m: np.ndarray | float) -> np.ndarray:
         f = walk_value(depth_m)

@@ -220,10 +220,12 @@ def colormap_encode(depth, valid, use_valid, lut, out):
 
 
 @njit(**_OPTS)
-def colormap_decode(rgb, lut, cell_start, cell_entries, out):
+def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, out):
     """uint8 (H,W,3) -> out float32 (H,W) metres via the nearest entry of lut (int64 (256,3)), refined on the
-    adjacent table segments. ``cell_start``/``cell_entries`` list, per 16x16x16 colour cell, the entries that
-    can be nearest to a colour in it (ascending), so the search scans a few entries instead of 256."""
+    adjacent table segments. An entry repeated in a run of equal entries decodes to the run's centre
+    (``run_centre[k]``, = k for entries that are not repeated). ``cell_start``/``cell_entries`` list, per
+    16x16x16 colour cell, the entries that can be nearest to a colour in it (ascending), so the search scans a
+    few entries instead of 256."""
     h, w = out.shape
     n = lut.shape[0]
     for i in range(h):
@@ -243,10 +245,11 @@ def colormap_decode(rgb, lut, cell_start, cell_entries, out):
                 if dist < best:
                     best = dist
                     k = e
-            x = np.float64(k)
+            x = run_centre[k]
+            repeated = x != k
             best_seg = math.inf
             for nb in (k - 1, k + 1):
-                if nb < 0 or nb >= n:
+                if nb < 0 or nb >= n or repeated:
                     continue
                 er = np.float64(lut[nb, 0] - lut[k, 0])
                 eg = np.float64(lut[nb, 1] - lut[k, 1])

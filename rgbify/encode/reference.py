@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rgbify.encode import hilbert
+from rgbify.encode.codecs import run_centres
 from rgbify.encode.kernels import CUBE_VERTICES, QMAX
 
 
@@ -99,16 +100,18 @@ def colormap_encode(depth: np.ndarray, valid: np.ndarray | None, lut: np.ndarray
 
 
 def colormap_decode(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Brute force: nearest of all 256 entries, then the nearer of its two adjacent table segments."""
+    """Brute force: nearest of all 256 entries, then the nearer of its two adjacent table segments (entries
+    repeated in a run decode to the run's centre)."""
     c = rgb.astype(np.int64).reshape(-1, 3)
     lut = lut.astype(np.int64)
     n = len(lut)
     k = np.argmin(((c[:, None, :] - lut[None]) ** 2).sum(-1), axis=1)
-    x = k.astype(np.float64)
+    x = run_centres(lut)[k]
+    repeated = x != k
     best = np.full(len(c), np.inf)
     for step in (-1, 1):
         nb = k + step
-        ok = (nb >= 0) & (nb < n)
+        ok = (nb >= 0) & (nb < n) & ~repeated
         nbc = np.clip(nb, 0, n - 1)
         e = (lut[nbc] - lut[k]).astype(np.float64)
         ee = (e * e).sum(-1)
