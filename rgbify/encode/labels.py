@@ -67,7 +67,7 @@ PALETTE: tuple[NamedColor, ...] = tuple(
         ("electric blue", (128, 255, 255)),
     ]
 )
-"""26 named colours: the non-black points of the {0, 128, 255}^3 grid, pairwise at least 128 apart (and from
+"""26 named colours: the non-black points of the {0, 128, 255}^3 grid, pairwise at least 127 apart (and from
 black), so noise of several levels never moves a pixel to another colour."""
 
 PALETTE_BY_NAME = {c.name: c for c in PALETTE}
@@ -264,9 +264,7 @@ def decode_instance(rgb: np.ndarray, instance_colors: dict[int, RGB] | None = No
     known = np.array(sorted(colors), dtype=np.int64)
     next_id = int(known.max()) + 1 if len(known) else 1
     if variant == "shades":
-        if not colors:
-            raise CodecInputError("decoding instance variant 'shades' needs the instance colours (decode params)")
-        ids = nearest_label(rgb, colors, threshold)
+        ids = nearest_label(rgb, colors, threshold)  # no colours (class absent): all 0
     elif variant == "distinct":
         clusters, centres = cluster_colors(rgb, threshold)
         lut = np.zeros(len(centres) + 1, dtype=np.int32)
