@@ -5,7 +5,7 @@ import pytest
 
 from rgbify.encode import hilbert, kernels
 from rgbify.encode import reference as ref
-from rgbify.encode.codecs import COLORMAPS, Hilbert24, colormap_cells, colormap_table, run_centres
+from rgbify.encode.codecs import CELL_SHIFT, COLORMAPS, Hilbert24, colormap_cells, colormap_table, run_centres
 
 RNG = np.random.default_rng(7)
 NO_MASK = np.ones((1, 1), bool)
@@ -93,7 +93,7 @@ def test_colormap_kernels(name):
     rgb = np.concatenate([_any_rgb(5000), lut[None]], axis=1)
     got = np.empty(rgb.shape[:2], np.float32)
     start, entries = colormap_cells(name)
-    kernels.colormap_decode(rgb, lut.astype(np.int64), run_centres(lut), start, entries, got)
+    kernels.colormap_decode(rgb, lut.astype(np.int64), run_centres(lut), start, entries, CELL_SHIFT, got)
     assert np.array_equal(got, ref.colormap_decode(rgb, lut))
 
 

@@ -248,27 +248,34 @@ def run_centres(lut: np.ndarray) -> np.ndarray:
     return ((first + last) / 2.0)[run]
 
 
+CELL_SHIFT = 3
+"""Colormap decode looks up candidates in cells of 2**CELL_SHIFT levels per channel (32**3 cells)."""
+
+
 @functools.cache
 def colormap_cells(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per 16x16x16 colour cell, the table entries that can be nearest to a colour in the cell (CSR arrays).
+    """Per colour cell (CELL_SHIFT), the table entries that can be nearest to a colour in the cell (CSR arrays).
 
     Entry e can be nearest to some point of the cell only if its smallest squared distance to the cell is at
     most the smallest, over all entries, of the largest squared distance to the cell (exact integers).
     """
     lut = colormap_table(name).astype(np.int64)
-    lo = np.arange(16) * 16
-    hi = lo + 15
+    n_cells = 256 >> CELL_SHIFT
+    lo = np.arange(n_cells) << CELL_SHIFT
+    hi = lo + (1 << CELL_SHIFT) - 1
     # per axis: (cell coordinate, entry) -> min / max squared distance
     mins = [np.maximum(np.maximum(lo[:, None] - lut[None, :, a], lut[None, :, a] - hi[:, None]), 0) ** 2
             for a in range(3)]
     maxs = [np.maximum(np.abs(lo[:, None] - lut[None, :, a]), np.abs(hi[:, None] - lut[None, :, a])) ** 2
             for a in range(3)]
-    dmin = mins[0][:, None, None, :] + mins[1][None, :, None, :] + mins[2][None, None, :, :]
-    dmax = maxs[0][:, None, None, :] + maxs[1][None, :, None, :] + maxs[2][None, None, :, :]
-    keep = (dmin <= dmax.min(axis=-1, keepdims=True)).reshape(4096, 256)
-    counts = keep.sum(axis=1)
-    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    entries = np.nonzero(keep)[1].astype(np.int64)
+    keep = []
+    for r in range(n_cells):  # one red slice at a time keeps memory small
+        dmin = mins[0][r][None, None, :] + mins[1][:, None, :] + mins[2][None, :, :]
+        dmax = maxs[0][r][None, None, :] + maxs[1][:, None, :] + maxs[2][None, :, :]
+        keep.append((dmin <= dmax.min(axis=-1, keepdims=True)).reshape(n_cells * n_cells, -1))
+    keep_all = np.concatenate(keep)
+    start = np.concatenate([[0], np.cumsum(keep_all.sum(axis=1))]).astype(np.int64)
+    entries = np.nonzero(keep_all)[1].astype(np.int64)
     return start, entries
 
 
@@ -298,7 +305,7 @@ class Colormap(DepthCodec):
 
         start, entries = colormap_cells(self.cmap)
         lut = colormap_table(self.cmap)
-        kernels.colormap_decode(rgb, lut.astype(np.int64), run_centres(lut), start, entries, out)
+        kernels.colormap_decode(rgb, lut.astype(np.int64), run_centres(lut), start, entries, CELL_SHIFT, out)
 
     def step_m(self, depth_m: np.ndarray | float) -> np.ndarray:
         f = walk_value(depth_m)

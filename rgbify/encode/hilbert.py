@@ -117,25 +117,28 @@ def state_tables(bits: int = ORDER) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     states: dict[tuple[int, ...], int] = {}
     reps: list[tuple[int, int]] = []  # (level, index prefix) of one cell in each state
 
-    def order_of(level: int, prefix: int) -> tuple[int, ...]:
-        first = (np.arange(8, dtype=np.uint64) + np.uint64(prefix * 8)) << np.uint64(3 * (bits - 1 - level))
-        return tuple(int(o) for o in _octant(point_from_index(first, 3, bits), level, bits))
+    def orders(level: int, prefixes: np.ndarray) -> np.ndarray:
+        """Child orders (len(prefixes), 8) of the cells at ``level`` with these index prefixes."""
+        first = (prefixes[:, None].astype(np.uint64) * np.uint64(8) + np.arange(8, dtype=np.uint64)) << np.uint64(
+            3 * (bits - 1 - level))
+        return _octant(point_from_index(first, 3, bits), level, bits).astype(np.int64)
 
-    def state_of(level: int, prefix: int) -> int:
-        key = order_of(level, prefix)
+    def state_of(key: tuple[int, ...], level: int, prefix: int) -> int:
         if key not in states:
             states[key] = len(states)
             reps.append((level, prefix))
         return states[key]
 
-    state_of(0, 0)
+    state_of(tuple(orders(0, np.array([0]))[0]), 0, 0)
     transitions: dict[int, list[int]] = {}
     s = 0
     while s < len(reps):
         level, prefix = reps[s]
         if level + 1 >= bits:
             raise RuntimeError("Hilbert state discovery reached the leaves; the curve is not self-similar")
-        transitions[s] = [state_of(level + 1, prefix * 8 + r) for r in range(8)]
+        children = prefix * 8 + np.arange(8)
+        transitions[s] = [state_of(tuple(o), level + 1, int(c)) for o, c in zip(orders(level + 1, children),
+                                                                               children, strict=True)]
         s += 1
     n = len(states)
     octant = np.zeros((n, 8), dtype=np.uint8)

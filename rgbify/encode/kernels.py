@@ -220,20 +220,21 @@ def colormap_encode(depth, valid, use_valid, lut, out):
 
 
 @njit(**_OPTS)
-def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, out):
+def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, cell_shift, out):
     """uint8 (H,W,3) -> out float32 (H,W) metres via the nearest entry of lut (int64 (256,3)), refined on the
     adjacent table segments. An entry repeated in a run of equal entries decodes to the run's centre
     (``run_centre[k]``, = k for entries that are not repeated). ``cell_start``/``cell_entries`` list, per
-    16x16x16 colour cell, the entries that can be nearest to a colour in it (ascending), so the search scans a
-    few entries instead of 256."""
+    colour cell (``cell_shift`` low bits per channel dropped), the entries that can be nearest to a colour in
+    it (ascending), so the search scans a few entries instead of 256."""
     h, w = out.shape
     n = lut.shape[0]
+    cbits = 8 - cell_shift
     for i in range(h):
         for j in range(w):
             r = np.int64(rgb[i, j, 0])
             g = np.int64(rgb[i, j, 1])
             b = np.int64(rgb[i, j, 2])
-            cell = ((r >> 4) << 8) | ((g >> 4) << 4) | (b >> 4)
+            cell = ((r >> cell_shift) << (2 * cbits)) | ((g >> cell_shift) << cbits) | (b >> cell_shift)
             best = 1 << 40
             k = 0
             for m in range(cell_start[cell], cell_start[cell + 1]):
