@@ -127,14 +127,15 @@ def test_nearest_label():
         assert np.array_equal(out, ref.nearest_label(rgb, colors, labels, max_d2))
 
 
-def test_median3():
+@pytest.mark.parametrize("radius", [1, 2])
+def test_median_filter(radius):
     a = RNG.normal(size=(17, 23)).astype(np.float32)
     a[3, 4] = np.inf
     a[5:7, 5:7] = -np.inf
     out = np.empty(a.shape, np.float64)
-    kernels.median3(a, out)
-    assert np.array_equal(out, ref.median3(a))
+    kernels.median_filter(a, radius, out)
+    assert np.array_equal(out, ref.median_filter(a, radius))
     one = np.array([[2.0]], np.float32)
     out1 = np.empty((1, 1))
-    kernels.median3(one, out1)
+    kernels.median_filter(one, radius, out1)
     assert out1[0, 0] == 2.0

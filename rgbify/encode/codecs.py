@@ -23,7 +23,7 @@ from rgbify.encode.errors import CodecInputError
 
 COLORMAPS = ("viridis", "plasma", "inferno", "gray")
 """Colormap tables shipped in rgbify/data/colormaps.npz (matplotlib 3.11.2's 256-entry tables)."""
-ROBUST_OPTIONS = (None, "median3")
+ROBUST_OPTIONS = (None, "median3", "median5")
 _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 
 
@@ -73,8 +73,9 @@ _DEPTH_FIX = ("NaN or negative", "pass valid= (False there) to encode them as 'n
 # ----------------------------------------------------------------------------------------------- depth codecs
 @dataclass(frozen=True, kw_only=True)
 class DepthCodec:
-    """Base of the depth codecs. ``robust="median3"`` replaces each decoded depth by the median of its 3x3
-    neighbourhood (a decoder option; encoding is unchanged)."""
+    """Base of the depth codecs. ``robust="median3"`` (or ``"median5"``) replaces each decoded depth by the
+    median of its 3x3 (5x5) neighbourhood: a decoder option against the isolated large errors that noise causes
+    under hilbert24 (encoding is unchanged)."""
 
     robust: str | None = None
     name: ClassVar[str] = ""
@@ -100,11 +101,11 @@ class DepthCodec:
         rgb = check_rgb(rgb)
         out = np.empty(rgb.shape[:2], dtype=np.float32)
         self._decode(rgb, out)
-        if self.robust == "median3":
+        if self.robust is not None:
             from rgbify.encode import kernels
 
             filtered = np.empty(out.shape, dtype=np.float64)
-            kernels.median3(out, filtered)
+            kernels.median_filter(out, {"median3": 1, "median5": 2}[self.robust], filtered)
             out = filtered.astype(np.float32)
         return out
 
@@ -416,7 +417,7 @@ def encode_depth(depth_m: np.ndarray, codec: str | dict | DepthCodec = "cubewalk
 
 def decode_depth(rgb: np.ndarray, codec: str | dict | DepthCodec = "cubewalk", **params: Any) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (H, W) metres: +inf for "nothing hit" under cubewalk and colormaps, d_max for
-    the far code under hilbert24. ``robust="median3"`` adds a 3x3 median of the decoded depth."""
+    the far code under hilbert24. ``robust="median3"``/``"median5"`` adds a 3x3/5x5 median of the decoded depth."""
     return depth_codec(codec, **params).decode(rgb)
 
 

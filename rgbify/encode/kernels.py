@@ -351,16 +351,17 @@ def nearest_label(rgb, colors, labels, max_dist2, out):
 
 
 @njit(**_OPTS)
-def median3(a, out):
-    """3x3 median of a float (H,W) array, edges replicated."""
+def median_filter(a, radius, out):
+    """Median over the (2 radius + 1)^2 neighbourhood of a float (H,W) array, edges replicated."""
     h, w = a.shape
-    buf = np.empty(9, dtype=np.float64)
+    size = (2 * radius + 1) * (2 * radius + 1)
+    buf = np.empty(size, dtype=np.float64)
     for i in range(h):
         for j in range(w):
             n = 0
-            for di in range(-1, 2):
+            for di in range(-radius, radius + 1):
                 ii = min(max(i + di, 0), h - 1)
-                for dj in range(-1, 2):
+                for dj in range(-radius, radius + 1):
                     jj = min(max(j + dj, 0), w - 1)
                     v = np.float64(a[ii, jj])
                     m = n
@@ -369,4 +370,4 @@ def median3(a, out):
                         m -= 1
                     buf[m] = v
                     n += 1
-            out[i, j] = buf[4]
+            out[i, j] = buf[size // 2]

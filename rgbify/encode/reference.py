@@ -160,8 +160,9 @@ def nearest_label(rgb: np.ndarray, colors: np.ndarray, labels: np.ndarray, max_d
     return np.where(ok, labels[k], 0).astype(np.int32)
 
 
-def median3(a: np.ndarray) -> np.ndarray:
-    p = np.pad(a.astype(np.float64), 1, mode="edge")
+def median_filter(a: np.ndarray, radius: int) -> np.ndarray:
+    k = 2 * radius + 1
+    p = np.pad(a.astype(np.float64), radius, mode="edge")
     h, w = a.shape
-    stack = np.stack([p[i : i + h, j : j + w] for i in range(3) for j in range(3)])
+    stack = np.stack([p[i : i + h, j : j + w] for i in range(k) for j in range(k)])
     return np.median(stack, axis=0)
