@@ -177,7 +177,7 @@ class Hilbert24(DepthCodec):
     gamma: float = 0.5
     name: ClassVar[str] = "depth/hilbert24"
     levels: ClassVar[int] = 1 << 24
-    block_levels: ClassVar[int] = 4
+    block_levels: ClassVar[int] = 4  # = kernels.HILBERT_BLOCK_LEVELS (not imported here: numba loads lazily)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -199,15 +199,13 @@ class Hilbert24(DepthCodec):
         from rgbify.encode import hilbert, kernels
 
         coords, _, nxt = hilbert.block_tables(self.block_levels)
-        return kernels.hilbert_encode(
-            depth_m, valid, use_valid, self.d_max, self.gamma, coords, nxt, self.block_levels, out
-        )
+        return kernels.hilbert_encode(depth_m, valid, use_valid, self.d_max, self.gamma, coords, nxt, out)
 
     def _decode(self, rgb, out):
         from rgbify.encode import hilbert, kernels
 
         _, rank, nxt = hilbert.block_tables(self.block_levels)
-        kernels.hilbert_decode(rgb, self.d_max, self.gamma, rank, nxt, self.block_levels, out)
+        kernels.hilbert_decode(rgb, self.d_max, self.gamma, rank, nxt, out)
 
     def index(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> uint32 (H, W) Hilbert indices q."""
@@ -216,7 +214,7 @@ class Hilbert24(DepthCodec):
         rgb = check_rgb(rgb)
         _, rank, nxt = hilbert.block_tables(self.block_levels)
         out = np.empty(rgb.shape[:2], dtype=np.uint32)
-        kernels.hilbert_index(rgb, rank, nxt, self.block_levels, out)
+        kernels.hilbert_index(rgb, rank, nxt, out)
         return out
 
     def step_m(self, depth_m: np.ndarray | float) -> np.ndarray:

@@ -114,19 +114,19 @@ def _power(x, e):
     return x**e
 
 
+HILBERT_BLOCK_LEVELS = 4
+"""The hilbert kernels walk the curve 4 levels (12 index bits, 4 bits per channel) per table step: 2 steps."""
+
+
 @njit(**_OPTS)
-def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, levels, out):
+def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, out):
     """depth float (H,W) metres -> out uint8 (H,W,3) along Skilling's order-8 curve. Returns (nbad, first).
 
-    ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for ``levels`` levels per step.
+    ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for 4 levels (HILBERT_BLOCK_LEVELS).
     """
     h, w = depth.shape
     nbad = 0
     first = -1
-    steps = 8 // levels
-    width = 3 * levels
-    dmask = (1 << width) - 1
-    amask = (1 << levels) - 1
     for i in range(h):
         for j in range(w):
             d = np.float64(depth[i, j])
@@ -141,57 +141,41 @@ def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, le
                 q = QMAX
             else:
                 q = int(math.floor(_power(d / d_max, gamma) * QMAX + 0.5))
-            s = 0
-            r = 0
-            g = 0
-            b = 0
-            for step in range(steps):
-                digit = (q >> (24 - width * (step + 1))) & dmask
-                c = np.int64(coords[s, digit])
-                r = (r << levels) | ((c >> (2 * levels)) & amask)
-                g = (g << levels) | ((c >> levels) & amask)
-                b = (b << levels) | (c & amask)
-                s = next_state[s, digit]
-            out[i, j, 0] = r
-            out[i, j, 1] = g
-            out[i, j, 2] = b
+            top = q >> 12
+            c1 = np.int64(coords[0, top])
+            c2 = np.int64(coords[next_state[0, top], q & 4095])
+            out[i, j, 0] = ((c1 >> 8) << 4) | (c2 >> 8)
+            out[i, j, 1] = (((c1 >> 4) & 15) << 4) | ((c2 >> 4) & 15)
+            out[i, j, 2] = ((c1 & 15) << 4) | (c2 & 15)
     return nbad, first
 
 
 @njit(**_OPTS)
-def _hilbert_q(r, g, b, rank, next_state, levels):
-    steps = 8 // levels
-    amask = (1 << levels) - 1
-    s = 0
-    q = 0
-    for step in range(steps):
-        sh = 8 - levels * (step + 1)
-        o = (((r >> sh) & amask) << (2 * levels)) | (((g >> sh) & amask) << levels) | ((b >> sh) & amask)
-        digit = np.int64(rank[s, o])
-        q = (q << (3 * levels)) | digit
-        s = next_state[s, digit]
-    return q
+def _hilbert_q(r, g, b, rank, next_state):
+    top = np.int64(rank[0, ((r >> 4) << 8) | ((g >> 4) << 4) | (b >> 4)])
+    low = np.int64(rank[next_state[0, top], ((r & 15) << 8) | ((g & 15) << 4) | (b & 15)])
+    return (top << 12) | low
 
 
 @njit(**_OPTS)
-def hilbert_index(rgb, rank, next_state, levels, out):
-    """uint8 (H,W,3) -> out uint32 (H,W): the Hilbert index of each colour (block tables as above)."""
+def hilbert_index(rgb, rank, next_state, out):
+    """uint8 (H,W,3) -> out uint32 (H,W): the Hilbert index of each colour (4-level block tables)."""
     h, w = out.shape
     for i in range(h):
         for j in range(w):
             out[i, j] = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
-                                   next_state, levels)
+                                   next_state)
 
 
 @njit(**_OPTS)
-def hilbert_decode(rgb, d_max, gamma, rank, next_state, levels, out):
+def hilbert_decode(rgb, d_max, gamma, rank, next_state, out):
     """uint8 (H,W,3) -> out float32 (H,W) metres: d = d_max (q / (2^24 - 1))^(1 / gamma)."""
     h, w = out.shape
     inv_gamma = 1.0 / gamma
     for i in range(h):
         for j in range(w):
             q = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
-                           next_state, levels)
+                           next_state)
             out[i, j] = np.float32(d_max * _power(q / QMAX, inv_gamma))
 
 
