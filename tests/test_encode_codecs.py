@@ -134,9 +134,10 @@ def test_specs_round_trip_through_json():
         c = get_codec(spec)
         assert get_codec(json.loads(json.dumps(c.spec()))) == c
     assert get_codec({"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5}) == Hilbert24()
+    assert get_codec('{"name": "depth/hilbert24", "d_max": 80}') == Hilbert24(d_max=80)
     assert encode_depth(np.ones((2, 2), np.float32), "depth/hilbert24", d_max=10.0).shape == (2, 2, 3)
     for bad in ("depth/nope", "depth/colormap:jet", {"name": "depth/hilbert24", "d_max": -1}, {"nam": 1},
-                {"name": "depth/cubewalk", "robust": "mean"}, {"name": "depth/cubewalk", "x": 1}):
+                {"name": "depth/cubewalk", "robust": "mean"}, {"name": "depth/cubewalk", "x": 1}, "{bad json"):
         with pytest.raises(ValueError):
             get_codec(bad)
 

@@ -12,6 +12,7 @@ Every codec is a small frozen object with ``encode``, ``decode`` and ``spec()`` 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -364,9 +365,15 @@ class NormalsCodec:
 # ----------------------------------------------------------------------------------------------- specs
 def get_codec(spec: str | dict[str, Any] | DepthCodec | NormalsCodec) -> DepthCodec | NormalsCodec:
     """Build a codec from its spec: a name ("depth/cubewalk", "depth/hilbert24", "depth/colormap:viridis",
-    "normals") or a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5})."""
+    "normals"), a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5}) or
+    that dict as a JSON string."""
     if isinstance(spec, DepthCodec | NormalsCodec):
         return spec
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise CodecInputError(f"codec spec is not valid JSON ({e}): {spec!r}") from None
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
