@@ -43,9 +43,20 @@ def _walk_depth(f):
     return 10.0 * (1.0 / math.sqrt(1.0 - f) - 1.0)
 
 
+_EDGE_AXIS = np.array([0, 1, 0, 2, 1, 0, 1], dtype=np.int64)
+"""The channel that changes along edge k of the walk (V_k -> V_k+1)."""
+_EDGE_UP = np.array([True, True, False, True, False, True, True])
+"""Whether that channel rises 0 -> 255 (else falls 255 -> 0) along edge k."""
+_EDGE_START = CUBE_VERTICES[:7].astype(np.uint8)
+
+
 @njit(**_OPTS)
 def cubewalk_encode(depth, valid, use_valid, out):
-    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1)."""
+    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1).
+
+    colour = round(V_k + t (V_k+1 - V_k)): along edge k only one channel changes, by +-255, and
+    0 + t 255 and 255 + t (-255) are computed exactly as t 255 and 255 - t 255, so this equals the formula.
+    """
     h, w = depth.shape
     nbad = 0
     first = -1
@@ -63,10 +74,14 @@ def cubewalk_encode(depth, valid, use_valid, out):
                 f = _walk_value(d)
             p = 7.0 * f
             k = min(int(math.floor(p)), 6)
-            t = p - k
-            for c in range(3):
-                a = CUBE_VERTICES[k, c]
-                out[i, j, c] = np.uint8(math.floor(a + t * (CUBE_VERTICES[k + 1, c] - a) + 0.5))
+            t = (p - k) * 255.0
+            out[i, j, 0] = _EDGE_START[k, 0]
+            out[i, j, 1] = _EDGE_START[k, 1]
+            out[i, j, 2] = _EDGE_START[k, 2]
+            if _EDGE_UP[k]:
+                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(t + 0.5))
+            else:
+                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(255.0 - t + 0.5))
     return nbad, first
 
 
