@@ -102,3 +102,13 @@ def test_depth_valid_option_and_extra_gt_keys_ignored():
     mask[3, 4] = False
     t, _, params = make_task_target("depth", gt, np.random.default_rng(0), depth_valid=mask)
     assert np.isposinf(decode_target(t, params)[3, 4])
+
+
+def test_empty_view_gives_black_targets_and_sensible_prompts():
+    gt = _gt()
+    gt["semantic"] = np.zeros((7, 11), np.int32)
+    gt["instance"] = np.zeros((7, 11), np.int32)
+    for task in ("semantic", "instance"):
+        t, prompt, params = make_task_target(task, gt, np.random.default_rng(0))
+        assert (t == 0).all() and any(n in prompt for n in gt["class_names"])
+        assert (decode_target(t, params) == 0).all()

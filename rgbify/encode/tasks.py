@@ -65,6 +65,8 @@ def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | No
     present = [int(c) for c in np.unique(semantic) if c > 0]
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
+    if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
+        present = [int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))]
     order = [present[i] for i in rng.permutation(len(present))]
     colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
     prompt, params = semantic_prompt([(c, _class_name(gt, c)) for c in order], colors, rng, prompt_format)
