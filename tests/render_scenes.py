@@ -34,12 +34,13 @@ def oracle_scene(width: int = 64, height: int = 48, samples: int = 4) -> SceneSp
         Object("box", Primitive("box", size=(1.0, 0.8, 0.6)), "box", 2, world_from_object=translate(0, 0.5, 0.3, 25),
                material=Material(base_color=(0.8, 0.2, 0.1))),
         Object("ball", Primitive("sphere", size=(0.8, 0.8, 0.8), segments=16), "ball", 3, shading="smooth",
-               world_from_object=translate(-0.8, -0.5, 0.4), material=Material(base_color=(0.1, 0.3, 0.9))),
+               world_from_object=translate(-0.8, -0.5, 0.4),
+               material=Material(base_color=(0.9, 0.95, 1.0), transmission=1.0, roughness=0.0)),  # glass
         Object("ring", Primitive("torus", size=(0.9, 0.9, 0.25), segments=20), "ring", 4, shading="smooth",
                world_from_object=translate(0.9, -0.9, 0.125), material=Material(base_color=(0.2, 0.8, 0.2))),
         Object("wedge", wedge, "box", 5, world_from_object=translate(-1.2, 1.2, 0.0, -30)),
         Object("post", Primitive("cylinder", size=(0.3, 0.3, 1.2), segments=12), "post", 6, shading="smooth",
-               world_from_object=translate(0.3, -1.6, 0.6)),
+               world_from_object=translate(0.3, -1.6, 0.6), material=Material(alpha=0.4)),  # see-through
     )
     return SceneSpec(camera=cam, objects=objects,
                      lights=(Light("sun", world_from_light=look_at((2, -1, 5), (0, 0, 0)), power=3.0),

@@ -71,10 +71,19 @@ def spec_from_recipe(recipe: str, seed: int, index: int):
     return sample_scene(config, seed, index)
 
 
+def resize_camera(camera, width: int, height: int):
+    """The camera at another resolution: same horizontal FOV, principal point at the same relative position, and
+    square pixels kept square (the vertical FOV follows the new aspect ratio)."""
+    resized = camera.resized(width, height)
+    if camera.fx == camera.fy:
+        resized = dataclasses.replace(resized, fy=resized.fx)
+    return resized
+
+
 def apply_overrides(spec, resolution: str | None, samples: int | None):
     if resolution:
         w, h = parse_resolution(resolution)
-        spec = dataclasses.replace(spec, camera=spec.camera.resized(w, h))
+        spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, w, h))
     if samples is not None:
         if samples < 1:
             raise UserError(f"--samples {samples} must be >= 1")
