@@ -104,9 +104,9 @@ class IndoorLayout:
     """Probability of an L-shaped room (a rectangle with one corner cut out)."""
     doors: IntRange = (1, 2)
     windows: IntRange = (0, 3)
-    furniture: IntRange = (4, 9)
+    furniture: IntRange = (6, 12)
     """Furniture pieces tried per room (some may not fit)."""
-    clutter: IntRange = (4, 14)
+    clutter: IntRange = (8, 22)
     """Small objects tried on supporting surfaces."""
     floor_clutter: IntRange = (0, 3)
     pictures: IntRange = (0, 3)

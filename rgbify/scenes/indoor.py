@@ -420,28 +420,39 @@ def _shoelace(poly: np.ndarray) -> float:
 
 
 def camera_sampler(ctx: Context, b: Builder, room: Room):  # noqa: ANN201
-    targets = [p for p in b.placed if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug")]
+    """Cameras in free space: most stand near a wall and look across the room (overview), the rest look at a
+    piece of furniture or clutter from at least a metre away."""
+    targets = [p for p in b.placed if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
+                                                                  "window")]
+    centroid = room.poly.mean(0)
 
-    def sample(rng: np.random.Generator):  # noqa: ANN202
+    def free_eye(rng: np.random.Generator, margin: float) -> np.ndarray:
         cc = ctx.config.camera
-        for _ in range(30):
-            xy = room.sample_xy(rng, 0.35)
+        for _ in range(40):
+            xy = room.sample_xy(rng, margin)
             h = float(min(rng.uniform(*cc.height_m), room.height - 0.3))
             probe = np.array([[xy[0], xy[1], 0.2, 0.2, 1.0, 0.0, h - 0.2, h + 0.2]])
             if not b.colliding_ids(probe):
-                break
-        else:
-            raise Reject("camera_inside_geometry", "no free spot for the camera")
-        eye = np.array([xy[0], xy[1], h])
-        if targets and rng.random() < 0.85:
-            tp = targets[int(rng.integers(len(targets)))]
-            target = tp.world_from_model[:3, 3] + np.array([0, 0, tp.model.height / 2])
-            target[:2] += rng.normal(0, 0.3, 2)
-        else:
-            a = rng.uniform(0, 2 * math.pi)
-            target = eye + np.array([math.cos(a), math.sin(a), rng.uniform(-0.5, 0.1)])
-        if np.linalg.norm(target[:2] - eye[:2]) < 0.5:
-            target[:2] = eye[:2] + (target[:2] - eye[:2] + 1e-3) / (np.linalg.norm(target[:2] - eye[:2]) + 1e-3) * 0.8
+                return np.array([xy[0], xy[1], h])
+        raise Reject("camera_inside_geometry", "no free spot for the camera")
+
+    def sample(rng: np.random.Generator):  # noqa: ANN202
+        eye = free_eye(rng, 0.35)
+        target = None
+        if targets and rng.random() < 0.45:
+            for _ in range(10):
+                tp = targets[int(rng.integers(len(targets)))]
+                t = tp.world_from_model[:3, 3] + np.array([0, 0, tp.model.height / 2])
+                if np.linalg.norm(t[:2] - eye[:2]) > 1.0:
+                    target = t + np.append(rng.normal(0, 0.3, 2), 0.0)
+                    break
+        if target is None:  # look across the room, past its middle
+            away = centroid - eye[:2]
+            if np.linalg.norm(away) < 0.5:
+                a = rng.uniform(0, 2 * math.pi)
+                away = np.array([math.cos(a), math.sin(a)])
+            yaw = math.atan2(away[1], away[0]) + math.radians(rng.normal(0, 35))
+            target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(math.radians(rng.uniform(-25, 0)))])
         return make_camera(ctx, eye, target)
 
     return sample
