@@ -67,29 +67,38 @@ class Model:
         return float(max(c[2] + h[2] for c, h in self.boxes))
 
 
+# a unit cube centred at the origin: vertices and outward-facing triangles
+_BOX_V = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float64)
+_BOX_F = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],
+                   [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.int64)
+
+
 class Parts:
     """Collects solid parts in a model frame and turns them into one Model (one instance)."""
 
     def __init__(self) -> None:
-        self.meshes: list[trimesh.Trimesh] = []
+        self.meshes: list[tuple[np.ndarray, np.ndarray]] = []
         self.boxes: list[tuple[np.ndarray, np.ndarray]] = []
         self.single: tuple[Primitive, np.ndarray] | None = None
 
-    def _add(self, mesh: trimesh.Trimesh, box: bool = True) -> Parts:
-        self.meshes.append(mesh)
+    def _add(self, vertices: np.ndarray, faces: np.ndarray, box: bool = True) -> Parts:
+        self.meshes.append((vertices, faces))
         if box:
-            lo, hi = mesh.bounds
+            lo, hi = vertices.min(0), vertices.max(0)
             self.boxes.append(((lo + hi) / 2.0, (hi - lo) / 2.0))
         return self
 
+    def _add_mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
+        return self._add(np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces, dtype=np.int64), box)
+
     def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
-        m = trimesh.creation.box(extents=size)
-        m.apply_transform(translate(*centre) @ rot_z(yaw_deg))
-        if len(self.meshes) == 0 and yaw_deg == 0.0:
-            self.single = (Primitive("box", tuple(float(s) for s in size)), translate(*centre))
-        else:
-            self.single = None
-        return self._add(m)
+        v = _BOX_V * np.asarray(size, dtype=np.float64)
+        if yaw_deg:
+            v = v @ rot_z(yaw_deg)[:3, :3].T
+        single = len(self.meshes) == 0 and yaw_deg == 0.0
+        self._add(v + np.asarray(centre, dtype=np.float64), _BOX_F)
+        self.single = (Primitive("box", tuple(float(s) for s in size)), translate(*centre)) if single else None
+        return self
 
     def cylinder(self, centre: tuple[float, float, float], radius: float, height: float, axis: str = "z",
                  sections: int = 16) -> Parts:
@@ -100,7 +109,7 @@ class Parts:
             m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
         m.apply_translation(centre)
         single = len(self.meshes) == 0 and axis == "z"
-        self._add(m)
+        self._add_mesh(m)
         self.single = (Primitive("cylinder", (2 * radius, 2 * radius, height), segments=sections),
                        translate(*centre)) if single else None
         return self
@@ -110,7 +119,7 @@ class Parts:
         m.apply_scale(size)
         m.apply_translation(centre)
         single = len(self.meshes) == 0
-        self._add(m)
+        self._add_mesh(m)
         self.single = (Primitive("sphere", tuple(float(s) for s in size), segments=24), translate(*centre)) \
             if single else None
         return self
@@ -122,24 +131,30 @@ class Parts:
             m.invert()
         m.apply_translation((0.0, 0.0, z0))
         self.single = None
-        return self._add(m)
+        return self._add_mesh(m)
 
     def hull(self, points: np.ndarray) -> Parts:
         m = trimesh.convex.convex_hull(np.asarray(points, dtype=np.float64))
         self.single = None
-        return self._add(m)
+        return self._add_mesh(m)
 
-    def mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
+    def mesh(self, m: trimesh.Trimesh | tuple[np.ndarray, np.ndarray], box: bool = True) -> Parts:
         self.single = None
-        return self._add(m, box)
+        if isinstance(m, tuple):
+            return self._add(m[0], m[1], box)
+        return self._add_mesh(m, box)
 
     def model(self, class_name: str, kind: str, surfaces: list[Surface] | None = None, shading: str = "flat",
               material_hint: str = "") -> Model:
         if self.single is not None and len(self.meshes) == 1:
             geometry, model_from_geometry = self.single
         else:
-            merged = trimesh.util.concatenate(self.meshes)
-            geometry, model_from_geometry = inline_mesh(merged), np.eye(4)
+            vs, fs, offset = [], [], 0
+            for v, f in self.meshes:
+                vs.append(v)
+                fs.append(f + offset)
+                offset += len(v)
+            geometry, model_from_geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs)), np.eye(4)
         return Model(class_name, kind, geometry, model_from_geometry, list(self.boxes), surfaces or [], shading,
                      material_hint or class_name)
 

@@ -68,10 +68,10 @@ def load_mesh_file(path: str, scale: float = 1.0) -> trimesh.Trimesh:
     return m
 
 
-def inline_mesh(mesh: trimesh.Trimesh) -> InlineMesh:
-    v = np.round(np.asarray(mesh.vertices, dtype=np.float64), ROUND)
-    return InlineMesh(vertices=tuple((float(a), float(b), float(c)) for a, b, c in v),
-                      faces=tuple(tuple(int(i) for i in f) for f in np.asarray(mesh.faces)))
+def inline_mesh(vertices: np.ndarray, faces: np.ndarray) -> InlineMesh:
+    v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
+    return InlineMesh(vertices=tuple(tuple(r) for r in v.tolist()),  # type: ignore[arg-type]
+                      faces=tuple(tuple(r) for r in np.asarray(faces, dtype=np.int64).tolist()))
 
 
 def object_mesh(obj: Object, mesh_cache: dict[str, trimesh.Trimesh] | None = None) -> trimesh.Trimesh:
@@ -82,13 +82,14 @@ def object_mesh(obj: Object, mesh_cache: dict[str, trimesh.Trimesh] | None = Non
     elif isinstance(g, InlineMesh):
         m = trimesh.Trimesh(np.asarray(g.vertices, dtype=np.float64), _triangulate(g.faces), process=False)
     elif isinstance(g, MeshFile):
-        key = f"{g.path}|{g.scale}"
-        if mesh_cache is not None and key in mesh_cache:
-            m = mesh_cache[key].copy()
-        else:
-            m = load_mesh_file(g.path, g.scale)
+        if mesh_cache is None or g.path not in mesh_cache:
+            raw = load_mesh_file(g.path)
             if mesh_cache is not None:
-                mesh_cache[key] = m.copy()
+                mesh_cache[g.path] = raw
+        else:
+            raw = mesh_cache[g.path]
+        m = raw.copy()
+        m.apply_scale(float(g.scale))
     else:
         raise ValueError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
     m.apply_transform(np.asarray(obj.world_from_object, dtype=np.float64))

@@ -152,7 +152,7 @@ def lamp(rng: U, floor: bool = True) -> Model:
     p.cylinder((0, 0, (h - shade_h) / 2 + 0.0125), 0.012, h - shade_h - 0.025 + 0.02, sections=8)
     wall = 0.006
     prof = [(r_bot, 0.0), (r_top, shade_h), (r_top - wall, shade_h), (r_bot - wall, 0.0)]
-    shade = Parts().revolve(prof + [prof[0]], sections=24, z0=h - shade_h).meshes[0]
+    shade = Parts().revolve(prof + [prof[0]], sections=24, z0=h - shade_h).meshes[0]  # (vertices, faces)
     p.mesh(shade)
     m = p.model("lamp", "floor_lamp" if floor else "table_lamp", material_hint="metal")
     m.lights.append((np.array([0.0, 0.0, h - shade_h * 0.55]), "point"))

@@ -47,7 +47,7 @@ def sampler_for(kind: str) -> Callable[[Context], Draft]:
 
 
 def check_view(draft: Draft, rays: checks.SceneRays, camera: Camera, config: RecipeConfig
-               ) -> tuple[checks.Coverage, checks.Exposure]:
+               ) -> tuple[checks.Coverage, checks.Exposure, checks.Probe]:
     """Coverage and exposure of one view; raises Reject with the reason when it is not usable."""
     v = config.validity
     pw, ph = v.probe_resolution
@@ -70,7 +70,7 @@ def check_view(draft: Draft, rays: checks.SceneRays, camera: Camera, config: Rec
         raise Reject("overexposed", f"{exp.clipped_fraction:.2f} of pixels blown out")
     if exp.dark_fraction > lc.max_dark_fraction:
         raise Reject("underexposed", f"{exp.dark_fraction:.2f} of pixels near black")
-    return cov, exp
+    return cov, exp, p
 
 
 def _relit(lights: list[Light], world: Any, factor: float) -> tuple[tuple[Light, ...], Any]:
@@ -85,6 +85,12 @@ def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any 
     texture and HDRI folders they name). Resamples rejected drafts; raises SceneSamplingError after
     ``config.validity.max_attempts`` failures. ``assets`` is an AssetLibrary (rgbify.scenes.assets.load_assets)
     or a folder path."""
+    return sample_scene_and_probe(config, seed, index, assets)[0]
+
+
+def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, assets: Any = None
+                           ) -> tuple[SceneSpec, checks.Probe]:
+    """sample_scene, also returning the ray-cast probe of the accepted view (used by `scenes stats`)."""
     if isinstance(config, str):
         config = load_recipe(config)
     if assets is not None and not hasattr(assets, "place_small"):
@@ -108,7 +114,7 @@ def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any 
         for _ in range(CAMERA_TRIES):
             try:
                 camera = draft.sample_camera(rng)
-                cov, exp = check_view(draft, rays, camera, config)
+                cov, exp, probe = check_view(draft, rays, camera, config)
             except Reject as r:
                 rejects.append(r.reason)
                 continue
@@ -122,7 +128,7 @@ def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any 
                                                    seed=int(rng.integers(0, 2**31 - 1)),
                                                    max_bounces=config.max_bounces),
                              classes=class_table(extra), meta=tuple(meta.items()))
-            return spec.validate()
+            return spec.validate(), probe
     counts = {r: rejects.count(r) for r in sorted(set(rejects))}
     raise SceneSamplingError(f"recipe {config.name!r}, seed {seed}, index {index}: no valid scene in "
                              f"{config.validity.max_attempts} attempts (rejects: {counts}); loosen the recipe's "
