@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from rgbify.scenes.builder import Builder, Model, Surface, WorldSurface
+from rgbify.scenes.builder import Builder, Model, WorldSurface
 from rgbify.scenes.common import Context, place_on_floor, place_on_surface
 from rgbify.scenes.geometry import load_mesh_file, rot_x, translate
 from rgbify.scenes.spec import MeshFile
@@ -81,9 +81,9 @@ class Asset:
             self.up_from_file)
         half = ext * scale / 2.0
         box = (np.array([0.0, 0.0, half[2]]), half)
-        top = Surface(float(ext[2] * scale), 0.0, 0.0, float(half[0]) * 0.5, float(half[1]) * 0.5, "asset", 0.3)
+        # no support surfaces: the top of a user mesh's bounding box need not be a flat surface
         return Model(self.class_name, f"asset_{Path(self.path).stem}", MeshFile(self.path, round(scale, 6)),
-                     model_from_geometry, [box], [top] if self.placement == "floor" else [], "smooth", "object")
+                     model_from_geometry, [box], [], "smooth", "object")
 
 
 @dataclass

@@ -98,7 +98,8 @@ def cabinet(rng: U) -> Model:
     h = _u(rng, 1.7, 2.1) if tall else _u(rng, 0.5, 1.1)
     p = Parts()
     plinth = _u(rng, 0.0, 0.1)
-    if plinth > 0.02:
+    plinth = 0.0 if plinth < 0.02 else plinth
+    if plinth > 0:
         p.box((0, 0, plinth / 2), (w - 0.04, d - 0.04, plinth))
     p.box((0, 0, plinth + (h - plinth) / 2), (w, d, h - plinth))
     doors = max(1, int(round(w / 0.5)))

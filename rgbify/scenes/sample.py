@@ -21,7 +21,7 @@ from rgbify.scenes.classes import class_table
 from rgbify.scenes.common import Context, Draft, Reject
 from rgbify.scenes.config import RecipeConfig, load_recipe
 from rgbify.scenes.materials import list_images
-from rgbify.scenes.spec import Camera, Light, RenderSettings, SceneSpec
+from rgbify.scenes.spec import Camera, Light, RenderSettings, SceneSpec, spec_from_json, spec_to_json
 
 CAMERA_TRIES = 4
 
@@ -128,7 +128,8 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
                                                    seed=int(rng.integers(0, 2**31 - 1)),
                                                    max_bounces=config.max_bounces),
                              classes=class_table(extra), meta=tuple(meta.items()))
-            return spec.validate(), probe
+            # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)
+            return spec_from_json(spec_to_json(spec.validate())), probe
     counts = {r: rejects.count(r) for r in sorted(set(rejects))}
     raise SceneSamplingError(f"recipe {config.name!r}, seed {seed}, index {index}: no valid scene in "
                              f"{config.validity.max_attempts} attempts (rejects: {counts}); loosen the recipe's "
