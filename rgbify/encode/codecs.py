@@ -321,7 +321,8 @@ DEPTH_CODECS = ("depth/cubewalk", "depth/hilbert24") + tuple(f"depth/colormap:{n
 class NormalsCodec:
     """normals: target frame (+x right, +y up, +z toward the viewer) = (n_x, -n_y, -n_z) of the OpenCV normal;
     R = round((x + 1)/2 255), likewise G, B; ``flip_x`` (paper's colours): R = round((1 - x)/2 255).
-    No surface is black; decode reads B < 64 as no surface."""
+    No surface is black; decode reads colours within 46 of black as no surface (NORMALS_NONE_RADIUS; every
+    unit normal's colour is at least 93 from black, whichever way it faces)."""
 
     flip_x: bool = False
     name: ClassVar[str] = "normals"
@@ -350,7 +351,8 @@ class NormalsCodec:
         return out
 
     def decode(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) -> float32 (H, W, 3) OpenCV-frame unit normals, zeros where B < 64."""
+        """uint8 (H, W, 3) -> float32 (H, W, 3) OpenCV-frame unit normals, zeros where the colour is within 46
+        of black (no surface)."""
         from rgbify.encode import kernels
 
         rgb = check_rgb(rgb)

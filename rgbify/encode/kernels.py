@@ -23,6 +23,11 @@ CUBE_VERTICES = np.array(
 )
 """V0..V7 of depth/cubewalk: black, red, yellow, green, cyan, blue, magenta, white."""
 
+NORMALS_NONE_RADIUS = 46
+"""Normals targets: a colour nearer than this to black decodes as no surface. Every unit normal's colour
+127.5 (v + 1) lies on the sphere of radius 127.5 about mid-grey, whose nearest point to black is 93.3 away
+(v = -(1, 1, 1)/sqrt 3), so the radius splits that gap in half."""
+
 _OPTS = {"cache": True, "nogil": True}
 
 
@@ -305,18 +310,22 @@ def normals_encode(normals, flip_x, out):
 
 @njit(**_OPTS)
 def normals_decode(rgb, flip_x, out):
-    """uint8 (H,W,3) -> out float32 (H,W,3) OpenCV unit normals; B < 64 decodes to (0, 0, 0)."""
+    """uint8 (H,W,3) -> out float32 (H,W,3) OpenCV unit normals; colours within NORMALS_NONE_RADIUS of black
+    decode to (0, 0, 0) (no surface)."""
     h, w = out.shape[0], out.shape[1]
     for i in range(h):
         for j in range(w):
-            if rgb[i, j, 2] < 64:
+            r = np.int64(rgb[i, j, 0])
+            g = np.int64(rgb[i, j, 1])
+            b = np.int64(rgb[i, j, 2])
+            if r * r + g * g + b * b < NORMALS_NONE_RADIUS * NORMALS_NONE_RADIUS:
                 out[i, j, 0] = 0.0
                 out[i, j, 1] = 0.0
                 out[i, j, 2] = 0.0
                 continue
-            x = 2.0 * rgb[i, j, 0] / 255.0 - 1.0
-            y = 2.0 * rgb[i, j, 1] / 255.0 - 1.0
-            z = 2.0 * rgb[i, j, 2] / 255.0 - 1.0
+            x = 2.0 * r / 255.0 - 1.0
+            y = 2.0 * g / 255.0 - 1.0
+            z = 2.0 * b / 255.0 - 1.0
             if flip_x:
                 x = -x
             s = 1.0 / math.sqrt(x * x + y * y + z * z)
