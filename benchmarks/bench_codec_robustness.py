@@ -158,13 +158,55 @@ def write_strip(path: Path, width: int = 1024, band: int = 36) -> None:
     img.save(path)
 
 
+def write_sheet(render_dir: Path, path: Path, seed: int = 0) -> None:
+    """One rendered sample's input and every target kind, labelled, in one PNG."""
+    import json
+
+    from rgbify.encode import encode_depth, encode_normals, make_task_target
+
+    scene = json.loads((render_dir / "scene.json").read_text())
+    gt = {k: np.load(render_dir / f"{k}.npy") for k in ("depth", "normals", "semantic", "instance")}
+    gt["class_names"] = list(scene["spec"]["classes"])
+    gt["instances"] = scene["instances"]
+    rgb = np.asarray(Image.open(render_dir / "rgb.png").convert("RGB"))
+    rng = np.random.default_rng(seed)
+    tiles = [("input rgb", rgb), ("depth/cubewalk", encode_depth(gt["depth"])),
+             ("depth/hilbert24", encode_depth(gt["depth"], "hilbert24")),
+             ("depth/colormap:viridis", encode_depth(gt["depth"], "colormap:viridis")),
+             ("normals", encode_normals(gt["normals"])), ("normals flip_x", encode_normals(gt["normals"], True)),
+             ("semantic", make_task_target("semantic", gt, rng)[0])]
+    per_class: dict[str, int] = {}
+    for row in scene["instances"]:
+        if row["pixel_count"] > 0:
+            per_class[row["class_name"]] = per_class.get(row["class_name"], 0) + 1
+    busiest = max(per_class, key=per_class.get)  # the class with the most visible instances
+    for variant in ("shades", "distinct"):
+        t, _, params = make_task_target("instance", gt, rng, instance_variant=variant, instance_class=busiest)
+        tiles.append((f"instance {variant}: {params['class_name']}", t))
+    h, w = rgb.shape[:2]
+    cols = 3
+    sheet = Image.new("RGB", (cols * (w + 6), ((len(tiles) + cols - 1) // cols) * (h + 20)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (label, tile) in enumerate(tiles):
+        x, y = (k % cols) * (w + 6), (k // cols) * (h + 20)
+        sheet.paste(Image.fromarray(tile), (x, y + 16))
+        draw.text((x + 2, y + 2), label, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=256, help="synthetic maps are size x size*4/3")
     ap.add_argument("--seeds", type=int, default=3, help="synthetic variants per scene")
     ap.add_argument("--depth-dir", type=Path, default=None, help="also use every depth.npy below this folder")
     ap.add_argument("--strip", type=Path, default=None, help="write the codec colour strip PNG here")
+    ap.add_argument("--sheet", type=Path, nargs=2, metavar=("RENDER_DIR", "PNG"), default=None,
+                    help="write every target kind of one rendered sample as a labelled sheet")
     args = ap.parse_args()
+    if args.sheet:
+        write_sheet(*args.sheet)
+        print(f"wrote {args.sheet[1]}")
     if args.strip:
         write_strip(args.strip)
         print(f"wrote {args.strip}")
