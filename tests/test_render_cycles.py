@@ -265,3 +265,17 @@ def test_every_material_light_and_world_feature_renders(tmp_path):
         spec.objects[-1], material=Material(image_texture=str(tmp_path / "notex.png"))),))
     with pytest.raises(SceneError, match="notex.png"):
         render(bad_tex)
+
+
+@pytest.mark.slow
+def test_cli_renders_a_recipe_sample(tmp_path):
+    import rgbify.scenes
+
+    if not hasattr(rgbify.scenes, "sample_scene"):
+        pytest.skip("recipes are not available in this checkout")
+    p = _cli("render", "--recipe", "indoor", "--seed", "0", "--index", "1", "--out", str(tmp_path),
+             "--resolution", "11x7", "--samples", "1")
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((tmp_path / "scene.json").read_text())
+    assert dict(meta["spec"]["meta"]).get("recipe") in ("indoor", None)
+    assert np.load(tmp_path / "instance.npy").shape == (7, 11)
