@@ -66,15 +66,17 @@ def bench_single(spec, repeats: int) -> None:
     print(phase_table(best))
 
 
-def bench_worker(spec) -> None:
-    with RenderWorker(timeout_s=600) as w:
+def bench_worker(spec, size: int) -> None:
+    spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, size, size))
+    with RenderWorker(timeout_s=1200) as w:
         t0 = time.perf_counter()
         first = w.render(spec)
         t1 = time.perf_counter()
         second = w.render(spec)
         t2 = time.perf_counter()
-    print(f"\n## worker: first scene {t1 - t0:.2f} s (start-up {first.timings['worker_startup']:.2f} s), "
-          f"second scene {t2 - t1:.2f} s (start-up {second.timings['worker_startup']:.2f} s)")
+    first_up, second_up = first.timings["worker_startup"], second.timings["worker_startup"]
+    print(f"\n## worker ({size}x{size}): first scene {t1 - t0:.2f} s (start-up {first_up:.2f} s), "
+          f"second scene {t2 - t1:.2f} s (start-up {second_up:.2f} s)")
 
 
 def bench_rss(spec, n: int) -> None:
@@ -103,13 +105,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=512, help="square resolution (default 512)")
     p.add_argument("--samples", type=int, default=64, help="RGB samples per pixel (default 64)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--worker-size", type=int, default=128, help="resolution of the warm-worker check")
     p.add_argument("--rss-scenes", type=int, default=0, help="also render this many tiny scenes in one worker")
     args = p.parse_args()
     spec = load_spec(args)
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at start\n")
     bench_single(spec, args.repeats)
-    bench_worker(spec)
+    bench_worker(spec, args.worker_size)
     if args.rss_scenes:
         bench_rss(spec, args.rss_scenes)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")

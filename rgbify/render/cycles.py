@@ -33,7 +33,9 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
         raise SceneError(str(e)) from None
     meshes = load_meshes(spec)
     t_meshes = time.perf_counter() - t0
-    from rgbify.render import blender  # imports bpy
+    from rgbify.render import blender  # imports bpy (once per process: timings["startup"])
+
+    t_startup = time.perf_counter() - t0 - t_meshes
 
     try:
         with tempfile.TemporaryDirectory(prefix="rgbify-render-") as tmp:
@@ -41,6 +43,7 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
     except blender.BlenderSceneError as e:
         raise SceneError(str(e)) from None
     timings["scene_build"] += t_meshes
+    timings["startup"] = t_startup
     t1 = time.perf_counter()
     arrays = passes_to_arrays(passes, spec.camera, blender.fine_camera(spec.camera))
     semantic = semantic_from_instance(spec, arrays["instance"])
