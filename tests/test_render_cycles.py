@@ -186,6 +186,13 @@ def test_bad_mesh_file_names_the_file(tmp_path):
         render(missing)
 
 
+def test_instance_ids_beyond_blender_limit_are_refused():
+    spec = tiny_scene()
+    big = dataclasses.replace(spec, objects=(dataclasses.replace(spec.objects[0], instance_id=40000),))
+    with pytest.raises(SceneError, match="32767"):
+        render(big)
+
+
 def test_non_square_pixels_are_refused():
     spec = tiny_scene()
     cam = dataclasses.replace(spec.camera, fy=spec.camera.fx * 1.1)
