@@ -341,6 +341,7 @@ SURFACE_MENUS = {
 
 def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | None = None) -> None:
     rng = ctx.rng
+    lit_supports: set[int] = set()  # at most one table lamp per piece of furniture
     for _ in range(n):
         surfaces = b.surfaces(kinds)
         if not surfaces:
@@ -357,10 +358,13 @@ def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | N
             place_on_surface(ctx, b, models.pillow(rng, 2 * ws.surface.hx), ws,
                              yaw=float(rng.normal(0, 10)))
         else:
+            if what == "lamp" and ws.instance_id in lit_supports:
+                what = "bowl"
             m = models.SMALL_FACTORIES[what](rng)
             iid = place_on_surface(ctx, b, m, ws)
             if iid is not None and what == "lamp":
                 _lamp_light(ctx, b, iid)
+                lit_supports.add(ws.instance_id)
 
 
 def _book_row(ctx: Context, b: Builder, ws) -> None:  # noqa: ANN001
