@@ -40,3 +40,23 @@ def fake_sample(index: int, h: int = 6, w: int = 8, seed: int = 0) -> dict:
     return {"index": index, "seed": seed, "rgb": rgb, "depth": depth, "normals": normals, "instance": inst,
             "semantic": sem, "edge": edge, "K": cam.K, "world_from_camera": np.array(cam.world_from_camera),
             "spec": spec_to_json(spec), "instances": json.dumps(instances), "timings": json.dumps({"rgb": 0.1})}
+
+
+def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int = 8):
+    """A published dataset folder of ``n`` fake samples (manifest + shards), as `rgbify build` lays it out."""
+    from rgbify.datasets import shards as sh
+    from rgbify.datasets.manifest import fields_table, save_manifest
+
+    d = tmp_path / "ds"
+    (d / "shards").mkdir(parents=True)
+    entries = []
+    for k in range(sh.num_shards(n, shard_size)):
+        r = sh.shard_range(k, shard_size, n)
+        rel = f"shards/{sh.shard_name(k)}"
+        digest = sh.write_shard(d / rel, (fake_sample(i, h, w) for i in r), shard=k, first_index=r.start,
+                                count=len(r), config_hash="h")
+        entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})
+    save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(CLASSES),
+                      "shards": entries, "count": n, "width": w, "height": h, "seed": 0, "config": {},
+                      "complete": True, "fields": fields_table(w, h), "shard_size": shard_size})
+    return d

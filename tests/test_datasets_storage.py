@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rgbify.datasets import shards as sh
-from rgbify.datasets.manifest import ManifestError, load_manifest, save_manifest
+from rgbify.datasets.manifest import ManifestError, load_manifest
 from rgbify.datasets.verify import check_sample, verify
-from tests.dataset_fakes import CLASSES, fake_sample
+from tests.dataset_fakes import CLASSES, fake_dataset, fake_sample
 
 FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera")
 
@@ -88,31 +88,14 @@ def test_foreign_hdf5_is_refused(tmp_path):
         sh.open_shard(q)
 
 
-def _dataset(tmp_path, n=5, shard_size=3):
-    d = tmp_path / "ds"
-    (d / "shards").mkdir(parents=True)
-    entries = []
-    for k in range(sh.num_shards(n, shard_size)):
-        r = sh.shard_range(k, shard_size, n)
-        rel = f"shards/{sh.shard_name(k)}"
-        digest = sh.write_shard(d / rel, (fake_sample(i) for i in r), shard=k, first_index=r.start,
-                                count=len(r), config_hash="h")
-        entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})
-    from rgbify.datasets.manifest import fields_table
-    save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(CLASSES),
-                      "shards": entries, "count": n, "width": 8, "height": 6, "seed": 0, "config": {},
-                      "complete": True, "fields": fields_table(8, 6)})
-    return d
-
-
-def test_verify_clean_dataset(tmp_path):
-    rep = verify(_dataset(tmp_path))
+def test_verify_cleanfake_dataset(tmp_path):
+    rep = verify(fake_dataset(tmp_path))
     assert rep.ok, rep.text()
     assert rep.samples_checked == 5 and rep.shards_checked == 2
 
 
 def test_verify_names_shard_and_sample_of_corruption(tmp_path):
-    d = _dataset(tmp_path)
+    d = fake_dataset(tmp_path)
     p = d / "shards" / "shard-00001.h5"
     with h5py.File(p, "r+") as f:  # change one depth value of sample 4 (shard 1, position 1)
         a = f["depth"][1]
@@ -128,7 +111,7 @@ def test_verify_names_shard_and_sample_of_corruption(tmp_path):
 
 
 def test_verify_truncated_shard(tmp_path):
-    d = _dataset(tmp_path)
+    d = fake_dataset(tmp_path)
     p = d / "shards" / "shard-00000.h5"
     p.write_bytes(p.read_bytes()[:2000])
     rep = verify(d)
