@@ -129,14 +129,8 @@ def _check_args(cfg: BuildConfig) -> None:
 
 def load_config(cfg: BuildConfig) -> Any:
     """The RecipeConfig for ``cfg`` (recipe with resolution/samples overrides); UserError for an unknown recipe."""
-    from rgbify.scenes import list_recipes, load_recipe
+    from rgbify.scenes import load_recipe
 
-    looks_like_path = any(c in cfg.recipe for c in "/\\") or cfg.recipe.endswith(".toml")
-    if not looks_like_path and cfg.recipe not in list_recipes():
-        raise UserError(f"unknown recipe {cfg.recipe!r}: choose one of {', '.join(list_recipes())} "
-                        "or give the path of a recipe .toml file")
-    if looks_like_path and not Path(cfg.recipe).is_file():
-        raise UserError(f"recipe file {cfg.recipe!r} does not exist")
     overrides: dict[str, Any] = {}
     if cfg.resolution is not None:
         overrides["resolution"] = tuple(cfg.resolution)
@@ -144,8 +138,8 @@ def load_config(cfg: BuildConfig) -> Any:
         overrides["samples"] = cfg.samples
     try:
         return load_recipe(cfg.recipe, **overrides)
-    except (ValueError, KeyError, OSError) as e:
-        raise UserError(f"recipe {cfg.recipe!r}: {e}") from None
+    except (ValueError, KeyError, OSError) as e:  # RecipeError is a ValueError naming the recipe and the fix
+        raise UserError(str(e) if cfg.recipe in str(e) else f"--recipe {cfg.recipe!r}: {e}") from None
 
 
 def _prepare_out(out: Path) -> None:
@@ -333,7 +327,11 @@ def _json_default(x: Any) -> Any:
 
 
 def _rejects_of(spec: Any) -> int:
+    """Rejected draws (scene drafts and camera poses) before the sampler found a valid view."""
     meta = dict(spec.meta)
+    rejects = meta.get("rejects")
+    if isinstance(rejects, list | tuple):
+        return len(rejects)
     try:
         return max(0, int(meta.get("attempts", 1)) - 1)
     except (TypeError, ValueError):
@@ -370,7 +368,10 @@ class Builder:
         cfg, out = self.cfg, self.out
         t0 = time.perf_counter()
         assets = str(cfg.assets) if cfg.assets else None
-        first_spec = sample_scene(config, cfg.seed, 0, assets=assets)
+        try:
+            first_spec = sample_scene(config, cfg.seed, 0, assets=assets)
+        except ValueError as e:  # SceneSamplingError: the recipe cannot produce a valid scene
+            raise UserError(f"--recipe {cfg.recipe!r}: {e}") from None
         manifest = _new_manifest(cfg, config, list(first_spec.classes))
         if (out / MANIFEST_NAME).exists():
             try:

@@ -6,8 +6,12 @@ import colorsys
 from collections import Counter
 from typing import Any
 
-STRUCTURAL = frozenset({"wall", "floor", "ceiling", "ground", "sky", "terrain", "road", "background", "room"})
+STRUCTURAL = frozenset({"wall", "floor", "ceiling", "door", "window", "ground", "sky", "terrain", "road", "sidewalk",
+                        "background", "room"})
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+ROOM_BY_CLASS = (("bed", "bedroom"), ("sofa", "living room"), ("couch", "living room"), ("tv", "living room"),
+                 ("desk", "study"), ("refrigerator", "kitchen"), ("oven", "kitchen"), ("bathtub", "bathroom"),
+                 ("toilet", "bathroom"), ("dining_table", "dining room"))
 SETTING_BY_RECIPE = {"indoor": "a room", "tabletop": "a table top", "outdoor": "an outdoor scene"}
 
 
@@ -52,11 +56,14 @@ def caption(spec: Any, max_classes: int = 4) -> str:
     """A one-sentence caption of a SceneSpec: setting, then the most frequent non-structural object classes,
     a single object with its colour ("a green bed"), several with their number ("two lamps")."""
     meta = dict(spec.meta)
-    setting = next((str(meta[k]) for k in ("room_type", "room", "scene_type", "setting") if meta.get(k)), None)
-    setting = f"{_article(setting)} {setting.replace('_', ' ')}" if setting else \
-        SETTING_BY_RECIPE.get(str(meta.get("recipe", "")), "a scene")
     objects = [o for o in spec.objects if o.class_name not in STRUCTURAL]
     counts = Counter(o.class_name for o in objects)
+    setting = next((meta[k] for k in ("room_type", "room", "scene_type", "setting") if isinstance(meta.get(k), str)),
+                   None)
+    if setting is None and meta.get("kind", meta.get("recipe")) == "indoor":
+        setting = next((room for cls, room in ROOM_BY_CLASS if cls in counts), None)
+    setting = f"{_article(setting)} {setting.replace('_', ' ')}" if setting else \
+        SETTING_BY_RECIPE.get(str(meta.get("kind", meta.get("recipe", ""))), "a scene")
     parts = []
     for cls, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_classes]:
         noun = cls.replace("_", " ")
