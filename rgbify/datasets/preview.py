@@ -54,15 +54,17 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
     tw = max(tile_width, 96)
     th = max(1, round(h0 * tw / w0))
     font = _font(12)
-    head, left, gap = 20, 48, 2
-    sheet = Image.new("RGB", (left + len(COLUMNS) * (tw + gap), head + len(picks) * (th + gap)), (24, 24, 24))
+    head, left, gap, cap = 20, 48, 2, 16
+    row_h = th + cap + gap
+    sheet = Image.new("RGB", (left + len(COLUMNS) * (tw + gap), head + len(picks) * row_h), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for c, name in enumerate(COLUMNS):
         draw.text((left + c * (tw + gap) + 3, 4), name, fill=(230, 230, 230), font=font)
     for r, index in enumerate(picks):
         s = reader.read(index)
-        y = head + r * (th + gap)
+        y = head + r * row_h
         draw.text((4, y + th // 2 - 6), f"#{index}", fill=(230, 230, 230), font=font)
+        draw.text((left + 3, y + th + 1), _row_caption(s), fill=(190, 190, 190), font=font)
         for c, view in enumerate(sample_views(s)):
             resample = Image.BILINEAR if c == 0 else Image.NEAREST
             sheet.paste(Image.fromarray(view).resize((tw, th), resample), (left + c * (tw + gap), y))
@@ -73,6 +75,17 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
     sheet.save(tmp)
     tmp.replace(out)
     return out
+
+
+def _row_caption(s: dict) -> str:
+    """Scene caption, instance count and depth range of one sample."""
+    from rgbify.datasets.captions import caption
+    from rgbify.scenes.spec import spec_from_json
+
+    depth = s["depth"][np.isfinite(s["depth"])]
+    rng = f"depth {depth.min():.2f}-{depth.max():.2f} m" if depth.size else "no surface hit"
+    n = len(np.unique(s["instance"][s["instance"] > 0]))
+    return f"{caption(spec_from_json(s['spec']))}  |  {n} instances visible  |  {rng}"
 
 
 def _font(size: int) -> ImageFont.ImageFont:

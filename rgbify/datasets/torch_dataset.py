@@ -153,7 +153,7 @@ class TaskDataset(Dataset):
             rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.intp), h - 1)
             cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.intp), w - 1)
             depth, normals, inst, sem, edge = (a[rows][:, cols] for a in (depth, normals, inst, sem, edge))
-            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((W, H), Image.BILINEAR))
+            rgb = np.array(Image.fromarray(np.ascontiguousarray(rgb)).resize((W, H), Image.BILINEAR))
             sx, sy = W / w, H / h
             K[0, 0] *= sx
             K[1, 1] *= sy
