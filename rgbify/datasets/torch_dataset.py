@@ -31,7 +31,10 @@ from torch.utils.data import Dataset
 from rgbify.datasets.reader import DatasetReader, is_val_index
 
 TASKS = ("depth", "normals", "semantic", "instance")
+IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
+TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance"),
+               "instance": ("instance", "semantic"), "generate": ("spec",)}
 
 
 class TaskDataset(Dataset):
@@ -100,7 +103,8 @@ class TaskDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         generate = self.generation_ratio > 0 and rng.random() < self.generation_ratio
         task = "generate" if generate else self.tasks[int(rng.choice(len(self.tasks), p=self.weights))]
-        fields = (*GT_FIELDS, "spec") if generate else GT_FIELDS
+        fields = GT_FIELDS if self.return_gt else ("rgb", "K", "instances")
+        fields = tuple(dict.fromkeys((*fields, *TASK_FIELDS[task])))  # only what this item needs is read
         s = self.reader.read(index, fields)
         gt = self._augment(s, rng)
         if generate:
@@ -131,10 +135,9 @@ class TaskDataset(Dataset):
         return out
 
     def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        rgb, depth, normals = s["rgb"], s["depth"], s["normals"]
-        inst, sem, edge = s["instance"], s["semantic"], s["edge"]
+        a = {k: s[k] for k in IMAGE_FIELDS if k in s}  # (H, W, ...) arrays, all cropped/resized/flipped alike
         K = np.array(s["K"], dtype=np.float64)
-        h, w = depth.shape
+        h, w = a["rgb"].shape[:2]
         flip = False
         if self.augment:
             lo, hi = self.crop_scale
@@ -142,8 +145,7 @@ class TaskDataset(Dataset):
             ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
             if (ch, cw) != (h, w):
-                sl = (slice(y0, y0 + ch), slice(x0, x0 + cw))
-                rgb, depth, normals, inst, sem, edge = (a[sl] for a in (rgb, depth, normals, inst, sem, edge))
+                a = {k: v[y0:y0 + ch, x0:x0 + cw] for k, v in a.items()}
                 K[0, 2] -= x0
                 K[1, 2] -= y0
                 h, w = ch, cw
@@ -152,8 +154,9 @@ class TaskDataset(Dataset):
             W, H = self.resolution
             rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.intp), h - 1)
             cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.intp), w - 1)
-            depth, normals, inst, sem, edge = (a[rows][:, cols] for a in (depth, normals, inst, sem, edge))
-            rgb = np.array(Image.fromarray(np.ascontiguousarray(rgb)).resize((W, H), Image.BILINEAR))
+            a = {k: (v[rows][:, cols] if k != "rgb" else
+                     np.array(Image.fromarray(np.ascontiguousarray(v)).resize((W, H), Image.BILINEAR)))
+                 for k, v in a.items()}
             sx, sy = W / w, H / h
             K[0, 0] *= sx
             K[1, 1] *= sy
@@ -161,22 +164,22 @@ class TaskDataset(Dataset):
             K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
             h, w = H, W
         if flip:
-            rgb, depth, normals, inst, sem, edge = (a[:, ::-1] for a in (rgb, depth, normals, inst, sem, edge))
-            normals = normals * np.array([-1.0, 1.0, 1.0], dtype=np.float32) + 0.0  # + 0.0 turns -0.0 into 0.0
+            a = {k: v[:, ::-1] for k, v in a.items()}
+            if "normals" in a:  # mirrored image = mirrored camera x: negate n_x (+ 0.0 turns -0.0 into 0.0)
+                a["normals"] = a["normals"] * np.array([-1.0, 1.0, 1.0], dtype=np.float32) + np.float32(0.0)
             K[0, 2] = w - 1 - K[0, 2]
-        gt = {"rgb": np.ascontiguousarray(rgb), "depth": np.ascontiguousarray(depth),
-              "normals": np.ascontiguousarray(normals), "instance": np.ascontiguousarray(inst),
-              "semantic": np.ascontiguousarray(sem), "edge": np.ascontiguousarray(edge), "K": K,
-              "class_names": self.classes}
-        gt["instances"] = _recount(json.loads(s["instances"]), gt["instance"])
+        gt = {k: np.ascontiguousarray(v) for k, v in a.items()}
+        gt["K"] = K
+        gt["class_names"] = self.classes
+        table = json.loads(s["instances"])
+        gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
         return gt
 
 
 def _recount(table: list[dict[str, Any]], inst: np.ndarray) -> list[dict[str, Any]]:
     """The instance table with pixel counts of the (cropped, resized) instance map; absent instances dropped."""
-    ids, counts = np.unique(inst, return_counts=True)
-    n = dict(zip(ids.tolist(), counts.tolist(), strict=True))
-    return [{**row, "pixel_count": n[row["id"]]} for row in table if n.get(row["id"], 0) > 0]
+    n = np.bincount(inst.ravel().astype(np.intp, copy=False)) if inst.size else np.zeros(1, np.intp)
+    return [{**row, "pixel_count": int(n[row["id"]])} for row in table if row["id"] < len(n) and n[row["id"]] > 0]
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
