@@ -103,6 +103,7 @@ def test_caption():
                      objects=(obj(1, "wall", (0.8, 0.8, 0.8)), obj(2, "bed", (0.05, 0.5, 0.05)),
                               obj(3, "lamp", (1, 1, 1)), obj(4, "lamp", (1, 1, 1))),
                      meta=(("recipe", "indoor"), ("room_type", "bedroom")))
-    assert caption(spec) == "a bedroom with two lamps and a green bed"
+    assert caption(spec) == "a bedroom with a green bed and two lamps"
+    assert caption(spec, visible={3}) == "a bedroom with a white lamp"
     assert plural("shelf") == "shelves" and plural("box") == "boxes" and plural("toy") == "toys"
     assert color_name((1, 0, 0)) == "red" and color_name((0.01, 0.01, 0.01)) == "black"

@@ -52,11 +52,13 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def caption(spec: Any, max_classes: int = 4) -> str:
-    """A one-sentence caption of a SceneSpec: setting, then the most frequent non-structural object classes,
-    a single object with its colour ("a green bed"), several with their number ("two lamps")."""
+def caption(spec: Any, visible: Any = None, max_classes: int = 4) -> str:
+    """A one-sentence caption of a SceneSpec: the setting, then up to ``max_classes`` object classes in class-table
+    order (furniture before clutter), one object with its colour ("a green bed"), several with their number
+    ("two lamps"). ``visible``: instance ids seen in the image (others are left out); None = all objects."""
     meta = dict(spec.meta)
-    objects = [o for o in spec.objects if o.class_name not in STRUCTURAL]
+    objects = [o for o in spec.objects if o.class_name not in STRUCTURAL and o.class_name != "clutter"
+               and (visible is None or o.instance_id in visible)]
     counts = Counter(o.class_name for o in objects)
     setting = next((meta[k] for k in ("room_type", "room", "scene_type", "setting") if isinstance(meta.get(k), str)),
                    None)
@@ -65,14 +67,15 @@ def caption(spec: Any, max_classes: int = 4) -> str:
     setting = f"{_article(setting)} {setting.replace('_', ' ')}" if setting else \
         SETTING_BY_RECIPE.get(str(meta.get("kind", meta.get("recipe", ""))), "a scene")
     parts = []
-    for cls, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_classes]:
+    order = {c: i for i, c in enumerate(spec.classes)}
+    for cls, n in sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))[:max_classes]:
         noun = cls.replace("_", " ")
         if n == 1:
             obj = next(o for o in objects if o.class_name == cls)
             colour = color_name(obj.material.base_color)
             parts.append(f"{_article(colour)} {colour} {noun}")
         else:
-            parts.append(f"{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {plural(noun)}")
+            parts.append(f"{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else 'many'} {plural(noun)}")
     if not parts:
         return setting
     things = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

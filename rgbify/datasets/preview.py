@@ -84,8 +84,8 @@ def _row_caption(s: dict) -> str:
 
     depth = s["depth"][np.isfinite(s["depth"])]
     rng = f"depth {depth.min():.2f}-{depth.max():.2f} m" if depth.size else "no surface hit"
-    n = len(np.unique(s["instance"][s["instance"] > 0]))
-    return f"{caption(spec_from_json(s['spec']))}  |  {n} instances visible  |  {rng}"
+    ids = set(np.unique(s["instance"][s["instance"] > 0]).tolist())
+    return f"{caption(spec_from_json(s['spec']), visible=ids)}  |  {len(ids)} instances visible  |  {rng}"
 
 
 def _font(size: int) -> ImageFont.ImageFont:

@@ -34,7 +34,7 @@ TASKS = ("depth", "normals", "semantic", "instance")
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
 TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance"),
-               "instance": ("instance", "semantic"), "generate": ("spec",)}
+               "instance": ("instance", "semantic"), "generate": ("spec", "instance")}
 
 
 class TaskDataset(Dataset):
@@ -113,7 +113,9 @@ class TaskDataset(Dataset):
 
             target = gt["rgb"]
             image = np.zeros_like(target)
-            prompt = caption(spec_from_json(s["spec"]))
+            min_px = 0.002 * target.shape[0] * target.shape[1]  # objects that cover at least 0.2 % of the image
+            seen = {r["id"] for r in gt["instances"] if r.get("pixel_count", 0) >= min_px}
+            prompt = caption(spec_from_json(s["spec"]), visible=seen)
             decode: dict[str, Any] = {"task": "generate"}
         else:
             from rgbify.encode import make_task_target
