@@ -268,9 +268,10 @@ class ShardReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f: h5py.File | None = None
+        self._ds: dict[str, h5py.Dataset] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_f": None}
+        return {"path": self.path, "_f": None, "_ds": {}}
 
     @property
     def file(self) -> h5py.File:
@@ -280,6 +281,7 @@ class ShardReader:
 
     def close(self) -> None:
         if self._f is not None:
+            self._ds.clear()
             self._f.close()
             self._f = None
 
@@ -302,7 +304,10 @@ class ShardReader:
         out: dict[str, Any] = {}
         for name in ALL_FIELDS if fields is None else fields:
             try:
-                v = f[name][j]
+                ds = self._ds.get(name)
+                if ds is None:
+                    ds = self._ds[name] = f[name]
+                v = ds[j]
             except (OSError, KeyError) as e:
                 raise ShardError(f"{self.path}: sample {self.first_index + j}: cannot read {name!r} ({e})") from None
             out[name] = v.decode() if isinstance(v, bytes) else v

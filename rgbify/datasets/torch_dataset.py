@@ -137,45 +137,59 @@ class TaskDataset(Dataset):
         return out
 
     def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        a = {k: s[k] for k in IMAGE_FIELDS if k in s}  # (H, W, ...) arrays, all cropped/resized/flipped alike
+        """Crop, resize and flip every image field alike (one gather per array), and K with them."""
         K = np.array(s["K"], dtype=np.float64)
-        h, w = a["rgb"].shape[:2]
-        flip = False
+        h, w = s["rgb"].shape[:2]
+        x0, y0, cw, ch, flip = 0, 0, w, h, False
         if self.augment:
             lo, hi = self.crop_scale
             scale = lo if hi <= lo else rng.uniform(lo, hi)
             ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            if (ch, cw) != (h, w):
-                a = {k: v[y0:y0 + ch, x0:x0 + cw] for k, v in a.items()}
-                K[0, 2] -= x0
-                K[1, 2] -= y0
-                h, w = ch, cw
-            flip = rng.random() < self.hflip
-        if self.resolution is not None and self.resolution != (w, h):
-            W, H = self.resolution
-            rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.intp), h - 1)
-            cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.intp), w - 1)
-            a = {k: (v[rows][:, cols] if k != "rgb" else
-                     np.array(Image.fromarray(np.ascontiguousarray(v)).resize((W, H), Image.BILINEAR)))
-                 for k, v in a.items()}
-            sx, sy = W / w, H / h
-            K[0, 0] *= sx
-            K[1, 1] *= sy
-            K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-            K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-            h, w = H, W
+            flip = bool(rng.random() < self.hflip)
+        W, H = self.resolution or (cw, ch)
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        sx, sy = W / cw, H / ch
+        K[0, 0] *= sx
+        K[1, 1] *= sy
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
         if flip:
-            a = {k: v[:, ::-1] for k, v in a.items()}
-            if "normals" in a:  # mirrored image = mirrored camera x: negate n_x (+ 0.0 turns -0.0 into 0.0)
-                a["normals"] = a["normals"] * np.array([-1.0, 1.0, 1.0], dtype=np.float32) + np.float32(0.0)
-            K[0, 2] = w - 1 - K[0, 2]
-        gt = {k: np.ascontiguousarray(v) for k, v in a.items()}
+            K[0, 2] = W - 1 - K[0, 2]
+        gt: dict[str, Any] = {"rgb": _rgb_view(s["rgb"], (x0, y0, cw, ch), (W, H), flip)}
+        identity = (x0, y0, cw, ch, W, H, flip) == (0, 0, w, h, w, h, False)
+        if not identity:  # nearest neighbour: the output pixel centre's source pixel, never a blend
+            rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
+            cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
+            idx = np.ix_(rows, cols[::-1] if flip else cols)
+        for k in IMAGE_FIELDS[1:]:
+            if k in s:
+                gt[k] = s[k] if identity else s[k][idx]
+        if flip and "normals" in gt:  # mirrored image = mirrored camera x: negate n_x (+ 0.0 turns -0.0 into 0.0)
+            gt["normals"][..., 0] *= -1
+            gt["normals"][..., 0] += 0.0
         gt["K"] = K
         gt["class_names"] = self.classes
         table = json.loads(s["instances"])
         gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
         return gt
+
+
+def _rgb_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
+    """Crop ``box`` (x0, y0, w, h) of an sRGB uint8 image, resize it to ``size`` (bilinear), mirror it if ``flip``."""
+    x0, y0, cw, ch = box
+    h, w = rgb.shape[:2]
+    if (x0, y0, cw, ch) == (0, 0, w, h) and size == (w, h) and not flip:
+        return rgb
+    im = Image.fromarray(rgb)
+    if size != (cw, ch):
+        im = im.resize(size, Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    elif (cw, ch) != (w, h):
+        im = im.crop((x0, y0, x0 + cw, y0 + ch))
+    if flip:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.array(im)
 
 
 def _recount(table: list[dict[str, Any]], inst: np.ndarray) -> list[dict[str, Any]]:
