@@ -141,3 +141,33 @@ def test_manifest_errors(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ManifestError, match="not an rgbify dataset manifest"):
         load_manifest(tmp_path)
+
+
+def test_cli_verify_exit_codes(tmp_path, capsys):
+    from rgbify.cli import main
+
+    d = fake_dataset(tmp_path)
+    assert main(["verify", str(d)]) == 0
+    assert "OK" in capsys.readouterr().out
+    p = d / "shards" / "shard-00000.h5"
+    p.write_bytes(p.read_bytes()[:-100])
+    assert main(["verify", str(d)]) == 1
+    assert "PROBLEM: shards/shard-00000.h5" in capsys.readouterr().out
+    foreign = tmp_path / "x.h5"
+    with h5py.File(foreign, "w") as f:
+        f["a"] = 1
+    assert main(["verify", str(foreign)]) == 2
+    assert "not an rgbify shard" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nothing")]) == 2
+    assert "is not an rgbify dataset" in capsys.readouterr().err
+
+
+def test_resolution_argument():
+    import argparse
+
+    from rgbify.datasets.cli import _resolution
+
+    assert _resolution("256") == (256, 256) and _resolution("320x240") == (320, 240)
+    for bad in ("0", "x", "3x4x5", "-2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _resolution(bad)
