@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, atomic_write_text
+from rgbify.datasets.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS, atomic_write_text
 
 MANIFEST_NAME = "dataset.json"
 DATASET_FORMAT = "rgbify-dataset"
@@ -42,7 +42,7 @@ def fields_table(width: int, height: int) -> dict[str, dict[str, Any]]:
     for name, shape in MATRIX_FIELDS.items():
         t[name] = {"dtype": "float64", "shape": list(shape)}
     for name in (*STRING_FIELDS, "checksum"):
-        t[name] = {"dtype": "str", "shape": []}
+        t[name] = {"dtype": "zlib+utf-8" if name in ZLIB_FIELDS else "str", "shape": []}
     return t
 
 

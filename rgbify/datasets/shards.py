@@ -19,7 +19,8 @@ semantic           int32 (N,H,W)       class index (1-based into the class table
 edge               bool (N,H,W)        RGB pixel mixes more than one surface
 K                  float64 (N,3,3)     intrinsics, pixels
 world_from_camera  float64 (N,4,4)     camera (OpenCV) to world, metres
-spec               str (N,)            the scene spec, canonical JSON (rgbify.scenes.spec.spec_from_json)
+spec               uint8 vlen (N,)     the scene spec, canonical JSON (rgbify.scenes.spec.spec_from_json), UTF-8,
+                                       zlib-compressed: ``zlib.decompress(f["spec"][j].tobytes()).decode()``
 instances          str (N,)            JSON list of {id, class_name, class_index, object_name, pixel_count}
 timings            str (N,)            JSON {phase: seconds} of the render
 checksum           str (N,)            sha256 of the sample's array bytes and strings (see sample_checksum)
@@ -37,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,10 @@ COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "sh
 """Filters for the image fields. Chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md)."""
 
 _STR = h5py.string_dtype("utf-8")
+_BYTES = h5py.vlen_dtype(np.dtype("uint8"))
+ZLIB_FIELDS = ("spec",)
+"""String fields stored zlib-compressed (a scene spec with inline meshes is 100+ kB of JSON; HDF5 filters do not
+apply to variable-length strings)."""
 
 
 class ShardError(ValueError):
@@ -137,7 +143,7 @@ def normalize_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
 def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
     """Write one finished sample as an uncompressed .npz, atomically (temporary name, fsync, rename)."""
     s = normalize_sample(sample)
-    arrays = {k: (np.array(v) if not isinstance(v, str) else np.array(v, dtype=np.str_)) for k, v in s.items()}
+    arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -156,7 +162,8 @@ def read_sample_file(path: Path) -> dict[str, Any]:
     missing = [f for f in ALL_FIELDS if f not in s]
     if missing:
         raise ShardError(f"{path}: sample file lacks {missing}")
-    out = {k: (str(v) if v.dtype.kind == "U" else (v[()] if v.ndim == 0 else v)) for k, v in s.items()}
+    strings = (*STRING_FIELDS, "checksum")
+    out = {k: (v.tobytes().decode() if k in strings else (v[()] if v.ndim == 0 else v)) for k, v in s.items()}
     if sample_checksum(out) != out["checksum"]:
         raise ShardError(f"{path}: checksum mismatch")
     return out
@@ -219,7 +226,13 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
         for name, vals in scalars.items():
             f.create_dataset(name, data=np.array(vals, dtype=np.int64))
         for name, vals in strings.items():
-            f.create_dataset(name, data=vals, dtype=_STR)
+            if name in ZLIB_FIELDS:
+                ds = f.create_dataset(name, shape=(len(vals),), dtype=_BYTES)
+                for i, v in enumerate(vals):
+                    ds[i] = np.frombuffer(zlib.compress(v.encode(), 6), np.uint8)
+                ds.attrs["encoding"] = "zlib+utf-8"
+            else:
+                f.create_dataset(name, data=vals, dtype=_STR)
 
 
 def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, Any]) -> None:
@@ -308,7 +321,9 @@ class ShardReader:
                 if ds is None:
                     ds = self._ds[name] = f[name]
                 v = ds[j]
-            except (OSError, KeyError) as e:
+                if name in ZLIB_FIELDS:
+                    v = zlib.decompress(v.tobytes())
+            except (OSError, KeyError, zlib.error) as e:
                 raise ShardError(f"{self.path}: sample {self.first_index + j}: cannot read {name!r} ({e})") from None
             out[name] = v.decode() if isinstance(v, bytes) else v
         return out

@@ -112,6 +112,8 @@ def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report
             ds = f[name]
             want_dtype = spec["dtype"]
             got_dtype = "str" if ds.dtype.kind in "OS" else str(ds.dtype)
+            if ds.attrs.get("encoding") == "zlib+utf-8":
+                got_dtype = "zlib+utf-8"
             if ds.shape != (n, *spec["shape"]) or got_dtype != want_dtype:
                 rep.problems.append(f"{rel}: field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} "
                                     f"{(n, *spec['shape'])}")
