@@ -55,6 +55,14 @@ def build(out: Path, *extra: str, count: int = COUNT, workers: int = 2, check: b
                check=check)
 
 
+def assert_same(a: dict[int, dict], b: dict[int, dict], indices) -> None:
+    """Samples equal in every field that must not depend on how they were rendered (timings and RGB may)."""
+    for i in indices:
+        for name in EXACT:
+            v, w = a[i][name], b[i][name]
+            assert (v == w) if isinstance(v, str) else np.array_equal(v, w), f"sample {i}: {name} differs"
+
+
 def samples(d: Path) -> dict[int, dict]:
     r = DatasetReader(d)
     out = {i: r.read(i) for i in r.indices}
@@ -92,10 +100,9 @@ def test_build_layout_and_verify(ds2):
 def test_one_worker_equals_two_workers(ds1, ds2):
     a, b = samples(ds1), samples(ds2)
     assert sorted(a) == sorted(b) == list(range(COUNT))
-    for i in a:
-        for name in EXACT:
-            assert np.array_equal(a[i][name], b[i][name]) if not isinstance(a[i][name], str) \
-                else a[i][name] == b[i][name], f"sample {i}: {name} differs between 1 and 2 workers"
+    assert_same(a, b, range(COUNT))
+    rgb_equal = [bool(np.array_equal(a[i]["rgb"], b[i]["rgb"])) for i in a]
+    print(f"RGB bit-equal between 1 and 2 workers: {rgb_equal}")
 
 
 def test_kill_and_resume(tmp_path, ds1):
@@ -114,12 +121,8 @@ def test_kill_and_resume(tmp_path, ds1):
         assert_gone(kids)
     build(d, workers=2)
     assert run("verify", str(d)).returncode == 0
-    a, b = samples(ds1), samples(d)
-    assert sorted(b) == list(range(COUNT))
-    for i in a:
-        for name in EXACT:
-            v, w = a[i][name], b[i][name]
-            assert (v == w) if isinstance(v, str) else np.array_equal(v, w), f"sample {i} {name}"
+    assert sorted(samples(d)) == list(range(COUNT))
+    assert_same(samples(ds1), samples(d), range(COUNT))
     assert not (d / ".work").exists()
 
 
@@ -169,7 +172,7 @@ def test_extend_refuse_and_repair(tmp_path, ds2):
     p = build(d, count=5)
     assert (d / "shards/shard-00000.h5").read_bytes() == s0
     assert run("verify", str(d)).returncode == 0
-    assert {i: s["checksum"] for i, s in samples(d).items()} == {i: s["checksum"] for i, s in after.items()}
+    assert_same(samples(d), after, range(5))  # the re-rendered samples 3 and 4 equal the first render
 
 
 def test_preview(ds2, tmp_path):
