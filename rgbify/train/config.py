@@ -52,7 +52,9 @@ class TrainConfig:
     batch_size: int = _f(4, "Samples per device per micro-batch.")
     grad_accum: int = _f(1, "Micro-batches accumulated per optimizer step.")
     lr: float = _f(3e-5, "Peak learning rate (AdamW).")
-    lr_schedule: str = _f("cosine", "Decay after warm-up: constant, linear or cosine.", choices=("constant", "linear", "cosine"))
+    lr_schedule: str = _f(
+        "cosine", "Decay after warm-up: constant, linear or cosine.", choices=("constant", "linear", "cosine")
+    )
     warmup_steps: int = _f(100, "Linear learning-rate warm-up, in optimizer steps.")
     weight_decay: float = _f(1e-2, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: off).")

@@ -20,6 +20,7 @@ generators seeded by (seed, step), so a resumed run reproduces the uninterrupted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -192,7 +193,9 @@ def build_model(cfg: TrainConfig) -> Parts:
     if unet.config.in_channels == 4:
         _expand_conv_in(unet, cfg.mode)
     elif unet.config.in_channels != 8:
-        raise UserError(f"--base-model {cfg.base_model}: UNet has {unet.config.in_channels} input channels; need 4 or 8")
+        raise UserError(
+            f"--base-model {cfg.base_model}: UNet has {unet.config.in_channels} input channels; need 4 (SD) or 8"
+        )
     if cfg.mode == "lotus" and unet.config.class_embed_type is None:
         _add_task_switch(unet)
     if cfg.mode != "lotus":
@@ -275,15 +278,18 @@ def make_loader(dataset, cfg: TrainConfig, start_item: int):
 
 
 class PromptEncoder:
-    """Prompt -> CLIP hidden states (L, D), cached (the text encoder is frozen). Prompts longer than the
-    tokenizer's window are cut into windows of ``model_max_length - 2`` tokens, each wrapped in start/end and
-    encoded separately, and the hidden states are concatenated (cross-attention takes any length)."""
+    """Prompt -> CLIP hidden states, cached (the text encoder is frozen). A prompt longer than the tokenizer's
+    window is cut into windows of ``model_max_length - 2`` tokens, each wrapped in start/end and encoded
+    separately, and the hidden states are concatenated (cross-attention takes any length). A batch is padded
+    to its longest prompt with zeros that the attention mask hides, so a prompt's conditioning does not depend
+    on the other prompts in its batch."""
 
     def __init__(self, tokenizer, text_encoder, max_cache: int = 8192):
         self.tok, self.enc, self.cache, self.max_cache = tokenizer, text_encoder, {}, max_cache
 
     @torch.no_grad()
     def one(self, prompt: str) -> torch.Tensor:
+        """(windows * model_max_length, D) hidden states of one prompt."""
         if prompt in self.cache:
             return self.cache[prompt]
         win = self.tok.model_max_length
@@ -292,18 +298,21 @@ class PromptEncoder:
         rows = [[self.tok.bos_token_id, *c, self.tok.eos_token_id] for c in chunks]
         rows = [r + [self.tok.pad_token_id] * (win - len(r)) for r in rows]
         device = next(self.enc.parameters()).device
-        hidden = self.enc(torch.tensor(rows, device=device))[0]  # (chunks, win, D)
+        hidden = self.enc(torch.tensor(rows, device=device))[0]  # (windows, win, D)
         out = hidden.reshape(-1, hidden.shape[-1])
         if len(self.cache) < self.max_cache:
             self.cache[prompt] = out
         return out
 
-    def __call__(self, prompts: list[str]) -> torch.Tensor:
-        """(B, L, D): each prompt padded with whole windows of the empty prompt to the longest one."""
+    def __call__(self, prompts: list[str], length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states (B, L, D), mask bool (B, L)); L is the longest prompt's length, or ``length`` if larger."""
         outs = [self.one(p) for p in prompts]
-        empty = self.one("")
-        n = max(o.shape[0] for o in outs)
-        return torch.stack([torch.cat([o] + [empty] * ((n - o.shape[0]) // empty.shape[0])) for o in outs])
+        n = max(max(o.shape[0] for o in outs), length)
+        states = torch.stack([F.pad(o, (0, 0, 0, n - o.shape[0])) for o in outs])
+        mask = torch.zeros(states.shape[:2], dtype=torch.bool, device=states.device)
+        for i, o in enumerate(outs):
+            mask[i, : o.shape[0]] = True
+        return states, mask
 
 
 @torch.no_grad()
@@ -339,7 +348,7 @@ def train_step(parts: Parts, prompts: PromptEncoder, cfg: TrainConfig, batch: di
     image = vae_encode(parts.vae, batch["image"]).float()
     is_gen = torch.tensor([t == "generate" for t in batch["task"]], device=device)
     image = torch.where(is_gen[:, None, None, None], torch.zeros_like(image), image)
-    text = prompts(batch["prompt"]).to(target.dtype)
+    text, mask = prompts(batch["prompt"])
     b = target.shape[0]
     noise = torch.randn(target.shape, generator=gen, device=device)
     if cfg.mode == "lotus":
@@ -353,8 +362,8 @@ def train_step(parts: Parts, prompts: PromptEncoder, cfg: TrainConfig, batch: di
             inp = torch.cat([inp, torch.cat([start2, image], dim=1)])
             label = torch.cat([label, lotus_switch(b, True, device)])
             goal = torch.cat([goal, image])
-            t, text = torch.cat([t, t]), torch.cat([text, text])
-        pred = unet(inp, t, encoder_hidden_states=text, class_labels=label).sample
+            t, text, mask = torch.cat([t, t]), torch.cat([text, text]), torch.cat([mask, mask])
+        pred = unet(inp, t, encoder_hidden_states=text, encoder_attention_mask=mask, class_labels=label).sample
     else:
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=gen, device=device)
         noisy = sched.add_noise(target, noise, t)
@@ -363,10 +372,12 @@ def train_step(parts: Parts, prompts: PromptEncoder, cfg: TrainConfig, batch: di
             p = cfg.cond_dropout
             drop_text = r < 2 * p  # [0, p): text only; [p, 2p): both
             drop_image = (r >= p) & (r < 3 * p)  # [2p, 3p): image only
-            text = torch.where(drop_text[:, None, None], prompts([""] * b).to(text.dtype), text)
+            empty, empty_mask = prompts([""] * b, text.shape[1])
+            text = torch.where(drop_text[:, None, None], empty, text)
+            mask = torch.where(drop_text[:, None], empty_mask, mask)
             image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image), image)
         goal = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(target, noise, t)
-        pred = unet(torch.cat([noisy, image], dim=1), t, encoder_hidden_states=text).sample
+        pred = unet(torch.cat([noisy, image], dim=1), t, encoder_hidden_states=text, encoder_attention_mask=mask).sample
     per_item = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3))
     return per_item.mean(), per_item[:b].detach()
 
@@ -400,32 +411,33 @@ def sample(
     prompts = prompts or PromptEncoder(parts.tokenizer, parts.text_encoder)
     img = vae_encode(parts.vae, image)
     gen = step_generator(seed, 0, device, salt=1)
-    text = prompts(prompt_list).to(unet.dtype)
+    text, mask = prompts(prompt_list)
+    text = text.to(unet.dtype)
     x = torch.randn(img.shape, generator=gen, device=device, dtype=img.dtype)
     T = parts.noise_scheduler.config.num_train_timesteps
     if cfg.mode == "lotus":
         t = torch.full((img.shape[0],), T - 1, device=device, dtype=torch.long)
         if cfg.lotus_deterministic:
             x = torch.zeros_like(x)
-        z = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text,
+        z = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text, encoder_attention_mask=mask,
                  class_labels=lotus_switch(img.shape[0], False, device).to(unet.dtype)).sample
     else:
         ddim = DDIMScheduler.from_config(parts.noise_scheduler.config, timestep_spacing="trailing")
         ddim.set_timesteps(steps or cfg.inference_steps, device=device)
         cfg_guided = cfg.mode == "instruct" and (text_guidance != 1.0 or image_guidance != 1.0)
-        empty = prompts([""] * img.shape[0]).to(unet.dtype)
+        empty, empty_mask = prompts([""] * img.shape[0], text.shape[1])
         for t in ddim.timesteps:
             if cfg_guided:
-                n = text.shape[1] - empty.shape[1]
-                empty_pad = torch.cat([empty] + [prompts([""] * img.shape[0])] * (n // empty.shape[1]), 1) if n else empty
                 xs = torch.cat([x, x, x])
                 imgs = torch.cat([img, img, torch.zeros_like(img)])
-                texts = torch.cat([text, empty_pad.to(text.dtype), empty_pad.to(text.dtype)])
-                e_full, e_img, e_none = unet(torch.cat([xs, imgs], 1).to(unet.dtype), t, encoder_hidden_states=texts
-                                             ).sample.chunk(3)
+                texts = torch.cat([text, empty.to(text.dtype), empty.to(text.dtype)])
+                masks = torch.cat([mask, empty_mask, empty_mask])
+                e_full, e_img, e_none = unet(torch.cat([xs, imgs], 1).to(unet.dtype), t, encoder_hidden_states=texts,
+                                             encoder_attention_mask=masks).sample.chunk(3)
                 out = e_none + image_guidance * (e_img - e_none) + text_guidance * (e_full - e_img)
             else:
-                out = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text).sample
+                out = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text,
+                           encoder_attention_mask=mask).sample
             x = ddim.step(out.to(x.dtype), t, x).prev_sample
         z = x
     rgb = vae_decode(parts.vae, z).float()
@@ -610,33 +622,90 @@ def _image_grid(grid: list) -> np.ndarray:
     return np.concatenate([np.concatenate(row[1:], axis=1) for row in grid], axis=0)
 
 
+def _open_data(cfg: TrainConfig, train_data, val_data):
+    if train_data is None:
+        train_data = build_data(cfg, "train")
+    if val_data is None and cfg.data:
+        try:
+            val_data = build_data(cfg, "val")
+        except (ValueError, UserError):
+            val_data = None
+        val_data = val_data if val_data is not None and len(val_data) else None
+    if len(train_data) < cfg.batch_size:
+        raise UserError(f"--batch-size {cfg.batch_size} exceeds the {len(train_data)} training items; lower it")
+    return train_data, val_data
+
+
+def _resume(accelerator, cfg: TrainConfig, out: Path) -> int:
+    """Load OUT/checkpoints/latest if there is one (and --resume); returns the step to continue from."""
+    log_path = out / "log.jsonl"
+    ck = latest_checkpoint(out) if cfg.resume else None
+    step = 0
+    if ck is not None:
+        accelerator.load_state(str(ck))
+        step = json.loads((ck / "trainer_state.json").read_text())["step"]
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_log(log_path, step)
+        (out / "config.toml").write_text(config_toml(cfg))
+    return step
+
+
+def _log_step(writer, out: Path, cfg: TrainConfig, step: int, row: dict) -> None:
+    _log_row(out / "log.jsonl", row)
+    if step % cfg.log_every == 0 or step == 1:
+        writer.add_scalar("loss/total", row["loss"], step)
+        for k, v in row["loss_per_task"].items():
+            writer.add_scalar(f"loss/{k}", v, step)
+        writer.add_scalar("lr", row["lr"], step)
+        writer.add_scalar("samples_per_s", row["samples_per_s"], step)
+
+
+def _make_ema(accelerator, unet, cfg: TrainConfig):
+    if cfg.ema_decay <= 0:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    base = accelerator.unwrap_model(unet)
+    ema = EMAModel(base.parameters(), decay=cfg.ema_decay, model_cls=type(base), model_config=base.config)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    return ema
+
+
+@contextlib.contextmanager
+def _ema_weights(ema, module):
+    """Swap the EMA weights into ``module`` for the duration (no-op without EMA)."""
+    if ema is None:
+        yield
+        return
+    ema.store(module.parameters())
+    ema.copy_to(module.parameters())
+    try:
+        yield
+    finally:
+        ema.restore(module.parameters())
+
+
 def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     """Train (or resume) the run ``cfg.out``. ``train_data``/``val_data`` default to ``build_data(cfg, ...)``;
     tests pass their own datasets with the same item format. Returns {"step", "stopped_early", "metrics"}."""
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
 
-    out = Path(cfg.out)
     if not cfg.out:
         raise UserError("--out is required: the run folder to write")
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    out = Path(cfg.out)
     started = time.monotonic()
-    if train_data is None:
-        train_data = build_data(cfg, "train")
-    if val_data is None and cfg.data:
-        try:
-            val_data = build_data(cfg, "val")
-            val_data = val_data if len(val_data) else None
-        except (ValueError, UserError):
-            val_data = None
-    if len(train_data) < cfg.batch_size:
-        raise UserError(f"--batch-size {cfg.batch_size} exceeds the {len(train_data)} training items; lower it")
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    train_data, val_data = _open_data(cfg, train_data, val_data)
 
-    torch.manual_seed(cfg.seed)  # model init of the random presets
+    # model, optimizer, schedule, EMA
+    torch.manual_seed(cfg.seed)  # initial weights of the random presets
     parts = build_model(cfg)
     weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision, torch.float32)
     for frozen in (parts.vae, parts.text_encoder):
-        frozen.to(accelerator.device) if weight_dtype == torch.float32 else frozen.to(accelerator.device, weight_dtype)
+        frozen.to(accelerator.device, dtype=None if weight_dtype == torch.float32 else weight_dtype)
     unet = parts.unet
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -647,45 +716,26 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         num_training_steps=cfg.steps * accelerator.num_processes,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
-    ema = None
-    if cfg.ema_decay > 0:
-        from diffusers.training_utils import EMAModel
-
-        base = accelerator.unwrap_model(unet)
-        ema = EMAModel(base.parameters(), decay=cfg.ema_decay, model_cls=type(base), model_config=base.config)
-        ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
-
-    step = 0
-    log_path = out / "log.jsonl"
-    ck = latest_checkpoint(out) if cfg.resume else None
-    if ck is not None:
-        accelerator.load_state(str(ck))
-        step = json.loads((ck / "trainer_state.json").read_text())["step"]
-        if accelerator.is_main_process:
-            _trim_log(log_path, step)
-    elif accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        if log_path.exists():
-            log_path.unlink()
-    if accelerator.is_main_process:
-        (out / "config.toml").write_text(config_toml(cfg))
     parts.unet = unet
+    ema = _make_ema(accelerator, unet, cfg)
 
+    # resume, data stream, logs
+    step = _resume(accelerator, cfg, out)
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
-    loader = accelerator.prepare(make_loader(train_data, cfg, step * cfg.batch_size * cfg.grad_accum))
-    batches = iter(loader)
+    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * cfg.batch_size * cfg.grad_accum)))
     prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
     writer = None
     if accelerator.is_main_process:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "logs"))
+
+    # the loop: one optimizer step per iteration, grad_accum micro-batches each
     metrics: dict = {}
     stopped_early = False
     while step < cfg.steps:
         t0 = time.perf_counter()
-        losses, tasks_seen, per_task = [], [], {}
+        losses, per_task = [], {}
         for micro in range(cfg.grad_accum):
             batch = next(batches)
             gen = step_generator(cfg.seed, step * cfg.grad_accum + micro, accelerator.device,
@@ -701,21 +751,14 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
             losses.append(loss.detach().float().item())
             for task, v in zip(batch["task"], per_item.float().cpu().tolist(), strict=True):
                 per_task.setdefault(task, []).append(v)
-            tasks_seen += batch["task"]
         if ema is not None:
             ema.step(accelerator.unwrap_model(unet).parameters())
         step += 1
-        dt = time.perf_counter() - t0
         if accelerator.is_main_process:
             row = {"step": step, "loss": float(np.mean(losses)), "lr": lr_scheduler.get_last_lr()[0],
-                   "samples_per_s": per_step / dt, "loss_per_task": {k: float(np.mean(v)) for k, v in per_task.items()}}
-            _log_row(log_path, row)
-            if step % cfg.log_every == 0 or step == 1:
-                writer.add_scalar("loss/total", row["loss"], step)
-                for k, v in row["loss_per_task"].items():
-                    writer.add_scalar(f"loss/{k}", v, step)
-                writer.add_scalar("lr", row["lr"], step)
-                writer.add_scalar("samples_per_s", row["samples_per_s"], step)
+                   "samples_per_s": per_step / (time.perf_counter() - t0),
+                   "loss_per_task": {k: float(np.mean(v)) for k, v in sorted(per_task.items())}}
+            _log_step(writer, out, cfg, step, row)
         time_up = cfg.exit_after > 0 and (time.monotonic() - started) / 60 >= cfg.exit_after
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or time_up:
             save_checkpoint(accelerator, out, step, cfg.keep_checkpoints)
@@ -724,14 +767,11 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         if time_up and step < cfg.steps:
             stopped_early = True
             break
-    if accelerator.is_main_process:
+
+    if accelerator.is_main_process:  # export the (EMA) weights as a diffusers folder
         base = accelerator.unwrap_model(unet)
-        if ema is not None:
-            ema.store(base.parameters())
-            ema.copy_to(base.parameters())
-        export_model(parts, base, out, cfg, step)
-        if ema is not None:
-            ema.restore(base.parameters())
+        with _ema_weights(ema, base):
+            export_model(parts, base, out, cfg, step)
         writer.close()
     accelerator.wait_for_everyone()
     return {"step": step, "stopped_early": stopped_early, "metrics": metrics}
@@ -741,15 +781,13 @@ def _validate(parts, cfg, val_data, ema, accelerator, writer, step, prompts) -> 
     if not accelerator.is_main_process:
         return {}
     base = accelerator.unwrap_model(parts.unet)
-    if ema is not None:
-        ema.store(base.parameters())
-        ema.copy_to(base.parameters())
     grid: list = []
+    wrapped, parts.unet = parts.unet, base  # sample with the plain module (no DDP collectives on one rank)
     try:
-        metrics = evaluate(parts, cfg, val_data, max_items=cfg.eval_samples, grid=grid, prompts=prompts)
+        with _ema_weights(ema, base):
+            metrics = evaluate(parts, cfg, val_data, max_items=cfg.eval_samples, grid=grid, prompts=prompts)
     finally:
-        if ema is not None:
-            ema.restore(base.parameters())
+        parts.unet = wrapped
     for task, vals in metrics.items():
         for k, v in vals.items():
             if isinstance(v, float) and math.isfinite(v):
