@@ -149,7 +149,7 @@ def test_overfit_depth_loss_falls(tmp_path):
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
-    assert end < 0.3 * start, (start, end)
+    assert end < 0.05 * start, (start, end)  # measured: 0.085 -> 0.0008 (ratio 0.0095)
 
 
 def test_base_model_path_round_trip(tmp_path):

@@ -112,25 +112,28 @@ def resize_measurement(x: np.ndarray, size: tuple[int, int], task: str) -> np.nd
     return np.where(norm > 1e-6, out / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
 
 
+# a dark-to-bright ramp for inverse depth (near = bright): blue-black, purple, red, orange, pale yellow
+_DEPTH_STOPS = np.array([[13, 8, 50], [110, 30, 130], [200, 50, 80], [245, 140, 40], [252, 245, 170]], np.float64)
+
+
 def colourise(task: str, x: np.ndarray) -> np.ndarray:
-    """uint8 (H,W,3) picture of a decoded measurement: depth as inverse depth through viridis (gray if the
-    encode stage has no colormap), normals through the normals codec, labels through a fixed hashed palette."""
+    """uint8 (H,W,3) picture of a decoded measurement: depth as inverse depth (2-98 percentile stretch) along a
+    dark-to-bright ramp, normals in the usual normal-map colours ((n_x, -n_y, -n_z) + 1) / 2 of the OpenCV normal,
+    labels in a fixed hashed palette with 0 black."""
     if task == "depth":
         d = np.where(np.isfinite(x) & (x > 0), x, np.nan)
         inv = 1.0 / d
         lo, hi = np.nanpercentile(inv, [2, 98]) if np.isfinite(inv).any() else (0.0, 1.0)
-        v = np.nan_to_num(np.clip((inv - lo) / max(hi - lo, 1e-9), 0, 1), nan=0.0)
-        try:
-            from rgbify.encode import get_codec
-
-            # the colormap codec colours f(d) in [0, 1); feed it a depth whose f is v
-            return get_codec("depth/colormap:viridis").encode(10.0 * ((1.0 - v) ** -0.5 - 1.0))
-        except (ImportError, AttributeError, ValueError, TypeError, KeyError):
-            return np.repeat((v * 255).astype(np.uint8)[..., None], 3, axis=-1)
+        v = np.nan_to_num(np.clip((inv - lo) / max(hi - lo, 1e-9), 0, 1), nan=0.0) * (len(_DEPTH_STOPS) - 1)
+        i = np.minimum(v.astype(np.int64), len(_DEPTH_STOPS) - 2)
+        rgb = _DEPTH_STOPS[i] + (v - i)[..., None] * (_DEPTH_STOPS[i + 1] - _DEPTH_STOPS[i])
+        rgb[~np.isfinite(d)] = 0
+        return rgb.round().astype(np.uint8)
     if task == "normals":
-        from rgbify.encode import encode_normals
-
-        return encode_normals(x.astype(np.float32))
+        n = np.asarray(x, np.float64) * np.array([1.0, -1.0, -1.0])
+        rgb = ((n + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+        rgb[np.linalg.norm(x, axis=-1) == 0] = 0
+        return rgb
     ids = np.asarray(x, dtype=np.int64)
     h = (ids * 2654435761) & 0xFFFFFF
     rgb = np.stack([(h >> 16) & 255, (h >> 8) & 255, h & 255], axis=-1).astype(np.uint8) | 64

@@ -661,6 +661,15 @@ def _log_step(writer, out: Path, cfg: TrainConfig, step: int, row: dict) -> None
         writer.add_scalar("samples_per_s", row["samples_per_s"], step)
 
 
+def _place_frozen(parts: Parts, device, mixed_precision: str) -> None:
+    """The frozen VAE and text encoder go to the device, in bf16/fp16 under mixed precision."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+    for frozen in (parts.vae, parts.text_encoder):
+        frozen.to(device)
+        if dtype is not None:
+            frozen.to(dtype=dtype)
+
+
 def _make_ema(accelerator, unet, cfg: TrainConfig):
     if cfg.ema_decay <= 0:
         return None
@@ -703,9 +712,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     # model, optimizer, schedule, EMA
     torch.manual_seed(cfg.seed)  # initial weights of the random presets
     parts = build_model(cfg)
-    weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision, torch.float32)
-    for frozen in (parts.vae, parts.text_encoder):
-        frozen.to(accelerator.device, dtype=None if weight_dtype == torch.float32 else weight_dtype)
+    _place_frozen(parts, accelerator.device, cfg.mixed_precision)
     unet = parts.unet
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
