@@ -186,3 +186,9 @@ def test_config_errors_and_toml(tmp_path):
     toml.write_text('mode = "lotus"\ntasks = ["depth"]\nsteps = 7\n')
     cfg = make_config({"steps": 9}, toml)
     assert (cfg.mode, cfg.tasks, cfg.steps) == ("lotus", ("depth",), 9)
+
+
+def test_bf16_gradient_checkpointing_and_ema(tmp_path):
+    cfg = cfg_for(tmp_path, "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
+    assert train(cfg, MemoryTaskDataset())["step"] == 1
+    assert np.isfinite(log_rows(cfg)[0]["loss"])

@@ -706,6 +706,11 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         raise UserError("--out is required: the run folder to write")
     out = Path(cfg.out)
     started = time.monotonic()
+    if not torch.distributed.is_initialized():  # a fresh accelerate state per run (tests train several in a process)
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
     train_data, val_data = _open_data(cfg, train_data, val_data)
 
