@@ -94,7 +94,7 @@ def test_tiny_tokenizer_and_long_prompts():
 
 def test_step_sampler_resumes_the_stream():
     full = [x for _, x in zip(range(11), StepSampler(4, seed=3), strict=False)]
-    assert sorted(full[:4]) == [0, 1, 2, 3] and sorted(full[4:8]) == [0, 1, 2, 3]
+    assert sorted(i for _, i in full[:4]) == [0, 1, 2, 3] and {e for e, _ in full[4:8]} == {1}
     assert [x for _, x in zip(range(5), StepSampler(4, seed=3, start=6), strict=False)] == full[6:11]
 
 

@@ -211,8 +211,8 @@ def build_model(cfg: TrainConfig) -> Parts:
 
 
 class StepSampler(torch.utils.data.Sampler):
-    """Endless item indices: epoch e is a permutation drawn from (seed, e). Starting at ``start`` (items already
-    consumed) resumes the stream exactly where a checkpoint left it."""
+    """Endless (epoch, item) pairs: epoch e visits the items in a permutation drawn from (seed, e). Starting at
+    ``start`` (items already consumed) resumes the stream exactly where a checkpoint left it."""
 
     def __init__(self, n: int, seed: int, start: int = 0):
         self.n, self.seed, self.start = n, seed, start
@@ -223,8 +223,25 @@ class StepSampler(torch.utils.data.Sampler):
             epoch, pos = divmod(i, self.n)
             if pos == 0 or i == self.start:
                 perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            yield int(perm[pos])
+            yield epoch, int(perm[pos])
             i += 1
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """Indexes ``dataset`` by (epoch, item): sets the dataset's epoch (TaskDataset.set_epoch: per-item draws of
+    crop, codec, colours and prompt depend on it) before reading, in whichever worker process reads it."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, item = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[item]
 
 
 def collate(items: list[dict]) -> dict[str, Any]:
@@ -262,7 +279,7 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
 
 def make_loader(dataset, cfg: TrainConfig, start_item: int):
     return torch.utils.data.DataLoader(
-        dataset,
+        EpochItems(dataset),
         batch_size=cfg.batch_size,
         sampler=StepSampler(len(dataset), cfg.seed, start_item),
         collate_fn=collate,
