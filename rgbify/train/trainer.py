@@ -310,7 +310,7 @@ class PromptEncoder:
         if prompt in self.cache:
             return self.cache[prompt]
         win = self.tok.model_max_length
-        ids = self.tok(prompt, add_special_tokens=False, truncation=False).input_ids or []
+        ids = self.tok(prompt, add_special_tokens=False, truncation=False, verbose=False).input_ids or []
         chunks = [ids[i : i + win - 2] for i in range(0, max(len(ids), 1), win - 2)]
         rows = [[self.tok.bos_token_id, *c, self.tok.eos_token_id] for c in chunks]
         rows = [r + [self.tok.pad_token_id] * (win - len(r)) for r in rows]
