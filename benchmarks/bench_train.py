@@ -41,6 +41,36 @@ def fake_batch(n: int, res: int, device, tasks=("depth", "normals", "semantic", 
     }
 
 
+def count_flops(args: argparse.Namespace) -> dict:
+    """FLOPs of one training sample (UNet forward + backward, two VAE encodes) counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused"})
+    with torch.device("meta"):
+        parts = build_model(cfg)
+    r, lat = args.resolution, args.resolution // 8
+    counts = {}
+    for name, fn in (
+        ("vae_encode_x2", lambda: parts.vae.encode(torch.randn(2, 3, r, r, device="meta")).latent_dist.mode()),
+        ("unet_fwd_bwd", lambda: parts.unet(
+            torch.randn(1, 8, lat, lat, device="meta"), torch.tensor([1], device="meta"),
+            encoder_hidden_states=torch.randn(1, 77, parts.unet.config.cross_attention_dim, device="meta"),
+            class_labels=torch.randn(1, 4, device="meta") if args.mode == "lotus" else None,
+        ).sample.sum().backward()),
+    ):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        counts[name] = counter.get_total_flops() / 1e12
+    if args.mode == "lotus":  # the detail preserver runs the UNet on a second (reconstruction) copy of the batch
+        counts["unet_fwd_bwd"] *= 2
+    total = sum(counts.values())
+    result = {"model": args.model, "mode": args.mode, "resolution": r,
+              **{f"tflop_{k}": round(v, 6) for k, v in counts.items()}, "tflop_per_sample": round(total, 6)}
+    print(json.dumps(result))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="tiny", help="tiny, sd2-random or a local diffusers SD folder")
@@ -54,7 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default by GPU name)")
+    ap.add_argument("--flops-only", action="store_true",
+                    help="count FLOPs per sample on the meta device (no weights, no compute) and exit")
     args = ap.parse_args(argv)
+    if args.flops_only:
+        return count_flops(args)
 
     device = torch.device(args.device)
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution,

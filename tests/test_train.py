@@ -192,3 +192,30 @@ def test_bf16_gradient_checkpointing_and_ema(tmp_path):
     cfg = cfg_for(tmp_path, "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
     assert train(cfg, MemoryTaskDataset())["step"] == 1
     assert np.isfinite(log_rows(cfg)[0]["loss"])
+
+
+def test_bench_flop_count_on_meta_device():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.main(["--model", "tiny", "--resolution", "64", "--flops-only"])
+    assert r["tflop_per_sample"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bench_runs_on_gpu_in_bf16():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.main(["--model", "tiny", "--resolution", "64", "--mixed-precision", "bf16", "--steps", "2",
+                    "--warmup", "1", "--device", "cuda"])
+    assert r["samples_per_s"] > 0 and np.isfinite(r["last_loss"])

@@ -361,8 +361,7 @@ def train_step(parts: Parts, prompts: PromptEncoder, cfg: TrainConfig, batch: di
     """The loss of one micro-batch and its per-item losses (for per-task logging). Uses only ``gen`` for noise."""
     unet, sched = parts.unet, parts.noise_scheduler
     device = parts.vae.device
-    target = vae_encode(parts.vae, batch["target"]).float()
-    image = vae_encode(parts.vae, batch["image"]).float()
+    target, image = vae_encode(parts.vae, torch.cat([batch["target"], batch["image"]])).float().chunk(2)
     is_gen = torch.tensor([t == "generate" for t in batch["task"]], device=device)
     image = torch.where(is_gen[:, None, None, None], torch.zeros_like(image), image)
     text, mask = prompts(batch["prompt"])
