@@ -119,3 +119,16 @@ def test_cli_predict_and_eval(tmp_path, tiny_run, fake_codec, capsys):
     assert rgbify_main(["predict", "--run", str(tmp_path / "nope"), "--task", "depth", *images, "--out", "x"]) == 2
     assert rgbify_main(["eval", "--run", tiny_run, "--images", str(tmp_path / "imgs")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_validation_during_training_logs_metrics_and_grids(tmp_path, fake_codec):
+    cfg = cfg_for(tmp_path, "lotus", steps=2, eval_every=1, eval_samples=2)
+    result = train(cfg, MemoryTaskDataset(), val_data=MemoryTaskDataset(n=2))
+    rows = [json.loads(x) for x in (tmp_path / "run-lotus" / "val.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and "depth" in rows[-1]["metrics"]
+    assert result["metrics"] == rows[-1]["metrics"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run-lotus" / "logs")).Reload()
+    assert "val/image_target_prediction" in events.Tags()["images"]
+    assert {"loss/total", "lr", "samples_per_s", "val/depth/abs_rel"} <= set(events.Tags()["scalars"])
