@@ -1,1 +1,74 @@
+"""Encode stage: every task's answer as an RGB image, and back (docs/codecs.md).
 
+Depth (metres) and normals (OpenCV camera frame) through named codecs, semantic and instance labels through
+colours named in the prompt, and the prompt builders. Importing this package loads numpy only; numba kernels
+compile (or load from their on-disk cache) on first use. Never imports torch or bpy.
+"""
+
+from rgbify.encode.codecs import (
+    COLORMAPS,
+    DEPTH_CODECS,
+    Colormap,
+    CubeWalk,
+    DepthCodec,
+    Hilbert24,
+    NormalsCodec,
+    decode_depth,
+    decode_normals,
+    encode_depth,
+    encode_normals,
+    get_codec,
+)
+from rgbify.encode.errors import CodecInputError
+from rgbify.encode.labels import (
+    PALETTE,
+    NamedColor,
+    cluster_colors,
+    decode_instance,
+    decode_semantic,
+    encode_instance,
+    encode_semantic,
+    instance_colors,
+    instance_shades,
+)
+from rgbify.encode.prompts import (
+    PROMPT_FORMATS,
+    depth_prompt,
+    instance_prompt,
+    normals_prompt,
+    semantic_prompt,
+)
+from rgbify.encode.tasks import TASKS, decode_target, make_task_target
+
+__all__ = [
+    "COLORMAPS",
+    "DEPTH_CODECS",
+    "PALETTE",
+    "PROMPT_FORMATS",
+    "TASKS",
+    "CodecInputError",
+    "Colormap",
+    "CubeWalk",
+    "DepthCodec",
+    "Hilbert24",
+    "NamedColor",
+    "NormalsCodec",
+    "cluster_colors",
+    "decode_depth",
+    "decode_instance",
+    "decode_normals",
+    "decode_semantic",
+    "decode_target",
+    "depth_prompt",
+    "encode_depth",
+    "encode_instance",
+    "encode_normals",
+    "encode_semantic",
+    "get_codec",
+    "instance_colors",
+    "instance_prompt",
+    "instance_shades",
+    "make_task_target",
+    "normals_prompt",
+    "semantic_prompt",
+]

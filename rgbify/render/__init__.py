@@ -1,1 +1,38 @@
+"""Render stage: a scene spec -> RGB plus exact depth, normals, instance and semantic IDs (docs/rendering.md).
 
+Importing this package does not import bpy; :func:`render` with the Cycles backend imports it in the calling
+process, and :class:`rgbify.render.worker.RenderWorker` runs Blender in a long-lived subprocess.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rgbify.render.result import RenderResult, SceneError, write_render_dir
+from rgbify.scenes.spec import SceneSpec
+
+__all__ = ["RenderResult", "SceneError", "render", "write_render_dir"]
+
+BACKENDS = ("cycles", "raster")
+DEVICES = ("cpu", "gpu")
+
+
+def render(spec: SceneSpec, *, backend: Literal["cycles", "raster"] = "cycles",
+           device: Literal["cpu", "gpu"] = "cpu") -> RenderResult:
+    """Render ``spec`` in this process and return every array of CONVENTIONS §2.
+
+    backend "cycles": Blender Cycles (RGB render + centre-ray data render); device "gpu" uses CUDA/OptiX.
+    backend "raster": pyrender through EGL (previews, a second oracle); ``device`` is ignored.
+    Raises SceneError if the scene cannot be rendered (the message names the cause, e.g. an unreadable file).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"render backend {backend!r} is not one of {BACKENDS}")
+    if device not in DEVICES:
+        raise ValueError(f"render device {device!r} is not one of {DEVICES}")
+    if backend == "raster":
+        from rgbify.render.raster import render_raster
+
+        return render_raster(spec)
+    from rgbify.render.cycles import render_cycles
+
+    return render_cycles(spec, device=device)

@@ -1,1 +1,24 @@
+"""Scene recipes: sample plain-data scene specs (no bpy) from a recipe, a base seed and a sample index.
 
+    from rgbify.scenes import list_recipes, load_recipe, sample_scene, CLASSES
+    config = load_recipe("indoor", resolution=(256, 256), samples=16)
+    spec = sample_scene(config, seed=0, index=7)   # rgbify.scenes.spec.SceneSpec
+
+Recipes are the TOML files in the top-level ``scenes/`` folder (shipped as ``rgbify/recipes``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rgbify.scenes.classes import CLASSES
+from rgbify.scenes.config import RecipeConfig, RecipeError, list_recipes, load_recipe
+
+__all__ = ["CLASSES", "RecipeConfig", "RecipeError", "list_recipes", "load_recipe", "sample_scene"]
+
+
+def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any = None):  # noqa: ANN201
+    """The SceneSpec for (config, seed, index); see rgbify.scenes.sample.sample_scene."""
+    from rgbify.scenes.sample import sample_scene as _sample
+
+    return _sample(config, seed, index, assets)

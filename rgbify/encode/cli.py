@@ -1,0 +1,103 @@
+"""``rgbify encode`` and ``rgbify decode``: measurement files <-> RGB target images.
+
+Thin: parsing here, work in :mod:`rgbify.encode` (imported inside the command functions, so ``rgbify --help``
+does not load numba).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEPTH_CODEC_HELP = (
+    "depth codec: cubewalk (default, paper), hilbert24 (summary; --d-max, --gamma), colormap:viridis, "
+    "colormap:plasma, colormap:inferno, colormap:gray"
+)
+UNITS = """Units and frames:
+  depth    planar z in metres, +inf = nothing hit. Files: .npy float32 (H,W); .exr float channel Z;
+           .png 16-bit single channel in millimetres (0 = no depth, encoded as nothing hit).
+  normals  unit vectors in the OpenCV camera frame (+x right, +y down, +z forward), zeros = no surface.
+           Files: .npy float32 (H,W,3); .exr channels X, Y, Z. The target colours use +x right, +y up,
+           +z toward the viewer: R,G,B = round((v + 1) / 2 * 255) (R negated with --flip-x).
+  targets  8-bit RGB: .png, or .npy uint8 (H,W,3). Decoding accepts any 8-bit RGB image.
+See docs/codecs.md for every codec's formula."""
+
+
+def _add_depth_options(p: argparse.ArgumentParser, decode: bool) -> None:
+    p.add_argument("--codec", default="cubewalk", help=DEPTH_CODEC_HELP)
+    p.add_argument("--d-max", type=float, default=None, help="hilbert24: depth in metres of the far code (100)")
+    p.add_argument("--gamma", type=float, default=None, help="hilbert24: exponent of d / d_max (0.5)")
+    if decode:
+        p.add_argument("--robust", choices=["median3"], default=None,
+                       help="decoder option: 3x3 median of the decoded depth (helps hilbert24 under noise)")
+
+
+def _codec(args: argparse.Namespace):
+    from rgbify.encode.codecs import depth_codec
+
+    params = {}
+    if args.d_max is not None:
+        params["d_max"] = args.d_max
+    if args.gamma is not None:
+        params["gamma"] = args.gamma
+    if getattr(args, "robust", None):
+        params["robust"] = args.robust
+    return depth_codec(args.codec, **params)
+
+
+def _encode_depth(args: argparse.Namespace) -> int:
+    from rgbify.encode import io
+
+    depth, valid = io.read_depth(args.input)
+    io.write_target(args.output, _codec(args).encode(depth, valid))
+    return 0
+
+
+def _decode_depth(args: argparse.Namespace) -> int:
+    from rgbify.encode import io
+
+    rgb = io.read_target(args.input)
+    io.write_depth(args.output, _codec(args).decode(rgb))
+    return 0
+
+
+def _encode_normals(args: argparse.Namespace) -> int:
+    from rgbify.encode import io
+    from rgbify.encode.codecs import NormalsCodec
+
+    io.write_target(args.output, NormalsCodec(flip_x=args.flip_x).encode(io.read_normals(args.input)))
+    return 0
+
+
+def _decode_normals(args: argparse.Namespace) -> int:
+    from rgbify.encode import io
+    from rgbify.encode.codecs import NormalsCodec
+
+    io.write_normals(args.output, NormalsCodec(flip_x=args.flip_x).decode(io.read_target(args.input)))
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    enc = subparsers.add_parser("encode", help="encode depth or normals as an RGB target image",
+                                description="Encode a measurement as an RGB target image.\n\n" + UNITS,
+                                formatter_class=fmt)
+    dec = subparsers.add_parser("decode", help="decode an RGB target image back into depth or normals",
+                                description="Decode an RGB target image (any 8-bit RGB) into a measurement.\n\n"
+                                + UNITS, formatter_class=fmt)
+    for parser, decode in ((enc, False), (dec, True)):
+        kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+        verb = "decode" if decode else "encode"
+        d = kinds.add_parser("depth", help=f"{verb} metric depth", formatter_class=fmt,
+                             description=f"{verb.capitalize()} metric depth.\n\n{UNITS}")
+        d.add_argument("input", metavar="IN", help="RGB target (.png/.npy)" if decode else "depth (.npy/.png/.exr)")
+        d.add_argument("output", metavar="OUT",
+                       help="depth (.npy/.exr/.png mm)" if decode else "RGB target (.png/.npy)")
+        _add_depth_options(d, decode)
+        d.set_defaults(func=_decode_depth if decode else _encode_depth)
+        n = kinds.add_parser("normals", help=f"{verb} surface normals", formatter_class=fmt,
+                             description=f"{verb.capitalize()} surface normals.\n\n{UNITS}")
+        n.add_argument("input", metavar="IN", help="RGB target (.png/.npy)" if decode else "normals (.npy/.exr)")
+        n.add_argument("output", metavar="OUT", help="normals (.npy/.exr)" if decode else "RGB target (.png/.npy)")
+        n.add_argument("--flip-x", action="store_true",
+                       help="paper's colours: R = (1 - x)/2 (x negated, Lotus/DSINE); default R = (x + 1)/2")
+        n.set_defaults(func=_decode_normals if decode else _encode_normals)

@@ -1,0 +1,372 @@
+"""numba kernels of the codecs. Each has a plain-NumPy twin in :mod:`rgbify.encode.reference` that tests hold it to.
+
+Kernels are compiled on first call and cached on disk (``cache=True``), so a warm process loads them instead of
+compiling. They run on one core (no ``parallel``). Encoders also validate in the same pass: they return the
+number of bad input pixels and the flat index of the first one, and the caller raises.
+
+Rounding is ``floor(x + 0.5)`` everywhere (NumPy's ``rint`` rounds half to even, which the formulas do not say).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+QMAX = (1 << 24) - 1
+"""Largest hilbert24 index: the far code (d >= d_max or nothing hit)."""
+
+CUBE_VERTICES = np.array(
+    [[0, 0, 0], [255, 0, 0], [255, 255, 0], [0, 255, 0], [0, 255, 255], [0, 0, 255], [255, 0, 255], [255, 255, 255]],
+    dtype=np.float64,
+)
+"""V0..V7 of depth/cubewalk: black, red, yellow, green, cyan, blue, magenta, white."""
+
+_OPTS = {"cache": True, "nogil": True}
+
+
+@njit(**_OPTS)
+def _walk_value(d):
+    """Barron power transform f(d) = 1 - (1 + d/10)^-2 (f(inf) = 1)."""
+    if d == math.inf:
+        return 1.0
+    x = 1.0 + d / 10.0
+    return 1.0 - 1.0 / (x * x)
+
+
+@njit(**_OPTS)
+def _walk_depth(f):
+    """Inverse of :func:`_walk_value`: d = 10 ((1 - f)^(-1/2) - 1); f >= 1 gives +inf."""
+    if f >= 1.0:
+        return math.inf
+    return 10.0 * (1.0 / math.sqrt(1.0 - f) - 1.0)
+
+
+@njit(**_OPTS)
+def cubewalk_encode(depth, valid, use_valid, out):
+    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1)."""
+    h, w = depth.shape
+    nbad = 0
+    first = -1
+    for i in range(h):
+        for j in range(w):
+            d = np.float64(depth[i, j])
+            if use_valid and not valid[i, j]:
+                f = 1.0
+            elif not d >= 0.0:  # NaN or negative
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                f = 1.0
+            else:
+                f = _walk_value(d)
+            p = 7.0 * f
+            k = min(int(math.floor(p)), 6)
+            t = p - k
+            for c in range(3):
+                a = CUBE_VERTICES[k, c]
+                out[i, j, c] = np.uint8(math.floor(a + t * (CUBE_VERTICES[k + 1, c] - a) + 0.5))
+    return nbad, first
+
+
+@njit(**_OPTS)
+def cubewalk_decode(rgb, out):
+    """uint8 (H,W,3) -> out float32 (H,W) metres: nearest point on the polyline V0..V7, +inf at white.
+
+    Every edge of the walk runs along one axis across the full 0..255 range, so the foot of the perpendicular
+    from any colour lies on the edge and its squared distance is the exact integer sum over the two fixed axes.
+    """
+    h, w = out.shape
+    for i in range(h):
+        for j in range(w):
+            r = np.int64(rgb[i, j, 0])
+            g = np.int64(rgb[i, j, 1])
+            b = np.int64(rgb[i, j, 2])
+            r0, g0, b0 = r * r, g * g, b * b
+            r1, g1, b1 = (255 - r) * (255 - r), (255 - g) * (255 - g), (255 - b) * (255 - b)
+            # (distance, position along the walk in 1/255 steps) for edges 0..6
+            best, pos = g0 + b0, r
+            if r1 + b0 < best:
+                best, pos = r1 + b0, 255 + g
+            if g1 + b0 < best:
+                best, pos = g1 + b0, 510 + (255 - r)
+            if r0 + g1 < best:
+                best, pos = r0 + g1, 765 + b
+            if r0 + b1 < best:
+                best, pos = r0 + b1, 1020 + (255 - g)
+            if g0 + b1 < best:
+                best, pos = g0 + b1, 1275 + r
+            if r1 + b1 < best:
+                best, pos = r1 + b1, 1530 + g
+            out[i, j] = np.float32(_walk_depth(pos / 1785.0))
+
+
+@njit(**_OPTS)
+def _power(x, e):
+    """x ** e with the common exponents done exactly as NumPy's ``array ** scalar`` does them."""
+    if e == 1.0:
+        return x
+    if e == 0.5:
+        return math.sqrt(x)
+    if e == 2.0:
+        return x * x
+    return x**e
+
+
+@njit(**_OPTS)
+def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, levels, out):
+    """depth float (H,W) metres -> out uint8 (H,W,3) along Skilling's order-8 curve. Returns (nbad, first).
+
+    ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for ``levels`` levels per step.
+    """
+    h, w = depth.shape
+    nbad = 0
+    first = -1
+    steps = 8 // levels
+    width = 3 * levels
+    dmask = (1 << width) - 1
+    amask = (1 << levels) - 1
+    for i in range(h):
+        for j in range(w):
+            d = np.float64(depth[i, j])
+            if use_valid and not valid[i, j]:
+                q = QMAX
+            elif not d >= 0.0:
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                q = QMAX
+            elif d >= d_max:
+                q = QMAX
+            else:
+                q = int(math.floor(_power(d / d_max, gamma) * QMAX + 0.5))
+            s = 0
+            r = 0
+            g = 0
+            b = 0
+            for step in range(steps):
+                digit = (q >> (24 - width * (step + 1))) & dmask
+                c = np.int64(coords[s, digit])
+                r = (r << levels) | ((c >> (2 * levels)) & amask)
+                g = (g << levels) | ((c >> levels) & amask)
+                b = (b << levels) | (c & amask)
+                s = next_state[s, digit]
+            out[i, j, 0] = r
+            out[i, j, 1] = g
+            out[i, j, 2] = b
+    return nbad, first
+
+
+@njit(**_OPTS)
+def _hilbert_q(r, g, b, rank, next_state, levels):
+    steps = 8 // levels
+    amask = (1 << levels) - 1
+    s = 0
+    q = 0
+    for step in range(steps):
+        sh = 8 - levels * (step + 1)
+        o = (((r >> sh) & amask) << (2 * levels)) | (((g >> sh) & amask) << levels) | ((b >> sh) & amask)
+        digit = np.int64(rank[s, o])
+        q = (q << (3 * levels)) | digit
+        s = next_state[s, digit]
+    return q
+
+
+@njit(**_OPTS)
+def hilbert_index(rgb, rank, next_state, levels, out):
+    """uint8 (H,W,3) -> out uint32 (H,W): the Hilbert index of each colour (block tables as above)."""
+    h, w = out.shape
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
+                                   next_state, levels)
+
+
+@njit(**_OPTS)
+def hilbert_decode(rgb, d_max, gamma, rank, next_state, levels, out):
+    """uint8 (H,W,3) -> out float32 (H,W) metres: d = d_max (q / (2^24 - 1))^(1 / gamma)."""
+    h, w = out.shape
+    inv_gamma = 1.0 / gamma
+    for i in range(h):
+        for j in range(w):
+            q = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
+                           next_state, levels)
+            out[i, j] = np.float32(d_max * _power(q / QMAX, inv_gamma))
+
+
+@njit(**_OPTS)
+def colormap_encode(depth, valid, use_valid, lut, out):
+    """depth float (H,W) -> out uint8 (H,W,3) = lut[round(255 f(d))]. Returns (nbad, first)."""
+    h, w = depth.shape
+    nbad = 0
+    first = -1
+    for i in range(h):
+        for j in range(w):
+            d = np.float64(depth[i, j])
+            if use_valid and not valid[i, j]:
+                f = 1.0
+            elif not d >= 0.0:
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                f = 1.0
+            else:
+                f = _walk_value(d)
+            k = int(math.floor(f * 255.0 + 0.5))
+            for c in range(3):
+                out[i, j, c] = lut[k, c]
+    return nbad, first
+
+
+@njit(**_OPTS)
+def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, cell_shift, out):
+    """uint8 (H,W,3) -> out float32 (H,W) metres via the nearest entry of lut (int64 (256,3)), refined on the
+    adjacent table segments. An entry repeated in a run of equal entries decodes to the run's centre
+    (``run_centre[k]``, = k for entries that are not repeated). ``cell_start``/``cell_entries`` list, per
+    colour cell (``cell_shift`` low bits per channel dropped), the entries that can be nearest to a colour in
+    it (ascending), so the search scans a few entries instead of 256."""
+    h, w = out.shape
+    n = lut.shape[0]
+    cbits = 8 - cell_shift
+    for i in range(h):
+        for j in range(w):
+            r = np.int64(rgb[i, j, 0])
+            g = np.int64(rgb[i, j, 1])
+            b = np.int64(rgb[i, j, 2])
+            cell = ((r >> cell_shift) << (2 * cbits)) | ((g >> cell_shift) << cbits) | (b >> cell_shift)
+            best = 1 << 40
+            k = 0
+            for m in range(cell_start[cell], cell_start[cell + 1]):
+                e = cell_entries[m]
+                dr = r - lut[e, 0]
+                dg = g - lut[e, 1]
+                db = b - lut[e, 2]
+                dist = dr * dr + dg * dg + db * db
+                if dist < best:
+                    best = dist
+                    k = e
+            x = run_centre[k]
+            repeated = x != k
+            best_seg = math.inf
+            for nb in (k - 1, k + 1):
+                if nb < 0 or nb >= n or repeated:
+                    continue
+                er = np.float64(lut[nb, 0] - lut[k, 0])
+                eg = np.float64(lut[nb, 1] - lut[k, 1])
+                eb = np.float64(lut[nb, 2] - lut[k, 2])
+                ee = er * er + eg * eg + eb * eb
+                if ee == 0.0:
+                    continue
+                t = ((r - lut[k, 0]) * er + (g - lut[k, 1]) * eg + (b - lut[k, 2]) * eb) / ee
+                t = min(max(t, 0.0), 1.0)
+                pr = r - (lut[k, 0] + t * er)
+                pg = g - (lut[k, 1] + t * eg)
+                pb = b - (lut[k, 2] + t * eb)
+                dist = pr * pr + pg * pg + pb * pb
+                if dist < best_seg:
+                    best_seg = dist
+                    x = k + t * (nb - k)
+            out[i, j] = np.float32(_walk_depth(x / (n - 1)))
+
+
+@njit(**_OPTS)
+def normals_encode(normals, flip_x, out):
+    """float (H,W,3) OpenCV unit normals -> out uint8 (H,W,3). Returns (bad (NaN) count, first flat index)."""
+    h, w = out.shape[0], out.shape[1]
+    nbad = 0
+    first = -1
+    for i in range(h):
+        for j in range(w):
+            x = np.float64(normals[i, j, 0])
+            y = -np.float64(normals[i, j, 1])
+            z = -np.float64(normals[i, j, 2])
+            nn = x * x + y * y + z * z
+            if not nn == nn or nn == math.inf:  # NaN or inf component
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                nn = 0.0
+            if nn < 1e-12:
+                out[i, j, 0] = 0
+                out[i, j, 1] = 0
+                out[i, j, 2] = 0
+                continue
+            s = 1.0 / math.sqrt(nn)
+            x *= s
+            y *= s
+            z *= s
+            if flip_x:
+                x = -x
+            out[i, j, 0] = np.uint8(math.floor((x + 1.0) * 0.5 * 255.0 + 0.5))
+            out[i, j, 1] = np.uint8(math.floor((y + 1.0) * 0.5 * 255.0 + 0.5))
+            out[i, j, 2] = np.uint8(math.floor((z + 1.0) * 0.5 * 255.0 + 0.5))
+    return nbad, first
+
+
+@njit(**_OPTS)
+def normals_decode(rgb, flip_x, out):
+    """uint8 (H,W,3) -> out float32 (H,W,3) OpenCV unit normals; B < 64 decodes to (0, 0, 0)."""
+    h, w = out.shape[0], out.shape[1]
+    for i in range(h):
+        for j in range(w):
+            if rgb[i, j, 2] < 64:
+                out[i, j, 0] = 0.0
+                out[i, j, 1] = 0.0
+                out[i, j, 2] = 0.0
+                continue
+            x = 2.0 * rgb[i, j, 0] / 255.0 - 1.0
+            y = 2.0 * rgb[i, j, 1] / 255.0 - 1.0
+            z = 2.0 * rgb[i, j, 2] / 255.0 - 1.0
+            if flip_x:
+                x = -x
+            s = 1.0 / math.sqrt(x * x + y * y + z * z)
+            out[i, j, 0] = np.float32(x * s)
+            out[i, j, 1] = np.float32(-y * s)
+            out[i, j, 2] = np.float32(-z * s)
+
+
+@njit(**_OPTS)
+def nearest_label(rgb, colors, labels, max_dist2, out):
+    """uint8 (H,W,3) -> out int32 (H,W): the label of the nearest of ``colors`` (int64 (K,3)) if its squared
+    distance is at most ``max_dist2``, else 0. Ties go to the first colour."""
+    h, w = out.shape
+    k_n = colors.shape[0]
+    for i in range(h):
+        for j in range(w):
+            r = np.int64(rgb[i, j, 0])
+            g = np.int64(rgb[i, j, 1])
+            b = np.int64(rgb[i, j, 2])
+            best = max_dist2 + 1
+            lab = 0
+            for k in range(k_n):
+                dr = r - colors[k, 0]
+                dg = g - colors[k, 1]
+                db = b - colors[k, 2]
+                dist = dr * dr + dg * dg + db * db
+                if dist < best:
+                    best = dist
+                    lab = labels[k]
+            out[i, j] = lab
+
+
+@njit(**_OPTS)
+def median3(a, out):
+    """3x3 median of a float (H,W) array, edges replicated."""
+    h, w = a.shape
+    buf = np.empty(9, dtype=np.float64)
+    for i in range(h):
+        for j in range(w):
+            n = 0
+            for di in range(-1, 2):
+                ii = min(max(i + di, 0), h - 1)
+                for dj in range(-1, 2):
+                    jj = min(max(j + dj, 0), w - 1)
+                    v = np.float64(a[ii, jj])
+                    m = n
+                    while m > 0 and buf[m - 1] > v:  # insertion sort
+                        buf[m] = buf[m - 1]
+                        m -= 1
+                    buf[m] = v
+                    n += 1
+            out[i, j] = buf[4]

@@ -1,0 +1,148 @@
+"""The boundary the datasets and train stages use: ground truth -> (target, prompt, decode params) and back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rgbify.encode.codecs import COLORMAPS, depth_codec, get_codec
+from rgbify.encode.errors import CodecInputError
+from rgbify.encode.labels import (
+    PALETTE,
+    decode_instance,
+    decode_semantic,
+    encode_instance,
+    encode_semantic,
+    instance_colors,
+)
+from rgbify.encode.prompts import (
+    PROMPT_FORMATS,
+    check_params,
+    depth_prompt,
+    instance_prompt,
+    normals_codec,
+    normals_prompt,
+    semantic_prompt,
+)
+
+TASKS = ("depth", "normals", "semantic", "instance")
+INSTANCE_VARIANTS = ("shades", "distinct")
+
+
+def _gt(gt: dict[str, Any], key: str) -> np.ndarray:
+    if key not in gt or gt[key] is None:
+        raise CodecInputError(f"ground truth has no {key!r} (keys: {sorted(gt)}); this task needs it")
+    return np.asarray(gt[key])
+
+
+def _class_name(gt: dict[str, Any], index: int) -> str:
+    names = gt.get("class_names") or []
+    return names[index - 1] if 0 < index <= len(names) else f"class {index}"
+
+
+def _depth_target(gt: dict, rng: np.random.Generator, depth_codecs: Sequence[Any] = ("depth/cubewalk",),
+                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, **_: Any):
+    if rng.random() < colormap_prob:
+        codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
+    else:
+        codec = depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
+    depth = _gt(gt, "depth").astype(np.float32, copy=False)
+    prompt, params = depth_prompt(codec, rng)
+    return codec.encode(depth, gt.get("valid")), prompt, params
+
+
+def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **_: Any):
+    prompt, params = normals_prompt(flip_x, rng)
+    return normals_codec(params).encode(_gt(gt, "normals").astype(np.float32, copy=False)), prompt, params
+
+
+def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
+                     max_classes: int = len(PALETTE), **_: Any):
+    semantic = _gt(gt, "semantic")
+    present = [int(c) for c in np.unique(semantic) if c > 0]
+    if len(present) > max_classes:
+        present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
+    order = [present[i] for i in rng.permutation(len(present))]
+    colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
+    prompt, params = semantic_prompt([(c, _class_name(gt, c)) for c in order], colors, rng, prompt_format)
+    return encode_semantic(semantic, dict(zip(order, colors, strict=True))), prompt, params
+
+
+def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str = "shades",
+                     instance_class: str | None = None, prompt_format: str | None = None, **_: Any):
+    instance = _gt(gt, "instance")
+    semantic = _gt(gt, "semantic")
+    variant = instance_variant
+    if variant == "random":
+        variant = INSTANCE_VARIANTS[int(rng.integers(len(INSTANCE_VARIANTS)))]
+    if variant not in INSTANCE_VARIANTS:
+        raise CodecInputError(f"instance_variant {instance_variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
+    present = [int(c) for c in np.unique(semantic[instance > 0]) if c > 0]
+    if instance_class is not None:
+        names = list(gt.get("class_names") or [])
+        if instance_class not in names:
+            raise CodecInputError(f"instance_class {instance_class!r} is not in the class table {names}")
+        cls = names.index(instance_class) + 1
+    elif present:
+        cls = present[int(rng.integers(len(present)))]
+    else:  # nothing to segment: ask for any class; the target is all black
+        cls = int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))
+    ids, counts = np.unique(instance[(semantic == cls) & (instance > 0)], return_counts=True)
+    order = np.lexsort((ids, -counts))  # largest first, ties by id
+    ids = [int(i) for i in ids[order]]
+    class_color = PALETTE[int(rng.integers(len(PALETTE)))].rgb
+    colors, split = instance_colors(ids, variant, class_color, rng)
+    prompt, params = instance_prompt(cls, _class_name(gt, cls), variant, colors,
+                                     class_color if variant == "shades" else None, split, rng, prompt_format)
+    return encode_instance(instance, colors), prompt, params
+
+
+_BUILDERS = {"depth": _depth_target, "normals": _normals_target, "semantic": _semantic_target,
+             "instance": _instance_target}
+
+
+def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **options: Any
+                     ) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """Encode one task's ground truth as an RGB target with its prompt.
+
+    task: "depth", "normals", "semantic" or "instance". gt: dict with depth float32 (H, W) metres (+inf nothing
+    hit), normals float32 (H, W, 3) OpenCV camera frame, instance int32 (H, W), semantic int32 (H, W),
+    class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table) and valid (bool
+    (H, W), depth only). Options: depth_codecs (list of codec specs, one drawn per call, default cubewalk),
+    colormap_prob (chance of a colormap codec instead), colormaps; flip_x (normals); prompt_format (one of
+    "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
+    "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng).
+
+    Returns (target uint8 (H, W, 3), prompt str, decode_params JSON-serialisable dict for :func:`decode_target`).
+    """
+    if task not in _BUILDERS:
+        raise CodecInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    fmt = options.get("prompt_format")
+    if fmt is not None and fmt not in PROMPT_FORMATS:
+        raise CodecInputError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMATS)} or None")
+    return _BUILDERS[task](gt, rng, **options)
+
+
+def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.ndarray:
+    """Decode a target (or a generator's prediction of it), uint8 (H, W, 3), with the params of its prompt.
+
+    Returns depth float32 (H, W) metres; normals float32 (H, W, 3) OpenCV camera frame; semantic int32 (H, W)
+    class indices of the class table (0 = unlabeled); instance int32 (H, W) instance ids (0 = none).
+    """
+    p = check_params(decode_params)
+    task = p["task"]
+    if task == "depth":
+        return depth_codec(p.get("codec", "depth/cubewalk")).decode(rgb)
+    if task == "normals":
+        return normals_codec(p).decode(rgb)
+    if task == "semantic":
+        colors = {int(c["index"]): tuple(c["color"]) for c in p.get("classes", [])}
+        return decode_semantic(rgb, colors, p.get("threshold", 100.0))
+    colors = {int(c["id"]): tuple(c["color"]) for c in p.get("instances", [])}
+    return decode_instance(rgb, colors, p.get("variant", "shades"), p.get("threshold", 60.0),
+                           bool(p.get("split_regions", False)))
+
+
+__all__ = ["TASKS", "make_task_target", "decode_target", "get_codec"]

@@ -1,0 +1,226 @@
+"""Triangle meshes for a spec's objects, in plain NumPy (no bpy).
+
+Blender, the ray-casting oracle, the raster backend and ``geometry.glb`` all consume the triangles made here, so
+every consumer sees exactly the same surface. Primitives are tessellated by this module (not by Blender's
+``primitive_*_add`` operators); polygons of inline meshes are fan-triangulated; mesh files are read with trimesh.
+
+Smooth shading uses per-vertex normals weighted by the corner angle of each adjacent triangle (what Blender
+computes for a mesh without custom normals), interpolated barycentrically and renormalised across a triangle.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from rgbify.scenes.spec import InlineMesh, MeshFile, Object, Primitive
+
+
+class GeometryError(ValueError):
+    """An object's geometry cannot be built (unreadable mesh file, bad indices); the message names it."""
+
+
+@dataclass(frozen=True)
+class TriMesh:
+    """A triangle mesh: ``vertices`` float64 (N,3) metres, ``faces`` int64 (M,3) counter-clockwise outward."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    def transformed(self, matrix: np.ndarray) -> TriMesh:
+        """The mesh with a 4x4 affine ``matrix`` applied to its vertices."""
+        m = np.asarray(matrix, dtype=np.float64)
+        v = self.vertices @ m[:3, :3].T + m[:3, 3]
+        f = self.faces if np.linalg.det(m[:3, :3]) > 0 else self.faces[:, ::-1]  # keep outward winding
+        return TriMesh(v, np.ascontiguousarray(f))
+
+
+def _grid_faces(rows: int, cols: int, offset: int = 0, wrap: bool = True) -> np.ndarray:
+    """Two triangles per cell of a (rows x cols) vertex grid laid out row-major; columns wrap around."""
+    i, j = np.meshgrid(np.arange(rows - 1), np.arange(cols if wrap else cols - 1), indexing="ij")
+    j1 = (j + 1) % cols
+    a, b = i * cols + j, i * cols + j1
+    c, d = (i + 1) * cols + j1, (i + 1) * cols + j
+    quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4) + offset
+    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+
+
+def _fan(center: int, ring: np.ndarray, reverse: bool) -> np.ndarray:
+    nxt = np.roll(ring, -1)
+    f = np.stack([np.full_like(ring, center), ring, nxt], axis=1)
+    return f[:, ::-1] if reverse else f
+
+
+def _ring(n: int) -> tuple[np.ndarray, np.ndarray]:
+    a = 2.0 * math.pi * np.arange(n) / n
+    return np.cos(a), np.sin(a)
+
+
+def _box() -> TriMesh:
+    v = np.array([[x, y, z] for z in (-0.5, 0.5) for y in (-0.5, 0.5) for x in (-0.5, 0.5)], dtype=np.float64)
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    f = [(q[0], q[1], q[2]) for q in quads] + [(q[0], q[2], q[3]) for q in quads]
+    return TriMesh(v, np.array(f, dtype=np.int64))
+
+
+def _sphere(segments: int) -> TriMesh:
+    rings = max(2, segments // 2)
+    cos_a, sin_a = _ring(segments)
+    theta = math.pi * np.arange(1, rings) / rings  # polar angle of the inner rings
+    st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
+    body = np.stack([st * cos_a, st * sin_a, np.broadcast_to(ct, (len(theta), segments))], axis=-1)
+    v = np.concatenate([body.reshape(-1, 3), [[0, 0, 1], [0, 0, -1]]]) * 0.5
+    top, bottom = len(v) - 2, len(v) - 1
+    f = [_grid_faces(rings - 1, segments)[:, ::-1]]  # rows go downwards: flip to keep outward winding
+    f.append(_fan(top, np.arange(segments), reverse=False))
+    f.append(_fan(bottom, (rings - 2) * segments + np.arange(segments), reverse=True))
+    return TriMesh(v, np.concatenate(f).astype(np.int64))
+
+
+def _cylinder(segments: int, top_radius: float) -> TriMesh:
+    """Unit-height cylinder (or cone if ``top_radius`` is 0) of base radius 0.5; caps do not share vertices."""
+    cos_a, sin_a = _ring(segments)
+    ring = np.stack([cos_a, sin_a], axis=1) * 0.5
+    bottom = np.column_stack([ring, np.full(segments, -0.5)])
+    verts = [bottom]
+    if top_radius > 0:
+        top = np.column_stack([ring * top_radius * 2, np.full(segments, 0.5)])
+        verts.append(top)
+        side = _grid_faces(2, segments)[:, ::-1][:, [0, 2, 1]]
+        faces = [side]
+    else:
+        verts.append([[0.0, 0.0, 0.5]])
+        faces = [_fan(segments, np.arange(segments), reverse=False)[:, [0, 2, 1]][:, ::-1]]
+    n = sum(len(x) for x in verts)
+    # separate cap rings so that smooth shading keeps the caps flat
+    verts.append(bottom)
+    verts.append([[0.0, 0.0, -0.5]])
+    faces.append(_fan(n + segments, n + np.arange(segments), reverse=True))
+    if top_radius > 0:
+        m = n + segments + 1
+        verts.append(np.column_stack([ring * top_radius * 2, np.full(segments, 0.5)]))
+        verts.append([[0.0, 0.0, 0.5]])
+        faces.append(_fan(m + segments, m + np.arange(segments), reverse=False))
+    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in verts])
+    return TriMesh(v, np.concatenate(faces).astype(np.int64))
+
+
+def _torus(segments: int, minor_ratio: float) -> TriMesh:
+    major = 0.5 / (1.0 + minor_ratio)
+    minor = major * minor_ratio
+    minor_segments = max(3, segments // 2)
+    cos_a, sin_a = _ring(segments)
+    cos_b, sin_b = _ring(minor_segments)
+    r = major + minor * cos_b[:, None] + 0.0 * cos_a  # (minor_segments, segments)
+    z = np.broadcast_to(minor * sin_b[:, None], r.shape)
+    v = np.stack([r * cos_a, r * sin_a, z], axis=-1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(minor_segments), np.arange(segments), indexing="ij")
+    i1, j1 = (i + 1) % minor_segments, (j + 1) % segments
+    a, b, c, d = i * segments + j, i * segments + j1, i1 * segments + j1, i1 * segments + j
+    quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4)
+    f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    v[:, 2] *= 0.5 / max(minor, 1e-12)  # unit extent in z, scaled by size below
+    return TriMesh(v, f.astype(np.int64))
+
+
+def primitive_mesh(p: Primitive) -> TriMesh:
+    """The primitive's triangles in the object frame, with full extents ``p.size`` (plane: z = 0)."""
+    seg = int(p.segments)
+    if p.shape in ("sphere", "cylinder", "cone", "torus") and seg < 3:
+        raise GeometryError(f"primitive {p.shape}: segments must be >= 3, got {seg}")
+    if p.shape == "box":
+        m = _box()
+    elif p.shape == "sphere":
+        m = _sphere(seg)
+    elif p.shape == "cylinder":
+        m = _cylinder(seg, 0.5)
+    elif p.shape == "cone":
+        m = _cylinder(seg, 0.0)
+    elif p.shape == "plane":
+        m = TriMesh(np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]], dtype=np.float64),
+                    np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64))
+    elif p.shape == "torus":
+        m = _torus(seg, float(p.minor_ratio))
+    else:
+        raise GeometryError(f"unknown primitive shape {p.shape!r}; use box, sphere, cylinder, cone, plane or torus")
+    size = np.asarray(p.size, dtype=np.float64)
+    if p.shape == "plane":
+        size = np.array([size[0], size[1], 1.0])
+    if np.any(size <= 0):
+        raise GeometryError(f"primitive {p.shape}: size must be positive, got {list(p.size)}")
+    return TriMesh(m.vertices * size, m.faces)
+
+
+def triangulate(faces: tuple[tuple[int, ...], ...] | list, n_vertices: int, where: str) -> np.ndarray:
+    """Fan-triangulate polygons (v0, v1, v2, ...) into (M,3) int64, checking indices."""
+    tris: list[tuple[int, int, int]] = []
+    for k, face in enumerate(faces):
+        if len(face) < 3:
+            raise GeometryError(f"{where}: face {k} has {len(face)} vertices; faces need at least 3")
+        for t in range(1, len(face) - 1):
+            tris.append((int(face[0]), int(face[t]), int(face[t + 1])))
+    f = np.array(tris, dtype=np.int64).reshape(-1, 3)
+    if f.size and (f.min() < 0 or f.max() >= n_vertices):
+        raise GeometryError(f"{where}: face index out of range 0..{n_vertices - 1}")
+    return f
+
+
+def load_mesh_file(path: str, scale: float = 1.0) -> TriMesh:
+    """Read a mesh file with trimesh (all its meshes merged, scene graph transforms applied)."""
+    import trimesh
+
+    if not os.path.isfile(path):
+        raise GeometryError(f"mesh file {path!r} does not exist (paths are relative to the working directory "
+                            f"{os.getcwd()!r})")
+    try:
+        loaded = trimesh.load(path, force="mesh", process=False)
+    except Exception as e:  # trimesh raises many kinds of errors for bad files
+        raise GeometryError(f"mesh file {path!r} could not be read: {type(e).__name__}: {e}") from None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise GeometryError(f"mesh file {path!r} contains no triangles")
+    return TriMesh(np.asarray(loaded.vertices, dtype=np.float64) * float(scale),
+                   np.asarray(loaded.faces, dtype=np.int64))
+
+
+def object_mesh(obj: Object) -> TriMesh:
+    """The object's triangles in its own frame (apply ``obj.world_from_object`` for world coordinates)."""
+    g = obj.geometry
+    if isinstance(g, Primitive):
+        return primitive_mesh(g)
+    if isinstance(g, MeshFile):
+        return load_mesh_file(g.path, g.scale)
+    if isinstance(g, InlineMesh):
+        v = np.asarray(g.vertices, dtype=np.float64).reshape(-1, 3)
+        return TriMesh(v, triangulate(g.faces, len(v), f"object {obj.name!r}"))
+    raise GeometryError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
+
+
+def world_mesh(obj: Object) -> TriMesh:
+    return object_mesh(obj).transformed(np.asarray(obj.world_from_object, dtype=np.float64))
+
+
+def face_normals(mesh: TriMesh) -> np.ndarray:
+    """Unit face normals (M,3) float64 from the counter-clockwise winding (0 for degenerate faces)."""
+    t = mesh.vertices[mesh.faces]
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
+
+
+def vertex_normals(mesh: TriMesh) -> np.ndarray:
+    """Per-vertex unit normals (N,3): face normals weighted by the triangle's corner angle at the vertex."""
+    t = mesh.vertices[mesh.faces]
+    fn = face_normals(mesh)
+    out = np.zeros_like(mesh.vertices)
+    for k in range(3):
+        e1 = t[:, (k + 1) % 3] - t[:, k]
+        e2 = t[:, (k + 2) % 3] - t[:, k]
+        denom = np.linalg.norm(e1, axis=1) * np.linalg.norm(e2, axis=1)
+        cos = np.divide(np.einsum("ij,ij->i", e1, e2), denom, out=np.ones(len(t)), where=denom > 0)
+        angle = np.arccos(np.clip(cos, -1.0, 1.0))
+        np.add.at(out, mesh.faces[:, k], fn * angle[:, None])
+    length = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, length, out=np.zeros_like(out), where=length > 0)

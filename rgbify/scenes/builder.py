@@ -1,0 +1,284 @@
+"""The scene builder: models made of parts, collision-checked placement, support surfaces.
+
+A :class:`Model` is an object before placement, in its model frame: z = 0 is the plane it rests on, x and y are
+centred on its footprint, its front faces +y. Every model carries axis-aligned collision boxes (model frame) that
+enclose its parts, and the rectangles on which other things may rest (``surfaces``). Placement only rotates about
++z (yaw), so two placed boxes collide when their z intervals overlap and their rotated footprints overlap
+(separating-axis test). Touching (penetration below ``TOUCH_M``) is allowed: that is how objects rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+
+from rgbify.scenes.geometry import inline_mesh, rot_z, translate
+from rgbify.scenes.spec import Geometry, Light, Material, Object, Primitive, matrix4
+
+TOUCH_M = 1e-3
+"""Boxes may overlap by up to this much (metres) without counting as a collision."""
+
+
+@dataclass
+class Surface:
+    """A horizontal rectangle, model frame: top at ``z``, centre (cx, cy), half extents (hx, hy); ``kind`` says
+    what it is (table, shelf, bed, seat, floor, ...) and ``clear_m`` how much free height it has above."""
+
+    z: float
+    cx: float
+    cy: float
+    hx: float
+    hy: float
+    kind: str
+    clear_m: float = 1.0
+
+
+@dataclass
+class Model:
+    class_name: str
+    kind: str
+    geometry: Geometry
+    model_from_geometry: np.ndarray
+    boxes: list[tuple[np.ndarray, np.ndarray]]
+    """(centre xyz, half extents xyz) collision boxes in the model frame."""
+    surfaces: list[Surface] = field(default_factory=list)
+    shading: str = "flat"
+    material_hint: str = ""
+    """Which palette the material comes from (see materials.py); defaults to the class name."""
+    lights: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    """Lights attached to the model: (position in the model frame, 'point' or 'spot' pointing down)."""
+
+    @property
+    def extents(self) -> np.ndarray:
+        lo = np.min([c - h for c, h in self.boxes], axis=0)
+        hi = np.max([c + h for c, h in self.boxes], axis=0)
+        return hi - lo
+
+    @property
+    def radius_xy(self) -> float:
+        """Radius of the model's footprint about its origin."""
+        return float(max(np.hypot(abs(c[0]) + h[0], abs(c[1]) + h[1]) for c, h in self.boxes))
+
+    @property
+    def height(self) -> float:
+        return float(max(c[2] + h[2] for c, h in self.boxes))
+
+
+# a unit cube centred at the origin: vertices and outward-facing triangles
+_BOX_V = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float64)
+_BOX_F = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],
+                   [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.int64)
+
+
+class Parts:
+    """Collects solid parts in a model frame and turns them into one Model (one instance)."""
+
+    def __init__(self) -> None:
+        self.meshes: list[tuple[np.ndarray, np.ndarray]] = []
+        self.boxes: list[tuple[np.ndarray, np.ndarray]] = []
+        self.single: tuple[Primitive, np.ndarray] | None = None
+
+    def _add(self, vertices: np.ndarray, faces: np.ndarray, box: bool = True) -> Parts:
+        self.meshes.append((vertices, faces))
+        if box:
+            lo, hi = vertices.min(0), vertices.max(0)
+            self.boxes.append(((lo + hi) / 2.0, (hi - lo) / 2.0))
+        return self
+
+    def _add_mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
+        return self._add(np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces, dtype=np.int64), box)
+
+    def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
+        v = _BOX_V * np.asarray(size, dtype=np.float64)
+        if yaw_deg:
+            v = v @ rot_z(yaw_deg)[:3, :3].T
+        single = len(self.meshes) == 0 and yaw_deg == 0.0
+        self._add(v + np.asarray(centre, dtype=np.float64), _BOX_F)
+        self.single = (Primitive("box", tuple(float(s) for s in size)), translate(*centre)) if single else None
+        return self
+
+    def cylinder(self, centre: tuple[float, float, float], radius: float, height: float, axis: str = "z",
+                 sections: int = 16) -> Parts:
+        m = trimesh.creation.cylinder(radius=radius, height=height, sections=sections)
+        if axis == "x":
+            m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (0, 1, 0)))
+        elif axis == "y":
+            m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
+        m.apply_translation(centre)
+        single = len(self.meshes) == 0 and axis == "z"
+        self._add_mesh(m)
+        self.single = (Primitive("cylinder", (2 * radius, 2 * radius, height), segments=sections),
+                       translate(*centre)) if single else None
+        return self
+
+    def sphere(self, centre: tuple[float, float, float], size: tuple[float, float, float]) -> Parts:
+        m = trimesh.creation.uv_sphere(radius=0.5, count=(24, 12))
+        m.apply_scale(size)
+        m.apply_translation(centre)
+        single = len(self.meshes) == 0
+        self._add_mesh(m)
+        self.single = (Primitive("sphere", tuple(float(s) for s in size), segments=24), translate(*centre)) \
+            if single else None
+        return self
+
+    def revolve(self, profile: list[tuple[float, float]], sections: int = 24, z0: float = 0.0) -> Parts:
+        """A solid of revolution about +z; ``profile`` is (radius, z) from the bottom centre to the top centre."""
+        m = trimesh.creation.revolve(np.asarray(profile, dtype=np.float64), sections=sections)
+        if m.volume < 0:
+            m.invert()
+        m.apply_translation((0.0, 0.0, z0))
+        self.single = None
+        return self._add_mesh(m)
+
+    def hull(self, points: np.ndarray) -> Parts:
+        m = trimesh.convex.convex_hull(np.asarray(points, dtype=np.float64))
+        self.single = None
+        return self._add_mesh(m)
+
+    def mesh(self, m: trimesh.Trimesh | tuple[np.ndarray, np.ndarray], box: bool = True) -> Parts:
+        self.single = None
+        if isinstance(m, tuple):
+            return self._add(m[0], m[1], box)
+        return self._add_mesh(m, box)
+
+    def model(self, class_name: str, kind: str, surfaces: list[Surface] | None = None, shading: str = "flat",
+              material_hint: str = "") -> Model:
+        if self.single is not None and len(self.meshes) == 1:
+            geometry, model_from_geometry = self.single
+        else:
+            vs, fs, offset = [], [], 0
+            for v, f in self.meshes:
+                vs.append(v)
+                fs.append(f + offset)
+                offset += len(v)
+            geometry, model_from_geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs)), np.eye(4)
+        return Model(class_name, kind, geometry, model_from_geometry, list(self.boxes), surfaces or [], shading,
+                     material_hint or class_name)
+
+
+@dataclass
+class Placed:
+    instance_id: int
+    model: Model
+    world_from_model: np.ndarray
+    support: int
+    """Instance id this rests on (0: nothing, e.g. structure)."""
+
+
+@dataclass
+class WorldSurface:
+    instance_id: int
+    surface: Surface
+    world_from_model: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return 4.0 * self.surface.hx * self.surface.hy
+
+
+class Builder:
+    """Accumulates placed objects and lights; refuses placements that collide."""
+
+    def __init__(self) -> None:
+        self.placed: list[Placed] = []
+        self.objects: list[Object] = []
+        self.lights: list[Light] = []
+        # collision boxes, one row each: cx, cy, hx, hy, cos, sin, z0, z1, owner instance id (0 = keep-out zone)
+        self._boxes = np.zeros((0, 9))
+        self._next_id = 1
+
+    # -- collision ------------------------------------------------------------------------------------------
+    @staticmethod
+    def world_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+        yaw = np.arctan2(world_from_model[1, 0], world_from_model[0, 0])
+        c, s = np.cos(yaw), np.sin(yaw)
+        rows = []
+        for centre, half in model.boxes:
+            w = world_from_model @ np.append(centre, 1.0)
+            rows.append((w[0], w[1], half[0], half[1], c, s, w[2] - half[2], w[2] + half[2]))
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+
+    def colliding_ids(self, boxes: np.ndarray, ignore: tuple[int, ...] = ()) -> set[int]:
+        """Owners of existing boxes that any of ``boxes`` (rows of world_boxes) overlaps."""
+        hits: set[int] = set()
+        if len(self._boxes) == 0:
+            return hits
+        other = self._boxes
+        for b in boxes:
+            zmask = (np.minimum(b[7], other[:, 7]) - np.maximum(b[6], other[:, 6])) > TOUCH_M
+            if not zmask.any():
+                continue
+            o = other[zmask]
+            overlap = _rects_overlap(b, o)
+            hits.update(int(i) for i in o[overlap, 8])
+        return hits - set(ignore)
+
+    def collides(self, model: Model, world_from_model: np.ndarray, ignore: tuple[int, ...] = ()) -> bool:
+        return bool(self.colliding_ids(self.world_boxes(model, world_from_model), ignore))
+
+    def keep_out(self, centre: tuple[float, float, float], half: tuple[float, float, float], yaw_deg: float = 0.0,
+                 owner: int = 0) -> None:
+        """Reserve a box no later object may enter (door swings, walkways)."""
+        r = np.radians(yaw_deg)
+        row = (centre[0], centre[1], half[0], half[1], np.cos(r), np.sin(r), centre[2] - half[2],
+               centre[2] + half[2], owner)
+        self._boxes = np.vstack([self._boxes, np.asarray(row)[None]])
+
+    # -- placement ------------------------------------------------------------------------------------------
+    def add(self, model: Model, world_from_model: np.ndarray, material: Material, name: str | None = None,
+            support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()) -> int | None:
+        """Place ``model``; returns its instance id, or None (nothing added) when it would collide."""
+        boxes = self.world_boxes(model, world_from_model)
+        if check and self.colliding_ids(boxes, ignore):
+            return None
+        iid = self._next_id
+        self._next_id += 1
+        self._boxes = np.vstack([self._boxes, np.hstack([boxes, np.full((len(boxes), 1), iid)])])
+        self.placed.append(Placed(iid, model, world_from_model, support))
+        pose = world_from_model @ model.model_from_geometry
+        self.objects.append(Object(name=name or f"{model.kind}_{iid:03d}", geometry=model.geometry,
+                                   class_name=model.class_name, instance_id=iid, world_from_object=matrix4(pose),
+                                   shading=model.shading, material=material))  # type: ignore[arg-type]
+        return iid
+
+    def surfaces(self, kinds: tuple[str, ...] | None = None) -> list[WorldSurface]:
+        out = []
+        for p in self.placed:
+            for s in p.model.surfaces:
+                if kinds is None or s.kind in kinds:
+                    out.append(WorldSurface(p.instance_id, s, p.world_from_model))
+        return out
+
+    def replace_material(self, instance_id: int, material: Material) -> None:
+        for k, o in enumerate(self.objects):
+            if o.instance_id == instance_id:
+                self.objects[k] = dataclasses.replace(o, material=material)
+
+
+def _rects_overlap(b: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Separating-axis test of one rotated rectangle ``b`` against many (rows as in Builder._boxes)."""
+    d = others[:, :2] - b[:2]
+    axes_b = np.array([[b[4], b[5]], [-b[5], b[4]]])
+    ax_o = np.stack([np.stack([others[:, 4], others[:, 5]], 1), np.stack([-others[:, 5], others[:, 4]], 1)], 1)
+    sep = np.zeros(len(others), dtype=bool)
+    for k in range(2):
+        axis = np.broadcast_to(axes_b[k], (len(others), 2))
+        sep |= _separated(axis, d, b, others, axes_b, ax_o)
+        sep |= _separated(ax_o[:, k], d, b, others, axes_b, ax_o)
+    return ~sep
+
+
+def _separated(axis: np.ndarray, d: np.ndarray, b: np.ndarray, others: np.ndarray, axes_b: np.ndarray,
+               ax_o: np.ndarray) -> np.ndarray:
+    dist = np.abs(np.sum(d * axis, 1))
+    rb = b[2] * np.abs(axis @ axes_b[0]) + b[3] * np.abs(axis @ axes_b[1])
+    ro = others[:, 2] * np.abs(np.sum(ax_o[:, 0] * axis, 1)) + others[:, 3] * np.abs(np.sum(ax_o[:, 1] * axis, 1))
+    return dist >= rb + ro - TOUCH_M
+
+
+def pose(x: float, y: float, z: float, yaw_deg: float = 0.0) -> np.ndarray:
+    """world_from_model for a model at (x, y, z) turned by yaw about +z."""
+    return translate(x, y, z) @ rot_z(yaw_deg)

@@ -1,0 +1,260 @@
+"""bpy-free checks of a sampled scene: a low-resolution ray-cast probe (embree through trimesh) for coverage,
+and an analytic exposure estimate that relights or rejects scenes that would render too dark or blown out.
+
+Exposure model (per probe ray, linear radiance where a white diffuse surface lit by irradiance pi reads 1):
+    L = albedo / pi * (E_direct + E_indirect + E_sky) + emission
+* E_direct sums the lights with a shadow ray each: point and spot lights give I cos(theta) / d^2 with radiant
+  intensity I = P / (4 pi) (spots only inside their cone); area lights give P / pi * cos(theta_light)
+  cos(theta_surface) / (d^2 + a^2 / pi) for side a; sun gives S cos(theta). Each is multiplied by the Cycles
+  unit calibration ``LIGHT_UNIT`` (measured with bpy: 1.00 for every kind).
+* E_indirect approximates interreflection: in an enclosed room the mean direct irradiance of the visible surfaces
+  times rho / (1 - rho) (the integrating-sphere result, rho = mean visible albedo, capped at 0.75); outdoors a
+  fifth of that.
+* E_sky is the world colour's irradiance on an unoccluded surface, pi L_world (1 + n_z) / 2, times 0.6 outdoors
+  and 0.05 indoors (windows only). Rays that hit nothing see L_world itself.
+The display is Blender's "Standard" view transform: radiance clipped at 1, then the sRGB curve.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from rgbify.scenes.geometry import object_mesh
+from rgbify.scenes.spec import Camera, Light, Material, Object, World
+
+LIGHT_UNIT = {"point": 1.0, "spot": 1.0, "area": 1.0, "sun": 1.0}
+"""Ratio of the irradiance Cycles delivers to the textbook value above, per light kind. Measured with bpy 4.5
+(Cycles, 64 spp, white-ish Principled plane, roughness 1, specular 0, light 2 m above): point 0.997, spot
+(120 degree cone) 0.997, area (0.5 m) 0.998, sun 1.000 - i.e. Blender's watts are radiometric watts."""
+
+STRUCTURE_CLASSES = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
+
+
+def luminance(c: tuple[float, float, float] | np.ndarray) -> float:
+    c = np.asarray(c, dtype=np.float64)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def albedo(m: Material) -> float:
+    a = luminance(m.base_color)
+    if m.texture is not None:
+        a = 0.5 * (a + luminance(m.texture.color2))
+    if m.image_texture:
+        a = 0.35
+    if m.metallic > 0.5:
+        a *= 0.45  # a metal mostly mirrors its (darker than white) surroundings
+    if m.transmission > 0.5:
+        a = 0.25
+    return a
+
+
+@dataclass
+class SceneRays:
+    """The scene's triangles, with a map from triangle to object, for ray casting."""
+
+    mesh: trimesh.Trimesh
+    tri_object: np.ndarray
+    objects: tuple[Object, ...]
+    intersector: object
+
+    @staticmethod
+    def build(objects: tuple[Object, ...] | list[Object], mesh_cache: dict | None = None) -> SceneRays:
+        meshes, owner = [], []
+        for k, o in enumerate(objects):
+            m = object_mesh(o, mesh_cache)
+            meshes.append(m)
+            owner.append(np.full(len(m.faces), k, dtype=np.int64))
+        mesh = trimesh.util.concatenate(meshes) if meshes else trimesh.Trimesh()
+        return SceneRays(mesh, np.concatenate(owner) if owner else np.zeros(0, np.int64), tuple(objects),
+                         _intersector(mesh))
+
+    def cast(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First hit per ray: (triangle index or -1, distance or inf)."""
+        tri = np.full(len(origins), -1, dtype=np.int64)
+        dist = np.full(len(origins), np.inf)
+        if len(self.mesh.faces) == 0 or len(origins) == 0:
+            return tri, dist
+        index_tri, index_ray, loc = self.intersector.intersects_id(origins, dirs, multiple_hits=False,
+                                                                   return_locations=True)
+        tri[index_ray] = index_tri
+        dist[index_ray] = np.linalg.norm(loc - origins[index_ray], axis=1)
+        return tri, dist
+
+
+def _intersector(mesh: trimesh.Trimesh) -> object:
+    try:
+        from trimesh.ray.ray_pyembree import RayMeshIntersector
+    except ImportError:  # pragma: no cover - embreex is a dependency; the slow fallback keeps things working
+        from trimesh.ray.ray_triangle import RayMeshIntersector
+    return RayMeshIntersector(mesh)
+
+
+def camera_rays(camera: Camera, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World ray origins and unit directions through the pixel centres of ``camera`` resized to width x height,
+    and each ray's cosine to the optical axis (planar depth = distance * cosine)."""
+    cam = camera.resized(width, height)
+    j, i = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    x = (j - cam.cx) / cam.fx
+    y = (i - cam.cy) / cam.fy
+    d_cam = np.stack([x, y, np.ones_like(x)], -1).reshape(-1, 3)
+    cos = 1.0 / np.linalg.norm(d_cam, axis=1)
+    d_cam = d_cam * cos[:, None]
+    m = np.asarray(camera.world_from_camera, dtype=np.float64)
+    dirs = d_cam @ m[:3, :3].T
+    origins = np.broadcast_to(m[:3, 3], dirs.shape).copy()
+    return origins, dirs, cos
+
+
+@dataclass
+class Probe:
+    width: int
+    height: int
+    object_index: np.ndarray
+    """(H*W,) index into the scene's objects, -1 where nothing is hit."""
+    depth_z_m: np.ndarray
+    """(H*W,) planar depth, +inf where nothing is hit."""
+    distance_m: np.ndarray
+    points: np.ndarray
+    normals: np.ndarray
+    """Face normals at the hits, turned toward the camera."""
+    backfacing: np.ndarray
+    dirs: np.ndarray
+
+
+def probe(rays: SceneRays, camera: Camera, width: int, height: int) -> Probe:
+    origins, dirs, cos = camera_rays(camera, width, height)
+    tri, dist = rays.cast(origins, dirs)
+    hit = tri >= 0
+    obj = np.where(hit, rays.tri_object[np.maximum(tri, 0)] if len(rays.tri_object) else -1, -1)
+    normals = np.zeros_like(dirs)
+    back = np.zeros(len(dirs), dtype=bool)
+    if hit.any():
+        n = rays.mesh.face_normals[tri[hit]]
+        facing = np.sum(n * dirs[hit], 1)
+        back[hit] = facing > 0
+        normals[hit] = np.where((facing > 0)[:, None], -n, n)
+    pts = origins + dirs * np.where(hit, dist, 0.0)[:, None]
+    return Probe(width, height, obj, np.where(hit, dist * cos, np.inf), dist, pts, normals, back, dirs)
+
+
+@dataclass
+class Coverage:
+    sky_fraction: float
+    visible_instances: int
+    near_fraction: float
+    largest_fraction: float
+    backfacing_fraction: float
+    depth_min_m: float
+    depth_max_m: float
+    depth_median_m: float
+
+    def to_meta(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in self.__dict__.items()}
+
+
+def coverage(p: Probe, min_instance_fraction: float, near_m: float) -> Coverage:
+    n = len(p.object_index)
+    hit = p.object_index >= 0
+    ids, counts = np.unique(p.object_index[hit], return_counts=True)
+    frac = counts / n
+    d = p.depth_z_m[hit]
+    return Coverage(sky_fraction=float(1.0 - hit.mean()),
+                    visible_instances=int(np.sum(frac >= min_instance_fraction)),
+                    near_fraction=float(np.mean(p.distance_m < near_m)),
+                    largest_fraction=float(frac.max()) if len(frac) else 0.0,
+                    backfacing_fraction=float(p.backfacing.mean()),
+                    depth_min_m=float(d.min()) if len(d) else math.inf,
+                    depth_max_m=float(d.max()) if len(d) else math.inf,
+                    depth_median_m=float(np.median(d)) if len(d) else math.inf)
+
+
+# --- exposure --------------------------------------------------------------------------------------------------
+
+def _light_dir_and_irradiance(light: Light, pts: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                              np.ndarray]:
+    """Per point: unit direction toward the light, distance to it (inf for sun), unshadowed irradiance."""
+    m = np.asarray(light.world_from_light, dtype=np.float64)
+    axis = -m[:3, 2]  # the light shines along its local -z
+    if light.kind == "sun":
+        to_l = np.broadcast_to(-axis / np.linalg.norm(axis), pts.shape)
+        cos_s = np.clip(np.sum(normals * to_l, 1), 0.0, None)
+        return to_l, np.full(len(pts), np.inf), light.power * cos_s * LIGHT_UNIT["sun"]
+    v = m[:3, 3] - pts
+    d2 = np.maximum(np.sum(v * v, 1), 1e-6)
+    d = np.sqrt(d2)
+    to_l = v / d[:, None]
+    cos_s = np.clip(np.sum(normals * to_l, 1), 0.0, None)
+    if light.kind == "area":
+        cos_l = np.clip(np.sum(-to_l * axis, 1), 0.0, None)
+        e = light.power / math.pi * cos_l * cos_s / (d2 + light.size ** 2 / math.pi)
+        return to_l, d, e * LIGHT_UNIT["area"]
+    e = light.power / (4.0 * math.pi) * cos_s / d2
+    if light.kind == "spot":
+        cos_cone = np.sum(-to_l * axis, 1)
+        e = e * (cos_cone >= math.cos(math.radians(light.spot_angle_deg) / 2.0))
+    return to_l, d, e * LIGHT_UNIT[light.kind]
+
+
+@dataclass
+class Exposure:
+    median: float
+    """Median linear radiance over hit rays (before relighting)."""
+    relight: float
+    """Factor applied to every light power and the world strength."""
+    clipped_fraction: float
+    dark_fraction: float
+    mean_srgb: float
+
+    def to_meta(self) -> dict:
+        return {k: round(float(v), 4) for k, v in self.__dict__.items()}
+
+
+def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light], world: World, enclosed: bool,
+             interreflection: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated linear radiance per probe ray, split into (lit part that scales with the lights, emission)."""
+    hit = p.object_index >= 0
+    rho = np.zeros(len(hit))
+    emit = np.zeros(len(hit))
+    mats = [o.material for o in rays.objects]
+    alb = np.array([albedo(m) for m in mats])
+    em = np.array([m.emission_strength * luminance(m.base_color) for m in mats])
+    rho[hit] = alb[p.object_index[hit]]
+    emit[hit] = em[p.object_index[hit]]
+    pts = p.points[hit] + p.normals[hit] * 1e-3
+    nrm = p.normals[hit]
+    e_direct = np.zeros(len(pts))
+    for light in lights:
+        to_l, dist, e = _light_dir_and_irradiance(light, pts, nrm)
+        lit = e > 0
+        if lit.any():
+            _tri, d_hit = rays.cast(pts[lit], to_l[lit])
+            visible = d_hit >= dist[lit] - 0.05
+            e_lit = e[lit] * visible
+            e = e.copy()
+            e[lit] = e_lit
+        e_direct += e
+    l_world = luminance(world.background_color) * world.strength if not world.hdri else 0.5 * world.strength
+    rho_mean = float(np.clip(rho[hit].mean(), 0.0, 0.75)) if hit.any() else 0.0
+    e_ind = float(e_direct.mean()) * rho_mean / (1.0 - rho_mean) if len(e_direct) and interreflection else 0.0
+    sky = math.pi * l_world * (1.0 + nrm[:, 2]) / 2.0 * (0.05 if enclosed else 0.6)
+    lit_part = np.full(len(hit), l_world)
+    lit_part[hit] = rho[hit] / math.pi * (e_direct + e_ind * (1.0 if enclosed else 0.2) + sky)
+    return lit_part, emit
+
+
+def exposure(lit: np.ndarray, emit: np.ndarray, hit: np.ndarray, target: float, ok: tuple[float, float],
+             max_relight: float) -> Exposure:
+    med = float(np.median(lit[hit])) if hit.any() else float(np.median(lit))
+    factor = 1.0
+    if not ok[0] <= med <= ok[1]:
+        factor = float(np.clip(target / max(med, 1e-9), 1.0 / max_relight, max_relight))
+    total = lit * factor + emit
+    srgb = np.where(np.clip(total, 0, 1) <= 0.0031308, 12.92 * np.clip(total, 0, 1),
+                    1.055 * np.clip(total, 0, 1) ** (1 / 2.4) - 0.055)
+    clipped = float(np.mean(total[hit] >= 1.0)) if hit.any() else 0.0
+    return Exposure(median=med, relight=factor, clipped_fraction=clipped,
+                    dark_fraction=float(np.mean(total < 0.01)), mean_srgb=float(srgb.mean()))

@@ -1,0 +1,126 @@
+"""`rgbify scenes list | sample | stats`: the recipes, one sampled spec as JSON, and a recipe's statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rgbify.errors import UserError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scenes", help="scene recipes: list them, sample a spec, measure a recipe",
+                       description="Scene recipes (TOML files in scenes/): list them, print a sampled scene spec, "
+                       "or measure what a recipe makes (bpy-free, ray-cast probes).")
+    ss = p.add_subparsers(dest="scenes_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    lp = ss.add_parser("list", help="list the shipped recipes")
+    lp.set_defaults(func=cmd_list)
+
+    sp = ss.add_parser("sample", help="print the scene spec JSON for (recipe, seed, index)")
+    _common(sp)
+    sp.add_argument("--index", type=int, default=0, help="sample index (default 0)")
+    sp.add_argument("--out", help="write the JSON to this file instead of stdout")
+    sp.set_defaults(func=cmd_sample)
+
+    tp = ss.add_parser("stats", help="sample N scenes and report depth range, classes, instances and rejects")
+    _common(tp)
+    tp.add_argument("--n", type=int, default=200, help="number of scenes (indices 0..n-1, default 200)")
+    tp.add_argument("--json", dest="json_out", help="also write the statistics as JSON to this file")
+    tp.set_defaults(func=cmd_stats)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe name (see `rgbify scenes list`) or path to a recipe .toml")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--assets", help="folder with one sub-folder of mesh files (.obj .glb .gltf .ply .stl) per class")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable asset file instead of skipping it")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set samples=16 --set camera.fov_deg=[40,60] (TOML values)")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    import tomllib
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set samples=16")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare string
+    return out
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    import warnings
+
+    from rgbify.scenes.assets import AssetError, AssetWarning, load_assets
+    from rgbify.scenes.config import RecipeError, load_recipe
+    try:
+        config = load_recipe(args.recipe, **_parse_overrides(args.overrides))
+    except RecipeError as e:
+        raise UserError(str(e)) from None
+    assets = None
+    if args.assets:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AssetWarning)
+            try:
+                assets = load_assets(args.assets, strict=args.strict)
+            except AssetError as e:
+                raise UserError(str(e)) from None
+        for w in caught:
+            print(f"rgbify: warning: {w.message}", file=sys.stderr)
+        print(f"rgbify: {len(assets.assets)} asset file(s) in {len(assets.classes)} class(es) from {args.assets}"
+              f" ({len(assets.skipped)} skipped)", file=sys.stderr)
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: must be a non-negative integer")
+    return config, assets
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rgbify.scenes.config import list_recipes, load_recipe, recipe_path
+    for name in list_recipes():
+        cfg = load_recipe(name)
+        print(f"{name:<10} {cfg.description}  [{recipe_path(name)}]")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from rgbify.scenes.sample import SceneSamplingError, sample_scene
+    from rgbify.scenes.spec import spec_to_json
+    config, assets = _load(args)
+    if args.index < 0:
+        raise UserError(f"--index {args.index}: must be a non-negative integer")
+    try:
+        spec = sample_scene(config, args.seed, args.index, assets)
+    except SceneSamplingError as e:
+        raise UserError(str(e)) from None
+    text = spec_to_json(spec, indent=1)
+    if args.out:
+        from pathlib import Path
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from rgbify.scenes.sample import SceneSamplingError
+    from rgbify.scenes.stats import format_stats, recipe_stats
+    config, assets = _load(args)
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: must be at least 1")
+    try:
+        s = recipe_stats(config, args.n, args.seed, assets)
+    except SceneSamplingError as e:
+        raise UserError(str(e)) from None
+    print(format_stats(s))
+    if args.json_out:
+        from pathlib import Path
+        Path(args.json_out).write_text(json.dumps(s, indent=1) + "\n")
+    return 0

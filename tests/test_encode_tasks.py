@@ -1,0 +1,93 @@
+"""make_task_target / decode_target: the boundary datasets and train code against."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rgbify.encode import TASKS, decode_target, make_task_target
+
+
+def _gt(h=7, w=11, seed=0):
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.5, 30, (h, w)).astype(np.float32)
+    depth[0, :3] = np.inf
+    n = rng.normal(size=(h, w, 3))
+    n[..., 2] = -np.abs(n[..., 2])
+    n = (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
+    n[0, :3] = 0
+    sem = np.zeros((h, w), np.int32)
+    inst = np.zeros((h, w), np.int32)
+    sem[1:4, 1:5], inst[1:4, 1:5] = 2, 5  # chair 5
+    sem[1:3, 6:9], inst[1:3, 6:9] = 2, 6  # chair 6
+    sem[4:7, :], inst[4:7, :] = 1, 1  # floor
+    sem[5:6, 8:10], inst[5:6, 8:10] = 3, 9  # table
+    instances = [
+        {"id": 1, "class_name": "floor", "class_index": 1, "object_name": "floor", "pixel_count": 31},
+        {"id": 5, "class_name": "chair", "class_index": 2, "object_name": "chair.0", "pixel_count": 12},
+        {"id": 6, "class_name": "chair", "class_index": 2, "object_name": "chair.1", "pixel_count": 6},
+        {"id": 9, "class_name": "table", "class_index": 3, "object_name": "table.0", "pixel_count": 2},
+    ]
+    return {"depth": depth, "normals": n, "semantic": sem, "instance": inst,
+            "class_names": ["floor", "chair", "table", "lamp"], "instances": instances}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_round_trip_through_json_params(task):
+    gt = _gt()
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        target, prompt, params = make_task_target(
+            task, gt, rng, depth_codecs=["depth/cubewalk", {"name": "depth/hilbert24", "d_max": 50}],
+            colormap_prob=0.3, instance_variant="random", flip_x=bool(seed % 2))
+        assert target.dtype == np.uint8 and target.shape == (7, 11, 3)
+        assert isinstance(prompt, str) and prompt
+        params = json.loads(json.dumps(params))
+        out = decode_target(target, params)
+        if task == "depth":
+            assert out.dtype == np.float32
+            far = np.isinf(gt["depth"])
+            assert np.allclose(out[~far], gt["depth"][~far], rtol=0.02)
+        elif task == "normals":
+            assert np.allclose(out, gt["normals"], atol=0.01)
+        elif task == "semantic":
+            assert np.array_equal(out, gt["semantic"])
+        else:
+            cls = params["class_index"]
+            assert cls in (1, 2, 3) and params["class_name"] == gt["class_names"][cls - 1]
+            assert np.array_equal(out, np.where(gt["semantic"] == cls, gt["instance"], 0))
+        assert decode_target(target, json.dumps(params)).shape == out.shape
+
+
+def test_choices_are_drawn_by_rng_and_reproducible():
+    gt = _gt()
+    a = [make_task_target("semantic", gt, np.random.default_rng(s))[1] for s in range(6)]
+    b = [make_task_target("semantic", gt, np.random.default_rng(s))[1] for s in range(6)]
+    assert a == b and len(set(a)) > 1
+    codecs = {make_task_target("depth", gt, np.random.default_rng(s), colormap_prob=0.5)[2]["codec"]["name"]
+              for s in range(30)}
+    assert "depth/cubewalk" in codecs and any("colormap" in c for c in codecs)
+
+
+def test_instance_options():
+    gt = _gt()
+    t, p, params = make_task_target("instance", gt, np.random.default_rng(0), instance_class="chair",
+                                    instance_variant="shades")
+    assert params["class_index"] == 2 and [i["id"] for i in params["instances"]] == [5, 6]  # largest first
+    assert params["instances"][0]["color"] == params["class_color"]
+    assert "chair" in p
+    t, p, params = make_task_target("instance", gt, np.random.default_rng(0), instance_class="lamp")
+    assert (t == 0).all() and params["instances"] == []
+    assert (decode_target(t, params) == 0).all()
+
+
+def test_bad_task_and_options():
+    gt = _gt()
+    with pytest.raises(ValueError, match="unknown task"):
+        make_task_target("flow", gt, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="instance_variant"):
+        make_task_target("instance", gt, np.random.default_rng(0), instance_variant="rainbow")
+    with pytest.raises(ValueError, match="normals"):
+        make_task_target("normals", {"depth": gt["depth"]}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="task"):
+        decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "flow"})

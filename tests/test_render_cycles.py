@@ -1,0 +1,234 @@
+"""Cycles ground truth against an independent oracle (trimesh + embreex ray casting in float64)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from render_scenes import oracle_scene, tiny_scene
+
+from rgbify.render import RenderResult, SceneError, render, write_render_dir
+from rgbify.render.oracle import cast
+from rgbify.scenes.spec import Camera, MeshFile, Object, spec_to_json
+
+pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return oracle_scene(96, 72, samples=2)
+
+
+@pytest.fixture(scope="module")
+def rendered(scene) -> RenderResult:
+    return render(scene)
+
+
+@pytest.fixture(scope="module")
+def oracle(scene):
+    return cast(scene)
+
+
+def test_arrays_follow_conventions(rendered: RenderResult, scene):
+    h, w = scene.camera.height, scene.camera.width
+    assert rendered.rgb.shape == (h, w, 3) and rendered.rgb.dtype == np.uint8
+    assert rendered.depth.shape == (h, w) and rendered.depth.dtype == np.float32
+    assert rendered.normals.shape == (h, w, 3) and rendered.normals.dtype == np.float32
+    assert rendered.instance.dtype == np.int32 and rendered.semantic.dtype == np.int32
+    assert rendered.edge.dtype == bool and rendered.edge.shape == (h, w)
+    np.testing.assert_allclose(rendered.K, scene.camera.K)
+    np.testing.assert_allclose(rendered.world_from_camera, np.asarray(scene.camera.world_from_camera))
+    miss = ~np.isfinite(rendered.depth)
+    assert miss.any() and not miss.all()
+    assert np.all(np.isposinf(rendered.depth[miss]))
+    # "nothing hit" is +inf / 0 / 0 consistently
+    assert np.array_equal(miss, rendered.instance == 0)
+    assert np.array_equal(miss, rendered.semantic == 0)
+    assert np.all(rendered.normals[miss] == 0)
+    norms = np.linalg.norm(rendered.normals[~miss], axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    # normals face the camera: dot with the view ray < 0
+    v, u = np.mgrid[0:h, 0:w]
+    rays = np.stack([(u - scene.camera.cx) / scene.camera.fx, (v - scene.camera.cy) / scene.camera.fy,
+                     np.ones((h, w))], axis=-1)
+    assert np.all(np.sum(rendered.normals * rays, axis=-1)[~miss] < 0)
+    table = {d["id"]: d for d in rendered.instances}
+    for o in scene.objects:
+        assert table[o.instance_id]["class_name"] == o.class_name
+        assert table[o.instance_id]["class_index"] == scene.class_index(o.class_name)
+        assert table[o.instance_id]["object_name"] == o.name
+        assert table[o.instance_id]["pixel_count"] == int((rendered.instance == o.instance_id).sum())
+        assert np.all(rendered.semantic[rendered.instance == o.instance_id] == scene.class_index(o.class_name))
+    assert rendered.blender_version.startswith("4.5")
+    assert {"scene_build", "rgb_render", "data_render", "readback", "total"} <= set(rendered.timings)
+
+
+def test_depth_and_ids_match_oracle(rendered: RenderResult, oracle):
+    n = rendered.depth.size
+    assert (rendered.instance == oracle.instance).sum() >= 0.999 * n
+    assert (np.isfinite(rendered.depth) == np.isfinite(oracle.depth)).sum() >= 0.999 * n
+    both = np.isfinite(rendered.depth) & np.isfinite(oracle.depth)
+    rel = np.abs(rendered.depth[both].astype(np.float64) - oracle.depth[both]) / oracle.depth[both]
+    assert (rel <= 1e-5).sum() >= 0.999 * both.sum(), np.quantile(rel, [0.5, 0.999, 1.0])
+
+
+def test_normals_match_oracle(rendered: RenderResult, oracle):
+    same = (rendered.instance == oracle.instance) & (oracle.instance > 0)
+    cos = np.clip(np.sum(rendered.normals.astype(np.float64) * oracle.normals, axis=-1), -1, 1)
+    angle = np.degrees(np.arccos(cos))
+    flat, smooth = same & ~oracle.smooth, same & oracle.smooth
+    assert flat.sum() > 1000 and smooth.sum() > 100
+    assert (angle[flat] <= 0.1).sum() >= 0.999 * flat.sum(), angle[flat].max()
+    assert (angle[smooth] <= 1.0).sum() >= 0.999 * smooth.sum(), angle[smooth].max()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_backprojected_depth_lands_on_oracle_surface(rendered: RenderResult, oracle, scene):
+    h, w = rendered.depth.shape
+    v, u = np.mgrid[0:h, 0:w]
+    pix = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)
+    same = (rendered.instance == oracle.instance) & (oracle.instance > 0)
+    cam_pts = (pix @ np.linalg.inv(rendered.K).T) * rendered.depth.astype(np.float64)[..., None]
+    world = cam_pts @ rendered.world_from_camera[:3, :3].T + rendered.world_from_camera[:3, 3]
+    # distance to the plane of the triangle the oracle hit, relative to depth
+    dist = np.abs(np.sum((world - oracle.points_world) * oracle.plane_normals_world, axis=-1))
+    rel = dist[same] / oracle.depth[same]
+    assert (rel <= 1e-5).sum() >= 0.999 * same.sum(), rel.max()
+    assert np.linalg.norm(world - oracle.points_world, axis=-1)[same].max() < 1e-3
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_normals_from_depth_gradients_agree_on_planes(rendered: RenderResult, scene):
+    """Self-test without the oracle: on planar patches, the normal of the back-projected depth = the normal pass."""
+    h, w = rendered.depth.shape
+    v, u = np.mgrid[0:h, 0:w]
+    pix = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)
+    pts = (pix @ np.linalg.inv(rendered.K).T) * rendered.depth.astype(np.float64)[..., None]
+    n = rendered.normals.astype(np.float64)
+    c = (slice(1, -1), slice(1, -1))
+    left, right = pts[1:-1, :-2], pts[1:-1, 2:]
+    up, down = pts[:-2, 1:-1], pts[2:, 1:-1]
+    grad_n = np.cross(right - left, down - up)
+    grad_n /= np.linalg.norm(grad_n, axis=-1, keepdims=True) + 1e-300
+    ids = rendered.instance
+    # planar neighbourhoods: one instance, identical shading normals (no crease, flat shading)
+    same = np.ones((h - 2, w - 2), dtype=bool)
+    for sl in ((slice(1, -1), slice(None, -2)), (slice(1, -1), slice(2, None)), (slice(None, -2), slice(1, -1)),
+               (slice(2, None), slice(1, -1))):
+        same &= (ids[sl] == ids[c]) & (np.sum(n[sl] * n[c], axis=-1) > 1 - 1e-7)
+    same &= ids[c] > 0
+    assert same.sum() > 1000
+    angle = np.degrees(np.arccos(np.clip(np.abs(np.sum(grad_n * n[c], axis=-1)), -1, 1)))
+    assert np.quantile(angle[same], 0.999) < 0.05, angle[same].max()
+
+
+def test_edge_mask_covers_every_mixed_pixel(rendered: RenderResult, scene):
+    """Non-edge pixels see a single instance across their whole filter footprint (oracle, 7x7 sub-samples)."""
+    cam = scene.camera
+    ids = []
+    for dv in np.linspace(-0.75, 0.75, 7):
+        for du in np.linspace(-0.75, 0.75, 7):
+            shifted = dataclasses.replace(cam, cx=cam.cx - du, cy=cam.cy - dv)
+            ids.append(cast(dataclasses.replace(scene, camera=shifted)).instance)
+    ids = np.stack(ids)
+    mixed = np.any(ids != ids[0], axis=0)
+    missed = mixed & ~rendered.edge
+    assert missed.sum() <= 0.001 * mixed.size, np.argwhere(missed)
+    # neighbouring centres of different instances are both edge pixels
+    dh = rendered.instance[:, 1:] != rendered.instance[:, :-1]
+    assert np.all(rendered.edge[:, 1:][dh]) and np.all(rendered.edge[:, :-1][dh])
+    assert rendered.edge.mean() < 2.5 * mixed.mean()
+
+
+def test_glass_and_alpha_are_seen_as_first_surface(rendered: RenderResult, scene):
+    glass = next(o for o in scene.objects if o.material.transmission == 1.0)
+    see_through = next(o for o in scene.objects if o.material.alpha < 1.0)
+    assert (rendered.instance == glass.instance_id).sum() > 20
+    assert (rendered.instance == see_through.instance_id).sum() > 20
+
+
+def test_render_dir_files(tmp_path, rendered: RenderResult, scene):
+    import trimesh
+    from PIL import Image
+
+    write_render_dir(rendered, scene, tmp_path)
+    names = {"rgb.png", "depth.npy", "normals.npy", "instance.npy", "semantic.npy", "edge.npy", "camera.json",
+             "scene.json", "geometry.glb"}
+    assert names <= {p.name for p in tmp_path.iterdir()}
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "rgb.png")), rendered.rgb)
+    assert np.array_equal(np.load(tmp_path / "depth.npy"), rendered.depth)
+    cam = json.loads((tmp_path / "camera.json").read_text())
+    assert cam["width"] == 96 and cam["height"] == 72
+    np.testing.assert_array_equal(np.asarray(cam["K"]), rendered.K)
+    meta = json.loads((tmp_path / "scene.json").read_text())
+    assert meta["instances"] == rendered.instances
+    assert {"scene_build", "rgb_render", "data_render", "readback", "write"} <= set(meta["timings"])
+    glb = trimesh.load(tmp_path / "geometry.glb", force="scene")
+    assert set(glb.graph.nodes_geometry) == {str(o.instance_id) for o in scene.objects}
+
+
+def test_bad_mesh_file_names_the_file(tmp_path):
+    spec = tiny_scene()
+    bad = tmp_path / "broken.obj"
+    bad.write_text("this is not an obj file\nv 1 2\nf 1 2 9\n")
+    obj = Object("thing", MeshFile(str(bad)), "box", 9)
+    spec = dataclasses.replace(spec, objects=spec.objects + (obj,))
+    with pytest.raises(SceneError, match="broken.obj"):
+        render(spec)
+    gone = Object("gone", MeshFile("/nope/x.glb"), "box", 9)
+    missing = dataclasses.replace(spec, objects=spec.objects[:-1] + (gone,))
+    with pytest.raises(SceneError, match="/nope/x.glb"):
+        render(missing)
+
+
+def test_non_square_pixels_are_refused():
+    spec = tiny_scene()
+    cam = dataclasses.replace(spec.camera, fy=spec.camera.fx * 1.1)
+    with pytest.raises(SceneError, match="fx"):
+        render(dataclasses.replace(spec, camera=cam))
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    import os
+
+    import rgbify
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(rgbify.__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "rgbify", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_cli_renders_a_scene_file_with_overrides(tmp_path):
+    spec = tiny_scene()
+    (tmp_path / "scene.json").write_text(spec_to_json(spec))
+    out = tmp_path / "out"
+    p = _cli("render", "--scene", str(tmp_path / "scene.json"), "--out", str(out), "--resolution", "13x9",
+             "--samples", "1")
+    assert p.returncode == 0, p.stderr
+    assert np.load(out / "depth.npy").shape == (9, 13)
+    meta = json.loads((out / "scene.json").read_text())
+    assert meta["spec"]["render"]["samples"] == 1
+    assert meta["spec"]["camera"]["width"] == 13
+    # a render directory's scene.json is itself a valid --scene input
+    p2 = _cli("render", "--scene", str(out / "scene.json"), "--out", str(tmp_path / "again"))
+    assert p2.returncode == 0, p2.stderr
+    assert np.array_equal(np.load(tmp_path / "again" / "instance.npy"), np.load(out / "instance.npy"))
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    p = _cli("render", "--scene", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "nope.json" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("render", "--scene", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o"), "--resolution", "12")
+    assert p.returncode == 2
+
+
+def test_resized_camera_keeps_the_view():
+    cam = Camera.from_hfov(64, 48, 60.0, cx=30.0, cy=20.0)
+    small = cam.resized(16, 12)
+    assert small.hfov_deg == pytest.approx(cam.hfov_deg)
