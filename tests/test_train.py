@@ -22,6 +22,16 @@ from rgbify.train.trainer import (  # noqa: E402
     train,
 )
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
+    contending with other processes slow a step down many times over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 RES = 64
 
 
@@ -144,12 +154,12 @@ def test_resume_is_bit_exact(tmp_path):
 def test_overfit_depth_loss_falls(tmp_path):
     """Two depth samples, lotus (x0) objective: the loss must fall well below where it starts."""
     data = MemoryTaskDataset(n=2, tasks=("depth",))
-    cfg = cfg_for(tmp_path, "lotus", steps=60, lr=3e-3, warmup_steps=0, lr_schedule="constant",
+    cfg = cfg_for(tmp_path, "lotus", steps=30, lr=3e-3, warmup_steps=0, lr_schedule="constant",
                   detail_preserver=False, checkpoint_every=1000, tasks="depth")
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
-    assert end < 0.05 * start, (start, end)  # measured: 0.085 -> 0.0008 (ratio 0.0095)
+    assert end < 0.1 * start, (start, end)  # measured: 0.085 -> 0.0013 (ratio 0.015)
 
 
 def test_base_model_path_round_trip(tmp_path):

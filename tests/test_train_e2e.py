@@ -16,7 +16,7 @@ from PIL import Image
 
 import rgbify
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
 pytest.importorskip("rgbify.datasets.torch_dataset")
@@ -28,6 +28,16 @@ TRAIN = ["--base-model", "tiny", "--resolution", "64", "--batch-size", "2", "--s
          "depth,normals,semantic,instance"]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
+    contending with other processes slow a step down many times over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -35,7 +45,10 @@ def _env() -> dict[str, str]:
 
 
 def rgbify_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "rgbify", *args], env=_env(), cwd=ROOT, capture_output=True, text=True,
+    env = _env()
+    if args[0] == "train":
+        env["OMP_NUM_THREADS"] = "1"  # see one_torch_thread
+    p = subprocess.run([sys.executable, "-m", "rgbify", *args], env=env, cwd=ROOT, capture_output=True, text=True,
                        timeout=timeout)
     assert p.returncode == 0, f"rgbify {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
     return p

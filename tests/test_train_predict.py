@@ -19,6 +19,16 @@ from rgbify.train.predict import eval_depth_folder, load_run, predict_files, tas
 from rgbify.train.trainer import evaluate, train  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
+    contending with other processes slow a step down many times over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _fake_make_task_target(task, gt, rng, **options):
     names = ",".join(gt.get("class_names", []))
     return np.zeros((*gt["depth"].shape, 3), np.uint8), f"{task} please {names}".strip(), {"task": task}
