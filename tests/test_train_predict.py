@@ -142,3 +142,21 @@ def test_validation_during_training_logs_metrics_and_grids(tmp_path, fake_codec)
     events = EventAccumulator(str(tmp_path / "run-lotus" / "logs")).Reload()
     assert "val/image_target_prediction" in events.Tags()["images"]
     assert {"loss/total", "lr", "samples_per_s", "val/depth/abs_rel"} <= set(events.Tags()["scalars"])
+
+
+def test_real_codecs_prompts_and_predict(tmp_path, tiny_run):
+    """The real rgbify.encode prompts and decoders drive predict: label maps use the --classes order."""
+    prompt, params = task_prompt("semantic", ["chair", "table"])
+    assert "chair" in prompt and "table" in prompt
+    assert {c["index"]: c["name"] for c in params["classes"]} == {1: "chair", 2: "table"}
+    prompt, params = task_prompt("instance", ["lamp"])
+    assert "lamp" in prompt and params["task"] == "instance"
+    for task in ("depth", "normals"):
+        assert task_prompt(task)[1]["task"] == task
+    run = load_run(tiny_run, "cpu")
+    images = _write_images(tmp_path / "in", n=1)
+    for task, classes in (("depth", None), ("normals", None), ("semantic", ["chair", "table"]), ("instance", ["lamp"])):
+        predict_files(run, task, images, tmp_path / "out", classes=classes, steps=1)
+        value = np.load(tmp_path / "out" / f"img0.{task}.npy")
+        assert value.shape[:2] == (30, 40)
+    assert set(np.unique(np.load(tmp_path / "out" / "img0.semantic.npy"))) <= {0, 1, 2}
