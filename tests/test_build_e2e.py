@@ -114,9 +114,12 @@ def test_kill_and_resume(tmp_path, ds1):
         proc = subprocess.Popen(rgbify_cmd("build", "--out", str(d), "--count", str(COUNT), "--workers", "2",
                                            *TINY), env=_env(), cwd=ROOT, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(2.0, 9.0))
+        time.sleep(rnd.uniform(1.5, 7.0))
         kids = descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had already finished
+            pass
         proc.wait()
         assert_gone(kids)
     build(d, workers=2)
