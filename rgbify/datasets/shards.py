@@ -276,20 +276,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 class ShardReader:
-    """Read samples from one shard file. Opens lazily (safe to pickle into DataLoader worker processes)."""
+    """Read samples from one shard file. Opens lazily, and again in a forked or spawned process (safe in
+    DataLoader worker processes: an HDF5 handle is never shared across a fork)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._ds: dict[str, h5py.Dataset] = {}
+        self._pid = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_f": None, "_ds": {}}
+        return {"path": self.path, "_f": None, "_ds": {}, "_pid": 0}
 
     @property
     def file(self) -> h5py.File:
-        if self._f is None:
+        if self._f is None or self._pid != os.getpid():
+            self._ds = {}
             self._f = open_shard(self.path)
+            self._pid = os.getpid()
         return self._f
 
     def close(self) -> None:
