@@ -64,8 +64,10 @@ def compression(d: Path) -> None:
                   f"  read {rt * 1e3:6.2f} ms/sample ({1 / rt:6.0f} samples/s, one core)")
 
 
-def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int, gt: bool) -> float:
-    """Items per second through a DataLoader (batch 4, train split settings: random crop 0.7-1, flip 0.5)."""
+def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int,
+           gt: bool) -> tuple[float, float]:
+    """Items per second through a DataLoader (batch 4, train split settings: random crop 0.7-1, flip 0.5), by the
+    wall clock and (main-process loading only) by this process's CPU time, i.e. per core whatever the load."""
     import torch
 
     from rgbify.datasets import TaskDataset, collate
@@ -77,11 +79,11 @@ def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution
     it = iter(dl)
     for _ in range(warm):
         next(it)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for b in it:
         n += len(b["prompt"])
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), (n / (time.process_time() - c) if workers == 0 else float("nan"))
 
 
 def main() -> None:
@@ -109,10 +111,12 @@ def main() -> None:
     for tasks in (("depth",), ("normals",), ("depth", "normals", "semantic", "instance")):
         for gt in (False, True):
             for workers in (0, 2):
-                rate = loader(d, tasks, workers, a.items, a.resolution, gt)
+                rate, cpu_rate = loader(d, tasks, workers, a.items, a.resolution, gt)
                 cores = max(1, workers)
+                cpu = f", {cpu_rate:6.1f} per CPU-second" if workers == 0 else ""
                 print(f"loader {'+'.join(tasks):32s} return_gt={gt!s:5s} {workers} loader process(es): "
-                      f"{rate:7.1f} samples/s ({rate / cores:6.1f} per core) at {a.resolution} px")
+                      f"{rate:7.1f} samples/s wall ({rate / cores:6.1f} per process{cpu}) at {a.resolution} px",
+                      flush=True)
 
 
 if __name__ == "__main__":
