@@ -62,7 +62,7 @@ def test_worker_reuses_one_process_and_survives_a_bad_spec(tmp_path):
         second = w.render(spec)
         assert w.pid == pid and w.restarts == 0 and w.scenes_rendered == 2
         assert first.timings["worker_startup"] > 0 and second.timings["worker_startup"] == 0
-        assert np.array_equal(first.depth, second.depth)
+        assert np.array_equal(first.depth, second.depth) and np.array_equal(first.rgb, second.rgb)
         assert np.array_equal(first.instance, second.instance)
     assert _wait_gone(pid)
 
