@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from render_scenes import tiny_scene
+from render_scenes import slow_scene, tiny_scene
 
 from rgbify.render.worker import RenderWorker, SceneError, SceneTimeout
 from rgbify.scenes.spec import MeshFile, Object
@@ -87,7 +87,7 @@ def test_worker_recycles_above_rss_limit():
 
 @pytest.mark.slow
 def test_timeout_kills_and_replaces_the_process():
-    slow = tiny_scene(width=160, height=120, samples=4096)
+    slow = slow_scene()
     with RenderWorker(timeout_s=1.0, startup_timeout_s=120) as w:
         w.render(tiny_scene())  # warm
         pid = w.pid
@@ -101,14 +101,14 @@ PARENT = textwrap.dedent("""
     import os, sys, time
     from rgbify.render.worker import RenderWorker
     sys.path.insert(0, {tests!r})
-    from render_scenes import tiny_scene
+    from render_scenes import slow_scene, tiny_scene
     w = RenderWorker(timeout_s=120)
     w.start()
     w._wait_ready()
     print(w.pid, flush=True)
     if {busy!r}:
         import threading
-        spec = tiny_scene(width=160, height=120, samples=100000)
+        spec = slow_scene()
         threading.Thread(target=w.render, args=(spec,), daemon=True).start()
         time.sleep(1.0)
     os.kill(os.getpid(), 9)
@@ -126,3 +126,30 @@ def test_worker_exits_when_parent_is_killed(busy):
     assert p.returncode == -signal.SIGKILL, p.stderr
     child = int(p.stdout.split()[0])
     assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+
+
+@pytest.mark.slow
+def test_close_from_another_thread_stops_a_render_without_a_new_process():
+    import threading
+
+    w = RenderWorker(timeout_s=120)
+    w.start()
+    w._wait_ready()
+    pid = w.pid
+    errors = []
+
+    def run():
+        try:
+            w.render(slow_scene())
+        except SceneError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    w.close()
+    t.join(30)
+    assert not t.is_alive() and errors and "closed" in str(errors[0])
+    assert _wait_gone(pid) and w.pid is None and w.restarts == 0
+    with pytest.raises(SceneError, match="closed"):
+        w.render(tiny_scene())

@@ -132,6 +132,8 @@ class RenderWorker:
         self.last_rss_mb = 0.0
         self._scenes_in_process = 0
         self._proc: subprocess.Popen | None = None
+        self._closed = False
+        self._busy = False
         self._ready = False
         self._startup_s = 0.0
         self._own_log = log_path is None
@@ -163,6 +165,7 @@ class RenderWorker:
 
     def start(self) -> None:
         """Start the subprocess if none is running (it imports bpy in the background)."""
+        self._closed = False
         if self._proc is not None and self._proc.poll() is None:
             return
         env = dict(os.environ)
@@ -203,11 +206,13 @@ class RenderWorker:
         self._startup_s = time.perf_counter() - self._started_at
 
     def close(self) -> None:
-        """Ask the subprocess to exit (kill it if it does not within 10 s)."""
+        """Ask the subprocess to exit (kill it if it does not within 10 s). A render in progress in another thread
+        then fails with SceneError, and no new process is started until ``start()`` or ``with``."""
+        self._closed = True
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
+        if proc.poll() is None and not self._busy:  # a busy worker (render in another thread) is killed at once
             try:
                 _send(proc.stdin, {"op": "exit"})
                 proc.wait(timeout=10)
@@ -219,6 +224,8 @@ class RenderWorker:
         if self._proc is not None:
             _kill(self._proc)
             self._proc = None
+        if self._closed:
+            return
         if count:
             self.restarts += 1
         self.start()
@@ -236,6 +243,8 @@ class RenderWorker:
 
     def render(self, spec: SceneSpec) -> RenderResult:
         """Render one spec in the worker process; see the class docstring for failures."""
+        if self._closed:
+            raise SceneError("the worker is closed; use it in a `with` block or call start()")
         if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:  # died between scenes
                 self._replace()
@@ -246,6 +255,7 @@ class RenderWorker:
         self._wait_ready()
         request = {"op": "render", "spec": spec_to_json(spec), "device": self.device, "threads": self.threads}
         proc = self._proc
+        self._busy = True
         try:
             _send(proc.stdin, request)
             reply = _recv(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
@@ -253,12 +263,16 @@ class RenderWorker:
             self._replace()
             raise SceneTimeout(f"scene took longer than {self.timeout_s:g} s; the worker was killed and "
                                "replaced") from None
-        except (EOFError, BrokenPipeError, OSError):
+        except (EOFError, BrokenPipeError, OSError, ValueError):
+            if self._closed:
+                raise SceneError("the worker was closed while it rendered this scene") from None
             code = proc.wait()
             tail = self._log_tail()
             self._replace()
             raise WorkerCrashed(f"the Blender worker died (exit code {code}) while rendering the scene; "
                                 f"log tail: {tail}") from None
+        finally:
+            self._busy = False
         self._scenes_in_process += 1
         self.last_rss_mb = float(reply.get("rss_mb", 0.0))
         if self._scenes_in_process >= self.max_scenes or self.last_rss_mb > self.max_rss_mb:
