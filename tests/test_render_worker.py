@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,7 +106,7 @@ PARENT = textwrap.dedent("""
     w = RenderWorker(timeout_s=120)
     w.start()
     w._wait_ready()
-    print(w.pid, flush=True)
+    print(w.pid, w._root, flush=True)
     if {busy!r}:
         import threading
         spec = slow_scene()
@@ -124,8 +125,11 @@ def test_worker_exits_when_parent_is_killed(busy):
     p = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=root), capture_output=True,
                        text=True, timeout=180)
     assert p.returncode == -signal.SIGKILL, p.stderr
-    child = int(p.stdout.split()[0])
-    assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+    child, root = int(p.stdout.split()[0]), p.stdout.split()[1]
+    try:
+        assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # a SIGKILLed parent cannot remove its worker's folder
 
 
 @pytest.mark.slow
