@@ -300,7 +300,8 @@ def _common_cycles(scene, device: str, threads: int | None) -> None:
     scene.render.use_sequencer = False
 
 
-def _enable_gpu() -> None:
+def gpu_devices() -> tuple[str, list[str]] | None:
+    """(backend, device names) of the first of OptiX and CUDA that Cycles can use, selected; None if neither."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in ("OPTIX", "CUDA"):
         try:
@@ -312,7 +313,13 @@ def _enable_gpu() -> None:
         if devices:
             for d in prefs.devices:
                 d.use = d.type == backend
-            return
+            return backend, [d.name for d in devices]
+    return None
+
+
+def _enable_gpu() -> None:
+    if gpu_devices() is not None:
+        return
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
