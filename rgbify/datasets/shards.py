@@ -145,11 +145,15 @@ def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
     s = normalize_sample(sample)
     arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sample_file(path: Path) -> dict[str, Any]:
