@@ -258,9 +258,9 @@ def test_exposure_model_matches_the_cycles_calibration():
     light = Light("point", ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 2), (0, 0, 0, 1)), power=100)
     lit, emit = checks.radiance(rays, p, [light], World((0, 0, 0), 0.0), enclosed=False, interreflection=False)
     assert np.allclose(lit, 0.5051, rtol=0.01)
-    e = checks.exposure(lit * 0.01, emit, p.object_index >= 0, 0.18, (0.07, 0.45), 8.0)
+    e = checks.exposure(lit * 0.01, emit, 0.18, (0.07, 0.45), 8.0)
     assert e.relight == 8.0  # far too dark: clamped relight
-    e = checks.exposure(lit, emit, p.object_index >= 0, 0.18, (0.07, 0.45), 8.0)
+    e = checks.exposure(lit, emit, 0.18, (0.07, 0.45), 8.0)
     assert e.relight == pytest.approx(0.18 / 0.5051, rel=0.01)
 
 

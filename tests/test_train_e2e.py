@@ -109,9 +109,8 @@ def test_resume_matches_straight_run(dataset, tmp_path):
 
 
 def test_predict_and_eval(dataset, instruct_run, tmp_path):
-    from rgbify.datasets.reader import DatasetReader
-
     from rgbify.cli import main
+    from rgbify.datasets.reader import DatasetReader
 
     reader = DatasetReader(dataset)
     s = reader.read(reader.indices[0])

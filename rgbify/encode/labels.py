@@ -74,7 +74,9 @@ PALETTE_BY_NAME = {c.name: c for c in PALETTE}
 SEMANTIC_THRESHOLD = 100.0
 """Decode radius (RGB Euclidean) of a prompt colour in semantic targets."""
 SHADE_SPACING = 80.0
-"""Smallest distance between two shades of one class colour, and between a shade and black."""
+"""Distance between consecutive shades of one class colour, and from the darkest shade to black."""
+MIN_SHADE_SPACING = 40.0
+"""A class with more instances than fit at SHADE_SPACING gets shades closer together, down to this."""
 INSTANCE_THRESHOLD = 60.0
 """Decode radius of a shade / a colour cluster in instance targets."""
 
@@ -169,12 +171,17 @@ def instance_colors(instance_ids: list[int], variant: str, class_color: RGB | No
                     rng: np.random.Generator | None = None) -> tuple[dict[int, RGB], bool]:
     """Colours for the instances ``instance_ids`` (ordered largest first). Returns (id -> colour, split_regions).
 
-    "shades": shades of ``class_color``; "distinct": palette colours drawn by ``rng``. When there are more
+    "shades": shades of ``class_color``, SHADE_SPACING apart, or closer (down to MIN_SHADE_SPACING, in steps of
+    8) when the class has more instances; "distinct": palette colours drawn by ``rng``. When there are still more
     instances than colours, colours repeat and ``split_regions`` is True."""
     if variant == "shades":
         if class_color is None:
             raise CodecInputError("instance variant 'shades' needs class_color")
-        pool = instance_shades(class_color)
+        spacing = SHADE_SPACING
+        pool = instance_shades(class_color, spacing)
+        while len(pool) < len(instance_ids) and spacing - 8.0 >= MIN_SHADE_SPACING:
+            spacing -= 8.0
+            pool = instance_shades(class_color, spacing)
     elif variant == "distinct":
         order = rng.permutation(len(PALETTE)) if rng is not None else np.arange(len(PALETTE))
         pool = [PALETTE[i].rgb for i in order]

@@ -43,14 +43,15 @@ def _class_name(gt: dict[str, Any], index: int) -> str:
 
 
 def _depth_target(gt: dict, rng: np.random.Generator, depth_codecs: Sequence[Any] = ("depth/cubewalk",),
-                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, **_: Any):
+                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, depth_valid: Any = None,
+                  **_: Any):
     if rng.random() < colormap_prob:
         codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
     else:
         codec = depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
     depth = _gt(gt, "depth").astype(np.float32, copy=False)
     prompt, params = depth_prompt(codec, rng)
-    return codec.encode(depth, gt.get("valid")), prompt, params
+    return codec.encode(depth, depth_valid), prompt, params
 
 
 def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **_: Any):
@@ -64,6 +65,8 @@ def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | No
     present = [int(c) for c in np.unique(semantic) if c > 0]
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
+    if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
+        present = [int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))]
     order = [present[i] for i in rng.permutation(len(present))]
     colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
     prompt, params = semantic_prompt([(c, _class_name(gt, c)) for c in order], colors, rng, prompt_format)
@@ -109,9 +112,10 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
 
     task: "depth", "normals", "semantic" or "instance". gt: dict with depth float32 (H, W) metres (+inf nothing
     hit), normals float32 (H, W, 3) OpenCV camera frame, instance int32 (H, W), semantic int32 (H, W),
-    class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table) and valid (bool
-    (H, W), depth only). Options: depth_codecs (list of codec specs, one drawn per call, default cubewalk),
-    colormap_prob (chance of a colormap codec instead), colormaps; flip_x (normals); prompt_format (one of
+    class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table). Options:
+    depth_codecs (list of codec specs, one drawn per call, default cubewalk), colormap_prob (chance of a
+    colormap codec instead), colormaps, depth_valid (bool (H, W); False pixels encode as nothing hit; default
+    none: +inf already means nothing hit); flip_x (normals); prompt_format (one of
     "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
     "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng).
 

@@ -14,8 +14,10 @@ Two renders per scene (docs/rendering.md):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -257,6 +259,27 @@ def fine_camera(camera: Camera) -> Camera:
                   clip_start=camera.clip_start, clip_end=camera.clip_end)
 
 
+@contextlib.contextmanager
+def quiet_stdout():
+    """Send what Blender prints to stdout (progress lines for every render) to /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _render_still() -> None:
+    with quiet_stdout():
+        bpy.ops.render.render(write_still=True)
+
+
 # --- rendering ----------------------------------------------------------------------------------------------
 
 
@@ -322,7 +345,7 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu
     img.color_depth = "8"
     img.compression = 0
     scene.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+    _render_still()
     from PIL import Image
 
     with Image.open(path) as im:
@@ -362,7 +385,7 @@ def render_data(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cp
     img.color_depth = "32"
     img.exr_codec = "NONE"
     scene.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+    _render_still()
     return read_data_exr(path, vl.name)
 
 

@@ -31,24 +31,32 @@ LIGHT_UNIT = {"point": 1.0, "spot": 1.0, "area": 1.0, "sun": 1.0}
 (Cycles, 64 spp, white-ish Principled plane, roughness 1, specular 0, light 2 m above): point 0.997, spot
 (120 degree cone) 0.997, area (0.5 m) 0.998, sun 1.000 - i.e. Blender's watts are radiometric watts."""
 
-STRUCTURE_CLASSES = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
+INDIRECT_GAIN = 1.0
+"""Scale of the room interreflection term (fitted against Cycles renders; see docs/scenes.md)."""
+OUTDOOR_SKY = 1.0
+"""Share of the open sky's irradiance (pi L_world (1 + n_z) / 2) that reaches outdoor surfaces."""
+OUTDOOR_BOUNCE = 0.3
+"""Outdoor interreflection as a share of the enclosed-room formula."""
+
+
+LUMA = np.array([0.2126, 0.7152, 0.0722])
 
 
 def luminance(c: tuple[float, float, float] | np.ndarray) -> float:
-    c = np.asarray(c, dtype=np.float64)
-    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+    return float(np.asarray(c, dtype=np.float64) @ LUMA)
 
 
-def albedo(m: Material) -> float:
-    a = luminance(m.base_color)
+def albedo(m: Material) -> np.ndarray:
+    """Effective diffuse reflectance, linear RGB (3,)."""
+    a = np.asarray(m.base_color, dtype=np.float64)
     if m.texture is not None:
-        a = 0.5 * (a + luminance(m.texture.color2))
+        a = 0.5 * (a + np.asarray(m.texture.color2, dtype=np.float64))
     if m.image_texture:
-        a = 0.35
+        a = np.full(3, 0.35)
     if m.metallic > 0.5:
-        a *= 0.45  # a metal mostly mirrors its (darker than white) surroundings
+        a = a * 0.45  # a metal mostly mirrors its (darker than white) surroundings
     if m.transmission > 0.5:
-        a = 0.25
+        a = np.full(3, 0.25)
     return a
 
 
@@ -202,7 +210,7 @@ def _light_dir_and_irradiance(light: Light, pts: np.ndarray, normals: np.ndarray
 @dataclass
 class Exposure:
     median: float
-    """Median linear radiance over hit rays (before relighting)."""
+    """Median linear radiance over the probe image, sky included (before relighting)."""
     relight: float
     """Factor applied to every light power and the world strength."""
     clipped_fraction: float
@@ -213,15 +221,26 @@ class Exposure:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}
 
 
+def light_flux(light: Light) -> float:
+    """Radiant flux (W) a light sends into a room: a spot only its cone's share; a sun is left out (it enters
+    through windows and is counted by the direct term)."""
+    if light.kind == "spot":
+        return light.power * (1.0 - math.cos(math.radians(light.spot_angle_deg) / 2.0)) / 2.0
+    return 0.0 if light.kind == "sun" else light.power
+
+
 def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light], world: World, enclosed: bool,
-             interreflection: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Estimated linear radiance per probe ray, split into (lit part that scales with the lights, emission)."""
+             interreflection: bool = True, interior: tuple[float, float] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated linear RGB radiance per probe ray (N, 3), split into (the part that scales with the lights and
+    the world, emission)."""
     hit = p.object_index >= 0
-    rho = np.zeros(len(hit))
-    emit = np.zeros(len(hit))
+    n = len(hit)
+    rho = np.zeros((n, 3))
+    emit = np.zeros((n, 3))
     mats = [o.material for o in rays.objects]
-    alb = np.array([albedo(m) for m in mats])
-    em = np.array([m.emission_strength * luminance(m.base_color) for m in mats])
+    alb = np.array([albedo(m) for m in mats]).reshape(-1, 3)
+    em = np.array([m.emission_strength * np.asarray(m.base_color) for m in mats]).reshape(-1, 3)
     rho[hit] = alb[p.object_index[hit]]
     emit[hit] = em[p.object_index[hit]]
     pts = p.points[hit] + p.normals[hit] * 1e-3
@@ -232,29 +251,41 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
         lit = e > 0
         if lit.any():
             _tri, d_hit = rays.cast(pts[lit], to_l[lit])
-            visible = d_hit >= dist[lit] - 0.05
-            e_lit = e[lit] * visible
             e = e.copy()
-            e[lit] = e_lit
+            e[lit] = e[lit] * (d_hit >= dist[lit] - 0.05)
         e_direct += e
-    l_world = luminance(world.background_color) * world.strength if not world.hdri else 0.5 * world.strength
-    rho_mean = float(np.clip(rho[hit].mean(), 0.0, 0.75)) if hit.any() else 0.0
-    e_ind = float(e_direct.mean()) * rho_mean / (1.0 - rho_mean) if len(e_direct) and interreflection else 0.0
-    sky = math.pi * l_world * (1.0 + nrm[:, 2]) / 2.0 * (0.05 if enclosed else 0.6)
-    lit_part = np.full(len(hit), l_world)
-    lit_part[hit] = rho[hit] / math.pi * (e_direct + e_ind * (1.0 if enclosed else 0.2) + sky)
+    bg = np.asarray(world.background_color, dtype=np.float64) * world.strength if not world.hdri else \
+        np.full(3, 0.5 * world.strength)
+    e_ind = 0.0
+    if interreflection and interior is not None:  # integrating-sphere model of the room
+        area, rho_room = interior
+        rho_room = min(rho_room, 0.8)
+        e_ind = INDIRECT_GAIN * sum(light_flux(li) for li in lights) / area * rho_room / (1.0 - rho_room)
+    elif interreflection and hit.any():
+        rho_mean = float(np.clip(rho[hit] @ LUMA, 0.0, 0.75).mean())
+        e_ind = float(e_direct.mean()) * rho_mean / (1.0 - rho_mean) * (1.0 if enclosed else OUTDOOR_BOUNCE)
+    sky = math.pi * luminance(bg) * (1.0 + nrm[:, 2]) / 2.0 * (0.05 if enclosed else OUTDOOR_SKY)
+    lit_part = np.broadcast_to(bg, (n, 3)).copy()
+    e_total = e_direct + e_ind + sky
+    lit_part[hit] = rho[hit] / math.pi * e_total[:, None]
     return lit_part, emit
 
 
-def exposure(lit: np.ndarray, emit: np.ndarray, hit: np.ndarray, target: float, ok: tuple[float, float],
+def _srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def exposure(lit: np.ndarray, emit: np.ndarray, target: float, ok: tuple[float, float],
              max_relight: float) -> Exposure:
-    med = float(np.median(lit[hit])) if hit.any() else float(np.median(lit))
+    """Meter the frame (median luminance, sky included, as a camera would), pick a relight factor when it is
+    outside ``ok``, and measure the result: pixels with any channel >= 1 are clipped, luminance < 0.01 is dark."""
+    lum = lit @ LUMA
+    med = float(np.median(lum))
     factor = 1.0
     if not ok[0] <= med <= ok[1]:
         factor = float(np.clip(target / max(med, 1e-9), 1.0 / max_relight, max_relight))
     total = lit * factor + emit
-    srgb = np.where(np.clip(total, 0, 1) <= 0.0031308, 12.92 * np.clip(total, 0, 1),
-                    1.055 * np.clip(total, 0, 1) ** (1 / 2.4) - 0.055)
-    clipped = float(np.mean(total[hit] >= 1.0)) if hit.any() else 0.0
-    return Exposure(median=med, relight=factor, clipped_fraction=clipped,
-                    dark_fraction=float(np.mean(total < 0.01)), mean_srgb=float(srgb.mean()))
+    total_lum = total @ LUMA
+    return Exposure(median=med, relight=factor, clipped_fraction=float(np.mean(total.max(1) >= 1.0)),
+                    dark_fraction=float(np.mean(total_lum < 0.01)), mean_srgb=float(_srgb(total).mean()))

@@ -27,7 +27,7 @@ DESCRIPTIONS: dict[str, str] = {
     "cabinet": "closed cabinets, dressers, sideboards",
     "bed": "beds (frame and mattress)",
     "sofa": "sofas and armchairs",
-    "lamp": "floor and table lamps",
+    "lamp": "floor and table lamps, glowing ceiling light panels",
     "rug": "rugs on the floor",
     "picture": "framed pictures on walls",
     "pillow": "pillows and cushions on beds and sofas",

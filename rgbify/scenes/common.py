@@ -35,6 +35,8 @@ class Draft:
     meta: dict[str, Any] = field(default_factory=dict)
     enclosed: bool = True
     """Indoor-like (light bounces inside a closed room) rather than open sky; used by the exposure estimate."""
+    interior: tuple[float, float] | None = None
+    """For rooms: (interior surface area in m^2, area-weighted albedo of walls, floor and ceiling)."""
 
 
 @dataclass

@@ -135,7 +135,7 @@ class OutdoorLayout:
     cross_road_prob: float = 0.35
     buildings_per_side: IntRange = (4, 12)
     building_height_m: Range = (4.0, 40.0)
-    vehicles: IntRange = (2, 14)
+    vehicles: IntRange = (4, 16)
     poles: IntRange = (2, 10)
     trees: IntRange = (2, 16)
     props: IntRange = (2, 10)

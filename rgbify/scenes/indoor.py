@@ -290,11 +290,12 @@ def furnish(ctx: Context, b: Builder, room: Room, floor_id: int) -> None:
 
 def _lamp_light(ctx: Context, b: Builder, iid: int) -> None:
     placed = next(p for p in b.placed if p.instance_id == iid)
+    small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
         wpos = placed.world_from_model @ np.append(pos, 1.0)
+        power = ctx.rng.uniform(3, 12) if small else ctx.rng.uniform(15, 50)
         b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
-                              power=round(float(ctx.rng.uniform(20, 80)), 2), temperature_k=ctx.temperature(),
-                              size=0.05))
+                              power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.05))
     # the shade glows a little, as lit fabric does
     obj = next(o for o in b.objects if o.instance_id == iid)
     if obj.material.transmission == 0:
@@ -340,6 +341,7 @@ SURFACE_MENUS = {
 
 def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | None = None) -> None:
     rng = ctx.rng
+    lit_supports: set[int] = set()  # at most one table lamp per piece of furniture
     for _ in range(n):
         surfaces = b.surfaces(kinds)
         if not surfaces:
@@ -356,10 +358,13 @@ def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | N
             place_on_surface(ctx, b, models.pillow(rng, 2 * ws.surface.hx), ws,
                              yaw=float(rng.normal(0, 10)))
         else:
+            if what == "lamp" and ws.instance_id in lit_supports:
+                what = "bowl"
             m = models.SMALL_FACTORIES[what](rng)
             iid = place_on_surface(ctx, b, m, ws)
             if iid is not None and what == "lamp":
                 _lamp_light(ctx, b, iid)
+                lit_supports.add(ws.instance_id)
 
 
 def _book_row(ctx: Context, b: Builder, ws) -> None:  # noqa: ANN001
@@ -394,7 +399,12 @@ def light_room(ctx: Context, b: Builder, room: Room) -> None:
         if kind == "area":
             size = float(rng.uniform(0.3, 1.0))
             panel = Parts().box((0, 0, -0.01), (size, size, 0.02)).model("lamp", "ceiling_panel")
-            b.add(panel, pose(xy[0], xy[1], room.height), emissive((1.0, 1.0, 1.0), 3.0), check=False)
+            for _ in range(10):  # panels must not overlap each other
+                if b.add(panel, pose(xy[0], xy[1], room.height), emissive((1.0, 1.0, 1.0), 3.0)) is not None:
+                    break
+                xy = room.sample_xy(rng, 0.5)
+            else:
+                continue
             b.lights.append(Light(kind="area", world_from_light=matrix4(translate(xy[0], xy[1], room.height - 0.025)),
                                   power=round(power, 2), temperature_k=t, size=round(size, 3)))
         else:
@@ -468,4 +478,20 @@ def sample_indoor(ctx: Context) -> Draft:
     meta = {"room": {"width_m": round(float(np.ptp(room.poly[:, 0])), 3),
                      "depth_m": round(float(np.ptp(room.poly[:, 1])), 3), "height_m": round(room.height, 3),
                      "shape": "rect" if len(room.poly) == 4 else "L"}}
-    return Draft(builder=b, world=world, sample_camera=camera_sampler(ctx, b, room), meta=meta, enclosed=True)
+    return Draft(builder=b, world=world, sample_camera=camera_sampler(ctx, b, room), meta=meta, enclosed=True,
+                 interior=interior(b, room))
+
+
+def interior(b: Builder, room: Room) -> tuple[float, float]:
+    """(interior surface area, area-weighted luminance albedo of floor, ceiling and walls) of the room."""
+    from rgbify.scenes.checks import albedo, luminance
+    floor_area = abs(_shoelace(room.poly))
+    wall_area = sum(w["length"] for w in room.walls) * room.height
+    area = {"floor": floor_area, "ceiling": floor_area, "wall": wall_area}
+    by_class: dict[str, list[float]] = {}
+    for o in b.objects:
+        if o.class_name in area:
+            by_class.setdefault(o.class_name, []).append(luminance(albedo(o.material)))
+    total = sum(area.values())
+    rho = sum(area[c] * float(np.mean(v)) for c, v in by_class.items()) / total
+    return float(total), float(rho)

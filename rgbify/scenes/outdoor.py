@@ -230,7 +230,7 @@ def _vehicles(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None
             side = 1 if rng.random() < 0.5 else -1
             parked = rng.random() < 0.35
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
-            xv = _u(rng, -60.0, 160.0)
+            xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
             if b.add(m, pose(xv, y, ROAD_Z, yaw), ctx.material(m, 0.05), support=ids["road"]) is not None:
                 break

@@ -64,8 +64,9 @@ def check_view(draft: Draft, rays: checks.SceneRays, camera: Camera, config: Rec
     if cov.visible_instances < v.min_visible_instances:
         raise Reject("too_few_instances", f"{cov.visible_instances} < {v.min_visible_instances}")
     lc = config.lighting
-    lit, emit = checks.radiance(rays, p, draft.builder.lights, draft.world, draft.enclosed)
-    exp = checks.exposure(lit, emit, p.object_index >= 0, lc.exposure_target, lc.exposure_ok, lc.max_relight)
+    lit, emit = checks.radiance(rays, p, draft.builder.lights, draft.world, draft.enclosed,
+                                interior=draft.interior)
+    exp = checks.exposure(lit, emit, lc.exposure_target, lc.exposure_ok, lc.max_relight)
     if exp.clipped_fraction > lc.max_clipped_fraction:
         raise Reject("overexposed", f"{exp.clipped_fraction:.2f} of pixels blown out")
     if exp.dark_fraction > lc.max_dark_fraction:

@@ -9,7 +9,7 @@ import numpy as np
 from rgbify.scenes import models
 from rgbify.scenes.builder import Builder, pose
 from rgbify.scenes.common import Context, Draft, Reject, make_camera
-from rgbify.scenes.indoor import Room, _against_wall, build_room, light_room, scatter_clutter
+from rgbify.scenes.indoor import Room, _against_wall, build_room, interior, light_room, scatter_clutter
 
 
 def sample_tabletop(ctx: Context) -> Draft:
@@ -37,7 +37,7 @@ def sample_tabletop(ctx: Context) -> Draft:
     on_table = [p for p in b.placed if p.support == table_id]
     return Draft(builder=b, world=world, sample_camera=_camera_sampler(ctx, b, room, table_id, top_z, on_table),
                  meta={"table": {"width_m": round(tw, 3), "depth_m": round(td, 3), "height_m": round(top_z, 3)},
-                       "objects_on_table": len(on_table)}, enclosed=True)
+                       "objects_on_table": len(on_table)}, enclosed=True, interior=interior(b, room))
 
 
 def _room_layout(ctx: Context) -> Context:
