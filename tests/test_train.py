@@ -159,7 +159,7 @@ def test_overfit_depth_loss_falls(tmp_path):
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
-    assert end < 0.1 * start, (start, end)  # measured: 0.085 -> 0.0013 (ratio 0.015)
+    assert end < 0.2 * start, (start, end)  # measured: 1.05 -> 0.064 (ratio 0.061)
 
 
 def test_base_model_path_round_trip(tmp_path):

@@ -144,7 +144,7 @@ def test_predict_and_eval(dataset, instruct_run, tmp_path):
 
 def test_overfit_two_real_samples(dataset, tmp_path):
     """Depth of two rendered samples (cube-walk codec, no augmentation), lotus x0 objective: the loss falls
-    well below where it starts (measured 0.100 -> 0.0016 over 30 steps; asserted: below a tenth)."""
+    well below where it starts (measured 0.92 -> 0.032 over 30 steps, ratio 0.035; asserted: below 0.15)."""
     from rgbify.datasets import TaskDataset
     from rgbify.train.config import make_config
     from rgbify.train.trainer import train
@@ -157,4 +157,4 @@ def test_overfit_two_real_samples(dataset, tmp_path):
     train(cfg, torch.utils.data.Subset(ds, [0, 1]))
     losses = [r["loss"] for r in _rows(tmp_path / "run")]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
-    assert end < 0.1 * start, (start, end)
+    assert end < 0.15 * start, (start, end)
