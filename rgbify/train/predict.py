@@ -195,7 +195,7 @@ def eval_dataset(run: Run, data: str, split: str = "val", max_items: int | None 
     from rgbify.train.trainer import build_data
 
     cfg = dataclasses.replace(run.cfg, data=data)
-    ds = build_data(cfg, split, generation_ratio=0.0)
+    ds = build_data(cfg, split, generation_ratio=0.0, augment=False)
     if len(ds) == 0:
         raise UserError(f"--split {split} of {data} has no samples; try --split all")
     return evaluate(run.parts, run.cfg, ds, max_items=max_items, prompts=run.prompts, **kw)

@@ -262,8 +262,9 @@ def collate(items: list[dict]) -> dict[str, Any]:
     return out
 
 
-def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None):
-    """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution``."""
+def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None, **kw):
+    """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution`` (crop/flip augmentation
+    on for the train split only, unless ``augment=`` is given in ``kw``)."""
     from rgbify.datasets import TaskDataset
 
     if generation_ratio is None:
@@ -276,6 +277,7 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         resolution=cfg.resolution,
         generation_ratio=generation_ratio,
         seed=cfg.seed,
+        **kw,
     )
 
 
@@ -741,8 +743,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         unet.enable_gradient_checkpointing()
     unet.train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = "constant_with_warmup" if cfg.lr_schedule == "constant" and cfg.warmup_steps else cfg.lr_schedule
     lr_scheduler = get_scheduler(
-        cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps * accelerator.num_processes,
+        schedule, optimizer, num_warmup_steps=cfg.warmup_steps * accelerator.num_processes,
         num_training_steps=cfg.steps * accelerator.num_processes,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
