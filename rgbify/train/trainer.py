@@ -472,6 +472,7 @@ class MetricAccumulator:
         self.normal_err: list[np.ndarray] = []
         self.cm = np.zeros((2, 2), np.int64)
         self.pq = {"iou_sum": 0.0, "tp": 0, "fp": 0, "fn": 0}
+        self.images = {"semantic": 0, "instance": 0}
 
     def add(self, task: str, pred, item_gt: dict, reference=None) -> None:
         """pred: the decoded prediction; item_gt: gt_depth/gt_normals/valid; reference: the decoded clean target
@@ -486,12 +487,14 @@ class MetricAccumulator:
             mask = valid & (np.linalg.norm(gt, axis=-1) > 0)
             self.normal_err.append(M.angular_error_deg(np.asarray(pred)[mask], gt[mask]).astype(np.float32))
         elif task == "semantic":
+            self.images["semantic"] += 1
             k = int(max(np.max(pred), np.max(reference))) + 2
             if k > self.cm.shape[0]:
                 self.cm = np.pad(self.cm, ((0, k - self.cm.shape[0]), (0, k - self.cm.shape[0])))
             g = np.where(valid, np.asarray(reference) + 1, 0)  # shift: 0 = invalid pixel, 1 = nothing asked for
             self.cm += M.confusion_matrix(np.asarray(pred) + 1, g, self.cm.shape[0], ignore_index=0)
         elif task == "instance":
+            self.images["instance"] += 1
             q = M.panoptic_quality(np.where(valid, pred, 0), np.where(valid, reference, 0))
             self.pq["iou_sum"] += q["sq"] * q["tp"]
             for k in ("tp", "fp", "fn"):
@@ -516,12 +519,14 @@ class MetricAccumulator:
             _, iou = M.miou_from_confusion(self.cm, ignore_index=0)
             named = iou[2:]  # index 1 is "not asked for" (black)
             out["semantic"] = {"miou": float(np.nanmean(named)) if np.isfinite(named).any() else float("nan"),
-                               "pixel_acc": float(np.trace(self.cm[1:, 1:]) / self.cm[1:, 1:].sum())}
+                               "pixel_acc": float(np.trace(self.cm[1:, 1:]) / self.cm[1:, 1:].sum()),
+                               "images": self.images["semantic"]}
         if self.pq["tp"] + self.pq["fp"] + self.pq["fn"]:
             tp, fp, fn = self.pq["tp"], self.pq["fp"], self.pq["fn"]
             out["instance"] = {"pq": self.pq["iou_sum"] / (tp + fp / 2 + fn / 2),
                                "sq": self.pq["iou_sum"] / tp if tp else 0.0,
-                               "rq": tp / (tp + fp / 2 + fn / 2), "tp": tp, "fp": fp, "fn": fn}
+                               "rq": tp / (tp + fp / 2 + fn / 2), "tp": tp, "fp": fp, "fn": fn,
+                               "images": self.images["instance"]}
         return out
 
 
