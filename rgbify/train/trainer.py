@@ -760,7 +760,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     # resume, data stream, logs
     step = _resume(accelerator, cfg, out)
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
-    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * cfg.batch_size * cfg.grad_accum)))
+    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * per_step)))  # per_step: all ranks
     prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
     writer = None
     if accelerator.is_main_process:
