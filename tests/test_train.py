@@ -122,6 +122,7 @@ def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     model = tmp_path / f"run-{mode}" / "model"
     assert {p.name for p in model.iterdir()} >= {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "run.json"}
     assert list((tmp_path / f"run-{mode}" / "logs").iterdir())  # TensorBoard events
+    assert make_config({}, tmp_path / f"run-{mode}" / "config.toml") == cfg  # the saved config reloads
 
 
 def test_instruct_mixes_generation_items(tmp_path):
