@@ -429,11 +429,11 @@ def sample(
     unet = parts.unet
     device = parts.vae.device
     prompts = prompts or PromptEncoder(parts.tokenizer, parts.text_encoder)
-    img = vae_encode(parts.vae, image)
+    img = vae_encode(parts.vae, image).float()  # latents and the DDIM state stay float32 under bf16/fp16 parts
     gen = step_generator(seed, 0, device, salt=1)
     text, mask = prompts(prompt_list)
     text = text.to(unet.dtype)
-    x = torch.randn(img.shape, generator=gen, device=device, dtype=img.dtype)
+    x = torch.randn(img.shape, generator=gen, device=device)
     T = parts.noise_scheduler.config.num_train_timesteps
     if cfg.mode == "lotus":
         t = torch.full((img.shape[0],), T - 1, device=device, dtype=torch.long)
@@ -458,7 +458,7 @@ def sample(
             else:
                 out = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text,
                            encoder_attention_mask=mask).sample
-            x = ddim.step(out.to(x.dtype), t, x).prev_sample
+            x = ddim.step(out.float(), t, x).prev_sample
         z = x
     rgb = vae_decode(parts.vae, z).float()
     return ((rgb.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
