@@ -106,24 +106,27 @@ class TaskDataset(Dataset):
         fields = GT_FIELDS if self.return_gt else ("rgb", "K", "instances")
         fields = tuple(dict.fromkeys((*fields, *TASK_FIELDS[task])))  # only what this item needs is read
         s = self.reader.read(index, fields)
-        gt = self._augment(s, rng)
+        view = self._view(s["rgb"].shape[:2], rng)
+        gt = self._gather(s, view)
+        rgb = _rgb_unit(s["rgb"], view)  # float32 (3,H,W) in [-1,1]: crop + resize + flip in one pass
         if generate:
             from rgbify.datasets.captions import caption
             from rgbify.scenes.spec import spec_from_json
 
-            target = gt["rgb"]
-            image = np.zeros_like(target)
-            min_px = 0.002 * target.shape[0] * target.shape[1]  # objects that cover at least 0.2 % of the image
+            target = rgb
+            image = np.full_like(target, -1.0)  # an all-black (zeros) input image
+            min_px = 0.002 * view.size[0] * view.size[1]  # objects that cover at least 0.2 % of the image
             seen = {r["id"] for r in gt["instances"] if r.get("pixel_count", 0) >= min_px}
             prompt = caption(spec_from_json(s["spec"]), visible=seen)
             decode: dict[str, Any] = {"task": "generate"}
         else:
             from rgbify.encode import make_task_target
 
-            image = gt["rgb"]
-            target, prompt, decode = make_task_target(task, gt, rng, **self.target_options)
+            image = rgb
+            target_rgb, prompt, decode = make_task_target(task, gt, rng, **self.target_options)
+            target = _unit(target_rgb)
         out: dict[str, Any] = {
-            "image": _to_tensor(image), "target": _to_tensor(target), "prompt": prompt, "task": task,
+            "image": torch.from_numpy(image), "target": torch.from_numpy(target), "prompt": prompt, "task": task,
             "decode": json.dumps(decode, sort_keys=True), "index": index,
             "K": torch.from_numpy(gt["K"].astype(np.float32)),
         }
@@ -136,10 +139,9 @@ class TaskDataset(Dataset):
             })
         return out
 
-    def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        """Crop, resize and flip every image field alike (one gather per array), and K with them."""
-        K = np.array(s["K"], dtype=np.float64)
-        h, w = s["rgb"].shape[:2]
+    def _view(self, shape: tuple[int, int], rng: np.random.Generator) -> _View:
+        """Draw this item's crop box and flip (train augmentation) and derive the output size and K's change."""
+        h, w = shape
         x0, y0, cw, ch, flip = 0, 0, w, h, False
         if self.augment:
             lo, hi = self.crop_scale
@@ -147,7 +149,15 @@ class TaskDataset(Dataset):
             ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
             flip = bool(rng.random() < self.hflip)
-        W, H = self.resolution or (cw, ch)
+        return _View((x0, y0, cw, ch), self.resolution or (cw, ch), flip, (h, w))
+
+    def _gather(self, s: dict[str, Any], view: _View) -> dict[str, Any]:
+        """Every ground-truth image field of the view (nearest neighbour, never blended) and K, class table and
+        instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_unit`)."""
+        from rgbify.datasets import kernels
+
+        (x0, y0, cw, ch), (W, H), flip = view.box, view.size, view.flip
+        K = np.array(s["K"], dtype=np.float64)
         K[0, 2] -= x0
         K[1, 2] -= y0
         sx, sy = W / cw, H / ch
@@ -157,24 +167,75 @@ class TaskDataset(Dataset):
         K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
         if flip:
             K[0, 2] = W - 1 - K[0, 2]
-        gt: dict[str, Any] = {"rgb": _rgb_view(s["rgb"], (x0, y0, cw, ch), (W, H), flip)}
-        if (W, H) != (cw, ch):  # nearest neighbour: the output pixel centre's source pixel, never a blend
-            rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
-            cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
-            idx: Any = np.ix_(rows, cols[::-1] if flip else cols)
-        else:  # a crop and/or a mirror: plain slicing, then one contiguous copy
-            idx = (slice(y0, y0 + ch), slice(x0 + cw - 1, x0 - 1 if x0 else None, -1) if flip else slice(x0, x0 + cw))
+        gt: dict[str, Any] = {}
+        rows, cols = view.nearest()
         for k in IMAGE_FIELDS[1:]:
-            if k in s:
-                gt[k] = np.ascontiguousarray(s[k][idx])
-        if flip and "normals" in gt:  # mirrored image = mirrored camera x: negate n_x (+ 0.0 turns -0.0 into 0.0)
-            gt["normals"][..., 0] *= -1
-            gt["normals"][..., 0] += 0.0
+            if k not in s:
+                continue
+            a = s[k]
+            if view.identity:  # the stored array itself (a fresh array per read)
+                gt[k] = a
+            elif a.ndim == 2:
+                gt[k] = np.empty((H, W), a.dtype)
+                kernels.gather_nearest2(a, rows, cols, gt[k])
+            else:  # normals: a mirrored image = mirrored camera x, so n_x is negated (never -0.0)
+                gt[k] = np.empty((H, W, a.shape[2]), a.dtype)
+                kernels.gather_nearest3(a, rows, cols, flip and k == "normals", gt[k])
         gt["K"] = K
         gt["class_names"] = self.classes
         table = json.loads(s["instances"])
         gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
         return gt
+
+    def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """The augmented view of a stored sample as uint8 RGB (Pillow) plus ground truth: the reference that
+        __getitem__'s fused RGB kernel is tested against (same rng draws, same geometry)."""
+        view = self._view(s["rgb"].shape[:2], rng)
+        gt = self._gather(s, view)
+        gt["rgb"] = _rgb_view(s["rgb"], view.box, view.size, view.flip)
+        return gt
+
+
+class _View:
+    """One item's geometry: crop ``box`` (x0, y0, w, h) of a stored (h, w) image, output ``size`` (W, H), mirror."""
+
+    def __init__(self, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool, shape: tuple[int, int]):
+        self.box, self.size, self.flip, self.shape = box, size, flip, shape
+        self.identity = not flip and box == (0, 0, shape[1], shape[0]) and size == (shape[1], shape[0])
+
+    def nearest(self) -> tuple[np.ndarray, np.ndarray]:
+        """Source row of each output row and source column of each output column (mirrored if flipped): the
+        stored pixel under each output pixel's centre."""
+        (x0, y0, cw, ch), (W, H) = self.box, self.size
+        rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
+        cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
+        return rows, (cols[::-1].copy() if self.flip else cols)
+
+
+def _rgb_unit(rgb: np.ndarray, view: _View) -> np.ndarray:
+    """The view of an sRGB uint8 (h,w,3) image as float32 (3,H,W) in [-1,1]: bit-equal to
+    ``_to_tensor(_rgb_view(...))`` (Pillow bilinear, then x / 127.5 - 1), in one pass without the uint8 image."""
+    from rgbify.datasets import kernels
+
+    (x0, y0, cw, ch), (W, H) = view.box, view.size
+    h, w = view.shape
+    out = np.empty((3, H, W), np.float32)
+    if (W, H) == (cw, ch):  # crop and/or mirror only: a copy (Pillow's resample is exact at scale 1 too)
+        kernels.crop_rgb_to_unit(rgb, y0, x0, view.flip, kernels.UNIT_LUT, out)
+        return out
+    xb, xk = kernels.resample_coeffs(w, float(x0), float(x0 + cw), W)
+    yb, yk = kernels.resample_coeffs(h, float(y0), float(y0 + ch), H)
+    kernels.resize_rgb_to_unit(rgb, xb, xk, yb, yk, view.flip, kernels.UNIT_LUT, out)
+    return out
+
+
+def _unit(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H,W,3) -> float32 (3,H,W) in [-1,1], bit-equal to :func:`_to_tensor`."""
+    from rgbify.datasets import kernels
+
+    out = np.empty((3, *rgb.shape[:2]), np.float32)
+    kernels.rgb_to_unit(rgb, kernels.UNIT_LUT, out)
+    return out
 
 
 def _rgb_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:

@@ -1,0 +1,164 @@
+"""numba kernels of the train loader's augmentation (crop, resize, flip, uint8 -> float). No torch here.
+
+Each has a plain-NumPy twin in :mod:`rgbify.datasets.reference` that tests hold it to (tests/test_datasets_kernels.py);
+the RGB resize is also held to Pillow, whose ``Image.resize(size, BILINEAR, box=...)`` it reproduces bit for bit:
+
+- ``resample_coeffs`` computes Pillow's triangle-filter taps for one axis (support 1 source pixel, widened by the
+  scale when shrinking, so downscaling is antialiased), in double precision, then in 22-bit fixed point;
+- ``resize_rgb_to_unit`` runs Pillow's two passes (horizontal into a uint8 row buffer, then vertical) with its
+  integer rounding, and writes the result mirrored if asked, straight into a float32 (3, H, W) array in [-1, 1]
+  through a 256-entry table (the same float32 values as ``torch.float(x) / 127.5 - 1``).
+
+Ground truth is never blended: ``gather_nearest2``/``gather_nearest3`` copy, for every output pixel, the source
+pixel its centre maps to (the rows/cols index arrays), optionally negating channel 0 (a camera-frame normal's x
+under a mirror).
+
+Compiled on first call and cached on disk (``cache=True``); one core each (no ``parallel``), ``nogil``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+PRECISION_BITS = 32 - 8 - 2
+"""Pillow's fixed-point precision of 8-bit resampling weights."""
+
+UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+"""uint8 value -> float32 in [-1, 1], computed in float32 exactly as torch does ``x.float().div_(127.5).sub_(1)``."""
+
+_OPTS = {"cache": True, "nogil": True}
+
+
+@njit(**_OPTS)
+def _triangle(x):
+    if x < 0.0:
+        x = -x
+    if x < 1.0:
+        return 1.0 - x
+    return 0.0
+
+
+@njit(**_OPTS)
+def resample_coeffs(in_size, in0, in1, out_size):
+    """Pillow's bilinear taps for one axis: output ``i`` = sum_k coeffs[i, k] src[bounds[i, 0] + k] for k <
+    bounds[i, 1], source window [in0, in1) of an axis of ``in_size`` pixels. Returns (bounds int64 (out, 2),
+    coeffs int64 (out, ksize) in units of 2^-22, the window's float64 weights rounded as Pillow rounds them)."""
+    scale = (in1 - in0) / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    bounds = np.zeros((out_size, 2), dtype=np.int64)
+    coeffs = np.zeros((out_size, ksize), dtype=np.int64)
+    w = np.zeros(ksize, dtype=np.float64)
+    ss = 1.0 / filterscale
+    one = float(1 << PRECISION_BITS)
+    for xx in range(out_size):
+        center = in0 + (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        ww = 0.0
+        for x in range(xmax):
+            w[x] = _triangle((x + xmin - center + 0.5) * ss)
+            ww += w[x]
+        for x in range(xmax):
+            k = w[x] / ww if ww != 0.0 else w[x]
+            coeffs[xx, x] = int(0.5 + k * one) if k >= 0 else int(-0.5 + k * one)
+        bounds[xx, 0] = xmin
+        bounds[xx, 1] = xmax
+    return bounds, coeffs
+
+
+@njit(**_OPTS)
+def _clip8(acc):
+    v = acc >> PRECISION_BITS
+    return min(max(v, 0), 255)
+
+
+@njit(**_OPTS)
+def resize_rgb_to_unit(rgb, xb, xk, yb, yk, flip, lut, out):
+    """uint8 (h, w, 3) -> out float32 (3, H, W): Pillow's two-pass resample with taps (xb, xk) along x and
+    (yb, yk) along y (from :func:`resample_coeffs`), mirrored left-right if ``flip``, mapped through ``lut``."""
+    H, W = out.shape[1], out.shape[2]
+    y_first = yb[0, 0]
+    y_last = yb[H - 1, 0] + yb[H - 1, 1]
+    half = np.int64(1) << (PRECISION_BITS - 1)
+    tmp = np.empty((y_last - y_first, W, 3), dtype=np.uint8)
+    for y in range(y_first, y_last):
+        for xx in range(W):
+            x0 = xb[xx, 0]
+            n = xb[xx, 1]
+            s0 = half
+            s1 = half
+            s2 = half
+            for k in range(n):
+                c = xk[xx, k]
+                s0 += np.int64(rgb[y, x0 + k, 0]) * c
+                s1 += np.int64(rgb[y, x0 + k, 1]) * c
+                s2 += np.int64(rgb[y, x0 + k, 2]) * c
+            tmp[y - y_first, xx, 0] = _clip8(s0)
+            tmp[y - y_first, xx, 1] = _clip8(s1)
+            tmp[y - y_first, xx, 2] = _clip8(s2)
+    for yy in range(H):
+        y0 = yb[yy, 0] - y_first
+        n = yb[yy, 1]
+        for xx in range(W):
+            s0 = half
+            s1 = half
+            s2 = half
+            for k in range(n):
+                c = yk[yy, k]
+                s0 += np.int64(tmp[y0 + k, xx, 0]) * c
+                s1 += np.int64(tmp[y0 + k, xx, 1]) * c
+                s2 += np.int64(tmp[y0 + k, xx, 2]) * c
+            xo = W - 1 - xx if flip else xx
+            out[0, yy, xo] = lut[_clip8(s0)]
+            out[1, yy, xo] = lut[_clip8(s1)]
+            out[2, yy, xo] = lut[_clip8(s2)]
+
+
+@njit(**_OPTS)
+def crop_rgb_to_unit(rgb, y0, x0, flip, lut, out):
+    """uint8 (h, w, 3) -> out float32 (3, H, W): the H x W window at (y0, x0), mirrored if ``flip``, via lut."""
+    H, W = out.shape[1], out.shape[2]
+    for yy in range(H):
+        for xx in range(W):
+            xo = W - 1 - xx if flip else xx
+            for c in range(3):
+                out[c, yy, xo] = lut[rgb[y0 + yy, x0 + xx, c]]
+
+
+@njit(**_OPTS)
+def rgb_to_unit(rgb, lut, out):
+    """uint8 (H, W, 3) -> out float32 (3, H, W) = lut[rgb] channel-first."""
+    H, W = out.shape[1], out.shape[2]
+    for yy in range(H):
+        for xx in range(W):
+            for c in range(3):
+                out[c, yy, xx] = lut[rgb[yy, xx, c]]
+
+
+@njit(**_OPTS)
+def gather_nearest2(src, rows, cols, out):
+    """out (H, W)[i, j] = src[rows[i], cols[j]] of a (h, w) array."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(cols.shape[0]):
+            out[i, j] = src[r, cols[j]]
+
+
+@njit(**_OPTS)
+def gather_nearest3(src, rows, cols, negate0, out):
+    """out (H, W, C)[i, j] = src[rows[i], cols[j]] of a (h, w, C) array; with ``negate0`` channel 0 is negated
+    (+ 0.0, so that no -0.0 appears)."""
+    n_c = src.shape[2]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(cols.shape[0]):
+            c0 = cols[j]
+            for c in range(n_c):
+                out[i, j, c] = src[r, c0, c]
+            if negate0:
+                out[i, j, 0] = -out[i, j, 0] + 0.0
