@@ -72,51 +72,81 @@ def resample_coeffs(in_size, in0, in1, out_size):
 
 
 @njit(**_OPTS)
-def _clip8(acc):
-    v = acc >> PRECISION_BITS
-    return min(max(v, 0), 255)
+def _fixed_taps(bounds, coeffs, in_size):
+    """The taps of :func:`resample_coeffs` as (index, int32 weight) arrays with one tap count for every output:
+    only as many taps as carry weight somewhere (upscaling: 2 of Pillow's 3, its last weighs 0 everywhere); past
+    an output's own taps the weight is 0 at a valid index."""
+    n_out = bounds.shape[0]
+    kx = 0
+    for i in range(n_out):
+        for k in range(bounds[i, 1]):
+            if coeffs[i, k] != 0:
+                kx = max(kx, k + 1)
+    idx = np.empty((n_out, kx), dtype=np.int64)
+    wt = np.zeros((n_out, kx), dtype=np.int32)
+    for i in range(n_out):
+        for k in range(kx):
+            idx[i, k] = min(bounds[i, 0] + k, in_size - 1)
+            if k < bounds[i, 1]:
+                wt[i, k] = np.int32(coeffs[i, k])
+    return idx, wt
+
+
+@njit(**_OPTS)
+def _horizontal_pass(rgb, xi, xc, y_first, y_last):
+    """Rows y_first..y_last-1 of uint8 (h, w, 3) resampled along x: int32 (rows, W * 3), rounded to 0..255."""
+    n_w, kx = xi.shape
+    half = np.int32(1 << (PRECISION_BITS - 1))
+    tmp = np.empty((y_last - y_first, n_w * 3), dtype=np.int32)
+    for y in range(y_first, y_last):
+        row = tmp[y - y_first]
+        for xx in range(n_w):
+            s0 = half
+            s1 = half
+            s2 = half
+            for k in range(kx):
+                c = xc[xx, k]
+                x = xi[xx, k]
+                s0 += np.int32(rgb[y, x, 0]) * c
+                s1 += np.int32(rgb[y, x, 1]) * c
+                s2 += np.int32(rgb[y, x, 2]) * c
+            row[3 * xx] = min(max(s0 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 1] = min(max(s1 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 2] = min(max(s2 >> PRECISION_BITS, 0), 255)
+    return tmp
 
 
 @njit(**_OPTS)
 def resize_rgb_to_unit(rgb, xb, xk, yb, yk, flip, lut, out):
     """uint8 (h, w, 3) -> out float32 (3, H, W): Pillow's two-pass resample with taps (xb, xk) along x and
-    (yb, yk) along y (from :func:`resample_coeffs`), mirrored left-right if ``flip``, mapped through ``lut``."""
+    (yb, yk) along y (from :func:`resample_coeffs`), mirrored left-right if ``flip``, mapped through ``lut``.
+
+    Sums are int32 as in Pillow (weights sum to about 2^22, so 255 of them stay below 2^31). The vertical pass
+    runs along whole rows (contiguous, so the compiler vectorises it); zero-weight taps are skipped."""
     H, W = out.shape[1], out.shape[2]
     y_first = yb[0, 0]
-    y_last = yb[H - 1, 0] + yb[H - 1, 1]
-    half = np.int64(1) << (PRECISION_BITS - 1)
-    tmp = np.empty((y_last - y_first, W, 3), dtype=np.uint8)
-    for y in range(y_first, y_last):
-        for xx in range(W):
-            x0 = xb[xx, 0]
-            n = xb[xx, 1]
-            s0 = half
-            s1 = half
-            s2 = half
-            for k in range(n):
-                c = xk[xx, k]
-                s0 += np.int64(rgb[y, x0 + k, 0]) * c
-                s1 += np.int64(rgb[y, x0 + k, 1]) * c
-                s2 += np.int64(rgb[y, x0 + k, 2]) * c
-            tmp[y - y_first, xx, 0] = _clip8(s0)
-            tmp[y - y_first, xx, 1] = _clip8(s1)
-            tmp[y - y_first, xx, 2] = _clip8(s2)
+    xi, xc = _fixed_taps(xb, xk, rgb.shape[1])
+    tmp = _horizontal_pass(rgb, xi, xc, y_first, yb[H - 1, 0] + yb[H - 1, 1])
+    half = np.int32(1 << (PRECISION_BITS - 1))
+    acc = np.empty(W * 3, dtype=np.int32)
     for yy in range(H):
         y0 = yb[yy, 0] - y_first
-        n = yb[yy, 1]
-        for xx in range(W):
-            s0 = half
-            s1 = half
-            s2 = half
-            for k in range(n):
-                c = yk[yy, k]
-                s0 += np.int64(tmp[y0 + k, xx, 0]) * c
-                s1 += np.int64(tmp[y0 + k, xx, 1]) * c
-                s2 += np.int64(tmp[y0 + k, xx, 2]) * c
-            xo = W - 1 - xx if flip else xx
-            out[0, yy, xo] = lut[_clip8(s0)]
-            out[1, yy, xo] = lut[_clip8(s1)]
-            out[2, yy, xo] = lut[_clip8(s2)]
+        acc[:] = half
+        for k in range(yb[yy, 1]):
+            c = np.int32(yk[yy, k])
+            if c == 0:
+                continue
+            src = tmp[y0 + k]
+            for m in range(W * 3):
+                acc[m] += src[m] * c
+        for ch in range(3):
+            plane = out[ch, yy]
+            for xx in range(W):
+                v = lut[min(max(acc[3 * xx + ch] >> PRECISION_BITS, 0), 255)]
+                if flip:
+                    plane[W - 1 - xx] = v
+                else:
+                    plane[xx] = v
 
 
 @njit(**_OPTS)
