@@ -1,22 +1,28 @@
-"""Loader and storage benchmark: samples/s of TaskDataset at 512 px with on-the-fly encoding (main process and
-2 loader processes), bytes per sample on disk, and (--compression) size and read speed of HDF5 filter choices.
+"""Loader and storage benchmark: samples/s of TaskDataset at 512 px with on-the-fly encoding (in the main process,
+1 and 2 loader processes), bytes per sample on disk, and (--compression) size and read speed of HDF5 filters.
 
     python benchmarks/bench_loader.py --dir DATASET            # an existing 512-px dataset
     python benchmarks/bench_loader.py --build 8                # first renders 8 samples at 512 px (4 spp)
     python benchmarks/bench_loader.py --dir DATASET --compression
+    python benchmarks/bench_loader.py --dir DATASET --baseline main --quick   # before/after, same process
 
-Prints one line per measurement. Target (issue 5): at least 200 samples/s per core for depth and normals items.
+Prints one line per measurement: samples/s by the wall clock and per CPU-second of the loading process(es) (CPU
+time, so a per-core rate even on a shared, loaded machine). Target (issue 5): at least 200 samples/s per core for
+depth and normals items.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,18 +70,39 @@ def compression(d: Path) -> None:
                   f"  read {rt * 1e3:6.2f} ms/sample ({1 / rt:6.0f} samples/s, one core)")
 
 
-def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int,
-           gt: bool) -> tuple[float, float]:
-    """Items per second through a DataLoader (batch 4, train split settings: random crop 0.7-1, flip 0.5), by the
-    wall clock and (main-process loading only) by this process's CPU time, i.e. per core whatever the load."""
+def baseline_package(ref: str) -> tuple[Any, Any]:
+    """(TaskDataset, collate) of the rgbify code at git ``ref`` of this repository, imported side by side with
+    this tree's as the package ``rgbify_baseline`` (so both run in one process, interleaved, under one load)."""
+    tmp = Path(tempfile.mkdtemp(prefix="rgbify-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "rgbify"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "rgbify").rename(tmp / "rgbify_baseline")
+    for py in (tmp / "rgbify_baseline").rglob("*.py"):
+        text = re.sub(r"^(\s*)(from|import) rgbify\b", r"\1\2 rgbify_baseline", py.read_text(), flags=re.M)
+        py.write_text(text)
+    sys.path.insert(0, str(tmp))
+    from rgbify_baseline.datasets.torch_dataset import TaskDataset, collate
+
+    return TaskDataset, collate
+
+
+def loader(impl: tuple[Any, Any], d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int,
+           gt: bool, epoch: int) -> tuple[int, float, float]:
+    """(items, wall seconds, CPU seconds) of loading ``items`` items through a DataLoader (batch 4, train split
+    settings: random crop 0.7-1 + resize, flip 0.5). CPU seconds are the loading processes' own: this process's
+    with ``workers=0``, else the worker processes' (collected when they exit), so items per CPU-second is a rate
+    per core whatever else the machine runs."""
     import torch
 
-    from rgbify.datasets import TaskDataset, collate
-
+    TaskDataset, collate = impl
     ds = TaskDataset(d, tasks=tasks, split="all", augment=True, resolution=resolution, seed=0, return_gt=gt)
-    warm = 2 * max(1, workers)  # start-up (process spawn, numba JIT or cache load) is not counted
-    sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=items + 4 * warm)
+    ds.set_epoch(epoch)
+    ds[0]  # imports and numba kernels load here, so forked workers start with them
+    warm = 2 * max(1, workers)  # start-up (process start, numba cache load) is not counted in the wall time
+    sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=items + 4 * warm,
+                                             generator=torch.Generator().manual_seed(epoch))
     dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate, sampler=sampler)
+    c_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     it = iter(dl)
     for _ in range(warm):
         next(it)
@@ -83,7 +110,34 @@ def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution
     n = 0
     for b in it:
         n += len(b["prompt"])
-    return n / (time.perf_counter() - t), (n / (time.process_time() - c) if workers == 0 else float("nan"))
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    del it
+    if workers:  # the workers have exited: their CPU time (all items, the warm-up ones too)
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r.ru_utime + r.ru_stime) - (c_children.ru_utime + c_children.ru_stime)
+        return n, wall, cpu * n / (n + 4 * warm)
+    return n, wall, cpu
+
+
+def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, rounds: int, configs: list) -> None:
+    import torch
+
+    from rgbify.datasets import TaskDataset, collate
+
+    torch.set_num_threads(1)
+    impls = {"this tree": (TaskDataset, collate)}
+    if baseline:
+        impls = {f"baseline {baseline}": baseline_package(baseline), **impls}
+    for tasks, gt, workers in configs:
+        totals = {k: [0, 0.0, 0.0] for k in impls}
+        for r in range(rounds):  # interleaved, so both see the same load
+            for name, impl in impls.items():
+                n, wall, cpu = loader(impl, d, tasks, workers, max(4, items // rounds), resolution, gt, epoch=r)
+                totals[name] = [a + b for a, b in zip(totals[name], (n, wall, cpu), strict=True)]
+        for name, (n, wall, cpu) in totals.items():
+            print(f"loader {name:22s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {workers} loader process(es): "
+                  f"{n / wall:7.1f} samples/s wall, {n / cpu:6.1f} per CPU-second of the loading process(es) at "
+                  f"{resolution} px", flush=True)
 
 
 def main() -> None:
@@ -91,8 +145,12 @@ def main() -> None:
     ap.add_argument("--dir", type=Path)
     ap.add_argument("--build", type=int, default=0, help="render this many 512-px samples first")
     ap.add_argument("--compression", action="store_true")
-    ap.add_argument("--items", type=int, default=400)
+    ap.add_argument("--items", type=int, default=400, help="items per measurement")
     ap.add_argument("--resolution", type=int, default=512)
+    ap.add_argument("--baseline", metavar="GIT_REF", help="also measure the loader of this git revision, "
+                    "interleaved with this tree's in the same process (e.g. --baseline main)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement")
+    ap.add_argument("--quick", action="store_true", help="depth and normals items, return_gt=False only")
     a = ap.parse_args()
     d = a.dir or Path(tempfile.mkdtemp(prefix="rgbify-bench-")) / "ds"
     if a.build:
@@ -105,18 +163,9 @@ def main() -> None:
     print(f"dataset {d}: {count} samples at {m['width']}x{m['height']}, {size / count / 1e6:.3f} MB/sample on disk")
     if a.compression:
         compression(d)
-    import torch
-
-    torch.set_num_threads(1)
-    for tasks in (("depth",), ("normals",), ("depth", "normals", "semantic", "instance")):
-        for gt in (False, True):
-            for workers in (0, 2):
-                rate, cpu_rate = loader(d, tasks, workers, a.items, a.resolution, gt)
-                cores = max(1, workers)
-                cpu = f", {cpu_rate:6.1f} per CPU-second" if workers == 0 else ""
-                print(f"loader {'+'.join(tasks):32s} return_gt={gt!s:5s} {workers} loader process(es): "
-                      f"{rate:7.1f} samples/s wall ({rate / cores:6.1f} per process{cpu}) at {a.resolution} px",
-                      flush=True)
+    task_sets = [("depth",), ("normals",)] + ([] if a.quick else [("depth", "normals", "semantic", "instance")])
+    configs = [(t, gt, w) for t in task_sets for gt in ((False,) if a.quick else (False, True)) for w in (0, 1, 2)]
+    run_loaders(d, a.items, a.resolution, a.baseline, a.rounds, configs)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,45 @@ def test_items_equal_the_pillow_path(tmp_path, resolution):
             assert torch.equal(it["gt_depth"], torch.from_numpy(gt["depth"]))
             assert torch.equal(it["gt_normals"], torch.from_numpy(gt["normals"]))
             assert torch.equal(it["K"], torch.from_numpy(gt["K"].astype(np.float32)))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 719, 720, 721, 5000, 100_001])
+def test_fletcher32_and_unshuffle_match_reference(n):
+    from rgbify.datasets import chunks
+
+    for data in (RNG.integers(0, 256, n).astype(np.uint8), np.full(n, 255, np.uint8), np.zeros(n, np.uint8)):
+        assert int(chunks.fletcher32(data)) == ref.fletcher32(data)
+        for itemsize in (1, 2, 4, 8):
+            out = np.empty(n, np.uint8)
+            chunks.unshuffle(data, itemsize, out)
+            np.testing.assert_array_equal(out, ref.unshuffle(data, itemsize))
+
+
+def test_fast_chunk_reads_equal_h5py_and_catch_corruption(tmp_path):
+    import h5py
+
+    from rgbify.datasets import chunks
+    from rgbify.datasets.shards import ARRAY_FIELDS, ShardError, ShardReader
+
+    d = fake_dataset(tmp_path, n=3, h=12, w=16)
+    path = d / "shards" / "shard-00000.h5"
+    with h5py.File(path, "r") as f:
+        for name in ARRAY_FIELDS:
+            plan = chunks.fast_plan(f[name])
+            assert plan is not None, name  # the shard's filters are the ones the fast path reads
+            for j in range(3):
+                a, b = chunks.read_sample(f[name], j, plan), f[name][j]
+                assert a.dtype == b.dtype and a.flags.writeable
+                np.testing.assert_array_equal(a, b)
+                mask, raw = f[name].id.read_direct_chunk((j,) + (0,) * (f[name].ndim - 1))
+                assert int(chunks.fletcher32(np.frombuffer(raw, np.uint8)[:-4])) == int.from_bytes(raw[-4:], "little")
+        offset = f["depth"].id.get_chunk_info(1).byte_offset
+    with open(path, "r+b") as fh:  # flip a byte of sample 1's depth chunk
+        fh.seek(offset + 10)
+        byte = fh.read(1)
+        fh.seek(offset + 10)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with ShardReader(path) as r:
+        np.testing.assert_array_equal(r.read(0, ["depth"])["depth"], h5py.File(path, "r")["depth"][0])
+        with pytest.raises(ShardError, match="depth"):
+            r.read(1, ["depth"])
