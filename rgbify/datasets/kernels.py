@@ -93,27 +93,23 @@ def _fixed_taps(bounds, coeffs, in_size):
 
 
 @njit(**_OPTS)
-def _horizontal_pass(rgb, xi, xc, y_first, y_last):
-    """Rows y_first..y_last-1 of uint8 (h, w, 3) resampled along x: int32 (rows, W * 3), rounded to 0..255."""
+def _horizontal_row(rgb, y, xi, xc, row):
+    """Source row ``y`` of uint8 (h, w, 3) resampled along x into int32 ``row`` (W * 3), rounded to 0..255."""
     n_w, kx = xi.shape
     half = np.int32(1 << (PRECISION_BITS - 1))
-    tmp = np.empty((y_last - y_first, n_w * 3), dtype=np.int32)
-    for y in range(y_first, y_last):
-        row = tmp[y - y_first]
-        for xx in range(n_w):
-            s0 = half
-            s1 = half
-            s2 = half
-            for k in range(kx):
-                c = xc[xx, k]
-                x = xi[xx, k]
-                s0 += np.int32(rgb[y, x, 0]) * c
-                s1 += np.int32(rgb[y, x, 1]) * c
-                s2 += np.int32(rgb[y, x, 2]) * c
-            row[3 * xx] = min(max(s0 >> PRECISION_BITS, 0), 255)
-            row[3 * xx + 1] = min(max(s1 >> PRECISION_BITS, 0), 255)
-            row[3 * xx + 2] = min(max(s2 >> PRECISION_BITS, 0), 255)
-    return tmp
+    for xx in range(n_w):
+        s0 = half
+        s1 = half
+        s2 = half
+        for k in range(kx):
+            c = xc[xx, k]
+            x = xi[xx, k]
+            s0 += np.int32(rgb[y, x, 0]) * c
+            s1 += np.int32(rgb[y, x, 1]) * c
+            s2 += np.int32(rgb[y, x, 2]) * c
+        row[3 * xx] = min(max(s0 >> PRECISION_BITS, 0), 255)
+        row[3 * xx + 1] = min(max(s1 >> PRECISION_BITS, 0), 255)
+        row[3 * xx + 2] = min(max(s2 >> PRECISION_BITS, 0), 255)
 
 
 @njit(**_OPTS)
@@ -121,22 +117,28 @@ def resize_rgb_to_unit(rgb, xb, xk, yb, yk, flip, lut, out):
     """uint8 (h, w, 3) -> out float32 (3, H, W): Pillow's two-pass resample with taps (xb, xk) along x and
     (yb, yk) along y (from :func:`resample_coeffs`), mirrored left-right if ``flip``, mapped through ``lut``.
 
-    Sums are int32 as in Pillow (weights sum to about 2^22, so 255 of them stay below 2^31). The vertical pass
-    runs along whole rows (contiguous, so the compiler vectorises it); zero-weight taps are skipped."""
+    Sums are int32 as in Pillow (weights sum to about 2^22, so 255 of them stay below 2^31). Horizontally
+    resampled rows are kept in a small ring (an output row's window only moves down), so no image-sized buffer
+    is allocated; the vertical pass runs along whole rows (contiguous: vectorised); zero-weight taps are skipped."""
     H, W = out.shape[1], out.shape[2]
-    y_first = yb[0, 0]
     xi, xc = _fixed_taps(xb, xk, rgb.shape[1])
-    tmp = _horizontal_pass(rgb, xi, xc, y_first, yb[H - 1, 0] + yb[H - 1, 1])
+    ring = yk.shape[1]
+    rows = np.empty((ring, W * 3), dtype=np.int32)
+    tag = np.full(ring, -1, dtype=np.int64)
     half = np.int32(1 << (PRECISION_BITS - 1))
     acc = np.empty(W * 3, dtype=np.int32)
     for yy in range(H):
-        y0 = yb[yy, 0] - y_first
         acc[:] = half
         for k in range(yb[yy, 1]):
             c = np.int32(yk[yy, k])
             if c == 0:
                 continue
-            src = tmp[y0 + k]
+            y = yb[yy, 0] + k
+            slot = y % ring
+            if tag[slot] != y:
+                _horizontal_row(rgb, y, xi, xc, rows[slot])
+                tag[slot] = y
+            src = rows[slot]
             for m in range(W * 3):
                 acc[m] += src[m] * c
         for ch in range(3):
