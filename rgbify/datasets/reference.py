@@ -65,27 +65,3 @@ def gather_nearest(src: np.ndarray, rows: np.ndarray, cols: np.ndarray, negate0:
     if negate0:
         out[..., 0] = -out[..., 0] + 0.0
     return out
-
-
-def fletcher32(data: np.ndarray) -> int:
-    """HDF5's Fletcher-32 of uint8 bytes: sums of big-endian 16-bit words (a trailing odd byte as its high
-    byte), reduced modulo 65535 (HDF5 folds the 32-bit sums every 360 words, which gives the same residues; a
-    residue of 0 after a non-zero sum is kept as 65535, as folding keeps it)."""
-    b = data.astype(np.int64)
-    if len(b) % 2:
-        b = np.append(b, 0)
-    words = (b[0::2] << 8) | b[1::2]
-    sum1 = np.cumsum(words)  # running sums, exact in int64 for any chunk size used here
-    s1, s2 = int(sum1[-1]) if len(words) else 0, int(sum1.sum()) if len(words) else 0
-
-    def fold(s: int) -> int:
-        return 0 if s == 0 else (s - 1) % 65535 + 1
-
-    return (fold(s2) << 16) | fold(s1)
-
-
-def unshuffle(src: np.ndarray, itemsize: int) -> np.ndarray:
-    """Undo HDF5's byte shuffle of uint8 bytes (byte k of every element stored together); leftovers kept."""
-    n = len(src) // itemsize
-    body = src[: n * itemsize].reshape(itemsize, n).T.reshape(-1)
-    return np.concatenate([body, src[n * itemsize:]])

@@ -287,17 +287,15 @@ class ShardReader:
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._ds: dict[str, h5py.Dataset] = {}
-        self._plans: dict[str, Any] = {}
         self._pid = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_f": None, "_ds": {}, "_plans": {}, "_pid": 0}
+        return {"path": self.path, "_f": None, "_ds": {}, "_pid": 0}
 
     @property
     def file(self) -> h5py.File:
         if self._f is None or self._pid != os.getpid():
             self._ds = {}
-            self._plans = {}
             self._f = open_shard(self.path)
             self._pid = os.getpid()
         return self._f
@@ -322,10 +320,7 @@ class ShardReader:
         return int(self.file.attrs["first_index"])
 
     def read(self, j: int, fields: Iterable[str] | None = None) -> dict[str, Any]:
-        """Sample ``j`` of this shard (0-based within the shard) as a dict of numpy arrays and strings. Image
-        fields are read through rgbify.datasets.chunks (ISA-L inflate; bit-equal to h5py's read)."""
-        from rgbify.datasets.chunks import fast_plan, read_sample  # numba: loaded by readers only
-
+        """Sample ``j`` of this shard (0-based within the shard) as a dict of numpy arrays and strings."""
         f = self.file
         out: dict[str, Any] = {}
         for name in ALL_FIELDS if fields is None else fields:
@@ -333,9 +328,7 @@ class ShardReader:
                 ds = self._ds.get(name)
                 if ds is None:
                     ds = self._ds[name] = f[name]
-                    self._plans[name] = fast_plan(ds) if name in ARRAY_FIELDS else None
-                plan = self._plans[name]
-                v = ds[j] if plan is None or not 0 <= j < ds.shape[0] else read_sample(ds, j, plan)
+                v = ds[j]
                 if name in ZLIB_FIELDS:
                     v = zlib.decompress(v.tobytes())
             except (OSError, KeyError, zlib.error) as e:

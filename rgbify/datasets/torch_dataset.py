@@ -267,12 +267,15 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch TaskDataset items: tensors stacked, prompt/task/decode as lists of str, index as a tensor."""
+    """Batch TaskDataset items: tensors stacked, prompt/task/decode as lists of str, index as a tensor.
+
+    In a DataLoader worker process tensors are stacked straight into shared memory (torch's default_collate
+    does so), which saves the copy into shared memory that sending the batch to the main process would make."""
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
         if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
+            out[key] = torch.utils.data.default_collate(vals)
         elif key == "index":
             out[key] = torch.tensor(vals, dtype=torch.int64)
         else:
