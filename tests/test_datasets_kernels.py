@@ -110,3 +110,18 @@ def test_items_equal_the_pillow_path(tmp_path, resolution):
             assert torch.equal(it["gt_depth"], torch.from_numpy(gt["depth"]))
             assert torch.equal(it["gt_normals"], torch.from_numpy(gt["normals"]))
             assert torch.equal(it["K"], torch.from_numpy(gt["K"].astype(np.float32)))
+
+
+def test_worker_processes_give_the_same_batches(tmp_path):
+    """With keep_freed_memory (on by default) the worker tunes its malloc; batches are unchanged, and collate
+    stacks into shared memory there."""
+    torch = pytest.importorskip("torch")
+    from rgbify.datasets import TaskDataset, collate
+
+    d = fake_dataset(tmp_path, n=4, h=12, w=16)
+    ds = TaskDataset(d, split="all", resolution=(8, 6), augment=True)
+    main = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0, collate_fn=collate))
+    work = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate))
+    for a, b in zip(main, work, strict=True):
+        for k in a:
+            assert torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k]

@@ -19,6 +19,7 @@ The train/val split is by sample index (rgbify.datasets.reader.is_val_index), st
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,17 @@ class TaskDataset(Dataset):
         augment: False turns crop and flip off (default: on for train, off otherwise).
         target_options: keyword options for make_task_target (depth_codecs, colormap_prob, flip_x, ...).
         return_gt: include the raw ground truth (gt_* and valid) in the item.
+        keep_freed_memory: in DataLoader worker processes, call :func:`keep_freed_memory` once (glibc malloc keeps
+            freed memory instead of returning it to the OS; 1.5-2x faster items at 512 px). Never in the main
+            process: call the function yourself there if you want it.
     """
 
     def __init__(self, directory: str | Path, tasks: Sequence[str] = TASKS, weights: Sequence[float] | None = None,
                  split: str = "train", resolution: int | tuple[int, int] | None = None,
                  generation_ratio: float = 0.0, seed: int = 0, val_fraction: float = 0.05,
                  crop_scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5, augment: bool | None = None,
-                 target_options: Mapping[str, Any] | None = None, return_gt: bool = True):
+                 target_options: Mapping[str, Any] | None = None, return_gt: bool = True,
+                 keep_freed_memory: bool = True):
         unknown = [t for t in tasks if t not in TASKS]
         if unknown or not tasks:
             raise ValueError(f"tasks {list(tasks)}: each must be one of {TASKS}")
@@ -84,6 +89,7 @@ class TaskDataset(Dataset):
         self.augment = (split == "train") if augment is None else bool(augment)
         self.target_options = dict(target_options or {})
         self.return_gt = return_gt
+        self.keep_freed_memory = keep_freed_memory
         self.epoch = 0
         all_idx = self.reader.indices
         if split == "all":
@@ -99,6 +105,8 @@ class TaskDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> dict[str, Any]:
+        if self.keep_freed_memory and _TUNED_PID[0] != os.getpid() and torch.utils.data.get_worker_info():
+            keep_freed_memory()  # once per DataLoader worker process
         index = self.indices[item]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         generate = self.generation_ratio > 0 and rng.random() < self.generation_ratio
@@ -236,6 +244,28 @@ def _unit(rgb: np.ndarray) -> np.ndarray:
     out = np.empty((3, *rgb.shape[:2]), np.float32)
     kernels.rgb_to_unit(rgb, kernels.UNIT_LUT, out)
     return out
+
+
+_TUNED_PID = [0]
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory in this process (mallopt: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD
+    512 MiB) instead of returning it to the OS and page-faulting it in again: a 512-px item allocates about 10 MB
+    of fresh arrays (decompressed fields, float32 image and target), which otherwise costs about as much as the
+    resize itself. Process-wide, so TaskDataset does it only in its DataLoader worker processes. Returns False
+    (and changes nothing) where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    _TUNED_PID[0] = os.getpid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 512 << 20))
 
 
 def _rgb_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
