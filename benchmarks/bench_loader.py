@@ -151,7 +151,13 @@ def main() -> None:
                     "interleaved with this tree's in the same process (e.g. --baseline main)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement")
     ap.add_argument("--quick", action="store_true", help="depth and normals items, return_gt=False only")
+    ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.torch_dataset."
+                    "keep_freed_memory() in this process too (then main-process rows of both trees use it)")
     a = ap.parse_args()
+    if a.keep_freed_memory:
+        from rgbify.datasets.torch_dataset import keep_freed_memory
+
+        keep_freed_memory()
     d = a.dir or Path(tempfile.mkdtemp(prefix="rgbify-bench-")) / "ds"
     if a.build:
         build(a.build, d)
