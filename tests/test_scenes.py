@@ -378,3 +378,25 @@ def test_wheel_contains_the_recipes(tmp_path):
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"rgbify/recipes/indoor.toml", "rgbify/recipes/tabletop.toml", "rgbify/recipes/outdoor.toml"} <= set(names)
+
+
+def test_sampling_imports_neither_bpy_nor_torch():
+    code = ("import json, sys\nfrom rgbify.scenes import load_recipe, sample_scene\n"
+            "sample_scene(load_recipe('tabletop'), 0, 0)\nprint(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True,
+                         timeout=300)
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not {"bpy", "torch"} & mods
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("name", ["indoor", "outdoor"])
+def test_sampled_scenes_render_lit_and_populated(name):
+    pytest.importorskip("bpy")
+    from rgbify.render import render
+    spec = sample_scene(load_recipe(name, resolution=(44, 33), samples=4), 0, 1)
+    result = render(spec)
+    assert 20 < result.rgb.mean() < 235, "neither black nor blown out"
+    assert len({r["class_name"] for r in result.instances if r["pixel_count"] > 0}) >= 3
+    hit = np.isfinite(result.depth)
+    assert hit.mean() >= 1.0 - load_recipe(name).validity.max_sky_fraction - 0.1
