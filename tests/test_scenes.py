@@ -400,3 +400,19 @@ def test_sampled_scenes_render_lit_and_populated(name):
     assert len({r["class_name"] for r in result.instances if r["pixel_count"] > 0}) >= 3
     hit = np.isfinite(result.depth)
     assert hit.mean() >= 1.0 - load_recipe(name).validity.max_sky_fraction - 0.1
+
+
+def test_image_textures_and_hdris_from_folders(tmp_path):
+    from PIL import Image
+    (tmp_path / "tex").mkdir()
+    (tmp_path / "hdri").mkdir()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(tmp_path / "tex" / "red.png")
+    (tmp_path / "hdri" / "sky.hdr").write_bytes(b"#?RADIANCE\n")  # never read while sampling
+    cfg = load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "tex"),
+                                   "materials.image_texture_prob": 0.5,
+                                   "lighting.hdri_dir": str(tmp_path / "hdri"), "lighting.hdri_prob": 1.0})
+    spec = sample_scene(cfg, 0, 0)
+    assert any(o.material.image_texture == str((tmp_path / "tex" / "red.png").resolve()) for o in spec.objects)
+    assert spec.world.hdri == str((tmp_path / "hdri" / "sky.hdr").resolve())
+    with pytest.raises(ValueError, match="does not exist"):
+        sample_scene(load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "missing")}), 0, 0)

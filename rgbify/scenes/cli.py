@@ -91,6 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from rgbify.scenes.config import RecipeError
     from rgbify.scenes.sample import SceneSamplingError, sample_scene
     from rgbify.scenes.spec import spec_to_json
     config, assets = _load(args)
@@ -98,7 +99,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--index {args.index}: must be a non-negative integer")
     try:
         spec = sample_scene(config, args.seed, args.index, assets)
-    except SceneSamplingError as e:
+    except (SceneSamplingError, RecipeError) as e:
         raise UserError(str(e)) from None
     text = spec_to_json(spec, indent=1)
     if args.out:
@@ -110,6 +111,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from rgbify.scenes.config import RecipeError
     from rgbify.scenes.sample import SceneSamplingError
     from rgbify.scenes.stats import format_stats, recipe_stats
     config, assets = _load(args)
@@ -117,7 +119,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise UserError(f"--n {args.n}: must be at least 1")
     try:
         s = recipe_stats(config, args.n, args.seed, assets)
-    except SceneSamplingError as e:
+    except (SceneSamplingError, RecipeError) as e:
         raise UserError(str(e)) from None
     print(format_stats(s))
     if args.json_out:
