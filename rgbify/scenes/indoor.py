@@ -449,7 +449,7 @@ def camera_sampler(ctx: Context, b: Builder, room: Room):  # noqa: ANN201
     def sample(rng: np.random.Generator):  # noqa: ANN202
         eye = free_eye(rng, 0.35)
         target = None
-        if targets and rng.random() < 0.45:
+        if targets and rng.random() < 0.65:
             for _ in range(10):
                 tp = targets[int(rng.integers(len(targets)))]
                 t = tp.world_from_model[:3, 3] + np.array([0, 0, tp.model.height / 2])
