@@ -360,11 +360,15 @@ def test_cli_bad_input_is_one_line_exit_2(asset_dir):
 
 
 def test_cli_stats(tmp_path):
-    out = _cli("scenes", "stats", "outdoor", "--n", "3", "--json", str(tmp_path / "s.json"))
+    out = _cli("scenes", "stats", "outdoor", "--n", "4", "--jobs", "2", "--json", str(tmp_path / "s.json"))
     assert out.returncode == 0, out.stderr
     assert "reject rate" in out.stdout and "instances per scene" in out.stdout
     s = json.loads((tmp_path / "s.json").read_text())
-    assert s["scenes"] == 3 and sum(s["depth_histogram"]) > 0 and "car" in s["classes"] or "building" in s["classes"]
+    assert s["scenes"] == 4 and sum(s["depth_histogram"]) > 0 and "building" in s["classes"]
+    from rgbify.scenes.stats import recipe_stats
+    one = recipe_stats(load_recipe("outdoor"), 4, jobs=1)
+    assert {k: v for k, v in one.items() if "seconds" not in k and k != "jobs"} == \
+        {k: v for k, v in s.items() if "seconds" not in k and k != "jobs"}
 
 
 @pytest.mark.slow

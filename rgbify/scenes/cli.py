@@ -30,6 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _common(tp)
     tp.add_argument("--n", type=int, default=200, help="number of scenes (indices 0..n-1, default 200)")
     tp.add_argument("--json", dest="json_out", help="also write the statistics as JSON to this file")
+    tp.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; results do not depend on it)")
     tp.set_defaults(func=cmd_stats)
 
 
@@ -118,7 +119,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
     try:
-        s = recipe_stats(config, args.n, args.seed, assets)
+        s = recipe_stats(config, args.n, args.seed, assets, jobs=max(1, args.jobs))
     except (SceneSamplingError, RecipeError) as e:
         raise UserError(str(e)) from None
     print(format_stats(s))

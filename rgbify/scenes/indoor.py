@@ -293,7 +293,7 @@ def _lamp_light(ctx: Context, b: Builder, iid: int) -> None:
     small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
         wpos = placed.world_from_model @ np.append(pos, 1.0)
-        power = ctx.rng.uniform(3, 12) if small else ctx.rng.uniform(15, 50)
+        power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
         b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
                               power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.05))
     # the shade glows a little, as lit fabric does
