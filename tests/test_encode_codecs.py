@@ -134,9 +134,10 @@ def test_specs_round_trip_through_json():
         c = get_codec(spec)
         assert get_codec(json.loads(json.dumps(c.spec()))) == c
     assert get_codec({"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5}) == Hilbert24()
+    assert get_codec('{"name": "depth/hilbert24", "d_max": 80}') == Hilbert24(d_max=80)
     assert encode_depth(np.ones((2, 2), np.float32), "depth/hilbert24", d_max=10.0).shape == (2, 2, 3)
     for bad in ("depth/nope", "depth/colormap:jet", {"name": "depth/hilbert24", "d_max": -1}, {"nam": 1},
-                {"name": "depth/cubewalk", "robust": "mean"}, {"name": "depth/cubewalk", "x": 1}):
+                {"name": "depth/cubewalk", "robust": "mean"}, {"name": "depth/cubewalk", "x": 1}, "{bad json"):
         with pytest.raises(ValueError):
             get_codec(bad)
 
@@ -145,6 +146,19 @@ def _unit_normals(n):
     v = RNG.normal(size=(n, 3))
     v[:, 2] = -np.abs(v[:, 2])  # OpenCV: facing the camera means negative z
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).reshape(1, n, 3)
+
+
+@pytest.mark.parametrize("flip_x", [False, True])
+def test_every_direction_round_trips_also_off_axis(flip_x):
+    """A camera-facing normal at a pixel far off-axis can point away from the optical axis (B < 64)."""
+    v = RNG.normal(size=(20_000, 3))
+    n = (v / np.linalg.norm(v, axis=1, keepdims=True)).reshape(1, -1, 3)
+    back = decode_normals(encode_normals(n.astype(np.float32), flip_x=flip_x), flip_x=flip_x)
+    ang = np.degrees(np.arccos(np.clip((back * n).sum(-1), -1, 1)))
+    assert ang.max() < 0.5, ang.max()
+    grazing = np.array([[[0.0, 0.6, 0.8]]], np.float32)  # faces a ray 53 degrees below the axis
+    assert encode_normals(grazing)[0, 0, 2] < 64
+    assert np.allclose(decode_normals(encode_normals(grazing)), grazing, atol=0.01)
 
 
 @pytest.mark.parametrize("flip_x", [False, True])
@@ -162,7 +176,8 @@ def test_normals_colours_and_no_surface():
     assert encode_normals(n, flip_x=True)[0, 1].tolist() == [0, 128, 128]
     back = decode_normals(rgb)
     assert (back[0, 3] == 0).all() and np.allclose(back[0, :3], n[0, :3], atol=0.01)
-    assert (decode_normals(np.full((2, 2, 3), 63, np.uint8)) == 0).all()
+    assert (decode_normals(np.full((2, 2, 3), 26, np.uint8)) == 0).all()  # 45 from black
+    assert (decode_normals(np.full((2, 2, 3), 27, np.uint8)) != 0).all()  # 46.8 from black
     bad = n.copy()
     bad[0, 2, 1] = np.nan
     with pytest.raises(ValueError, match=r"1 pixel\(s\).*row 0, column 2"):

@@ -14,15 +14,14 @@ def _points(q: np.ndarray) -> np.ndarray:
     coords, _, nxt = hilbert.block_tables(Hilbert24.block_levels)
     depth = q.astype(np.float64).reshape(1, -1)
     out = np.empty(depth.shape + (3,), np.uint8)
-    kernels.hilbert_encode(depth, np.ones((1, 1), bool), False, float(QMAX), 1.0, coords, nxt,
-                           Hilbert24.block_levels, out)
+    kernels.hilbert_encode(depth, np.ones((1, 1), bool), False, float(QMAX), 1.0, coords, nxt, out)
     return out[0]
 
 
 def _indices(rgb: np.ndarray) -> np.ndarray:
     _, rank, nxt = hilbert.block_tables(Hilbert24.block_levels)
     out = np.empty((1, len(rgb)), np.uint32)
-    kernels.hilbert_index(np.ascontiguousarray(rgb.reshape(1, -1, 3)), rank, nxt, Hilbert24.block_levels, out)
+    kernels.hilbert_index(np.ascontiguousarray(rgb.reshape(1, -1, 3)), rank, nxt, out)
     return out[0]
 
 
@@ -60,6 +59,10 @@ def test_consecutive_indices_differ_by_one_step_in_one_channel():
     p = _points(q).astype(np.int64)
     steps = np.abs(np.diff(p, axis=0)).sum(axis=1)
     assert (steps == 1).all()
+
+
+def test_block_size_agrees():
+    assert Hilbert24.block_levels == kernels.HILBERT_BLOCK_LEVELS
 
 
 def test_ends_of_the_curve():

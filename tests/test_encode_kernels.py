@@ -66,7 +66,7 @@ def test_hilbert_encode(d_max, gamma, masked):
     d, valid = _depths(np.float32)
     v = valid if masked else None
     coords, _, nxt = hilbert.block_tables(Hilbert24.block_levels)
-    out, res = _encode(kernels.hilbert_encode, d, v, d_max, gamma, coords, nxt, Hilbert24.block_levels)
+    out, res = _encode(kernels.hilbert_encode, d, v, d_max, gamma, coords, nxt)
     expect, *eres = ref.hilbert_encode(d, v, d_max, gamma)
     assert np.array_equal(out, expect) and res == tuple(eres)
 
@@ -76,10 +76,10 @@ def test_hilbert_decode_and_index(d_max, gamma):
     rgb = _any_rgb()
     _, rank, nxt = hilbert.block_tables(Hilbert24.block_levels)
     out = np.empty(rgb.shape[:2], np.float32)
-    kernels.hilbert_decode(rgb, d_max, gamma, rank, nxt, Hilbert24.block_levels, out)
+    kernels.hilbert_decode(rgb, d_max, gamma, rank, nxt, out)
     assert np.array_equal(out, ref.hilbert_decode(rgb, d_max, gamma))
     idx = np.empty(rgb.shape[:2], np.uint32)
-    kernels.hilbert_index(rgb, rank, nxt, Hilbert24.block_levels, idx)
+    kernels.hilbert_index(rgb, rank, nxt, idx)
     assert np.array_equal(idx, ref.hilbert_index(rgb))
 
 
@@ -127,14 +127,15 @@ def test_nearest_label():
         assert np.array_equal(out, ref.nearest_label(rgb, colors, labels, max_d2))
 
 
-def test_median3():
+@pytest.mark.parametrize("radius", [1, 2])
+def test_median_filter(radius):
     a = RNG.normal(size=(17, 23)).astype(np.float32)
     a[3, 4] = np.inf
     a[5:7, 5:7] = -np.inf
     out = np.empty(a.shape, np.float64)
-    kernels.median3(a, out)
-    assert np.array_equal(out, ref.median3(a))
+    kernels.median_filter(a, radius, out)
+    assert np.array_equal(out, ref.median_filter(a, radius))
     one = np.array([[2.0]], np.float32)
     out1 = np.empty((1, 1))
-    kernels.median3(one, out1)
+    kernels.median_filter(one, radius, out1)
     assert out1[0, 0] == 2.0

@@ -98,14 +98,18 @@ def test_distinct_decode_without_colours_finds_the_same_partition():
     assert len(pairs) == len(np.unique(inst)) == len(np.unique(got))
 
 
-def test_more_instances_than_shades_split_into_regions():
-    inst = np.zeros((5, 40), np.int32)
-    for k in range(10):  # 10 separate blobs, more than the shades of one colour
-        inst[1:4, 4 * k : 4 * k + 3] = k + 1
+def test_many_instances_get_closer_shades_then_split_into_regions():
     colors, split = instance_colors(list(range(1, 11)), "shades", (255, 0, 0))
+    assert not split and len(set(colors.values())) == 10  # 10 fit at a smaller spacing
+    pts = np.array(list(colors.values()), float)
+    assert np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))[~np.eye(10, dtype=bool)].min() >= 40 - 1
+    inst = np.zeros((5, 160), np.int32)
+    for k in range(40):  # 40 separate blobs, more than the shades of one colour
+        inst[1:4, 4 * k : 4 * k + 3] = k + 1
+    colors, split = instance_colors(list(range(1, 41)), "shades", (255, 0, 0))
     assert split
     got = decode_instance(encode_instance(inst, colors), colors, "shades", split_regions=True)
-    assert len(np.unique(got[inst > 0])) == 10 and (got[inst == 0] == 0).all()
+    assert len(np.unique(got[inst > 0])) == 40 and (got[inst == 0] == 0).all()
 
 
 def test_cluster_colors_orders_by_size():

@@ -91,3 +91,24 @@ def test_bad_task_and_options():
         make_task_target("normals", {"depth": gt["depth"]}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="task"):
         decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "flow"})
+
+
+def test_depth_valid_option_and_extra_gt_keys_ignored():
+    gt = _gt()
+    gt["valid"] = np.zeros((7, 11), bool)  # a dataset's "valid" (hit and not edge) must not mask the target
+    t, _, params = make_task_target("depth", gt, np.random.default_rng(0))
+    assert np.isfinite(decode_target(t, params)[1:]).all()
+    mask = np.ones((7, 11), bool)
+    mask[3, 4] = False
+    t, _, params = make_task_target("depth", gt, np.random.default_rng(0), depth_valid=mask)
+    assert np.isposinf(decode_target(t, params)[3, 4])
+
+
+def test_empty_view_gives_black_targets_and_sensible_prompts():
+    gt = _gt()
+    gt["semantic"] = np.zeros((7, 11), np.int32)
+    gt["instance"] = np.zeros((7, 11), np.int32)
+    for task in ("semantic", "instance"):
+        t, prompt, params = make_task_target(task, gt, np.random.default_rng(0))
+        assert (t == 0).all() and any(n in prompt for n in gt["class_names"])
+        assert (decode_target(t, params) == 0).all()

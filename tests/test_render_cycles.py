@@ -186,6 +186,13 @@ def test_bad_mesh_file_names_the_file(tmp_path):
         render(missing)
 
 
+def test_instance_ids_beyond_blender_limit_are_refused():
+    spec = tiny_scene()
+    big = dataclasses.replace(spec, objects=(dataclasses.replace(spec.objects[0], instance_id=40000),))
+    with pytest.raises(SceneError, match="32767"):
+        render(big)
+
+
 def test_non_square_pixels_are_refused():
     spec = tiny_scene()
     cam = dataclasses.replace(spec.camera, fy=spec.camera.fx * 1.1)
@@ -232,3 +239,50 @@ def test_resized_camera_keeps_the_view():
     cam = Camera.from_hfov(64, 48, 60.0, cx=30.0, cy=20.0)
     small = cam.resized(16, 12)
     assert small.hfov_deg == pytest.approx(cam.hfov_deg)
+
+
+def test_every_material_light_and_world_feature_renders(tmp_path):
+    from PIL import Image
+
+    from rgbify.scenes.spec import Light, Material, Texture, World, look_at
+
+    tex = tmp_path / "tex.png"
+    Image.fromarray((np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)).convert("RGB").save(tex)
+    sky = tmp_path / "sky.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 16, dtype=np.uint8)[:, None, None], (1, 32, 3))).save(sky)
+    base = tiny_scene(width=24, height=16, samples=2)
+    kinds = ("noise", "voronoi", "checker", "wave", "brick")
+    objs = [base.objects[0]] + [
+        dataclasses.replace(base.objects[1], name=f"o{i}", instance_id=10 + i,
+                            material=Material(texture=Texture(k, color2=(0.1, 0.9, 0.2)), emission_strength=float(i)))
+        for i, k in enumerate(kinds)]
+    objs.append(dataclasses.replace(base.objects[1], name="img", instance_id=20,
+                                    material=Material(image_texture=str(tex), metallic=0.5)))
+    lights = (Light("point", power=50.0, color=(1.0, 0.5, 0.5)), Light("spot", look_at((0, 0, 3), (0, 0, 0)), 80.0),
+              Light("area", look_at((1, 1, 3), (0, 0, 0)), 40.0, temperature_k=3000.0, size=0.5),
+              Light("sun", power=1.0, size=1.0))
+    spec = dataclasses.replace(base, objects=tuple(objs), lights=lights,
+                               world=World(hdri=str(sky), hdri_rotation_deg=45.0, strength=0.5))
+    r = render(spec)
+    assert r.rgb.std() > 0 and np.isfinite(r.depth).any()
+    missing = dataclasses.replace(spec, world=World(hdri=str(tmp_path / "nosky.hdr")))
+    with pytest.raises(SceneError, match="nosky.hdr"):
+        render(missing)
+    bad_tex = dataclasses.replace(spec, objects=spec.objects[:-1] + (dataclasses.replace(
+        spec.objects[-1], material=Material(image_texture=str(tmp_path / "notex.png"))),))
+    with pytest.raises(SceneError, match="notex.png"):
+        render(bad_tex)
+
+
+@pytest.mark.slow
+def test_cli_renders_a_recipe_sample(tmp_path):
+    import rgbify.scenes
+
+    if not hasattr(rgbify.scenes, "sample_scene"):
+        pytest.skip("recipes are not available in this checkout")
+    p = _cli("render", "--recipe", "indoor", "--seed", "0", "--index", "1", "--out", str(tmp_path),
+             "--resolution", "11x7", "--samples", "1")
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((tmp_path / "scene.json").read_text())
+    assert dict(meta["spec"]["meta"]).get("recipe") in ("indoor", None)
+    assert np.load(tmp_path / "instance.npy").shape == (7, 11)

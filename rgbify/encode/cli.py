@@ -27,8 +27,8 @@ def _add_depth_options(p: argparse.ArgumentParser, decode: bool) -> None:
     p.add_argument("--d-max", type=float, default=None, help="hilbert24: depth in metres of the far code (100)")
     p.add_argument("--gamma", type=float, default=None, help="hilbert24: exponent of d / d_max (0.5)")
     if decode:
-        p.add_argument("--robust", choices=["median3"], default=None,
-                       help="decoder option: 3x3 median of the decoded depth (helps hilbert24 under noise)")
+        p.add_argument("--robust", choices=["median3", "median5"], default=None,
+                       help="decoder option: 3x3 / 5x5 median of the decoded depth (helps hilbert24 under noise)")
 
 
 def _codec(args: argparse.Namespace):

@@ -12,6 +12,7 @@ Every codec is a small frozen object with ``encode``, ``decode`` and ``spec()`` 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -23,7 +24,7 @@ from rgbify.encode.errors import CodecInputError
 
 COLORMAPS = ("viridis", "plasma", "inferno", "gray")
 """Colormap tables shipped in rgbify/data/colormaps.npz (matplotlib 3.11.2's 256-entry tables)."""
-ROBUST_OPTIONS = (None, "median3")
+ROBUST_OPTIONS = (None, "median3", "median5")
 _NO_MASK = np.ones((1, 1), dtype=np.bool_)
 
 
@@ -73,8 +74,9 @@ _DEPTH_FIX = ("NaN or negative", "pass valid= (False there) to encode them as 'n
 # ----------------------------------------------------------------------------------------------- depth codecs
 @dataclass(frozen=True, kw_only=True)
 class DepthCodec:
-    """Base of the depth codecs. ``robust="median3"`` replaces each decoded depth by the median of its 3x3
-    neighbourhood (a decoder option; encoding is unchanged)."""
+    """Base of the depth codecs. ``robust="median3"`` (or ``"median5"``) replaces each decoded depth by the
+    median of its 3x3 (5x5) neighbourhood: a decoder option against the isolated large errors that noise causes
+    under hilbert24 (encoding is unchanged)."""
 
     robust: str | None = None
     name: ClassVar[str] = ""
@@ -100,11 +102,11 @@ class DepthCodec:
         rgb = check_rgb(rgb)
         out = np.empty(rgb.shape[:2], dtype=np.float32)
         self._decode(rgb, out)
-        if self.robust == "median3":
+        if self.robust is not None:
             from rgbify.encode import kernels
 
             filtered = np.empty(out.shape, dtype=np.float64)
-            kernels.median3(out, filtered)
+            kernels.median_filter(out, {"median3": 1, "median5": 2}[self.robust], filtered)
             out = filtered.astype(np.float32)
         return out
 
@@ -176,7 +178,7 @@ class Hilbert24(DepthCodec):
     gamma: float = 0.5
     name: ClassVar[str] = "depth/hilbert24"
     levels: ClassVar[int] = 1 << 24
-    block_levels: ClassVar[int] = 4
+    block_levels: ClassVar[int] = 4  # = kernels.HILBERT_BLOCK_LEVELS (not imported here: numba loads lazily)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -198,15 +200,13 @@ class Hilbert24(DepthCodec):
         from rgbify.encode import hilbert, kernels
 
         coords, _, nxt = hilbert.block_tables(self.block_levels)
-        return kernels.hilbert_encode(
-            depth_m, valid, use_valid, self.d_max, self.gamma, coords, nxt, self.block_levels, out
-        )
+        return kernels.hilbert_encode(depth_m, valid, use_valid, self.d_max, self.gamma, coords, nxt, out)
 
     def _decode(self, rgb, out):
         from rgbify.encode import hilbert, kernels
 
         _, rank, nxt = hilbert.block_tables(self.block_levels)
-        kernels.hilbert_decode(rgb, self.d_max, self.gamma, rank, nxt, self.block_levels, out)
+        kernels.hilbert_decode(rgb, self.d_max, self.gamma, rank, nxt, out)
 
     def index(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) -> uint32 (H, W) Hilbert indices q."""
@@ -215,7 +215,7 @@ class Hilbert24(DepthCodec):
         rgb = check_rgb(rgb)
         _, rank, nxt = hilbert.block_tables(self.block_levels)
         out = np.empty(rgb.shape[:2], dtype=np.uint32)
-        kernels.hilbert_index(rgb, rank, nxt, self.block_levels, out)
+        kernels.hilbert_index(rgb, rank, nxt, out)
         return out
 
     def step_m(self, depth_m: np.ndarray | float) -> np.ndarray:
@@ -321,7 +321,8 @@ DEPTH_CODECS = ("depth/cubewalk", "depth/hilbert24") + tuple(f"depth/colormap:{n
 class NormalsCodec:
     """normals: target frame (+x right, +y up, +z toward the viewer) = (n_x, -n_y, -n_z) of the OpenCV normal;
     R = round((x + 1)/2 255), likewise G, B; ``flip_x`` (paper's colours): R = round((1 - x)/2 255).
-    No surface is black; decode reads B < 64 as no surface."""
+    No surface is black; decode reads colours within 46 of black as no surface (NORMALS_NONE_RADIUS; every
+    unit normal's colour is at least 93 from black, whichever way it faces)."""
 
     flip_x: bool = False
     name: ClassVar[str] = "normals"
@@ -350,7 +351,8 @@ class NormalsCodec:
         return out
 
     def decode(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) -> float32 (H, W, 3) OpenCV-frame unit normals, zeros where B < 64."""
+        """uint8 (H, W, 3) -> float32 (H, W, 3) OpenCV-frame unit normals, zeros where the colour is within 46
+        of black (no surface)."""
         from rgbify.encode import kernels
 
         rgb = check_rgb(rgb)
@@ -365,9 +367,15 @@ class NormalsCodec:
 # ----------------------------------------------------------------------------------------------- specs
 def get_codec(spec: str | dict[str, Any] | DepthCodec | NormalsCodec) -> DepthCodec | NormalsCodec:
     """Build a codec from its spec: a name ("depth/cubewalk", "depth/hilbert24", "depth/colormap:viridis",
-    "normals") or a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5})."""
+    "normals"), a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5}) or
+    that dict as a JSON string."""
     if isinstance(spec, DepthCodec | NormalsCodec):
         return spec
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise CodecInputError(f"codec spec is not valid JSON ({e}): {spec!r}") from None
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
@@ -416,7 +424,7 @@ def encode_depth(depth_m: np.ndarray, codec: str | dict | DepthCodec = "cubewalk
 
 def decode_depth(rgb: np.ndarray, codec: str | dict | DepthCodec = "cubewalk", **params: Any) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (H, W) metres: +inf for "nothing hit" under cubewalk and colormaps, d_max for
-    the far code under hilbert24. ``robust="median3"`` adds a 3x3 median of the decoded depth."""
+    the far code under hilbert24. ``robust="median3"``/``"median5"`` adds a 3x3/5x5 median of the decoded depth."""
     return depth_codec(codec, **params).decode(rgb)
 
 

@@ -23,6 +23,11 @@ CUBE_VERTICES = np.array(
 )
 """V0..V7 of depth/cubewalk: black, red, yellow, green, cyan, blue, magenta, white."""
 
+NORMALS_NONE_RADIUS = 46
+"""Normals targets: a colour nearer than this to black decodes as no surface. Every unit normal's colour
+127.5 (v + 1) lies on the sphere of radius 127.5 about mid-grey, whose nearest point to black is 93.3 away
+(v = -(1, 1, 1)/sqrt 3), so the radius splits that gap in half."""
+
 _OPTS = {"cache": True, "nogil": True}
 
 
@@ -43,9 +48,20 @@ def _walk_depth(f):
     return 10.0 * (1.0 / math.sqrt(1.0 - f) - 1.0)
 
 
+_EDGE_AXIS = np.array([0, 1, 0, 2, 1, 0, 1], dtype=np.int64)
+"""The channel that changes along edge k of the walk (V_k -> V_k+1)."""
+_EDGE_UP = np.array([True, True, False, True, False, True, True])
+"""Whether that channel rises 0 -> 255 (else falls 255 -> 0) along edge k."""
+_EDGE_START = CUBE_VERTICES[:7].astype(np.uint8)
+
+
 @njit(**_OPTS)
 def cubewalk_encode(depth, valid, use_valid, out):
-    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1)."""
+    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1).
+
+    colour = round(V_k + t (V_k+1 - V_k)): along edge k only one channel changes, by +-255, and
+    0 + t 255 and 255 + t (-255) are computed exactly as t 255 and 255 - t 255, so this equals the formula.
+    """
     h, w = depth.shape
     nbad = 0
     first = -1
@@ -63,10 +79,14 @@ def cubewalk_encode(depth, valid, use_valid, out):
                 f = _walk_value(d)
             p = 7.0 * f
             k = min(int(math.floor(p)), 6)
-            t = p - k
-            for c in range(3):
-                a = CUBE_VERTICES[k, c]
-                out[i, j, c] = np.uint8(math.floor(a + t * (CUBE_VERTICES[k + 1, c] - a) + 0.5))
+            t = (p - k) * 255.0
+            out[i, j, 0] = _EDGE_START[k, 0]
+            out[i, j, 1] = _EDGE_START[k, 1]
+            out[i, j, 2] = _EDGE_START[k, 2]
+            if _EDGE_UP[k]:
+                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(t + 0.5))
+            else:
+                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(255.0 - t + 0.5))
     return nbad, first
 
 
@@ -114,19 +134,22 @@ def _power(x, e):
     return x**e
 
 
+HILBERT_BLOCK_LEVELS = 4
+"""The hilbert kernels walk the curve 4 levels (12 index bits, 4 bits per channel) per table step: 2 steps."""
+
+
 @njit(**_OPTS)
-def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, levels, out):
+def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, out):
     """depth float (H,W) metres -> out uint8 (H,W,3) along Skilling's order-8 curve. Returns (nbad, first).
 
-    ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for ``levels`` levels per step.
+    ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for 4 levels (HILBERT_BLOCK_LEVELS).
+    Works a row at a time: first the indices (arithmetic), then the table walk (loads), which keeps both loops
+    short enough for the CPU to overlap pixels.
     """
     h, w = depth.shape
     nbad = 0
     first = -1
-    steps = 8 // levels
-    width = 3 * levels
-    dmask = (1 << width) - 1
-    amask = (1 << levels) - 1
+    qrow = np.empty(w, dtype=np.int64)
     for i in range(h):
         for j in range(w):
             d = np.float64(depth[i, j])
@@ -141,57 +164,44 @@ def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, le
                 q = QMAX
             else:
                 q = int(math.floor(_power(d / d_max, gamma) * QMAX + 0.5))
-            s = 0
-            r = 0
-            g = 0
-            b = 0
-            for step in range(steps):
-                digit = (q >> (24 - width * (step + 1))) & dmask
-                c = np.int64(coords[s, digit])
-                r = (r << levels) | ((c >> (2 * levels)) & amask)
-                g = (g << levels) | ((c >> levels) & amask)
-                b = (b << levels) | (c & amask)
-                s = next_state[s, digit]
-            out[i, j, 0] = r
-            out[i, j, 1] = g
-            out[i, j, 2] = b
+            qrow[j] = q
+        for j in range(w):
+            q = qrow[j]
+            top = q >> 12
+            c1 = np.int64(coords[0, top])
+            c2 = np.int64(coords[next_state[0, top], q & 4095])
+            out[i, j, 0] = ((c1 >> 8) << 4) | (c2 >> 8)
+            out[i, j, 1] = (((c1 >> 4) & 15) << 4) | ((c2 >> 4) & 15)
+            out[i, j, 2] = ((c1 & 15) << 4) | (c2 & 15)
     return nbad, first
 
 
 @njit(**_OPTS)
-def _hilbert_q(r, g, b, rank, next_state, levels):
-    steps = 8 // levels
-    amask = (1 << levels) - 1
-    s = 0
-    q = 0
-    for step in range(steps):
-        sh = 8 - levels * (step + 1)
-        o = (((r >> sh) & amask) << (2 * levels)) | (((g >> sh) & amask) << levels) | ((b >> sh) & amask)
-        digit = np.int64(rank[s, o])
-        q = (q << (3 * levels)) | digit
-        s = next_state[s, digit]
-    return q
+def _hilbert_q(r, g, b, rank, next_state):
+    top = np.int64(rank[0, ((r >> 4) << 8) | ((g >> 4) << 4) | (b >> 4)])
+    low = np.int64(rank[next_state[0, top], ((r & 15) << 8) | ((g & 15) << 4) | (b & 15)])
+    return (top << 12) | low
 
 
 @njit(**_OPTS)
-def hilbert_index(rgb, rank, next_state, levels, out):
-    """uint8 (H,W,3) -> out uint32 (H,W): the Hilbert index of each colour (block tables as above)."""
+def hilbert_index(rgb, rank, next_state, out):
+    """uint8 (H,W,3) -> out uint32 (H,W): the Hilbert index of each colour (4-level block tables)."""
     h, w = out.shape
     for i in range(h):
         for j in range(w):
             out[i, j] = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
-                                   next_state, levels)
+                                   next_state)
 
 
 @njit(**_OPTS)
-def hilbert_decode(rgb, d_max, gamma, rank, next_state, levels, out):
+def hilbert_decode(rgb, d_max, gamma, rank, next_state, out):
     """uint8 (H,W,3) -> out float32 (H,W) metres: d = d_max (q / (2^24 - 1))^(1 / gamma)."""
     h, w = out.shape
     inv_gamma = 1.0 / gamma
     for i in range(h):
         for j in range(w):
             q = _hilbert_q(np.int64(rgb[i, j, 0]), np.int64(rgb[i, j, 1]), np.int64(rgb[i, j, 2]), rank,
-                           next_state, levels)
+                           next_state)
             out[i, j] = np.float32(d_max * _power(q / QMAX, inv_gamma))
 
 
@@ -306,18 +316,22 @@ def normals_encode(normals, flip_x, out):
 
 @njit(**_OPTS)
 def normals_decode(rgb, flip_x, out):
-    """uint8 (H,W,3) -> out float32 (H,W,3) OpenCV unit normals; B < 64 decodes to (0, 0, 0)."""
+    """uint8 (H,W,3) -> out float32 (H,W,3) OpenCV unit normals; colours within NORMALS_NONE_RADIUS of black
+    decode to (0, 0, 0) (no surface)."""
     h, w = out.shape[0], out.shape[1]
     for i in range(h):
         for j in range(w):
-            if rgb[i, j, 2] < 64:
+            r = np.int64(rgb[i, j, 0])
+            g = np.int64(rgb[i, j, 1])
+            b = np.int64(rgb[i, j, 2])
+            if r * r + g * g + b * b < NORMALS_NONE_RADIUS * NORMALS_NONE_RADIUS:
                 out[i, j, 0] = 0.0
                 out[i, j, 1] = 0.0
                 out[i, j, 2] = 0.0
                 continue
-            x = 2.0 * rgb[i, j, 0] / 255.0 - 1.0
-            y = 2.0 * rgb[i, j, 1] / 255.0 - 1.0
-            z = 2.0 * rgb[i, j, 2] / 255.0 - 1.0
+            x = 2.0 * r / 255.0 - 1.0
+            y = 2.0 * g / 255.0 - 1.0
+            z = 2.0 * b / 255.0 - 1.0
             if flip_x:
                 x = -x
             s = 1.0 / math.sqrt(x * x + y * y + z * z)
@@ -351,16 +365,17 @@ def nearest_label(rgb, colors, labels, max_dist2, out):
 
 
 @njit(**_OPTS)
-def median3(a, out):
-    """3x3 median of a float (H,W) array, edges replicated."""
+def median_filter(a, radius, out):
+    """Median over the (2 radius + 1)^2 neighbourhood of a float (H,W) array, edges replicated."""
     h, w = a.shape
-    buf = np.empty(9, dtype=np.float64)
+    size = (2 * radius + 1) * (2 * radius + 1)
+    buf = np.empty(size, dtype=np.float64)
     for i in range(h):
         for j in range(w):
             n = 0
-            for di in range(-1, 2):
+            for di in range(-radius, radius + 1):
                 ii = min(max(i + di, 0), h - 1)
-                for dj in range(-1, 2):
+                for dj in range(-radius, radius + 1):
                     jj = min(max(j + dj, 0), w - 1)
                     v = np.float64(a[ii, jj])
                     m = n
@@ -369,4 +384,4 @@ def median3(a, out):
                         m -= 1
                     buf[m] = v
                     n += 1
-            out[i, j] = buf[4]
+            out[i, j] = buf[size // 2]

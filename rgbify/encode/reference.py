@@ -11,7 +11,7 @@ import numpy as np
 
 from rgbify.encode import hilbert
 from rgbify.encode.codecs import run_centres
-from rgbify.encode.kernels import CUBE_VERTICES, QMAX
+from rgbify.encode.kernels import CUBE_VERTICES, NORMALS_NONE_RADIUS, QMAX
 
 
 def _round(x: np.ndarray) -> np.ndarray:
@@ -148,7 +148,7 @@ def normals_decode(rgb: np.ndarray, flip_x: bool) -> np.ndarray:
         v[..., 0] = -v[..., 0]
     v = v * (1.0 / np.sqrt((v * v).sum(-1)))[..., None]
     out = (v * np.array([1.0, -1.0, -1.0])).astype(np.float32)
-    out[rgb[..., 2] < 64] = 0.0
+    out[(rgb.astype(np.int64) ** 2).sum(-1) < NORMALS_NONE_RADIUS**2] = 0.0
     return out
 
 
@@ -160,8 +160,9 @@ def nearest_label(rgb: np.ndarray, colors: np.ndarray, labels: np.ndarray, max_d
     return np.where(ok, labels[k], 0).astype(np.int32)
 
 
-def median3(a: np.ndarray) -> np.ndarray:
-    p = np.pad(a.astype(np.float64), 1, mode="edge")
+def median_filter(a: np.ndarray, radius: int) -> np.ndarray:
+    k = 2 * radius + 1
+    p = np.pad(a.astype(np.float64), radius, mode="edge")
     h, w = a.shape
-    stack = np.stack([p[i : i + h, j : j + w] for i in range(3) for j in range(3)])
+    stack = np.stack([p[i : i + h, j : j + w] for i in range(k) for j in range(k)])
     return np.median(stack, axis=0)

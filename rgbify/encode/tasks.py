@@ -16,6 +16,7 @@ from rgbify.encode.labels import (
     encode_instance,
     encode_semantic,
     instance_colors,
+    label_counts,
 )
 from rgbify.encode.prompts import (
     PROMPT_FORMATS,
@@ -43,14 +44,15 @@ def _class_name(gt: dict[str, Any], index: int) -> str:
 
 
 def _depth_target(gt: dict, rng: np.random.Generator, depth_codecs: Sequence[Any] = ("depth/cubewalk",),
-                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, **_: Any):
+                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, depth_valid: Any = None,
+                  **_: Any):
     if rng.random() < colormap_prob:
         codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
     else:
         codec = depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
     depth = _gt(gt, "depth").astype(np.float32, copy=False)
     prompt, params = depth_prompt(codec, rng)
-    return codec.encode(depth, gt.get("valid")), prompt, params
+    return codec.encode(depth, depth_valid), prompt, params
 
 
 def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **_: Any):
@@ -61,9 +63,11 @@ def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **
 def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
                      max_classes: int = len(PALETTE), **_: Any):
     semantic = _gt(gt, "semantic")
-    present = [int(c) for c in np.unique(semantic) if c > 0]
+    present = [int(c) for c in label_counts(semantic)[0] if c > 0]
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
+    if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
+        present = [int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))]
     order = [present[i] for i in rng.permutation(len(present))]
     colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
     prompt, params = semantic_prompt([(c, _class_name(gt, c)) for c in order], colors, rng, prompt_format)
@@ -79,7 +83,7 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
         variant = INSTANCE_VARIANTS[int(rng.integers(len(INSTANCE_VARIANTS)))]
     if variant not in INSTANCE_VARIANTS:
         raise CodecInputError(f"instance_variant {instance_variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
-    present = [int(c) for c in np.unique(semantic[instance > 0]) if c > 0]
+    present = [int(c) for c in label_counts(np.where(instance > 0, semantic, 0))[0] if c > 0]
     if instance_class is not None:
         names = list(gt.get("class_names") or [])
         if instance_class not in names:
@@ -89,7 +93,8 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
         cls = present[int(rng.integers(len(present)))]
     else:  # nothing to segment: ask for any class; the target is all black
         cls = int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))
-    ids, counts = np.unique(instance[(semantic == cls) & (instance > 0)], return_counts=True)
+    ids, counts = label_counts(np.where((semantic == cls) & (instance > 0), instance, 0))
+    ids, counts = ids[ids > 0], counts[ids > 0]
     order = np.lexsort((ids, -counts))  # largest first, ties by id
     ids = [int(i) for i in ids[order]]
     class_color = PALETTE[int(rng.integers(len(PALETTE)))].rgb
@@ -109,9 +114,10 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
 
     task: "depth", "normals", "semantic" or "instance". gt: dict with depth float32 (H, W) metres (+inf nothing
     hit), normals float32 (H, W, 3) OpenCV camera frame, instance int32 (H, W), semantic int32 (H, W),
-    class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table) and valid (bool
-    (H, W), depth only). Options: depth_codecs (list of codec specs, one drawn per call, default cubewalk),
-    colormap_prob (chance of a colormap codec instead), colormaps; flip_x (normals); prompt_format (one of
+    class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table). Options:
+    depth_codecs (list of codec specs, one drawn per call, default cubewalk), colormap_prob (chance of a
+    colormap codec instead), colormaps, depth_valid (bool (H, W); False pixels encode as nothing hit; default
+    none: +inf already means nothing hit); flip_x (normals); prompt_format (one of
     "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
     "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng).
 

@@ -14,8 +14,10 @@ Two renders per scene (docs/rendering.md):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -257,6 +259,27 @@ def fine_camera(camera: Camera) -> Camera:
                   clip_start=camera.clip_start, clip_end=camera.clip_end)
 
 
+@contextlib.contextmanager
+def quiet_stdout():
+    """Send what Blender prints to stdout (progress lines for every render) to /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _render_still() -> None:
+    with quiet_stdout():
+        bpy.ops.render.render(write_still=True)
+
+
 # --- rendering ----------------------------------------------------------------------------------------------
 
 
@@ -277,7 +300,8 @@ def _common_cycles(scene, device: str, threads: int | None) -> None:
     scene.render.use_sequencer = False
 
 
-def _enable_gpu() -> None:
+def gpu_devices() -> tuple[str, list[str]] | None:
+    """(backend, device names) of the first of OptiX and CUDA that Cycles can use, selected; None if neither."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in ("OPTIX", "CUDA"):
         try:
@@ -289,7 +313,13 @@ def _enable_gpu() -> None:
         if devices:
             for d in prefs.devices:
                 d.use = d.type == backend
-            return
+            return backend, [d.name for d in devices]
+    return None
+
+
+def _enable_gpu() -> None:
+    if gpu_devices() is not None:
+        return
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
@@ -316,13 +346,14 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu
     scene.display_settings.display_device = "sRGB"
     scene.render.dither_intensity = 0.0
     scene.view_layers[0].material_override = None
+    scene.view_layers[0].use_pass_combined = True
     img = scene.render.image_settings
     img.file_format = "PNG"
     img.color_mode = "RGB"
     img.color_depth = "8"
     img.compression = 0
     scene.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+    _render_still()
     from PIL import Image
 
     with Image.open(path) as im:
@@ -350,6 +381,7 @@ def render_data(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cp
     vl = scene.view_layers[0]
     vl.material_override = built.data_material
     vl.use_pass_z = False
+    vl.use_pass_combined = False  # the data render's colour is never used
     vl.use_pass_position = True
     vl.use_pass_normal = True
     vl.use_pass_object_index = True
@@ -362,7 +394,7 @@ def render_data(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cp
     img.color_depth = "32"
     img.exr_codec = "NONE"
     scene.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+    _render_still()
     return read_data_exr(path, vl.name)
 
 

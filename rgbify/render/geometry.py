@@ -122,7 +122,7 @@ def _torus(segments: int, minor_ratio: float) -> TriMesh:
     a, b, c, d = i * segments + j, i * segments + j1, i1 * segments + j1, i1 * segments + j
     quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4)
     f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    v[:, 2] *= 0.5 / max(minor, 1e-12)  # unit extent in z, scaled by size below
+    v[:, 2] *= 0.5 / np.abs(v[:, 2]).max()  # unit extent in z, scaled by size below
     return TriMesh(v, f.astype(np.int64))
 
 

@@ -257,6 +257,12 @@ class SceneSpec:
     """Free-form provenance as (key, value) pairs, e.g. recipe, seed, index. JSON values only."""
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        # meta may be given as a dict or with list values; store it in the canonical (JSON round-trip) form:
+        # a tuple of (key, value) pairs whose lists are tuples, so that spec == spec_from_json(spec_to_json(spec)).
+        meta = self.meta.items() if isinstance(self.meta, dict) else self.meta
+        object.__setattr__(self, "meta", tuple((str(k), _freeze(v)) for k, v in meta))
+
     def class_index(self, class_name: str) -> int:
         try:
             return self.classes.index(class_name) + 1
@@ -278,6 +284,15 @@ class SceneSpec:
         if self.render.samples < 1:
             raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
         return self
+
+
+def _freeze(x: Any) -> Any:
+    """Lists (at any depth, also inside dicts) become tuples: the form a JSON round trip produces."""
+    if isinstance(x, list | tuple):
+        return tuple(_freeze(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _freeze(v) for k, v in x.items()}
+    return x
 
 
 # --- JSON ---------------------------------------------------------------------------------------------------
@@ -346,7 +361,7 @@ _NESTED: dict[tuple[type, str], Any] = {
     (SceneSpec, "lights"): _list_of(Light),
     (SceneSpec, "world"): lambda v, w: _build(World, v, w),
     (SceneSpec, "render"): lambda v, w: _build(RenderSettings, v, w),
-    (SceneSpec, "meta"): lambda v, w: tuple((str(k), _tuplify(x)) for k, x in v),
+    (SceneSpec, "meta"): lambda v, w: tuple((str(k), _freeze(x)) for k, x in v),
     (Object, "geometry"): _geometry,
     (Object, "material"): lambda v, w: _build(Material, v, w),
     (Material, "texture"): lambda v, w: _build(Texture, v, w),

@@ -1,0 +1,212 @@
+"""Subcommands ``rgbify build``, ``verify``, ``preview`` and ``export`` (heavy imports happen inside ``func``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rgbify.errors import UserError
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '320x240' -> (320, 240) (width x height)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution {text!r} is not a number such as 256 or 320x240") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"resolution {text!r} must be a positive size such as 256 or 320x240")
+    return parts[0], parts[1]
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from rgbify.datasets.build import BuildConfig
+
+    d = BuildConfig()
+    p = sub.add_parser("build", help="render a recipe into a sharded HDF5 dataset (resumable, parallel)",
+                       description="Render COUNT scenes of a recipe with WORKERS Blender processes into "
+                       "OUT/dataset.json + OUT/shards/*.h5, then write OUT/preview.png. Run the same command "
+                       "again to resume after a kill; a larger --count extends the dataset.")
+    p.add_argument("--recipe", default=d.recipe, help=f"recipe name or .toml path (default {d.recipe})")
+    p.add_argument("--count", type=int, default=d.count, help=f"number of samples (default {d.count})")
+    p.add_argument("--out", type=Path, default=d.out, help=f"dataset folder (default {d.out})")
+    p.add_argument("--resolution", type=_resolution, default=d.resolution,
+                   help="image size: 256 (square) or WIDTHxHEIGHT (default 256)")
+    p.add_argument("--samples", type=int, default=d.samples,
+                   help=f"Cycles samples per pixel, denoised (default {d.samples})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"Blender worker processes (default {d.workers})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"base seed (default {d.seed})")
+    p.add_argument("--shard-size", type=int, default=d.shard_size,
+                   help=f"samples per HDF5 shard (default {d.shard_size})")
+    p.add_argument("--assets", type=Path, default=None, help="folder of user assets for the scene sampler")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds before a scene is killed and retried")
+    p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("verify", help="check a dataset: checksums, shapes, dtypes, NaNs and invariants",
+                       description="Check every shard and sample of a dataset; print a report naming shard and "
+                       "sample of each problem; exit 1 if there is any.")
+    p.add_argument("dir", type=Path, help="dataset folder")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("preview", help="write a contact sheet of a dataset (RGB and every target)")
+    p.add_argument("dir", type=Path, help="dataset folder")
+    p.add_argument("--out", type=Path, default=None, help="PNG to write (default DIR/preview.png)")
+    p.add_argument("--n", type=int, default=8, help="number of samples (rows), spread over the dataset")
+    p.set_defaults(func=_preview)
+
+    p = sub.add_parser("export", help="write (input, target, prompt) triples for other trainers",
+                       description="png: OUT/images/*.png + OUT/metadata.jsonl (columns input_image, "
+                       "edit_prompt, edited_image; diffusers' InstructPix2Pix example reads it); webdataset: "
+                       "OUT/*.tar shards.")
+    p.add_argument("dir", type=Path, help="dataset folder")
+    p.add_argument("--format", choices=("png", "webdataset"), default="png")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--tasks", default="depth,normals,semantic,instance",
+                   help="comma-separated tasks to export (each sample gives one triple per task)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
+    p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
+    p.set_defaults(func=_export)
+
+
+class RichProgress:
+    """The build's progress bar: samples done, rate, ETA, rejects, retries and worker restarts."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._p: Any = None
+
+    def start(self, stats: Any) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._t0 = time.perf_counter()
+        self._p = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn(), TextColumn("{task.fields[extra]}"), transient=False)
+        self._p.start()
+        self._task = self._p.add_task("build", total=stats.total, completed=stats.done, rate="", extra="")
+
+    def update(self, stats: Any) -> None:
+        if self._p is None:
+            return
+        dt = time.perf_counter() - self._t0
+        rate = f"{stats.rendered / dt:.2f} samples/s" if dt > 0 and stats.rendered else ""
+        extra = f"rejects {stats.rejects}  retries {stats.retried}  restarts {stats.restarts}"
+        self._p.update(self._task, completed=stats.done, rate=rate, extra=extra)
+
+    def stop(self, stats: Any) -> None:
+        if self._p is not None:
+            self.update(stats)
+            self._p.stop()
+            self._p = None
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _build(args: argparse.Namespace) -> int:
+    from rgbify.datasets.build import BuildConfig, SampleFailed, build
+
+    cfg = BuildConfig(out=args.out, recipe=args.recipe, count=args.count, resolution=args.resolution,
+                      samples=args.samples, workers=args.workers, seed=args.seed, shard_size=args.shard_size,
+                      assets=args.assets, timeout_s=args.timeout)
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)
+    except SampleFailed as e:  # a scene that fails every retry: say which, keep what is done
+        print(f"rgbify: error: {e}; finished samples are kept, run the same command again to retry", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.quiet:
+        print(f"{cfg.out}: {stats.total} samples ({stats.rendered} rendered now, {stats.done_before} kept), "
+              f"{stats.rejects} rejected scene draws, {stats.restarts} worker restarts, "
+              f"{stats.wall_seconds:.1f} s")
+    if not args.no_preview:
+        from rgbify.datasets.preview import contact_sheet
+
+        sheet = contact_sheet(cfg.out, cfg.out / "preview.png")
+        if not args.quiet:
+            print(f"contact sheet: {sheet}")
+    return 0
+
+
+def _open_error(e: Exception) -> UserError:
+    return UserError(str(e))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from rgbify.datasets.manifest import ManifestError
+    from rgbify.datasets.shards import ShardError
+    from rgbify.datasets.verify import verify
+
+    if args.dir.is_file():
+        _single_file(args.dir)
+    try:
+        rep = verify(args.dir)
+    except (ManifestError, ShardError) as e:
+        raise _open_error(e) from None
+    print(rep.text())
+    return 0 if rep.ok else 1
+
+
+def _single_file(path: Path) -> None:
+    """A file was given where a dataset folder is expected: say what it is."""
+    from rgbify.datasets.shards import ShardError, open_shard
+
+    try:
+        open_shard(path).close()
+    except ShardError as e:
+        raise UserError(f"{e}; give a dataset folder (with dataset.json)") from None
+    raise UserError(f"{path} is a shard file; give the dataset folder that holds dataset.json")
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from rgbify.datasets.manifest import ManifestError
+    from rgbify.datasets.preview import contact_sheet
+    from rgbify.datasets.shards import ShardError
+
+    if args.dir.is_file():
+        _single_file(args.dir)
+    if args.n < 1:
+        raise UserError(f"--n {args.n} must be a positive integer")
+    try:
+        path = contact_sheet(args.dir, args.out or args.dir / "preview.png", n=args.n)
+    except (ManifestError, ShardError) as e:
+        raise _open_error(e) from None
+    print(path)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rgbify.datasets.export import export
+    from rgbify.datasets.manifest import ManifestError
+    from rgbify.datasets.shards import ShardError
+
+    if args.dir.is_file():
+        _single_file(args.dir)
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    try:
+        n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+    except (ManifestError, ShardError) as e:
+        raise _open_error(e) from None
+    print(f"{args.out}: {n} items")
+    return 0

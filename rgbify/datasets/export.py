@@ -1,0 +1,132 @@
+"""``rgbify export DIR``: (input image, target image, prompt) triples for other trainers.
+
+- ``--format png``: ``OUT/images/IIIIIIIII.png`` (input RGB, once per sample) and ``OUT/images/IIIIIIIII_TASK.png``
+  (target), plus two JSON-lines indexes of the same rows:
+  ``metadata.jsonl`` with ``input_image_file_name``, ``edited_image_file_name``, ``edit_prompt`` (Hugging Face
+  ``imagefolder`` layout with two image columns, so diffusers' InstructPix2Pix example reads it with
+  ``--train_data_dir OUT --original_image_column input_image --edited_image_column edited_image
+  --edit_prompt_column edit_prompt``), and ``train.jsonl`` with plain ``input_image``, ``edited_image`` (paths
+  relative to OUT) and ``edit_prompt`` for simpler loaders. Every row also has ``task``, ``index`` and ``decode``
+  (the decode parameters, for rgbify.encode.decode_target).
+- ``--format webdataset``: ``OUT/rgbify-NNNNNN.tar`` with members ``KEY.input.png``, ``KEY.target.png``,
+  ``KEY.txt`` (prompt) and ``KEY.json`` (task, index, decode), KEY = ``IIIIIIIII_TASK``.
+
+Item draws (codec, colours, phrasing) use ``numpy.random.default_rng([seed, index, task number])``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from rgbify.datasets.reader import DatasetReader, ground_truth
+from rgbify.errors import UserError
+
+TASKS = ("depth", "normals", "semantic", "instance")
+
+
+def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[int, np.ndarray, list[tuple]]]:
+    from rgbify.encode import make_task_target
+
+    reader = DatasetReader(directory)
+    try:
+        for index in reader.indices:
+            s = reader.read(index)
+            gt = ground_truth(s, reader.classes)
+            rows = []
+            for task in tasks:
+                rng = np.random.default_rng([seed, index, TASKS.index(task)])
+                target, prompt, decode = make_task_target(task, gt, rng)
+                rows.append((task, target, prompt, decode))
+            yield index, s["rgb"], rows
+    finally:
+        reader.close()
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def export(directory: str | Path, out: str | Path, fmt: str = "png", tasks: Sequence[str] = TASKS, seed: int = 0,
+           shard_size: int = 1000) -> int:
+    """Export every published sample of ``directory`` once per task; return the number of items written."""
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise UserError(f"--tasks {','.join(tasks)}: each must be one of {','.join(TASKS)}")
+    if shard_size < 1:
+        raise UserError(f"--shard-size {shard_size} must be a positive integer")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    if fmt == "png":
+        return _export_png(Path(directory), out, tasks, seed)
+    if fmt == "webdataset":
+        return _export_wds(Path(directory), out, tasks, seed, shard_size)
+    raise UserError(f"--format {fmt!r} must be png or webdataset")
+
+
+def _export_png(directory: Path, out: Path, tasks: Sequence[str], seed: int) -> int:
+    (out / "images").mkdir(exist_ok=True)
+    n = 0
+    meta_tmp, plain_tmp = out / "metadata.jsonl.tmp", out / "train.jsonl.tmp"
+    with open(meta_tmp, "w") as meta, open(plain_tmp, "w") as plain:
+        for index, rgb, rows in _items(directory, tasks, seed):
+            inp = f"images/{index:09d}.png"
+            Image.fromarray(rgb).save(out / inp)
+            for task, target, prompt, decode in rows:
+                tgt = f"images/{index:09d}_{task}.png"
+                Image.fromarray(target).save(out / tgt)
+                common = {"edit_prompt": prompt, "task": task, "index": index, "decode": decode}
+                meta.write(json.dumps({"input_image_file_name": inp, "edited_image_file_name": tgt, **common}) + "\n")
+                plain.write(json.dumps({"input_image": inp, "edited_image": tgt, **common}) + "\n")
+                n += 1
+    os.replace(meta_tmp, out / "metadata.jsonl")
+    os.replace(plain_tmp, out / "train.jsonl")
+    return n
+
+
+def _export_wds(directory: Path, out: Path, tasks: Sequence[str], seed: int, shard_size: int) -> int:
+    n, part = 0, 0
+    tar: tarfile.TarFile | None = None
+    tmp: Path | None = None
+
+    def add(name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))  # type: ignore[union-attr]
+
+    def close() -> None:
+        if tar is not None:
+            tar.close()
+            os.replace(tmp, tmp.with_suffix(""))  # type: ignore[union-attr]
+
+    for index, rgb, rows in _items(directory, tasks, seed):
+        inp = _png_bytes(rgb)
+        for task, target, prompt, decode in rows:
+            if n % shard_size == 0:
+                close()
+                tmp = out / f"rgbify-{part:06d}.tar.tmp"
+                tar = tarfile.open(tmp, "w")
+                part += 1
+            key = f"{index:09d}_{task}"
+            add(f"{key}.input.png", inp)
+            add(f"{key}.target.png", _png_bytes(target))
+            add(f"{key}.txt", prompt.encode())
+            meta: dict[str, Any] = {"task": task, "index": index, "decode": decode}
+            add(f"{key}.json", json.dumps(meta).encode())
+            n += 1
+    close()
+    return n

@@ -1,0 +1,95 @@
+"""``rgbify preview DIR``: a captioned contact sheet, one row per sample, one column per view of it.
+
+Columns: RGB, depth as a depth/cubewalk target, depth as a depth/hilbert24 target, the normals target,
+semantic (a fixed colour per class), instance (a colour per id) and edge (white = mixed pixel).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from rgbify.datasets.reader import DatasetReader
+
+COLUMNS = ("RGB", "depth: cubewalk", "depth: hilbert24", "normals", "semantic", "instance", "edge")
+
+
+def label_colors(ids: np.ndarray, salt: int = 0) -> np.ndarray:
+    """uint8 (H,W,3): a distinct, stable colour per non-zero id (golden-ratio hues), black for 0."""
+    ids = np.asarray(ids, dtype=np.int64)
+    hue = ((ids + salt) * 0.61803398875) % 1.0
+    sat = 0.55 + 0.45 * ((ids * 7 + salt) % 3) / 2
+    val = 0.95 - 0.3 * ((ids * 5 + salt) % 2)
+    i = np.floor(hue * 6).astype(np.int64) % 6
+    f = hue * 6 - np.floor(hue * 6)
+    p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
+    r = np.choose(i, [val, q, p, p, t, val])
+    g = np.choose(i, [t, val, val, q, p, p])
+    b = np.choose(i, [p, p, t, val, val, q])
+    rgb = np.stack([r, g, b], axis=-1) * 255
+    rgb[ids == 0] = 0
+    return rgb.round().astype(np.uint8)
+
+
+def sample_views(s: dict) -> list[np.ndarray]:
+    """The contact sheet's columns for one stored sample, each uint8 (H,W,3)."""
+    from rgbify.encode import encode_depth, encode_normals
+
+    depth = s["depth"]
+    edge = np.repeat(s["edge"][..., None].astype(np.uint8) * 255, 3, axis=-1)
+    return [s["rgb"], encode_depth(depth, "cubewalk"), encode_depth(depth, "hilbert24"),
+            encode_normals(s["normals"]), label_colors(s["semantic"], salt=3), label_colors(s["instance"]), edge]
+
+
+def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width: int = 160) -> Path:
+    """Write the contact sheet of ``n`` samples spread evenly over the dataset to ``out`` (PNG); return its path."""
+    reader = DatasetReader(directory)
+    indices = reader.indices
+    if not indices:
+        raise ValueError(f"{directory}: the dataset has no published samples yet; run `rgbify build` first")
+    picks = sorted({indices[round(j * (len(indices) - 1) / max(1, n - 1))] for j in range(min(n, len(indices)))})
+    h0, w0 = reader.manifest["height"], reader.manifest["width"]
+    tw = max(tile_width, 96)
+    th = max(1, round(h0 * tw / w0))
+    font = _font(12)
+    head, left, gap, cap = 20, 48, 2, 16
+    row_h = th + cap + gap
+    sheet = Image.new("RGB", (left + len(COLUMNS) * (tw + gap), head + len(picks) * row_h), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(COLUMNS):
+        draw.text((left + c * (tw + gap) + 3, 4), name, fill=(230, 230, 230), font=font)
+    for r, index in enumerate(picks):
+        s = reader.read(index)
+        y = head + r * row_h
+        draw.text((4, y + th // 2 - 6), f"#{index}", fill=(230, 230, 230), font=font)
+        draw.text((left + 3, y + th + 1), _row_caption(s), fill=(190, 190, 190), font=font)
+        for c, view in enumerate(sample_views(s)):
+            resample = Image.BILINEAR if c == 0 else Image.NEAREST
+            sheet.paste(Image.fromarray(view).resize((tw, th), resample), (left + c * (tw + gap), y))
+    reader.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.png")
+    sheet.save(tmp)
+    tmp.replace(out)
+    return out
+
+
+def _row_caption(s: dict) -> str:
+    """Scene caption, instance count and depth range of one sample."""
+    from rgbify.datasets.captions import caption
+    from rgbify.scenes.spec import spec_from_json
+
+    depth = s["depth"][np.isfinite(s["depth"])]
+    rng = f"depth {depth.min():.2f}-{depth.max():.2f} m" if depth.size else "no surface hit"
+    ids = set(np.unique(s["instance"][s["instance"] > 0]).tolist())
+    return f"{caption(spec_from_json(s['spec']), visible=ids)}  |  {len(ids)} instances visible  |  {rng}"
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()

@@ -1,0 +1,353 @@
+"""HDF5 shards: the storage of a built dataset (one chunk per sample, per-sample checksums, atomic publishing).
+
+A shard file ``shards/shard-KKKKK.h5`` holds the samples with indices ``[k * shard_size, (k + 1) * shard_size)``
+(the last shard of a dataset may hold fewer). Every per-sample field is one HDF5 dataset whose first axis is the
+sample; its chunk shape is one whole sample, so reading sample ``j`` decompresses exactly one chunk per field.
+
+Fields (N samples of H x W pixels; frames and units as in docs/conventions.md):
+
+=================  ==================  =========================================================================
+name               dtype, shape        meaning
+=================  ==================  =========================================================================
+index              int64 (N,)          sample index in the dataset (the scene is a function of config, seed, index)
+seed               int64 (N,)          base seed of the dataset
+rgb                uint8 (N,H,W,3)     sRGB render
+depth              float32 (N,H,W)     planar z in metres, +inf where nothing is hit
+normals            float32 (N,H,W,3)   unit normals in the OpenCV camera frame, 0 where nothing is hit
+instance           int32 (N,H,W)       instance id, 0 = nothing hit
+semantic           int32 (N,H,W)       class index (1-based into the class table), 0 = nothing / unlabeled
+edge               bool (N,H,W)        RGB pixel mixes more than one surface
+K                  float64 (N,3,3)     intrinsics, pixels
+world_from_camera  float64 (N,4,4)     camera (OpenCV) to world, metres
+spec               uint8 vlen (N,)     the scene spec, canonical JSON (rgbify.scenes.spec.spec_from_json), UTF-8,
+                                       zlib-compressed: ``zlib.decompress(f["spec"][j].tobytes()).decode()``
+instances          str (N,)            JSON list of {id, class_name, class_index, object_name, pixel_count}
+timings            str (N,)            JSON {phase: seconds} of the render
+checksum           str (N,)            sha256 of the sample's array bytes and strings (see sample_checksum)
+=================  ==================  =========================================================================
+
+File attributes: ``rgbify_format = "rgbify-shard"``, ``schema_version``, ``shard``, ``first_index``, ``samples``,
+``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``.
+
+Every chunk also carries HDF5's Fletcher-32 checksum, so a flipped bit raises on read instead of returning
+garbage. Compression: see COMPRESSION (chosen by measurement, docs/datasets.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SHARD_FORMAT = "rgbify-shard"
+SHARD_SCHEMA_VERSION = 1
+
+ARRAY_FIELDS: dict[str, tuple[str, int]] = {
+    # name: (dtype, number of trailing channel dims: -1 = fixed small shape)
+    "rgb": ("uint8", 3),
+    "depth": ("float32", 0),
+    "normals": ("float32", 3),
+    "instance": ("int32", 0),
+    "semantic": ("int32", 0),
+    "edge": ("bool", 0),
+}
+MATRIX_FIELDS: dict[str, tuple[int, int]] = {"K": (3, 3), "world_from_camera": (4, 4)}
+STRING_FIELDS = ("spec", "instances", "timings")
+SCALAR_FIELDS = ("index", "seed")
+ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
+
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
+"""Filters for the image fields. Chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md)."""
+
+_STR = h5py.string_dtype("utf-8")
+_BYTES = h5py.vlen_dtype(np.dtype("uint8"))
+ZLIB_FIELDS = ("spec",)
+"""String fields stored zlib-compressed (a scene spec with inline meshes is 100+ kB of JSON; HDF5 filters do not
+apply to variable-length strings)."""
+
+
+class ShardError(ValueError):
+    """A shard file is missing, not ours, truncated or corrupt; the message names the file (and sample)."""
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}.h5"
+
+
+def shard_range(k: int, shard_size: int, count: int) -> range:
+    """Sample indices that shard ``k`` holds in a dataset of ``count`` samples."""
+    return range(k * shard_size, min((k + 1) * shard_size, count))
+
+
+def num_shards(count: int, shard_size: int) -> int:
+    return -(-count // shard_size)
+
+
+def sample_checksum(sample: Mapping[str, Any]) -> str:
+    """sha256 over the sample's fields in a fixed order (array bytes in C order, strings as UTF-8)."""
+    h = hashlib.sha256()
+    for name in (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS):
+        a = np.ascontiguousarray(sample[name])
+        h.update(name.encode())
+        h.update(a.tobytes())
+    for name in STRING_FIELDS:
+        h.update(name.encode())
+        h.update(_as_str(sample[name]).encode())
+    return h.hexdigest()
+
+
+def _as_str(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return str(v.item() if v.ndim == 0 else v)
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def normalize_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A sample dict with every field in its storage dtype (strings as str); raises ShardError on bad shapes."""
+    out: dict[str, Any] = {}
+    for name in SCALAR_FIELDS:
+        out[name] = np.int64(sample[name])
+    rgb = np.asarray(sample["rgb"])
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ShardError(f"sample {out['index']}: rgb has shape {rgb.shape}, expected (H, W, 3)")
+    h, w = rgb.shape[:2]
+    for name, (dtype, ch) in ARRAY_FIELDS.items():
+        a = np.asarray(sample[name])
+        shape = (h, w, ch) if ch else (h, w)
+        if a.shape != shape:
+            raise ShardError(f"sample {out['index']}: {name} has shape {a.shape}, expected {shape}")
+        out[name] = a.astype(dtype, copy=False)
+    for name, shape in MATRIX_FIELDS.items():
+        a = np.asarray(sample[name], dtype=np.float64)
+        if a.shape != shape:
+            raise ShardError(f"sample {out['index']}: {name} has shape {a.shape}, expected {shape}")
+        out[name] = a
+    for name in STRING_FIELDS:
+        out[name] = _as_str(sample[name])
+    out["checksum"] = sample_checksum(out)
+    return out
+
+
+# --- per-sample work files (resume granularity: one sample) -------------------------------------------------
+
+
+def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
+    """Write one finished sample as an uncompressed .npz, atomically (temporary name, fsync, rename)."""
+    s = normalize_sample(sample)
+    arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_sample_file(path: Path) -> dict[str, Any]:
+    """Read a work file back; raises ShardError if it is truncated or its checksum does not match."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            s = {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
+        raise ShardError(f"{path}: unreadable sample file ({type(e).__name__}: {e})") from None
+    missing = [f for f in ALL_FIELDS if f not in s]
+    if missing:
+        raise ShardError(f"{path}: sample file lacks {missing}")
+    strings = (*STRING_FIELDS, "checksum")
+    out = {k: (v.tobytes().decode() if k in strings else (v[()] if v.ndim == 0 else v)) for k, v in s.items()}
+    if sample_checksum(out) != out["checksum"]:
+        raise ShardError(f"{path}: checksum mismatch")
+    return out
+
+
+# --- shard files -------------------------------------------------------------------------------------------
+
+
+def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, count: int,
+                config_hash: str, compression: Mapping[str, Any] | None = None) -> str:
+    """Write ``count`` samples (indices ``first_index, first_index + 1, ...`` in order) into a new shard file at
+    ``path``, atomically; return its sha256. Samples are streamed: one is in memory at a time.
+
+    The file is written to ``path.tmp``, flushed, fsynced and renamed; on any error (a full disk included) the
+    temporary file is removed and ``path`` is untouched.
+    """
+    comp = dict(COMPRESSION if compression is None else compression)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        _write_h5(tmp, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash, comp=comp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        digest = sha256_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return digest
+
+
+def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, n: int,
+              config_hash: str, comp: dict[str, Any]) -> None:
+    if n < 1:
+        raise ShardError(f"{path}: refusing to write an empty shard")
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:
+        strings: dict[str, list[str]] = {name: [] for name in (*STRING_FIELDS, "checksum")}
+        scalars: dict[str, list[int]] = {name: [] for name in SCALAR_FIELDS}
+        j = -1
+        for j, raw in enumerate(samples):
+            s = normalize_sample(raw)
+            if j >= n or int(s["index"]) != first_index + j:
+                raise ShardError(f"{path}: sample {s['index']} at position {j}, expected {first_index + j} "
+                                 f"(< {first_index + n})")
+            if j == 0:
+                h, w = s["rgb"].shape[:2]
+                _create_datasets(f, n, h, w, comp)
+                f.attrs.update({"rgbify_format": SHARD_FORMAT, "schema_version": SHARD_SCHEMA_VERSION,
+                                "shard": shard, "first_index": first_index, "samples": n,
+                                "config_hash": config_hash, "width": w, "height": h})
+            for name in (*ARRAY_FIELDS, *MATRIX_FIELDS):
+                f[name][j] = s[name]
+            for name in strings:
+                strings[name].append(s[name])
+            for name in scalars:
+                scalars[name].append(int(s[name]))
+        if j != n - 1:
+            raise ShardError(f"{path}: got {j + 1} samples, expected {n}")
+        for name, vals in scalars.items():
+            f.create_dataset(name, data=np.array(vals, dtype=np.int64))
+        for name, vals in strings.items():
+            if name in ZLIB_FIELDS:
+                ds = f.create_dataset(name, shape=(len(vals),), dtype=_BYTES)
+                for i, v in enumerate(vals):
+                    ds[i] = np.frombuffer(zlib.compress(v.encode(), 6), np.uint8)
+                ds.attrs["encoding"] = "zlib+utf-8"
+            else:
+                f.create_dataset(name, data=vals, dtype=_STR)
+
+
+def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, Any]) -> None:
+    for name, (dtype, ch) in ARRAY_FIELDS.items():
+        shape = (h, w, ch) if ch else (h, w)
+        f.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=(1, *shape), **comp)
+    for name, shape in MATRIX_FIELDS.items():
+        f.create_dataset(name, shape=(n, *shape), dtype="float64", chunks=(1, *shape), fletcher32=True)
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically: temporary name in the same folder, fsync, rename, fsync the folder."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+class ShardReader:
+    """Read samples from one shard file. Opens lazily, and again in a forked or spawned process (safe in
+    DataLoader worker processes: an HDF5 handle is never shared across a fork)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f: h5py.File | None = None
+        self._ds: dict[str, h5py.Dataset] = {}
+        self._pid = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_f": None, "_ds": {}, "_pid": 0}
+
+    @property
+    def file(self) -> h5py.File:
+        if self._f is None or self._pid != os.getpid():
+            self._ds = {}
+            self._f = open_shard(self.path)
+            self._pid = os.getpid()
+        return self._f
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._ds.clear()
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> ShardReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self.file.attrs["samples"])
+
+    @property
+    def first_index(self) -> int:
+        return int(self.file.attrs["first_index"])
+
+    def read(self, j: int, fields: Iterable[str] | None = None) -> dict[str, Any]:
+        """Sample ``j`` of this shard (0-based within the shard) as a dict of numpy arrays and strings."""
+        f = self.file
+        out: dict[str, Any] = {}
+        for name in ALL_FIELDS if fields is None else fields:
+            try:
+                ds = self._ds.get(name)
+                if ds is None:
+                    ds = self._ds[name] = f[name]
+                v = ds[j]
+                if name in ZLIB_FIELDS:
+                    v = zlib.decompress(v.tobytes())
+            except (OSError, KeyError, zlib.error) as e:
+                raise ShardError(f"{self.path}: sample {self.first_index + j}: cannot read {name!r} ({e})") from None
+            out[name] = v.decode() if isinstance(v, bytes) else v
+        return out
+
+
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard read-only; raise ShardError if it is not an HDF5 file or not an rgbify shard."""
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise ShardError(f"{path}: not a readable HDF5 file ({e}); delete it or re-run `rgbify build`") from None
+    if f.attrs.get("rgbify_format") != SHARD_FORMAT:
+        f.close()
+        raise ShardError(f"{path}: an HDF5 file that is not an rgbify shard (no rgbify_format attribute)")
+    if int(f.attrs.get("schema_version", -1)) != SHARD_SCHEMA_VERSION:
+        v = f.attrs.get("schema_version")
+        f.close()
+        raise ShardError(f"{path}: shard schema_version {v} is not {SHARD_SCHEMA_VERSION}; rebuild the dataset")
+    return f

@@ -1,0 +1,225 @@
+"""``rgbify verify DIR``: check a dataset's manifest, shard files and every sample against the conventions.
+
+Checks: dataset.json schema; each shard listed exists, its sha256 matches, it is an rgbify shard of this dataset
+(config_hash), it holds the indices the manifest says; every field has the documented shape and dtype; per sample:
+the stored checksum matches the data (and HDF5's per-chunk Fletcher-32 checksums), no NaN anywhere, and the
+invariants of docs/conventions.md:
+
+- depth is finite and positive exactly where something was hit (instance > 0), +inf elsewhere;
+- normals are unit vectors facing the camera where something was hit, 0 elsewhere;
+- semantic is 0 where nothing was hit and equals each instance's class index (instance table), the class index
+  names the same class in the dataset's class table, and pixel counts match;
+- K is a finite pinhole matrix, world_from_camera a rigid transform; the scene spec parses.
+
+Problems name the shard and the sample. ``verify`` returns them; the CLI prints a report and exits 1 if any.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rgbify.datasets.manifest import MANIFEST_NAME, fields_table, load_manifest
+from rgbify.datasets.shards import ShardError, ShardReader, open_shard, sample_checksum, sha256_file
+
+NORMAL_UNIT_TOL = 1e-3
+FACING_TOL = 1e-3
+
+
+@dataclass
+class Report:
+    directory: Path
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    samples_checked: int = 0
+    shards_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        lines = [f"{self.directory}: {self.shards_checked} shard(s), {self.samples_checked} sample(s) checked"]
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  PROBLEM: {p}" for p in self.problems]
+        lines.append("OK" if self.ok else f"FAILED: {len(self.problems)} problem(s)")
+        return "\n".join(lines)
+
+
+def verify(directory: str | Path, max_problems_per_shard: int = 20) -> Report:
+    """Check the dataset in ``directory``; raises ManifestError if there is no readable dataset.json."""
+    d = Path(directory)
+    m = load_manifest(d)
+    rep = Report(d)
+    missing = [k for k in ("config_hash", "classes", "shards", "count", "width", "height", "seed", "config")
+               if k not in m]
+    if missing:
+        rep.problems.append(f"{MANIFEST_NAME}: missing fields {missing}")
+        return rep
+    expected_start = 0
+    for entry in sorted(m["shards"], key=lambda s: s.get("first_index", 0)):
+        if entry.get("first_index") != expected_start:
+            rep.problems.append(f"{entry.get('file')}: starts at sample {entry.get('first_index')}, expected "
+                                f"{expected_start} (gap or overlap between shards)")
+        expected_start = int(entry.get("first_index", 0)) + int(entry.get("samples", 0))
+        before = len(rep.problems)
+        _verify_shard(d, m, entry, rep)
+        extra = len(rep.problems) - before - max_problems_per_shard
+        if extra > 0:
+            del rep.problems[before + max_problems_per_shard:]
+            rep.problems.append(f"{entry['file']}: {extra} more problem(s) not shown")
+        rep.shards_checked += 1
+    if expected_start != m["count"] or not m.get("complete", False):
+        rep.problems.append(f"incomplete: {expected_start} of {m['count']} samples are in published shards; "
+                            "run the same `rgbify build` command again to finish it")
+    listed = {Path(e["file"]).name for e in m["shards"]}
+    for p in sorted((d / "shards").glob("*")) if (d / "shards").is_dir() else []:
+        if p.name not in listed:
+            rep.notes.append(f"shards/{p.name} is not listed in {MANIFEST_NAME} (ignored by readers)")
+    return rep
+
+
+def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report) -> None:
+    rel = entry.get("file", "?")
+    path = d / rel
+    if not path.is_file():
+        rep.problems.append(f"{rel}: missing")
+        return
+    if sha256_file(path) != entry.get("sha256"):
+        rep.problems.append(f"{rel}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
+    try:
+        f = open_shard(path)
+    except ShardError as e:
+        rep.problems.append(str(e))
+        return
+    with f:
+        attrs = dict(f.attrs)
+        n = int(entry.get("samples", -1))
+        if attrs.get("config_hash") != m["config_hash"]:
+            rep.problems.append(f"{rel}: belongs to another dataset (config_hash differs)")
+        if int(attrs.get("samples", -1)) != n or int(attrs.get("first_index", -1)) != entry.get("first_index"):
+            rep.problems.append(f"{rel}: holds {attrs.get('samples')} samples from {attrs.get('first_index')}, "
+                                f"{MANIFEST_NAME} says {n} from {entry.get('first_index')}")
+            return
+        for name, spec in fields_table(m["width"], m["height"]).items():
+            if name not in f:
+                rep.problems.append(f"{rel}: field {name!r} missing")
+                continue
+            ds = f[name]
+            want_dtype = spec["dtype"]
+            got_dtype = "str" if ds.dtype.kind in "OS" else str(ds.dtype)
+            if ds.attrs.get("encoding") == "zlib+utf-8":
+                got_dtype = "zlib+utf-8"
+            if ds.shape != (n, *spec["shape"]) or got_dtype != want_dtype:
+                rep.problems.append(f"{rel}: field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} "
+                                    f"{(n, *spec['shape'])}")
+        if any(p.startswith(f"{rel}: field") for p in rep.problems):
+            return
+    first = int(entry["first_index"])
+    classes = list(m["classes"])
+    with ShardReader(path) as r:
+        for j in range(n):
+            where = f"{rel}: sample {first + j}"
+            try:
+                s = r.read(j)
+            except ShardError as e:
+                rep.problems.append(str(e))
+                continue
+            rep.samples_checked += 1
+            if int(s["index"]) != first + j:
+                rep.problems.append(f"{where}: stored index is {int(s['index'])}")
+            if sample_checksum(s) != s["checksum"]:
+                rep.problems.append(f"{where}: checksum mismatch (data changed after it was written)")
+            rep.problems.extend(f"{where}: {p}" for p in check_sample(s, classes))
+
+
+def check_sample(s: dict[str, Any], classes: list[str]) -> list[str]:
+    """Invariant violations of one sample (see the module docstring); empty if it is sound."""
+    probs: list[str] = []
+    depth, normals = s["depth"], s["normals"]
+    inst, sem = s["instance"], s["semantic"]
+    for name in ("depth", "normals", "K", "world_from_camera"):
+        nan = int(np.isnan(s[name]).sum())
+        if nan:
+            probs.append(f"{name} has {nan} NaN value(s)")
+    hit = inst > 0
+    if np.any(inst < 0) or np.any(sem < 0):
+        probs.append("negative instance or semantic ids")
+    bad = hit & ~(np.isfinite(depth) & (depth > 0))
+    if bad.any():
+        probs.append(f"{int(bad.sum())} hit pixel(s) without finite positive depth")
+    bad = ~hit & ~np.isposinf(depth)
+    if bad.any():
+        probs.append(f"{int(bad.sum())} pixel(s) with instance 0 but depth not +inf")
+    norm = np.linalg.norm(normals, axis=-1)
+    bad = hit & (np.abs(norm - 1) > NORMAL_UNIT_TOL)
+    if bad.any():
+        probs.append(f"{int(bad.sum())} hit pixel(s) with non-unit normals (|n| off by up to "
+                     f"{float(np.abs(norm - 1)[bad].max()):.3g})")
+    if np.any(normals[~hit] != 0):
+        probs.append("non-zero normals where nothing was hit")
+    probs += _check_camera(s, normals, hit)
+    probs += _check_instances(s, inst, sem, hit, classes)
+    try:
+        from rgbify.scenes.spec import spec_from_json
+
+        spec = spec_from_json(s["spec"])
+        if list(spec.classes) != classes:
+            probs.append("the scene spec's class table differs from the dataset's")
+    except ValueError as e:
+        probs.append(f"scene spec does not parse ({e})")
+    return probs
+
+
+def _check_camera(s: dict[str, Any], normals: np.ndarray, hit: np.ndarray) -> list[str]:
+    probs = []
+    K, T = s["K"], s["world_from_camera"]
+    if not (np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0 and np.allclose(K[2], [0, 0, 1])):
+        probs.append(f"K is not a pinhole matrix: {K.tolist()}")
+        return probs
+    R = T[:3, :3]
+    if not (np.all(np.isfinite(T)) and np.allclose(T[3], [0, 0, 0, 1]) and np.allclose(R @ R.T, np.eye(3), atol=1e-6)):
+        probs.append("world_from_camera is not a rigid transform")
+    h, w = hit.shape
+    v, u = np.mgrid[0:h, 0:w]
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones((h, w))], axis=-1)
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    facing = np.einsum("hwc,hwc->hw", normals, rays)
+    bad = hit & (facing > FACING_TOL)
+    if bad.any():
+        probs.append(f"{int(bad.sum())} normal(s) face away from the camera")
+    return probs
+
+
+def _check_instances(s: dict[str, Any], inst: np.ndarray, sem: np.ndarray, hit: np.ndarray,
+                     classes: list[str]) -> list[str]:
+    probs = []
+    if np.any(sem[~hit] != 0):
+        probs.append("semantic is non-zero where nothing was hit")
+    try:
+        table = json.loads(s["instances"])
+    except json.JSONDecodeError as e:
+        return [f"instance table is not JSON ({e})"]
+    ids, counts = np.unique(inst[hit], return_counts=True)
+    pixel_counts = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    known = set()
+    for row in table:
+        iid, ci, cname = int(row["id"]), int(row["class_index"]), row["class_name"]
+        known.add(iid)
+        if not (1 <= ci <= len(classes)) or classes[ci - 1] != cname:
+            probs.append(f"instance {iid}: class {cname!r} index {ci} disagrees with the class table")
+        n = pixel_counts.get(iid, 0)
+        if int(row.get("pixel_count", n)) != n:
+            probs.append(f"instance {iid}: pixel_count {row.get('pixel_count')} but {n} pixels in the image")
+        if n:
+            wrong = int(np.count_nonzero(sem[inst == iid] != ci))
+            if wrong:
+                probs.append(f"instance {iid} ({cname}): {wrong} pixel(s) with semantic != {ci}")
+    unknown = sorted(set(pixel_counts) - known)
+    if unknown:
+        probs.append(f"instance id(s) {unknown[:5]} in the image but not in the instance table")
+    return probs

@@ -1,0 +1,378 @@
+"""Long-lived Blender worker processes: start-up paid once, recycled on a scene count or memory limit, killed and
+replaced on a per-scene timeout, and never outliving the process that started them.
+
+Parent side: :class:`RenderWorker` (a context manager). Child side: ``python -m rgbify.render.worker`` reads
+length-prefixed pickled requests on stdin and answers on its original stdout; everything Blender prints goes
+to stderr, which the parent sends to a log file whose tail is quoted when the worker dies.
+
+The child exits by itself when its parent dies: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux (set only when the
+worker was started from the parent's main thread, since the signal follows the starting *thread*), a thread
+that watches ``os.getppid()``, and end-of-file on stdin between scenes.
+
+Importing this module does not import bpy.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any
+
+from rgbify.render.result import RenderResult, SceneError
+from rgbify.scenes.spec import SceneSpec, spec_from_json, spec_to_json
+
+__all__ = ["RenderWorker", "SceneError", "SceneTimeout", "WorkerCrashed"]
+
+_HEADER = struct.Struct(">Q")
+ENV_PARENT = "RGBIFY_WORKER_PARENT"
+ENV_PDEATHSIG = "RGBIFY_WORKER_PDEATHSIG"
+ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
+
+
+class SceneTimeout(SceneError):
+    """A scene took longer than the worker's ``timeout_s``; the worker process was killed and replaced."""
+
+
+class WorkerCrashed(SceneError):
+    """The worker process died while rendering a scene (its exit code and log tail are in the message)."""
+
+
+# --- framing ------------------------------------------------------------------------------------------------
+
+
+def _send(f, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    f.write(_HEADER.pack(len(data)) + data)
+    f.flush()
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(n - got, 1 << 22))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(fd: int, deadline: float | None = None) -> Any:
+    (n,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    return pickle.loads(_read_exact(fd, n, deadline))
+
+
+# --- parent side --------------------------------------------------------------------------------------------
+
+
+def _package_root() -> str:
+    import rgbify
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(rgbify.__file__)))
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for f in (proc.stdin, proc.stdout):
+        try:
+            f.close()
+        except OSError:
+            pass
+
+
+class RenderWorker:
+    """One long-lived Blender subprocess that renders many scene specs.
+
+    ``max_scenes``: the process is replaced after this many scenes (bounds slow leaks).
+    ``max_rss_mb``: ... or as soon as its resident memory exceeds this after a scene.
+    ``timeout_s``: a scene that takes longer is abandoned, the process killed and replaced, SceneTimeout raised.
+    ``startup_timeout_s``: limit for a fresh process to import bpy and report ready.
+    ``device``: "cpu" or "gpu" (CUDA/OptiX) for Cycles; ``threads``: Cycles threads (None = all cores).
+    ``log_path``: where the worker's stdout/stderr (Blender's messages) go; default ``worker.log`` in the
+    worker's temporary folder, which also holds each process's scratch files and is removed by ``close()``.
+
+    ``render(spec)`` returns a RenderResult or raises SceneError (the worker stays usable). ``restarts`` counts
+    replacements of the process (recycling, crashes and timeouts); ``scenes_rendered`` counts successes.
+    """
+
+    def __init__(self, max_scenes: int = 500, max_rss_mb: float = 4096.0, timeout_s: float = 600.0,
+                 startup_timeout_s: float = 120.0, device: str = "cpu", threads: int | None = None,
+                 log_path: str | None = None) -> None:
+        if max_scenes < 1:
+            raise ValueError(f"max_scenes must be >= 1, got {max_scenes}")
+        if timeout_s <= 0 or startup_timeout_s <= 0:
+            raise ValueError(f"timeouts must be positive, got timeout_s={timeout_s}, "
+                             f"startup_timeout_s={startup_timeout_s}")
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device {device!r} is not 'cpu' or 'gpu'")
+        self.max_scenes = int(max_scenes)
+        self.max_rss_mb = float(max_rss_mb)
+        self.timeout_s = float(timeout_s)
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.device = device
+        self.threads = threads
+        self.restarts = 0
+        self.scenes_rendered = 0
+        self.last_rss_mb = 0.0
+        self._scenes_in_process = 0
+        self._proc: subprocess.Popen | None = None
+        self._closed = False
+        self._busy = False
+        self._ready = False
+        self._startup_s = 0.0
+        self._root = tempfile.mkdtemp(prefix="rgbify-worker-")
+        self.log_path = log_path or os.path.join(self._root, "worker.log")
+        self._scratch: str | None = None
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], self._root)
+
+    @staticmethod
+    def _finalize(proc_box: list, root: str) -> None:
+        if proc_box[0] is not None:
+            _kill(proc_box[0])
+        shutil.rmtree(root, ignore_errors=True)
+
+    # lifecycle
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def __enter__(self) -> RenderWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the subprocess if none is running (it imports bpy in the background)."""
+        self._closed = False
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        env = dict(os.environ)
+        root = _package_root()
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env[ENV_PARENT] = str(os.getpid())
+        env[ENV_PDEATHSIG] = "1" if threading.current_thread() is threading.main_thread() else "0"
+        os.makedirs(self._root, exist_ok=True)
+        self._scratch = tempfile.mkdtemp(prefix="scratch-", dir=self._root)
+        env[ENV_SCRATCH] = self._scratch
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "rgbify.render.worker"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+        finally:
+            log.close()
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [self._proc], self._root)
+        self._ready = False
+        self._scenes_in_process = 0
+        self._started_at = time.perf_counter()
+
+    def _wait_ready(self) -> None:
+        if self._ready:
+            return
+        assert self._proc is not None
+        try:
+            msg = _recv(self._proc.stdout.fileno(), time.monotonic() + self.startup_timeout_s)
+        except TimeoutError:
+            self._replace(count=False)
+            raise SceneError(f"the Blender worker did not start within {self.startup_timeout_s:.0f} s; "
+                             f"see {self.log_path}") from None
+        except EOFError:
+            code = self._proc.wait()
+            self._proc = None
+            raise SceneError(f"the Blender worker exited with code {code} while starting: {self._log_tail()}") from None
+        if not (isinstance(msg, dict) and msg.get("ready")):
+            raise SceneError(f"the Blender worker sent {msg!r} instead of its ready message")
+        self._ready = True
+        self._startup_s = time.perf_counter() - self._started_at
+
+    def close(self) -> None:
+        """Ask the subprocess to exit (kill it if it does not within 10 s). A render in progress in another thread
+        then fails with SceneError, and no new process is started until ``start()`` or ``with``."""
+        self._closed = True
+        proc, self._proc = self._proc, None
+        if proc is None:
+            self._drop_scratch()
+            return
+        if proc.poll() is None and not self._busy:  # a busy worker (render in another thread) is killed at once
+            try:
+                _send(proc.stdin, {"op": "exit"})
+                proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pass
+        _kill(proc)
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        """Remove the finished process's scratch files (a killed render leaves its EXR there)."""
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _replace(self, count: bool = True) -> None:
+        if self._proc is not None:
+            _kill(self._proc)
+            self._proc = None
+        self._drop_scratch()
+        if self._closed:
+            return
+        if count:
+            self.restarts += 1
+        self.start()
+
+    def _log_tail(self, n: int = 2000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read().decode(errors="replace").strip()[-n:]
+        except OSError:
+            return "(no log)"
+
+    # rendering
+
+    def render(self, spec: SceneSpec) -> RenderResult:
+        """Render one spec in the worker process; see the class docstring for failures."""
+        if self._closed:
+            raise SceneError("the worker is closed; use it in a `with` block or call start()")
+        if self._proc is None or self._proc.poll() is not None:
+            if self._proc is not None:  # died between scenes
+                self._replace()
+            else:
+                self.start()
+        startup_paid = not self._ready
+        t0 = time.perf_counter()
+        self._wait_ready()
+        request = {"op": "render", "spec": spec_to_json(spec), "device": self.device, "threads": self.threads}
+        proc = self._proc
+        self._busy = True
+        try:
+            _send(proc.stdin, request)
+            reply = _recv(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
+        except TimeoutError:
+            self._replace()
+            raise SceneTimeout(f"scene took longer than {self.timeout_s:g} s; the worker was killed and "
+                               "replaced") from None
+        except (EOFError, BrokenPipeError, OSError, ValueError):
+            if self._closed:
+                raise SceneError("the worker was closed while it rendered this scene") from None
+            code = proc.wait()
+            tail = self._log_tail()
+            self._replace()
+            raise WorkerCrashed(f"the Blender worker died (exit code {code}) while rendering the scene; "
+                                f"log tail: {tail}") from None
+        finally:
+            self._busy = False
+        self._scenes_in_process += 1
+        self.last_rss_mb = float(reply.get("rss_mb", 0.0))
+        if self._scenes_in_process >= self.max_scenes or self.last_rss_mb > self.max_rss_mb:
+            self.close()
+            self.restarts += 1
+            self.start()
+        if not reply.get("ok"):
+            raise SceneError(reply.get("error", "unknown error in the Blender worker"))
+        result: RenderResult = reply["result"]
+        result.timings["worker_startup"] = self._startup_s if startup_paid else 0.0
+        result.timings["worker_roundtrip"] = time.perf_counter() - t0
+        self.scenes_rendered += 1
+        return result
+
+
+# --- child side ---------------------------------------------------------------------------------------------
+
+
+def _set_pdeathsig() -> None:
+    if sys.platform.startswith("linux") and os.environ.get(ENV_PDEATHSIG) == "1":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            scratch = os.environ.get(ENV_SCRATCH)
+            if scratch:
+                shutil.rmtree(os.path.dirname(scratch), ignore_errors=True)  # the parent cannot clean up now
+            os._exit(3)
+        time.sleep(0.5)
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _handle(request: dict) -> dict:
+    from rgbify.render.cycles import render_cycles
+
+    try:
+        spec = spec_from_json(request["spec"])
+        result = render_cycles(spec, device=request.get("device", "cpu"), threads=request.get("threads"),
+                               tmp_root=os.environ.get(ENV_SCRATCH))
+        return {"ok": True, "result": result, "rss_mb": _rss_mb()}
+    except (SceneError, ValueError) as e:
+        return {"ok": False, "error": str(e), "rss_mb": _rss_mb()}
+    except Exception as e:  # a Blender error must fail the scene, not the worker
+        return {"ok": False, "error": f"{type(e).__name__}: {e}", "rss_mb": _rss_mb()}
+
+
+def main() -> int:
+    parent = int(os.environ.get(ENV_PARENT, os.getppid()))
+    _set_pdeathsig()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return 3
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # Blender prints to stdout: keep the protocol channel clean
+    sys.stdout = sys.stderr
+    t0 = time.perf_counter()
+    import bpy  # noqa: F401  - start-up is paid here, once
+
+    from rgbify.render import cycles  # noqa: F401
+
+    _send(out, {"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - t0})
+    stdin = sys.stdin.buffer.fileno()
+    while True:
+        try:
+            request = _recv(stdin)
+        except EOFError:  # parent closed the pipe or died
+            return 0
+        if request.get("op") == "exit":
+            return 0
+        if request.get("op") == "ping":
+            _send(out, {"ok": True, "rss_mb": _rss_mb()})
+            continue
+        _send(out, _handle(request))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""``rgbify train``, ``rgbify predict`` and ``rgbify eval``. Thin: parse, build a TrainConfig, call the library.
+
+Importing this module does not import torch (the parser is built for every ``rgbify`` command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from rgbify.errors import UserError
+from rgbify.train.config import TASKS, TrainConfig, make_config
+
+
+def _add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--field-name``), its help text and default taken from the field."""
+    p.add_argument("--config", metavar="TOML", help="TOML file of config fields (flags given here override it).")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        helptext = (f.metadata["help"] + (f" (default: {shown})" if shown != "" else "")).replace("%", "%%")
+        kw: dict = {"dest": f.name, "default": None, "help": helptext}
+        if f.type == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["metavar"] = f.name.split("_")[-1].upper()
+            kw["type"] = {"int": int, "float": float}.get(f.type, str)
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+        p.add_argument(flag, **kw)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rgbify.train.trainer import train
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = make_config({k: v for k, v in vars(args).items() if k in names}, args.config)
+    if not cfg.data:
+        raise UserError("--data is required: a dataset folder written by `rgbify build`")
+    if not (Path(cfg.data) / "dataset.json").exists():
+        raise UserError(f"--data {cfg.data}: no dataset.json; build one with `rgbify build --out {cfg.data}`")
+    result = train(cfg)
+    state = "stopped (--exit-after); rerun the same command to resume" if result["stopped_early"] else "done"
+    print(f"step {result['step']}/{cfg.steps} {state}; model at {Path(cfg.out) / 'model'}")
+    if result["metrics"]:
+        print(json.dumps(result["metrics"], indent=1))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rgbify.train.predict import load_run, predict_files
+
+    missing = [p for p in args.images if not Path(p).is_file()]
+    if missing:
+        raise UserError(f"no such image file: {missing[0]}")
+    decode = None
+    if args.decode:
+        try:
+            decode = json.loads(args.decode)
+        except json.JSONDecodeError as e:
+            raise UserError(f"--decode is not JSON ({e}): {args.decode!r}") from e
+    run = load_run(args.run, args.device)
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    records = predict_files(run, args.task, args.images, args.out, classes=classes, steps=args.steps, seed=args.seed,
+                            prompt=args.prompt, decode=decode)
+    print(f"wrote {len(records)} predictions to {args.out} (prompt: {records[0]['prompt']!r})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rgbify.train.predict import eval_dataset, eval_depth_folder, load_run, markdown_table, write_report
+
+    if bool(args.images) != bool(args.depth_gt):
+        raise UserError("--images and --depth-gt go together (your images and their depth ground truth)")
+    if not args.data and not args.images:
+        raise UserError("give --data DIR (an rgbify dataset) or --images DIR --depth-gt DIR")
+    run = load_run(args.run, args.device)
+    if args.images:
+        metrics = eval_depth_folder(run, args.images, args.depth_gt, args.max_items, args.seed, args.steps)
+        name, source = "eval-depth-folder", f"images {args.images}, depth {args.depth_gt}"
+    else:
+        metrics = eval_dataset(run, args.data, args.split, args.max_items, seed=args.seed, steps=args.steps)
+        name, source = f"eval-{args.split}", f"dataset {args.data}, split {args.split}"
+    out = Path(args.out) if args.out else Path(args.run) / "eval" / f"{name}.json"
+    header = f"# rgbify eval: run {args.run} (step {run.step}, mode {run.cfg.mode}) on {source}\n\n"
+    js, md = write_report(metrics, out, header)
+    print(markdown_table(metrics))
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a diffusion generator on a dataset (modes instruct, lotus, marigold)",
+        description="Fine-tune a diffusion UNet on (image, prompt, RGB target) items of an rgbify dataset. "
+        "Every field below can also come from --config FILE.toml. Rerunning with the same --out resumes from "
+        "OUT/checkpoints/latest.",
+    )
+    _add_config_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--run", required=True, help="Run folder written by `rgbify train` (uses RUN/model).")
+    common.add_argument("--steps", type=int, default=None, help="DDIM steps (marigold/instruct; default: the run's).")
+    common.add_argument("--seed", type=int, default=0, help="Seed of the starting noise and of prompt colours.")
+    common.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+
+    p = sub.add_parser("predict", parents=[common], help="predict, decode and colourise a task for images",
+                       description="Write NAME.TASK.rgb.png (raw prediction), NAME.TASK.npy (depth metres, unit "
+                       "OpenCV-frame normals, int32 labels) and NAME.TASK.color.png per image.")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, help="Output folder.")
+    p.add_argument("--classes", default=None, help="semantic: comma-separated class names; instance: one class.")
+    p.add_argument("--prompt", default=None, help="Use this prompt instead of a generated one (needs --decode).")
+    p.add_argument("--decode", default=None, help="JSON decode parameters that go with --prompt.")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("eval", parents=[common], help="score a run on a dataset split or on your own depth data",
+                       description="Writes a JSON file and a Markdown table (default RUN/eval/NAME.json and .md).")
+    p.add_argument("--data", default=None, help="rgbify dataset folder.")
+    p.add_argument("--split", default="val", choices=("train", "val", "all"))
+    p.add_argument("--images", default=None, help="Folder of your images (NAME.png/.jpg).")
+    p.add_argument("--depth-gt", default=None, help="Folder of NAME.png (16-bit millimetres) or NAME.npy (metres).")
+    p.add_argument("--max-items", type=int, default=None, help="Score at most this many items.")
+    p.add_argument("--out", default=None, help="JSON path (the Markdown table goes next to it).")
+    p.set_defaults(func=cmd_eval)

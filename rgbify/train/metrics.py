@@ -1,0 +1,198 @@
+"""Evaluation metrics for decoded predictions. NumPy only: importing this module never imports torch.
+
+Conventions follow the usual benchmark code (Eigen et al. depth metrics as Marigold reports them, DSINE/Lotus
+normal metrics, dataset-accumulated mIoU, COCO panoptic quality):
+
+- depth in metres, planar z; a pixel counts when ``valid`` is true and the ground truth is finite and > 0;
+- normals are unit vectors in one shared frame (any frame, as long as prediction and ground truth agree);
+  angular errors in degrees, threshold accuracies in percent;
+- label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog")
+NORMAL_KEYS = ("mean", "median", "rmse", "a5", "a7_5", "a11_25", "a22_5", "a30")
+MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios
+
+
+def _depth_mask(gt_m: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    gt_m = np.asarray(gt_m)
+    mask = np.isfinite(gt_m) & (gt_m > 0)
+    if valid is not None:
+        mask &= np.asarray(valid, dtype=bool)
+    return mask
+
+
+def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """Standard depth errors of one image (or any stack of pixels).
+
+    pred_m, gt_m: float (H, W) metres; valid: bool (H, W) or None. Pixels with gt not finite or <= 0 are
+    always excluded; non-finite predictions count as ``MIN_DEPTH_M`` far off rather than being dropped
+    (a codec's "infinitely far" decodes to +inf and is clipped to 1e6 m).
+    Returns abs_rel, sq_rel, rmse (m), rmse_log, log10, delta1..3 (fraction in [0, 1]) and silog
+    (100 * sqrt(mean e^2 - (mean e)^2), e = ln pred - ln gt). All NaN when no pixel is valid.
+    """
+    mask = _depth_mask(gt_m, valid)
+    if not mask.any():
+        return {k: float("nan") for k in DEPTH_KEYS}
+    gt = np.asarray(gt_m, dtype=np.float64)[mask]
+    pred = np.asarray(pred_m, dtype=np.float64)[mask]
+    pred = np.nan_to_num(pred, nan=MIN_DEPTH_M, posinf=1e6, neginf=MIN_DEPTH_M)
+    pred = np.clip(pred, MIN_DEPTH_M, None)
+    diff = pred - gt
+    ratio = np.maximum(pred / gt, gt / pred)
+    e = np.log(pred) - np.log(gt)
+    return {
+        "abs_rel": float(np.mean(np.abs(diff) / gt)),
+        "sq_rel": float(np.mean(diff**2 / gt)),
+        "rmse": float(np.sqrt(np.mean(diff**2))),
+        "rmse_log": float(np.sqrt(np.mean(e**2))),
+        "log10": float(np.mean(np.abs(np.log10(pred) - np.log10(gt)))),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "silog": float(100.0 * np.sqrt(max(np.mean(e**2) - np.mean(e) ** 2, 0.0))),
+    }
+
+
+def align_affine(pred: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """Least-squares (scale, shift) minimising sum (scale * pred + shift - gt)^2 over valid pixels."""
+    mask = _depth_mask(gt_m, valid) & np.isfinite(pred)
+    if mask.sum() < 2:
+        return 1.0, 0.0
+    x = np.asarray(pred, dtype=np.float64)[mask]
+    y = np.asarray(gt_m, dtype=np.float64)[mask]
+    a = np.stack([x, np.ones_like(x)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(a, y, rcond=None)
+    return float(scale), float(shift)
+
+
+def depth_metrics_affine(pred: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """Depth metrics after least-squares scale-and-shift alignment of ``pred`` to ``gt_m`` (relative depth).
+
+    This is how affine-invariant methods (Marigold, Lotus) are scored; ``pred`` may be in any units.
+    The result carries the fitted ``scale`` and ``shift`` too.
+    """
+    scale, shift = align_affine(pred, gt_m, valid)
+    aligned = scale * np.asarray(pred, dtype=np.float64) + shift
+    out = depth_metrics(aligned, gt_m, valid)
+    out.update(scale=scale, shift=shift)
+    return out
+
+
+def angular_error_deg(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Angle in degrees between (..., 3) vectors after normalising both; zero vectors give 90 degrees."""
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-12)
+    cos = np.clip(np.sum(p * g, axis=-1), -1.0, 1.0)
+    return np.degrees(np.arccos(cos))
+
+
+def normal_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """Angular errors of normals. pred, gt: float (H, W, 3); valid: bool (H, W) or None (then pixels with a
+    non-zero ground-truth normal). Returns mean, median, rmse (degrees) and a5, a7_5, a11_25, a22_5, a30
+    (percent of pixels under 5, 7.5, 11.25, 22.5, 30 degrees), pooled over pixels."""
+    gt = np.asarray(gt)
+    mask = np.linalg.norm(gt, axis=-1) > 0
+    if valid is not None:
+        mask &= np.asarray(valid, dtype=bool)
+    if not mask.any():
+        return {k: float("nan") for k in NORMAL_KEYS}
+    err = angular_error_deg(np.asarray(pred)[mask], gt[mask])
+    return {
+        "mean": float(np.mean(err)),
+        "median": float(np.median(err)),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "a5": float(100.0 * np.mean(err < 5.0)),
+        "a7_5": float(100.0 * np.mean(err < 7.5)),
+        "a11_25": float(100.0 * np.mean(err < 11.25)),
+        "a22_5": float(100.0 * np.mean(err < 22.5)),
+        "a30": float(100.0 * np.mean(err < 30.0)),
+    }
+
+
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None = 0) -> np.ndarray:
+    """int64 (num_classes, num_classes) counts, rows = ground truth, columns = prediction. Ground-truth pixels
+    equal to ``ignore_index`` are skipped; labels outside [0, num_classes) raise ValueError. Sum these over a
+    dataset and pass the total to ``miou_from_confusion`` for dataset-accumulated mIoU."""
+    p = np.asarray(pred).astype(np.int64).ravel()
+    g = np.asarray(gt).astype(np.int64).ravel()
+    if p.shape != g.shape:
+        raise ValueError(f"prediction has {p.size} pixels but ground truth {g.size}; give label maps of one shape")
+    keep = g != ignore_index if ignore_index is not None else np.ones_like(g, dtype=bool)
+    p, g = p[keep], g[keep]
+    for name, a in (("prediction", p), ("ground truth", g)):
+        if a.size and (a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(f"{name} labels span [{a.min()}, {a.max()}] but num_classes={num_classes}; raise it")
+    return np.bincount(g * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def miou_from_confusion(cm: np.ndarray, ignore_index: int | None = 0) -> tuple[float, np.ndarray]:
+    """(mIoU, per-class IoU with NaN for classes absent from both prediction and ground truth and for
+    ``ignore_index``). IoU = TP / (TP + FP + FN); the mean runs over classes with a defined IoU."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    denom = tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(denom > 0, tp / denom, np.nan)
+    if ignore_index is not None and 0 <= ignore_index < len(iou):
+        iou[ignore_index] = np.nan
+    mean = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    return mean, iou
+
+
+def miou(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None = 0) -> float:
+    """Mean intersection over union of label maps (any shape; stack images to accumulate over a dataset).
+    Pixels whose ground truth is ``ignore_index`` are skipped; a prediction of ``ignore_index`` on a labelled
+    pixel counts as a miss (false negative) of that pixel's class."""
+    return miou_from_confusion(confusion_matrix(pred, gt, num_classes, ignore_index), ignore_index)[0]
+
+
+def panoptic_quality(pred_ids: np.ndarray, gt_ids: np.ndarray, void_id: int = 0) -> dict[str, float]:
+    """Class-agnostic panoptic quality of two instance-id maps of one shape (COCO rules).
+
+    Segments are the non-void ids. A predicted and a ground-truth segment match when their IoU > 0.5 (unique by
+    construction); IoU ignores predicted pixels that fall on void ground truth. Unmatched predicted segments
+    lying more than half on void are not counted as false positives.
+    PQ = sum IoU(TP) / (TP + FP/2 + FN/2) = SQ * RQ. Returns pq, sq, rq, tp, fp, fn (pq NaN if nothing to score).
+    """
+    p = np.asarray(pred_ids).astype(np.int64).ravel()
+    g = np.asarray(gt_ids).astype(np.int64).ravel()
+    if p.shape != g.shape:
+        raise ValueError(f"prediction has {p.size} pixels but ground truth {g.size}; give id maps of one shape")
+    p_ids, p_inv = np.unique(p, return_inverse=True)
+    g_ids, g_inv = np.unique(g, return_inverse=True)
+    inter = np.zeros((len(p_ids), len(g_ids)), dtype=np.int64)
+    np.add.at(inter, (p_inv, g_inv), 1)
+    p_area = inter.sum(axis=1)
+    g_area = inter.sum(axis=0)
+    g_void = np.flatnonzero(g_ids == void_id)
+    p_on_void = inter[:, g_void[0]] if len(g_void) else np.zeros(len(p_ids), dtype=np.int64)
+    p_seg = np.flatnonzero(p_ids != void_id)
+    g_seg = np.flatnonzero(g_ids != void_id)
+    matched_p, matched_g, iou_sum = set(), set(), 0.0
+    for i in p_seg:
+        for j in g_seg:
+            if inter[i, j] == 0:
+                continue
+            union = p_area[i] - p_on_void[i] + g_area[j] - inter[i, j]
+            iou = inter[i, j] / union
+            if iou > 0.5:
+                matched_p.add(i)
+                matched_g.add(j)
+                iou_sum += iou
+    tp = len(matched_p)
+    fn = len(g_seg) - len(matched_g)
+    fp = sum(1 for i in p_seg if i not in matched_p and p_on_void[i] <= 0.5 * p_area[i])
+    denom = tp + 0.5 * fp + 0.5 * fn
+    pq = iou_sum / denom if denom > 0 else float("nan")
+    sq = iou_sum / tp if tp else 0.0
+    rq = tp / denom if denom > 0 else float("nan")
+    return {"pq": float(pq), "sq": float(sq), "rq": float(rq), "tp": tp, "fp": fp, "fn": fn}

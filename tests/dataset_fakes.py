@@ -1,0 +1,62 @@
+"""Test fixture only: synthetic samples shaped like a RenderResult, for unit tests of the storage layer.
+
+The end-to-end tests (tests/test_build*.py) use real `rgbify build` renders; these fakes only let the shard writer,
+manifest and verify be tested without Blender.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rgbify.scenes.spec import Camera, Object, Primitive, SceneSpec, spec_to_json
+
+CLASSES = ("floor", "table", "lamp")
+
+
+def fake_sample(index: int, h: int = 6, w: int = 8, seed: int = 0) -> dict:
+    """A sound sample: a floor (id 1) in the lower half, a table (id 2) in a box, background above."""
+    rng = np.random.default_rng(index)
+    cam = Camera.from_hfov(w, h, 60.0)
+    inst = np.zeros((h, w), np.int32)
+    inst[h // 2:, :] = 1
+    inst[1:h - 1, 1:w // 2] = 2
+    class_of = {1: 1, 2: 2}
+    sem = np.vectorize(lambda i: class_of.get(int(i), 0))(inst).astype(np.int32)
+    hit = inst > 0
+    depth = np.where(hit, 1.0 + rng.random((h, w)), np.inf).astype(np.float32)
+    normals = np.zeros((h, w, 3), np.float32)
+    normals[hit] = (0.0, 0.0, -1.0)
+    edge = np.zeros((h, w), bool)
+    edge[h // 2, :] = True
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    spec = SceneSpec(camera=cam, objects=(
+        Object(name="floor", geometry=Primitive("plane"), class_name="floor", instance_id=1),
+        Object(name="table", geometry=Primitive("box"), class_name="table", instance_id=2)),
+        classes=CLASSES, meta=(("index", index), ("seed", seed)))
+    instances = [{"id": i, "class_name": CLASSES[c - 1], "class_index": c, "object_name": CLASSES[c - 1],
+                  "pixel_count": int((inst == i).sum())} for i, c in class_of.items()]
+    return {"index": index, "seed": seed, "rgb": rgb, "depth": depth, "normals": normals, "instance": inst,
+            "semantic": sem, "edge": edge, "K": cam.K, "world_from_camera": np.array(cam.world_from_camera),
+            "spec": spec_to_json(spec), "instances": json.dumps(instances), "timings": json.dumps({"rgb": 0.1})}
+
+
+def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int = 8):
+    """A published dataset folder of ``n`` fake samples (manifest + shards), as `rgbify build` lays it out."""
+    from rgbify.datasets import shards as sh
+    from rgbify.datasets.manifest import fields_table, save_manifest
+
+    d = tmp_path / "ds"
+    (d / "shards").mkdir(parents=True)
+    entries = []
+    for k in range(sh.num_shards(n, shard_size)):
+        r = sh.shard_range(k, shard_size, n)
+        rel = f"shards/{sh.shard_name(k)}"
+        digest = sh.write_shard(d / rel, (fake_sample(i, h, w) for i in r), shard=k, first_index=r.start,
+                                count=len(r), config_hash="h")
+        entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})
+    save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(CLASSES),
+                      "shards": entries, "count": n, "width": w, "height": h, "seed": 0, "config": {},
+                      "complete": True, "fields": fields_table(w, h), "shard_size": shard_size})
+    return d

@@ -1,0 +1,125 @@
+"""TaskDataset geometry (crop, resize, flip keep ground truth and K consistent), split, generation items, captions.
+
+Uses fake stored samples (tests/dataset_fakes.py); the targets' encoding is exercised in tests/test_build_e2e.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from rgbify.datasets.captions import caption, color_name, plural
+from rgbify.scenes.spec import Camera, Material, Object, Primitive, SceneSpec
+from tests.dataset_fakes import fake_dataset, fake_sample
+
+torch = pytest.importorskip("torch")
+
+
+def _unproject(K, u, v, z):
+    return np.array([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z])
+
+
+def test_lazy_torch_import():
+    import subprocess
+
+    code = "import sys, rgbify.datasets; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    from rgbify.datasets import TaskDataset, collate  # noqa: F401
+
+
+def test_flip_negates_normal_x_and_moves_cx(tmp_path):
+    from rgbify.datasets import TaskDataset
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=2, h=12, w=16), split="all", crop_scale=(1, 1), hflip=1.0,
+                     augment=True)
+    s = fake_sample(0, 12, 16)
+    gt = ds._augment(ds.reader.read(0), np.random.default_rng(0))
+    np.testing.assert_array_equal(gt["depth"], s["depth"][:, ::-1])
+    np.testing.assert_array_equal(gt["normals"][..., 0], -s["normals"][:, ::-1, 0] + 0.0)
+    assert not np.signbit(gt["normals"][..., 0][gt["instance"] == 0]).any()
+    assert gt["K"][0, 2] == 15 - s["K"][0, 2]
+    # the same 3-D point: pixel (v, u) before, (v, W-1-u) after, with x mirrored
+    v, u = 7, 3
+    p0 = _unproject(s["K"], u, v, s["depth"][v, u])
+    p1 = _unproject(gt["K"], 15 - u, v, gt["depth"][v, 15 - u])
+    np.testing.assert_allclose(p1, p0 * [-1, 1, 1])
+
+
+def test_crop_and_resize_keep_K_consistent(tmp_path):
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=1, h=12, w=16)
+    s = fake_sample(0, 12, 16)
+    ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=0.0, augment=True, resolution=(16, 12))
+    gt = ds._augment(ds.reader.read(0), np.random.default_rng(3))
+    assert gt["depth"].shape == (12, 16) and gt["rgb"].shape == (12, 16, 3)
+    # every output pixel samples the input pixel whose centre it maps to: same depth, same 3-D point
+    for v in range(12):
+        for u in range(16):
+            z = gt["depth"][v, u]
+            if not np.isfinite(z):
+                continue
+            p = _unproject(gt["K"], u, v, z)
+            uu, vv = s["K"][0, 0] * p[0] / z + s["K"][0, 2], s["K"][1, 1] * p[1] / z + s["K"][1, 2]
+            assert s["depth"][int(round(vv)), int(round(uu))] == z
+    ids = {r["id"]: r["pixel_count"] for r in gt["instances"]}
+    assert ids == {i: int((gt["instance"] == i).sum()) for i in ids}
+
+
+def test_split_is_deterministic_and_disjoint(tmp_path):
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=40, shard_size=16, h=4, w=4)
+    tr = TaskDataset(d, split="train", val_fraction=0.25)
+    va = TaskDataset(d, split="val", val_fraction=0.25)
+    assert sorted(tr.indices + va.indices) == list(range(40))
+    assert 3 <= len(va) <= 18
+    assert va.indices == TaskDataset(d, split="val", val_fraction=0.25).indices
+
+
+def test_generation_items(tmp_path):
+    from rgbify.datasets import TaskDataset, collate
+
+    d = fake_dataset(tmp_path, n=3)
+    ds = TaskDataset(d, split="all", generation_ratio=1.0, augment=False)
+    it = ds[1]
+    assert it["task"] == "generate" and it["prompt"].startswith("a scene with")
+    assert torch.all(it["image"] == -1)
+    rgb = torch.from_numpy(fake_sample(1)["rgb"]).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(it["target"], rgb)
+    b = collate([ds[0], ds[1]])
+    assert b["target"].shape == (2, 3, 6, 8) and b["gt_instance"].dtype == torch.int64
+    assert isinstance(b["prompt"], list) and b["index"].tolist() == [0, 1]
+
+
+def test_caption():
+    def obj(i, cls, color):
+        return Object(name=f"{cls}{i}", geometry=Primitive("box"), class_name=cls, instance_id=i,
+                      material=Material(base_color=color))
+
+    spec = SceneSpec(camera=Camera.from_hfov(4, 4, 60), classes=("wall", "bed", "lamp"),
+                     objects=(obj(1, "wall", (0.8, 0.8, 0.8)), obj(2, "bed", (0.05, 0.5, 0.05)),
+                              obj(3, "lamp", (1, 1, 1)), obj(4, "lamp", (1, 1, 1))),
+                     meta=(("recipe", "indoor"), ("room_type", "bedroom")))
+    assert caption(spec) == "a bedroom with a green bed and two lamps"
+    assert caption(spec, visible={3}) == "a bedroom with a white lamp"
+    assert plural("shelf") == "shelves" and plural("box") == "boxes" and plural("toy") == "toys"
+    assert color_name((1, 0, 0)) == "red" and color_name((0.01, 0.01, 0.01)) == "black"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_crop_and_flip_without_resize_is_plain_slicing(tmp_path, seed):
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=1, h=12, w=16)
+    s = fake_sample(0, 12, 16)
+    ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=1.0, augment=True)
+    gt = ds._augment(ds.reader.read(0), np.random.default_rng(seed))
+    r = np.random.default_rng(seed)  # the same draws as _augment: crop offsets, then the flip
+    y0, x0 = int(r.integers(0, 12 - 6 + 1)), int(r.integers(0, 16 - 8 + 1))
+    for k in ("depth", "instance", "semantic", "edge", "rgb"):
+        np.testing.assert_array_equal(gt[k], s[k][y0:y0 + 6, x0:x0 + 8][:, ::-1])
+    np.testing.assert_array_equal(gt["normals"][..., 1:], s["normals"][y0:y0 + 6, x0:x0 + 8][:, ::-1, 1:])
+    assert gt["K"][0, 2] == 7 - (s["K"][0, 2] - x0)

@@ -1,0 +1,183 @@
+"""The storage layer without Blender: shard writer/reader, work files, manifest, verify, disk-full handling."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from rgbify.datasets import shards as sh
+from rgbify.datasets.manifest import ManifestError, load_manifest
+from rgbify.datasets.verify import check_sample, verify
+from tests.dataset_fakes import CLASSES, fake_dataset, fake_sample
+
+FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera")
+
+
+def _write(path, first=0, n=3, chash="abc"):
+    return sh.write_shard(path, (fake_sample(i) for i in range(first, first + n)), shard=0, first_index=first,
+                          count=n, config_hash=chash)
+
+
+def test_shard_round_trip_one_chunk_per_sample(tmp_path):
+    p = tmp_path / "shard-00000.h5"
+    digest = _write(p)
+    assert digest == sh.sha256_file(p)
+    assert not (tmp_path / "shard-00000.h5.tmp").exists()
+    with h5py.File(p) as f:
+        assert f["rgb"].chunks == (1, 6, 8, 3) and f["depth"].chunks == (1, 6, 8)
+        assert f["rgb"].fletcher32 and f.attrs["rgbify_format"] == "rgbify-shard"
+    with sh.ShardReader(p) as r:
+        assert len(r) == 3
+        for j in range(3):
+            got, want = r.read(j), fake_sample(j)
+            for name in FIELDS:
+                assert got[name].dtype == sh.normalize_sample(want)[name].dtype
+                np.testing.assert_array_equal(got[name], want[name])
+            assert got["spec"] == want["spec"] and int(got["index"]) == j
+            assert sh.sample_checksum(got) == got["checksum"]
+
+
+def test_work_file_round_trip_and_corruption(tmp_path):
+    p = tmp_path / "000000005.npz"
+    sh.write_sample_file(p, fake_sample(5))
+    s = sh.read_sample_file(p)
+    np.testing.assert_array_equal(s["depth"], fake_sample(5)["depth"])
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(sh.ShardError, match="unreadable"):
+        sh.read_sample_file(p)
+
+
+def test_wrong_order_or_count_is_refused_and_nothing_published(tmp_path):
+    p = tmp_path / "s.h5"
+    with pytest.raises(sh.ShardError, match="expected 1"):
+        sh.write_shard(p, [fake_sample(0), fake_sample(2)], shard=0, first_index=0, count=2, config_hash="x")
+    with pytest.raises(sh.ShardError, match="got 1 samples, expected 2"):
+        sh.write_shard(p, [fake_sample(0)], shard=0, first_index=0, count=2, config_hash="x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_mid_shard_publishes_nothing(tmp_path, monkeypatch):
+    """A write that fails half-way (ENOSPC) leaves neither a shard nor a temporary file."""
+    p = tmp_path / "s.h5"
+    old = _write(p)
+
+    def samples():
+        yield fake_sample(0)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        sh.write_shard(p, samples(), shard=0, first_index=0, count=3, config_hash="abc")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.h5"]
+    assert sh.sha256_file(p) == old
+
+
+def test_foreign_hdf5_is_refused(tmp_path):
+    p = tmp_path / "other.h5"
+    with h5py.File(p, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(sh.ShardError, match="not an rgbify shard"):
+        sh.open_shard(p)
+    q = tmp_path / "garbage.h5"
+    q.write_bytes(b"not hdf5 at all")
+    with pytest.raises(sh.ShardError, match="not a readable HDF5"):
+        sh.open_shard(q)
+
+
+def test_verify_cleanfake_dataset(tmp_path):
+    rep = verify(fake_dataset(tmp_path))
+    assert rep.ok, rep.text()
+    assert rep.samples_checked == 5 and rep.shards_checked == 2
+
+
+def test_verify_names_shard_and_sample_of_corruption(tmp_path):
+    d = fake_dataset(tmp_path)
+    p = d / "shards" / "shard-00001.h5"
+    with h5py.File(p, "r+") as f:  # change one depth value of sample 4 (shard 1, position 1)
+        a = f["depth"][1]
+        a[0, 0] = np.nan
+        f["depth"][1] = a
+    rep = verify(d)
+    assert not rep.ok
+    text = rep.text()
+    assert "shards/shard-00001.h5: sha256 differs" in text
+    assert "shards/shard-00001.h5: sample 4: checksum mismatch" in text
+    assert "sample 4: depth has 1 NaN" in text
+    assert "shard-00000" not in text
+
+
+def test_verify_truncated_shard(tmp_path):
+    d = fake_dataset(tmp_path)
+    p = d / "shards" / "shard-00000.h5"
+    p.write_bytes(p.read_bytes()[:2000])
+    rep = verify(d)
+    assert not rep.ok and "shards/shard-00000.h5" in rep.text()
+
+
+def test_check_sample_invariants():
+    s = sh.normalize_sample(fake_sample(0))
+    assert check_sample(s, list(CLASSES)) == []
+    bad = dict(s)
+    bad["semantic"] = s["semantic"].copy()
+    bad["semantic"][5, 0] = 3  # floor pixel labelled lamp
+    bad["normals"] = s["normals"] * 2
+    bad["depth"] = s["depth"].copy()
+    bad["depth"][0, 0] = 2.0  # nothing hit but finite depth
+    probs = " | ".join(check_sample(bad, list(CLASSES)))
+    assert "instance 1 (floor): 1 pixel(s) with semantic != 1" in probs
+    assert "non-unit normals" in probs
+    assert "instance 0 but depth not +inf" in probs
+    flipped = dict(s, normals=-s["normals"])
+    assert any("face away" in p for p in check_sample(flipped, list(CLASSES)))
+
+
+def test_manifest_errors(tmp_path):
+    with pytest.raises(ManifestError, match="not an rgbify dataset"):
+        load_manifest(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ManifestError, match="not an rgbify dataset manifest"):
+        load_manifest(tmp_path)
+
+
+def test_cli_verify_exit_codes(tmp_path, capsys):
+    from rgbify.cli import main
+
+    d = fake_dataset(tmp_path)
+    assert main(["verify", str(d)]) == 0
+    assert "OK" in capsys.readouterr().out
+    p = d / "shards" / "shard-00000.h5"
+    p.write_bytes(p.read_bytes()[:-100])
+    assert main(["verify", str(d)]) == 1
+    assert "PROBLEM: shards/shard-00000.h5" in capsys.readouterr().out
+    foreign = tmp_path / "x.h5"
+    with h5py.File(foreign, "w") as f:
+        f["a"] = 1
+    assert main(["verify", str(foreign)]) == 2
+    assert "not an rgbify shard" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nothing")]) == 2
+    assert "is not an rgbify dataset" in capsys.readouterr().err
+
+
+def test_resolution_argument():
+    import argparse
+
+    from rgbify.datasets.cli import _resolution
+
+    assert _resolution("256") == (256, 256) and _resolution("320x240") == (320, 240)
+    for bad in ("0", "x", "3x4x5", "-2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _resolution(bad)
+
+
+def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sh.np, "savez", full)
+    with pytest.raises(OSError):
+        sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
+    assert list(tmp_path.iterdir()) == []

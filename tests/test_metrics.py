@@ -1,0 +1,95 @@
+"""Metrics on hand-computed cases; rgbify.train.metrics must not import torch."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rgbify
+from rgbify.train.metrics import (
+    depth_metrics,
+    depth_metrics_affine,
+    miou,
+    normal_metrics,
+    panoptic_quality,
+)
+
+
+def test_metrics_module_does_not_import_torch():
+    code = "import sys, rgbify.train.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    root = str(__import__("pathlib").Path(rgbify.__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": root, "PATH": ""})
+
+
+def test_depth_metrics_hand_computed():
+    gt = np.array([[1.0, 2.0], [4.0, np.inf]])
+    pred = np.array([[2.0, 2.0], [2.0, 7.0]])  # last pixel excluded (gt inf)
+    m = depth_metrics(pred, gt)
+    assert m["abs_rel"] == pytest.approx((1 / 1 + 0 + 2 / 4) / 3)
+    assert m["sq_rel"] == pytest.approx((1 / 1 + 0 + 4 / 4) / 3)
+    assert m["rmse"] == pytest.approx(math.sqrt((1 + 0 + 4) / 3))
+    ln2 = math.log(2)
+    assert m["rmse_log"] == pytest.approx(math.sqrt((ln2**2 + 0 + ln2**2) / 3))
+    assert m["log10"] == pytest.approx(2 * math.log10(2) / 3)
+    assert m["delta1"] == pytest.approx(1 / 3)  # ratios 2, 1, 2
+    assert m["delta2"] == pytest.approx(1 / 3)  # 1.5625
+    assert m["delta3"] == pytest.approx(1 / 3)  # 1.953 < 2 still
+    e = np.array([ln2, 0, -ln2])
+    assert m["silog"] == pytest.approx(100 * math.sqrt(np.mean(e**2) - np.mean(e) ** 2))
+
+
+def test_depth_metrics_valid_mask_and_perfect():
+    gt = np.array([[1.0, 3.0]])
+    m = depth_metrics(gt, gt, valid=np.array([[True, False]]))
+    assert m["abs_rel"] == 0 and m["delta1"] == 1 and m["silog"] == 0
+    assert math.isnan(depth_metrics(gt, gt, valid=np.zeros((1, 2), bool))["rmse"])
+
+
+def test_depth_metrics_affine_recovers_scale_shift():
+    gt = np.array([[1.0, 2.0, 3.0, 5.0]])
+    pred = (gt - 0.5) / 2.0
+    m = depth_metrics_affine(pred, gt)
+    assert m["scale"] == pytest.approx(2.0) and m["shift"] == pytest.approx(0.5)
+    assert m["abs_rel"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_normal_metrics_hand_computed():
+    gt = np.array([[[0, 0, -1.0], [0, 0, -1.0], [0, 0, -1.0], [0, 0, 0]]])
+    a = math.radians(10)
+    b = math.radians(40)
+    pred = np.array([[[0, 0, -1.0], [math.sin(a), 0, -math.cos(a)], [0, 2 * math.sin(b), -2 * math.cos(b)], [1, 0, 0]]])
+    m = normal_metrics(pred, gt)  # last pixel has no gt normal: excluded
+    assert m["mean"] == pytest.approx(50 / 3)
+    assert m["median"] == pytest.approx(10)
+    assert m["rmse"] == pytest.approx(math.sqrt((0 + 100 + 1600) / 3))
+    assert m["a5"] == pytest.approx(100 / 3)
+    assert m["a11_25"] == pytest.approx(200 / 3)
+    assert m["a30"] == pytest.approx(200 / 3)
+
+
+def test_miou_hand_computed():
+    gt = np.array([[0, 1, 1, 2], [2, 2, 1, 0]])
+    pred = np.array([[1, 1, 0, 2], [2, 1, 1, 2]])
+    # gt-labelled pixels (gt != 0): class1 at (0,1),(0,2),(1,2) -> pred 1,0,1; class2 at (0,3),(1,0),(1,1) -> 2,2,1
+    # class1: TP 2, FN 1, FP 1 (pixel (1,1)) -> 2/4; class2: TP 2, FN 1, FP 0 -> 2/3
+    assert miou(pred, gt, num_classes=3) == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_panoptic_quality_hand_computed():
+    gt = np.zeros((4, 4), int)
+    gt[:2, :2] = 1  # 4 px
+    gt[2:, 2:] = 2  # 4 px
+    gt[0, 3] = 3  # 1 px, missed
+    pred = np.zeros((4, 4), int)
+    pred[:2, :2] = 5
+    pred[0, 1] = 0  # IoU 3/4 with gt 1
+    pred[2:, 2:] = 7
+    pred[2, 0] = 9  # a false positive on... void ground truth: not counted
+    pred[3, 0:2] = 8  # 2 px on void: not counted either
+    pred[2, 2] = 6  # splits gt 2: pred 7 now 3/4 of gt 2 -> match; pred 6 one px in gt 2 -> FP
+    m = panoptic_quality(pred, gt)
+    assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
+    assert m["sq"] == pytest.approx(0.75)
+    assert m["pq"] == pytest.approx(1.5 / (2 + 0.5 + 0.5))
