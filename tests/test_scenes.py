@@ -320,6 +320,8 @@ def test_assets_are_mixed_in_with_plausible_sizes(asset_dir):
     # the library is deterministic: same scene twice
     a = spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, lib))
     assert a == spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, str(asset_dir)))
+    from rgbify.scenes.assets import library_for
+    assert library_for(str(asset_dir)) is library_for(asset_dir)  # a folder is read once per process
 
 
 def test_glb_assets_stand_up(asset_dir):
