@@ -96,6 +96,15 @@ def connect(cfg: BuildConfig) -> bool:
     return True
 
 
+def task_options(cfg: BuildConfig) -> dict[str, Any]:
+    """Ray options of a shard task: its CPUs, a 1/workers_per_gpu GPU share with --device gpu (Ray then sets the
+    task's CUDA_VISIBLE_DEVICES), retries for dead workers or nodes only (a scene error is not retried twice)."""
+    opts: dict[str, Any] = {"num_cpus": cfg.cpus_per_task, "max_retries": cfg.task_retries, "retry_exceptions": False}
+    if cfg.device == "gpu":
+        opts["num_gpus"] = 1.0 / cfg.workers_per_gpu
+    return opts
+
+
 # --- the task (runs on a Ray worker) -------------------------------------------------------------------------
 
 
@@ -200,11 +209,7 @@ class RayBuilder(Builder):
         shards = sorted({i // K for i in todo})
         self._remove_parts()
         owns = connect(self.cfg)
-        opts: dict[str, Any] = {"num_cpus": self.cfg.cpus_per_task, "max_retries": self.cfg.task_retries,
-                                "retry_exceptions": False}
-        if self.cfg.device == "gpu":
-            opts["num_gpus"] = 1.0 / self.cfg.workers_per_gpu
-        task = ray.remote(render_shard).options(**opts)
+        task = ray.remote(render_shard).options(**task_options(self.cfg))
         threads = None if self.cfg.device == "gpu" else self.cfg.cpus_per_task
         refs: dict[Any, int] = {}
         if self.progress is not None:
