@@ -75,7 +75,8 @@ def launch_command(args: argparse.Namespace, n: int) -> list[str]:
 def maybe_relaunch(args: argparse.Namespace) -> int | None:
     """Run ``rgbify train`` as ``--num-processes`` processes and return their exit code; None when this process
     should train itself (N = 1, or already started by a launcher)."""
-    n = getattr(args, "num_processes", 1) or 1
+    n = getattr(args, "num_processes", None)
+    n = 1 if n is None else n
     if n < 1:
         raise UserError(f"--num-processes {n} must be at least 1")
     if n == 1 or under_launcher():
