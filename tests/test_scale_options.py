@@ -154,3 +154,14 @@ def test_gpu_build_with_two_workers_per_gpu(tmp_path):
              "2", "--device", "gpu", "--workers-per-gpu", "2", "--quiet", "--no-preview")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "OK" in _run("verify", str(out)).stdout
+
+
+def test_ray_tasks_get_absolute_paths(tmp_path, monkeypatch):
+    from rgbify.datasets.ray_build import task_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text("")
+    cfg = task_config(BuildConfig(out=Path("ds"), recipe="mine.toml", assets=Path("assets"), ray="local"))
+    assert cfg.out == tmp_path / "ds" and cfg.assets == tmp_path / "assets"
+    assert cfg.recipe == str(tmp_path / "mine.toml")
+    assert task_config(BuildConfig(recipe="indoor")).recipe == "indoor"

@@ -22,6 +22,7 @@ node renders with the same rgbify; nodes need the ``render`` dependencies (bpy o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -103,6 +104,14 @@ def task_options(cfg: BuildConfig) -> dict[str, Any]:
     if cfg.device == "gpu":
         opts["num_gpus"] = 1.0 / cfg.workers_per_gpu
     return opts
+
+
+def task_config(cfg: BuildConfig) -> BuildConfig:
+    """``cfg`` with absolute paths: Ray workers run in folders of their own (and on other machines)."""
+    recipe = Path(cfg.recipe)
+    return dataclasses.replace(
+        cfg, out=Path(cfg.out).resolve(), assets=Path(cfg.assets).resolve() if cfg.assets else None,
+        recipe=str(recipe.resolve()) if recipe.suffix == ".toml" and recipe.is_file() else cfg.recipe)
 
 
 # --- the task (runs on a Ray worker) -------------------------------------------------------------------------
@@ -211,13 +220,14 @@ class RayBuilder(Builder):
         owns = connect(self.cfg)
         task = ray.remote(render_shard).options(**task_options(self.cfg))
         threads = None if self.cfg.device == "gpu" else self.cfg.cpus_per_task
+        tcfg = task_config(self.cfg)
         refs: dict[Any, int] = {}
         if self.progress is not None:
             self.progress.start(self.stats)
         try:
             for k in shards:
                 have = sum(1 for s in self.pending[k].values() if s[0] == "shard")
-                refs[task.remote(self.cfg, k, K, count, have, self.manifest["config_hash"], threads)] = k
+                refs[task.remote(tcfg, k, K, count, have, self.manifest["config_hash"], threads)] = k
             self._wait_all(ray, refs)
         except BaseException:
             for ref in refs:
