@@ -56,3 +56,12 @@ def tiny_scene(width: int = 11, height: int = 7, samples: int = 2) -> SceneSpec:
                Object("box", Primitive("box", size=(0.8, 0.8, 0.6)), "box", 2, world_from_object=translate(0, 0, 0.3)))
     return SceneSpec(camera=cam, objects=objects, lights=(Light("sun", power=2.0),), classes=("floor", "box"),
                      render=RenderSettings(samples=samples, denoise=False)).validate()
+
+
+def slow_scene() -> SceneSpec:
+    """A scene that keeps a worker busy for several seconds (a 2-million-triangle smooth sphere, many samples)."""
+    base = tiny_scene(width=160, height=120, samples=100000)
+    ball = Object("ball", Primitive("sphere", size=(0.5, 0.5, 0.5), segments=1400), "box", 3, shading="smooth",
+                  world_from_object=translate(0.5, -0.5, 0.25))
+    return SceneSpec(camera=base.camera, objects=base.objects + (ball,), lights=base.lights, classes=base.classes,
+                     render=base.render).validate()

@@ -100,13 +100,17 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_warm_start_is_fast(tmp_path):
+    """Target: a warm `rgbify encode` under 1.5 s (benchmarks/bench_encode.py reports it). The machine may be
+    shared, so the limit here grows with the time a bare `import numpy, numba` takes right now."""
     np.save(tmp_path / "d.npy", _depth())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    times = []
-    for k in range(3):  # the first call may compile and cache the kernels
+
+    def wall(argv):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "rgbify", "encode", "depth", str(tmp_path / "d.npy"),
-                        str(tmp_path / f"t{k}.png"), "--codec", "hilbert24"], env=env, check=True)
-        times.append(time.perf_counter() - t)
-    # target 1.5 s on a quiet machine; CI shares its 2 cores, so the test allows some slack
-    assert min(times[1:]) < 3.0, times
+        subprocess.run([sys.executable, *argv], env=env, check=True)
+        return time.perf_counter() - t
+
+    runs = [wall(["-m", "rgbify", "encode", "depth", str(tmp_path / "d.npy"), str(tmp_path / f"t{k}.png"),
+                  "--codec", "hilbert24"]) for k in range(3)]  # the first may compile and cache the kernels
+    baseline = min(wall(["-c", "import numpy, numba"]) for _ in range(2))
+    assert min(runs[1:]) < 1.5 + 1.5 * baseline, (runs, baseline)

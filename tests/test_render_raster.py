@@ -50,13 +50,25 @@ def test_raster_agrees_with_cycles(scene):
 
 @pytest.mark.gpu
 def test_gpu_cycles_matches_cpu():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     pytest.importorskip("bpy")
+    from rgbify.render.blender import gpu_devices
+
+    if gpu_devices() is None:
+        pytest.skip("Blender finds no CUDA/OptiX GPU")
     spec = tiny_scene(width=32, height=24)
     gpu = render(spec, device="gpu")
     cpu = render(spec)
     assert (gpu.instance == cpu.instance).mean() >= 0.99
     both = np.isfinite(cpu.depth) & (gpu.instance == cpu.instance)
     np.testing.assert_allclose(gpu.depth[both], cpu.depth[both], rtol=1e-4)
+
+
+def test_gpu_without_a_gpu_is_a_clear_error():
+    pytest.importorskip("bpy")
+    from rgbify.render import SceneError
+    from rgbify.render.blender import gpu_devices
+
+    if gpu_devices():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SceneError, match="no CUDA or OptiX"):
+        render(tiny_scene(), device="gpu")

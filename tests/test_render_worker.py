@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from render_scenes import tiny_scene
+from render_scenes import slow_scene, tiny_scene
 
 from rgbify.render.worker import RenderWorker, SceneError, SceneTimeout
 from rgbify.scenes.spec import MeshFile, Object
@@ -62,7 +63,7 @@ def test_worker_reuses_one_process_and_survives_a_bad_spec(tmp_path):
         second = w.render(spec)
         assert w.pid == pid and w.restarts == 0 and w.scenes_rendered == 2
         assert first.timings["worker_startup"] > 0 and second.timings["worker_startup"] == 0
-        assert np.array_equal(first.depth, second.depth)
+        assert np.array_equal(first.depth, second.depth) and np.array_equal(first.rgb, second.rgb)
         assert np.array_equal(first.instance, second.instance)
     assert _wait_gone(pid)
 
@@ -87,7 +88,7 @@ def test_worker_recycles_above_rss_limit():
 
 @pytest.mark.slow
 def test_timeout_kills_and_replaces_the_process():
-    slow = tiny_scene(width=160, height=120, samples=4096)
+    slow = slow_scene()
     with RenderWorker(timeout_s=1.0, startup_timeout_s=120) as w:
         w.render(tiny_scene())  # warm
         pid = w.pid
@@ -101,14 +102,14 @@ PARENT = textwrap.dedent("""
     import os, sys, time
     from rgbify.render.worker import RenderWorker
     sys.path.insert(0, {tests!r})
-    from render_scenes import tiny_scene
+    from render_scenes import slow_scene, tiny_scene
     w = RenderWorker(timeout_s=120)
     w.start()
     w._wait_ready()
-    print(w.pid, flush=True)
+    print(w.pid, w._root, flush=True)
     if {busy!r}:
         import threading
-        spec = tiny_scene(width=160, height=120, samples=100000)
+        spec = slow_scene()
         threading.Thread(target=w.render, args=(spec,), daemon=True).start()
         time.sleep(1.0)
     os.kill(os.getpid(), 9)
@@ -124,5 +125,35 @@ def test_worker_exits_when_parent_is_killed(busy):
     p = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=root), capture_output=True,
                        text=True, timeout=180)
     assert p.returncode == -signal.SIGKILL, p.stderr
-    child = int(p.stdout.split()[0])
-    assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+    child, root = int(p.stdout.split()[0]), p.stdout.split()[1]
+    try:
+        assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # a SIGKILLed parent cannot remove its worker's folder
+
+
+@pytest.mark.slow
+def test_close_from_another_thread_stops_a_render_without_a_new_process():
+    import threading
+
+    w = RenderWorker(timeout_s=120)
+    w.start()
+    w._wait_ready()
+    pid = w.pid
+    errors = []
+
+    def run():
+        try:
+            w.render(slow_scene())
+        except SceneError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    w.close()
+    t.join(30)
+    assert not t.is_alive() and errors and "closed" in str(errors[0])
+    assert _wait_gone(pid) and w.pid is None and w.restarts == 0
+    with pytest.raises(SceneError, match="closed"):
+        w.render(tiny_scene())

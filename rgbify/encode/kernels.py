@@ -143,10 +143,13 @@ def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, ou
     """depth float (H,W) metres -> out uint8 (H,W,3) along Skilling's order-8 curve. Returns (nbad, first).
 
     ``coords``/``next_state`` are :func:`rgbify.encode.hilbert.block_tables` for 4 levels (HILBERT_BLOCK_LEVELS).
+    Works a row at a time: first the indices (arithmetic), then the table walk (loads), which keeps both loops
+    short enough for the CPU to overlap pixels.
     """
     h, w = depth.shape
     nbad = 0
     first = -1
+    qrow = np.empty(w, dtype=np.int64)
     for i in range(h):
         for j in range(w):
             d = np.float64(depth[i, j])
@@ -161,6 +164,9 @@ def hilbert_encode(depth, valid, use_valid, d_max, gamma, coords, next_state, ou
                 q = QMAX
             else:
                 q = int(math.floor(_power(d / d_max, gamma) * QMAX + 0.5))
+            qrow[j] = q
+        for j in range(w):
+            q = qrow[j]
             top = q >> 12
             c1 = np.int64(coords[0, top])
             c2 = np.int64(coords[next_state[0, top], q & 4095])

@@ -103,18 +103,37 @@ def _as_colors(colors: Any, what: str) -> np.ndarray:
     return c
 
 
+_LUT_LIMIT = 1 << 22
+"""Labels in [0, _LUT_LIMIT) are painted and counted through flat tables; others through sorting."""
+
+
+def label_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels present, pixel counts), ascending, without sorting the image when the labels are small ints."""
+    flat = labels.ravel()
+    if flat.size and 0 <= int(flat.min()) and int(flat.max()) < _LUT_LIMIT:
+        counts = np.bincount(flat)
+        present = np.flatnonzero(counts)
+        return present, counts[present]
+    return np.unique(flat, return_counts=True)
+
+
 def paint(labels: np.ndarray, label_colors: dict[int, RGB], what: str = "labels") -> np.ndarray:
     """int (H, W) labels -> uint8 (H, W, 3): label l gets label_colors[l], every other label black."""
     labels = _check_labels(labels, what)
-    out = np.zeros(labels.shape + (3,), dtype=np.uint8)
-    if not label_colors:
-        return out
+    if not label_colors or labels.size == 0:
+        return np.zeros(labels.shape + (3,), dtype=np.uint8)
     keys = np.array(sorted(label_colors), dtype=np.int64)
-    cols = _as_colors([label_colors[k] for k in keys], "colours")
-    pos = np.searchsorted(keys, labels)
-    pos_c = np.minimum(pos, len(keys) - 1)
-    hit = keys[pos_c] == labels
-    out[hit] = cols[pos_c[hit]].astype(np.uint8)
+    cols = _as_colors([label_colors[k] for k in keys], "colours").astype(np.uint8)
+    lo, hi = int(labels.min()), int(labels.max())
+    if 0 <= lo and hi < _LUT_LIMIT:
+        lut = np.zeros((hi + 1, 3), dtype=np.uint8)
+        inside = (keys >= 0) & (keys <= hi)
+        lut[keys[inside]] = cols[inside]
+        return lut[labels]
+    out = np.zeros(labels.shape + (3,), dtype=np.uint8)
+    pos = np.minimum(np.searchsorted(keys, labels), len(keys) - 1)
+    hit = keys[pos] == labels
+    out[hit] = cols[pos[hit]]
     return out
 
 

@@ -16,6 +16,7 @@ from rgbify.encode.labels import (
     encode_instance,
     encode_semantic,
     instance_colors,
+    label_counts,
 )
 from rgbify.encode.prompts import (
     PROMPT_FORMATS,
@@ -62,7 +63,7 @@ def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **
 def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
                      max_classes: int = len(PALETTE), **_: Any):
     semantic = _gt(gt, "semantic")
-    present = [int(c) for c in np.unique(semantic) if c > 0]
+    present = [int(c) for c in label_counts(semantic)[0] if c > 0]
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
     if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
@@ -82,7 +83,7 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
         variant = INSTANCE_VARIANTS[int(rng.integers(len(INSTANCE_VARIANTS)))]
     if variant not in INSTANCE_VARIANTS:
         raise CodecInputError(f"instance_variant {instance_variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
-    present = [int(c) for c in np.unique(semantic[instance > 0]) if c > 0]
+    present = [int(c) for c in label_counts(np.where(instance > 0, semantic, 0))[0] if c > 0]
     if instance_class is not None:
         names = list(gt.get("class_names") or [])
         if instance_class not in names:
@@ -92,7 +93,8 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
         cls = present[int(rng.integers(len(present)))]
     else:  # nothing to segment: ask for any class; the target is all black
         cls = int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))
-    ids, counts = np.unique(instance[(semantic == cls) & (instance > 0)], return_counts=True)
+    ids, counts = label_counts(np.where((semantic == cls) & (instance > 0), instance, 0))
+    ids, counts = ids[ids > 0], counts[ids > 0]
     order = np.lexsort((ids, -counts))  # largest first, ties by id
     ids = [int(i) for i in ids[order]]
     class_color = PALETTE[int(rng.integers(len(PALETTE)))].rgb

@@ -300,7 +300,8 @@ def _common_cycles(scene, device: str, threads: int | None) -> None:
     scene.render.use_sequencer = False
 
 
-def _enable_gpu() -> None:
+def gpu_devices() -> tuple[str, list[str]] | None:
+    """(backend, device names) of the first of OptiX and CUDA that Cycles can use, selected; None if neither."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in ("OPTIX", "CUDA"):
         try:
@@ -312,7 +313,13 @@ def _enable_gpu() -> None:
         if devices:
             for d in prefs.devices:
                 d.use = d.type == backend
-            return
+            return backend, [d.name for d in devices]
+    return None
+
+
+def _enable_gpu() -> None:
+    if gpu_devices() is not None:
+        return
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
@@ -339,6 +346,7 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu
     scene.display_settings.display_device = "sRGB"
     scene.render.dither_intensity = 0.0
     scene.view_layers[0].material_override = None
+    scene.view_layers[0].use_pass_combined = True
     img = scene.render.image_settings
     img.file_format = "PNG"
     img.color_mode = "RGB"
@@ -373,6 +381,7 @@ def render_data(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cp
     vl = scene.view_layers[0]
     vl.material_override = built.data_material
     vl.use_pass_z = False
+    vl.use_pass_combined = False  # the data render's colour is never used
     vl.use_pass_position = True
     vl.use_pass_normal = True
     vl.use_pass_object_index = True

@@ -47,7 +47,7 @@ def centre_data(passes: dict[str, np.ndarray], fine: Camera) -> dict[str, np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         z_plane = d / denom
     z_hit = p_cam[..., 2]
-    ok = hit & (np.abs(denom) > 1e-9) & np.isfinite(z_plane) & (np.abs(z_plane - z_hit) <= 1e-3 * np.abs(z_hit))
+    ok = hit & (np.abs(denom) > 1e-9) & np.isfinite(z_plane) & (np.abs(z_plane - z_hit) <= 1e-2 * np.abs(z_hit))
     z = np.where(ok, z_plane, z_hit)
     z = np.where(hit, z, np.inf)
     point = np.where(hit[..., None], r * np.where(hit, z, 0.0)[..., None], 0.0)

@@ -27,8 +27,11 @@ def load_meshes(spec: SceneSpec) -> list:
     return meshes
 
 
-def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = None) -> RenderResult:
-    """Render ``spec`` with Cycles in this process (RGB render, then the data render); see docs/rendering.md."""
+def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = None,
+                  tmp_root: str | None = None) -> RenderResult:
+    """Render ``spec`` with Cycles in this process (RGB render, then the data render); see docs/rendering.md.
+
+    Intermediate files (the RGB PNG and the data EXR) go to a temporary folder under ``tmp_root``."""
     t0 = time.perf_counter()
     try:
         spec.validate()
@@ -45,7 +48,7 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
     t_startup = time.perf_counter() - t0 - t_meshes
 
     try:
-        with tempfile.TemporaryDirectory(prefix="rgbify-render-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="rgbify-render-", dir=tmp_root) as tmp:
             rgb, passes, timings = blender.render_scene(spec, meshes, tmp, device=device, threads=threads)
     except blender.BlenderSceneError as e:
         raise SceneError(str(e)) from None

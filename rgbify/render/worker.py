@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -35,6 +36,7 @@ __all__ = ["RenderWorker", "SceneError", "SceneTimeout", "WorkerCrashed"]
 _HEADER = struct.Struct(">Q")
 ENV_PARENT = "RGBIFY_WORKER_PARENT"
 ENV_PDEATHSIG = "RGBIFY_WORKER_PDEATHSIG"
+ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
 ENV_REPLY_FD = "RGBIFY_WORKER_REPLY_FD"
 
 
@@ -114,7 +116,8 @@ class RenderWorker:
     ``timeout_s``: a scene that takes longer is abandoned, the process killed and replaced, SceneTimeout raised.
     ``startup_timeout_s``: limit for a fresh process to import bpy and report ready.
     ``device``: "cpu" or "gpu" (CUDA/OptiX) for Cycles; ``threads``: Cycles threads (None = all cores).
-    ``log_path``: where the worker's stdout/stderr (Blender's messages) go; default a temporary file.
+    ``log_path``: where the worker's stdout/stderr (Blender's messages) go; default ``worker.log`` in the
+    worker's temporary folder, which also holds each process's scratch files and is removed by ``close()``.
     ``blender``: path of a standalone Blender (4.2+) binary: the worker runs inside it (``blender --background
     --python-expr ...``, see rgbify.render.blender_boot) instead of ``python -m`` with the bpy module.
     ``env``: extra environment variables for the worker process (e.g. CUDA_VISIBLE_DEVICES of its GPU).
@@ -148,21 +151,20 @@ class RenderWorker:
         self.last_rss_mb = 0.0
         self._scenes_in_process = 0
         self._proc: subprocess.Popen | None = None
+        self._closed = False
+        self._busy = False
         self._ready = False
         self._startup_s = 0.0
-        self._own_log = log_path is None
-        if log_path is None:
-            fd, log_path = tempfile.mkstemp(prefix="rgbify-worker-", suffix=".log")
-            os.close(fd)
-        self.log_path = log_path
-        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], log_path if self._own_log else None)
+        self._root = tempfile.mkdtemp(prefix="rgbify-worker-")
+        self.log_path = log_path or os.path.join(self._root, "worker.log")
+        self._scratch: str | None = None
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], self._root)
 
     @staticmethod
-    def _finalize(proc_box: list, own_log: str | None) -> None:
+    def _finalize(proc_box: list, root: str) -> None:
         if proc_box[0] is not None:
             _kill(proc_box[0])
-        if own_log and os.path.exists(own_log):
-            os.unlink(own_log)
+        shutil.rmtree(root, ignore_errors=True)
 
     # lifecycle
 
@@ -179,6 +181,7 @@ class RenderWorker:
 
     def start(self) -> None:
         """Start the subprocess if none is running (it imports bpy in the background)."""
+        self._closed = False
         if self._proc is not None and self._proc.poll() is None:
             return
         env = dict(os.environ)
@@ -186,6 +189,9 @@ class RenderWorker:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env[ENV_PARENT] = str(os.getpid())
         env[ENV_PDEATHSIG] = "1" if threading.current_thread() is threading.main_thread() else "0"
+        os.makedirs(self._root, exist_ok=True)
+        self._scratch = tempfile.mkdtemp(prefix="scratch-", dir=self._root)
+        env[ENV_SCRATCH] = self._scratch
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
@@ -199,8 +205,7 @@ class RenderWorker:
         finally:
             log.close()
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [self._proc],
-                                           self.log_path if self._own_log else None)
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [self._proc], self._root)
         self._ready = False
         self._scenes_in_process = 0
         self._started_at = time.perf_counter()
@@ -234,22 +239,35 @@ class RenderWorker:
         self._startup_s = time.perf_counter() - self._started_at
 
     def close(self) -> None:
-        """Ask the subprocess to exit (kill it if it does not within 10 s)."""
+        """Ask the subprocess to exit (kill it if it does not within 10 s). A render in progress in another thread
+        then fails with SceneError, and no new process is started until ``start()`` or ``with``."""
+        self._closed = True
         proc, self._proc = self._proc, None
         if proc is None:
+            self._drop_scratch()
             return
-        if proc.poll() is None:
+        if proc.poll() is None and not self._busy:  # a busy worker (render in another thread) is killed at once
             try:
                 _send(proc.stdin, {"op": "exit"})
                 proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
         _kill(proc)
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        """Remove the finished process's scratch files (a killed render leaves its EXR there)."""
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _replace(self, count: bool = True) -> None:
         if self._proc is not None:
             _kill(self._proc)
             self._proc = None
+        self._drop_scratch()
+        if self._closed:
+            return
         if count:
             self.restarts += 1
         self.start()
@@ -267,6 +285,8 @@ class RenderWorker:
 
     def render(self, spec: SceneSpec) -> RenderResult:
         """Render one spec in the worker process; see the class docstring for failures."""
+        if self._closed:
+            raise SceneError("the worker is closed; use it in a `with` block or call start()")
         if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:  # died between scenes
                 self._replace()
@@ -277,6 +297,7 @@ class RenderWorker:
         self._wait_ready()
         request = {"op": "render", "spec": spec_to_json(spec), "device": self.device, "threads": self.threads}
         proc = self._proc
+        self._busy = True
         try:
             _send(proc.stdin, request)
             reply = _recv(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
@@ -284,12 +305,16 @@ class RenderWorker:
             self._replace()
             raise SceneTimeout(f"scene took longer than {self.timeout_s:g} s; the worker was killed and "
                                "replaced") from None
-        except (EOFError, BrokenPipeError, OSError):
+        except (EOFError, BrokenPipeError, OSError, ValueError):
+            if self._closed:
+                raise SceneError("the worker was closed while it rendered this scene") from None
             code = proc.wait()
             tail = self._log_tail()
             self._replace()
             raise WorkerCrashed(f"the Blender worker died (exit code {code}) while rendering the scene; "
                                 f"log tail: {tail}") from None
+        finally:
+            self._busy = False
         self._scenes_in_process += 1
         self.last_rss_mb = float(reply.get("rss_mb", 0.0))
         if self._scenes_in_process >= self.max_scenes or self.last_rss_mb > self.max_rss_mb:
@@ -320,6 +345,9 @@ def _set_pdeathsig() -> None:
 def _watch_parent(parent: int) -> None:
     while True:
         if os.getppid() != parent:
+            scratch = os.environ.get(ENV_SCRATCH)
+            if scratch:
+                shutil.rmtree(os.path.dirname(scratch), ignore_errors=True)  # the parent cannot clean up now
             os._exit(3)
         time.sleep(0.5)
 
@@ -339,7 +367,8 @@ def _handle(request: dict) -> dict:
 
     try:
         spec = spec_from_json(request["spec"])
-        result = render_cycles(spec, device=request.get("device", "cpu"), threads=request.get("threads"))
+        result = render_cycles(spec, device=request.get("device", "cpu"), threads=request.get("threads"),
+                               tmp_root=os.environ.get(ENV_SCRATCH))
         return {"ok": True, "result": result, "rss_mb": _rss_mb()}
     except (SceneError, ValueError) as e:
         return {"ok": False, "error": str(e), "rss_mb": _rss_mb()}
