@@ -316,5 +316,6 @@ class RayBuilder(Builder):
     def _run_locked(self, config: Any):
         stats = super()._run_locked(config)
         if self.shard_attempts:
-            self.log(f"{self.shard_attempts} shard task(s) were retried after their worker died")
+            self.log(f"{self.shard_attempts} shard task(s) ran again after an interrupted attempt (a dead worker "
+                     "or node, or a killed build); their finished samples were kept")
         return stats
