@@ -165,3 +165,16 @@ def test_ray_tasks_get_absolute_paths(tmp_path, monkeypatch):
     assert cfg.out == tmp_path / "ds" and cfg.assets == tmp_path / "assets"
     assert cfg.recipe == str(tmp_path / "mine.toml")
     assert task_config(BuildConfig(recipe="indoor")).recipe == "indoor"
+
+
+def test_infeasible_ray_tasks_are_refused_before_they_hang():
+    from rgbify.datasets.ray_build import check_feasible
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    check_feasible(BuildConfig(ray="auto", cpus_per_task=4), nodes)
+    with pytest.raises(UserError, match="no node of the cluster has 8 CPU"):
+        check_feasible(BuildConfig(ray="auto", cpus_per_task=8), nodes)
+    with pytest.raises(UserError, match="0.5 GPU"):
+        check_feasible(BuildConfig(ray="auto", device="gpu", workers_per_gpu=2), nodes)
+    check_feasible(BuildConfig(ray="auto", device="gpu", workers_per_gpu=2),
+                   [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}])

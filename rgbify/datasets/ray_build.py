@@ -106,6 +106,19 @@ def task_options(cfg: BuildConfig) -> dict[str, Any]:
     return opts
 
 
+def check_feasible(cfg: BuildConfig, nodes: list[dict[str, Any]]) -> None:
+    """UserError if no live node of the cluster (``ray.nodes()``) can run a shard task, which Ray would otherwise
+    leave pending for ever."""
+    need = task_options(cfg)
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", n.get("alive", False))]
+    if any(r.get("CPU", 0) >= need["num_cpus"] and r.get("GPU", 0) >= need.get("num_gpus", 0) for r in alive):
+        return
+    have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in alive) or "no live nodes"
+    want = f"{need['num_cpus']} CPU" + (f" and {need['num_gpus']:g} GPU" if "num_gpus" in need else "")
+    raise UserError(f"--ray: no node of the cluster has {want} for a shard task (nodes: {have}); lower "
+                    "--cpus-per-task, or add GPU nodes / use --device cpu")
+
+
 def task_config(cfg: BuildConfig) -> BuildConfig:
     """``cfg`` with absolute paths: Ray workers run in folders of their own (and on other machines)."""
     recipe = Path(cfg.recipe)
@@ -218,6 +231,12 @@ class RayBuilder(Builder):
         shards = sorted({i // K for i in todo})
         self._remove_parts()
         owns = connect(self.cfg)
+        try:
+            check_feasible(self.cfg, ray.nodes())
+        except UserError:
+            if owns:
+                ray.shutdown()
+            raise
         task = ray.remote(render_shard).options(**task_options(self.cfg))
         threads = None if self.cfg.device == "gpu" else self.cfg.cpus_per_task
         tcfg = task_config(self.cfg)
