@@ -64,22 +64,26 @@ def compression(d: Path) -> None:
                   f"  read {rt * 1e3:6.2f} ms/sample ({1 / rt:6.0f} samples/s, one core)")
 
 
-def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int) -> float:
+def loader(d: Path, tasks: tuple[str, ...], workers: int, items: int, resolution: int,
+           gt: bool) -> tuple[float, float]:
+    """Items per second through a DataLoader (batch 4, train split settings: random crop 0.7-1, flip 0.5), by the
+    wall clock and (main-process loading only) by this process's CPU time, i.e. per core whatever the load."""
     import torch
 
     from rgbify.datasets import TaskDataset, collate
 
-    ds = TaskDataset(d, tasks=tasks, split="all", resolution=resolution, seed=0)
-    dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate,
-                                     sampler=torch.utils.data.RandomSampler(ds, replacement=True, num_samples=items),
-                                     persistent_workers=False)
+    ds = TaskDataset(d, tasks=tasks, split="all", augment=True, resolution=resolution, seed=0, return_gt=gt)
+    warm = 2 * max(1, workers)  # start-up (process spawn, numba JIT or cache load) is not counted
+    sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=items + 4 * warm)
+    dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate, sampler=sampler)
     it = iter(dl)
-    next(it)  # start-up (worker spawn, numba JIT) is not counted
-    t = time.perf_counter()
+    for _ in range(warm):
+        next(it)
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for b in it:
         n += len(b["prompt"])
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), (n / (time.process_time() - c) if workers == 0 else float("nan"))
 
 
 def main() -> None:
@@ -105,11 +109,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     for tasks in (("depth",), ("normals",), ("depth", "normals", "semantic", "instance")):
-        for workers in (0, 2):
-            rate = loader(d, tasks, workers, a.items, a.resolution)
-            cores = max(1, workers)
-            print(f"loader {'+'.join(tasks):32s} {workers} loader process(es): {rate:7.1f} samples/s "
-                  f"({rate / cores:6.1f} per core) at {a.resolution} px")
+        for gt in (False, True):
+            for workers in (0, 2):
+                rate, cpu_rate = loader(d, tasks, workers, a.items, a.resolution, gt)
+                cores = max(1, workers)
+                cpu = f", {cpu_rate:6.1f} per CPU-second" if workers == 0 else ""
+                print(f"loader {'+'.join(tasks):32s} return_gt={gt!s:5s} {workers} loader process(es): "
+                      f"{rate:7.1f} samples/s wall ({rate / cores:6.1f} per process{cpu}) at {a.resolution} px",
+                      flush=True)
 
 
 if __name__ == "__main__":

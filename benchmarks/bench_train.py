@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default by GPU name)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
     ap.add_argument("--flops-only", action="store_true",
                     help="count FLOPs per sample on the meta device (no weights, no compute) and exit")
     args = ap.parse_args(argv)
@@ -91,13 +92,17 @@ def main(argv: list[str] | None = None) -> dict:
         return count_flops(args)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution,
                        "batch_size": args.batch_size, "mixed_precision": args.mixed_precision, "out": "unused"})
     torch.manual_seed(0)
     parts = build_model(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision, torch.float32)
-    parts.vae.to(device, dtype)
-    parts.text_encoder.to(device, dtype)
+    for frozen in (parts.vae, parts.text_encoder):
+        frozen.to(device)
+        if dtype != torch.float32:
+            frozen.to(dtype=dtype)
     parts.unet.to(device).train()
     if args.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()
@@ -149,8 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
         "gradient_checkpointing": args.gradient_checkpointing, "unet_params_M": round(n_params / 1e6, 2),
         "samples_per_s": round(samples_per_s, 2), "step_s": round(dt / args.steps, 4),
         "peak_memory_GiB": round(peak_mem / 2**30, 3),
-        "tflop_per_sample": round(flops_per_step / args.batch_size / 1e12, 4),
-        "achieved_tflops": round(achieved / 1e12, 3),
+        "tflop_per_sample": float(f"{flops_per_step / args.batch_size / 1e12:.4g}"), "threads": torch.get_num_threads(),
+        "achieved_tflops": float(f"{achieved / 1e12:.4g}"),
         "mfu_percent": round(100 * achieved / (peak * 1e12), 2) if peak else None, "last_loss": round(loss, 5),
     }
     print(json.dumps(result))

@@ -114,9 +114,12 @@ def test_kill_and_resume(tmp_path, ds1):
         proc = subprocess.Popen(rgbify_cmd("build", "--out", str(d), "--count", str(COUNT), "--workers", "2",
                                            *TINY), env=_env(), cwd=ROOT, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(2.0, 9.0))
+        time.sleep(rnd.uniform(1.5, 7.0))
         kids = descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had already finished
+            pass
         proc.wait()
         assert_gone(kids)
     build(d, workers=2)
@@ -349,3 +352,24 @@ def assert_gone(pids: list[int], timeout: float = 15.0) -> None:
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert not alive, f"orphan worker process(es) outlived the build: {alive}"
+
+
+def test_a_scene_that_always_fails_is_named(tmp_path, monkeypatch, capsys):
+    """A scene that fails every retry stops the build with one line naming the sample and the cause (exit 1);
+    the samples finished before are kept."""
+    from rgbify.cli import main
+    from rgbify.render import worker as w
+
+    real = w.RenderWorker.render
+
+    def render(self, spec):
+        if dict(spec.meta)["index"] == 1:
+            raise w.SceneError("cannot read texture /nowhere/wood.png")
+        return real(self, spec)
+
+    monkeypatch.setattr(w.RenderWorker, "render", render)
+    d = tmp_path / "f"
+    assert main(["build", "--out", str(d), "--count", "3", "--workers", "1", *TINY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sample 1 failed 3 times" in err[0] and "/nowhere/wood.png" in err[0], err
+    assert (d / ".work/shard-00000/000000000.npz").exists()

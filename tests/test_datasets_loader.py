@@ -107,3 +107,19 @@ def test_caption():
     assert caption(spec, visible={3}) == "a bedroom with a white lamp"
     assert plural("shelf") == "shelves" and plural("box") == "boxes" and plural("toy") == "toys"
     assert color_name((1, 0, 0)) == "red" and color_name((0.01, 0.01, 0.01)) == "black"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_crop_and_flip_without_resize_is_plain_slicing(tmp_path, seed):
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=1, h=12, w=16)
+    s = fake_sample(0, 12, 16)
+    ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=1.0, augment=True)
+    gt = ds._augment(ds.reader.read(0), np.random.default_rng(seed))
+    r = np.random.default_rng(seed)  # the same draws as _augment: crop offsets, then the flip
+    y0, x0 = int(r.integers(0, 12 - 6 + 1)), int(r.integers(0, 16 - 8 + 1))
+    for k in ("depth", "instance", "semantic", "edge", "rgb"):
+        np.testing.assert_array_equal(gt[k], s[k][y0:y0 + 6, x0:x0 + 8][:, ::-1])
+    np.testing.assert_array_equal(gt["normals"][..., 1:], s["normals"][y0:y0 + 6, x0:x0 + 8][:, ::-1, 1:])
+    assert gt["K"][0, 2] == 7 - (s["K"][0, 2] - x0)

@@ -171,3 +171,13 @@ def test_resolution_argument():
     for bad in ("0", "x", "3x4x5", "-2"):
         with pytest.raises(argparse.ArgumentTypeError):
             _resolution(bad)
+
+
+def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sh.np, "savez", full)
+    with pytest.raises(OSError):
+        sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
+    assert list(tmp_path.iterdir()) == []

@@ -122,6 +122,7 @@ def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     model = tmp_path / f"run-{mode}" / "model"
     assert {p.name for p in model.iterdir()} >= {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "run.json"}
     assert list((tmp_path / f"run-{mode}" / "logs").iterdir())  # TensorBoard events
+    assert make_config({}, tmp_path / f"run-{mode}" / "config.toml") == cfg  # the saved config reloads
 
 
 def test_instruct_mixes_generation_items(tmp_path):
@@ -159,7 +160,7 @@ def test_overfit_depth_loss_falls(tmp_path):
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
-    assert end < 0.1 * start, (start, end)  # measured: 0.085 -> 0.0013 (ratio 0.015)
+    assert end < 0.2 * start, (start, end)  # measured: 1.05 -> 0.064 (ratio 0.061)
 
 
 def test_base_model_path_round_trip(tmp_path):

@@ -507,7 +507,10 @@ class Builder:
         from rgbify.scenes import sample_scene
 
         cfg = self.cfg
-        spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
+        try:
+            spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
+        except ValueError as e:  # SceneSamplingError: no valid scene for this index
+            raise SampleFailed(f"sample {i}: {e}") from e
         restarts0 = worker.restarts
         retried = 0
         while True:

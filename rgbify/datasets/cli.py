@@ -126,7 +126,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from rgbify.datasets import scaleout
-    from rgbify.datasets.build import BuildConfig, build
+    from rgbify.datasets.build import BuildConfig, SampleFailed, build
 
     cfg = BuildConfig(out=args.out, recipe=args.recipe, count=args.count, resolution=args.resolution,
                       samples=args.samples, workers=args.workers, seed=args.seed, shard_size=args.shard_size,
@@ -135,6 +135,9 @@ def _build(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)
+    except SampleFailed as e:  # a scene that fails every retry: say which, keep what is done
+        print(f"rgbify: error: {e}; finished samples are kept, run the same command again to retry", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not args.quiet:

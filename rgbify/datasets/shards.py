@@ -145,11 +145,15 @@ def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
     s = normalize_sample(sample)
     arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sample_file(path: Path) -> dict[str, Any]:
@@ -276,20 +280,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 class ShardReader:
-    """Read samples from one shard file. Opens lazily (safe to pickle into DataLoader worker processes)."""
+    """Read samples from one shard file. Opens lazily, and again in a forked or spawned process (safe in
+    DataLoader worker processes: an HDF5 handle is never shared across a fork)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._ds: dict[str, h5py.Dataset] = {}
+        self._pid = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_f": None, "_ds": {}}
+        return {"path": self.path, "_f": None, "_ds": {}, "_pid": 0}
 
     @property
     def file(self) -> h5py.File:
-        if self._f is None:
+        if self._f is None or self._pid != os.getpid():
+            self._ds = {}
             self._f = open_shard(self.path)
+            self._pid = os.getpid()
         return self._f
 
     def close(self) -> None:

@@ -158,14 +158,15 @@ class TaskDataset(Dataset):
         if flip:
             K[0, 2] = W - 1 - K[0, 2]
         gt: dict[str, Any] = {"rgb": _rgb_view(s["rgb"], (x0, y0, cw, ch), (W, H), flip)}
-        identity = (x0, y0, cw, ch, W, H, flip) == (0, 0, w, h, w, h, False)
-        if not identity:  # nearest neighbour: the output pixel centre's source pixel, never a blend
+        if (W, H) != (cw, ch):  # nearest neighbour: the output pixel centre's source pixel, never a blend
             rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
             cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
-            idx = np.ix_(rows, cols[::-1] if flip else cols)
+            idx: Any = np.ix_(rows, cols[::-1] if flip else cols)
+        else:  # a crop and/or a mirror: plain slicing, then one contiguous copy
+            idx = (slice(y0, y0 + ch), slice(x0 + cw - 1, x0 - 1 if x0 else None, -1) if flip else slice(x0, x0 + cw))
         for k in IMAGE_FIELDS[1:]:
             if k in s:
-                gt[k] = s[k] if identity else s[k][idx]
+                gt[k] = np.ascontiguousarray(s[k][idx])
         if flip and "normals" in gt:  # mirrored image = mirrored camera x: negate n_x (+ 0.0 turns -0.0 into 0.0)
             gt["normals"][..., 0] *= -1
             gt["normals"][..., 0] += 0.0

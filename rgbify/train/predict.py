@@ -191,14 +191,18 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
 
 
 def eval_dataset(run: Run, data: str, split: str = "val", max_items: int | None = None, **kw) -> dict:
-    """Metrics of ``run`` on ``split`` of the dataset at ``data`` (tasks and resolution of the run)."""
+    """Metrics of ``run`` on ``split`` of the dataset at ``data``: every sample is scored on every task of the
+    run (one pass per task, no augmentation, at the run's resolution); ``max_items`` caps the samples per task."""
     from rgbify.train.trainer import build_data
 
-    cfg = dataclasses.replace(run.cfg, data=data)
-    ds = build_data(cfg, split, generation_ratio=0.0)
-    if len(ds) == 0:
-        raise UserError(f"--split {split} of {data} has no samples; try --split all")
-    return evaluate(run.parts, run.cfg, ds, max_items=max_items, prompts=run.prompts, **kw)
+    metrics: dict = {}
+    for task in run.cfg.tasks:
+        cfg = dataclasses.replace(run.cfg, data=data, tasks=(task,), task_weights=())
+        ds = build_data(cfg, split, generation_ratio=0.0, augment=False)
+        if len(ds) == 0:
+            raise UserError(f"--split {split} of {data} has no samples; try --split all")
+        metrics.update(evaluate(run.parts, run.cfg, ds, max_items=max_items, prompts=run.prompts, **kw))
+    return metrics
 
 
 def load_depth_gt(path: Path) -> np.ndarray:

@@ -73,7 +73,9 @@ def _preset_configs(name: str, resolution: int) -> dict[str, dict[str, Any]]:
                 attention_head_dim=8,
                 norm_num_groups=8,
             ),
-            "vae": dict(block_out_channels=(8, 16, 32, 32), layers_per_block=1, norm_num_groups=8),
+            # scaling_factor: this random VAE's latents have a std of about 0.2 on rendered images (SD's VAE:
+            # about 5.5, hence SD's 0.18215); 5.0 brings them to about unit variance, as the noise schedule expects
+            "vae": dict(block_out_channels=(8, 16, 32, 32), layers_per_block=1, norm_num_groups=8, scaling_factor=5.0),
             "text": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
         }
     # sd2-random: the shapes of stabilityai/stable-diffusion-2(-base), random weights (benchmarks, smoke tests)
@@ -260,8 +262,9 @@ def collate(items: list[dict]) -> dict[str, Any]:
     return out
 
 
-def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None):
-    """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution``."""
+def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None, **kw):
+    """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution`` (crop/flip augmentation
+    on for the train split only, unless ``augment=`` is given in ``kw``)."""
     from rgbify.datasets import TaskDataset
 
     if generation_ratio is None:
@@ -274,6 +277,7 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         resolution=cfg.resolution,
         generation_ratio=generation_ratio,
         seed=cfg.seed,
+        **kw,
     )
 
 
@@ -425,11 +429,11 @@ def sample(
     unet = parts.unet
     device = parts.vae.device
     prompts = prompts or PromptEncoder(parts.tokenizer, parts.text_encoder)
-    img = vae_encode(parts.vae, image)
+    img = vae_encode(parts.vae, image).float()  # latents and the DDIM state stay float32 under bf16/fp16 parts
     gen = step_generator(seed, 0, device, salt=1)
     text, mask = prompts(prompt_list)
     text = text.to(unet.dtype)
-    x = torch.randn(img.shape, generator=gen, device=device, dtype=img.dtype)
+    x = torch.randn(img.shape, generator=gen, device=device)
     T = parts.noise_scheduler.config.num_train_timesteps
     if cfg.mode == "lotus":
         t = torch.full((img.shape[0],), T - 1, device=device, dtype=torch.long)
@@ -454,7 +458,7 @@ def sample(
             else:
                 out = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text,
                            encoder_attention_mask=mask).sample
-            x = ddim.step(out.to(x.dtype), t, x).prev_sample
+            x = ddim.step(out.float(), t, x).prev_sample
         z = x
     rgb = vae_decode(parts.vae, z).float()
     return ((rgb.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
@@ -468,6 +472,7 @@ class MetricAccumulator:
         self.normal_err: list[np.ndarray] = []
         self.cm = np.zeros((2, 2), np.int64)
         self.pq = {"iou_sum": 0.0, "tp": 0, "fp": 0, "fn": 0}
+        self.images = {"semantic": 0, "instance": 0}
 
     def add(self, task: str, pred, item_gt: dict, reference=None) -> None:
         """pred: the decoded prediction; item_gt: gt_depth/gt_normals/valid; reference: the decoded clean target
@@ -482,12 +487,14 @@ class MetricAccumulator:
             mask = valid & (np.linalg.norm(gt, axis=-1) > 0)
             self.normal_err.append(M.angular_error_deg(np.asarray(pred)[mask], gt[mask]).astype(np.float32))
         elif task == "semantic":
+            self.images["semantic"] += 1
             k = int(max(np.max(pred), np.max(reference))) + 2
             if k > self.cm.shape[0]:
                 self.cm = np.pad(self.cm, ((0, k - self.cm.shape[0]), (0, k - self.cm.shape[0])))
             g = np.where(valid, np.asarray(reference) + 1, 0)  # shift: 0 = invalid pixel, 1 = nothing asked for
             self.cm += M.confusion_matrix(np.asarray(pred) + 1, g, self.cm.shape[0], ignore_index=0)
         elif task == "instance":
+            self.images["instance"] += 1
             q = M.panoptic_quality(np.where(valid, pred, 0), np.where(valid, reference, 0))
             self.pq["iou_sum"] += q["sq"] * q["tp"]
             for k in ("tp", "fp", "fn"):
@@ -512,12 +519,14 @@ class MetricAccumulator:
             _, iou = M.miou_from_confusion(self.cm, ignore_index=0)
             named = iou[2:]  # index 1 is "not asked for" (black)
             out["semantic"] = {"miou": float(np.nanmean(named)) if np.isfinite(named).any() else float("nan"),
-                               "pixel_acc": float(np.trace(self.cm[1:, 1:]) / self.cm[1:, 1:].sum())}
+                               "pixel_acc": float(np.trace(self.cm[1:, 1:]) / self.cm[1:, 1:].sum()),
+                               "images": self.images["semantic"]}
         if self.pq["tp"] + self.pq["fp"] + self.pq["fn"]:
             tp, fp, fn = self.pq["tp"], self.pq["fp"], self.pq["fn"]
             out["instance"] = {"pq": self.pq["iou_sum"] / (tp + fp / 2 + fn / 2),
                                "sq": self.pq["iou_sum"] / tp if tp else 0.0,
-                               "rq": tp / (tp + fp / 2 + fn / 2), "tp": tp, "fp": fp, "fn": fn}
+                               "rq": tp / (tp + fp / 2 + fn / 2), "tp": tp, "fp": fp, "fn": fn,
+                               "images": self.images["instance"]}
         return out
 
 
@@ -743,8 +752,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         unet.enable_gradient_checkpointing()
     unet.train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = "constant_with_warmup" if cfg.lr_schedule == "constant" and cfg.warmup_steps else cfg.lr_schedule
     lr_scheduler = get_scheduler(
-        cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps * accelerator.num_processes,
+        schedule, optimizer, num_warmup_steps=cfg.warmup_steps * accelerator.num_processes,
         num_training_steps=cfg.steps * accelerator.num_processes,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
@@ -754,7 +764,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     # resume, data stream, logs
     step = _resume(accelerator, cfg, out)
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
-    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * per_step)))
+    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * per_step)))  # per_step: all ranks
     prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
     writer = None
     if accelerator.is_main_process:
