@@ -12,7 +12,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[render,train,dev]"
+python -m pip install -q -e ".[render,train,dev,dist]"
 # EGL for the pyrender raster backend (headless OpenGL); harmless where already present.
 if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL.so.1; then
   (apt-get update -qq && apt-get install -y -qq libegl1 libgl1 >/dev/null) || echo "setup: could not install libegl1; the raster backend will be unavailable" >&2

@@ -320,6 +320,8 @@ def test_assets_are_mixed_in_with_plausible_sizes(asset_dir):
     # the library is deterministic: same scene twice
     a = spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, lib))
     assert a == spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, str(asset_dir)))
+    from rgbify.scenes.assets import library_for
+    assert library_for(str(asset_dir)) is library_for(asset_dir)  # a folder is read once per process
 
 
 def test_glb_assets_stand_up(asset_dir):
@@ -360,11 +362,15 @@ def test_cli_bad_input_is_one_line_exit_2(asset_dir):
 
 
 def test_cli_stats(tmp_path):
-    out = _cli("scenes", "stats", "outdoor", "--n", "3", "--json", str(tmp_path / "s.json"))
+    out = _cli("scenes", "stats", "outdoor", "--n", "4", "--jobs", "2", "--json", str(tmp_path / "s.json"))
     assert out.returncode == 0, out.stderr
     assert "reject rate" in out.stdout and "instances per scene" in out.stdout
     s = json.loads((tmp_path / "s.json").read_text())
-    assert s["scenes"] == 3 and sum(s["depth_histogram"]) > 0 and "car" in s["classes"] or "building" in s["classes"]
+    assert s["scenes"] == 4 and sum(s["depth_histogram"]) > 0 and "building" in s["classes"]
+    from rgbify.scenes.stats import recipe_stats
+    one = recipe_stats(load_recipe("outdoor"), 4, jobs=1)
+    assert {k: v for k, v in one.items() if "seconds" not in k and k != "jobs"} == \
+        {k: v for k, v in s.items() if "seconds" not in k and k != "jobs"}
 
 
 @pytest.mark.slow
@@ -378,3 +384,41 @@ def test_wheel_contains_the_recipes(tmp_path):
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"rgbify/recipes/indoor.toml", "rgbify/recipes/tabletop.toml", "rgbify/recipes/outdoor.toml"} <= set(names)
+
+
+def test_sampling_imports_neither_bpy_nor_torch():
+    code = ("import json, sys\nfrom rgbify.scenes import load_recipe, sample_scene\n"
+            "sample_scene(load_recipe('tabletop'), 0, 0)\nprint(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True,
+                         timeout=300)
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not {"bpy", "torch"} & mods
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("name", ["indoor", "outdoor"])
+def test_sampled_scenes_render_lit_and_populated(name):
+    pytest.importorskip("bpy")
+    from rgbify.render import render
+    spec = sample_scene(load_recipe(name, resolution=(44, 33), samples=4), 0, 1)
+    result = render(spec)
+    assert 20 < result.rgb.mean() < 235, "neither black nor blown out"
+    assert len({r["class_name"] for r in result.instances if r["pixel_count"] > 0}) >= 3
+    hit = np.isfinite(result.depth)
+    assert hit.mean() >= 1.0 - load_recipe(name).validity.max_sky_fraction - 0.1
+
+
+def test_image_textures_and_hdris_from_folders(tmp_path):
+    from PIL import Image
+    (tmp_path / "tex").mkdir()
+    (tmp_path / "hdri").mkdir()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(tmp_path / "tex" / "red.png")
+    (tmp_path / "hdri" / "sky.hdr").write_bytes(b"#?RADIANCE\n")  # never read while sampling
+    cfg = load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "tex"),
+                                   "materials.image_texture_prob": 0.5,
+                                   "lighting.hdri_dir": str(tmp_path / "hdri"), "lighting.hdri_prob": 1.0})
+    spec = sample_scene(cfg, 0, 0)
+    assert any(o.material.image_texture == str((tmp_path / "tex" / "red.png").resolve()) for o in spec.objects)
+    assert spec.world.hdri == str((tmp_path / "hdri" / "sky.hdr").resolve())
+    with pytest.raises(ValueError, match="does not exist"):
+        sample_scene(load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "missing")}), 0, 0)

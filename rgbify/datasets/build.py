@@ -94,6 +94,19 @@ class BuildConfig:
     """A scene that takes longer is killed (its worker replaced) and retried."""
     retries: int = 2
     """How many times a failed scene is re-rendered before the build stops."""
+    # scale-out (rgbify/datasets/scaleout.py, ray_build.py; docs/scaling.md)
+    ray: str | None = None
+    """Run shards as Ray tasks: "local" starts a local Ray instance, anything else is a cluster address."""
+    cpus_per_task: int = 1
+    """Ray: CPUs each shard task reserves (and Cycles threads of its Blender worker)."""
+    device: str = "cpu"
+    """Cycles device of the workers: cpu or gpu (CUDA/OptiX)."""
+    workers_per_gpu: int = 1
+    """--device gpu: Blender workers sharing each GPU."""
+    blender: str | None = None
+    """Path of a standalone Blender 4.2+ binary to run the workers in, instead of the bpy module."""
+    task_retries: int = 3
+    """Ray: how many times a shard task whose worker or node died is run again."""
 
 
 @dataclass
@@ -442,8 +455,8 @@ class Builder:
         for i in todo:
             jobs.put(i)
         n_threads = min(cfg.workers, len(todo))
-        threads = [threading.Thread(target=self._worker_loop, args=(config, jobs), name=f"render-{w}", daemon=True)
-                   for w in range(n_threads)]
+        threads = [threading.Thread(target=self._worker_loop, args=(config, jobs, w), name=f"render-{w}",
+                                    daemon=True) for w in range(n_threads)]
         if self.progress is not None:
             self.progress.start(self.stats)
         for t in threads:
@@ -468,12 +481,12 @@ class Builder:
             if self.progress is not None:
                 self.progress.stop(self.stats)
 
-    def _worker_loop(self, config: Any, jobs: queue.Queue[int]) -> None:
-        from rgbify.render.worker import RenderWorker
+    def _worker_loop(self, config: Any, jobs: queue.Queue[int], slot: int = 0) -> None:
+        from rgbify.datasets.scaleout import make_worker
 
         cfg = self.cfg
         try:
-            worker = RenderWorker(max_scenes=cfg.max_scenes_per_worker, timeout_s=cfg.timeout_s)
+            worker = make_worker(cfg, slot)
             with self.workers_lock:
                 if self.stop.is_set():
                     return
@@ -607,7 +620,15 @@ def _disk_error(e: OSError, path: Path) -> Exception:
 
 
 def build(cfg: BuildConfig, progress: Any = None, log: Callable[[str], None] = print) -> BuildStats:
-    """Build (or resume, or extend) the dataset described by ``cfg``; see the module docstring."""
+    """Build (or resume, or extend) the dataset described by ``cfg``; see the module docstring. With ``cfg.ray``
+    set the shards run as Ray tasks (rgbify.datasets.ray_build) with the same result."""
+    from rgbify.datasets.scaleout import resolve
+
+    cfg = resolve(cfg)
+    if cfg.ray is not None:
+        from rgbify.datasets.ray_build import RayBuilder
+
+        return RayBuilder(cfg, progress=progress, log=log).run()
     return Builder(cfg, progress=progress, log=log).run()
 
 

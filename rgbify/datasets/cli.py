@@ -46,6 +46,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help=f"samples per HDF5 shard (default {d.shard_size})")
     p.add_argument("--assets", type=Path, default=None, help="folder of user assets for the scene sampler")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds before a scene is killed and retried")
+    from rgbify.datasets.scaleout import add_arguments
+
+    add_arguments(p)
     p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_build)
@@ -122,11 +125,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from rgbify.datasets import scaleout
     from rgbify.datasets.build import BuildConfig, SampleFailed, build
 
     cfg = BuildConfig(out=args.out, recipe=args.recipe, count=args.count, resolution=args.resolution,
                       samples=args.samples, workers=args.workers, seed=args.seed, shard_size=args.shard_size,
-                      assets=args.assets, timeout_s=args.timeout)
+                      assets=args.assets, timeout_s=args.timeout, **scaleout.config_kwargs(args))
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

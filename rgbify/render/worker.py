@@ -37,6 +37,7 @@ _HEADER = struct.Struct(">Q")
 ENV_PARENT = "RGBIFY_WORKER_PARENT"
 ENV_PDEATHSIG = "RGBIFY_WORKER_PDEATHSIG"
 ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
+ENV_REPLY_FD = "RGBIFY_WORKER_REPLY_FD"
 
 
 class SceneTimeout(SceneError):
@@ -73,7 +74,15 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
 
 def _recv(fd: int, deadline: float | None = None) -> Any:
     (n,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return pickle.loads(_read_exact(fd, n, deadline))
+    data = _read_exact(fd, n, deadline)
+    try:
+        return pickle.loads(data)
+    except ModuleNotFoundError as e:  # a standalone Blender's NumPy 2 pickles numpy._core (see blender_boot)
+        from rgbify.render.blender_boot import compat_loads
+
+        if "numpy" not in str(e):
+            raise
+        return compat_loads(data)
 
 
 # --- parent side --------------------------------------------------------------------------------------------
@@ -109,6 +118,9 @@ class RenderWorker:
     ``device``: "cpu" or "gpu" (CUDA/OptiX) for Cycles; ``threads``: Cycles threads (None = all cores).
     ``log_path``: where the worker's stdout/stderr (Blender's messages) go; default ``worker.log`` in the
     worker's temporary folder, which also holds each process's scratch files and is removed by ``close()``.
+    ``blender``: path of a standalone Blender (4.2+) binary: the worker runs inside it (``blender --background
+    --python-expr ...``, see rgbify.render.blender_boot) instead of ``python -m`` with the bpy module.
+    ``env``: extra environment variables for the worker process (e.g. CUDA_VISIBLE_DEVICES of its GPU).
 
     ``render(spec)`` returns a RenderResult or raises SceneError (the worker stays usable). ``restarts`` counts
     replacements of the process (recycling, crashes and timeouts); ``scenes_rendered`` counts successes.
@@ -116,7 +128,8 @@ class RenderWorker:
 
     def __init__(self, max_scenes: int = 500, max_rss_mb: float = 4096.0, timeout_s: float = 600.0,
                  startup_timeout_s: float = 120.0, device: str = "cpu", threads: int | None = None,
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, blender: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         if max_scenes < 1:
             raise ValueError(f"max_scenes must be >= 1, got {max_scenes}")
         if timeout_s <= 0 or startup_timeout_s <= 0:
@@ -130,6 +143,9 @@ class RenderWorker:
         self.startup_timeout_s = float(startup_timeout_s)
         self.device = device
         self.threads = threads
+        self.blender = blender
+        self.extra_env = dict(env or {})
+        self.child_info: dict = {}
         self.restarts = 0
         self.scenes_rendered = 0
         self.last_rss_mb = 0.0
@@ -176,10 +192,16 @@ class RenderWorker:
         os.makedirs(self._root, exist_ok=True)
         self._scratch = tempfile.mkdtemp(prefix="scratch-", dir=self._root)
         env[ENV_SCRATCH] = self._scratch
+        env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "rgbify.render.worker"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+            if self.blender:
+                from rgbify.render.blender_boot import popen_blender
+
+                self._proc = popen_blender(self.blender, root, env, log)
+            else:
+                self._proc = subprocess.Popen([sys.executable, "-m", "rgbify.render.worker"], stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
         finally:
             log.close()
         self._finalizer.detach()
@@ -204,6 +226,15 @@ class RenderWorker:
             raise SceneError(f"the Blender worker exited with code {code} while starting: {self._log_tail()}") from None
         if not (isinstance(msg, dict) and msg.get("ready")):
             raise SceneError(f"the Blender worker sent {msg!r} instead of its ready message")
+        self.child_info = msg
+        if self.blender:
+            from rgbify.render.blender_boot import check_ready
+
+            try:
+                check_ready(self.blender, msg)
+            except SceneError:
+                self.close()
+                raise
         self._ready = True
         self._startup_s = time.perf_counter() - self._started_at
 
@@ -351,7 +382,9 @@ def main() -> int:
     if os.getppid() != parent:  # the parent died before prctl took effect
         return 3
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-    out = os.fdopen(os.dup(1), "wb")
+    reply_fd = os.environ.pop(ENV_REPLY_FD, "")
+    # inside a standalone Blender the replies go to a pipe of their own (Blender prints its banner to stdout)
+    out = os.fdopen(int(reply_fd) if reply_fd else os.dup(1), "wb")
     os.dup2(2, 1)  # Blender prints to stdout: keep the protocol channel clean
     sys.stdout = sys.stderr
     t0 = time.perf_counter()
@@ -359,8 +392,10 @@ def main() -> int:
 
     from rgbify.render import cycles  # noqa: F401
 
-    _send(out, {"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - t0})
-    stdin = sys.stdin.buffer.fileno()
+    _send(out, {"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - t0,
+                "blender_version": tuple(bpy.app.version), "python": sys.executable,
+                "rgbify": sys.modules["rgbify"].__file__, "numpy": sys.modules["numpy"].__version__})
+    stdin = sys.stdin.buffer.fileno() if sys.stdin is not None else 0
     while True:
         try:
             request = _recv(stdin)

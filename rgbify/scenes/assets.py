@@ -19,6 +19,7 @@ and is skipped; with ``strict=True`` it raises :class:`AssetError` instead. Read
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 import warnings
@@ -168,6 +169,28 @@ def load_assets(root: str | Path, strict: bool = False) -> AssetLibrary:
             if asset is not None:
                 lib.assets.append(asset)
     return lib
+
+
+def _folder_signature(root: Path) -> tuple:
+    """(name, size, mtime) of every file under root: changes whenever the library would."""
+    return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(root: str, signature: tuple, strict: bool) -> AssetLibrary:
+    del signature  # part of the cache key only
+    return load_assets(root, strict)
+
+
+def library_for(assets: AssetLibrary | str | Path, strict: bool = False) -> AssetLibrary:
+    """An AssetLibrary as is, or the library of a folder path, read once per process while the folder's files
+    are unchanged (so passing a path to every sample_scene call does not re-read every mesh)."""
+    if isinstance(assets, AssetLibrary):
+        return assets
+    root = Path(assets)
+    if not root.is_dir():
+        raise AssetError(f"assets folder {str(assets)!r} does not exist; pass a folder with one sub-folder per class")
+    return _load_cached(str(root.resolve()), _folder_signature(root), strict)
 
 
 def _read_asset(lib: AssetLibrary, class_name: str, f: Path, opts: dict, strict: bool) -> Asset | None:

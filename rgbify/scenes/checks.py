@@ -7,11 +7,12 @@ Exposure model (per probe ray, linear radiance where a white diffuse surface lit
   intensity I = P / (4 pi) (spots only inside their cone); area lights give P / pi * cos(theta_light)
   cos(theta_surface) / (d^2 + a^2 / pi) for side a; sun gives S cos(theta). Each is multiplied by the Cycles
   unit calibration ``LIGHT_UNIT`` (measured with bpy: 1.00 for every kind).
-* E_indirect approximates interreflection: in an enclosed room the mean direct irradiance of the visible surfaces
-  times rho / (1 - rho) (the integrating-sphere result, rho = mean visible albedo, capped at 0.75); outdoors a
-  fifth of that.
-* E_sky is the world colour's irradiance on an unoccluded surface, pi L_world (1 + n_z) / 2, times 0.6 outdoors
-  and 0.05 indoors (windows only). Rays that hit nothing see L_world itself.
+* E_indirect approximates interreflection: in a room the integrating-sphere result
+  INDIRECT_GAIN * (light flux / interior area) * rho / (1 - rho), rho = ROOM_ALBEDO_SCALE x the area-weighted
+  albedo of walls, floor and ceiling; outdoors the mean direct irradiance of the visible surfaces times
+  rho / (1 - rho) (rho = their mean albedo) times OUTDOOR_BOUNCE.
+* E_sky is the world colour's irradiance on an unoccluded surface, pi L_world (1 + n_z) / 2, times OUTDOOR_SKY
+  outdoors and 0.05 indoors (windows only). Rays that hit nothing see L_world itself.
 The display is Blender's "Standard" view transform: radiance clipped at 1, then the sRGB curve.
 """
 
@@ -31,8 +32,11 @@ LIGHT_UNIT = {"point": 1.0, "spot": 1.0, "area": 1.0, "sun": 1.0}
 (Cycles, 64 spp, white-ish Principled plane, roughness 1, specular 0, light 2 m above): point 0.997, spot
 (120 degree cone) 0.997, area (0.5 m) 0.998, sun 1.000 - i.e. Blender's watts are radiometric watts."""
 
-INDIRECT_GAIN = 1.0
+INDIRECT_GAIN = 1.5
 """Scale of the room interreflection term (fitted against Cycles renders; see docs/scenes.md)."""
+ROOM_ALBEDO_SCALE = 0.6
+"""Effective room albedo = this x the area-weighted albedo of walls, floor and ceiling (furniture, openings and
+dark objects absorb; fitted together with INDIRECT_GAIN)."""
 OUTDOOR_SKY = 1.0
 """Share of the open sky's irradiance (pi L_world (1 + n_z) / 2) that reaches outdoor surfaces."""
 OUTDOOR_BOUNCE = 0.3
@@ -259,7 +263,7 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
     e_ind = 0.0
     if interreflection and interior is not None:  # integrating-sphere model of the room
         area, rho_room = interior
-        rho_room = min(rho_room, 0.8)
+        rho_room = min(rho_room * ROOM_ALBEDO_SCALE, 0.8)
         e_ind = INDIRECT_GAIN * sum(light_flux(li) for li in lights) / area * rho_room / (1.0 - rho_room)
     elif interreflection and hit.any():
         rho_mean = float(np.clip(rho[hit] @ LUMA, 0.0, 0.75).mean())

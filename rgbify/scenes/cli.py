@@ -30,6 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _common(tp)
     tp.add_argument("--n", type=int, default=200, help="number of scenes (indices 0..n-1, default 200)")
     tp.add_argument("--json", dest="json_out", help="also write the statistics as JSON to this file")
+    tp.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; results do not depend on it)")
     tp.set_defaults(func=cmd_stats)
 
 
@@ -91,6 +92,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from rgbify.scenes.config import RecipeError
     from rgbify.scenes.sample import SceneSamplingError, sample_scene
     from rgbify.scenes.spec import spec_to_json
     config, assets = _load(args)
@@ -98,7 +100,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--index {args.index}: must be a non-negative integer")
     try:
         spec = sample_scene(config, args.seed, args.index, assets)
-    except SceneSamplingError as e:
+    except (SceneSamplingError, RecipeError) as e:
         raise UserError(str(e)) from None
     text = spec_to_json(spec, indent=1)
     if args.out:
@@ -110,14 +112,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from rgbify.scenes.config import RecipeError
     from rgbify.scenes.sample import SceneSamplingError
     from rgbify.scenes.stats import format_stats, recipe_stats
     config, assets = _load(args)
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
     try:
-        s = recipe_stats(config, args.n, args.seed, assets)
-    except SceneSamplingError as e:
+        s = recipe_stats(config, args.n, args.seed, assets, jobs=max(1, args.jobs))
+    except (SceneSamplingError, RecipeError) as e:
         raise UserError(str(e)) from None
     print(format_stats(s))
     if args.json_out:

@@ -108,7 +108,7 @@ class IndoorLayout:
     """Furniture pieces tried per room (some may not fit)."""
     clutter: IntRange = (8, 22)
     """Small objects tried on supporting surfaces."""
-    floor_clutter: IntRange = (0, 3)
+    floor_clutter: IntRange = (1, 4)
     pictures: IntRange = (0, 3)
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""

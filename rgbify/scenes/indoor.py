@@ -293,7 +293,7 @@ def _lamp_light(ctx: Context, b: Builder, iid: int) -> None:
     small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
         wpos = placed.world_from_model @ np.append(pos, 1.0)
-        power = ctx.rng.uniform(3, 12) if small else ctx.rng.uniform(15, 50)
+        power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
         b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
                               power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.05))
     # the shade glows a little, as lit fabric does
@@ -449,7 +449,7 @@ def camera_sampler(ctx: Context, b: Builder, room: Room):  # noqa: ANN201
     def sample(rng: np.random.Generator):  # noqa: ANN202
         eye = free_eye(rng, 0.35)
         target = None
-        if targets and rng.random() < 0.45:
+        if targets and rng.random() < 0.65:
             for _ in range(10):
                 tp = targets[int(rng.integers(len(targets)))]
                 t = tp.world_from_model[:3, 3] + np.array([0, 0, tp.model.height / 2])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbify.scenes.config import MaterialConfig
+from rgbify.scenes.config import MaterialConfig, RecipeError
 from rgbify.scenes.spec import Material, Texture
 
 TEXTURE_KINDS = ("noise", "voronoi", "checker", "wave", "brick")
@@ -62,7 +62,8 @@ def list_images(folder: str | None) -> list[str]:
         return []
     p = Path(folder)
     if not p.is_dir():
-        raise ValueError(f"texture folder {folder!r} does not exist; pass an existing folder of images")
+        raise RecipeError(f"image folder {folder!r} does not exist; set the recipe's image_texture_dir / hdri_dir "
+                          "to an existing folder of images")
     return sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
 
 

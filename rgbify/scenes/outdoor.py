@@ -9,6 +9,7 @@ import numpy as np
 
 from rgbify.scenes.builder import Builder, Model, Parts, Surface, pose
 from rgbify.scenes.common import Context, Draft, Reject, make_camera, sky_world, sun_light
+from rgbify.scenes.spec import Material
 
 ROAD_Z = 0.02
 KERB = 0.15
@@ -188,6 +189,7 @@ def build_street(ctx: Context, b: Builder, st: Street) -> dict[str, int]:
             m = Parts().box(((c0 + c1) / 2, (y0 + y1) / 2, ROAD_Z / 2), (c1 - c0, y1 - y0, ROAD_Z)).model(
                 "road", "cross_road", material_hint="road")
             b.add(m, pose(0, 0, 0), road_mat, support=ids["ground"])
+    _markings(ctx, b, st, xs, ids["road"])
     for sgn in (-1, 1):
         y0, y1 = sorted((sgn * st.width / 2, sgn * st.kerb_y))
         for x0, x1 in xs:
@@ -195,6 +197,25 @@ def build_street(ctx: Context, b: Builder, st: Street) -> dict[str, int]:
             ids[f"sidewalk{sgn}{x0:.0f}"] = iid or 0
     del rng
     return ids
+
+
+def _markings(ctx: Context, b: Builder, st: Street, xs: list[tuple[float, float]], road_id: int) -> None:
+    """Painted lines (one instance of class road): a dashed centre line and solid edge lines, 1 mm thick."""
+    rng = ctx.rng
+    p = Parts()
+    t, w = 0.001, float(rng.uniform(0.1, 0.15))
+    dash, gap = float(rng.uniform(2.0, 4.0)), float(rng.uniform(4.0, 9.0))
+    for x0, x1 in xs:
+        x = x0 + 1.0
+        while x + dash < x1 - 1.0:
+            p.box((x + dash / 2, 0.0, t / 2), (dash, w, t))
+            x += dash + gap
+        for sgn in (-1, 1):
+            p.box(((x0 + x1) / 2, sgn * (st.width / 2 - 0.3), t / 2), (x1 - x0 - 0.5, w, t))
+    m = p.model("road", "road_markings", material_hint="painted")
+    yellow = rng.random() < 0.3
+    b.add(m, pose(0, 0, ROAD_Z), Material(base_color=(0.8, 0.55, 0.05) if yellow else (0.8, 0.8, 0.78),
+                                          roughness=0.6), support=road_id)
 
 
 def populate(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:

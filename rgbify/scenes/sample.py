@@ -85,7 +85,8 @@ def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any 
     """The scene for (config, seed, index): a pure function of its arguments (and of the files in the asset,
     texture and HDRI folders they name). Resamples rejected drafts; raises SceneSamplingError after
     ``config.validity.max_attempts`` failures. ``assets`` is an AssetLibrary (rgbify.scenes.assets.load_assets)
-    or a folder path."""
+    or a folder path (read once per process while its files are unchanged; bad files are skipped with a
+    warning - load the library yourself with strict=True to fail on them instead)."""
     return sample_scene_and_probe(config, seed, index, assets)[0]
 
 
@@ -94,9 +95,9 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
     """sample_scene, also returning the ray-cast probe of the accepted view (used by `scenes stats`)."""
     if isinstance(config, str):
         config = load_recipe(config)
-    if assets is not None and not hasattr(assets, "place_small"):
-        from rgbify.scenes.assets import load_assets
-        assets = load_assets(assets)
+    if assets is not None:
+        from rgbify.scenes.assets import library_for
+        assets = library_for(assets)
     if assets is not None and not assets.models:
         assets = None
     images = list_images(config.materials.image_texture_dir)

@@ -14,39 +14,43 @@ from rgbify.scenes.sample import sample_scene_and_probe
 DEPTH_BINS_M = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, np.inf)
 
 
-def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None) -> dict[str, Any]:
-    """Sample ``n`` scenes (indices 0..n-1) and summarise depth, classes, instances, exposure and rejects."""
+def _scene_summary(config: RecipeConfig, seed: int, index: int, assets: Any) -> dict[str, Any]:
+    spec, probe = sample_scene_and_probe(config, seed, index, assets)
+    meta = dict(spec.meta)
+    d = probe.depth_z_m
+    finite = d[np.isfinite(d)]
+    return {"rejects": list(meta["rejects"]), "classes": [o.class_name for o in spec.objects],
+            "visible": meta["coverage"]["visible_instances"], "relight": meta["exposure"]["relight"],
+            "lights": len(spec.lights),
+            "hist": np.histogram(finite, bins=np.asarray(DEPTH_BINS_M[:-1] + (1e9,)))[0],
+            "sky": int(np.sum(~np.isfinite(d))), "rays": len(d),
+            "depth": (float(finite.min()), float(np.median(finite)), float(finite.max())) if len(finite) else None}
+
+
+def _summaries(config: RecipeConfig, n: int, seed: int, assets: Any, jobs: int) -> list[dict[str, Any]]:
+    if jobs <= 1 or n < 4:
+        return [_scene_summary(config, seed, i, assets) for i in range(n)]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_scene_summary, config, seed, i, assets) for i in range(n)]
+        return [f.result() for f in futures]
+
+
+def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None, jobs: int = 1) -> dict[str, Any]:
+    """Sample ``n`` scenes (indices 0..n-1, in ``jobs`` processes) and summarise depth, classes, instances,
+    exposure and rejects."""
     t0 = time.perf_counter()
+    rows = _summaries(config, n, seed, assets, jobs)
+    seconds = time.perf_counter() - t0
     rejects: Counter[str] = Counter()
     classes_in_scene: Counter[str] = Counter()
     instances: Counter[str] = Counter()
-    depth_hist = np.zeros(len(DEPTH_BINS_M) - 1, dtype=np.int64)
-    sky = 0
-    total_rays = 0
-    per_scene_instances, per_scene_visible, per_scene_classes, relights, lights = [], [], [], [], []
-    depth_max, depth_min, depth_median = [], [], []
-    for i in range(n):
-        spec, probe = sample_scene_and_probe(config, seed, i, assets)
-        meta = dict(spec.meta)
-        rejects.update(meta["rejects"])
-        names = [o.class_name for o in spec.objects]
-        instances.update(names)
-        classes_in_scene.update(set(names))
-        per_scene_instances.append(len(names))
-        per_scene_classes.append(len(set(names)))
-        per_scene_visible.append(meta["coverage"]["visible_instances"])
-        relights.append(meta["exposure"]["relight"])
-        lights.append(len(spec.lights))
-        d = probe.depth_z_m
-        finite = d[np.isfinite(d)]
-        depth_hist += np.histogram(finite, bins=np.asarray(DEPTH_BINS_M[:-1] + (1e9,)))[0]
-        sky += int(np.sum(~np.isfinite(d)))
-        total_rays += len(d)
-        if len(finite):
-            depth_min.append(float(finite.min()))
-            depth_max.append(float(finite.max()))
-            depth_median.append(float(np.median(finite)))
-    seconds = time.perf_counter() - t0
+    for r in rows:
+        rejects.update(r["rejects"])
+        instances.update(r["classes"])
+        classes_in_scene.update(set(r["classes"]))
+    depth_hist = np.sum([r["hist"] for r in rows], axis=0)
+    depths = [r["depth"] for r in rows if r["depth"] is not None]
     attempts = n + sum(rejects.values())
 
     def summary(x: list[float]) -> dict[str, float]:
@@ -54,24 +58,28 @@ def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None
         return {"mean": round(float(a.mean()), 3), "min": round(float(a.min()), 3), "max": round(float(a.max()), 3)}
 
     return {
-        "recipe": config.name, "kind": config.kind, "scenes": n, "seed": seed, "seconds": round(seconds, 2),
-        "seconds_per_scene": round(seconds / max(n, 1), 4),
+        "recipe": config.name, "kind": config.kind, "scenes": n, "seed": seed, "jobs": jobs,
+        "seconds": round(seconds, 2), "seconds_per_scene": round(seconds / max(n, 1), 4),
         "views_tried": attempts, "reject_rate": round(sum(rejects.values()) / max(attempts, 1), 4),
         "reject_reasons": dict(rejects.most_common()),
         "depth_bins_m": [b if np.isfinite(b) else "inf" for b in DEPTH_BINS_M],
-        "depth_histogram": depth_hist.tolist(), "sky_fraction": round(sky / max(total_rays, 1), 4),
-        "depth_min_m": summary(depth_min), "depth_median_m": summary(depth_median), "depth_max_m": summary(depth_max),
-        "instances_per_scene": summary(per_scene_instances), "classes_per_scene": summary(per_scene_classes),
-        "visible_instances_per_view": summary(per_scene_visible), "lights_per_scene": summary(lights),
-        "relight_factor": summary(relights),
+        "depth_histogram": depth_hist.tolist(),
+        "sky_fraction": round(sum(r["sky"] for r in rows) / max(sum(r["rays"] for r in rows), 1), 4),
+        "depth_min_m": summary([d[0] for d in depths]), "depth_median_m": summary([d[1] for d in depths]),
+        "depth_max_m": summary([d[2] for d in depths]),
+        "instances_per_scene": summary([len(r["classes"]) for r in rows]),
+        "classes_per_scene": summary([len(set(r["classes"])) for r in rows]),
+        "visible_instances_per_view": summary([r["visible"] for r in rows]),
+        "lights_per_scene": summary([r["lights"] for r in rows]),
+        "relight_factor": summary([r["relight"] for r in rows]),
         "classes": {c: {"scenes": classes_in_scene[c], "instances_per_scene": round(instances[c] / n, 3)}
                     for c in sorted(instances, key=lambda c: -instances[c])},
     }
 
 
 def format_stats(s: dict[str, Any]) -> str:
-    lines = [f"recipe {s['recipe']} ({s['kind']}): {s['scenes']} scenes in {s['seconds']} s "
-             f"({s['seconds_per_scene']} s/scene); {s['views_tried']} views tried, reject rate "
+    lines = [f"recipe {s['recipe']} ({s['kind']}): {s['scenes']} scenes in {s['seconds']} s with {s['jobs']} "
+             f"process(es) ({s['seconds_per_scene']} s/scene); {s['views_tried']} views tried, reject rate "
              f"{100 * s['reject_rate']:.1f}%"]
     reasons = ", ".join(f"{k} {v}" for k, v in s["reject_reasons"].items()) or "none"
     lines.append(f"reject reasons: {reasons}")

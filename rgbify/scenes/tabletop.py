@@ -21,8 +21,16 @@ def sample_tabletop(ctx: Context) -> Draft:
     tw, td = float(rng.uniform(*lay.table_width_m)), float(rng.uniform(*lay.table_depth_m))
     table = models.table(rng, "round" if rng.random() < 0.2 else "dining", width=tw, depth=td,
                          height=float(rng.uniform(*lay.table_height_m)))
-    yaw = room.walls[0]["yaw"] + float(rng.uniform(-20, 20))
-    table_id = b.add(table, pose(centre[0], centre[1], 0.0, yaw), ctx.material(table), support=floor_id)
+    material = ctx.material(table)
+    table_id = None
+    for _ in range(12):  # near the middle of the room, clear of the door swings
+        xy = centre + rng.normal(0.0, 0.4, 2)
+        yaw = room.walls[0]["yaw"] + float(rng.uniform(-20, 20))
+        w = pose(xy[0], xy[1], 0.0, yaw)
+        if room.contains_model(table, w, 0.3):
+            table_id = b.add(table, w, material, support=floor_id)
+        if table_id is not None:
+            break
     if table_id is None:
         raise Reject("layout_failed", "table does not fit")
     for _ in range(int(rng.integers(lay.extra_furniture[0], lay.extra_furniture[1] + 1))):

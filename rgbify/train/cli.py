@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from rgbify.errors import UserError
@@ -42,7 +43,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--data is required: a dataset folder written by `rgbify build`")
     if not (Path(cfg.data) / "dataset.json").exists():
         raise UserError(f"--data {cfg.data}: no dataset.json; build one with `rgbify build --out {cfg.data}`")
+    from rgbify.train.launch import maybe_relaunch
+
+    code = maybe_relaunch(args)  # --num-processes N: N DDP processes run this command
+    if code is not None:
+        return code
     result = train(cfg)
+    if os.environ.get("RANK", "0") != "0":  # one report per DDP run
+        return 0
     state = "stopped (--exit-after); rerun the same command to resume" if result["stopped_early"] else "done"
     print(f"step {result['step']}/{cfg.steps} {state}; model at {Path(cfg.out) / 'model'}")
     if result["metrics"]:
@@ -101,6 +109,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "OUT/checkpoints/latest.",
     )
     _add_config_arguments(p)
+    from rgbify.train.launch import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=cmd_train)
 
     common = argparse.ArgumentParser(add_help=False)

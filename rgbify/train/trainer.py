@@ -589,6 +589,7 @@ def save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     tmp = ckdir / f".tmp-step-{step:07d}"
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every rank's random_states_R.pkl is in tmp before it is renamed
     if accelerator.is_main_process:
         (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
         if final.exists():
@@ -731,6 +732,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         raise UserError("--out is required: the run folder to write")
     out = Path(cfg.out)
     started = time.monotonic()
+    from rgbify.train.launch import use_cpu_if_no_gpu
+
+    use_cpu_if_no_gpu()  # DDP over gloo when torchrun/accelerate launch started us on a machine without CUDA
     if not torch.distributed.is_initialized():  # a fresh accelerate state per run (tests train several in a process)
         from accelerate.state import AcceleratorState, GradientState
 
@@ -776,8 +780,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         losses, per_task = [], {}
         for micro in range(cfg.grad_accum):
             batch = next(batches)
-            gen = step_generator(cfg.seed, step * cfg.grad_accum + micro, accelerator.device,
-                                 salt=accelerator.process_index)
+            # noise keyed by the global micro-batch index: N processes x accumulation A = one process x A*N
+            gen = step_generator(cfg.seed, (step * cfg.grad_accum + micro) * accelerator.num_processes
+                                 + accelerator.process_index, accelerator.device)
             with accelerator.accumulate(unet):
                 loss, per_item = train_step(parts, prompts, cfg, batch, gen)
                 accelerator.backward(loss)
@@ -786,7 +791,8 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.detach().float().item())
+            losses.append(accelerator.reduce(loss.detach().float(), reduction="mean").item()
+                          if accelerator.num_processes > 1 else loss.detach().float().item())
             for task, v in zip(batch["task"], per_item.float().cpu().tolist(), strict=True):
                 per_task.setdefault(task, []).append(v)
         if ema is not None:

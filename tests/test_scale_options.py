@@ -1,0 +1,180 @@
+"""Scale-out plumbing without a cluster or a GPU: --device gpu / --workers-per-gpu worker slots and their
+CUDA_VISIBLE_DEVICES, Ray task options, flag validation, `rgbify train --num-processes` command lines. The real
+GPU renders at the end run only where CUDA is visible (marked gpu)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rgbify
+from rgbify.datasets import scaleout
+from rgbify.datasets.build import BuildConfig
+from rgbify.errors import UserError
+
+ROOT = Path(rgbify.__file__).resolve().parents[1]
+
+
+def _run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "rgbify", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_gpu_workers_are_spread_over_gpus():
+    cfg = scaleout.resolve(BuildConfig(device="gpu", workers_per_gpu=2), gpus=["0", "3"])
+    assert cfg.workers == 4
+    slots = [scaleout.worker_kwargs(cfg, s, gpus=["0", "3"]) for s in range(cfg.workers)]
+    assert [k["env"]["CUDA_VISIBLE_DEVICES"] for k in slots] == ["0", "3", "0", "3"]
+    assert all(k["device"] == "gpu" and k["blender"] is None for k in slots)
+    cpu = scaleout.worker_kwargs(BuildConfig(workers=3), 2)
+    assert cpu["env"] == {} and cpu["device"] == "cpu"
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert scaleout.visible_gpus() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert scaleout.visible_gpus() == []
+    with pytest.raises(UserError, match="no CUDA GPU is visible"):
+        scaleout.resolve(BuildConfig(device="gpu"))
+
+
+def test_ray_gpu_tasks_share_gpus_and_leave_assignment_to_ray():
+    from rgbify.datasets.ray_build import task_options
+
+    cfg = scaleout.resolve(BuildConfig(device="gpu", workers_per_gpu=4, ray="auto", cpus_per_task=2), gpus=[])
+    assert cfg.workers == BuildConfig().workers  # Ray places the tasks; no local GPU needed on the driver
+    assert task_options(cfg) == {"num_cpus": 2, "num_gpus": 0.25, "max_retries": 3, "retry_exceptions": False}
+    assert scaleout.worker_kwargs(cfg, 1, gpus=["0"])["env"] == {}  # Ray sets the task's CUDA_VISIBLE_DEVICES
+    assert "num_gpus" not in task_options(BuildConfig(ray="local"))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("cpus_per_task", 0, "--cpus-per-task 0"),
+    ("workers_per_gpu", -1, "--workers-per-gpu -1"),
+    ("task_retries", -2, "--task-retries -2"),
+    ("device", "tpu", "--device 'tpu'"),
+    ("ray", " ", "--ray"),
+])
+def test_bad_scale_values_are_refused(field, value, message):
+    with pytest.raises(UserError, match=message.replace("'", ".")):
+        scaleout.resolve(BuildConfig(**{field: value}), gpus=["0"])
+
+
+def test_cli_flags_reach_the_config():
+    p = argparse.ArgumentParser()
+    scaleout.add_arguments(p)
+    a = p.parse_args(["--ray", "--cpus-per-task", "4", "--device", "gpu", "--workers-per-gpu", "3"])
+    assert scaleout.config_kwargs(a) == {"ray": "local", "cpus_per_task": 4, "task_retries": 3, "device": "gpu",
+                                         "workers_per_gpu": 3, "blender": None}
+    assert p.parse_args(["--ray", "10.0.0.1:6379"]).ray == "10.0.0.1:6379"
+    assert p.parse_args([]).ray is None
+
+
+def test_build_cli_refuses_gpu_without_gpu(tmp_path):
+    p = _run("build", "--out", str(tmp_path / "o"), "--count", "1", "--device", "gpu",
+             env_extra={"CUDA_VISIBLE_DEVICES": ""})
+    assert p.returncode == 2 and "no CUDA GPU is visible" in p.stderr and not (tmp_path / "o").exists()
+
+
+def test_train_launch_command_reproduces_the_flags():
+    from rgbify.train import launch
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    from rgbify.train.cli import add_commands
+
+    add_commands(sub)
+    args = p.parse_args(["train", "--data", "d", "--out", "o", "--grad-accum", "2", "--tasks", "depth,normals",
+                         "--no-resume", "--lr", "0.001", "--num-processes", "3"])
+    cmd = launch.launch_command(args, 3)
+    assert cmd[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3", "-m"]
+    rest = cmd[6:]
+    assert rest[:2] == ["rgbify", "train"] and "--num-processes" not in rest
+    again = p.parse_args(rest[1:])
+    for name in ("data", "out", "grad_accum", "tasks", "resume", "lr"):
+        assert getattr(again, name) == getattr(args, name), name
+    args.num_processes = 0
+    with pytest.raises(UserError, match="--num-processes 0"):
+        launch.maybe_relaunch(args)
+
+
+def test_train_refuses_more_processes_than_gpus(monkeypatch):
+    from rgbify.train import launch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    for k in launch.LAUNCH_ENV:
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(UserError, match="only 2 GPU"):
+        launch.maybe_relaunch(argparse.Namespace(num_processes=4))
+
+
+# --- real GPUs (skipped without CUDA) ------------------------------------------------------------------------
+
+needs_gpu = pytest.mark.skipif(not scaleout.visible_gpus(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@pytest.mark.blender
+@needs_gpu
+def test_gpu_render_matches_cpu_geometry():
+    pytest.importorskip("bpy")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from render_scenes import tiny_scene
+
+    from rgbify.render.worker import RenderWorker
+
+    spec = tiny_scene()
+    with RenderWorker(timeout_s=300) as w:
+        cpu = w.render(spec)
+    with RenderWorker(timeout_s=300, device="gpu") as w:
+        gpu = w.render(spec)
+    assert (cpu.instance == gpu.instance).mean() > 0.99
+    hit = np.isfinite(cpu.depth) & np.isfinite(gpu.depth)
+    np.testing.assert_allclose(gpu.depth[hit], cpu.depth[hit], rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.blender
+@pytest.mark.slow
+@needs_gpu
+def test_gpu_build_with_two_workers_per_gpu(tmp_path):
+    pytest.importorskip("bpy")
+    out = tmp_path / "gpu"
+    p = _run("build", "--out", str(out), "--count", "4", "--resolution", "32x24", "--samples", "4", "--shard-size",
+             "2", "--device", "gpu", "--workers-per-gpu", "2", "--quiet", "--no-preview")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "OK" in _run("verify", str(out)).stdout
+
+
+def test_ray_tasks_get_absolute_paths(tmp_path, monkeypatch):
+    from rgbify.datasets.ray_build import task_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text("")
+    cfg = task_config(BuildConfig(out=Path("ds"), recipe="mine.toml", assets=Path("assets"), ray="local"))
+    assert cfg.out == tmp_path / "ds" and cfg.assets == tmp_path / "assets"
+    assert cfg.recipe == str(tmp_path / "mine.toml")
+    assert task_config(BuildConfig(recipe="indoor")).recipe == "indoor"
+
+
+def test_infeasible_ray_tasks_are_refused_before_they_hang():
+    from rgbify.datasets.ray_build import check_feasible
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    check_feasible(BuildConfig(ray="auto", cpus_per_task=4), nodes)
+    with pytest.raises(UserError, match="no node of the cluster has 8 CPU"):
+        check_feasible(BuildConfig(ray="auto", cpus_per_task=8), nodes)
+    with pytest.raises(UserError, match="0.5 GPU"):
+        check_feasible(BuildConfig(ray="auto", device="gpu", workers_per_gpu=2), nodes)
+    check_feasible(BuildConfig(ray="auto", device="gpu", workers_per_gpu=2),
+                   [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}])
