@@ -22,15 +22,7 @@ from rgbify.train.trainer import (  # noqa: E402
     train,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
-    contending with other processes slow a step down many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RES = 64
 

@@ -20,22 +20,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
 pytest.importorskip("rgbify.datasets.torch_dataset")
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
 TRAIN = ["--base-model", "tiny", "--resolution", "64", "--batch-size", "2", "--steps", "2", "--checkpoint-every", "1",
          "--warmup-steps", "1", "--num-workers", "0", "--inference-steps", "2", "--tasks",
          "depth,normals,semantic,instance"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
-    contending with other processes slow a step down many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _env() -> dict[str, str]:

@@ -18,15 +18,7 @@ from rgbify.cli import main as rgbify_main  # noqa: E402
 from rgbify.train.predict import eval_depth_folder, load_run, predict_files, task_prompt  # noqa: E402
 from rgbify.train.trainer import evaluate, train  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the tiny model gains nothing from more, and on a loaded 2-core CI box OpenMP threads
-    contending with other processes slow a step down many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fake_make_task_target(task, gt, rng, **options):

@@ -503,37 +503,9 @@ class Builder:
                 self.events.put(("error", e))
 
     def _render_one(self, worker: Any, config: Any, i: int) -> tuple[int, Path, int, int, int, float, str]:
-        from rgbify.render.worker import SceneError
-        from rgbify.scenes import sample_scene
-
-        cfg = self.cfg
-        try:
-            spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
-        except ValueError as e:  # SceneSamplingError: no valid scene for this index
-            raise SampleFailed(f"sample {i}: {e}") from e
         restarts0 = worker.restarts
-        retried = 0
-        while True:
-            t = time.perf_counter()
-            try:
-                result = worker.render(spec)
-                break
-            except (SceneError, TimeoutError) as e:
-                if self.stop.is_set():
-                    raise
-                retried += 1
-                if retried > cfg.retries:
-                    raise SampleFailed(f"sample {i} failed {retried} times, last: {e}") from e
-        seconds = time.perf_counter() - t
-        sample = sample_from_result(result, spec, cfg.seed, i)
-        k = i // self.manifest["shard_size"]
-        wdir = self.out / WORK_DIR / f"shard-{k:05d}"
-        wdir.mkdir(parents=True, exist_ok=True)
-        path = wdir / f"{i:09d}.npz"
-        try:
-            write_sample_file(path, sample)
-        except OSError as e:
-            raise _disk_error(e, path) from None
+        wdir = self.out / WORK_DIR / f"shard-{i // self.manifest['shard_size']:05d}"
+        path, spec, result, retried, seconds = render_sample(self.cfg, config, worker, i, wdir, self.stop)
         return i, path, _rejects_of(spec), worker.restarts - restarts0, retried, seconds, \
             str(getattr(result, "blender_version", ""))
 
@@ -593,6 +565,42 @@ class Builder:
         finally:
             if old is not None:
                 old.close()
+
+
+def render_sample(cfg: BuildConfig, config: Any, worker: Any, i: int, wdir: Path,
+                  stop: threading.Event | None = None) -> tuple[Path, Any, Any, int, float]:
+    """Sample scene ``i``, render it on ``worker`` (retrying ``cfg.retries`` times) and write its work file.
+
+    Returns (work file path, spec, render result, retries used, render seconds). Raises SampleFailed when the
+    index has no valid scene or its render keeps failing; a render error while ``stop`` is set is re-raised.
+    """
+    from rgbify.render.worker import SceneError
+    from rgbify.scenes import sample_scene
+
+    try:
+        spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
+    except ValueError as e:  # SceneSamplingError: no valid scene for this index
+        raise SampleFailed(f"sample {i}: {e}") from e
+    retried = 0
+    while True:
+        t = time.perf_counter()
+        try:
+            result = worker.render(spec)
+            break
+        except (SceneError, TimeoutError) as e:
+            if stop is not None and stop.is_set():
+                raise
+            retried += 1
+            if retried > cfg.retries:
+                raise SampleFailed(f"sample {i} failed {retried} times, last: {e}") from e
+    seconds = time.perf_counter() - t
+    wdir.mkdir(parents=True, exist_ok=True)
+    path = wdir / f"{i:09d}.npz"
+    try:
+        write_sample_file(path, sample_from_result(result, spec, cfg.seed, i))
+    except OSError as e:
+        raise _disk_error(e, path) from None
+    return path, spec, result, retried, seconds
 
 
 class SampleFailed(RuntimeError):

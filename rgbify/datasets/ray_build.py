@@ -37,11 +37,10 @@ from rgbify.datasets.build import (
     WORK_DIR,
     BuildConfig,
     Builder,
-    SampleFailed,
     _disk_error,
     _rejects_of,
     load_config,
-    sample_from_result,
+    render_sample,
 )
 from rgbify.datasets.shards import (
     ShardError,
@@ -51,7 +50,6 @@ from rgbify.datasets.shards import (
     sha256_file,
     shard_name,
     shard_range,
-    write_sample_file,
     write_shard,
 )
 from rgbify.errors import UserError
@@ -175,30 +173,12 @@ def render_shard(cfg: BuildConfig, k: int, shard_size: int, count: int, have: in
 
 
 def _render_sample(cfg: BuildConfig, config: Any, worker: Any, i: int, wdir: Path, stats: dict[str, Any]) -> None:
-    from rgbify.render.worker import SceneError
-    from rgbify.scenes import sample_scene
-
-    spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
-    tries = 0
-    while True:
-        t = time.perf_counter()
-        try:
-            result = worker.render(spec)
-            break
-        except (SceneError, TimeoutError) as e:
-            tries += 1
-            if tries > cfg.retries:
-                raise SampleFailed(f"sample {i} failed {tries} times, last: {e}") from e
-    stats["render_seconds"] += time.perf_counter() - t
+    _, spec, result, tries, seconds = render_sample(cfg, config, worker, i, wdir)
+    stats["render_seconds"] += seconds
     stats["rendered"] += 1
     stats["retried"] += tries
     stats["rejects"] += _rejects_of(spec)
     stats["blender_version"] = str(getattr(result, "blender_version", ""))
-    path = wdir / f"{i:09d}.npz"
-    try:
-        write_sample_file(path, sample_from_result(result, spec, cfg.seed, i))
-    except OSError as e:
-        raise _disk_error(e, path) from None
 
 
 def _sources(out: Path, k: int, rng: range, have: int, wdir: Path):
