@@ -255,14 +255,17 @@ class _View:
     def __init__(self, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool, shape: tuple[int, int]):
         self.box, self.size, self.flip, self.shape = box, size, flip, shape
         self.identity = not flip and box == (0, 0, shape[1], shape[0]) and size == (shape[1], shape[0])
+        self._nearest: tuple[np.ndarray, np.ndarray] | None = None
 
     def nearest(self) -> tuple[np.ndarray, np.ndarray]:
         """Source row of each output row and source column of each output column (mirrored if flipped): the
-        stored pixel under each output pixel's centre."""
-        (x0, y0, cw, ch), (W, H) = self.box, self.size
-        rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
-        cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
-        return rows, (cols[::-1].copy() if self.flip else cols)
+        stored pixel under each output pixel's centre (computed once per view)."""
+        if self._nearest is None:
+            (x0, y0, cw, ch), (W, H) = self.box, self.size
+            rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
+            cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
+            self._nearest = rows, (cols[::-1].copy() if self.flip else cols)
+        return self._nearest
 
 
 def _rgb_unit(rgb: np.ndarray, view: _View) -> np.ndarray:
