@@ -100,6 +100,18 @@ def _horizontal_row(rgb, y, xi, xc, row):
     """Source row ``y`` of uint8 (h, w, 3) resampled along x into int32 ``row`` (W * 3), rounded to 0..255."""
     n_w, kx = xi.shape
     half = np.int32(1 << (PRECISION_BITS - 1))
+    if kx == 2:  # upscaling, the loader's usual case: the two taps unrolled
+        src = rgb[y]
+        for xx in range(n_w):
+            a, b = xi[xx, 0], xi[xx, 1]
+            ca, cb = xc[xx, 0], xc[xx, 1]
+            s0 = half + np.int32(src[a, 0]) * ca + np.int32(src[b, 0]) * cb
+            s1 = half + np.int32(src[a, 1]) * ca + np.int32(src[b, 1]) * cb
+            s2 = half + np.int32(src[a, 2]) * ca + np.int32(src[b, 2]) * cb
+            row[3 * xx] = min(max(s0 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 1] = min(max(s1 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 2] = min(max(s2 >> PRECISION_BITS, 0), 255)
+        return
     for xx in range(n_w):
         s0 = half
         s1 = half
