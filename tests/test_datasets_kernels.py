@@ -85,6 +85,109 @@ def test_gather_nearest_matches_reference():
         assert not np.signbit(out3[out3 == 0]).any()
 
 
+def _index_sets(h, w):
+    """(rows, cols) of nearest gathers: identity, a mirrored crop, an enlarging and a shrinking resize."""
+    yield np.arange(h), np.arange(w)
+    yield np.arange(2, h - 1), np.arange(w - 2, 0, -1)
+    yield np.repeat(np.arange(h), 3)[: 2 * h + 1], np.minimum(np.arange(w + 5) * w // (w + 5), w - 1)
+    yield np.arange(0, h, 3), np.arange(w - 1, -1, -2)
+
+
+def _special_depths(h, w):
+    d = RNG.exponential(8.0, (h, w)).astype(np.float32)
+    flat = d.ravel()
+    flat[::7] = np.inf
+    flat[:8] = [0.0, -0.0, 1e-30, 1e30, 10.0, 3.0e38, 0.5, 100.0]
+    return d
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_cubewalk_unit_matches_reference(bad):
+    d = _special_depths(23, 31)
+    # every walk edge and the rounding points between (f = m / 1785 around each output step)
+    f = (np.arange(1786) / 1785.0)[:, None] + np.array([-1e-9, 0.0, 1e-9])
+    d[:, :] = 0.0
+    vals = (10.0 * (1.0 / np.sqrt(np.clip(1.0 - f.ravel(), 1e-12, None)) - 1.0)).astype(np.float32)
+    d.ravel()[:] = np.resize(vals, d.size)
+    d.ravel()[::11] = np.inf
+    if bad:
+        d[3, 4], d[5, 6], d[7, 8] = np.nan, -1.0, -10.0  # -10: x = 1 + d / 10 = 0, a division by zero discarded
+    for rows, cols in _index_sets(*d.shape):
+        out = np.full((3, len(rows), len(cols)), 7.0, np.float32)
+        nbad = kernels.cubewalk_unit(d, rows, cols, out)
+        expect, enbad = ref.cubewalk_unit(d, rows, cols)
+        assert nbad == enbad
+        np.testing.assert_array_equal(out, expect)
+    assert (nbad > 0) == bad
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_normals_unit_matches_reference(bad):
+    n = RNG.normal(size=(19, 27, 3))
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    n = n.astype(np.float32)
+    n[RNG.random(n.shape[:2]) < 0.15] = 0.0
+    n[0, :6] = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, 0, -1], [1e-7, 0, 0], [0.6, 0.8, 0]]
+    n[1, 0] = [1e30, 1e30, 0]  # finite in float64
+    if bad:
+        n[3, 4, 1], n[5, 6, 2], n[7, 8, 0] = np.nan, np.inf, -np.inf
+    for rows, cols in _index_sets(*n.shape[:2]):
+        for negate0 in (False, True):
+            for flip_x in (False, True):
+                out = np.full((3, len(rows), len(cols)), 7.0, np.float32)
+                nbad = kernels.normals_unit(n, rows, cols, negate0, flip_x, out)
+                expect, enbad = ref.normals_unit(n, rows, cols, negate0, flip_x)
+                assert nbad == enbad
+                np.testing.assert_array_equal(out, expect)
+    assert (nbad > 0) == bad
+
+
+@pytest.mark.parametrize("options", [{}, {"colormap_prob": 0.4, "flip_x": True,
+                                          "depth_codecs": ["depth/cubewalk", "depth/hilbert24"]}])
+@pytest.mark.parametrize("return_gt", [False, True])
+def test_fused_targets_equal_make_task_target(tmp_path, monkeypatch, options, return_gt):
+    """Depth and normals items built by the fused gather + encode + convert kernels equal, key for key, the
+    items of the make_task_target path (same rng draws, prompts, decode params, targets)."""
+    torch = pytest.importorskip("torch")
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=4, h=12, w=16)
+    ds = TaskDataset(d, split="all", resolution=(10, 7), crop_scale=(0.5, 1.0), augment=True,
+                     tasks=("depth", "normals", "semantic"), target_options=options, return_gt=return_gt)
+    fused, tasks = [], set()
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        fused += [ds[j] for j in range(len(ds))]
+    monkeypatch.setattr(TaskDataset, "_fused_target", lambda *a: None)
+    k = 0
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        for j in range(len(ds)):
+            a, b = fused[k], ds[j]
+            k += 1
+            tasks.add(a["task"])
+            assert a.keys() == b.keys()
+            for key in a:
+                assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    assert {"depth", "normals"} <= tasks
+
+
+def test_fused_targets_raise_like_the_codecs(tmp_path):
+    """A NaN depth or normal in view raises the codec's own error through the fused path too."""
+    from rgbify.datasets import TaskDataset
+    from rgbify.datasets.torch_dataset import _View
+    from rgbify.encode.errors import CodecInputError
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=1, h=6, w=8), split="all", augment=False, return_gt=False)
+    view = _View((0, 0, 8, 6), (8, 6), False, (6, 8))
+    for task in ("depth", "normals"):
+        s = ds.reader.read(ds.indices[0])
+        s[task] = s[task].copy()
+        s[task][2, 3] = np.nan
+        with pytest.raises(CodecInputError):
+            ds._fused_target(task, s, view, np.random.default_rng(0))
+
+
 @pytest.mark.parametrize("resolution", [None, (16, 12), (5, 9), (40, 30)])
 def test_items_equal_the_pillow_path(tmp_path, resolution):
     torch = pytest.importorskip("torch")

@@ -30,6 +30,9 @@ UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0
 """uint8 value -> float32 in [-1, 1], computed in float32 exactly as torch does ``x.float().div_(127.5).sub_(1)``."""
 
 _OPTS = {"cache": True, "nogil": True}
+_VEC = {**_OPTS, "error_model": "numpy"}
+"""Row kernels: NumPy's error model (a float division by zero gives inf instead of raising), which lets LLVM
+vectorise their loops (with Python's model every division carries a branch); their selects discard such values."""
 
 
 @njit(**_OPTS)
@@ -97,6 +100,18 @@ def _horizontal_row(rgb, y, xi, xc, row):
     """Source row ``y`` of uint8 (h, w, 3) resampled along x into int32 ``row`` (W * 3), rounded to 0..255."""
     n_w, kx = xi.shape
     half = np.int32(1 << (PRECISION_BITS - 1))
+    if kx == 2:  # upscaling, the loader's usual case: the two taps unrolled
+        src = rgb[y]
+        for xx in range(n_w):
+            a, b = xi[xx, 0], xi[xx, 1]
+            ca, cb = xc[xx, 0], xc[xx, 1]
+            s0 = half + np.int32(src[a, 0]) * ca + np.int32(src[b, 0]) * cb
+            s1 = half + np.int32(src[a, 1]) * ca + np.int32(src[b, 1]) * cb
+            s2 = half + np.int32(src[a, 2]) * ca + np.int32(src[b, 2]) * cb
+            row[3 * xx] = min(max(s0 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 1] = min(max(s1 >> PRECISION_BITS, 0), 255)
+            row[3 * xx + 2] = min(max(s2 >> PRECISION_BITS, 0), 255)
+        return
     for xx in range(n_w):
         s0 = half
         s1 = half
@@ -194,3 +209,102 @@ def gather_nearest3(src, rows, cols, negate0, out):
                 out[i, j, c] = src[r, c0, c]
             if negate0:
                 out[i, j, 0] = -out[i, j, 0] + 0.0
+
+
+@njit(**_VEC)
+def _unit(v):
+    """An integer colour value 0..255 held in a float64 -> float32 in [-1, 1], the same float32 as UNIT_LUT[v]."""
+    return np.float32(v) / np.float32(127.5) - np.float32(1.0)
+
+
+@njit(**_VEC)
+def _cubewalk_row(g, o0, o1, o2):
+    """Planes o0, o1, o2 (W,) = the depth/cubewalk colours of float64 depths ``g`` (W,) through _unit. The
+    arithmetic of rgbify.encode.kernels.cubewalk_encode without its branches (the edge's channel values are
+    selected, f(+inf) = 1 falls out of the formula), so the loop vectorises. Returns the NaN/negative count."""
+    nbad = 0
+    for j in range(g.shape[0]):
+        d = g[j]
+        good = d >= 0.0
+        nbad += np.int64(not good)
+        x = 1.0 + d / 10.0
+        f = 1.0 - 1.0 / (x * x) if good else 1.0
+        p = 7.0 * f
+        fl = np.floor(p)
+        k = 6.0 if fl > 6.0 else fl
+        t = (p - k) * 255.0
+        up = np.floor(t + 0.5)
+        dn = np.floor(255.0 - t + 0.5)
+        # edges V0..V7: R rises on 0 and 5, falls on 2; G rises on 1 and 6, falls on 4; B rises on 3
+        r = up if k == 0.0 else (255.0 if k == 1.0 else (dn if k == 2.0 else (0.0 if k <= 4.0 else (
+            up if k == 5.0 else 255.0))))
+        gg = 0.0 if k == 0.0 else (up if k == 1.0 else (255.0 if k <= 3.0 else (dn if k == 4.0 else (
+            0.0 if k == 5.0 else up))))
+        b = 0.0 if k <= 2.0 else (up if k == 3.0 else 255.0)
+        o0[j] = _unit(r)
+        o1[j] = _unit(gg)
+        o2[j] = _unit(b)
+    return nbad
+
+
+@njit(**_OPTS)
+def cubewalk_unit(depth, rows, cols, out):
+    """Gather + encode + convert, a row at a time: out float32 (3, H, W) = the depth/cubewalk colour of
+    depth[rows[i], cols[j]] as x / 127.5 - 1, channel-first (a depth item's target without image-sized
+    intermediates); equal to rgbify.encode.kernels.cubewalk_encode of the gathered depth, then UNIT_LUT. Returns
+    the number of NaN or negative depths (the caller then takes the checked path, which raises)."""
+    W = cols.shape[0]
+    g = np.empty(W, dtype=np.float64)
+    nbad = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(W):
+            g[j] = depth[r, cols[j]]
+        nbad += _cubewalk_row(g, out[0, i], out[1, i], out[2, i])
+    return nbad
+
+
+@njit(**_VEC)
+def _normals_row(g, sx, o0, o1, o2):
+    """Planes o0, o1, o2 (W,) = normals colours of float64 OpenCV normals ``g`` (3, W) through _unit: the
+    arithmetic of rgbify.encode.kernels.normals_encode (``sx`` = -1 for flip_x) with its branches turned into
+    selects (zero-length, NaN or infinite normals select black), so the loop vectorises. Returns the NaN/infinite
+    count."""
+    nbad = 0
+    for j in range(g.shape[1]):
+        x = g[0, j]
+        y = -g[1, j]
+        z = -g[2, j]
+        nn = x * x + y * y + z * z
+        finite = nn < math.inf  # False for NaN too
+        nbad += np.int64(not finite)
+        ok = finite & (nn >= 1e-12)
+        s = 1.0 / math.sqrt(nn if ok else 1.0)
+        r = np.floor((sx * (x * s) + 1.0) * 0.5 * 255.0 + 0.5)
+        gg = np.floor((y * s + 1.0) * 0.5 * 255.0 + 0.5)
+        b = np.floor((z * s + 1.0) * 0.5 * 255.0 + 0.5)
+        o0[j] = _unit(r if ok else 0.0)
+        o1[j] = _unit(gg if ok else 0.0)
+        o2[j] = _unit(b if ok else 0.0)
+    return nbad
+
+
+@njit(**_OPTS)
+def normals_unit(normals, rows, cols, negate0, flip_x, out):
+    """Gather + encode + convert, a row at a time: out float32 (3, H, W) = the normals colour of
+    normals[rows[i], cols[j]] (channel 0 negated first if ``negate0``, as gather_nearest3) as x / 127.5 - 1,
+    channel-first; equal to rgbify.encode.kernels.normals_encode(gathered, flip_x), then UNIT_LUT. Returns the
+    number of NaN or infinite normals."""
+    W = cols.shape[0]
+    g = np.empty((3, W), dtype=np.float64)
+    sx = -1.0 if flip_x else 1.0
+    nbad = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for j in range(W):
+            c = cols[j]
+            g[0, j] = np.float64(-normals[r, c, 0] + np.float32(0.0)) if negate0 else np.float64(normals[r, c, 0])
+            g[1, j] = normals[r, c, 1]
+            g[2, j] = normals[r, c, 2]
+        nbad += _normals_row(g, sx, out[0, i], out[1, i], out[2, i])
+    return nbad

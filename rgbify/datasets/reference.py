@@ -65,3 +65,21 @@ def gather_nearest(src: np.ndarray, rows: np.ndarray, cols: np.ndarray, negate0:
     if negate0:
         out[..., 0] = -out[..., 0] + 0.0
     return out
+
+
+def cubewalk_unit(depth: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, int]:
+    """(float32 (3, H, W) target, bad count) of a depth item: gather, depth/cubewalk encode, x / 127.5 - 1."""
+    from rgbify.encode import reference as enc
+
+    rgb, nbad, _ = enc.cubewalk_encode(gather_nearest(depth, rows, cols), None)
+    return to_unit(rgb), nbad
+
+
+def normals_unit(normals: np.ndarray, rows: np.ndarray, cols: np.ndarray, negate0: bool, flip_x: bool
+                 ) -> tuple[np.ndarray, int]:
+    """(float32 (3, H, W) target, bad count) of a normals item: gather (channel 0 negated if ``negate0``),
+    normals encode with ``flip_x``, x / 127.5 - 1."""
+    from rgbify.encode import reference as enc
+
+    rgb, nbad, _ = enc.normals_encode(gather_nearest(normals, rows, cols, negate0), flip_x)
+    return to_unit(rgb), nbad

@@ -115,7 +115,8 @@ class TaskDataset(Dataset):
         fields = tuple(dict.fromkeys((*fields, *TASK_FIELDS[task])))  # only what this item needs is read
         s = self.reader.read(index, fields)
         view = self._view(s["rgb"].shape[:2], rng)
-        gt = self._gather(s, view)
+        fast = None if generate else self._fused_target(task, s, view, rng)
+        gt = self._gather(s, view, skip=(task,) if fast is not None and not self.return_gt else ())
         rgb = _rgb_unit(s["rgb"], view)  # float32 (3,H,W) in [-1,1]: crop + resize + flip in one pass
         if generate:
             from rgbify.datasets.captions import caption
@@ -127,6 +128,9 @@ class TaskDataset(Dataset):
             seen = {r["id"] for r in gt["instances"] if r.get("pixel_count", 0) >= min_px}
             prompt = caption(spec_from_json(s["spec"]), visible=seen)
             decode: dict[str, Any] = {"task": "generate"}
+        elif fast is not None:
+            image = rgb
+            target, prompt, decode = fast
         else:
             from rgbify.encode import make_task_target
 
@@ -159,9 +163,50 @@ class TaskDataset(Dataset):
             flip = bool(rng.random() < self.hflip)
         return _View((x0, y0, cw, ch), self.resolution or (cw, ch), flip, (h, w))
 
-    def _gather(self, s: dict[str, Any], view: _View) -> dict[str, Any]:
-        """Every ground-truth image field of the view (nearest neighbour, never blended) and K, class table and
-        instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_unit`)."""
+    def _fused_target(self, task: str, s: dict[str, Any], view: _View, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, str, dict[str, Any]] | None:
+        """(target float32 (3,H,W) in [-1,1], prompt, decode params) of a depth or normals item, equal to
+        ``_unit(make_task_target(task, gathered gt, rng, **target_options))`` with the same rng draws, but with
+        nearest gather, encoding and the uint8 -> float conversion fused in one kernel (cubewalk and normals; other
+        depth codecs encode the gathered depth). None where this does not apply (other tasks, options it does not
+        mirror, non-float32 fields): the caller then takes make_task_target's path."""
+        from rgbify.datasets import kernels
+        from rgbify.encode.codecs import COLORMAPS, CubeWalk, NormalsCodec, depth_codec
+        from rgbify.encode.prompts import PROMPT_FORMATS, depth_prompt, normals_prompt
+
+        opts = self.target_options
+        if task not in ("depth", "normals") or s[task].dtype != np.float32 or opts.get("depth_valid") is not None:
+            return None
+        if opts.get("prompt_format") not in (None, *PROMPT_FORMATS):
+            return None  # make_task_target raises
+        (W, H), flip = view.size, view.flip
+        rows, cols = view.nearest()
+        out = np.empty((3, H, W), np.float32)
+        if task == "normals":
+            flip_x = opts.get("flip_x", False)
+            prompt, params = normals_prompt(flip_x, rng)
+            if kernels.normals_unit(s["normals"], rows, cols, flip, bool(flip_x), out):
+                gathered = np.empty((H, W, 3), np.float32)  # NaN/inf normals: the codec's own error
+                kernels.gather_nearest3(s["normals"], rows, cols, flip, gathered)
+                NormalsCodec(flip_x=bool(flip_x)).encode(gathered)
+            return out, prompt, params
+        # depth: the draws of rgbify.encode.tasks._depth_target
+        if rng.random() < opts.get("colormap_prob", 0.0):
+            colormaps = opts.get("colormaps", COLORMAPS)
+            codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
+        else:
+            codecs = opts.get("depth_codecs", ("depth/cubewalk",))
+            codec = depth_codec(codecs[int(rng.integers(len(codecs)))])
+        prompt, params = depth_prompt(codec, rng)
+        if isinstance(codec, CubeWalk) and not kernels.cubewalk_unit(s["depth"], rows, cols, out):
+            return out, prompt, params
+        gathered = np.empty((H, W), np.float32)
+        kernels.gather_nearest2(s["depth"], rows, cols, gathered)
+        return _unit(codec.encode(gathered)), prompt, params  # other codecs (or NaN/negative depth: raises)
+
+    def _gather(self, s: dict[str, Any], view: _View, skip: Sequence[str] = ()) -> dict[str, Any]:
+        """Every ground-truth image field of the view (nearest neighbour, never blended) but those in ``skip``, and
+        K, class table and instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_unit`)."""
         from rgbify.datasets import kernels
 
         (x0, y0, cw, ch), (W, H), flip = view.box, view.size, view.flip
@@ -178,7 +223,7 @@ class TaskDataset(Dataset):
         gt: dict[str, Any] = {}
         rows, cols = view.nearest()
         for k in IMAGE_FIELDS[1:]:
-            if k not in s:
+            if k not in s or k in skip:
                 continue
             a = s[k]
             if view.identity:  # the stored array itself (a fresh array per read)
@@ -210,14 +255,17 @@ class _View:
     def __init__(self, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool, shape: tuple[int, int]):
         self.box, self.size, self.flip, self.shape = box, size, flip, shape
         self.identity = not flip and box == (0, 0, shape[1], shape[0]) and size == (shape[1], shape[0])
+        self._nearest: tuple[np.ndarray, np.ndarray] | None = None
 
     def nearest(self) -> tuple[np.ndarray, np.ndarray]:
         """Source row of each output row and source column of each output column (mirrored if flipped): the
-        stored pixel under each output pixel's centre."""
-        (x0, y0, cw, ch), (W, H) = self.box, self.size
-        rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
-        cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
-        return rows, (cols[::-1].copy() if self.flip else cols)
+        stored pixel under each output pixel's centre (computed once per view)."""
+        if self._nearest is None:
+            (x0, y0, cw, ch), (W, H) = self.box, self.size
+            rows = y0 + np.minimum(((np.arange(H) + 0.5) * ch / H).astype(np.intp), ch - 1)
+            cols = x0 + np.minimum(((np.arange(W) + 0.5) * cw / W).astype(np.intp), cw - 1)
+            self._nearest = rows, (cols[::-1].copy() if self.flip else cols)
+        return self._nearest
 
 
 def _rgb_unit(rgb: np.ndarray, view: _View) -> np.ndarray:
