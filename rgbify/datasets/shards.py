@@ -46,6 +46,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from rgbify.fileio import publishing
+
 SHARD_FORMAT = "rgbify-shard"
 SHARD_SCHEMA_VERSION = 1
 
@@ -144,16 +146,8 @@ def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
     """Write one finished sample as an uncompressed .npz, atomically (temporary name, fsync, rename)."""
     s = normalize_sample(sample)
     arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with publishing(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def read_sample_file(path: Path) -> dict[str, Any]:
@@ -186,17 +180,9 @@ def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int,
     """
     comp = dict(COMPRESSION if compression is None else compression)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with publishing(path) as tmp:
         _write_h5(tmp, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash, comp=comp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
     return digest
 
 
@@ -255,28 +241,10 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file atomically: temporary name in the same folder, fsync, rename, fsync the folder."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with publishing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 class ShardReader:

@@ -9,14 +9,13 @@ Writers publish atomically (temporary name in the same folder, fsync, rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from rgbify.errors import UserError
+from rgbify.fileio import publishing
 
 DEPTH_PNG_SCALE = 1000.0
 """16-bit depth PNGs hold millimetres: value / 1000 = metres; 0 means no depth."""
@@ -66,18 +65,10 @@ def _exr_channels(path: Path) -> dict[str, np.ndarray]:
 
 
 def _publish(path: Path, write: Callable[[str], None]) -> None:
+    """Write through ``write(temporary path)`` and publish atomically (the suffix stays, for format detection)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with publishing(path, tmp_suffix=".tmp" + path.suffix) as tmp:
+        write(str(tmp))
 
 
 def _write_exr(path: Path, channels: dict[str, np.ndarray]) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rgbify import CONVENTIONS_VERSION
+from rgbify.fileio import publishing
 from rgbify.scenes.spec import SceneSpec, spec_to_dict
 
 RENDER_DIR_SCHEMA_VERSION = 1
@@ -73,27 +73,10 @@ def semantic_from_instance(spec: SceneSpec, instance: np.ndarray) -> np.ndarray:
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _publish(path: str, write) -> None:
-    """Write through ``write(file_object)`` to a temporary name in the same folder, fsync, rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write through ``write(file_object)`` and publish atomically (temporary name, fsync, rename)."""
+    with publishing(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _write_json(path: str, obj: Any) -> None:
