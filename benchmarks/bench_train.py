@@ -34,8 +34,8 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 def fake_batch(n: int, res: int, device, tasks=("depth", "normals", "semantic", "instance")) -> dict:
     g = torch.Generator().manual_seed(0)
     return {
-        "image": (torch.rand(n, 3, res, res, generator=g) * 2 - 1).to(device),
-        "target": (torch.rand(n, 3, res, res, generator=g) * 2 - 1).to(device),
+        "image": torch.randint(0, 256, (n, 3, res, res), generator=g, dtype=torch.uint8).to(device),  # as the
+        "target": torch.randint(0, 256, (n, 3, res, res), generator=g, dtype=torch.uint8).to(device),  # loader
         "prompt": [f"{tasks[i % len(tasks)]}: encode the answer as colours (item {i % 4})" for i in range(n)],
         "task": [tasks[i % len(tasks)] for i in range(n)],
     }

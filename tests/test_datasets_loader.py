@@ -86,9 +86,8 @@ def test_generation_items(tmp_path):
     ds = TaskDataset(d, split="all", generation_ratio=1.0, augment=False)
     it = ds[1]
     assert it["task"] == "generate" and it["prompt"].startswith("a scene with")
-    assert torch.all(it["image"] == -1)
-    rgb = torch.from_numpy(fake_sample(1)["rgb"]).permute(2, 0, 1).float() / 127.5 - 1
-    assert torch.allclose(it["target"], rgb)
+    assert it["image"].dtype == torch.uint8 and torch.all(it["image"] == 0)
+    assert torch.equal(it["target"], torch.from_numpy(fake_sample(1)["rgb"]).permute(2, 0, 1))
     b = collate([ds[0], ds[1]])
     assert b["target"].shape == (2, 3, 6, 8) and b["gt_instance"].dtype == torch.int64
     assert isinstance(b["prompt"], list) and b["index"].tolist() == [0, 1]

@@ -30,7 +30,13 @@ File attributes: ``rgbify_format = "rgbify-shard"``, ``schema_version``, ``shard
 ``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``.
 
 Every chunk also carries HDF5's Fletcher-32 checksum, so a flipped bit raises on read instead of returning
-garbage. Compression: see COMPRESSION (chosen by measurement, docs/datasets.md).
+garbage. Compression: see IMAGE_FILTERS (chosen by measurement, docs/datasets.md).
+
+Reading: ``ShardReader`` reads a deflated image field straight from its one chunk (``read_direct_chunk``) and
+inflates it with libdeflate (the ``deflate`` package), 3-10x faster than through HDF5's filter pipeline, whose
+deflate filter grows its output buffer step by step. zlib's own Adler-32 of the inflated bytes is checked there in
+place of Fletcher-32 of the stored ones; ``ShardReader(path, direct=False)`` (used by ``rgbify verify``) reads
+through HDF5 and checks Fletcher-32 as well. Any other filter pipeline or chunking is read through HDF5.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import deflate
 import h5py
 import numpy as np
+from h5py import h5z
 
 from rgbify.fileio import publishing
 
@@ -66,7 +74,12 @@ SCALAR_FIELDS = ("index", "seed")
 ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
 
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
-"""Filters for the image fields. Chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md)."""
+"""The image fields' filters: gzip level 1 after HDF5's byte shuffle, plus Fletcher-32."""
+IMAGE_FILTERS: dict[str, dict[str, Any]] = {
+    name: {**COMPRESSION, "shuffle": name != "normals"} for name in ARRAY_FIELDS}
+"""Filters per image field, chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md).
+Normals are not shuffled: the float32 normals of a flat surface repeat one 12-byte value, which deflate finds as
+long matches (smaller and faster to inflate than the shuffled bytes)."""
 
 _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.dtype("uint8"))
@@ -171,14 +184,15 @@ def read_sample_file(path: Path) -> dict[str, Any]:
 
 
 def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, count: int,
-                config_hash: str, compression: Mapping[str, Any] | None = None) -> str:
+                config_hash: str, filters: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """Write ``count`` samples (indices ``first_index, first_index + 1, ...`` in order) into a new shard file at
     ``path``, atomically; return its sha256. Samples are streamed: one is in memory at a time.
 
     The file is written to ``path.tmp``, flushed, fsynced and renamed; on any error (a full disk included) the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. ``filters``: h5py filter options per image field (default
+    IMAGE_FILTERS).
     """
-    comp = dict(COMPRESSION if compression is None else compression)
+    comp = {name: dict(v) for name, v in (IMAGE_FILTERS if filters is None else filters).items()}
     path = Path(path)
     with publishing(path) as tmp:
         _write_h5(tmp, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash, comp=comp)
@@ -187,7 +201,7 @@ def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int,
 
 
 def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, n: int,
-              config_hash: str, comp: dict[str, Any]) -> None:
+              config_hash: str, comp: dict[str, dict[str, Any]]) -> None:
     if n < 1:
         raise ShardError(f"{path}: refusing to write an empty shard")
     with h5py.File(path, "w", libver=("v110", "latest")) as f:
@@ -225,10 +239,10 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
                 f.create_dataset(name, data=vals, dtype=_STR)
 
 
-def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, Any]) -> None:
+def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, dict[str, Any]]) -> None:
     for name, (dtype, ch) in ARRAY_FIELDS.items():
         shape = (h, w, ch) if ch else (h, w)
-        f.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=(1, *shape), **comp)
+        f.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=(1, *shape), **comp[name])
     for name, shape in MATRIX_FIELDS.items():
         f.create_dataset(name, shape=(n, *shape), dtype="float64", chunks=(1, *shape), fletcher32=True)
 
@@ -249,16 +263,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 class ShardReader:
     """Read samples from one shard file. Opens lazily, and again in a forked or spawned process (safe in
-    DataLoader worker processes: an HDF5 handle is never shared across a fork)."""
+    DataLoader worker processes: an HDF5 handle is never shared across a fork). ``direct``: read deflated image
+    fields straight from their chunks (see the module's docstring); False reads everything through HDF5."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, direct: bool = True):
         self.path = Path(path)
+        self.direct = direct
         self._f: h5py.File | None = None
-        self._ds: dict[str, h5py.Dataset] = {}
+        self._ds: dict[str, tuple[h5py.Dataset, tuple[bool, bool, int] | None]] = {}
         self._pid = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_f": None, "_ds": {}, "_pid": 0}
+        return {"path": self.path, "direct": self.direct, "_f": None, "_ds": {}, "_pid": 0}
 
     @property
     def file(self) -> h5py.File:
@@ -293,16 +309,73 @@ class ShardReader:
         out: dict[str, Any] = {}
         for name in ALL_FIELDS if fields is None else fields:
             try:
-                ds = self._ds.get(name)
-                if ds is None:
-                    ds = self._ds[name] = f[name]
-                v = ds[j]
+                ds, plan = self._ds.get(name) or self._open(f, name)
+                v = ds[j] if plan is None else _read_direct(ds, j, *plan)
                 if name in ZLIB_FIELDS:
                     v = zlib.decompress(v.tobytes())
-            except (OSError, KeyError, zlib.error) as e:
+            except (OSError, KeyError, zlib.error, deflate.DeflateError) as e:
                 raise ShardError(f"{self.path}: sample {self.first_index + j}: cannot read {name!r} ({e})") from None
             out[name] = v.decode() if isinstance(v, bytes) else v
         return out
+
+
+    def _open(self, f: h5py.File, name: str) -> tuple[h5py.Dataset, tuple[bool, bool, int] | None]:
+        ds = f[name]
+        self._ds[name] = ds, (_direct_plan(ds) if self.direct else None)
+        return self._ds[name]
+
+
+def _direct_plan(ds: h5py.Dataset) -> tuple[bool, bool, int] | None:
+    """(deflated, shuffled, trailer bytes) if sample ``j`` of ``ds`` can be read straight from its chunk: one
+    chunk per sample, a native numeric dtype, and the filters [[shuffle,] deflate,] fletcher32 in that order (or
+    [shuffle,] deflate without fletcher32); else None."""
+    if ds.chunks != (1, *ds.shape[1:]) or ds.dtype.kind not in "biuf" or not ds.dtype.isnative:
+        return None
+    plist = ds.id.get_create_plist()
+    codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    shuffled = codes[:1] == [h5z.FILTER_SHUFFLE]
+    fletcher = codes[-1:] == [h5z.FILTER_FLETCHER32]
+    middle = codes[shuffled : len(codes) - fletcher]
+    if middle == [h5z.FILTER_DEFLATE]:
+        return True, shuffled, 4 * fletcher
+    if codes == [h5z.FILTER_FLETCHER32]:  # K, world_from_camera: the bytes as they are, checksum stripped
+        return False, False, 4
+    return None
+
+
+def _read_direct(ds: h5py.Dataset, j: int, deflated: bool, shuffled: bool, trailer: int) -> np.ndarray:
+    """Sample ``j`` of a dataset that :func:`_direct_plan` accepted: its chunk's bytes, less the Fletcher-32
+    trailer, inflated by libdeflate (which checks zlib's Adler-32), un-shuffled if they were shuffled."""
+    from rgbify.datasets.kernels import unshuffle
+
+    mask, raw = ds.id.read_direct_chunk((j, *(0,) * (ds.ndim - 1)))
+    if mask or not (deflated or _fletcher32(raw)):  # a skipped filter, or a checksum HDF5 should report
+        return ds[j]
+    size = ds.dtype.itemsize
+    nbytes = size * int(np.prod(ds.shape[1:]))
+    if deflated:
+        data = deflate.zlib_decompress(memoryview(raw)[: len(raw) - trailer], nbytes)
+    else:
+        data = bytearray(memoryview(raw)[: len(raw) - trailer])
+    if len(data) != nbytes:
+        raise OSError(f"chunk {j} holds {len(data)} bytes, not {nbytes}")
+    buf = np.frombuffer(data, np.uint8)
+    if shuffled and size > 1:
+        buf = unshuffle(buf, size, np.empty(nbytes, np.uint8))
+    return buf.view(ds.dtype).reshape(ds.shape[1:])
+
+
+def _fletcher32(chunk: bytes) -> bool:
+    """Whether an uncompressed chunk's last 4 bytes are HDF5's Fletcher-32 of the rest (H5_checksum_fletcher32:
+    big-endian 16-bit words, an odd last byte as the high byte of a word; sums mod 65535; stored little-endian)."""
+    data = memoryview(chunk)[:-4]
+    words = np.frombuffer(data[: len(data) // 2 * 2], ">u2").astype(np.uint64)
+    if len(data) % 2:
+        words = np.append(words, np.uint64(data[-1] << 8))
+    s1 = np.cumsum(words) % 65535
+    s2 = int(s1.sum() % 65535)
+    s1 = int(s1[-1]) if len(s1) else 0
+    return (s2 << 16 | s1) == int.from_bytes(chunk[-4:], "little")
 
 
 def open_shard(path: Path) -> h5py.File:

@@ -1,16 +1,21 @@
 """``TaskDataset``: a torch Dataset of (input image, prompt, RGB target) items drawn from a built dataset.
 
+Images and targets are uint8 (3, H, W) tensors, the exact colours (a target is the task's codec output, bit for
+bit); a trainer scales them to [-1, 1] on its device (:func:`to_unit`), which also moves 4x fewer bytes through
+DataLoader worker processes and host-to-GPU copies than float32 would.
+
 Each item is one sample and one task drawn per item (by ``weights``), with its target encoded on the fly by
 ``rgbify.encode.make_task_target`` after the geometric augmentation, so targets always match the augmented image:
 
-- random crop (scale in ``crop_scale`` of each side, aspect kept) then resize to ``resolution``: RGB bilinear,
-  ground truth nearest (depth, normals and ids are never blended); K follows (cx, cy shifted and scaled);
+- random crop (scale in ``crop_scale`` of each side, aspect kept) then resize to ``resolution``: RGB bilinear
+  (antialiased when shrinking; torch's uint8 kernel, within 1 of Pillow's ``crop().resize(BILINEAR)``), ground
+  truth nearest (depth, normals and ids are never blended); K follows (cx, cy shifted and scaled);
 - horizontal flip: the image mirrors, so a camera-frame normal's x is negated and cx becomes W - 1 - cx;
   depth is unchanged; instance pixel counts are recomputed after the crop;
 - depth codec and colormap augmentation, segmentation colours and prompt phrasing are drawn per item inside
   make_task_target (options ``depth_codecs``, ``colormap_prob`` ... via ``target_options``);
-- generation-retention items (task "generate", probability ``generation_ratio``): the input image is zeros, the
-  prompt a caption of the scene spec, the target the RGB itself.
+- generation-retention items (task "generate", probability ``generation_ratio``): the input image is black
+  (zeros), the prompt a caption of the scene spec, the target the RGB itself.
 
 Randomness: item ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, index])``; call ``set_epoch(e)``.
 The train/val split is by sample index (rgbify.datasets.reader.is_val_index), stable when a dataset grows.
@@ -34,8 +39,8 @@ from rgbify.datasets.reader import DatasetReader, is_val_index
 TASKS = ("depth", "normals", "semantic", "instance")
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
-TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance"),
-               "instance": ("instance", "semantic"), "generate": ("spec", "instance")}
+TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance", "instances"),
+               "instance": ("instance", "semantic", "instances"), "generate": ("spec", "instance", "instances")}
 
 
 class TaskDataset(Dataset):
@@ -78,6 +83,8 @@ class TaskDataset(Dataset):
         self.tasks = tuple(tasks)
         w = np.ones(len(tasks)) if weights is None else np.asarray(weights, dtype=np.float64)
         self.weights = w / w.sum()
+        self._cdf = np.cumsum(self.weights)
+        self._cdf /= self._cdf[-1]  # rng.choice(len(tasks), p=weights), without its per-call checks
         self.split = split
         if isinstance(resolution, int):
             resolution = (resolution, resolution)
@@ -110,20 +117,20 @@ class TaskDataset(Dataset):
         index = self.indices[item]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         generate = self.generation_ratio > 0 and rng.random() < self.generation_ratio
-        task = "generate" if generate else self.tasks[int(rng.choice(len(self.tasks), p=self.weights))]
-        fields = GT_FIELDS if self.return_gt else ("rgb", "K", "instances")
+        task = "generate" if generate else self.tasks[int(self._cdf.searchsorted(rng.random(), side="right"))]
+        fields = GT_FIELDS if self.return_gt else ("rgb", "K")
         fields = tuple(dict.fromkeys((*fields, *TASK_FIELDS[task])))  # only what this item needs is read
         s = self.reader.read(index, fields)
         view = self._view(s["rgb"].shape[:2], rng)
         fast = None if generate else self._fused_target(task, s, view, rng)
         gt = self._gather(s, view, skip=(task,) if fast is not None and not self.return_gt else ())
-        rgb = _rgb_unit(s["rgb"], view)  # float32 (3,H,W) in [-1,1]: crop + resize + flip in one pass
+        rgb = _rgb_view(s["rgb"], view)  # uint8 (3,H,W): crop + resize + flip
         if generate:
             from rgbify.datasets.captions import caption
             from rgbify.scenes.spec import spec_from_json
 
             target = rgb
-            image = np.full_like(target, -1.0)  # an all-black (zeros) input image
+            image = torch.zeros_like(rgb)  # an all-black input image
             min_px = 0.002 * view.size[0] * view.size[1]  # objects that cover at least 0.2 % of the image
             seen = {r["id"] for r in gt["instances"] if r.get("pixel_count", 0) >= min_px}
             prompt = caption(spec_from_json(s["spec"]), visible=seen)
@@ -136,9 +143,9 @@ class TaskDataset(Dataset):
 
             image = rgb
             target_rgb, prompt, decode = make_task_target(task, gt, rng, **self.target_options)
-            target = _unit(target_rgb)
+            target = _planes(target_rgb)
         out: dict[str, Any] = {
-            "image": torch.from_numpy(image), "target": torch.from_numpy(target), "prompt": prompt, "task": task,
+            "image": image, "target": target, "prompt": prompt, "task": task,
             "decode": json.dumps(decode, sort_keys=True), "index": index,
             "K": torch.from_numpy(gt["K"].astype(np.float32)),
         }
@@ -164,12 +171,12 @@ class TaskDataset(Dataset):
         return _View((x0, y0, cw, ch), self.resolution or (cw, ch), flip, (h, w))
 
     def _fused_target(self, task: str, s: dict[str, Any], view: _View, rng: np.random.Generator
-                      ) -> tuple[np.ndarray, str, dict[str, Any]] | None:
-        """(target float32 (3,H,W) in [-1,1], prompt, decode params) of a depth or normals item, equal to
-        ``_unit(make_task_target(task, gathered gt, rng, **target_options))`` with the same rng draws, but with
-        nearest gather, encoding and the uint8 -> float conversion fused in one kernel (cubewalk and normals; other
-        depth codecs encode the gathered depth). None where this does not apply (other tasks, options it does not
-        mirror, non-float32 fields): the caller then takes make_task_target's path."""
+                      ) -> tuple[torch.Tensor, str, dict[str, Any]] | None:
+        """(target uint8 (3,H,W), prompt, decode params) of a depth or normals item, equal to
+        ``_planes(make_task_target(task, gathered gt, rng, **target_options))`` with the same rng draws, but with
+        nearest gather and encoding fused in one kernel that writes the channel-first target (cubewalk and
+        normals; other depth codecs encode the gathered depth). None where this does not apply (other tasks,
+        options it does not mirror, non-float32 fields): the caller then takes make_task_target's path."""
         from rgbify.datasets import kernels
         from rgbify.encode.codecs import COLORMAPS, CubeWalk, NormalsCodec, depth_codec
         from rgbify.encode.prompts import PROMPT_FORMATS, depth_prompt, normals_prompt
@@ -181,15 +188,15 @@ class TaskDataset(Dataset):
             return None  # make_task_target raises
         (W, H), flip = view.size, view.flip
         rows, cols = view.nearest()
-        out = np.empty((3, H, W), np.float32)
+        out = np.empty((3, H, W), np.uint8)
         if task == "normals":
             flip_x = opts.get("flip_x", False)
             prompt, params = normals_prompt(flip_x, rng)
-            if kernels.normals_unit(s["normals"], rows, cols, flip, bool(flip_x), out):
+            if kernels.normals_planes(s["normals"], rows, cols, flip, bool(flip_x), out):
                 gathered = np.empty((H, W, 3), np.float32)  # NaN/inf normals: the codec's own error
                 kernels.gather_nearest3(s["normals"], rows, cols, flip, gathered)
                 NormalsCodec(flip_x=bool(flip_x)).encode(gathered)
-            return out, prompt, params
+            return torch.from_numpy(out), prompt, params
         # depth: the draws of rgbify.encode.tasks._depth_target
         if rng.random() < opts.get("colormap_prob", 0.0):
             colormaps = opts.get("colormaps", COLORMAPS)
@@ -198,15 +205,15 @@ class TaskDataset(Dataset):
             codecs = opts.get("depth_codecs", ("depth/cubewalk",))
             codec = depth_codec(codecs[int(rng.integers(len(codecs)))])
         prompt, params = depth_prompt(codec, rng)
-        if isinstance(codec, CubeWalk) and not kernels.cubewalk_unit(s["depth"], rows, cols, out):
-            return out, prompt, params
+        if isinstance(codec, CubeWalk) and not kernels.cubewalk_planes(s["depth"], rows, cols, out):
+            return torch.from_numpy(out), prompt, params
         gathered = np.empty((H, W), np.float32)
         kernels.gather_nearest2(s["depth"], rows, cols, gathered)
-        return _unit(codec.encode(gathered)), prompt, params  # other codecs (or NaN/negative depth: raises)
+        return _planes(codec.encode(gathered)), prompt, params  # other codecs (or NaN/negative depth: raises)
 
     def _gather(self, s: dict[str, Any], view: _View, skip: Sequence[str] = ()) -> dict[str, Any]:
         """Every ground-truth image field of the view (nearest neighbour, never blended) but those in ``skip``, and
-        K, class table and instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_unit`)."""
+        K, class table and instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_view`)."""
         from rgbify.datasets import kernels
 
         (x0, y0, cw, ch), (W, H), flip = view.box, view.size, view.flip
@@ -236,16 +243,17 @@ class TaskDataset(Dataset):
                 kernels.gather_nearest3(a, rows, cols, flip and k == "normals", gt[k])
         gt["K"] = K
         gt["class_names"] = self.classes
-        table = json.loads(s["instances"])
-        gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
+        if "instances" in s:
+            table = json.loads(s["instances"])
+            gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
         return gt
 
     def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        """The augmented view of a stored sample as uint8 RGB (Pillow) plus ground truth: the reference that
-        __getitem__'s fused RGB kernel is tested against (same rng draws, same geometry)."""
+        """The augmented view of a stored sample as uint8 (H,W,3) RGB (Pillow) plus ground truth: the reference that
+        __getitem__ is tested against (same rng draws, same geometry)."""
         view = self._view(s["rgb"].shape[:2], rng)
         gt = self._gather(s, view)
-        gt["rgb"] = _rgb_view(s["rgb"], view.box, view.size, view.flip)
+        gt["rgb"] = _pillow_view(s["rgb"], view.box, view.size, view.flip)
         return gt
 
 
@@ -268,30 +276,28 @@ class _View:
         return self._nearest
 
 
-def _rgb_unit(rgb: np.ndarray, view: _View) -> np.ndarray:
-    """The view of an sRGB uint8 (h,w,3) image as float32 (3,H,W) in [-1,1]: bit-equal to
-    ``_to_tensor(_rgb_view(...))`` (Pillow bilinear, then x / 127.5 - 1), in one pass without the uint8 image."""
-    from rgbify.datasets import kernels
-
+def _rgb_view(rgb: np.ndarray, view: _View) -> torch.Tensor:
+    """The view of an sRGB uint8 (h,w,3) image as a uint8 (3,H,W) tensor: crop, bilinear resize (torch's uint8
+    kernel, antialiased when shrinking), mirror."""
     (x0, y0, cw, ch), (W, H) = view.box, view.size
-    h, w = view.shape
-    out = np.empty((3, H, W), np.float32)
-    if (W, H) == (cw, ch):  # crop and/or mirror only: a copy (Pillow's resample is exact at scale 1 too)
-        kernels.crop_rgb_to_unit(rgb, y0, x0, view.flip, kernels.UNIT_LUT, out)
-        return out
-    xb, xk = kernels.resample_coeffs(w, float(x0), float(x0 + cw), W)
-    yb, yk = kernels.resample_coeffs(h, float(y0), float(y0 + ch), H)
-    kernels.resize_rgb_to_unit(rgb, xb, xk, yb, yk, view.flip, kernels.UNIT_LUT, out)
-    return out
+    t = torch.from_numpy(rgb[y0 : y0 + ch, x0 : x0 + cw]).permute(2, 0, 1)
+    if (W, H) != (cw, ch):
+        t = torch.nn.functional.interpolate(t[None], size=(H, W), mode="bilinear", antialias=True,
+                                            align_corners=False)[0]
+    if view.flip:
+        t = t.flip(-1)
+    return t.contiguous()
 
 
-def _unit(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (H,W,3) -> float32 (3,H,W) in [-1,1], bit-equal to :func:`_to_tensor`."""
-    from rgbify.datasets import kernels
+def _planes(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H,W,3) -> uint8 (3,H,W) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
-    out = np.empty((3, *rgb.shape[:2]), np.float32)
-    kernels.rgb_to_unit(rgb, kernels.UNIT_LUT, out)
-    return out
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """A batch or item of uint8 images or targets -> float32 in [-1, 1] (x / 127.5 - 1), on x's device; float
+    input is returned as it is."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
 _TUNED_PID = [0]
@@ -316,17 +322,13 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 512 << 20))
 
 
-def _rgb_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
-    """Crop ``box`` (x0, y0, w, h) of an sRGB uint8 image, resize it to ``size`` (bilinear), mirror it if ``flip``."""
+def _pillow_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
+    """Pillow's version of :func:`_rgb_view` (tests): crop ``box`` (x0, y0, w, h) of an sRGB uint8 image, resize it
+    to ``size`` (bilinear), mirror it if ``flip``; uint8 (H,W,3)."""
     x0, y0, cw, ch = box
-    h, w = rgb.shape[:2]
-    if (x0, y0, cw, ch) == (0, 0, w, h) and size == (w, h) and not flip:
-        return rgb
-    im = Image.fromarray(rgb)
+    im = Image.fromarray(rgb).crop((x0, y0, x0 + cw, y0 + ch))
     if size != (cw, ch):
-        im = im.resize(size, Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
-    elif (cw, ch) != (w, h):
-        im = im.crop((x0, y0, x0 + cw, y0 + ch))
+        im = im.resize(size, Image.BILINEAR)
     if flip:
         im = im.transpose(Image.FLIP_LEFT_RIGHT)
     return np.array(im)
@@ -336,12 +338,6 @@ def _recount(table: list[dict[str, Any]], inst: np.ndarray) -> list[dict[str, An
     """The instance table with pixel counts of the (cropped, resized) instance map; absent instances dropped."""
     n = np.bincount(inst.ravel().astype(np.intp, copy=False)) if inst.size else np.zeros(1, np.intp)
     return [{**row, "pixel_count": int(n[row["id"]])} for row in table if row["id"] < len(n) and n[row["id"]] > 0]
-
-
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H,W,3) -> float32 (3,H,W) in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
-    return t.div_(127.5).sub_(1.0)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report
             return
     first = int(entry["first_index"])
     classes = list(m["classes"])
-    with ShardReader(path) as r:
+    with ShardReader(path, direct=False) as r:
         for j in range(n):
             where = f"{rel}: sample {first + j}"
             try:

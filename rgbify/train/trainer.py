@@ -338,8 +338,11 @@ class PromptEncoder:
 
 @torch.no_grad()
 def vae_encode(vae, x: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) in [-1,1] -> scaled latent mean (B,4,H/8,W/8) (the mean, not a sample: deterministic)."""
-    x = x.to(device=vae.device, dtype=vae.dtype)
+    """(B,3,H,W) uint8, or float in [-1,1] -> scaled latent mean (B,4,H/8,W/8) (the mean, not a sample:
+    deterministic). uint8 batches (TaskDataset's) are scaled on the VAE's device."""
+    from rgbify.datasets.torch_dataset import to_unit
+
+    x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
     return vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
 
 
@@ -420,7 +423,7 @@ def sample(
     text_guidance: float = 1.0,
     image_guidance: float = 1.0,
 ) -> torch.Tensor:
-    """Predict target RGBs. image: float (B,3,H,W) in [-1,1] (zeros for generation); returns uint8 (B,H,W,3).
+    """Predict target RGBs. image: (B,3,H,W) uint8 or float in [-1,1]; returns uint8 (B,H,W,3).
 
     lotus: one x0 step at t = T-1. marigold/instruct: DDIM, trailing spacing, ``steps`` steps from noise; in
     instruct mode guidance scales other than 1 run InstructPix2Pix's three-way classifier-free guidance."""
@@ -531,7 +534,9 @@ class MetricAccumulator:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3,H,W) float in [-1,1] -> uint8 (H,W,3)."""
+    """(3,H,W) uint8, or float in [-1,1] -> uint8 (H,W,3)."""
+    if x.dtype == torch.uint8:
+        return x.permute(1, 2, 0).cpu().numpy()
     return ((x.float().permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
