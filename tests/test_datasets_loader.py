@@ -122,3 +122,61 @@ def test_crop_and_flip_without_resize_is_plain_slicing(tmp_path, seed):
         np.testing.assert_array_equal(gt[k], s[k][y0:y0 + 6, x0:x0 + 8][:, ::-1])
     np.testing.assert_array_equal(gt["normals"][..., 1:], s["normals"][y0:y0 + 6, x0:x0 + 8][:, ::-1, 1:])
     assert gt["K"][0, 2] == 7 - (s["K"][0, 2] - x0)
+
+
+def _same_batches(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert torch.equal(x[k], y[k]) if isinstance(x[k], torch.Tensor) else x[k] == y[k], k
+
+
+def test_thread_loader_gives_the_dataloader_batches(tmp_path):
+    """Threads change nothing but speed: the batches of 0, 1 and 3 threads equal a DataLoader's, in order."""
+    from rgbify.datasets import TaskDataset, collate
+    from rgbify.datasets.loader import ThreadLoader
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=9), split="all", resolution=(8, 6), generation_ratio=0.2)
+    ds.set_epoch(3)
+    want = list(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate))
+    for threads in (0, 1, 3):
+        loader = ThreadLoader(ds, 2, threads=threads, prefetch=1, keep_freed_memory=False)
+        assert len(loader) == 5
+        _same_batches(list(loader), want)
+    assert len(list(ThreadLoader(ds, 2, drop_last=True, keep_freed_memory=False))) == 4
+    shards = [list(ThreadLoader(ds, 2, shard=(r, 2), keep_freed_memory=False)) for r in (0, 1)]
+    assert [len(ThreadLoader(ds, 2, shard=(r, 2))) for r in (0, 1)] == [3, 2]
+    _same_batches(shards[0], want[0::2])
+    _same_batches(shards[1], want[1::2])
+
+
+def test_thread_loader_endless_keys_errors_and_bad_arguments(tmp_path):
+    import itertools
+
+    from rgbify.datasets import TaskDataset
+    from rgbify.datasets.loader import ThreadLoader
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=4), split="all")
+    it = iter(ThreadLoader(ds, 3, keys=itertools.cycle(range(4)), threads=2, keep_freed_memory=False))
+    assert [b["index"].tolist() for b in itertools.islice(it, 3)] == [[0, 1, 2], [3, 0, 1], [2, 3, 0]]
+    it.close()  # an abandoned endless stream shuts its pool down
+    with pytest.raises(IndexError):
+        list(ThreadLoader(ds, 2, keys=[0, 99], threads=2, keep_freed_memory=False))
+    for kw in ({"batch_size": 0}, {"threads": -1}, {"shard": (2, 2)}):
+        with pytest.raises(ValueError):
+            ThreadLoader(ds, **{"batch_size": 2, **kw})
+
+
+def test_get_is_set_epoch_then_getitem_and_thread_safe(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rgbify.datasets import TaskDataset
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=6), split="all", resolution=(8, 6), generation_ratio=0.3)
+    keys = [(e, i) for e in range(3) for i in range(len(ds))]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda k: ds.get(k[1], k[0]), keys * 3))
+    for (e, i), got in zip(keys * 3, threaded, strict=True):
+        ds.set_epoch(e)
+        _same_batches([got], [ds[i]])

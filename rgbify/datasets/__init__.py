@@ -1,17 +1,21 @@
 """Datasets: ``rgbify build`` (parallel, resumable HDF5 shards), verify, preview, export, and the torch loader.
 
-``TaskDataset`` and ``collate`` live in rgbify.datasets.torch_dataset and are loaded on first use, so importing
-this package never imports torch.
+``TaskDataset`` and ``collate`` live in rgbify.datasets.torch_dataset, ``ThreadLoader`` in rgbify.datasets.loader;
+they are loaded on first use, so importing this package never imports torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TaskDataset", "collate"]
+__all__ = ["TaskDataset", "ThreadLoader", "collate"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ThreadLoader":
+        from rgbify.datasets.loader import ThreadLoader
+
+        return ThreadLoader
     if name in __all__:
         from rgbify.datasets import torch_dataset
 

@@ -44,10 +44,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import deflate
 import h5py
@@ -86,6 +87,9 @@ _BYTES = h5py.vlen_dtype(np.dtype("uint8"))
 ZLIB_FIELDS = ("spec",)
 """String fields stored zlib-compressed (a scene spec with inline meshes is 100+ kB of JSON; HDF5 filters do not
 apply to variable-length strings)."""
+
+
+_OPEN_LOCK = threading.Lock()
 
 
 class ShardError(ValueError):
@@ -270,7 +274,7 @@ class ShardReader:
         self.path = Path(path)
         self.direct = direct
         self._f: h5py.File | None = None
-        self._ds: dict[str, tuple[h5py.Dataset, tuple[bool, bool, int] | None]] = {}
+        self._ds: dict[str, tuple[h5py.Dataset, _Plan | None]] = {}
         self._pid = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -279,9 +283,11 @@ class ShardReader:
     @property
     def file(self) -> h5py.File:
         if self._f is None or self._pid != os.getpid():
-            self._ds = {}
-            self._f = open_shard(self.path)
-            self._pid = os.getpid()
+            with _OPEN_LOCK:  # threads of one loader share readers: open once
+                if self._f is None or self._pid != os.getpid():
+                    self._ds = {}
+                    self._f = open_shard(self.path)
+                    self._pid = os.getpid()
         return self._f
 
     def close(self) -> None:
@@ -310,7 +316,7 @@ class ShardReader:
         for name in ALL_FIELDS if fields is None else fields:
             try:
                 ds, plan = self._ds.get(name) or self._open(f, name)
-                v = ds[j] if plan is None else _read_direct(ds, j, *plan)
+                v = ds[j] if plan is None else _read_direct(ds, j, plan)
                 if name in ZLIB_FIELDS:
                     v = zlib.decompress(v.tobytes())
             except (OSError, KeyError, zlib.error, deflate.DeflateError) as e:
@@ -319,16 +325,27 @@ class ShardReader:
         return out
 
 
-    def _open(self, f: h5py.File, name: str) -> tuple[h5py.Dataset, tuple[bool, bool, int] | None]:
+    def _open(self, f: h5py.File, name: str) -> tuple[h5py.Dataset, _Plan | None]:
         ds = f[name]
         self._ds[name] = ds, (_direct_plan(ds) if self.direct else None)
         return self._ds[name]
 
 
-def _direct_plan(ds: h5py.Dataset) -> tuple[bool, bool, int] | None:
-    """(deflated, shuffled, trailer bytes) if sample ``j`` of ``ds`` can be read straight from its chunk: one
-    chunk per sample, a native numeric dtype, and the filters [[shuffle,] deflate,] fletcher32 in that order (or
-    [shuffle,] deflate without fletcher32); else None."""
+class _Plan(NamedTuple):
+    """How to read a sample of one dataset straight from its chunk (h5py's dataset properties are slow to ask)."""
+
+    deflated: bool
+    shuffled: bool
+    trailer: int  # bytes of Fletcher-32 checksum after the data
+    dtype: np.dtype
+    shape: tuple[int, ...]  # one sample's
+    nbytes: int
+
+
+def _direct_plan(ds: h5py.Dataset) -> _Plan | None:
+    """How to read sample ``j`` of ``ds`` straight from its chunk, if it can be: one chunk per sample, a native
+    numeric dtype, and the filters [[shuffle,] deflate,] fletcher32 in that order (or [shuffle,] deflate without
+    fletcher32); else None."""
     if ds.chunks != (1, *ds.shape[1:]) or ds.dtype.kind not in "biuf" or not ds.dtype.isnative:
         return None
     plist = ds.id.get_create_plist()
@@ -336,33 +353,31 @@ def _direct_plan(ds: h5py.Dataset) -> tuple[bool, bool, int] | None:
     shuffled = codes[:1] == [h5z.FILTER_SHUFFLE]
     fletcher = codes[-1:] == [h5z.FILTER_FLETCHER32]
     middle = codes[shuffled : len(codes) - fletcher]
+    shape = tuple(ds.shape[1:])
+    nbytes = ds.dtype.itemsize * int(np.prod(shape))
     if middle == [h5z.FILTER_DEFLATE]:
-        return True, shuffled, 4 * fletcher
+        return _Plan(True, shuffled and ds.dtype.itemsize > 1, 4 * fletcher, ds.dtype, shape, nbytes)
     if codes == [h5z.FILTER_FLETCHER32]:  # K, world_from_camera: the bytes as they are, checksum stripped
-        return False, False, 4
+        return _Plan(False, False, 4, ds.dtype, shape, nbytes)
     return None
 
 
-def _read_direct(ds: h5py.Dataset, j: int, deflated: bool, shuffled: bool, trailer: int) -> np.ndarray:
+def _read_direct(ds: h5py.Dataset, j: int, plan: _Plan) -> np.ndarray:
     """Sample ``j`` of a dataset that :func:`_direct_plan` accepted: its chunk's bytes, less the Fletcher-32
     trailer, inflated by libdeflate (which checks zlib's Adler-32), un-shuffled if they were shuffled."""
     from rgbify.datasets.kernels import unshuffle
 
-    mask, raw = ds.id.read_direct_chunk((j, *(0,) * (ds.ndim - 1)))
-    if mask or not (deflated or _fletcher32(raw)):  # a skipped filter, or a checksum HDF5 should report
+    mask, raw = ds.id.read_direct_chunk((j, *(0,) * len(plan.shape)))
+    if mask or not (plan.deflated or _fletcher32(raw)):  # a skipped filter, or a checksum HDF5 should report
         return ds[j]
-    size = ds.dtype.itemsize
-    nbytes = size * int(np.prod(ds.shape[1:]))
-    if deflated:
-        data = deflate.zlib_decompress(memoryview(raw)[: len(raw) - trailer], nbytes)
-    else:
-        data = bytearray(memoryview(raw)[: len(raw) - trailer])
-    if len(data) != nbytes:
-        raise OSError(f"chunk {j} holds {len(data)} bytes, not {nbytes}")
+    body = memoryview(raw)[: len(raw) - plan.trailer]
+    data = deflate.zlib_decompress(body, plan.nbytes) if plan.deflated else bytearray(body)
+    if len(data) != plan.nbytes:
+        raise OSError(f"chunk {j} holds {len(data)} bytes, not {plan.nbytes}")
     buf = np.frombuffer(data, np.uint8)
-    if shuffled and size > 1:
-        buf = unshuffle(buf, size, np.empty(nbytes, np.uint8))
-    return buf.view(ds.dtype).reshape(ds.shape[1:])
+    if plan.shuffled:
+        buf = unshuffle(buf, plan.dtype.itemsize, np.empty(plan.nbytes, np.uint8))
+    return buf.view(plan.dtype).reshape(plan.shape)
 
 
 def _fletcher32(chunk: bytes) -> bool:

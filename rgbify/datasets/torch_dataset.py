@@ -17,7 +17,8 @@ Each item is one sample and one task drawn per item (by ``weights``), with its t
 - generation-retention items (task "generate", probability ``generation_ratio``): the input image is black
   (zeros), the prompt a caption of the scene spec, the target the RGB itself.
 
-Randomness: item ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, index])``; call ``set_epoch(e)``.
+Randomness: item ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, index])``; call ``set_epoch(e)``,
+or ``get(i, e)`` (thread-safe). Reading is thread-safe: see rgbify.datasets.loader.ThreadLoader.
 The train/val split is by sample index (rgbify.datasets.reader.is_val_index), stable when a dataset grows.
 """
 
@@ -112,10 +113,15 @@ class TaskDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int) -> dict[str, Any]:
+        return self.get(item, self.epoch)
+
+    def get(self, item: int, epoch: int) -> dict[str, Any]:
+        """Item ``item`` as in epoch ``epoch`` (what ``set_epoch(epoch)`` then ``self[item]`` gives, without
+        changing the dataset: safe from several threads at once)."""
         if self.keep_freed_memory and _TUNED_PID[0] != os.getpid() and torch.utils.data.get_worker_info():
             keep_freed_memory()  # once per DataLoader worker process
         index = self.indices[item]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         generate = self.generation_ratio > 0 and rng.random() < self.generation_ratio
         task = "generate" if generate else self.tasks[int(self._cdf.searchsorted(rng.random(), side="right"))]
         fields = GT_FIELDS if self.return_gt else ("rgb", "K")

@@ -241,6 +241,8 @@ class EpochItems(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, item = key
+        if hasattr(self.dataset, "get"):  # TaskDataset: thread-safe
+            return self.dataset.get(item, epoch)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         return self.dataset[item]
@@ -281,7 +283,14 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
     )
 
 
-def make_loader(dataset, cfg: TrainConfig, start_item: int):
+def make_loader(dataset, cfg: TrainConfig, start_item: int, shard: tuple[int, int] = (0, 1)):
+    """The endless batch stream from item ``start_item`` on: a ThreadLoader (``cfg.loader == "threads"``; keeps
+    this rank's batches of ``shard``) or a DataLoader (for accelerator.prepare, which shards it the same way)."""
+    if cfg.loader == "threads":
+        from rgbify.datasets.loader import ThreadLoader
+
+        return ThreadLoader(EpochItems(dataset), cfg.batch_size, keys=StepSampler(len(dataset), cfg.seed, start_item),
+                            threads=cfg.num_workers, collate=collate, drop_last=True, shard=shard)
     return torch.utils.data.DataLoader(
         EpochItems(dataset),
         batch_size=cfg.batch_size,
@@ -769,7 +778,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     # resume, data stream, logs
     step = _resume(accelerator, cfg, out)
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
-    batches = iter(accelerator.prepare(make_loader(train_data, cfg, step * per_step)))  # per_step: all ranks
+    loader = make_loader(train_data, cfg, step * per_step,  # per_step: all ranks
+                         shard=(accelerator.process_index, accelerator.num_processes))
+    batches = iter(loader if cfg.loader == "threads" else accelerator.prepare(loader))
     prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
     writer = None
     if accelerator.is_main_process:
