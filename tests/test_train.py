@@ -100,6 +100,27 @@ def test_step_sampler_resumes_the_stream():
     assert [x for _, x in zip(range(5), StepSampler(4, seed=3, start=6), strict=False)] == full[6:11]
 
 
+def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
+    """--loader threads and --loader processes yield the same batches from the same resume point; ranks of the
+    thread loader take every N-th batch of that stream, as accelerate shards a DataLoader."""
+    import itertools
+
+    from rgbify.train.trainer import make_loader
+
+    data = MemoryTaskDataset(n=5)
+
+    def first(loader, n):
+        return [b["index"].tolist() for b in itertools.islice(iter(loader), n)]
+
+    threads = first(make_loader(data, cfg_for(tmp_path, num_workers=2, loader="threads"), 3), 6)
+    procs = first(make_loader(data, cfg_for(tmp_path, num_workers=1, loader="processes"), 3), 6)
+    assert threads == procs and len({tuple(b) for b in threads}) > 1
+    ranks = [first(make_loader(data, cfg_for(tmp_path, num_workers=1), 3, shard=(r, 2)), 3) for r in (0, 1)]
+    assert ranks == [threads[0::2], threads[1::2]]
+    with pytest.raises(UserError, match="--loader 'fibres'"):
+        cfg_for(tmp_path, loader="fibres")
+
+
 @pytest.mark.parametrize("mode", ["instruct", "lotus", "marigold"])
 def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     cfg = cfg_for(tmp_path, mode, generation_ratio=0.3)

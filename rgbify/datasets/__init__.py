@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TaskDataset", "ThreadLoader", "collate"]
+__all__ = ["TaskDataset", "ThreadLoader", "collate", "to_unit"]
 
 
 def __getattr__(name: str) -> Any:
