@@ -344,8 +344,8 @@ class _Plan(NamedTuple):
 
 def _direct_plan(ds: h5py.Dataset) -> _Plan | None:
     """How to read sample ``j`` of ``ds`` straight from its chunk, if it can be: one chunk per sample, a native
-    numeric dtype, and the filters [[shuffle,] deflate,] fletcher32 in that order (or [shuffle,] deflate without
-    fletcher32); else None."""
+    numeric dtype, and the filters [shuffle,] deflate[, fletcher32] in that order, or only fletcher32 on a small
+    sample; else None."""
     if ds.chunks != (1, *ds.shape[1:]) or ds.dtype.kind not in "biuf" or not ds.dtype.isnative:
         return None
     plist = ds.id.get_create_plist()
@@ -357,8 +357,8 @@ def _direct_plan(ds: h5py.Dataset) -> _Plan | None:
     nbytes = ds.dtype.itemsize * int(np.prod(shape))
     if middle == [h5z.FILTER_DEFLATE]:
         return _Plan(True, shuffled and ds.dtype.itemsize > 1, 4 * fletcher, ds.dtype, shape, nbytes)
-    if codes == [h5z.FILTER_FLETCHER32]:  # K, world_from_camera: the bytes as they are, checksum stripped
-        return _Plan(False, False, 4, ds.dtype, shape, nbytes)
+    if codes == [h5z.FILTER_FLETCHER32] and nbytes <= 4096:  # K, world_from_camera: the bytes, checksum checked
+        return _Plan(False, False, 4, ds.dtype, shape, nbytes)  # here (large ones: HDF5 checks faster)
     return None
 
 
