@@ -311,10 +311,10 @@ _TUNED_PID = [0]
 
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory in this process (mallopt: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD
-    512 MiB) instead of returning it to the OS and page-faulting it in again: a 512-px item allocates about 10 MB
-    of fresh arrays (decompressed fields, float32 image and target), which otherwise costs about as much as the
-    resize itself. Process-wide, so TaskDataset does it only in its DataLoader worker processes. Returns False
-    (and changes nothing) where the C library is not glibc."""
+    512 MiB) instead of returning it to the OS and page-faulting it in again: a 512-px depth item allocates about
+    3.5 MB of fresh buffers (inflated RGB and depth, image, target). Process-wide, so TaskDataset does it only in
+    its DataLoader worker processes (ThreadLoader does it in its process unless told not to). Returns False (and
+    changes nothing) where the C library is not glibc."""
     import ctypes
     import ctypes.util
 
