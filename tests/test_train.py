@@ -121,6 +121,32 @@ def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
         cfg_for(tmp_path, loader="fibres")
 
 
+def test_epoch_items_of_a_set_epoch_dataset_are_right_from_threads():
+    """A dataset with set_epoch but no thread-safe get(item, epoch) is read under a lock by loader threads."""
+    import time
+
+    from rgbify.datasets.loader import ThreadLoader
+    from rgbify.train.trainer import EpochItems
+
+    class Stateful:
+        epoch = 0
+
+        def __len__(self):
+            return 8
+
+        def set_epoch(self, e):
+            self.epoch = e
+
+        def __getitem__(self, i):
+            time.sleep(0.001)  # another thread would set its own epoch here
+            return {"key": torch.tensor([self.epoch, i])}
+
+    keys = [(e, i) for i in range(8) for e in range(4)]
+    got = [b["key"].tolist() for b in ThreadLoader(EpochItems(Stateful()), 1, keys=keys, threads=4,
+                                                   keep_freed_memory=False)]
+    assert got == [[list(k)] for k in keys]
+
+
 @pytest.mark.parametrize("mode", ["instruct", "lotus", "marigold"])
 def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     cfg = cfg_for(tmp_path, mode, generation_ratio=0.3)

@@ -324,7 +324,6 @@ class ShardReader:
             out[name] = v.decode() if isinstance(v, bytes) else v
         return out
 
-
     def _open(self, f: h5py.File, name: str) -> tuple[h5py.Dataset, _Plan | None]:
         ds = f[name]
         self._ds[name] = ds, (_direct_plan(ds) if self.direct else None)
@@ -334,7 +333,6 @@ class ShardReader:
 class _Plan(NamedTuple):
     """How to read a sample of one dataset straight from its chunk (h5py's dataset properties are slow to ask)."""
 
-    deflated: bool
     shuffled: bool
     trailer: int  # bytes of Fletcher-32 checksum after the data
     dtype: np.dtype
@@ -344,22 +342,18 @@ class _Plan(NamedTuple):
 
 def _direct_plan(ds: h5py.Dataset) -> _Plan | None:
     """How to read sample ``j`` of ``ds`` straight from its chunk, if it can be: one chunk per sample, a native
-    numeric dtype, and the filters [shuffle,] deflate[, fletcher32] in that order, or only fletcher32 on a small
-    sample; else None."""
+    numeric dtype, and the filters [shuffle,] deflate[, fletcher32] in that order; else None (read through HDF5)."""
     if ds.chunks != (1, *ds.shape[1:]) or ds.dtype.kind not in "biuf" or not ds.dtype.isnative:
         return None
     plist = ds.id.get_create_plist()
     codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     shuffled = codes[:1] == [h5z.FILTER_SHUFFLE]
     fletcher = codes[-1:] == [h5z.FILTER_FLETCHER32]
-    middle = codes[shuffled : len(codes) - fletcher]
+    if codes[shuffled : len(codes) - fletcher] != [h5z.FILTER_DEFLATE]:
+        return None
     shape = tuple(ds.shape[1:])
     nbytes = ds.dtype.itemsize * int(np.prod(shape))
-    if middle == [h5z.FILTER_DEFLATE]:
-        return _Plan(True, shuffled and ds.dtype.itemsize > 1, 4 * fletcher, ds.dtype, shape, nbytes)
-    if codes == [h5z.FILTER_FLETCHER32] and nbytes <= 4096:  # K, world_from_camera: the bytes, checksum checked
-        return _Plan(False, False, 4, ds.dtype, shape, nbytes)  # here (large ones: HDF5 checks faster)
-    return None
+    return _Plan(shuffled and ds.dtype.itemsize > 1, 4 * fletcher, ds.dtype, shape, nbytes)
 
 
 def _read_direct(ds: h5py.Dataset, j: int, plan: _Plan) -> np.ndarray:
@@ -368,29 +362,15 @@ def _read_direct(ds: h5py.Dataset, j: int, plan: _Plan) -> np.ndarray:
     from rgbify.datasets.kernels import unshuffle
 
     mask, raw = ds.id.read_direct_chunk((j, *(0,) * len(plan.shape)))
-    if mask or not (plan.deflated or _fletcher32(raw)):  # a skipped filter, or a checksum HDF5 should report
+    if mask:  # a filter was skipped for this chunk: let HDF5 decode it
         return ds[j]
-    body = memoryview(raw)[: len(raw) - plan.trailer]
-    data = deflate.zlib_decompress(body, plan.nbytes) if plan.deflated else bytearray(body)
+    data = deflate.zlib_decompress(memoryview(raw)[: len(raw) - plan.trailer], plan.nbytes)
     if len(data) != plan.nbytes:
-        raise OSError(f"chunk {j} holds {len(data)} bytes, not {plan.nbytes}")
+        raise OSError(f"chunk {j} inflates to {len(data)} bytes, not {plan.nbytes}")
     buf = np.frombuffer(data, np.uint8)
     if plan.shuffled:
         buf = unshuffle(buf, plan.dtype.itemsize, np.empty(plan.nbytes, np.uint8))
     return buf.view(plan.dtype).reshape(plan.shape)
-
-
-def _fletcher32(chunk: bytes) -> bool:
-    """Whether an uncompressed chunk's last 4 bytes are HDF5's Fletcher-32 of the rest (H5_checksum_fletcher32:
-    big-endian 16-bit words, an odd last byte as the high byte of a word; sums mod 65535; stored little-endian)."""
-    data = memoryview(chunk)[:-4]
-    words = np.frombuffer(data[: len(data) // 2 * 2], ">u2").astype(np.uint64)
-    if len(data) % 2:
-        words = np.append(words, np.uint64(data[-1] << 8))
-    s1 = np.cumsum(words) % 65535
-    s2 = int(s1.sum() % 65535)
-    s1 = int(s1[-1]) if len(s1) else 0
-    return (s2 << 16 | s1) == int.from_bytes(chunk[-4:], "little")
 
 
 def open_shard(path: Path) -> h5py.File:

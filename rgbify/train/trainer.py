@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,9 @@ class StepSampler(torch.utils.data.Sampler):
             i += 1
 
 
+_EPOCH_LOCK = threading.Lock()
+
+
 class EpochItems(torch.utils.data.Dataset):
     """Indexes ``dataset`` by (epoch, item): sets the dataset's epoch (TaskDataset.set_epoch: per-item draws of
     crop, codec, colours and prompt depend on it) before reading, in whichever worker process reads it."""
@@ -243,9 +247,11 @@ class EpochItems(torch.utils.data.Dataset):
         epoch, item = key
         if hasattr(self.dataset, "get"):  # TaskDataset: thread-safe
             return self.dataset.get(item, epoch)
-        if hasattr(self.dataset, "set_epoch"):
+        if not hasattr(self.dataset, "set_epoch"):
+            return self.dataset[item]
+        with _EPOCH_LOCK:  # loader threads share the dataset: its epoch and the read go together
             self.dataset.set_epoch(epoch)
-        return self.dataset[item]
+            return self.dataset[item]
 
 
 def collate(items: list[dict]) -> dict[str, Any]:
