@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.trainer import PromptEncoder, build_model, step_generator, train_step  # noqa: E402
+from rgbify.train.trainer import PromptEncoder, _place_frozen, build_model, step_generator, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     parts = build_model(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision, torch.float32)
-    for frozen in (parts.vae, parts.text_encoder):
-        frozen.to(device)
-        if dtype != torch.float32:
-            frozen.to(dtype=dtype)
+    _place_frozen(parts, device, args.mixed_precision)
     parts.unet.to(device).train()
     if args.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()

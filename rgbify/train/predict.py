@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ import torch
 from PIL import Image
 
 from rgbify.errors import UserError
+from rgbify.fileio import publishing
 from rgbify.train.config import TrainConfig, make_config
-from rgbify.train.trainer import Parts, PromptEncoder, build_model, collate, evaluate, sample
+from rgbify.train.trainer import Parts, PromptEncoder, build_model, evaluate, sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -153,9 +153,8 @@ def colourise(task: str, x: np.ndarray) -> np.ndarray:
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(rgb).save(tmp)
-    os.replace(tmp, path)
+    with publishing(path, ".tmp.png") as tmp:
+        Image.fromarray(rgb).save(tmp)
 
 
 def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, classes: list[str] | None = None,
@@ -176,8 +175,8 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
     for start in range(0, len(images), batch_size):
         paths = images[start : start + batch_size]
         loaded = [load_image(p, run.cfg.resolution) for p in paths]
-        batch = collate([{"image": t} for t, _ in loaded])
-        rgbs = sample(run.parts, run.cfg, batch["image"], [prompt] * len(paths), prompts=run.prompts, steps=steps,
+        images_t = torch.stack([t for t, _ in loaded])
+        rgbs = sample(run.parts, run.cfg, images_t, [prompt] * len(paths), prompts=run.prompts, steps=steps,
                       seed=seed).numpy()
         for p, (_, size), rgb in zip(paths, loaded, rgbs, strict=True):
             stem = Path(p).stem
@@ -257,7 +256,6 @@ def write_report(metrics: dict, out_json: Path, header: str = "") -> tuple[Path,
     out_json.parent.mkdir(parents=True, exist_ok=True)
     md = out_json.with_suffix(".md")
     for path, text in ((out_json, json.dumps(metrics, indent=1)), (md, header + markdown_table(metrics))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        with publishing(path) as tmp:
+            tmp.write_text(text)
     return out_json, md

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rgbify.datasets.torch_dataset import collate
 from rgbify.errors import UserError
-from rgbify.train.config import TrainConfig, config_toml
+from rgbify.train.config import PRESETS, TrainConfig, config_toml
 
 LATENT_SCALE_DOWN = 8  # every SD VAE halves the side three times
 
@@ -61,7 +62,7 @@ def tiny_tokenizer(max_length: int = 77):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def _preset_configs(name: str, resolution: int) -> dict[str, dict[str, Any]]:
+def _preset_configs(name: str) -> dict[str, dict[str, Any]]:
     """Configs of the UNet, VAE and text encoder for the random-weight presets."""
     if name == "tiny":  # ~1 M parameters in all; 64 px trains in a fraction of a second per step on a CPU
         return {
@@ -111,7 +112,7 @@ def _build_preset(name: str, resolution: int) -> Parts:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    cfgs = _preset_configs(name, resolution)
+    cfgs = _preset_configs(name)
     tokenizer = tiny_tokenizer()
     text_cfg = CLIPTextConfig(
         vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
@@ -189,7 +190,7 @@ def _add_task_switch(unet) -> None:
 def build_model(cfg: TrainConfig) -> Parts:
     """The parts for ``cfg.base_model`` (preset or folder), adapted to ``cfg.mode``. A folder exported by an
     earlier rgbify run (8 input channels already) is used as it is, so a trained run can be fine-tuned further."""
-    parts = _build_preset(cfg.base_model, cfg.resolution) if cfg.base_model in ("tiny", "sd2-random") else (
+    parts = _build_preset(cfg.base_model, cfg.resolution) if cfg.base_model in PRESETS else (
         _load_pretrained(cfg.base_model)
     )
     unet = parts.unet
@@ -252,22 +253,6 @@ class EpochItems(torch.utils.data.Dataset):
         with _EPOCH_LOCK:  # loader threads share the dataset: its epoch and the read go together
             self.dataset.set_epoch(epoch)
             return self.dataset[item]
-
-
-def collate(items: list[dict]) -> dict[str, Any]:
-    """Stack tensors and arrays; keep strings (prompt, task, decode) as lists."""
-    out: dict[str, Any] = {}
-    for key in items[0]:
-        vals = [it[key] for it in items]
-        if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
-        elif isinstance(vals[0], np.ndarray):
-            out[key] = torch.from_numpy(np.stack(vals))
-        elif isinstance(vals[0], int):
-            out[key] = torch.tensor(vals)
-        else:
-            out[key] = vals
-    return out
 
 
 def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None, **kw):
@@ -463,7 +448,8 @@ def sample(
         ddim = DDIMScheduler.from_config(parts.noise_scheduler.config, timestep_spacing="trailing")
         ddim.set_timesteps(steps or cfg.inference_steps, device=device)
         cfg_guided = cfg.mode == "instruct" and (text_guidance != 1.0 or image_guidance != 1.0)
-        empty, empty_mask = prompts([""] * img.shape[0], text.shape[1])
+        if cfg_guided:
+            empty, empty_mask = prompts([""] * img.shape[0], text.shape[1])
         for t in ddim.timesteps:
             if cfg_guided:
                 xs = torch.cat([x, x, x])
@@ -670,7 +656,7 @@ def _image_grid(grid: list) -> np.ndarray:
 
 def _open_data(cfg: TrainConfig, train_data, val_data):
     if train_data is None:
-        train_data = build_data(cfg, "train")
+        train_data = build_data(cfg, "train", return_gt=False)  # training reads image, target, prompt, task
     if val_data is None and cfg.data:
         try:
             val_data = build_data(cfg, "val")
