@@ -785,7 +785,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     stopped_early = False
     while step < cfg.steps:
         t0 = time.perf_counter()
-        losses, per_task = [], {}
+        losses, item_losses, tasks = [], [], []
         for micro in range(cfg.grad_accum):
             batch = next(batches)
             # noise keyed by the global micro-batch index: N processes x accumulation A = one process x A*N
@@ -799,10 +799,14 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            losses.append(accelerator.reduce(loss.detach().float(), reduction="mean").item()
-                          if accelerator.num_processes > 1 else loss.detach().float().item())
-            for task, v in zip(batch["task"], per_item.float().cpu().tolist(), strict=True):
-                per_task.setdefault(task, []).append(v)
+            losses.append(loss.detach().float())  # kept on the device: one host sync per step, below
+            item_losses.append(per_item.detach().float())
+            tasks += batch["task"]
+        loss_t = torch.stack(losses)
+        losses = (accelerator.reduce(loss_t, reduction="mean") if accelerator.num_processes > 1 else loss_t).tolist()
+        per_task: dict[str, list[float]] = {}
+        for task, v in zip(tasks, torch.cat(item_losses).cpu().tolist(), strict=True):
+            per_task.setdefault(task, []).append(v)
         if ema is not None:
             ema.step(accelerator.unwrap_model(unet).parameters())
         step += 1
