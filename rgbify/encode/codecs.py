@@ -80,8 +80,6 @@ class DepthCodec:
 
     robust: str | None = None
     name: ClassVar[str] = ""
-    far_depth: ClassVar[float] = math.inf
-    """What the far code decodes to: +inf (nothing hit) or the codec's d_max."""
 
     def __post_init__(self) -> None:
         if self.robust not in ROBUST_OPTIONS:
@@ -188,10 +186,6 @@ class Hilbert24(DepthCodec):
                 raise CodecInputError(f"depth/hilbert24 {key} must be a positive finite number, got {v!r}")
         object.__setattr__(self, "d_max", float(self.d_max))
         object.__setattr__(self, "gamma", float(self.gamma))
-
-    @property
-    def far_depth(self) -> float:  # type: ignore[override]
-        return self.d_max
 
     def _params(self) -> dict[str, Any]:
         return {"d_max": self.d_max, "gamma": self.gamma}

@@ -70,7 +70,6 @@ PALETTE: tuple[NamedColor, ...] = tuple(
 """26 named colours: the non-black points of the {0, 128, 255}^3 grid, pairwise at least 127 apart (and from
 black), so noise of several levels never moves a pixel to another colour."""
 
-PALETTE_BY_NAME = {c.name: c for c in PALETTE}
 SEMANTIC_THRESHOLD = 100.0
 """Decode radius (RGB Euclidean) of a prompt colour in semantic targets."""
 SHADE_SPACING = 80.0

@@ -10,7 +10,9 @@ import numpy as np
 from rgbify.encode.codecs import COLORMAPS, depth_codec, get_codec
 from rgbify.encode.errors import CodecInputError
 from rgbify.encode.labels import (
+    INSTANCE_THRESHOLD,
     PALETTE,
+    SEMANTIC_THRESHOLD,
     decode_instance,
     decode_semantic,
     encode_instance,
@@ -145,9 +147,9 @@ def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.nd
         return normals_codec(p).decode(rgb)
     if task == "semantic":
         colors = {int(c["index"]): tuple(c["color"]) for c in p.get("classes", [])}
-        return decode_semantic(rgb, colors, p.get("threshold", 100.0))
+        return decode_semantic(rgb, colors, p.get("threshold", SEMANTIC_THRESHOLD))
     colors = {int(c["id"]): tuple(c["color"]) for c in p.get("instances", [])}
-    return decode_instance(rgb, colors, p.get("variant", "shades"), p.get("threshold", 60.0),
+    return decode_instance(rgb, colors, p.get("variant", "shades"), p.get("threshold", INSTANCE_THRESHOLD),
                            bool(p.get("split_regions", False)))
 
 

@@ -323,11 +323,9 @@ def _enable_gpu() -> None:
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
-def render_rgb(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu",
-               threads: int | None = None) -> np.ndarray:
+def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     """The RGB render, written as an 8-bit PNG at ``path`` and returned as uint8 (H,W,3)."""
     scene = built.scene
-    _common_cycles(scene, device, threads)
     set_camera(built.camera, spec.camera, scene)
     rs, c = spec.render, scene.cycles
     c.samples = int(rs.samples)
@@ -360,12 +358,10 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def render_data(built: BuiltScene, spec: SceneSpec, path: str, device: str = "cpu",
-                threads: int | None = None) -> dict[str, np.ndarray]:
+def render_data(built: BuiltScene, spec: SceneSpec, path: str) -> dict[str, np.ndarray]:
     """The data render on the fine grid; returns float32 passes (2H+1, 2W+1, C) keyed position (world m),
     normal (world, unit shading normal), true_normal (world, geometric), index (instance id)."""
     scene = built.scene
-    _common_cycles(scene, device, threads)
     set_camera(built.camera, fine_camera(spec.camera), scene)
     c = scene.cycles
     c.samples = 1
@@ -426,11 +422,12 @@ def render_scene(spec: SceneSpec, meshes: list[TriMesh], tmpdir: str, device: st
     t0 = time.perf_counter()
     reset()
     built = build_scene(spec, meshes)
+    _common_cycles(built.scene, device, threads)  # engine, device, threads: the same for both renders
     t1 = time.perf_counter()
     timings["scene_build"] = t1 - t0
-    rgb = render_rgb(built, spec, os.path.join(tmpdir, "rgb.png"), device, threads)
+    rgb = render_rgb(built, spec, os.path.join(tmpdir, "rgb.png"))
     t2 = time.perf_counter()
     timings["rgb_render"] = t2 - t1
-    data = render_data(built, spec, os.path.join(tmpdir, "data.exr"), device, threads)
+    data = render_data(built, spec, os.path.join(tmpdir, "data.exr"))
     timings["data_render"] = time.perf_counter() - t2
     return rgb, data, timings

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from rgbify.render.convert import ray_directions
 from rgbify.render.geometry import face_normals, vertex_normals
 from rgbify.render.result import RenderResult, SceneError, instance_table, semantic_from_instance
 from rgbify.scenes.spec import SceneSpec, SpecError
@@ -123,9 +124,7 @@ def render_raster(spec: SceneSpec) -> RenderResult:
     depth_m = np.where(hit, depth, np.inf).astype(np.float32)
     n = ncol[..., :3].astype(np.float64) / 255.0 * 2.0 - 1.0
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    v, u = np.mgrid[0:cam.height, 0:cam.width]
-    rays = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones(u.shape)], axis=-1)
-    n *= np.where(np.sum(n * rays, axis=-1) > 0, -1.0, 1.0)[..., None]
+    n *= np.where(np.sum(n * ray_directions(cam), axis=-1) > 0, -1.0, 1.0)[..., None]
     normals = np.where(hit[..., None], n, 0.0).astype(np.float32)
     result = RenderResult(
         rgb=np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), depth=depth_m, normals=normals, instance=instance,

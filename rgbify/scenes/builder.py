@@ -216,9 +216,6 @@ class Builder:
             hits.update(int(i) for i in o[overlap, 8])
         return hits - set(ignore)
 
-    def collides(self, model: Model, world_from_model: np.ndarray, ignore: tuple[int, ...] = ()) -> bool:
-        return bool(self.colliding_ids(self.world_boxes(model, world_from_model), ignore))
-
     def keep_out(self, centre: tuple[float, float, float], half: tuple[float, float, float], yaw_deg: float = 0.0,
                  owner: int = 0) -> None:
         """Reserve a box no later object may enter (door swings, walkways)."""

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rgbify.errors import UserError
+from rgbify.fileio import publishing
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -104,8 +105,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     text = spec_to_json(spec, indent=1)
     if args.out:
-        from pathlib import Path
-        Path(args.out).write_text(text + "\n")
+        with publishing(args.out) as tmp:
+            tmp.write_text(text + "\n")
     else:
         print(text)
     return 0
@@ -124,6 +125,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     print(format_stats(s))
     if args.json_out:
-        from pathlib import Path
-        Path(args.json_out).write_text(json.dumps(s, indent=1) + "\n")
+        with publishing(args.json_out) as tmp:
+            tmp.write_text(json.dumps(s, indent=1) + "\n")
     return 0

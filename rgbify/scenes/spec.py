@@ -40,13 +40,6 @@ def matrix4(m: Any) -> Matrix4:
     return tuple(tuple(float(x) for x in row) for row in a)  # type: ignore[return-value]
 
 
-def vec3(v: Any) -> Vec3:
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.shape != (3,):
-        raise SpecError(f"expected 3 numbers, got {list(a)}")
-    return (float(a[0]), float(a[1]), float(a[2]))
-
-
 def look_at(eye: Any, target: Any, up: Any = (0.0, 0.0, 1.0), roll_deg: float = 0.0) -> Matrix4:
     """``world_from_camera`` (OpenCV frame) for a camera at ``eye`` looking at ``target``.
 
