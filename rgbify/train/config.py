@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rgbify.encode.tasks import TASKS
 from rgbify.errors import UserError
 
 MODES = ("instruct", "lotus", "marigold")
-TASKS = ("depth", "normals", "semantic", "instance")
 PRESETS = ("tiny", "sd2-random")
 
 

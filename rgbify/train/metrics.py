@@ -103,7 +103,11 @@ def normal_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = 
         mask &= np.asarray(valid, dtype=bool)
     if not mask.any():
         return {k: float("nan") for k in NORMAL_KEYS}
-    err = angular_error_deg(np.asarray(pred)[mask], gt[mask])
+    return normal_stats(angular_error_deg(np.asarray(pred)[mask], gt[mask]))
+
+
+def normal_stats(err: np.ndarray) -> dict[str, float]:
+    """The NORMAL_KEYS of angular errors in degrees (a non-empty float array), pooled."""
     return {
         "mean": float(np.mean(err)),
         "median": float(np.median(err)),
@@ -114,6 +118,11 @@ def normal_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = 
         "a22_5": float(100.0 * np.mean(err < 22.5)),
         "a30": float(100.0 * np.mean(err < 30.0)),
     }
+
+
+def mean_depth(rows: list[dict[str, float]]) -> dict[str, float]:
+    """DEPTH_KEYS averaged over images (NaN-skipping) from per-image depth_metrics rows."""
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in DEPTH_KEYS}
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None = 0) -> np.ndarray:

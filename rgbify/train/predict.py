@@ -236,8 +236,8 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
         pred = resize_measurement(np.asarray(decode_target(rgb.numpy(), decode)), gt.shape, "depth")
         metric.append(M.depth_metrics(pred, gt))
         affine.append(M.depth_metrics_affine(pred, gt))
-    mean = lambda rows: {k: float(np.nanmean([r[k] for r in rows])) for k in M.DEPTH_KEYS}  # noqa: E731
-    return {"depth": {**mean(metric), "images": len(pairs)}, "depth_affine": {**mean(affine), "images": len(pairs)}}
+    return {"depth": {**M.mean_depth(metric), "images": len(pairs)},
+            "depth_affine": {**M.mean_depth(affine), "images": len(pairs)}}
 
 
 def markdown_table(metrics: dict) -> str:

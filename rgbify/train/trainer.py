@@ -509,16 +509,10 @@ class MetricAccumulator:
 
         out: dict[str, dict[str, float]] = {}
         if self.depth:
-            out["depth"] = {k: float(np.nanmean([d[k] for d in self.depth])) for k in M.DEPTH_KEYS}
-            out["depth"]["images"] = len(self.depth)
+            out["depth"] = {**M.mean_depth(self.depth), "images": len(self.depth)}
         if self.normal_err:
             err = np.concatenate(self.normal_err).astype(np.float64)
-            out["normals"] = {
-                "mean": float(err.mean()), "median": float(np.median(err)), "rmse": float(np.sqrt((err**2).mean())),
-                **{k: float(100 * (err < th).mean()) for k, th in
-                   (("a5", 5), ("a7_5", 7.5), ("a11_25", 11.25), ("a22_5", 22.5), ("a30", 30))},
-                "images": len(self.normal_err),
-            } if err.size else {}
+            out["normals"] = {**M.normal_stats(err), "images": len(self.normal_err)} if err.size else {}
         if self.cm.sum():
             _, iou = M.miou_from_confusion(self.cm, ignore_index=0)
             named = iou[2:]  # index 1 is "not asked for" (black)
