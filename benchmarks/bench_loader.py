@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rgbify.datasets.manifest import load_manifest, num_published  # noqa: E402
 from rgbify.datasets.reader import DatasetReader  # noqa: E402
 from rgbify.datasets.shards import COMPRESSION, IMAGE_FILTERS, ShardReader, write_shard  # noqa: E402
 
@@ -186,11 +187,9 @@ def main() -> None:
     d = a.dir or Path(tempfile.mkdtemp(prefix="rgbify-bench-")) / "ds"
     if a.build:
         build(a.build, d)
-    import json
-
-    m = json.loads((d / "dataset.json").read_text())
+    m = load_manifest(d)
     size = sum((d / s["file"]).stat().st_size for s in m["shards"])
-    count = sum(s["samples"] for s in m["shards"])
+    count = num_published(m)
     print(f"dataset {d}: {count} samples at {m['width']}x{m['height']}, {size / count / 1e6:.3f} MB/sample on disk")
     if a.compression:
         compression(d)

@@ -18,7 +18,6 @@ A larger ``--count`` extends a dataset (a short last shard is rewritten with the
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import json
@@ -64,6 +63,11 @@ from rgbify.errors import UserError
 WORK_DIR = ".work"
 SHARDS_DIR = "shards"
 LOCK_NAME = ".lock"
+
+
+def work_dir(out: Path, k: int) -> Path:
+    """The folder of shard k's finished-sample files while the shard is unpublished."""
+    return out / WORK_DIR / f"shard-{k:05d}"
 
 
 @dataclass(frozen=True)
@@ -405,7 +409,7 @@ class Builder:
             rng = shard_range(k, K, count)
             have = published.get(k, 0)
             if have == len(rng):
-                shutil.rmtree(out / WORK_DIR / f"shard-{k:05d}", ignore_errors=True)
+                shutil.rmtree(work_dir(out, k), ignore_errors=True)
                 continue
             sources: dict[int, Any] = {i: ("shard", k, i - rng.start) for i in rng[:have]}
             sources.update(self._work_files(k, rng))
@@ -425,7 +429,7 @@ class Builder:
         return st
 
     def _work_files(self, k: int, rng: range) -> dict[int, Any]:
-        wdir = self.out / WORK_DIR / f"shard-{k:05d}"
+        wdir = work_dir(self.out, k)
         found: dict[int, Any] = {}
         if not wdir.is_dir():
             return found
@@ -504,7 +508,7 @@ class Builder:
 
     def _render_one(self, worker: Any, config: Any, i: int) -> tuple[int, Path, int, int, int, float, str]:
         restarts0 = worker.restarts
-        wdir = self.out / WORK_DIR / f"shard-{i // self.manifest['shard_size']:05d}"
+        wdir = work_dir(self.out, i // self.manifest["shard_size"])
         path, spec, result, retried, seconds = render_sample(self.cfg, config, worker, i, wdir, self.stop)
         return i, path, _rejects_of(spec), worker.restarts - restarts0, retried, seconds, \
             str(getattr(result, "blender_version", ""))
@@ -541,12 +545,17 @@ class Builder:
                                  count=len(rng), config_hash=self.manifest["config_hash"])
         except OSError as e:
             raise _disk_error(e, path) from None
+        self._record_shard(k, rng, digest)
+
+    def _record_shard(self, k: int, rng: range, digest: str) -> None:
+        """Shard k is in place: list it in dataset.json (replacing an older entry) and drop its work files."""
+        rel = f"{SHARDS_DIR}/{shard_name(k)}"
         self.manifest["shards"] = [s for s in self.manifest["shards"] if s["file"] != rel]
         self.manifest["shards"].append({"file": rel, "samples": len(rng), "first_index": rng.start,
                                         "sha256": digest})
         self._save_manifest()
         self.stats.shards_written += 1
-        shutil.rmtree(self.out / WORK_DIR / f"shard-{k:05d}", ignore_errors=True)
+        shutil.rmtree(work_dir(self.out, k), ignore_errors=True)
 
     def _iter_sources(self, sources: dict[int, Any], rng: range, path: Path, k: int) -> Iterator[dict[str, Any]]:
         old = ShardReader(path) if any(s[0] == "shard" for s in sources.values()) else None
@@ -638,7 +647,3 @@ def build(cfg: BuildConfig, progress: Any = None, log: Callable[[str], None] = p
 
         return RayBuilder(cfg, progress=progress, log=log).run()
     return Builder(cfg, progress=progress, log=log).run()
-
-
-def replace(cfg: BuildConfig, **kw: Any) -> BuildConfig:
-    return dataclasses.replace(cfg, **kw)

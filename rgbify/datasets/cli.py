@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,21 +155,26 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_error(e: Exception) -> UserError:
-    return UserError(str(e))
+@contextlib.contextmanager
+def _reading(directory: Path) -> Iterator[None]:
+    """A dataset folder is about to be read: a shard file given instead, an unreadable manifest or shard become
+    one-line UserErrors."""
+    from rgbify.datasets.manifest import ManifestError
+    from rgbify.datasets.shards import ShardError
+
+    if directory.is_file():
+        _single_file(directory)
+    try:
+        yield
+    except (ManifestError, ShardError) as e:
+        raise UserError(str(e)) from None
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from rgbify.datasets.manifest import ManifestError
-    from rgbify.datasets.shards import ShardError
     from rgbify.datasets.verify import verify
 
-    if args.dir.is_file():
-        _single_file(args.dir)
-    try:
+    with _reading(args.dir):
         rep = verify(args.dir)
-    except (ManifestError, ShardError) as e:
-        raise _open_error(e) from None
     print(rep.text())
     return 0 if rep.ok else 1
 
@@ -184,33 +191,21 @@ def _single_file(path: Path) -> None:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from rgbify.datasets.manifest import ManifestError
     from rgbify.datasets.preview import contact_sheet
-    from rgbify.datasets.shards import ShardError
 
-    if args.dir.is_file():
-        _single_file(args.dir)
-    if args.n < 1:
-        raise UserError(f"--n {args.n} must be a positive integer")
-    try:
+    with _reading(args.dir):
+        if args.n < 1:
+            raise UserError(f"--n {args.n} must be a positive integer")
         path = contact_sheet(args.dir, args.out or args.dir / "preview.png", n=args.n)
-    except (ManifestError, ShardError) as e:
-        raise _open_error(e) from None
     print(path)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from rgbify.datasets.export import export
-    from rgbify.datasets.manifest import ManifestError
-    from rgbify.datasets.shards import ShardError
 
-    if args.dir.is_file():
-        _single_file(args.dir)
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    try:
+    with _reading(args.dir):
         n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
-    except (ManifestError, ShardError) as e:
-        raise _open_error(e) from None
     print(f"{args.out}: {n} items")
     return 0

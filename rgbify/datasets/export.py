@@ -17,8 +17,8 @@ Item draws (codec, colours, phrasing) use ``numpy.random.default_rng([seed, inde
 from __future__ import annotations
 
 import io
+import itertools
 import json
-import os
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 from rgbify.datasets.reader import DatasetReader, ground_truth
+from rgbify.encode.tasks import TASKS
 from rgbify.errors import UserError
-
-TASKS = ("depth", "normals", "semantic", "instance")
+from rgbify.fileio import publishing
 
 
 def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[int, np.ndarray, list[tuple]]]:
@@ -80,8 +80,8 @@ def export(directory: str | Path, out: str | Path, fmt: str = "png", tasks: Sequ
 def _export_png(directory: Path, out: Path, tasks: Sequence[str], seed: int) -> int:
     (out / "images").mkdir(exist_ok=True)
     n = 0
-    meta_tmp, plain_tmp = out / "metadata.jsonl.tmp", out / "train.jsonl.tmp"
-    with open(meta_tmp, "w") as meta, open(plain_tmp, "w") as plain:
+    with (publishing(out / "metadata.jsonl") as meta_tmp, publishing(out / "train.jsonl") as plain_tmp,
+          open(meta_tmp, "w") as meta, open(plain_tmp, "w") as plain):
         for index, rgb, rows in _items(directory, tasks, seed):
             inp = f"images/{index:09d}.png"
             Image.fromarray(rgb).save(out / inp)
@@ -92,41 +92,29 @@ def _export_png(directory: Path, out: Path, tasks: Sequence[str], seed: int) -> 
                 meta.write(json.dumps({"input_image_file_name": inp, "edited_image_file_name": tgt, **common}) + "\n")
                 plain.write(json.dumps({"input_image": inp, "edited_image": tgt, **common}) + "\n")
                 n += 1
-    os.replace(meta_tmp, out / "metadata.jsonl")
-    os.replace(plain_tmp, out / "train.jsonl")
     return n
 
 
-def _export_wds(directory: Path, out: Path, tasks: Sequence[str], seed: int, shard_size: int) -> int:
-    n, part = 0, 0
-    tar: tarfile.TarFile | None = None
-    tmp: Path | None = None
-
-    def add(name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        tar.addfile(info, io.BytesIO(data))  # type: ignore[union-attr]
-
-    def close() -> None:
-        if tar is not None:
-            tar.close()
-            os.replace(tmp, tmp.with_suffix(""))  # type: ignore[union-attr]
-
+def _wds_records(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: file bytes}) of every exported item, streamed."""
     for index, rgb, rows in _items(directory, tasks, seed):
         inp = _png_bytes(rgb)
         for task, target, prompt, decode in rows:
-            if n % shard_size == 0:
-                close()
-                tmp = out / f"rgbify-{part:06d}.tar.tmp"
-                tar = tarfile.open(tmp, "w")
-                part += 1
-            key = f"{index:09d}_{task}"
-            add(f"{key}.input.png", inp)
-            add(f"{key}.target.png", _png_bytes(target))
-            add(f"{key}.txt", prompt.encode())
             meta: dict[str, Any] = {"task": task, "index": index, "decode": decode}
-            add(f"{key}.json", json.dumps(meta).encode())
-            n += 1
-    close()
+            yield f"{index:09d}_{task}", {"input.png": inp, "target.png": _png_bytes(target),
+                                          "txt": prompt.encode(), "json": json.dumps(meta).encode()}
+
+
+def _export_wds(directory: Path, out: Path, tasks: Sequence[str], seed: int, shard_size: int) -> int:
+    records = _wds_records(directory, tasks, seed)
+    n = part = 0
+    for first in records:  # one tar of up to shard_size items per pass, each published whole
+        with publishing(out / f"rgbify-{part:06d}.tar") as tmp, tarfile.open(tmp, "w") as tar:
+            for key, files in itertools.chain([first], itertools.islice(records, shard_size - 1)):
+                for ext, data in files.items():
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size, info.mtime = len(data), 0
+                    tar.addfile(info, io.BytesIO(data))
+                n += 1
+        part += 1
     return n

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from rgbify.datasets.reader import DatasetReader
+from rgbify.fileio import publishing
 
 COLUMNS = ("RGB", "depth: cubewalk", "depth: hilbert24", "normals", "semantic", "instance", "edge")
 
@@ -71,9 +72,8 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
     reader.close()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out)
+    with publishing(out, ".tmp.png") as tmp:
+        sheet.save(tmp)
     return out
 
 

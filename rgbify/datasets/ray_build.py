@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import socket
 import time
 import uuid
@@ -34,13 +33,13 @@ from typing import Any
 
 from rgbify.datasets.build import (
     SHARDS_DIR,
-    WORK_DIR,
     BuildConfig,
     Builder,
     _disk_error,
     _rejects_of,
     load_config,
     render_sample,
+    work_dir,
 )
 from rgbify.datasets.shards import (
     ShardError,
@@ -138,7 +137,7 @@ def render_shard(cfg: BuildConfig, k: int, shard_size: int, count: int, have: in
 
     out = Path(cfg.out)
     rng = shard_range(k, shard_size, count)
-    wdir = out / WORK_DIR / f"shard-{k:05d}"
+    wdir = work_dir(out, k)
     wdir.mkdir(parents=True, exist_ok=True)
     (wdir / f"{ATTEMPT_PREFIX}{socket.gethostname()}-{os.getpid()}-{time.time_ns()}").write_text(str(os.getpid()))
     reused, todo = 0, []
@@ -198,7 +197,6 @@ class RayBuilder(Builder):
 
     def __init__(self, cfg: BuildConfig, progress: Any = None, log: Callable[[str], None] = print):
         super().__init__(cfg, progress=progress, log=log)
-        self.task_stats: list[dict[str, Any]] = []
         self.shard_attempts = 0
 
     def run(self):
@@ -263,7 +261,7 @@ class RayBuilder(Builder):
         K, count = self.manifest["shard_size"], self.manifest["count"]
         done = sum(s["samples"] for s in self.manifest["shards"])
         for k in refs.values():
-            wdir = self.out / WORK_DIR / f"shard-{k:05d}"
+            wdir = work_dir(self.out, k)
             try:
                 files = sum(1 for p in os.scandir(wdir) if p.name.endswith(".npz"))
             except OSError:
@@ -288,24 +286,17 @@ class RayBuilder(Builder):
                              f"{rng.start}")
         os.replace(part, self.out / rel)
         self.pending.pop(k, None)
-        self.manifest["shards"] = [s for s in self.manifest["shards"] if s["file"] != rel]
-        self.manifest["shards"].append({"file": rel, "samples": len(rng), "first_index": rng.start, "sha256": digest})
-        self.manifest["shards"].sort(key=lambda s: s["first_index"])
         bver = res.get("blender_version")
         if bver:
             self.manifest["blender_version"] = bver
-        self._save_manifest()
-        shutil.rmtree(self.out / WORK_DIR / f"shard-{k:05d}", ignore_errors=True)
+        self._record_shard(k, rng, digest)
         st = self.stats
         st.rendered += res["rendered"]
         st.rejects += res["rejects"]
         st.restarts += res["restarts"]
         st.retried += res["retried"]
         st.render_seconds += res["render_seconds"]
-        st.shards_written += 1
         self.shard_attempts += max(0, res.get("attempts", 1) - 1)
-        st.shard_retries = self.shard_attempts  # type: ignore[attr-defined]
-        self.task_stats.append(res)
 
     def _remove_parts(self) -> None:
         """Shard files of dead or duplicate task attempts (never published)."""

@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from rgbify.datasets.reader import DatasetReader, is_val_index
+from rgbify.encode.tasks import TASKS
 
-TASKS = ("depth", "normals", "semantic", "instance")
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
 TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance", "instances"),
@@ -331,6 +330,8 @@ def keep_freed_memory() -> bool:
 def _pillow_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
     """Pillow's version of :func:`_rgb_view` (tests): crop ``box`` (x0, y0, w, h) of an sRGB uint8 image, resize it
     to ``size`` (bilinear), mirror it if ``flip``; uint8 (H,W,3)."""
+    from PIL import Image
+
     x0, y0, cw, ch = box
     im = Image.fromarray(rgb).crop((x0, y0, x0 + cw, y0 + ch))
     if size != (cw, ch):
