@@ -1,6 +1,6 @@
 """Loader and storage benchmark: samples/s of TaskDataset at 512 px with on-the-fly encoding (in the main process,
-1 and 2 DataLoader worker processes, 2 ThreadLoader threads), bytes per sample on disk, and (--compression) size and
-read speed of HDF5 filters.
+1 and 2 worker processes of a torch DataLoader and of rgbify's ProcessLoader, 2 ThreadLoader threads), bytes per
+sample on disk, and (--compression) size and read speed of HDF5 filters.
 
     python benchmarks/bench_loader.py --dir DATASET            # an existing 512-px dataset
     python benchmarks/bench_loader.py --build 8                # first renders 8 samples at 512 px (4 spp)
@@ -83,8 +83,8 @@ def compression(d: Path) -> None:
                   f"  read {rt[True] * 1e3:6.2f} ms/sample direct, {rt[False] * 1e3:6.2f} through HDF5 (one core)")
 
 
-def baseline_package(ref: str) -> tuple[Any, Any, Any]:
-    """(TaskDataset, collate, ThreadLoader or None) of the rgbify code at git ``ref`` of this repository, imported
+def baseline_package(ref: str) -> tuple[Any, Any, Any, Any]:
+    """(TaskDataset, collate, ThreadLoader or None, ProcessLoader or None) of the rgbify code at git ``ref``, imported
     side by side with this tree's as the package ``rgbify_baseline`` (so both run in one process, interleaved,
     under one load)."""
     tmp = Path(tempfile.mkdtemp(prefix="rgbify-baseline-"))
@@ -98,22 +98,23 @@ def baseline_package(ref: str) -> tuple[Any, Any, Any]:
     from rgbify_baseline.datasets.torch_dataset import TaskDataset, collate
 
     try:
-        from rgbify_baseline.datasets.loader import ThreadLoader
-    except ImportError:
-        ThreadLoader = None  # noqa: N806
-    return TaskDataset, collate, ThreadLoader
+        from rgbify_baseline.datasets import loader as loaders
+    except ImportError:  # older than ThreadLoader
+        loaders = None
+    return TaskDataset, collate, getattr(loaders, "ThreadLoader", None), getattr(loaders, "ProcessLoader", None)
 
 
 def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, workers: int, items: int,
            resolution: int, gt: bool, epoch: int) -> tuple[int, float, float]:
     """(items, wall seconds, CPU seconds) of loading ``items`` items (batch 4, train split settings: random crop
-    0.7-1 + resize, flip 0.5) through a DataLoader with ``workers`` worker processes (kind "processes") or a
-    ThreadLoader with ``workers`` threads (kind "threads"). CPU seconds are the loading processes' own: this
-    process's with 0 workers or with threads, else the worker processes' (collected when they exit), so items
-    per CPU-second is a rate per core whatever else the machine runs."""
+    0.7-1 + resize, flip 0.5) through a DataLoader with ``workers`` worker processes (kind "processes"), a
+    ProcessLoader with ``workers`` worker processes ("processloader") or a ThreadLoader with ``workers`` threads
+    ("threads"). CPU seconds are the loading processes' own: this process's with 0 workers or with threads, else
+    the worker processes' (collected when they exit), so items per CPU-second is a rate per core whatever else the
+    machine runs."""
     import torch
 
-    TaskDataset, collate, ThreadLoader = impl
+    TaskDataset, collate, ThreadLoader, ProcessLoader = impl
     ds = TaskDataset(d, tasks=tasks, split="all", augment=True, resolution=resolution, seed=0, return_gt=gt)
     ds.set_epoch(epoch)
     ds[0]  # imports and numba kernels load here, so forked workers start with them
@@ -122,6 +123,8 @@ def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, wo
                                              generator=torch.Generator().manual_seed(epoch))
     if kind == "threads":
         dl = ThreadLoader(ds, 4, keys=list(sampler), threads=workers, collate=collate, keep_freed_memory=False)
+    elif kind == "processloader":
+        dl = ProcessLoader(ds, 4, keys=list(sampler), workers=workers, collate=collate, keep_freed_memory=False)
     else:
         dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate, sampler=sampler)
     c_children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -134,7 +137,7 @@ def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, wo
         n += len(b["prompt"])
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     del it
-    if workers and kind == "processes":  # the workers have exited: their CPU time (all items, the warm-up ones too)
+    if workers and kind != "threads":  # the workers have exited: their CPU time (all items, the warm-up ones too)
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (r.ru_utime + r.ru_stime) - (c_children.ru_utime + c_children.ru_stime)
         return n, wall, cpu * n / (n + 4 * warm)
@@ -144,24 +147,25 @@ def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, wo
 def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, rounds: int, configs: list) -> None:
     import torch
 
-    from rgbify.datasets import TaskDataset, ThreadLoader, collate
+    from rgbify.datasets import ProcessLoader, TaskDataset, ThreadLoader, collate
 
     torch.set_num_threads(1)
-    impls = {"this tree": (TaskDataset, collate, ThreadLoader)}
+    impls = {"this tree": (TaskDataset, collate, ThreadLoader, ProcessLoader)}
     if baseline:
         impls = {f"baseline {baseline}": baseline_package(baseline), **impls}
     for tasks, gt, kind, workers in configs:
-        runs = {k: impl for k, impl in impls.items() if kind == "processes" or impl[2] is not None}
+        need = {"threads": 2, "processloader": 3}.get(kind)
+        runs = {k: impl for k, impl in impls.items() if need is None or impl[need] is not None}
         totals = {k: [0, 0.0, 0.0] for k in runs}
         for r in range(rounds):  # interleaved, so both see the same load
             for name, impl in runs.items():
                 n, wall, cpu = loader(impl, d, tasks, kind, workers, max(4, items // rounds), resolution, gt,
                                       epoch=r)
                 totals[name] = [a + b for a, b in zip(totals[name], (n, wall, cpu), strict=True)]
-        how = ("main process" if not workers else f"{workers} worker process" + "es" * (workers > 1)
-               if kind == "processes" else f"{workers} threads, 1 process")
+        how = ("main process" if not workers else f"{workers} threads, 1 process" if kind == "threads" else
+               f"{workers} {'DataLoader' if kind == 'processes' else 'ProcessLoader'} worker" + "s" * (workers > 1))
         for name, (n, wall, cpu) in totals.items():
-            print(f"loader {name:22s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {how:20s}: "
+            print(f"loader {name:22s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {how:24s}: "
                   f"{n / wall:7.1f} samples/s wall, {n / cpu:6.1f} per CPU-second of the loading process(es) at "
                   f"{resolution} px", flush=True)
 
@@ -194,7 +198,8 @@ def main() -> None:
     if a.compression:
         compression(d)
     task_sets = [("depth",), ("normals",)] + ([] if a.quick else [("depth", "normals", "semantic", "instance")])
-    ways = [("processes", 0), ("processes", 1), ("processes", 2), ("threads", 2)]
+    ways = [("processes", 0), ("processes", 1), ("processes", 2), ("processloader", 1), ("processloader", 2),
+            ("threads", 2)]
     configs = [(t, gt, *w) for t in task_sets for gt in ((False,) if a.quick else (False, True)) for w in ways]
     run_loaders(d, a.items, a.resolution, a.baseline, a.rounds, configs)
 

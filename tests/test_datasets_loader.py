@@ -6,6 +6,7 @@ Uses fake stored samples (tests/dataset_fakes.py); the targets' encoding is exer
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,114 @@ def test_thread_loader_endless_keys_errors_and_bad_arguments(tmp_path):
     for kw in ({"batch_size": 0}, {"threads": -1}, {"shard": (2, 2)}):
         with pytest.raises(ValueError):
             ThreadLoader(ds, **{"batch_size": 2, **kw})
+
+
+def test_process_loader_gives_the_dataloader_batches(tmp_path):
+    """Worker processes and shared buffers change nothing but speed: 1 and 3 workers give a DataLoader's batches
+    in order (all kept: a reused buffer never changes a batch already handed out), sharded and drop_last alike."""
+    from rgbify.datasets import ProcessLoader, TaskDataset, collate
+
+    ds = TaskDataset(fake_dataset(tmp_path, n=9), split="all", resolution=(8, 6), generation_ratio=0.2)
+    ds.set_epoch(3)
+    want = list(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate))
+    for workers in (1, 3):
+        loader = ProcessLoader(ds, 2, workers=workers, prefetch=1, keep_freed_memory=False)
+        assert len(loader) == 5
+        _same_batches(list(loader), want)
+    assert len(list(ProcessLoader(ds, 2, workers=1, drop_last=True, keep_freed_memory=False))) == 4
+    _same_batches(list(ProcessLoader(ds, 2, workers=2, shard=(1, 2), keep_freed_memory=False)), want[1::2])
+
+
+class _Items:
+    """Items {"x": float32 (3,)} with key; key 7 kills its worker process, key 8 raises KeyError."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, k):
+        import os
+
+        if k == 7:
+            os._exit(3)
+        if k == 8:
+            raise KeyError(f"no item {k}")
+        return {"x": torch.full((3,), float(k)), "k": k}
+
+
+def test_process_loader_other_collate_errors_and_workers_that_die():
+    import itertools
+    import multiprocessing
+
+    from rgbify.datasets import ProcessLoader
+
+    def big(items):  # a tensor larger than the shared buffers travels the DataLoader's way
+        return {"x": torch.stack([it["x"] for it in items]), "big": torch.ones(1 << 16), "k": [it["k"] for it in items]}
+
+    got = list(ProcessLoader(_Items(), 2, keys=range(6), workers=2, collate=big, keep_freed_memory=False))
+    assert [b["k"] for b in got] == [[0, 1], [2, 3], [4, 5]]
+    assert torch.equal(got[2]["x"], torch.tensor([[4.0] * 3, [5.0] * 3])) and got[0]["big"].sum() == 1 << 16
+    it = iter(ProcessLoader(_Items(), 3, keys=itertools.cycle(range(5)), workers=2, keep_freed_memory=False))
+    assert [b["k"] for b in itertools.islice(it, 3)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
+    it.close()  # an abandoned endless stream stops its workers
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("rgbify-loader")]
+    with pytest.raises(KeyError, match="no item 8"):
+        list(ProcessLoader(_Items(), 2, keys=[0, 8], workers=2, keep_freed_memory=False))
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        list(ProcessLoader(_Items(), 2, keys=[0, 1, 6, 7], workers=1, keep_freed_memory=False))
+    with pytest.raises(ValueError, match="workers 0"):
+        ProcessLoader(_Items(), 2, workers=0)
+
+
+def test_process_loader_workers_exit_when_their_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    code = """if True:
+        import itertools, os, sys, time, torch
+        sys.path.insert(0, os.getcwd())
+        from rgbify.datasets import ProcessLoader
+        from tests.test_datasets_loader import _Items
+        it = iter(ProcessLoader(_Items(), 2, keys=itertools.cycle(range(6)), workers=2, keep_freed_memory=False))
+        next(it)
+        import multiprocessing
+        print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+        time.sleep(60)
+    """
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def test_bench_loader_runs_every_way(tmp_path):
+    """benchmarks/bench_loader.py on a tiny dataset: a line per loading way and task."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    d = fake_dataset(tmp_path, n=6)
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_loader.py"), "--dir", str(d), "--quick",
+                          "--items", "8", "--rounds", "1", "--resolution", "8"],
+                         capture_output=True, text=True, check=True).stdout
+    for how in ("main process", "1 DataLoader worker", "2 DataLoader workers", "1 ProcessLoader worker",
+                "2 ProcessLoader workers", "2 threads, 1 process"):
+        assert sum(how + " " in line for line in out.splitlines()) == 2, (how, out)
+    assert "MB/sample on disk" in out
 
 
 def test_get_is_set_epoch_then_getitem_and_thread_safe(tmp_path):

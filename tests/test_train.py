@@ -101,8 +101,8 @@ def test_step_sampler_resumes_the_stream():
 
 
 def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
-    """--loader threads and --loader processes yield the same batches from the same resume point; ranks of the
-    thread loader take every N-th batch of that stream, as accelerate shards a DataLoader."""
+    """--loader threads and --loader processes yield the same batches from the same resume point; ranks of either
+    take every N-th batch of that stream, as accelerate shards a DataLoader."""
     import itertools
 
     from rgbify.train.trainer import make_loader
@@ -115,8 +115,10 @@ def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
     threads = first(make_loader(data, cfg_for(tmp_path, num_workers=2, loader="threads"), 3), 6)
     procs = first(make_loader(data, cfg_for(tmp_path, num_workers=1, loader="processes"), 3), 6)
     assert threads == procs and len({tuple(b) for b in threads}) > 1
-    ranks = [first(make_loader(data, cfg_for(tmp_path, num_workers=1), 3, shard=(r, 2)), 3) for r in (0, 1)]
-    assert ranks == [threads[0::2], threads[1::2]]
+    for loader in ("threads", "processes"):
+        cfg = cfg_for(tmp_path, num_workers=1, loader=loader)
+        ranks = [first(make_loader(data, cfg, 3, shard=(r, 2)), 3) for r in (0, 1)]
+        assert ranks == [threads[0::2], threads[1::2]]
     with pytest.raises(UserError, match="--loader 'fibres'"):
         cfg_for(tmp_path, loader="fibres")
 

@@ -347,16 +347,21 @@ def _recount(table: list[dict[str, Any]], inst: np.ndarray) -> list[dict[str, An
     return [{**row, "pixel_count": int(n[row["id"]])} for row in table if row["id"] < len(n) and n[row["id"]] > 0]
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+def collate(items: list[dict[str, Any]], alloc: Any = None) -> dict[str, Any]:
     """Batch TaskDataset items: tensors stacked, prompt/task/decode as lists of str, index as a tensor.
 
     In a DataLoader worker process tensors are stacked straight into shared memory (torch's default_collate
-    does so), which saves the copy into shared memory that sending the batch to the main process would make."""
+    does so), which saves the copy into shared memory that sending the batch to the main process would make.
+    ``alloc(shape, dtype)``, where given, returns the tensor to stack into, or None (rgbify.datasets.ProcessLoader's
+    workers stack into their shared buffers)."""
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
         if isinstance(vals[0], torch.Tensor):
-            out[key] = torch.utils.data.default_collate(vals)
+            dst = None
+            if alloc is not None and all(v.shape == vals[0].shape and v.dtype == vals[0].dtype for v in vals):
+                dst = alloc((len(vals), *vals[0].shape), vals[0].dtype)
+            out[key] = torch.utils.data.default_collate(vals) if dst is None else torch.stack(vals, out=dst)
         elif key == "index":
             out[key] = torch.tensor(vals, dtype=torch.int64)
         else:

@@ -79,9 +79,9 @@ class TrainConfig:
     eval_every: int = _f(0, "Validate every N steps on the val split (0: only at the end, if a val split exists).")
     eval_samples: int = _f(8, "Validation items per evaluation.")
     log_every: int = _f(10, "Write TensorBoard scalars every N steps (log.jsonl gets every step).")
-    num_workers: int = _f(2, "Loader threads (--loader threads) or DataLoader worker processes (processes).")
-    loader: str = _f("threads", "threads: read items in threads of the training process (no shared-memory "
-                                "transport; faster per core); processes: torch DataLoader worker processes.")
+    num_workers: int = _f(2, "Loader threads (--loader threads) or worker processes (processes).")
+    loader: str = _f("threads", "threads: read items in threads of the training process; processes: in worker "
+                                "processes (rgbify.datasets.ProcessLoader: batches through shared buffers).")
     exit_after: float = _f(0.0, "Save a checkpoint and stop after this many minutes (0: never); rerun to resume.")
     resume: bool = _f(True, "Resume from OUT/checkpoints/latest when it exists.")
 

@@ -275,22 +275,17 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
 
 
 def make_loader(dataset, cfg: TrainConfig, start_item: int, shard: tuple[int, int] = (0, 1)):
-    """The endless batch stream from item ``start_item`` on: a ThreadLoader (``cfg.loader == "threads"``; keeps
-    this rank's batches of ``shard``) or a DataLoader (for accelerator.prepare, which shards it the same way)."""
-    if cfg.loader == "threads":
-        from rgbify.datasets.loader import ThreadLoader
+    """The endless batch stream from item ``start_item`` on, this rank's batches of ``shard`` (every world-th, as
+    accelerate shards a DataLoader): a ThreadLoader (``cfg.loader == "threads"``, or no workers) or a ProcessLoader
+    with ``cfg.num_workers`` worker processes."""
+    from rgbify.datasets.loader import ProcessLoader, ThreadLoader
 
-        return ThreadLoader(EpochItems(dataset), cfg.batch_size, keys=StepSampler(len(dataset), cfg.seed, start_item),
-                            threads=cfg.num_workers, collate=collate, drop_last=True, shard=shard)
-    return torch.utils.data.DataLoader(
-        EpochItems(dataset),
-        batch_size=cfg.batch_size,
-        sampler=StepSampler(len(dataset), cfg.seed, start_item),
-        collate_fn=collate,
-        num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0,
-        drop_last=True,
-    )
+    keys = StepSampler(len(dataset), cfg.seed, start_item)
+    if cfg.loader == "threads" or cfg.num_workers == 0:
+        return ThreadLoader(EpochItems(dataset), cfg.batch_size, keys=keys, threads=cfg.num_workers, collate=collate,
+                            drop_last=True, shard=shard)
+    return ProcessLoader(EpochItems(dataset), cfg.batch_size, keys=keys, workers=cfg.num_workers, collate=collate,
+                         drop_last=True, shard=shard)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -766,7 +761,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
     loader = make_loader(train_data, cfg, step * per_step,  # per_step: all ranks
                          shard=(accelerator.process_index, accelerator.num_processes))
-    batches = iter(loader if cfg.loader == "threads" else accelerator.prepare(loader))
+    batches = iter(loader)
     prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
     writer = None
     if accelerator.is_main_process:
