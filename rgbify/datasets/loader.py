@@ -2,10 +2,9 @@
 process, or by worker processes that hand batches over through shared memory allocated once.
 
 A TaskDataset item spends most of its time in code that releases the GIL (libdeflate, numba kernels, torch's
-resize), so threads make items about as fast per core as a DataLoader worker process does, without sending each
-batch through shared memory: at 512 px that transport alone costs a worker process about 2 ms of CPU per item
-(a new shared-memory segment per batch, page-faulted in on both sides; docs/datasets.md). On 2 cores, 2 threads
-gave 1.5x the samples/s of 2 worker processes.
+resize), so threads make items about as fast per core as one process does, with nothing to send between
+processes. On 2 cores, 2 threads gave 1.5-1.9x the samples/s of 2 torch DataLoader worker processes and 1.0-1.6x
+that of 2 ProcessLoader workers (docs/datasets.md).
 
 Batches come in the order of ``keys`` (deterministic: a batch does not depend on the number of threads), each
 built by ``collate`` from ``dataset[key]`` items; ``shard=(rank, world)`` keeps every ``world``-th batch starting
