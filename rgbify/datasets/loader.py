@@ -13,7 +13,8 @@ at ``rank``, as accelerate's BatchSamplerShard does for a DataLoader.
 ``ProcessLoader`` makes the same batches in worker processes (for datasets whose items hold the GIL, or to keep
 reading off the training process). A torch DataLoader worker puts each batch in a new shared-memory segment that
 both processes then page-fault in (about 1.5 ms of kernel time per 512-px item here); a ProcessLoader worker
-copies the batch's tensors into one of a few shared buffers allocated when iteration starts, and the calling
+stacks the batch's tensors straight into one of a few shared buffers allocated when iteration starts (other
+collate functions' batches are copied in), and the calling
 process copies them out (a buffer is reused as soon as its batch is copied, so a batch's tensors are never
 overwritten under the caller).
 """
