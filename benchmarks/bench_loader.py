@@ -6,6 +6,7 @@ sample on disk, and (--compression) size and read speed of HDF5 filters.
     python benchmarks/bench_loader.py --build 8                # first renders 8 samples at 512 px (4 spp)
     python benchmarks/bench_loader.py --dir DATASET --compression
     python benchmarks/bench_loader.py --dir DATASET --baseline main --quick   # before/after, same process
+    python benchmarks/bench_loader.py --dir DATASET --peer     # against Marigold-style PNG files
 
 Prints one line per measurement: samples/s by the wall clock and per CPU-second of the loading process(es) (CPU
 time, so a per-core rate even on a shared, loaded machine), over all rounds and for the best round (other load on
@@ -172,6 +173,67 @@ def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, roun
                   f"(best of {len(rs)} rounds: {best_wall:6.1f}, {best_cpu:6.1f}) at {resolution} px", flush=True)
 
 
+def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
+    """Depth items from Marigold-style files against rgbify's shards, one process, interleaved rounds. The peer
+    stores RGB as PNG and depth as 16-bit PNG in millimetres (what Marigold's Hypersim and Virtual KITTI
+    preprocessing writes) and reads them with Pillow, as its dataset classes do; then it makes the same crop, resize,
+    flip and cubewalk target as a TaskDataset depth item with rgbify's own kernels, so only storage and decoding
+    differ (and the peer skips the prompt and decode parameters). Prints bytes per sample and items per CPU-second
+    of both, and their ratio."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from rgbify.datasets import TaskDataset, collate, kernels
+    from rgbify.datasets.torch_dataset import _rgb_view
+
+    torch.set_num_threads(1)
+    reader = DatasetReader(d)
+    tmp = Path(tempfile.mkdtemp(prefix="rgbify-peer-"))
+    for i in reader.indices:
+        s = reader.read(i, ("rgb", "depth"))
+        mm = np.where(np.isfinite(s["depth"]), np.round(s["depth"] * 1000.0), 0).clip(0, 65535).astype(np.uint16)
+        Image.fromarray(s["rgb"]).save(tmp / f"{i}_rgb.png")
+        Image.fromarray(mm).save(tmp / f"{i}_depth.png")
+    peer_mb = sum(p.stat().st_size for p in tmp.iterdir()) / len(reader) / 1e6
+    ds = TaskDataset(d, tasks=("depth",), split="all", augment=True, resolution=resolution, seed=0, return_gt=False)
+
+    def peer_item(i: int, epoch: int) -> dict[str, Any]:
+        rng = np.random.default_rng([0, epoch, i])
+        rgb = np.array(Image.open(tmp / f"{i}_rgb.png").convert("RGB"))
+        mm = np.asarray(Image.open(tmp / f"{i}_depth.png")).astype(np.float32)
+        depth = np.where(mm > 0, mm / np.float32(1000.0), np.float32(np.inf)).astype(np.float32)
+        view = ds._view(rgb.shape[:2], rng)
+        target = np.empty((3, view.size[1], view.size[0]), np.uint8)
+        kernels.cubewalk_planes(depth, *view.nearest(), target)
+        return {"image": _rgb_view(rgb, view), "target": torch.from_numpy(target), "index": i}
+
+    def peer_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        return {k: torch.stack([b[k] for b in batch]) if k != "index" else [b[k] for b in batch] for k in batch[0]}
+
+    ways = {"peer (PNG files, Pillow)": (peer_item, peer_collate), "rgbify (HDF5 shards)": (ds.get, collate)}
+    for way in ways.values():
+        way[0](reader.indices[0], 0)  # imports, numba kernels
+    cpu = {k: 0.0 for k in ways}
+    n = 0
+    for r in range(rounds):
+        keys = np.random.default_rng(r).choice(reader.indices, max(4, items // rounds))
+        for name, (get, coll) in ways.items():
+            t = time.process_time()
+            for b in range(0, len(keys), 4):
+                coll([get(int(k), r) for k in keys[b : b + 4]])
+            cpu[name] += time.process_time() - t
+        n += len(keys)
+    rates = {k: n / c for k, c in cpu.items()}
+    ours = load_manifest(d)
+    ours_mb = sum((d / s["file"]).stat().st_size for s in ours["shards"]) / num_published(ours) / 1e6
+    print(f"peer   Marigold-style PNG files (RGB PNG + depth uint16 PNG, mm; RGB and depth only): {peer_mb:.3f} "
+          f"MB/sample, {rates['peer (PNG files, Pillow)']:6.1f} depth items per CPU-second at {resolution} px")
+    print(f"rgbify HDF5 shards (every field of the sample): {ours_mb:.3f} MB/sample, "
+          f"{rates['rgbify (HDF5 shards)']:6.1f} depth items per CPU-second: "
+          f"{rates['rgbify (HDF5 shards)'] / rates['peer (PNG files, Pillow)']:.2f}x the peer's", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path)
@@ -183,6 +245,8 @@ def main() -> None:
                     "interleaved with this tree's in the same process (e.g. --baseline main)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement")
     ap.add_argument("--quick", action="store_true", help="depth and normals items, return_gt=False only")
+    ap.add_argument("--peer", action="store_true", help="depth items from Marigold-style PNG files (RGB PNG, depth "
+                    "uint16 PNG in mm, Pillow) against rgbify's shards, one process")
     ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.torch_dataset."
                     "keep_freed_memory() in this process too (then main-process rows of both trees use it)")
     a = ap.parse_args()
@@ -199,6 +263,9 @@ def main() -> None:
     print(f"dataset {d}: {count} samples at {m['width']}x{m['height']}, {size / count / 1e6:.3f} MB/sample on disk")
     if a.compression:
         compression(d)
+    if a.peer:
+        peer_png(d, a.items, a.rounds, a.resolution)
+        return
     task_sets = [("depth",), ("normals",)] + ([] if a.quick else [("depth", "normals", "semantic", "instance")])
     ways = [("processes", 0), ("processes", 1), ("processes", 2), ("processloader", 1), ("processloader", 2),
             ("threads", 2)]

@@ -263,7 +263,7 @@ def _alive(pid):
 
 
 def test_bench_loader_runs_every_way(tmp_path):
-    """benchmarks/bench_loader.py on a tiny dataset: a line per loading way and task."""
+    """benchmarks/bench_loader.py on a tiny dataset: a line per loading way and task; the peer comparison."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
@@ -275,6 +275,10 @@ def test_bench_loader_runs_every_way(tmp_path):
                 "2 ProcessLoader workers", "2 threads, 1 process"):
         assert sum(how + " " in line for line in out.splitlines()) == 2, (how, out)
     assert "MB/sample on disk" in out
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_loader.py"), "--dir", str(d), "--peer",
+                          "--items", "8", "--rounds", "1", "--resolution", "8"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "peer   Marigold-style PNG files" in out and "x the peer's" in out
 
 
 def test_get_is_set_epoch_then_getitem_and_thread_safe(tmp_path):

@@ -138,7 +138,13 @@ class ProcessLoader(ThreadLoader):
             return
         per_item = sum(_aligned(a.nbytes) for a in _arrays(self.dataset[first[0]]))
         capacity = self.batch_size * per_item + (64 << 10)  # slack: tensors collate adds (index), alignment
-        slots = [torch.empty(capacity, dtype=torch.uint8).share_memory_() for _ in range(self.threads * self.prefetch)]
+        n_slots = self.threads * self.prefetch
+        try:
+            slots = [torch.empty(capacity, dtype=torch.uint8).share_memory_() for _ in range(n_slots)]
+        except RuntimeError as e:
+            raise RuntimeError(f"ProcessLoader: cannot allocate {n_slots} shared buffers of {capacity / 1e6:.1f} MB "
+                               f"({e}); give /dev/shm more room (docker run --shm-size), use fewer workers or a "
+                               "smaller prefetch, or use ThreadLoader") from None
         jobs, results = mp.Queue(), mp.Queue()
         procs = [mp.Process(target=_work, args=(self.dataset, self.collate, slots, jobs, results, os.getpid(),
                                                   self.keep_freed_memory), daemon=True, name=f"rgbify-loader-{i}")
