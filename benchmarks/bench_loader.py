@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -111,9 +110,9 @@ def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, wo
     """(items, wall seconds, CPU seconds) of loading ``items`` items (batch 4, train split settings: random crop
     0.7-1 + resize, flip 0.5) through a DataLoader with ``workers`` worker processes (kind "processes"), a
     ProcessLoader with ``workers`` worker processes ("processloader") or a ThreadLoader with ``workers`` threads
-    ("threads"). CPU seconds are the loading processes' own: this process's with 0 workers or with threads, else
-    the worker processes' (collected when they exit), so items per CPU-second is a rate per core whatever else the
-    machine runs."""
+    ("threads"). CPU seconds are the loading processes' own over the timed window (after start-up and warm-up
+    batches): this process's with 0 workers or with threads, else the worker processes' (from /proc), so items per
+    CPU-second is a rate per core whatever else the machine runs."""
     import torch
 
     TaskDataset, collate, ThreadLoader, ProcessLoader = impl
@@ -129,21 +128,37 @@ def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, wo
         dl = ProcessLoader(ds, 4, keys=list(sampler), workers=workers, collate=collate, keep_freed_memory=False)
     else:
         dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate, sampler=sampler)
-    c_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     it = iter(dl)
     for _ in range(warm):
         next(it)
-    t, c = time.perf_counter(), time.process_time()
+    t, c, c_workers = time.perf_counter(), time.process_time(), _workers_cpu()
     n = 0
-    for b in it:
-        n += len(b["prompt"])
+    for _ in range(items // 4):  # the workers are still alive at the end: their CPU time of this window only
+        n += len(next(it)["prompt"])
     wall, cpu = time.perf_counter() - t, time.process_time() - c
+    if workers and kind != "threads":
+        cpu = _workers_cpu() - c_workers
     del it
-    if workers and kind != "threads":  # the workers have exited: their CPU time (all items, the warm-up ones too)
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r.ru_utime + r.ru_stime) - (c_children.ru_utime + c_children.ru_stime)
-        return n, wall, cpu * n / (n + 4 * warm)
     return n, wall, cpu
+
+
+def _rate(n: int, seconds: float) -> float:
+    """n / seconds; NaN for a window too short for the clock (/proc counts CPU time in 10 ms ticks)."""
+    return n / seconds if seconds > 0 else float("nan")
+
+
+def _workers_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's live multiprocessing children (DataLoader and
+    ProcessLoader workers), from /proc: read before and after a timed window, so that worker start-up and
+    shut-down are not counted."""
+    import multiprocessing
+
+    total = 0.0
+    for p in multiprocessing.active_children():
+        with open(f"/proc/{p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, rounds: int, configs: list) -> None:
@@ -167,10 +182,11 @@ def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, roun
                f"{workers} {'DataLoader' if kind == 'processes' else 'ProcessLoader'} worker" + "s" * (workers > 1))
         for name, rs in per_round.items():
             n, wall, cpu = (sum(x) for x in zip(*rs, strict=True))
-            best_wall, best_cpu = max(k / w for k, w, _ in rs), max(k / c for k, _, c in rs)
+            best_wall, best_cpu = max(_rate(k, w) for k, w, _ in rs), max(_rate(k, c) for k, _, c in rs)
             print(f"loader {name:22s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {how:24s}: "
-                  f"{n / wall:7.1f} samples/s wall, {n / cpu:6.1f} per CPU-second of the loading process(es) "
-                  f"(best of {len(rs)} rounds: {best_wall:6.1f}, {best_cpu:6.1f}) at {resolution} px", flush=True)
+                  f"{_rate(n, wall):7.1f} samples/s wall, {_rate(n, cpu):6.1f} per CPU-second of the loading "
+                  f"process(es) (best of {len(rs)} rounds: {best_wall:6.1f}, {best_cpu:6.1f}) at {resolution} px",
+                  flush=True)
 
 
 def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:

@@ -240,12 +240,14 @@ def _pack(obj: Any, slot: Any, at: list[int]) -> Any:
     import torch
 
     if isinstance(obj, torch.Tensor):
+        if obj.device.type != "cpu":
+            return obj
         n = obj.numel() * obj.element_size()
         base = slot.data_ptr()
         if obj.is_contiguous() and base <= obj.data_ptr() and obj.data_ptr() + n <= base + slot.numel():
             return _InSlot(obj.data_ptr() - base, obj.dtype, tuple(obj.shape))
         start = _aligned(at[0])
-        if obj.device.type != "cpu" or start + n > slot.numel():
+        if start + n > slot.numel():
             return obj
         slot[start : start + n].view(obj.dtype).view(obj.shape).copy_(obj)
         at[0] = start + n
