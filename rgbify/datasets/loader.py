@@ -14,9 +14,8 @@ at ``rank``, as accelerate's BatchSamplerShard does for a DataLoader.
 reading off the training process). A torch DataLoader worker puts each batch in a new shared-memory segment that
 both processes then page-fault in (about 1.5 ms of kernel time per 512-px item here); a ProcessLoader worker
 stacks the batch's tensors straight into one of a few shared buffers allocated when iteration starts (other
-collate functions' batches are copied in), and the calling
-process copies them out (a buffer is reused as soon as its batch is copied, so a batch's tensors are never
-overwritten under the caller).
+collate functions' batches are copied in), and the calling process copies them out (a buffer is reused as soon as
+its batch is copied, so a batch's tensors are never overwritten under the caller).
 """
 
 from __future__ import annotations
@@ -136,7 +135,7 @@ class ProcessLoader(ThreadLoader):
         first = next(batches, None)
         if first is None:
             return
-        per_item = sum(_aligned(a.nbytes) for a in _arrays(self.dataset[first[0]]))
+        per_item = _bytes_to_stack(self.dataset[first[0]])
         capacity = self.batch_size * per_item + (64 << 10)  # slack: tensors collate adds (index), alignment
         n_slots = self.threads * self.prefetch
         try:
@@ -206,27 +205,35 @@ def _aligned(n: int) -> int:
     return -(-n // 64) * 64
 
 
-def _arrays(obj: Any) -> Iterator[Any]:
-    """The CPU tensors and numeric NumPy arrays in an item (dicts, lists and tuples of them): what collate stacks."""
+def _map(obj: Any, kind: type | tuple[type, ...], fn: Callable[[Any], Any]) -> Any:
+    """``obj`` (dicts, lists and tuples, nested) with ``fn(x)`` in place of each ``x`` of type ``kind``."""
+    if isinstance(obj, kind):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map(v, kind, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):  # not a NamedTuple (_InSlot)
+        return type(obj)(_map(v, kind, fn) for v in obj)
+    return obj
+
+
+def _bytes_to_stack(item: Any) -> int:
+    """Bytes of the CPU tensors and numeric NumPy arrays in an item: what collate stacks (aligned)."""
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        if obj.device.type == "cpu":
-            yield obj
-    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _arrays(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _arrays(v)
+    total = [0]
+
+    def count(a: Any) -> None:
+        if (a.device.type == "cpu") if isinstance(a, torch.Tensor) else (a.dtype.kind in "biuf"):
+            total[0] += _aligned(a.nbytes)
+
+    _map(item, (torch.Tensor, np.ndarray), count)
+    return total[0]
 
 
 def _alloc(slot: Any, at: list[int], shape: tuple[int, ...], dtype: Any) -> Any:
     """A tensor of ``shape`` and ``dtype`` in ``slot`` from byte ``at[0]`` on (``at`` advanced), or None if it does
     not fit."""
-    n = int(np.prod(shape, dtype=np.int64)) * _itemsize(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     start = _aligned(at[0])
     if start + n > slot.numel():
         return None
@@ -234,47 +241,33 @@ def _alloc(slot: Any, at: list[int], shape: tuple[int, ...], dtype: Any) -> Any:
     return slot[start : start + n].view(dtype).view(shape)
 
 
-def _pack(obj: Any, slot: Any, at: list[int]) -> Any:
-    """``obj`` with each CPU tensor replaced by _InSlot: one already in ``slot`` (made by :func:`_alloc`) where it
-    is, others copied in from byte ``at[0]`` on if they fit."""
+def _pack(batch: Any, slot: Any, at: list[int]) -> Any:
+    """``batch`` with each CPU tensor replaced by _InSlot: one already in ``slot`` (made by :func:`_alloc`) where it
+    is, others copied in from byte ``at[0]`` on if they fit (else left to travel as they are)."""
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        if obj.device.type != "cpu":
-            return obj
-        n = obj.numel() * obj.element_size()
-        base = slot.data_ptr()
-        if obj.is_contiguous() and base <= obj.data_ptr() and obj.data_ptr() + n <= base + slot.numel():
-            return _InSlot(obj.data_ptr() - base, obj.dtype, tuple(obj.shape))
-        start = _aligned(at[0])
-        if start + n > slot.numel():
-            return obj
-        slot[start : start + n].view(obj.dtype).view(obj.shape).copy_(obj)
-        at[0] = start + n
-        return _InSlot(start, obj.dtype, tuple(obj.shape))
-    if isinstance(obj, dict):
-        return {k: _pack(v, slot, at) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-        return type(obj)(_pack(v, slot, at) for v in obj)
-    return obj
+    def one(t: torch.Tensor) -> Any:
+        if t.device.type != "cpu":
+            return t
+        n, base = t.numel() * t.element_size(), slot.data_ptr()
+        if t.is_contiguous() and base <= t.data_ptr() and t.data_ptr() + n <= base + slot.numel():
+            return _InSlot(t.data_ptr() - base, t.dtype, tuple(t.shape))
+        dst = _alloc(slot, at, tuple(t.shape), t.dtype)
+        if dst is None:
+            return t
+        dst.copy_(t)
+        return _InSlot(dst.data_ptr() - base, t.dtype, tuple(t.shape))
+
+    return _map(batch, torch.Tensor, one)
 
 
-def _unpack(obj: Any, slot: Any) -> Any:
+def _unpack(payload: Any, slot: Any) -> Any:
     """The batch :func:`_pack` made, its tensors copied out of ``slot``."""
-    if isinstance(obj, _InSlot):
-        n = int(np.prod(obj.shape, dtype=np.int64)) * _itemsize(obj.dtype)
-        return slot[obj.offset : obj.offset + n].view(obj.dtype).view(obj.shape).clone()
-    if isinstance(obj, dict):
-        return {k: _unpack(v, slot) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-        return type(obj)(_unpack(v, slot) for v in obj)
-    return obj
+    def one(s: _InSlot) -> Any:
+        n = int(np.prod(s.shape, dtype=np.int64)) * s.dtype.itemsize
+        return slot[s.offset : s.offset + n].view(s.dtype).view(s.shape).clone()
 
-
-def _itemsize(dtype: Any) -> int:
-    import torch
-
-    return torch.empty((), dtype=dtype).element_size()
+    return _map(payload, _InSlot, one)
 
 
 def _result(results: Any, procs: list) -> tuple[int, int, Any]:
