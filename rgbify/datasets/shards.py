@@ -35,9 +35,10 @@ garbage. Compression: see IMAGE_FILTERS (chosen by measurement, docs/datasets.md
 Reading: ``ShardReader`` reads a deflated image field straight from its one chunk (its place in the file from
 HDF5's chunk index, its bytes from a read-only memory map of the file) and inflates it with libdeflate (the
 ``deflate`` package), 3-10x faster than through HDF5's filter pipeline, whose deflate filter grows its output
-buffer step by step. zlib's own Adler-32 of the inflated bytes is checked there in
-place of Fletcher-32 of the stored ones; ``ShardReader(path, direct=False)`` (used by ``rgbify verify``) reads
-through HDF5 and checks Fletcher-32 as well. Any other filter pipeline or chunking is read through HDF5.
+buffer step by step. zlib's own Adler-32 of the inflated bytes is checked there in place of Fletcher-32 of the
+stored ones; ``ShardReader(path, direct=False)`` (used by ``rgbify verify``) reads through HDF5 and checks
+Fletcher-32 as well. Any other filter pipeline or chunking is read through HDF5. The small per-sample fields (K,
+world_from_camera, index, seed) are read once per shard and kept.
 """
 
 from __future__ import annotations
@@ -326,12 +327,10 @@ class ShardReader:
         out: dict[str, Any] = {}
         for name in ALL_FIELDS if fields is None else fields:
             try:
-                if name in self._whole:
-                    out[name] = self._whole[name][j].copy()
-                    continue
                 ds, plan = self._ds.get(name) or self._open(f, name)
                 if self.direct and (name in MATRIX_FIELDS or name in SCALAR_FIELDS):  # ~0.1 ms per h5py read
-                    self._whole[name] = ds[()]
+                    if name not in self._whole:
+                        self._whole[name] = ds[()]
                     out[name] = self._whole[name][j].copy()
                     continue
                 v = ds[j] if plan is None else _read_direct(ds, j, plan, self._map)
