@@ -42,8 +42,9 @@ def test_shard_round_trip_one_chunk_per_sample(tmp_path):
 
 
 def test_direct_chunk_reads_equal_hdf5_reads(tmp_path):
-    """ShardReader's direct path (libdeflate on the raw chunk, un-shuffle) returns what HDF5 returns, writable,
-    for the default filters and others; pipelines it does not know (lzf) are read through HDF5."""
+    """ShardReader's direct path (libdeflate on the raw chunk, un-shuffle; small fields read once per shard)
+    returns what HDF5 returns, writable, for the default filters and others; pipelines it does not know (lzf) are
+    read through HDF5."""
     for filters in (None, {n: {"compression": "lzf", "shuffle": True} for n in sh.IMAGE_FILTERS},
                     {n: {"compression": "gzip", "compression_opts": 6} for n in sh.IMAGE_FILTERS}):
         p = tmp_path / "shard-00000.h5"
@@ -59,6 +60,9 @@ def test_direct_chunk_reads_equal_hdf5_reads(tmp_path):
                 for name in FIELDS:
                     assert a[name].dtype == b[name].dtype and a[name].flags.writeable
                     np.testing.assert_array_equal(a[name], b[name])
+                assert (a["index"], a["seed"]) == (b["index"], b["seed"]) == (j, b["seed"])
+                a["K"][0, 0] = -1.0  # small fields are read once per shard: each read gets its own copy
+                assert fast.read(j, ["K"])["K"][0, 0] == b["K"][0, 0]
         if filters is None:
             with h5py.File(p) as f:
                 assert not f["normals"].shuffle and f["depth"].shuffle  # the defaults (see IMAGE_FILTERS)
