@@ -189,6 +189,12 @@ def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, roun
                   flush=True)
 
 
+def mb_per_sample(d: Path) -> float:
+    """Megabytes of shard files per published sample of the dataset at ``d``."""
+    m = load_manifest(d)
+    return sum((d / s["file"]).stat().st_size for s in m["shards"]) / num_published(m) / 1e6
+
+
 def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
     """Depth items from Marigold-style files against rgbify's shards, one process, interleaved rounds. The peer
     stores RGB as PNG and depth as 16-bit PNG in millimetres (what Marigold's Hypersim and Virtual KITTI
@@ -241,8 +247,7 @@ def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
             cpu[name] += time.process_time() - t
         n += len(keys)
     rates = {k: n / c for k, c in cpu.items()}
-    ours = load_manifest(d)
-    ours_mb = sum((d / s["file"]).stat().st_size for s in ours["shards"]) / num_published(ours) / 1e6
+    ours_mb = mb_per_sample(d)
     print(f"peer   Marigold-style PNG files (RGB PNG + depth uint16 PNG, mm; RGB and depth only): {peer_mb:.3f} "
           f"MB/sample, {rates['peer (PNG files, Pillow)']:6.1f} depth items per CPU-second at {resolution} px")
     print(f"rgbify HDF5 shards (every field of the sample): {ours_mb:.3f} MB/sample, "
@@ -274,9 +279,8 @@ def main() -> None:
     if a.build:
         build(a.build, d)
     m = load_manifest(d)
-    size = sum((d / s["file"]).stat().st_size for s in m["shards"])
-    count = num_published(m)
-    print(f"dataset {d}: {count} samples at {m['width']}x{m['height']}, {size / count / 1e6:.3f} MB/sample on disk")
+    print(f"dataset {d}: {num_published(m)} samples at {m['width']}x{m['height']}, {mb_per_sample(d):.3f} MB/sample "
+          "on disk")
     if a.compression:
         compression(d)
     if a.peer:
