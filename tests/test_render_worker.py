@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from render_scenes import slow_scene, tiny_scene
 
-from rgbify.render.worker import RenderWorker, SceneError, SceneTimeout
+from rgbify.render.worker import RenderWorker, SceneError, SceneTimeout, _new_root, _remove_if_orphaned
 from rgbify.scenes.spec import MeshFile, Object
 
 pytest.importorskip("bpy")
@@ -128,8 +128,23 @@ def test_worker_exits_when_parent_is_killed(busy):
     child, root = int(p.stdout.split()[0]), p.stdout.split()[1]
     try:
         assert _wait_gone(child, 10.0), f"worker {child} outlived its parent"
+        # a SIGKILLed parent cannot remove its worker's folder (Blender's temporary folder included, not left in
+        # /tmp): the next worker's sweep does, as its owner lock is free
+        assert any(n.startswith("blender_") for n in os.listdir(root)), os.listdir(root)
+        _remove_if_orphaned(root, min_age_s=0)
+        assert not os.path.exists(root)
     finally:
-        shutil.rmtree(root, ignore_errors=True)  # a SIGKILLed parent cannot remove its worker's folder
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_sweep_leaves_the_folders_of_live_workers():
+    root, owner = _new_root()
+    try:
+        _remove_if_orphaned(root, min_age_s=0)
+        assert os.path.isdir(root)
+    finally:
+        os.close(owner)
+        shutil.rmtree(root)
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ Importing this module does not import bpy.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import pickle
 import select
@@ -38,6 +40,9 @@ ENV_PARENT = "RGBIFY_WORKER_PARENT"
 ENV_PDEATHSIG = "RGBIFY_WORKER_PDEATHSIG"
 ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
 ENV_REPLY_FD = "RGBIFY_WORKER_REPLY_FD"
+ROOT_PREFIX = "rgbify-worker-"
+OWNER = ".owner"
+_SWEPT = [False]
 
 
 class SceneTimeout(SceneError):
@@ -94,6 +99,37 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(rgbify.__file__)))
 
 
+def _new_root() -> tuple[str, int]:
+    """A new temporary folder for a worker (its log, scratch files and Blender's temporary folder) and the open
+    descriptor of its ``.owner`` file, flock-ed by this process for the folder's life. First (once per process)
+    removes the folders of workers whose owner died without cleaning up (a SIGKILLed build): their lock is free."""
+    if not _SWEPT[0]:
+        _SWEPT[0] = True
+        for path in glob.glob(os.path.join(tempfile.gettempdir(), ROOT_PREFIX + "*")):
+            _remove_if_orphaned(path)
+    root = tempfile.mkdtemp(prefix=ROOT_PREFIX)
+    fd = os.open(os.path.join(root, OWNER), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return root, fd
+
+
+def _remove_if_orphaned(path: str, min_age_s: float = 60.0) -> None:
+    """Remove a worker folder whose ``.owner`` lock nobody holds and that has not changed for ``min_age_s``
+    (a folder being created has no lock for a moment). Folders without an owner file are left alone."""
+    try:
+        fd = os.open(os.path.join(path, OWNER), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if time.time() - os.stat(path).st_mtime >= min_age_s:
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError:
+        pass  # its owner is alive
+    finally:
+        os.close(fd)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -117,7 +153,9 @@ class RenderWorker:
     ``startup_timeout_s``: limit for a fresh process to import bpy and report ready.
     ``device``: "cpu" or "gpu" (CUDA/OptiX) for Cycles; ``threads``: Cycles threads (None = all cores).
     ``log_path``: where the worker's stdout/stderr (Blender's messages) go; default ``worker.log`` in the
-    worker's temporary folder, which also holds each process's scratch files and is removed by ``close()``.
+    worker's temporary folder, which also holds each process's scratch files and Blender's temporary folder and is
+    removed when the worker is garbage-collected or the program exits (or, after a SIGKILL, by the next worker
+    that starts on the machine).
     ``blender``: path of a standalone Blender (4.2+) binary: the worker runs inside it (``blender --background
     --python-expr ...``, see rgbify.render.blender_boot) instead of ``python -m`` with the bpy module.
     ``env``: extra environment variables for the worker process (e.g. CUDA_VISIBLE_DEVICES of its GPU).
@@ -155,16 +193,17 @@ class RenderWorker:
         self._busy = False
         self._ready = False
         self._startup_s = 0.0
-        self._root = tempfile.mkdtemp(prefix="rgbify-worker-")
+        self._root, self._owner = _new_root()
         self.log_path = log_path or os.path.join(self._root, "worker.log")
         self._scratch: str | None = None
-        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], self._root)
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], self._root, self._owner)
 
     @staticmethod
-    def _finalize(proc_box: list, root: str) -> None:
+    def _finalize(proc_box: list, root: str, owner: int) -> None:
         if proc_box[0] is not None:
             _kill(proc_box[0])
         shutil.rmtree(root, ignore_errors=True)
+        os.close(owner)
 
     # lifecycle
 
@@ -192,6 +231,7 @@ class RenderWorker:
         os.makedirs(self._root, exist_ok=True)
         self._scratch = tempfile.mkdtemp(prefix="scratch-", dir=self._root)
         env[ENV_SCRATCH] = self._scratch
+        env["TMPDIR"] = self._root  # Blender's own temporary folder (blender_*) goes in there too
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
@@ -205,7 +245,7 @@ class RenderWorker:
         finally:
             log.close()
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [self._proc], self._root)
+        self._finalizer = weakref.finalize(self, RenderWorker._finalize, [self._proc], self._root, self._owner)
         self._ready = False
         self._scenes_in_process = 0
         self._started_at = time.perf_counter()
