@@ -7,6 +7,7 @@ sample on disk, and (--compression) size and read speed of HDF5 filters.
     python benchmarks/bench_loader.py --dir DATASET --compression
     python benchmarks/bench_loader.py --dir DATASET --baseline main --quick   # before/after, same process
     python benchmarks/bench_loader.py --dir DATASET --peer     # against Marigold-style PNG files
+    python benchmarks/bench_loader.py --dir DATASET --storage compact,fast --quick   # rgbify build --storage
 
 Prints one line per measurement: samples/s by the wall clock and per CPU-second of the loading process(es) (CPU
 time, so a per-core rate even on a shared, loaded machine), over all rounds and for the best round (other load on
@@ -17,6 +18,7 @@ least 200 samples/s per core for depth and normals items.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from rgbify.datasets.manifest import load_manifest, num_published  # noqa: E402
 from rgbify.datasets.reader import DatasetReader  # noqa: E402
-from rgbify.datasets.shards import COMPRESSION, IMAGE_FILTERS, ShardReader, write_shard  # noqa: E402
+from rgbify.datasets.shards import COMPRESSION, IMAGE_FILTERS, STORAGE, ShardReader, write_shard  # noqa: E402
 
 
 def _all(filters: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -43,11 +45,13 @@ CANDIDATES = {
     "lzf+shuffle": _all({"compression": "lzf", "shuffle": True, "fletcher32": True}),
     "gzip1": _all({"compression": "gzip", "compression_opts": 1, "fletcher32": True}),
     "gzip1+shuffle": _all(COMPRESSION),
-    "chosen": IMAGE_FILTERS,
-    "gzip4+shuffle": _all({**COMPRESSION, "compression_opts": 4}),
     "gzip6+shuffle": _all({**COMPRESSION, "compression_opts": 6}),
+    "gzip1, normals unshuffled": {name: {**COMPRESSION, "shuffle": name != "normals"} for name in IMAGE_FILTERS},
+    "compact (chosen)": STORAGE["compact"],
+    "fast": STORAGE["fast"],
 }
-"""Filters per image field; "chosen" is rgbify's (gzip 1 + shuffle, normals gzip 1 without shuffle)."""
+"""Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.shards);
+"gzip1, normals unshuffled" was the default before 2026-11-27."""
 
 
 def build(n: int, out: Path) -> None:
@@ -82,6 +86,21 @@ def compression(d: Path) -> None:
                     rt[direct] = (time.process_time() - t) / (reps * n)
             print(f"compression {name:14s} {p.stat().st_size / n / 1e6:7.3f} MB/sample  write {wt * 1e3:6.1f} ms"
                   f"  read {rt[True] * 1e3:6.2f} ms/sample direct, {rt[False] * 1e3:6.2f} through HDF5 (one core)")
+
+
+def stored_as(d: Path, storage: str) -> Path:
+    """A copy of the dataset at ``d`` in a temporary folder, its shards rewritten with --storage ``storage``'s
+    filters (the same samples)."""
+    out = Path(tempfile.mkdtemp(prefix=f"rgbify-{storage}-")) / "ds"
+    (out / "shards").mkdir(parents=True)
+    m = load_manifest(d)
+    for entry in m["shards"]:
+        with ShardReader(d / entry["file"]) as r:
+            samples = [r.read(j) for j in range(len(r))]
+        entry["sha256"] = write_shard(out / entry["file"], samples, shard=0, first_index=int(samples[0]["index"]),
+                                      count=len(samples), config_hash=m["config_hash"], filters=STORAGE[storage])
+    (out / "dataset.json").write_text(json.dumps({**m, "storage": storage}, indent=1))
+    return out
 
 
 def baseline_package(ref: str) -> tuple[Any, Any, Any, Any]:
@@ -161,7 +180,10 @@ def _workers_cpu() -> float:
     return total
 
 
-def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, rounds: int, configs: list) -> None:
+def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, rounds: int, configs: list,
+                storages: list[str]) -> None:
+    """Every loader configuration for this tree (and the baseline's loader) on ``d``, or on ``d`` rewritten with
+    each of ``storages``, interleaved round by round so that all see the same load."""
     import torch
 
     from rgbify.datasets import ProcessLoader, TaskDataset, ThreadLoader, collate
@@ -170,20 +192,24 @@ def run_loaders(d: Path, items: int, resolution: int, baseline: str | None, roun
     impls = {"this tree": (TaskDataset, collate, ThreadLoader, ProcessLoader)}
     if baseline:
         impls = {f"baseline {baseline}": baseline_package(baseline), **impls}
+    dirs = {f", {s} storage": stored_as(d, s) for s in storages} or {"": d}
+    for s in storages:
+        print(f"--storage {s}: {mb_per_sample(dirs[f', {s} storage']):.3f} MB/sample on disk")
     for tasks, gt, kind, workers in configs:
         need = {"threads": 2, "processloader": 3}.get(kind)
-        runs = {k: impl for k, impl in impls.items() if need is None or impl[need] is not None}
+        runs = {name + suffix: (impl, where) for name, impl in impls.items() for suffix, where in dirs.items()
+                if need is None or impl[need] is not None}
         per_round: dict[str, list[tuple[int, float, float]]] = {k: [] for k in runs}
-        for r in range(rounds):  # interleaved, so both see the same load
-            for name, impl in runs.items():
-                per_round[name].append(loader(impl, d, tasks, kind, workers, max(4, items // rounds), resolution,
-                                              gt, epoch=r))
+        for r in range(rounds):  # interleaved, so all see the same load
+            for name, (impl, where) in runs.items():
+                per_round[name].append(loader(impl, where, tasks, kind, workers, max(4, items // rounds),
+                                              resolution, gt, epoch=r))
         how = ("main process" if not workers else f"{workers} threads, 1 process" if kind == "threads" else
                f"{workers} {'DataLoader' if kind == 'processes' else 'ProcessLoader'} worker" + "s" * (workers > 1))
         for name, rs in per_round.items():
             n, wall, cpu = (sum(x) for x in zip(*rs, strict=True))
             best_wall, best_cpu = max(_rate(k, w) for k, w, _ in rs), max(_rate(k, c) for k, _, c in rs)
-            print(f"loader {name:22s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {how:24s}: "
+            print(f"loader {name:30s} {'+'.join(tasks):32s} return_gt={gt!s:5s} {how:24s}: "
                   f"{_rate(n, wall):7.1f} samples/s wall, {_rate(n, cpu):6.1f} per CPU-second of the loading "
                   f"process(es) (best of {len(rs)} rounds: {best_wall:6.1f}, {best_cpu:6.1f}) at {resolution} px",
                   flush=True)
@@ -268,6 +294,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="depth and normals items, return_gt=False only")
     ap.add_argument("--peer", action="store_true", help="depth items from Marigold-style PNG files (RGB PNG, depth "
                     "uint16 PNG in mm, Pillow) against rgbify's shards, one process")
+    ap.add_argument("--storage", default="", help="comma-separated rgbify build --storage choices (compact,fast): "
+                    "measure the loaders on copies of DIR rewritten with each, interleaved")
     ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.torch_dataset."
                     "keep_freed_memory() in this process too (then main-process rows of both trees use it)")
     a = ap.parse_args()
@@ -290,7 +318,11 @@ def main() -> None:
     ways = [("processes", 0), ("processes", 1), ("processes", 2), ("processloader", 1), ("processloader", 2),
             ("threads", 2)]
     configs = [(t, gt, *w) for t in task_sets for gt in ((False,) if a.quick else (False, True)) for w in ways]
-    run_loaders(d, a.items, a.resolution, a.baseline, a.rounds, configs)
+    storages = [s for s in a.storage.split(",") if s]
+    for s in storages:
+        if s not in STORAGE:
+            ap.error(f"--storage {s!r} is not one of {', '.join(STORAGE)}")
+    run_loaders(d, a.items, a.resolution, a.baseline, a.rounds, configs, storages)
 
 
 if __name__ == "__main__":

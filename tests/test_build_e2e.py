@@ -159,6 +159,8 @@ def test_extend_refuse_and_repair(tmp_path, ds2):
     manifest = (d / "dataset.json").read_bytes()
     p = build(d, "--seed", "1", check=False)
     assert p.returncode == 2 and "seed 0 -> 1" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = build(d, "--storage", "fast", check=False)
+    assert p.returncode == 2 and "built with --storage compact" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert (d / "dataset.json").read_bytes() == manifest
     # a larger count extends: the short last shard is rewritten, sample 4 is new, 0..3 are unchanged
     build(d, count=5)
@@ -176,6 +178,23 @@ def test_extend_refuse_and_repair(tmp_path, ds2):
     assert (d / "shards/shard-00000.h5").read_bytes() == s0
     assert run("verify", str(d)).returncode == 0
     assert_same(samples(d), after, range(5))  # the re-rendered samples 3 and 4 equal the first render
+
+
+def test_fast_storage_build(tmp_path, ds2):
+    """--storage fast: RGB stored uncompressed, the samples equal a compact build's (RGB too), recorded in
+    dataset.json, and a build of the dataset with other storage is refused."""
+    import h5py
+
+    d = tmp_path / "fast"
+    build(d, "--storage", "fast", count=2)
+    assert json.loads((d / "dataset.json").read_text())["storage"] == "fast"
+    with h5py.File(d / "shards/shard-00000.h5") as f:
+        assert f["rgb"].compression_opts == 0 and f["depth"].compression_opts == 6
+    assert_same(samples(d), samples(ds2), range(2))
+    assert all(np.array_equal(samples(d)[i]["rgb"], samples(ds2)[i]["rgb"]) for i in range(2))
+    p = build(d, count=3, check=False)
+    assert p.returncode == 2 and "built with --storage fast; re-run with --storage fast" in p.stderr
+    assert run("verify", str(d)).returncode == 0
 
 
 def test_preview(ds2, tmp_path):

@@ -263,18 +263,19 @@ def _alive(pid):
 
 
 def test_bench_loader_runs_every_way(tmp_path):
-    """benchmarks/bench_loader.py on a tiny dataset: a line per loading way and task; the peer comparison."""
+    """benchmarks/bench_loader.py on a tiny dataset: a line per loading way, task and storage; the peer comparison."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     d = fake_dataset(tmp_path, n=6)
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_loader.py"), "--dir", str(d), "--quick",
-                          "--items", "8", "--rounds", "1", "--resolution", "8"],
+                          "--items", "8", "--rounds", "1", "--resolution", "8", "--storage", "compact,fast"],
                          capture_output=True, text=True, check=True).stdout
     for how in ("main process", "1 DataLoader worker", "2 DataLoader workers", "1 ProcessLoader worker",
                 "2 ProcessLoader workers", "2 threads, 1 process"):
-        assert sum(how + " " in line for line in out.splitlines()) == 2, (how, out)
-    assert "MB/sample on disk" in out
+        for storage in ("compact", "fast"):
+            assert sum(f"{storage} storage" in line and how + " " in line for line in out.splitlines()) == 2, out
+    assert "MB/sample on disk" in out and "--storage fast:" in out
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_loader.py"), "--dir", str(d), "--peer",
                           "--items", "8", "--rounds", "1", "--resolution", "8"],
                          capture_output=True, text=True, check=True).stdout

@@ -43,10 +43,10 @@ def test_shard_round_trip_one_chunk_per_sample(tmp_path):
 
 def test_direct_chunk_reads_equal_hdf5_reads(tmp_path):
     """ShardReader's direct path (libdeflate on the raw chunk, un-shuffle; small fields read once per shard)
-    returns what HDF5 returns, writable, for the default filters and others; pipelines it does not know (lzf) are
-    read through HDF5."""
-    for filters in (None, {n: {"compression": "lzf", "shuffle": True} for n in sh.IMAGE_FILTERS},
-                    {n: {"compression": "gzip", "compression_opts": 6} for n in sh.IMAGE_FILTERS}):
+    returns what HDF5 returns, writable, for the default filters, --storage fast and others; pipelines it does not
+    know (lzf) are read through HDF5."""
+    for filters in (None, sh.STORAGE["fast"], {n: {"compression": "lzf", "shuffle": True} for n in sh.IMAGE_FILTERS},
+                    {n: {"compression": "gzip", "compression_opts": 1} for n in sh.IMAGE_FILTERS}):
         p = tmp_path / "shard-00000.h5"
         p.unlink(missing_ok=True)
         sh.write_shard(p, (fake_sample(i) for i in range(3)), shard=0, first_index=0, count=3, config_hash="abc",
@@ -54,7 +54,7 @@ def test_direct_chunk_reads_equal_hdf5_reads(tmp_path):
         with sh.ShardReader(p) as fast, sh.ShardReader(p, direct=False) as slow:
             fast.read(0)
             planned = {name: plan is not None for name, (_, plan) in fast._ds.items()}
-            assert planned["depth"] == planned["normals"] == (filters is None or "lzf" not in str(filters))
+            assert planned["depth"] == planned["normals"] == planned["rgb"] == ("lzf" not in str(filters))
             for j in range(3):
                 a, b = fast.read(j), slow.read(j)
                 for name in FIELDS:
@@ -68,19 +68,40 @@ def test_direct_chunk_reads_equal_hdf5_reads(tmp_path):
                 assert not f["normals"].shuffle and f["depth"].shuffle  # the defaults (see IMAGE_FILTERS)
 
 
-def test_direct_read_of_a_corrupt_chunk_raises_shard_error(tmp_path):
+def test_fast_storage_keeps_rgb_uncompressed(tmp_path):
+    """--storage fast: RGB in deflate's stored blocks (a chunk as large as the pixels plus a few bytes), every other
+    field as the default; the samples read back equal."""
+    a, b = tmp_path / "compact.h5", tmp_path / "fast.h5"
+    sh.write_shard(a, (fake_sample(i, 48, 64) for i in range(2)), shard=0, first_index=0, count=2, config_hash="x")
+    sh.write_shard(b, (fake_sample(i, 48, 64) for i in range(2)), shard=0, first_index=0, count=2, config_hash="x",
+                   filters=sh.STORAGE["fast"])
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        assert fb["rgb"].compression_opts == 0 and fa["rgb"].compression_opts == 6
+        assert 48 * 64 * 3 < fb["rgb"].id.get_chunk_info(0).size < 48 * 64 * 3 + 64
+        assert all(fa[n].compression_opts == fb[n].compression_opts for n in sh.ARRAY_FIELDS if n != "rgb")
+    with sh.ShardReader(a) as ra, sh.ShardReader(b) as rb:
+        for j in range(2):
+            assert sh.sample_checksum(rb.read(j)) == ra.read(j)["checksum"] == rb.read(j)["checksum"]
+
+
+@pytest.mark.parametrize("field,filters", [("depth", None), ("rgb", "fast")])
+def test_direct_read_of_a_corrupt_chunk_raises_shard_error(tmp_path, field, filters):
+    """A flipped byte in a chunk (deflated, or RGB in stored blocks) fails zlib's Adler-32 on the direct path and
+    Fletcher-32 through HDF5."""
     p = tmp_path / "shard-00000.h5"
-    _write(p)
+    sh.write_shard(p, (fake_sample(i) for i in range(3)), shard=0, first_index=0, count=3, config_hash="abc",
+                   filters=sh.STORAGE.get(filters))
     with h5py.File(p) as f:
-        offset = f["depth"].id.get_chunk_info_by_coord((1, 0, 0)).byte_offset
+        ds = f[field]
+        offset = ds.id.get_chunk_info_by_coord((1, *(0,) * (ds.ndim - 1))).byte_offset
     raw = bytearray(p.read_bytes())
     raw[offset + 20] ^= 0xFF
     p.write_bytes(bytes(raw))
     for direct in (True, False):
         with sh.ShardReader(p, direct=direct) as r:
             r.read(0)
-            with pytest.raises(sh.ShardError, match="sample 1: cannot read 'depth'"):
-                r.read(1, ("depth",))
+            with pytest.raises(sh.ShardError, match=f"sample 1: cannot read '{field}'"):
+                r.read(1, (field,))
 
 
 def test_work_file_round_trip_and_corruption(tmp_path):

@@ -46,6 +46,7 @@ from rgbify.datasets.manifest import (
     save_manifest,
 )
 from rgbify.datasets.shards import (
+    STORAGE,
     ShardError,
     ShardReader,
     num_shards,
@@ -90,6 +91,9 @@ class BuildConfig:
     """Base seed: sample i is a pure function of (recipe config, seed, i)."""
     shard_size: int = 64
     """Samples per HDF5 shard; shard k holds samples [k * shard_size, (k + 1) * shard_size)."""
+    storage: str = "compact"
+    """How shards store the image fields (rgbify.datasets.shards.STORAGE): "compact", or "fast" (RGB uncompressed:
+    larger files, faster loading)."""
     assets: Path | None = None
     """Folder of user assets passed to the scene sampler."""
     max_scenes_per_worker: int = 200
@@ -136,6 +140,8 @@ def _check_args(cfg: BuildConfig) -> None:
         v = getattr(cfg, name)
         if not isinstance(v, int) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} {v} must be a positive integer")
+    if cfg.storage not in STORAGE:
+        raise UserError(f"--storage {cfg.storage!r} is not one of {', '.join(STORAGE)}")
     if cfg.samples is not None and cfg.samples < 1:
         raise UserError(f"--samples {cfg.samples} must be a positive integer")
     if cfg.resolution is not None and (len(cfg.resolution) != 2 or min(cfg.resolution) < 1):
@@ -207,6 +213,7 @@ def _new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str
         "assets": assets,
         "seed": cfg.seed,
         "shard_size": cfg.shard_size,
+        "storage": cfg.storage,
         "count": cfg.count,
         "width": w,
         "height": h,
@@ -224,6 +231,10 @@ def _resolution_of(config: Any) -> tuple[int, int]:
 
 
 def _check_compatible(old: dict[str, Any], new: dict[str, Any], out: Path) -> None:
+    storage = old.get("storage", "compact")  # datasets built before --storage existed
+    if storage != new["storage"]:
+        raise UserError(f"--storage {new['storage']}: {out} was built with --storage {storage}; re-run with "
+                        f"--storage {storage} or choose a new --out (a dataset's shards are stored one way)")
     if old["config_hash"] == new["config_hash"]:
         if new["count"] < old["count"]:
             raise UserError(f"--count {new['count']} is smaller than the {old['count']} samples {out} was built "
@@ -542,7 +553,8 @@ class Builder:
         path = self.out / rel
         try:
             digest = write_shard(path, self._iter_sources(sources, rng, path, k), shard=k, first_index=rng.start,
-                                 count=len(rng), config_hash=self.manifest["config_hash"])
+                                 count=len(rng), config_hash=self.manifest["config_hash"],
+                                 filters=STORAGE[self.cfg.storage])
         except OSError as e:
             raise _disk_error(e, path) from None
         self._record_shard(k, rng, digest)

@@ -42,6 +42,7 @@ from rgbify.datasets.build import (
     work_dir,
 )
 from rgbify.datasets.shards import (
+    STORAGE,
     ShardError,
     ShardReader,
     open_shard,
@@ -164,7 +165,7 @@ def render_shard(cfg: BuildConfig, k: int, shard_size: int, count: int, have: in
     path = out / SHARDS_DIR / name
     try:
         digest = write_shard(path, _sources(out, k, rng, have, wdir), shard=k, first_index=rng.start,
-                             count=len(rng), config_hash=config_hash)
+                             count=len(rng), config_hash=config_hash, filters=STORAGE[cfg.storage])
     except OSError as e:
         raise _disk_error(e, path) from None
     stats.update(file=name, sha256=digest, samples=len(rng))

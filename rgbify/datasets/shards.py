@@ -30,7 +30,7 @@ File attributes: ``rgbify_format = "rgbify-shard"``, ``schema_version``, ``shard
 ``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``.
 
 Every chunk also carries HDF5's Fletcher-32 checksum, so a flipped bit raises on read instead of returning
-garbage. Compression: see IMAGE_FILTERS (chosen by measurement, docs/datasets.md).
+garbage. Compression: see IMAGE_FILTERS and STORAGE (chosen by measurement, docs/datasets.md).
 
 Reading: ``ShardReader`` reads a deflated image field straight from its one chunk (its place in the file from
 HDF5's chunk index, its bytes from a read-only memory map of the file) and inflates it with libdeflate (the
@@ -78,12 +78,29 @@ SCALAR_FIELDS = ("index", "seed")
 ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
 
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
-"""The image fields' filters: gzip level 1 after HDF5's byte shuffle, plus Fletcher-32."""
+"""gzip level 1 after HDF5's byte shuffle, plus Fletcher-32 (the filters of every image field before 2026-11-27)."""
+
+
+def deflated(level: int, shuffle: bool = False) -> dict[str, Any]:
+    """h5py filter options: gzip ``level`` (0 = stored blocks: uncompressed, still with zlib's Adler-32), after
+    HDF5's byte shuffle if ``shuffle``, plus Fletcher-32."""
+    return {"compression": "gzip", "compression_opts": level, "shuffle": shuffle, "fletcher32": True}
+
+
 IMAGE_FILTERS: dict[str, dict[str, Any]] = {
-    name: {**COMPRESSION, "shuffle": name != "normals"} for name in ARRAY_FIELDS}
-"""Filters per image field, chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md).
-Normals are not shuffled: the float32 normals of a flat surface repeat one 12-byte value, which deflate finds as
-long matches (smaller and faster to inflate than the shuffled bytes)."""
+    "rgb": deflated(6), "depth": deflated(6, shuffle=True), "normals": deflated(1), "instance": deflated(1, True),
+    "semantic": deflated(1, True), "edge": deflated(6)}
+"""Filters per image field, chosen by measurement (benchmarks/bench_loader.py --compression, docs/datasets.md):
+level 6 makes RGB 15 % and depth 6 % smaller than level 1 and inflates them a little faster. Normals stay at level 1
+and unshuffled: the float32 normals of a flat surface repeat one 12-byte value, which level 1 finds as long matches
+that inflate 6x faster than level 6's. Instance and semantic ids inflate faster at level 1 (0.01 MB more)."""
+
+STORAGE: dict[str, dict[str, dict[str, Any]]] = {
+    "compact": IMAGE_FILTERS,
+    "fast": {**IMAGE_FILTERS, "rgb": deflated(0)},
+}
+"""``rgbify build --storage``: "compact" (the default) or "fast", which stores RGB uncompressed (+0.5 MB per
+512-px sample) because inflating it is a quarter of a depth item's loading time. Both read the same way."""
 
 _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.dtype("uint8"))
