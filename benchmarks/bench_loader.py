@@ -18,9 +18,11 @@ least 200 samples/s per core for depth and normals items.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,13 @@ CANDIDATES = {
 }
 """Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.shards);
 "gzip1, normals unshuffled" was the default before 2026-11-27."""
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary folder, removed when the benchmark exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def build(n: int, out: Path) -> None:
@@ -91,7 +100,7 @@ def compression(d: Path) -> None:
 def stored_as(d: Path, storage: str) -> Path:
     """A copy of the dataset at ``d`` in a temporary folder, its shards rewritten with --storage ``storage``'s
     filters (the same samples)."""
-    out = Path(tempfile.mkdtemp(prefix=f"rgbify-{storage}-")) / "ds"
+    out = scratch_dir(f"rgbify-{storage}-") / "ds"
     (out / "shards").mkdir(parents=True)
     m = load_manifest(d)
     for entry in m["shards"]:
@@ -107,7 +116,7 @@ def baseline_package(ref: str) -> tuple[Any, Any, Any, Any]:
     """(TaskDataset, collate, ThreadLoader or None, ProcessLoader or None) of the rgbify code at git ``ref``, imported
     side by side with this tree's as the package ``rgbify_baseline`` (so both run in one process, interleaved,
     under one load)."""
-    tmp = Path(tempfile.mkdtemp(prefix="rgbify-baseline-"))
+    tmp = scratch_dir("rgbify-baseline-")
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "rgbify"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     (tmp / "rgbify").rename(tmp / "rgbify_baseline")
@@ -237,7 +246,7 @@ def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
 
     torch.set_num_threads(1)
     reader = DatasetReader(d)
-    tmp = Path(tempfile.mkdtemp(prefix="rgbify-peer-"))
+    tmp = scratch_dir("rgbify-peer-")
     for i in reader.indices:
         s = reader.read(i, ("rgb", "depth"))
         mm = np.where(np.isfinite(s["depth"]), np.round(s["depth"] * 1000.0), 0).clip(0, 65535).astype(np.uint16)
