@@ -33,3 +33,32 @@ def test_cli_import_loads_neither_torch_nor_bpy():
             "print(sorted(m for m in ('torch', 'bpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_build_progress_off_a_terminal_prints_whole_lines(monkeypatch):
+    """Off a terminal (a log file, a batch job) the build's progress is plain lines: one at the start, one per
+    interval, one at the end, with done/total, rate, elapsed, ETA, rejects, retries and restarts, never cut."""
+    import io
+    import types
+
+    from rgbify.datasets import cli
+
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])
+    out = io.StringIO()
+    stats = types.SimpleNamespace(total=16, done=4, rendered=0, rejects=0, retried=0, restarts=0)
+    p = cli.RichProgress(interval=30.0, stream=out)
+    p.start(stats)
+    for t, done in ((10, 6), (40, 8), (50, 9)):
+        clock[0] = 100.0 + t
+        stats.done, stats.rendered, stats.rejects = done, done - 4, 3
+        p.update(stats)
+    clock[0] = 180.0
+    stats.done, stats.rendered, stats.restarts = 16, 12, 1
+    p.stop(stats)
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "rendering 4/16  0.00 samples/s  0:00:00  ETA ?  rejects 0  retries 0  restarts 0",
+        "rendering 8/16  0.10 samples/s  0:00:40  ETA 0:01:20  rejects 3  retries 0  restarts 0",
+        "rendering 16/16  0.15 samples/s  0:01:20  ETA 0:00:00  rejects 3  retries 0  restarts 1",
+    ]
