@@ -47,8 +47,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=d.shard_size,
                    help=f"samples per HDF5 shard (default {d.shard_size})")
     p.add_argument("--storage", choices=("compact", "fast"), default=d.storage,
-                   help="compact (default): every image field deflated; fast: RGB stored uncompressed, about 1.6x "
-                   "the disk and 1.3x the loader's rate for depth items (docs/datasets.md)")
+                   help="compact (default): every image field deflated; fast: RGB stored uncompressed, 1.4-1.7x "
+                   "the disk and 1.2-1.45x the loader's rate (docs/datasets.md)")
     p.add_argument("--assets", type=Path, default=None, help="folder of user assets for the scene sampler")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds before a scene is killed and retried")
     from rgbify.datasets.scaleout import add_arguments
