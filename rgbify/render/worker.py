@@ -15,6 +15,7 @@ Importing this module does not import bpy.
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import os
 import pickle
@@ -42,7 +43,6 @@ ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
 ENV_REPLY_FD = "RGBIFY_WORKER_REPLY_FD"
 ROOT_PREFIX = "rgbify-worker-"
 OWNER = ".owner"
-_SWEPT = [False]
 
 
 class SceneTimeout(SceneError):
@@ -103,14 +103,17 @@ def _new_root() -> tuple[str, int]:
     """A new temporary folder for a worker (its log, scratch files and Blender's temporary folder) and the open
     descriptor of its ``.owner`` file, flock-ed by this process for the folder's life. First (once per process)
     removes the folders of workers whose owner died without cleaning up (a SIGKILLed build): their lock is free."""
-    if not _SWEPT[0]:
-        _SWEPT[0] = True
-        for path in glob.glob(os.path.join(tempfile.gettempdir(), ROOT_PREFIX + "*")):
-            _remove_if_orphaned(path)
+    _sweep_orphans()
     root = tempfile.mkdtemp(prefix=ROOT_PREFIX)
     fd = os.open(os.path.join(root, OWNER), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return root, fd
+
+
+@functools.cache
+def _sweep_orphans() -> None:
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), ROOT_PREFIX + "*")):
+        _remove_if_orphaned(path)
 
 
 def _remove_if_orphaned(path: str, min_age_s: float = 60.0) -> None:
