@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import re
 import shutil
@@ -99,16 +98,11 @@ def compression(d: Path) -> None:
 
 def stored_as(d: Path, storage: str) -> Path:
     """A copy of the dataset at ``d`` in a temporary folder, its shards rewritten with --storage ``storage``'s
-    filters (the same samples)."""
+    filters (the same samples: rgbify repack)."""
+    from rgbify.datasets.repack import repack
+
     out = scratch_dir(f"rgbify-{storage}-") / "ds"
-    (out / "shards").mkdir(parents=True)
-    m = load_manifest(d)
-    for entry in m["shards"]:
-        with ShardReader(d / entry["file"]) as r:
-            samples = [r.read(j) for j in range(len(r))]
-        entry["sha256"] = write_shard(out / entry["file"], samples, shard=0, first_index=int(samples[0]["index"]),
-                                      count=len(samples), config_hash=m["config_hash"], filters=STORAGE[storage])
-    (out / "dataset.json").write_text(json.dumps({**m, "storage": storage}, indent=1))
+    repack(d, out, storage, log=lambda msg: None)
     return out
 
 

@@ -180,19 +180,25 @@ def test_extend_refuse_and_repair(tmp_path, ds2):
     assert_same(samples(d), after, range(5))  # the re-rendered samples 3 and 4 equal the first render
 
 
-def test_fast_storage_build(tmp_path, ds2):
-    """--storage fast: RGB stored uncompressed, the samples equal a compact build's (RGB too), recorded in
-    dataset.json, and a build of the dataset with other storage is refused."""
+def test_fast_storage_repack_and_build(tmp_path, ds2):
+    """`rgbify repack --storage fast` copies a dataset with RGB stored uncompressed (the same samples, RGB too);
+    `rgbify build --storage fast` extends the copy, writing its shards the same way; a build of it with the other
+    storage is refused."""
     import h5py
 
     d = tmp_path / "fast"
-    build(d, "--storage", "fast", count=2)
+    p = run("repack", str(ds2), "--storage", "fast", "--out", str(d))
+    assert "2 shard(s) written" in p.stdout
     assert json.loads((d / "dataset.json").read_text())["storage"] == "fast"
-    with h5py.File(d / "shards/shard-00000.h5") as f:
-        assert f["rgb"].compression_opts == 0 and f["depth"].compression_opts == 6
-    assert_same(samples(d), samples(ds2), range(2))
-    assert all(np.array_equal(samples(d)[i]["rgb"], samples(ds2)[i]["rgb"]) for i in range(2))
-    p = build(d, count=3, check=False)
+    before = samples(ds2)
+    assert all(s["checksum"] == before[i]["checksum"] for i, s in samples(d).items())
+    build(d, "--storage", "fast", count=5)  # renders sample 4 and rewrites the short last shard
+    after = samples(d)
+    assert sorted(after) == list(range(5)) and all(after[i]["checksum"] == before[i]["checksum"] for i in before)
+    for k in (0, 1):
+        with h5py.File(d / f"shards/shard-0000{k}.h5") as f:
+            assert f["rgb"].compression_opts == 0 and f["depth"].compression_opts == 6
+    p = build(d, count=5, check=False)
     assert p.returncode == 2 and "built with --storage fast; re-run with --storage fast" in p.stderr
     assert run("verify", str(d)).returncode == 0
 

@@ -244,3 +244,43 @@ def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_repack_resumes_and_refuses(tmp_path, monkeypatch):
+    """repack: the copy holds the same samples stored as asked and verifies; a repack killed mid-way resumes and
+    writes only the shards still missing; a second run writes none; it never writes over the source or a folder
+    that is not a repack of the same dataset."""
+    from rgbify.datasets import repack as rp
+    from rgbify.datasets.reader import DatasetReader
+    from rgbify.errors import UserError
+
+    src = fake_dataset(tmp_path, n=7, shard_size=3)
+    dst = tmp_path / "fast"
+    real, calls = rp.write_shard, []
+
+    def dies_on_the_second(*a, **k):
+        calls.append(a[0])
+        if len(calls) == 2:
+            raise OSError("killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(rp, "write_shard", dies_on_the_second)
+    with pytest.raises(OSError, match="killed"):
+        rp.repack(src, dst, "fast", log=lambda m: None)
+    monkeypatch.setattr(rp, "write_shard", real)
+    assert rp.repack(src, dst, "fast", log=lambda m: None) == 2  # shards 1 and 2; shard 0 was kept
+    assert rp.repack(src, dst, "fast", log=lambda m: None) == 0
+    m = load_manifest(dst)
+    assert m["storage"] == "fast" and m["complete"] and m["config_hash"] == load_manifest(src)["config_hash"]
+    assert not verify(dst).problems
+    a, b = DatasetReader(src), DatasetReader(dst)
+    for i in range(7):
+        x, y = a.read(i), b.read(i)
+        assert x["checksum"] == y["checksum"] and all(np.array_equal(x[f], y[f]) for f in FIELDS)
+    with h5py.File(dst / "shards/shard-00001.h5") as f:
+        assert f["rgb"].compression_opts == 0 and f.attrs["shard"] == 1 and f.attrs["first_index"] == 3
+    for out, storage, needle in ((src, "fast", "is the dataset being repacked"),
+                                 (dst, "compact", "holds another dataset"),
+                                 (tmp_path, "fast", "is not empty and is not an rgbify dataset")):
+        with pytest.raises(UserError, match=needle):
+            rp.repack(src, out, storage, log=lambda m: None)

@@ -84,6 +84,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
     p.set_defaults(func=_export)
 
+    p = sub.add_parser("repack", help="copy a dataset with its shards stored another way (--storage)",
+                       description="Rewrite the shards of DIR into OUT with another --storage choice; the samples "
+                       "and the config stay, nothing is rendered. Run it again to resume.")
+    p.add_argument("dir", type=Path, help="dataset folder")
+    p.add_argument("--storage", choices=tuple(STORAGE), required=True, help="storage of the copy")
+    p.add_argument("--out", type=Path, required=True, help="folder of the copy (new, or a repack to resume)")
+    p.set_defaults(func=_repack)
+
 
 class RichProgress:
     """The build's progress: samples done, rate, elapsed time, ETA, rejects, retries and worker restarts. A live
@@ -195,6 +203,15 @@ def _build(args: argparse.Namespace) -> int:
         sheet = contact_sheet(cfg.out, cfg.out / "preview.png")
         if not args.quiet:
             print(f"contact sheet: {sheet}")
+    return 0
+
+
+def _repack(args: argparse.Namespace) -> int:
+    from rgbify.datasets.repack import repack
+
+    with _reading(args.dir):
+        written = repack(args.dir, args.out, args.storage, log=lambda msg: print(msg, file=sys.stderr))
+    print(f"{args.out}: {written} shard(s) written, --storage {args.storage}")
     return 0
 
 
