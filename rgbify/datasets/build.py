@@ -234,7 +234,8 @@ def _check_compatible(old: dict[str, Any], new: dict[str, Any], out: Path) -> No
     storage = old.get("storage", "compact")  # datasets built before --storage existed
     if storage != new["storage"]:
         raise UserError(f"--storage {new['storage']}: {out} was built with --storage {storage}; re-run with "
-                        f"--storage {storage} or choose a new --out (a dataset's shards are stored one way)")
+                        f"--storage {storage}, or convert it first: rgbify repack {out} --storage {new['storage']} "
+                        "--out NEW_DIR")
     if old["config_hash"] == new["config_hash"]:
         if new["count"] < old["count"]:
             raise UserError(f"--count {new['count']} is smaller than the {old['count']} samples {out} was built "
