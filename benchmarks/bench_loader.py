@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from rgbify.datasets.manifest import load_manifest, num_published  # noqa: E402
 from rgbify.datasets.reader import DatasetReader  # noqa: E402
-from rgbify.datasets.shards import COMPRESSION, IMAGE_FILTERS, STORAGE, ShardReader, write_shard  # noqa: E402
+from rgbify.datasets.shards import IMAGE_FILTERS, STORAGE, ShardReader, deflated, write_shard  # noqa: E402
 
 
 def _all(filters: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -44,10 +44,10 @@ def _all(filters: dict[str, Any]) -> dict[str, dict[str, Any]]:
 CANDIDATES = {
     "none": _all({"fletcher32": True}),
     "lzf+shuffle": _all({"compression": "lzf", "shuffle": True, "fletcher32": True}),
-    "gzip1": _all({"compression": "gzip", "compression_opts": 1, "fletcher32": True}),
-    "gzip1+shuffle": _all(COMPRESSION),
-    "gzip6+shuffle": _all({**COMPRESSION, "compression_opts": 6}),
-    "gzip1, normals unshuffled": {name: {**COMPRESSION, "shuffle": name != "normals"} for name in IMAGE_FILTERS},
+    "gzip1": _all(deflated(1)),
+    "gzip1+shuffle": _all(deflated(1, shuffle=True)),
+    "gzip6+shuffle": _all(deflated(6, shuffle=True)),
+    "gzip1, normals unshuffled": {name: deflated(1, shuffle=name != "normals") for name in IMAGE_FILTERS},
     "compact (chosen)": STORAGE["compact"],
     "fast": STORAGE["fast"],
 }

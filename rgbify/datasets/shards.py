@@ -77,10 +77,6 @@ STRING_FIELDS = ("spec", "instances", "timings")
 SCALAR_FIELDS = ("index", "seed")
 ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
 
-COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
-"""gzip level 1 after HDF5's byte shuffle, plus Fletcher-32 (the filters of every image field before 2026-11-27)."""
-
-
 def deflated(level: int, shuffle: bool = False) -> dict[str, Any]:
     """h5py filter options: gzip ``level`` (0 = stored blocks: uncompressed, still with zlib's Adler-32), after
     HDF5's byte shuffle if ``shuffle``, plus Fletcher-32."""
