@@ -284,3 +284,12 @@ def test_repack_resumes_and_refuses(tmp_path, monkeypatch):
                                  (tmp_path, "fast", "is not empty and is not an rgbify dataset")):
         with pytest.raises(UserError, match=needle):
             rp.repack(src, out, storage, log=lambda m: None)
+
+
+def test_sha256_files_equal_one_at_a_time(tmp_path):
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"f{i}")
+        paths[-1].write_bytes(np.random.default_rng(i).bytes(3 << 20 if i == 2 else 1000 * i))
+    assert sh.sha256_files(paths) == {p: sh.sha256_file(p) for p in paths}
+    assert sh.sha256_files([]) == {}

@@ -53,7 +53,7 @@ from rgbify.datasets.shards import (
     open_shard,
     read_sample_file,
     sample_checksum,
-    sha256_file,
+    sha256_files,
     shard_name,
     shard_range,
     write_sample_file,
@@ -290,16 +290,17 @@ def _scan_published(out: Path, manifest: dict[str, Any], count: int, stats: Buil
     shard_dir = out / SHARDS_DIR
     for path in sorted(shard_dir.glob("*.h5.tmp")):
         path.unlink()  # a shard being written when the build was killed
-    for k in range(num_shards(count, K)):
+    paths = [out / SHARDS_DIR / shard_name(k) for k in range(num_shards(count, K))]
+    digests = sha256_files(p for p in paths if p.exists())
+    for k, path in enumerate(paths):
         rel = f"{SHARDS_DIR}/{shard_name(k)}"
-        path = out / rel
         entry = listed.pop(rel, None)
-        if not path.exists():
+        if path not in digests:
             if entry is not None:
                 log(f"shard {rel} listed in {MANIFEST_NAME} is missing: re-rendering it")
                 stats.shards_repaired.append(rel)
             continue
-        digest = sha256_file(path)
+        digest = digests[path]
         if entry is not None and entry["sha256"] == digest:
             published[k] = int(entry["samples"])
             entries.append(entry)

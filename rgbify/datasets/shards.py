@@ -50,6 +50,7 @@ import os
 import threading
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -273,6 +274,14 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
         while chunk := f.read(bufsize):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_files(paths: Iterable[Path]) -> dict[Path, str]:
+    """{path: sha256} of several files, hashed concurrently (file reads and hashlib release the GIL, so a resume
+    that checks thousands of shards is bound by the disk, not by one core)."""
+    paths = list(paths)
+    with ThreadPoolExecutor(max(1, min(16, os.cpu_count() or 1, len(paths)))) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
