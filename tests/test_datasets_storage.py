@@ -171,6 +171,8 @@ def test_verify_names_shard_and_sample_of_corruption(tmp_path):
     assert "shards/shard-00001.h5: sample 4: checksum mismatch" in text
     assert "sample 4: depth has 1 NaN" in text
     assert "shard-00000" not in text
+    assert verify(d, jobs=2).text() == text  # shards checked in worker processes: the same report, same order
+    assert verify(d, jobs=2, max_problems_per_shard=1).text() == verify(d, max_problems_per_shard=1).text()
 
 
 def test_verify_truncated_shard(tmp_path):
@@ -223,6 +225,8 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     assert "not an rgbify shard" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "nothing")]) == 2
     assert "is not an rgbify dataset" in capsys.readouterr().err
+    assert main(["verify", str(d), "--jobs", "0"]) == 2
+    assert "--jobs 0 must be a positive integer" in capsys.readouterr().err
 
 
 def test_resolution_argument():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -63,6 +64,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Check every shard and sample of a dataset; print a report naming shard and "
                        "sample of each problem; exit 1 if there is any.")
     p.add_argument("dir", type=Path, help="dataset folder")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="shards checked at once, each in a process of its own (default: the number of CPUs)")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("preview", help="write a contact sheet of a dataset (RGB and every target)")
@@ -233,8 +236,10 @@ def _reading(directory: Path) -> Iterator[None]:
 def _verify(args: argparse.Namespace) -> int:
     from rgbify.datasets.verify import verify
 
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs} must be a positive integer")
     with _reading(args.dir):
-        rep = verify(args.dir)
+        rep = verify(args.dir, jobs=args.jobs)
     print(rep.text())
     return 0 if rep.ok else 1
 

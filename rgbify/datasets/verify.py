@@ -16,7 +16,10 @@ Problems name the shard and the sample. ``verify`` returns them; the CLI prints 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +53,9 @@ class Report:
         return "\n".join(lines)
 
 
-def verify(directory: str | Path, max_problems_per_shard: int = 20) -> Report:
-    """Check the dataset in ``directory``; raises ManifestError if there is no readable dataset.json."""
+def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 1) -> Report:
+    """Check the dataset in ``directory``; raises ManifestError if there is no readable dataset.json. ``jobs``:
+    shards checked at once, in that many processes (h5py reads hold the GIL)."""
     d = Path(directory)
     m = load_manifest(d)
     rep = Report(d)
@@ -60,19 +64,27 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20) -> Report:
     if missing:
         rep.problems.append(f"{MANIFEST_NAME}: missing fields {missing}")
         return rep
-    expected_start = 0
-    for entry in sorted(m["shards"], key=lambda s: s.get("first_index", 0)):
-        if entry.get("first_index") != expected_start:
-            rep.problems.append(f"{entry.get('file')}: starts at sample {entry.get('first_index')}, expected "
-                                f"{expected_start} (gap or overlap between shards)")
-        expected_start = int(entry.get("first_index", 0)) + int(entry.get("samples", 0))
-        before = len(rep.problems)
-        _verify_shard(d, m, entry, rep)
-        extra = len(rep.problems) - before - max_problems_per_shard
-        if extra > 0:
-            del rep.problems[before + max_problems_per_shard:]
-            rep.problems.append(f"{entry['file']}: {extra} more problem(s) not shown")
-        rep.shards_checked += 1
+    entries = sorted(m["shards"], key=lambda s: s.get("first_index", 0))
+    jobs = max(1, min(jobs, len(entries)))
+    with contextlib.ExitStack() as stack:
+        if jobs > 1:
+            ctx = multiprocessing.get_context("fork")  # no shard is open yet; spawn would re-run the caller's script
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=ctx))
+            results = pool.map(_check_shard, [d] * len(entries), [m] * len(entries), entries)
+        else:
+            results = map(_check_shard, [d] * len(entries), [m] * len(entries), entries)
+        expected_start = 0
+        for entry, (problems, samples) in zip(entries, results, strict=True):
+            if entry.get("first_index") != expected_start:
+                rep.problems.append(f"{entry.get('file')}: starts at sample {entry.get('first_index')}, expected "
+                                    f"{expected_start} (gap or overlap between shards)")
+            expected_start = int(entry.get("first_index", 0)) + int(entry.get("samples", 0))
+            rep.problems += problems[:max_problems_per_shard]
+            if len(problems) > max_problems_per_shard:
+                rep.problems.append(f"{entry['file']}: {len(problems) - max_problems_per_shard} more problem(s) "
+                                    "not shown")
+            rep.samples_checked += samples
+            rep.shards_checked += 1
     if expected_start != m["count"] or not m.get("complete", False):
         rep.problems.append(f"incomplete: {expected_start} of {m['count']} samples are in published shards; "
                             "run the same `rgbify build` command again to finish it")
@@ -83,31 +95,34 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20) -> Report:
     return rep
 
 
-def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report) -> None:
+def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
+    """(problems, samples checked) of one shard listed in the manifest ``m``."""
+    problems: list[str] = []
+    samples = 0
     rel = entry.get("file", "?")
     path = d / rel
     if not path.is_file():
-        rep.problems.append(f"{rel}: missing")
-        return
+        problems.append(f"{rel}: missing")
+        return problems, samples
     if sha256_file(path) != entry.get("sha256"):
-        rep.problems.append(f"{rel}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
+        problems.append(f"{rel}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
     try:
         f = open_shard(path)
     except ShardError as e:
-        rep.problems.append(str(e))
-        return
+        problems.append(str(e))
+        return problems, samples
     with f:
         attrs = dict(f.attrs)
         n = int(entry.get("samples", -1))
         if attrs.get("config_hash") != m["config_hash"]:
-            rep.problems.append(f"{rel}: belongs to another dataset (config_hash differs)")
+            problems.append(f"{rel}: belongs to another dataset (config_hash differs)")
         if int(attrs.get("samples", -1)) != n or int(attrs.get("first_index", -1)) != entry.get("first_index"):
-            rep.problems.append(f"{rel}: holds {attrs.get('samples')} samples from {attrs.get('first_index')}, "
-                                f"{MANIFEST_NAME} says {n} from {entry.get('first_index')}")
-            return
+            problems.append(f"{rel}: holds {attrs.get('samples')} samples from {attrs.get('first_index')}, "
+                            f"{MANIFEST_NAME} says {n} from {entry.get('first_index')}")
+            return problems, samples
         for name, spec in fields_table(m["width"], m["height"]).items():
             if name not in f:
-                rep.problems.append(f"{rel}: field {name!r} missing")
+                problems.append(f"{rel}: field {name!r} missing")
                 continue
             ds = f[name]
             want_dtype = spec["dtype"]
@@ -115,10 +130,10 @@ def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report
             if ds.attrs.get("encoding") == "zlib+utf-8":
                 got_dtype = "zlib+utf-8"
             if ds.shape != (n, *spec["shape"]) or got_dtype != want_dtype:
-                rep.problems.append(f"{rel}: field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} "
-                                    f"{(n, *spec['shape'])}")
-        if any(p.startswith(f"{rel}: field") for p in rep.problems):
-            return
+                problems.append(f"{rel}: field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} "
+                                f"{(n, *spec['shape'])}")
+        if any(p.startswith(f"{rel}: field") for p in problems):
+            return problems, samples
     first = int(entry["first_index"])
     classes = list(m["classes"])
     with ShardReader(path, direct=False) as r:
@@ -127,14 +142,15 @@ def _verify_shard(d: Path, m: dict[str, Any], entry: dict[str, Any], rep: Report
             try:
                 s = r.read(j)
             except ShardError as e:
-                rep.problems.append(str(e))
+                problems.append(str(e))
                 continue
-            rep.samples_checked += 1
+            samples += 1
             if int(s["index"]) != first + j:
-                rep.problems.append(f"{where}: stored index is {int(s['index'])}")
+                problems.append(f"{where}: stored index is {int(s['index'])}")
             if sample_checksum(s) != s["checksum"]:
-                rep.problems.append(f"{where}: checksum mismatch (data changed after it was written)")
-            rep.problems.extend(f"{where}: {p}" for p in check_sample(s, classes))
+                problems.append(f"{where}: checksum mismatch (data changed after it was written)")
+            problems.extend(f"{where}: {p}" for p in check_sample(s, classes))
+    return problems, samples
 
 
 def check_sample(s: dict[str, Any], classes: list[str]) -> list[str]:
