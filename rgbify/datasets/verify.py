@@ -17,6 +17,7 @@ Problems name the shard and the sample. ``verify`` returns them; the CLI prints 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -66,13 +67,14 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 
         return rep
     entries = sorted(m["shards"], key=lambda s: s.get("first_index", 0))
     jobs = max(1, min(jobs, len(entries)))
+    check = functools.partial(_check_shard, d, {k: m[k] for k in ("config_hash", "classes", "width", "height")})
     with contextlib.ExitStack() as stack:
         if jobs > 1:
             ctx = multiprocessing.get_context("fork")  # no shard is open yet; spawn would re-run the caller's script
             pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=ctx))
-            results = pool.map(_check_shard, [d] * len(entries), [m] * len(entries), entries)
+            results = pool.map(check, entries)
         else:
-            results = map(_check_shard, [d] * len(entries), [m] * len(entries), entries)
+            results = map(check, entries)
         expected_start = 0
         for entry, (problems, samples) in zip(entries, results, strict=True):
             if entry.get("first_index") != expected_start:
@@ -96,7 +98,8 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 
 
 
 def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
-    """(problems, samples checked) of one shard listed in the manifest ``m``."""
+    """(problems, samples checked) of one shard listed in the manifest; ``m``: the manifest's config_hash, classes,
+    width and height."""
     problems: list[str] = []
     samples = 0
     rel = entry.get("file", "?")
