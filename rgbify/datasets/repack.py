@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rgbify.datasets.build import SHARDS_DIR, _locked, _prepare_out
 from rgbify.datasets.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
-from rgbify.datasets.shards import STORAGE, ShardReader, sha256_file, write_shard
+from rgbify.datasets.shards import STORAGE, ShardReader, sha256_files, write_shard
 from rgbify.errors import UserError
 
 
@@ -40,12 +40,13 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
         (dst / SHARDS_DIR).mkdir(exist_ok=True)
         for tmp in (dst / SHARDS_DIR).glob("*.h5.tmp"):
             tmp.unlink()  # a shard being written when a repack was killed
+        have = sha256_files(dst / f for f in done if (dst / f).exists())  # what an earlier run left in place
         out = {**m, "storage": storage, "shards": [], "complete": False}
         written = 0
         for entry in sorted(m["shards"], key=lambda s: s["first_index"]):
             path = dst / entry["file"]
             digest = done.get(entry["file"])
-            if digest is None or not path.exists() or sha256_file(path) != digest:
+            if digest is None or have.get(path) != digest:
                 with ShardReader(src / entry["file"]) as r:
                     n, shard = len(r), int(r.file.attrs["shard"])
                     digest = write_shard(path, (r.read(j) for j in range(n)), shard=shard,
