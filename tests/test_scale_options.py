@@ -71,11 +71,16 @@ def test_bad_scale_values_are_refused(field, value, message):
 
 
 def test_cli_flags_reach_the_config():
+    from rgbify.config import add_arguments, parse, values_from
+    from rgbify.datasets.build import SCALE_OUT
+
     p = argparse.ArgumentParser()
-    scaleout.add_arguments(p)
+    add_arguments(p, BuildConfig, only=SCALE_OUT)
     a = p.parse_args(["--ray", "--cpus-per-task", "4", "--device", "gpu", "--workers-per-gpu", "3"])
-    assert scaleout.config_kwargs(a) == {"ray": "local", "cpus_per_task": 4, "task_retries": 3, "device": "gpu",
-                                         "workers_per_gpu": 3, "blender": None}
+    assert values_from(a, BuildConfig) == {"ray": "local", "cpus_per_task": 4, "device": "gpu", "workers_per_gpu": 3}
+    cfg = parse(BuildConfig, values_from(a, BuildConfig))
+    assert (cfg.ray, cfg.cpus_per_task, cfg.task_retries, cfg.device, cfg.workers_per_gpu, cfg.blender) == \
+        ("local", 4, 3, "gpu", 3, None)
     assert p.parse_args(["--ray", "10.0.0.1:6379"]).ray == "10.0.0.1:6379"
     assert p.parse_args([]).ray is None
 

@@ -16,7 +16,7 @@ import trimesh
 
 import rgbify
 from rgbify.scenes import CLASSES, list_recipes, load_recipe, sample_scene
-from rgbify.scenes.config import RecipeConfig, RecipeError
+from rgbify.scenes.recipe import RecipeConfig, RecipeError
 from rgbify.scenes.spec import spec_from_json, spec_hash, spec_to_json
 
 ROOT = Path(rgbify.__file__).resolve().parent.parent

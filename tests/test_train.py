@@ -58,7 +58,7 @@ class MemoryTaskDataset(torch.utils.data.Dataset):
 
 def cfg_for(tmp_path, mode="instruct", **kw):
     base = dict(out=str(tmp_path / f"run-{mode}"), mode=mode, resolution=RES, batch_size=2, steps=3, num_workers=0,
-                checkpoint_every=2, warmup_steps=1, tasks="depth,normals")
+                checkpoint_every=2, warmup_steps=1, tasks=("depth", "normals"))
     base.update(kw)
     return make_config(base)
 
@@ -119,7 +119,7 @@ def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
         cfg = cfg_for(tmp_path, num_workers=1, loader=loader)
         ranks = [first(make_loader(data, cfg, 3, shard=(r, 2)), 3) for r in (0, 1)]
         assert ranks == [threads[0::2], threads[1::2]]
-    with pytest.raises(UserError, match="--loader 'fibres'"):
+    with pytest.raises(UserError, match="--loader: got 'fibres'"):
         cfg_for(tmp_path, loader="fibres")
 
 
@@ -197,7 +197,7 @@ def test_overfit_depth_loss_falls(tmp_path):
     """Two depth samples, lotus (x0) objective: the loss must fall well below where it starts."""
     data = MemoryTaskDataset(n=2, tasks=("depth",))
     cfg = cfg_for(tmp_path, "lotus", steps=30, lr=3e-3, warmup_steps=0, lr_schedule="constant",
-                  detail_preserver=False, checkpoint_every=1000, tasks="depth")
+                  detail_preserver=False, checkpoint_every=1000, tasks=("depth",))
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:3]), np.mean(losses[-5:])
@@ -231,8 +231,8 @@ def test_config_errors_and_toml(tmp_path):
     with pytest.raises(UserError, match="--mode"):
         make_config({"mode": "banana"})
     with pytest.raises(UserError, match="--tasks"):
-        make_config({"tasks": "depth,smell"})
-    with pytest.raises(UserError, match="unknown config keys"):
+        make_config({"tasks": ("depth", "smell")})
+    with pytest.raises(UserError, match="--learning-rate: unknown key"):
         make_config({"learning_rate": 1})
     toml = tmp_path / "c.toml"
     toml.write_text('mode = "lotus"\ntasks = ["depth"]\nsteps = 7\n')

@@ -141,7 +141,7 @@ def test_overfit_two_real_samples(dataset, tmp_path):
 
     ds = TaskDataset(dataset, tasks=("depth",), split="all", resolution=64, augment=False,
                      target_options={"depth_codecs": ["depth/cubewalk"]})
-    cfg = make_config({"out": str(tmp_path / "run"), "mode": "lotus", "tasks": "depth", "resolution": 64,
+    cfg = make_config({"out": str(tmp_path / "run"), "mode": "lotus", "tasks": ("depth",), "resolution": 64,
                        "batch_size": 2, "steps": 30, "lr": 3e-3, "warmup_steps": 0, "lr_schedule": "constant",
                        "detail_preserver": False, "checkpoint_every": 1000, "num_workers": 0})
     train(cfg, torch.utils.data.Subset(ds, [0, 1]))

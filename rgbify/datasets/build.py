@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 import rgbify
+from rgbify.config import STRICT, Flag
 from rgbify.datasets.manifest import (
     DATASET_FORMAT,
     MANIFEST_NAME,
@@ -71,50 +72,76 @@ def work_dir(out: Path, k: int) -> Path:
     return out / WORK_DIR / f"shard-{k:05d}"
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '320x240' -> (320, 240) (width x height)."""
+    import argparse
+
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution {text!r} is not a number such as 256 or 320x240") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"resolution {text!r} must be a positive size such as 256 or 320x240")
+    return parts[0], parts[1]
+
+
+SCALE_OUT = ("ray", "cpus_per_task", "task_retries", "device", "workers_per_gpu", "blender")
+"""The BuildConfig fields of the scale-out options (their own group in ``rgbify build --help``)."""
+
+
 @dataclass(frozen=True)
 class BuildConfig:
-    """What to build. Every field is a CLI flag of ``rgbify build``."""
+    """What to build. Every field is a flag of ``rgbify build`` (``--shard-size`` for shard_size); its docstring
+    is the flag's help."""
+
+    __pydantic_config__ = STRICT
 
     out: Path = Path("rgbify-dataset")
     """Dataset folder (created if missing). Running the same command again resumes or completes it."""
     recipe: str = "indoor"
-    """Recipe name (rgbify.scenes.list_recipes()) or path to a recipe TOML file."""
+    """Recipe name (`rgbify scenes list`) or path to a recipe TOML file."""
     count: int = 16
     """Number of samples. A larger count on an existing dataset extends it."""
-    resolution: tuple[int, int] | None = (256, 256)
-    """Image size (width, height) in pixels; None keeps the recipe's."""
+    resolution: Annotated[tuple[int, int] | None, Flag(parse=parse_size, metavar="WxH")] = (256, 256)
+    """Image size: 256 (square) or WIDTHxHEIGHT; None (in Python) keeps the recipe's."""
     samples: int | None = 16
-    """Cycles samples per pixel of the RGB render (denoised); None keeps the recipe's."""
+    """Cycles samples per pixel of the RGB render (denoised); None (in Python) keeps the recipe's."""
     workers: int = 2
     """Blender worker processes rendering in parallel."""
     seed: int = 0
     """Base seed: sample i is a pure function of (recipe config, seed, i)."""
     shard_size: int = 64
     """Samples per HDF5 shard; shard k holds samples [k * shard_size, (k + 1) * shard_size)."""
-    storage: str = "compact"
-    """How shards store the image fields (rgbify.datasets.shards.STORAGE): "compact", or "fast" (RGB uncompressed:
-    larger files, faster loading)."""
+    storage: Literal["compact", "fast"] = "compact"
+    """compact: every image field deflated; fast: RGB stored uncompressed, 1.4-1.7x the disk and 1.2-1.45x the
+    loader's rate (docs/datasets.md)."""
     assets: Path | None = None
-    """Folder of user assets passed to the scene sampler."""
+    """Folder of user assets for the scene sampler (one sub-folder of meshes per class)."""
     max_scenes_per_worker: int = 200
     """Recycle a Blender worker after this many scenes (bounds memory growth)."""
-    timeout_s: float = 600.0
-    """A scene that takes longer is killed (its worker replaced) and retried."""
+    timeout: float = 600.0
+    """Seconds a scene may take; a slower one is killed (its worker replaced) and retried."""
     retries: int = 2
-    """How many times a failed scene is re-rendered before the build stops."""
-    # scale-out (rgbify/datasets/scaleout.py, ray_build.py; docs/scaling.md)
-    ray: str | None = None
-    """Run shards as Ray tasks: "local" starts a local Ray instance, anything else is a cluster address."""
+    """How many times a failed scene is rendered again before the build stops."""
+    ray: Annotated[str | None, Flag(nargs="?", const="local", metavar="ADDRESS")] = None
+    """Run shards as Ray tasks: on a new local Ray instance (no ADDRESS; --workers tasks at a time) or on the
+    cluster at ADDRESS (e.g. auto, 10.0.0.1:6379, ray://head:10001). OUT must be a folder every node sees at the
+    same path."""
     cpus_per_task: int = 1
-    """Ray: CPUs each shard task reserves (and Cycles threads of its Blender worker)."""
-    device: str = "cpu"
-    """Cycles device of the workers: cpu or gpu (CUDA/OptiX)."""
+    """Ray: CPUs per shard task, also the Cycles threads of its Blender worker."""
+    device: Literal["cpu", "gpu"] = "cpu"
+    """Cycles device: cpu, or gpu (CUDA/OptiX; with --workers-per-gpu workers on each visible GPU, --workers is not
+    used)."""
     workers_per_gpu: int = 1
-    """--device gpu: Blender workers sharing each GPU."""
-    blender: str | None = None
-    """Path of a standalone Blender 4.2+ binary to run the workers in, instead of the bpy module."""
+    """--device gpu: Blender workers sharing each GPU (2-4 keep a GPU busy while a worker builds its scene on the
+    CPU)."""
+    blender: Annotated[str | None, Flag(metavar="PATH")] = None
+    """Run the workers inside this Blender 4.2+ binary (blender --background --python-expr) instead of the bpy
+    module; results are the same for the same Blender version."""
     task_retries: int = 3
-    """Ray: how many times a shard task whose worker or node died is run again."""
+    """Ray: re-runs of a shard task whose worker or node died."""
 
 
 @dataclass

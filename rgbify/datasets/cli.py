@@ -12,50 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rgbify.config import add_arguments, parse, values_from
 from rgbify.errors import UserError
 
 
-def _resolution(text: str) -> tuple[int, int]:
-    """'256' -> (256, 256); '320x240' -> (320, 240) (width x height)."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"resolution {text!r} is not a number such as 256 or 320x240") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"resolution {text!r} must be a positive size such as 256 or 320x240")
-    return parts[0], parts[1]
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from rgbify.datasets.build import BuildConfig
+    from rgbify.datasets.build import SCALE_OUT, BuildConfig
     from rgbify.datasets.shards import STORAGE
 
-    d = BuildConfig()
     p = sub.add_parser("build", help="render a recipe into a sharded HDF5 dataset (resumable, parallel)",
                        description="Render COUNT scenes of a recipe with WORKERS Blender processes into "
                        "OUT/dataset.json + OUT/shards/*.h5, then write OUT/preview.png. Run the same command "
                        "again to resume after a kill; a larger --count extends the dataset.")
-    p.add_argument("--recipe", default=d.recipe, help=f"recipe name or .toml path (default {d.recipe})")
-    p.add_argument("--count", type=int, default=d.count, help=f"number of samples (default {d.count})")
-    p.add_argument("--out", type=Path, default=d.out, help=f"dataset folder (default {d.out})")
-    p.add_argument("--resolution", type=_resolution, default=d.resolution,
-                   help="image size: 256 (square) or WIDTHxHEIGHT (default 256)")
-    p.add_argument("--samples", type=int, default=d.samples,
-                   help=f"Cycles samples per pixel, denoised (default {d.samples})")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"Blender worker processes (default {d.workers})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"base seed (default {d.seed})")
-    p.add_argument("--shard-size", type=int, default=d.shard_size,
-                   help=f"samples per HDF5 shard (default {d.shard_size})")
-    p.add_argument("--storage", choices=tuple(STORAGE), default=d.storage,
-                   help="compact (default): every image field deflated; fast: RGB stored uncompressed, 1.4-1.7x "
-                   "the disk and 1.2-1.45x the loader's rate (docs/datasets.md)")
-    p.add_argument("--assets", type=Path, default=None, help="folder of user assets for the scene sampler")
-    p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds before a scene is killed and retried")
-    from rgbify.datasets.scaleout import add_arguments
-
-    add_arguments(p)
+    add_arguments(p, BuildConfig, skip=SCALE_OUT)
+    add_arguments(p.add_argument_group("scale-out (docs/scaling.md)"), BuildConfig, only=SCALE_OUT)
     p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_build)
@@ -181,12 +151,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from rgbify.datasets import scaleout
     from rgbify.datasets.build import BuildConfig, SampleFailed, build
 
-    cfg = BuildConfig(out=args.out, recipe=args.recipe, count=args.count, resolution=args.resolution,
-                      samples=args.samples, workers=args.workers, seed=args.seed, shard_size=args.shard_size,
-                      storage=args.storage, assets=args.assets, timeout_s=args.timeout, **scaleout.config_kwargs(args))
+    cfg = parse(BuildConfig, values_from(args, BuildConfig), "rgbify build", flags=True)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

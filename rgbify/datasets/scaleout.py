@@ -10,7 +10,6 @@ scheduler does this instead: a shard task asks for ``1 / workers_per_gpu`` of a 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -20,33 +19,6 @@ from typing import Any
 from rgbify.errors import UserError
 
 DEVICES = ("cpu", "gpu")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The scale-out flags of ``rgbify build``."""
-    g = p.add_argument_group("scale-out (docs/scaling.md)")
-    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="run shards as Ray tasks: on a new local Ray instance (no ADDRESS; --workers tasks at a "
-                   "time) or on the cluster at ADDRESS (e.g. auto, 10.0.0.1:6379, ray://head:10001). OUT must be "
-                   "a folder every node sees at the same path")
-    g.add_argument("--cpus-per-task", type=int, default=1,
-                   help="Ray: CPUs per shard task, also the Cycles threads of its Blender worker (default 1)")
-    g.add_argument("--task-retries", type=int, default=3,
-                   help="Ray: re-runs of a shard task whose worker or node died (default 3)")
-    g.add_argument("--device", choices=DEVICES, default="cpu", help="Cycles device: cpu (default) or gpu "
-                   "(CUDA/OptiX; with --workers-per-gpu workers on each visible GPU, --workers is not used)")
-    g.add_argument("--workers-per-gpu", type=int, default=1,
-                   help="--device gpu: Blender workers sharing each GPU (default 1; 2-4 keep a GPU busy while "
-                   "a worker builds its scene on the CPU)")
-    g.add_argument("--blender", default=None, metavar="PATH",
-                   help="run the workers inside this Blender 4.2+ binary (blender --background --python-expr) "
-                   "instead of the bpy module; results are the same for the same Blender version")
-
-
-def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """BuildConfig fields from the parsed flags of add_arguments."""
-    return {"ray": args.ray, "cpus_per_task": args.cpus_per_task, "task_retries": args.task_retries,
-            "device": args.device, "workers_per_gpu": args.workers_per_gpu, "blender": args.blender}
 
 
 def visible_gpus() -> list[str]:
@@ -105,7 +77,7 @@ def worker_kwargs(cfg: Any, slot: int, gpus: list[str] | None = None, threads: i
         gpus = visible_gpus() if gpus is None else gpus
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpu_of_slot(slot, gpus)
-    return {"max_scenes": cfg.max_scenes_per_worker, "timeout_s": cfg.timeout_s, "device": cfg.device,
+    return {"max_scenes": cfg.max_scenes_per_worker, "timeout_s": cfg.timeout, "device": cfg.device,
             "threads": threads, "blender": cfg.blender, "env": env}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rgbify.scenes.classes import CLASSES
-from rgbify.scenes.config import RecipeConfig, RecipeError, list_recipes, load_recipe
+from rgbify.scenes.recipe import RecipeConfig, RecipeError, list_recipes, load_recipe
 
 __all__ = ["CLASSES", "RecipeConfig", "RecipeError", "list_recipes", "load_recipe", "sample_scene"]
 

@@ -62,7 +62,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     import warnings
 
     from rgbify.scenes.assets import AssetError, AssetWarning, load_assets
-    from rgbify.scenes.config import RecipeError, load_recipe
+    from rgbify.scenes.recipe import RecipeError, load_recipe
     try:
         config = load_recipe(args.recipe, **_parse_overrides(args.overrides))
     except RecipeError as e:
@@ -85,7 +85,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rgbify.scenes.config import list_recipes, load_recipe, recipe_path
+    from rgbify.scenes.recipe import list_recipes, load_recipe, recipe_path
     for name in list_recipes():
         cfg = load_recipe(name)
         print(f"{name:<10} {cfg.description}  [{recipe_path(name)}]")
@@ -93,7 +93,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from rgbify.scenes.config import RecipeError
+    from rgbify.scenes.recipe import RecipeError
     from rgbify.scenes.sample import SceneSamplingError, sample_scene
     from rgbify.scenes.spec import spec_to_json
     config, assets = _load(args)
@@ -113,7 +113,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from rgbify.scenes.config import RecipeError
+    from rgbify.scenes.recipe import RecipeError
     from rgbify.scenes.sample import SceneSamplingError
     from rgbify.scenes.stats import format_stats, recipe_stats
     config, assets = _load(args)

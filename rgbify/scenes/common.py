@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from rgbify.scenes.builder import Builder, Model, WorldSurface, pose
-from rgbify.scenes.config import RecipeConfig
 from rgbify.scenes.geometry import rot_z, translate
 from rgbify.scenes.materials import sample_material
+from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.spec import Camera, Light, World, look_at, matrix4
 
 

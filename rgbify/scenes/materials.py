@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbify.scenes.config import MaterialConfig, RecipeError
+from rgbify.scenes.recipe import MaterialConfig, RecipeError
 from rgbify.scenes.spec import Material, Texture
 
 TEXTURE_KINDS = ("noise", "voronoi", "checker", "wave", "brick")

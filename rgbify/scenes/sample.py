@@ -19,8 +19,8 @@ import numpy as np
 from rgbify.scenes import checks
 from rgbify.scenes.classes import class_table
 from rgbify.scenes.common import Context, Draft, Reject
-from rgbify.scenes.config import RecipeConfig, load_recipe
 from rgbify.scenes.materials import list_images
+from rgbify.scenes.recipe import RecipeConfig, load_recipe
 from rgbify.scenes.spec import Camera, Light, RenderSettings, SceneSpec, spec_from_json, spec_to_json
 
 CAMERA_TRIES = 4

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rgbify.config import STRICT, ConfigError, parse, to_data
+
 SCHEMA_VERSION = 1
 
 Matrix4 = tuple[tuple[float, float, float, float], ...]
@@ -28,7 +30,7 @@ Vec3 = tuple[float, float, float]
 IDENTITY4: Matrix4 = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A scene spec (or its JSON) is malformed; the message names the field and the offending value."""
 
 
@@ -67,6 +69,9 @@ def look_at(eye: Any, target: Any, up: Any = (0.0, 0.0, 1.0), roll_deg: float = 
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera in OpenCV pixel convention (pixel (i, j) centre is at (u, v) = (j, i))."""
+
+    __pydantic_config__ = STRICT
+
 
     width: int
     """Image width in pixels."""
@@ -119,6 +124,9 @@ class Camera:
 class Primitive:
     """A primitive solid centred at the object origin, with full extents ``size`` (metres) along x, y, z."""
 
+    __pydantic_config__ = STRICT
+
+
     shape: Literal["box", "sphere", "cylinder", "cone", "plane", "torus"]
     """box, sphere (UV), cylinder and cone (axis +z), plane (z = 0, size z ignored), torus (axis +z)."""
     size: Vec3 = (1.0, 1.0, 1.0)
@@ -134,6 +142,9 @@ class Primitive:
 class MeshFile:
     """A mesh file (.obj, .glb, .gltf, .ply, .stl) loaded as is and then scaled uniformly."""
 
+    __pydantic_config__ = STRICT
+
+
     path: str
     """Path to the file (absolute, or relative to the working directory at render time)."""
     scale: float = 1.0
@@ -144,6 +155,9 @@ class MeshFile:
 @dataclass(frozen=True)
 class InlineMesh:
     """A triangle or polygon mesh given in the spec itself (object-frame metres)."""
+
+    __pydantic_config__ = STRICT
+
 
     vertices: tuple[Vec3, ...]
     faces: tuple[tuple[int, ...], ...]
@@ -157,6 +171,9 @@ Geometry = Primitive | MeshFile | InlineMesh
 class Texture:
     """A procedural texture mixed between the material's base colour and ``color2``."""
 
+    __pydantic_config__ = STRICT
+
+
     kind: Literal["noise", "voronoi", "checker", "wave", "brick"]
     scale: float = 5.0
     """Texture scale (cycles per object-space metre, roughly)."""
@@ -169,6 +186,9 @@ class Texture:
 @dataclass(frozen=True)
 class Material:
     """A Principled BSDF material."""
+
+    __pydantic_config__ = STRICT
+
 
     base_color: Vec3 = (0.8, 0.8, 0.8)
     """Linear RGB in [0, 1]."""
@@ -190,6 +210,9 @@ class Material:
 class Object:
     """One instance in the scene."""
 
+    __pydantic_config__ = STRICT
+
+
     name: str
     geometry: Primitive | MeshFile | InlineMesh
     class_name: str
@@ -203,6 +226,9 @@ class Object:
 
 @dataclass(frozen=True)
 class Light:
+
+    __pydantic_config__ = STRICT
+
     kind: Literal["point", "spot", "area", "sun"]
     world_from_light: Matrix4 = IDENTITY4
     """Pose; spot, area and sun lights shine along the light's local -z (Blender convention)."""
@@ -218,6 +244,9 @@ class Light:
 
 @dataclass(frozen=True)
 class World:
+
+    __pydantic_config__ = STRICT
+
     background_color: Vec3 = (0.05, 0.05, 0.05)
     """Linear RGB of the environment seen by rays that hit nothing."""
     strength: float = 1.0
@@ -228,6 +257,9 @@ class World:
 
 @dataclass(frozen=True)
 class RenderSettings:
+
+    __pydantic_config__ = STRICT
+
     samples: int = 64
     """Cycles samples per pixel for the RGB render."""
     denoise: bool = True
@@ -235,20 +267,31 @@ class RenderSettings:
     seed: int = 0
     """Cycles noise seed."""
     max_bounces: int = 8
+    """Light path bounces."""
 
 
 @dataclass(frozen=True)
 class SceneSpec:
+    """One scene to render: camera, objects, lights, world and render settings."""
+
+    __pydantic_config__ = STRICT
+
     camera: Camera
+    """The pinhole camera (OpenCV frame)."""
     objects: tuple[Object, ...]
+    """Every instance in the scene."""
     lights: tuple[Light, ...] = ()
+    """Light sources (not seen by the camera)."""
     world: World = field(default_factory=World)
+    """What rays that hit nothing see, and the environment light."""
     render: RenderSettings = field(default_factory=RenderSettings)
+    """Cycles settings of the RGB render."""
     classes: tuple[str, ...] = ()
     """Class table: semantic index i + 1 names ``classes[i]``; 0 is nothing hit / unlabeled."""
     meta: tuple[tuple[str, Any], ...] = ()
     """Free-form provenance as (key, value) pairs, e.g. recipe, seed, index. JSON values only."""
     schema_version: int = SCHEMA_VERSION
+    """Version of this layout (rgbify.scenes.spec.SCHEMA_VERSION)."""
 
     def __post_init__(self) -> None:
         # meta may be given as a dict or with list values; store it in the canonical (JSON round-trip) form:
@@ -290,75 +333,16 @@ def _freeze(x: Any) -> Any:
 
 # --- JSON ---------------------------------------------------------------------------------------------------
 
-_GEOMETRY_TYPES = {"primitive": Primitive, "mesh_file": MeshFile, "mesh": InlineMesh}
-
-
-def _to_plain(x: Any) -> Any:
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: _to_plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
-    if isinstance(x, tuple | list):
-        return [_to_plain(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        raise SpecError(f"non-finite number {x} in scene spec")
-    return x
-
 
 def spec_to_dict(spec: SceneSpec) -> dict[str, Any]:
-    return _to_plain(spec)
+    return to_data(spec)
 
 
 def spec_to_json(spec: SceneSpec, indent: int | None = None) -> str:
-    return json.dumps(spec_to_dict(spec), indent=indent, sort_keys=True)
-
-
-def _tuplify(x: Any) -> Any:
-    if isinstance(x, list):
-        return tuple(_tuplify(v) for v in x)
-    return x
-
-
-def _build(cls: type, d: dict[str, Any], where: str) -> Any:
-    if not isinstance(d, dict):
-        raise SpecError(f"{where}: expected an object, got {type(d).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(names)
-    if unknown:
-        raise SpecError(f"{where}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
-    kw = {}
-    for k, v in d.items():
-        sub = _NESTED.get((cls, k))
-        if sub is not None and v is not None:
-            kw[k] = sub(v, f"{where}.{k}")
-        else:
-            kw[k] = _tuplify(v)
     try:
-        return cls(**kw)
-    except TypeError as e:
-        raise SpecError(f"{where}: {e}") from None
-
-
-def _geometry(d: dict[str, Any], where: str) -> Any:
-    t = d.get("type") if isinstance(d, dict) else None
-    if t not in _GEOMETRY_TYPES:
-        raise SpecError(f"{where}: geometry type {t!r} is not one of {sorted(_GEOMETRY_TYPES)}")
-    return _build(_GEOMETRY_TYPES[t], d, where)
-
-
-def _list_of(cls: type) -> Any:
-    return lambda v, where: tuple(_build(cls, x, f"{where}[{i}]") for i, x in enumerate(v))
-
-
-_NESTED: dict[tuple[type, str], Any] = {
-    (SceneSpec, "camera"): lambda v, w: _build(Camera, v, w),
-    (SceneSpec, "objects"): _list_of(Object),
-    (SceneSpec, "lights"): _list_of(Light),
-    (SceneSpec, "world"): lambda v, w: _build(World, v, w),
-    (SceneSpec, "render"): lambda v, w: _build(RenderSettings, v, w),
-    (SceneSpec, "meta"): lambda v, w: tuple((str(k), _freeze(x)) for k, x in v),
-    (Object, "geometry"): _geometry,
-    (Object, "material"): lambda v, w: _build(Material, v, w),
-    (Material, "texture"): lambda v, w: _build(Texture, v, w),
-}
+        return json.dumps(spec_to_dict(spec), indent=indent, sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        raise SpecError(f"non-finite number in scene spec ({e})") from None
 
 
 def spec_from_dict(d: dict[str, Any]) -> SceneSpec:
@@ -366,7 +350,7 @@ def spec_from_dict(d: dict[str, Any]) -> SceneSpec:
     if version != SCHEMA_VERSION:
         raise SpecError(f"scene spec schema_version {version!r} is not supported (this rgbify reads "
                         f"{SCHEMA_VERSION}); re-sample the scene with this version")
-    return _build(SceneSpec, d, "spec")
+    return parse(SceneSpec, d, "spec", SpecError)
 
 
 def spec_from_json(text: str) -> SceneSpec:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rgbify.scenes.config import RecipeConfig
+from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.sample import sample_scene_and_probe
 
 DEPTH_BINS_M = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, np.inf)

@@ -52,11 +52,11 @@ def _room_layout(ctx: Context) -> Context:
     """The tabletop room as an indoor Context: a plain rectangle, one door, a window or two."""
     from dataclasses import replace
 
-    from rgbify.scenes.config import IndoorLayout
+    from rgbify.scenes.recipe import IndoorLayout
     lay = ctx.config.layout
     indoor = IndoorLayout(room_width_m=lay.room_size_m, room_depth_m=lay.room_size_m,
                           room_height_m=lay.room_height_m, l_shape_prob=0.0, doors=(1, 1), windows=(0, 2))
-    return replace(ctx, config=replace(ctx.config, layout=indoor))
+    return replace(ctx, config=replace(ctx.config, kind="indoor", layout=indoor))
 
 
 def _camera_sampler(ctx: Context, b: Builder, room: Room, table_id: int, top_z: float, on_table: list):  # noqa: ANN202

@@ -6,39 +6,25 @@ Importing this module does not import torch (the parser is built for every ``rgb
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 from pathlib import Path
 
+from rgbify.config import add_arguments, values_from
 from rgbify.errors import UserError
 from rgbify.train.config import TASKS, TrainConfig, make_config
 
 
 def _add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--field-name``), its help text and default taken from the field."""
+    """``--config TOML`` and one flag per TrainConfig field (``--field-name``), its help the field's docstring."""
     p.add_argument("--config", metavar="TOML", help="TOML file of config fields (flags given here override it).")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        helptext = (f.metadata["help"] + (f" (default: {shown})" if shown != "" else "")).replace("%", "%%")
-        kw: dict = {"dest": f.name, "default": None, "help": helptext}
-        if f.type == "bool":
-            kw["action"] = argparse.BooleanOptionalAction
-        else:
-            kw["metavar"] = f.name.split("_")[-1].upper()
-            kw["type"] = {"int": int, "float": float}.get(f.type, str)
-            if "choices" in f.metadata:
-                kw["choices"] = f.metadata["choices"]
-        p.add_argument(flag, **kw)
+    add_arguments(p, TrainConfig)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rgbify.train.trainer import train
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = make_config({k: v for k, v in vars(args).items() if k in names}, args.config)
+    cfg = make_config(values_from(args, TrainConfig), args.config)
     if not cfg.data:
         raise UserError("--data is required: a dataset folder written by `rgbify build`")
     if not (Path(cfg.data) / "dataset.json").exists():

@@ -62,6 +62,8 @@ def train_argv(args: argparse.Namespace) -> list[str]:
         flag = "--" + f.name.replace("_", "-")
         if isinstance(v, bool):
             argv.append(flag if v else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(v, tuple):
+            argv += [flag, ",".join(map(str, v))]
         else:
             argv += [flag, str(v)]
     return argv

@@ -1,34 +1,49 @@
-"""Recipe configs: typed frozen dataclasses read from the TOML files in the top-level ``scenes/`` folder.
+"""Recipe configs: typed frozen dataclasses read from the TOML files shipped in ``rgbify/recipes/``.
 
 A recipe file has top-level fields (``name``, ``kind``, ``resolution``, ...) and one table per section
 (``[camera]``, ``[lighting]``, ``[materials]``, ``[validity]``, ``[layout]``). Every field has a default, so a
-recipe file only names what it changes. ``kind`` picks the sampler (indoor, tabletop or outdoor) and the type of
-the ``[layout]`` table. Ranges are ``[low, high]`` pairs, drawn uniformly unless a docstring says otherwise.
+recipe file only names what it changes; the docstring under each field below is its documentation. ``kind`` picks
+the sampler (indoor, tabletop or outdoor) and the type of the ``[layout]`` table. Ranges are ``[low, high]`` pairs,
+drawn uniformly unless a docstring says otherwise. Files are read through rgbify.config (strict: an unknown key or a
+value of the wrong type is an error naming it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]
 
 KINDS = ("indoor", "tabletop", "outdoor")
 NOT_RANGES = {"probe_resolution", "resolution"}
+"""Pairs that are sizes (width, height), not [low, high] ranges."""
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A recipe file or override is malformed; the message names the key, the value and the fix."""
 
 
+class _Ranges:
+    """Checks, on construction, that every [low, high] pair of a section has low <= high."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if f.name not in NOT_RANGES and isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
+                raise RecipeError(f"{type(self).__name__}.{f.name} {list(v)}: low is above high")
+
+
 @dataclass(frozen=True)
-class CameraConfig:
+class CameraConfig(_Ranges):
+    __pydantic_config__ = STRICT
+
     fov_deg: Range = (50.0, 90.0)
     """Horizontal field of view in degrees."""
     height_m: Range = (1.0, 1.8)
@@ -44,7 +59,9 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
-class LightingConfig:
+class LightingConfig(_Ranges):
+    __pydantic_config__ = STRICT
+
     temperature_k: Range = (2700.0, 6500.0)
     """Colour temperature of every light, Kelvin."""
     world_strength: Range = (0.2, 1.0)
@@ -52,6 +69,7 @@ class LightingConfig:
     hdri_dir: str | None = None
     """Optional folder of equirectangular .hdr/.exr files; one is drawn per scene with probability hdri_prob."""
     hdri_prob: float = 0.5
+    """Probability of lighting a scene with an HDRI from hdri_dir (when it holds any)."""
     exposure_target: float = 0.18
     """Median linear radiance (white = 1) of visible pixels that relighting aims at."""
     exposure_ok: Range = (0.07, 0.45)
@@ -65,7 +83,9 @@ class LightingConfig:
 
 
 @dataclass(frozen=True)
-class MaterialConfig:
+class MaterialConfig(_Ranges):
+    __pydantic_config__ = STRICT
+
     glass_prob: float = 0.12
     """Probability that a glass-capable object (bottle, cup, vase, bowl, window) is transmissive."""
     metal_prob: float = 0.12
@@ -75,10 +95,13 @@ class MaterialConfig:
     image_texture_dir: str | None = None
     """Optional folder of .png/.jpg images used as base-colour textures with probability image_texture_prob."""
     image_texture_prob: float = 0.3
+    """Probability of an image texture from image_texture_dir (when it holds any)."""
 
 
 @dataclass(frozen=True)
-class ValidityConfig:
+class ValidityConfig(_Ranges):
+    __pydantic_config__ = STRICT
+
     max_attempts: int = 25
     """Resample at most this many times; then the last failure is raised (SceneSamplingError)."""
     probe_resolution: IntRange = (64, 48)
@@ -86,9 +109,11 @@ class ValidityConfig:
     min_visible_instances: int = 4
     """Instances covering at least min_instance_fraction of the probe image."""
     min_instance_fraction: float = 0.003
+    """Share of the probe image an instance must cover to count as visible."""
     max_sky_fraction: float = 0.05
     """Largest share of probe rays that hit nothing."""
     near_m: float = 0.3
+    """Distance in metres below which a probe ray counts as near (see max_near_fraction)."""
     max_near_fraction: float = 0.35
     """Reject when more than this share of rays hits something closer than near_m (camera against a wall)."""
     max_largest_fraction: float = 0.85
@@ -96,52 +121,83 @@ class ValidityConfig:
 
 
 @dataclass(frozen=True)
-class IndoorLayout:
+class IndoorLayout(_Ranges):
+    __pydantic_config__ = STRICT
+
     room_width_m: Range = (3.0, 7.5)
+    """Room extent along x, metres."""
     room_depth_m: Range = (3.0, 6.5)
+    """Room extent along y, metres."""
     room_height_m: Range = (2.4, 3.1)
+    """Floor to ceiling, metres."""
     l_shape_prob: float = 0.35
     """Probability of an L-shaped room (a rectangle with one corner cut out)."""
     doors: IntRange = (1, 2)
+    """Doors per room."""
     windows: IntRange = (0, 3)
+    """Windows per room (glazed or open)."""
     furniture: IntRange = (6, 12)
     """Furniture pieces tried per room (some may not fit)."""
     clutter: IntRange = (8, 22)
     """Small objects tried on supporting surfaces."""
     floor_clutter: IntRange = (1, 4)
+    """Boxes and balls tried on the floor."""
     pictures: IntRange = (0, 3)
+    """Framed pictures tried on the walls."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
 
 
 @dataclass(frozen=True)
-class TabletopLayout:
+class TabletopLayout(_Ranges):
+    __pydantic_config__ = STRICT
+
     table_width_m: Range = (0.9, 1.8)
+    """Table width, metres."""
     table_depth_m: Range = (0.6, 1.1)
+    """Table depth, metres."""
     table_height_m: Range = (0.7, 0.8)
+    """Table top height above the floor, metres."""
     objects: IntRange = (10, 26)
     """Small objects tried on the table top."""
     room_size_m: Range = (3.0, 5.0)
+    """Side of the square room, metres."""
     room_height_m: Range = (2.4, 3.0)
+    """Floor to ceiling, metres."""
     extra_furniture: IntRange = (1, 4)
+    """Shelves and cabinets tried against the walls."""
     asset_prob: float = 0.35
+    """With user assets, the probability that a placed object is drawn from them."""
 
 
 @dataclass(frozen=True)
-class OutdoorLayout:
+class OutdoorLayout(_Ranges):
+    __pydantic_config__ = STRICT
+
     road_width_m: Range = (6.0, 14.0)
+    """Carriageway width, metres."""
     road_length_m: float = 400.0
+    """Length of the street, metres."""
     sidewalk_width_m: Range = (1.5, 4.0)
+    """Width of each sidewalk, metres."""
     cross_road_prob: float = 0.35
+    """Probability of a crossing road."""
     buildings_per_side: IntRange = (4, 12)
+    """Buildings along each side of the street."""
     building_height_m: Range = (4.0, 40.0)
+    """Building height, metres (drawn log-uniformly)."""
     vehicles: IntRange = (4, 16)
+    """Cars, trucks and buses tried on the road."""
     poles: IntRange = (2, 10)
+    """Street lamps and sign poles tried on the sidewalks."""
     trees: IntRange = (2, 16)
+    """Trees tried on the sidewalks and the ground."""
     props: IntRange = (2, 10)
     """Benches, signs, bushes, fences and rocks."""
     ground_size_m: float = 1200.0
+    """Side of the square ground plane, metres."""
     asset_prob: float = 0.35
+    """With user assets, the probability that a placed object is drawn from them."""
 
 
 Layout = IndoorLayout | TabletopLayout | OutdoorLayout
@@ -152,47 +208,34 @@ LAYOUT_TYPES: dict[str, type] = {"indoor": IndoorLayout, "tabletop": TabletopLay
 class RecipeConfig:
     """One recipe: everything that, with a base seed and a sample index, determines a scene."""
 
+    __pydantic_config__ = STRICT
+
     name: str = "indoor"
     """Recipe name; part of the per-sample seed, so two recipes with the same settings still differ."""
-    kind: str = "indoor"
-    """Sampler: indoor, tabletop or outdoor."""
+    kind: Literal["indoor", "tabletop", "outdoor"] = "indoor"
+    """Sampler: indoor, tabletop or outdoor (also the type of the [layout] table)."""
     description: str = ""
+    """One line saying what the recipe makes (shown by `rgbify scenes list`)."""
     resolution: IntRange = (512, 384)
     """Image width and height in pixels."""
     samples: int = 64
     """Cycles samples per pixel."""
     denoise: bool = True
+    """Denoise the RGB render (OpenImageDenoise)."""
     max_bounces: int = 8
+    """Cycles light path bounces of the RGB render."""
     camera: CameraConfig = field(default_factory=CameraConfig)
+    """[camera]: field of view, height, pitch, roll."""
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    """[lighting]: colour temperatures, sky strength, HDRIs, exposure checks."""
     materials: MaterialConfig = field(default_factory=MaterialConfig)
+    """[materials]: glass, metal and texture probabilities."""
     validity: ValidityConfig = field(default_factory=ValidityConfig)
+    """[validity]: the checks a view must pass (coverage, sky, nearness, exposure)."""
     layout: Layout = field(default_factory=IndoorLayout)
+    """[layout]: what the sampler of ``kind`` builds (room, table or street sizes and counts)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists); ``RecipeConfig.from_dict`` reads it back."""
-        return _plain(self)
-
-    @staticmethod
-    def from_dict(d: dict[str, Any], where: str = "recipe") -> RecipeConfig:
-        if not isinstance(d, dict):
-            raise RecipeError(f"{where}: expected a table, got {type(d).__name__}")
-        kind = d.get("kind", "indoor")
-        if kind not in KINDS:
-            raise RecipeError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
-        sections = {"camera": CameraConfig, "lighting": LightingConfig, "materials": MaterialConfig,
-                    "validity": ValidityConfig, "layout": LAYOUT_TYPES[kind]}
-        kw: dict[str, Any] = {}
-        for key, value in d.items():
-            if key in sections:
-                kw[key] = _build(sections[key], value, f"{where}.{key}")
-            else:
-                kw[key] = value
-        top = _build(RecipeConfig, {k: v for k, v in kw.items() if k not in sections}, where)
-        return dataclasses.replace(top, **{k: v for k, v in kw.items() if k in sections}).checked()
-
-    def checked(self) -> RecipeConfig:
-        """Check value ranges; raise RecipeError naming the first bad one. Returns self."""
+    def __post_init__(self) -> None:
         w, h = self.resolution
         if w < 1 or h < 1:
             raise RecipeError(f"resolution {list(self.resolution)} must be two positive integers [width, height]")
@@ -203,75 +246,40 @@ class RecipeConfig:
             raise RecipeError(f"camera.fov_deg {list(self.camera.fov_deg)} must be [low, high] within (1, 179)")
         if self.validity.max_attempts < 1:
             raise RecipeError(f"validity.max_attempts {self.validity.max_attempts} must be >= 1")
-        for section in (self.camera, self.lighting, self.materials, self.validity, self.layout):
-            for f in dataclasses.fields(section):
-                v = getattr(section, f.name)
-                if f.name not in NOT_RANGES and isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
-                    raise RecipeError(f"{type(section).__name__}.{f.name} {list(v)}: low is above high")
-        return self
+        if not isinstance(self.layout, LAYOUT_TYPES[self.kind]):
+            raise RecipeError(f"kind {self.kind!r} needs a {LAYOUT_TYPES[self.kind].__name__} layout, got "
+                              f"{type(self.layout).__name__}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists); ``RecipeConfig.from_dict`` reads it back."""
+        return to_data(self)
 
-def _plain(x: Any) -> Any:
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
-    if isinstance(x, tuple | list):
-        return [_plain(v) for v in x]
-    return x
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        hint = next(o for o in options if o is not type(None))
-        origin = typing.get_origin(hint)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise RecipeError(f"{where}: expected a list of {len(args)} numbers, got {value!r}")
-        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is str and isinstance(value, str):
-        return value
-    raise RecipeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
-def _build(cls: type, d: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(d):
-        return d
-    if not isinstance(d, dict):
-        raise RecipeError(f"{where}: expected a table, got {d!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in d.items()})
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str = "recipe") -> RecipeConfig:
+        """A recipe from plain data (a parsed TOML file): strict, every problem named in one line."""
+        if not isinstance(d, dict):
+            raise RecipeError(f"{where}: expected a table, got {type(d).__name__}")
+        kind = d.get("kind", "indoor")
+        if kind not in KINDS:
+            raise RecipeError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
+        layout = parse(LAYOUT_TYPES[kind], d.get("layout", {}), f"{where}.layout", RecipeError)
+        top = {k: v for k, v in d.items() if k != "layout"}
+        if kind != "indoor":  # the default layout is indoor's; the real one is put in below
+            top["kind"] = "indoor"
+        config = parse(RecipeConfig, top, where, RecipeError)
+        return dataclasses.replace(config, kind=kind, layout=layout)
 
 
 # --- finding and loading recipes -----------------------------------------------------------------------------
 
-def recipe_dirs() -> list[Path]:
-    """Folders searched for named recipes: the packaged copy (rgbify/recipes, a link to the repository's
-    top-level scenes/ folder in a checkout) and, as a fallback, the checkout's scenes/ folder."""
-    here = Path(__file__).resolve().parent.parent
-    dirs = [here / "recipes", here.parent / "scenes"]
-    return [d for d in dirs if d.is_dir()]
+def recipe_dir() -> Path:
+    """The folder of the shipped recipes (package data: rgbify/recipes/*.toml)."""
+    return Path(str(resources.files("rgbify") / "recipes"))
 
 
 def list_recipes() -> list[str]:
     """Names of the shipped recipes, the default ("indoor") first."""
-    names: set[str] = set()
-    for d in recipe_dirs():
-        names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names, key=lambda n: (n != "indoor", n))
+    return sorted((p.stem for p in recipe_dir().glob("*.toml")), key=lambda n: (n != "indoor", n))
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -280,9 +288,8 @@ def recipe_path(name_or_path: str | Path) -> Path:
         if not p.is_file():
             raise RecipeError(f"recipe file {str(p)!r} does not exist")
         return p
-    for d in recipe_dirs():
-        if (d / f"{name_or_path}.toml").is_file():
-            return d / f"{name_or_path}.toml"
+    if (recipe_dir() / f"{name_or_path}.toml").is_file():
+        return recipe_dir() / f"{name_or_path}.toml"
     raise RecipeError(f"unknown recipe {str(name_or_path)!r}; choose one of {list_recipes()} or pass a .toml path")
 
 
@@ -299,7 +306,7 @@ def apply_overrides(config: RecipeConfig, overrides: dict[str, Any]) -> RecipeCo
             target = target[p]
         if parts[-1] not in target:
             raise RecipeError(f"override {key!r}: no such field; known: {sorted(target)}")
-        target[parts[-1]] = _plain(value) if isinstance(value, tuple | list) else value
+        target[parts[-1]] = to_data(value)
     return RecipeConfig.from_dict(d, where=f"recipe {config.name!r} with overrides")
 
 
@@ -313,10 +320,7 @@ def load_recipe(name_or_path: str | Path | RecipeConfig = "indoor", **overrides:
         config = name_or_path
     else:
         path = recipe_path(name_or_path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise RecipeError(f"cannot read recipe file {str(path)!r}: {e}") from None
+        data = read_toml(path, RecipeError)
         data.setdefault("name", path.stem)
         config = RecipeConfig.from_dict(data, where=f"recipe file {str(path)!r}")
     return apply_overrides(config, overrides) if overrides else config
