@@ -187,10 +187,23 @@ def to_toml(obj: Any) -> str:
 
 @functools.cache
 def field_help(cls: type) -> dict[str, str]:
-    """Each field's docstring (the text under it in the class body), as pydantic reads it into the JSON schema."""
-    schema = _adapter(cls).json_schema()
-    return {name: " ".join(str(prop.get("description", "")).split())
-            for name, prop in schema.get("properties", {}).items()}
+    """Each field's docstring: the string literal right under it in the class body (the text pydantic reads into
+    the JSON schema's descriptions; read here from the source, so that building ``--help`` costs no pydantic)."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    out: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            out[node.target.id] = " ".join(nxt.value.value.split())
+    return out
 
 
 def _flag_meta(hint: Any) -> Flag:

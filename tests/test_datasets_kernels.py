@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from oracles import numpy_loader as ref
 
 from rgbify.datasets import kernels
-from rgbify.datasets import reference as ref
 from tests.dataset_fakes import fake_dataset
 
 RNG = np.random.default_rng(11)

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from oracles import numpy_codecs as ref
 
-from rgbify.encode import hilbert, kernels
-from rgbify.encode import reference as ref
+from rgbify.encode import get_codec, hilbert, kernels
 from rgbify.encode.codecs import CELL_SHIFT, COLORMAPS, Hilbert24, colormap_cells, colormap_table, run_centres
 
 RNG = np.random.default_rng(7)
@@ -127,15 +127,13 @@ def test_nearest_label():
         assert np.array_equal(out, ref.nearest_label(rgb, colors, labels, max_d2))
 
 
-@pytest.mark.parametrize("radius", [1, 2])
-def test_median_filter(radius):
-    a = RNG.normal(size=(17, 23)).astype(np.float32)
-    a[3, 4] = np.inf
-    a[5:7, 5:7] = -np.inf
-    out = np.empty(a.shape, np.float64)
-    kernels.median_filter(a, radius, out)
-    assert np.array_equal(out, ref.median_filter(a, radius))
-    one = np.array([[2.0]], np.float32)
-    out1 = np.empty((1, 1))
-    kernels.median_filter(one, radius, out1)
-    assert out1[0, 0] == 2.0
+@pytest.mark.parametrize("robust,radius", [("median3", 1), ("median5", 2)])
+def test_robust_decode_is_the_median_of_the_plain_decode(robust, radius):
+    rgb = RNG.integers(0, 256, (17, 23, 3)).astype(np.uint8)
+    rgb[3, 4] = 255  # white: +inf under cubewalk
+    plain = get_codec("depth/cubewalk").decode(rgb)
+    got = get_codec({"name": "depth/cubewalk", "robust": robust}).decode(rgb)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, ref.median_filter(plain, radius).astype(np.float32))
+    one = get_codec({"name": "depth/cubewalk", "robust": robust}).decode(np.full((1, 1, 3), 7, np.uint8))
+    assert one.shape == (1, 1) and np.isfinite(one).all()

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from test_train import MemoryTaskDataset, cfg_for  # noqa: E402
 
 import rgbify.encode  # noqa: E402
+import rgbify.encode.tasks  # noqa: E402
 from rgbify.cli import main as rgbify_main  # noqa: E402
 from rgbify.train.predict import eval_depth_folder, load_run, predict_files, task_prompt  # noqa: E402
 from rgbify.train.trainer import evaluate, train  # noqa: E402
@@ -24,6 +25,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def _fake_make_task_target(task, gt, rng, **options):
     names = ",".join(gt.get("class_names", []))
     return np.zeros((*gt["depth"].shape, 3), np.uint8), f"{task} please {names}".strip(), {"task": task}
+
+
+def _fake_task_prompt(task, rng, classes=(), instances=8, **options):
+    return f"{task} please {','.join(classes)}".strip(), {"task": task}
 
 
 def _fake_decode_target(rgb, params):
@@ -41,6 +46,7 @@ def _fake_decode_target(rgb, params):
 @pytest.fixture
 def fake_codec(monkeypatch):
     monkeypatch.setattr(rgbify.encode, "make_task_target", _fake_make_task_target, raising=False)
+    monkeypatch.setattr(rgbify.encode.tasks, "task_prompt", _fake_task_prompt)
     monkeypatch.setattr(rgbify.encode, "decode_target", _fake_decode_target, raising=False)
 
 

@@ -1,26 +1,24 @@
 """numba kernels of the train loader: nearest-neighbour gathers of ground truth, fused target encoders, and the
 un-shuffle of HDF5 chunks. No torch here.
 
-Each has a plain-NumPy twin in :mod:`rgbify.datasets.reference` that tests hold it to (tests/test_datasets_kernels.py).
+Each has a plain-NumPy twin in tests/oracles/numpy_loader.py that the tests hold it to.
 Ground truth is never blended: ``gather_nearest2``/``gather_nearest3`` copy, for every output pixel, the source
 pixel its centre maps to (the rows/cols index arrays), optionally negating channel 0 (a camera-frame normal's x
 under a mirror). ``cubewalk_planes``/``normals_planes`` gather and encode in one pass, writing a channel-first
-uint8 (3, H, W) target.
+uint8 (3, H, W) target, through the codecs' own row encoders (rgbify.encode.kernels.cubewalk_row and
+normals_row: one encoder per codec).
 
 Compiled on first call and cached on disk (``cache=True``); one core each (no ``parallel``), ``nogil``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
+from rgbify.encode.kernels import cubewalk_row, normals_row
+
 _OPTS = {"cache": True, "nogil": True}
-_VEC = {**_OPTS, "error_model": "numpy"}
-"""Row kernels: NumPy's error model (a float division by zero gives inf instead of raising), which lets LLVM
-vectorise their loops (with Python's model every division carries a branch); their selects discard such values."""
 
 
 @njit(**_OPTS)
@@ -47,36 +45,6 @@ def gather_nearest3(src, rows, cols, negate0, out):
                 out[i, j, 0] = -out[i, j, 0] + 0.0
 
 
-@njit(**_VEC)
-def _cubewalk_row(g, o0, o1, o2):
-    """uint8 planes o0, o1, o2 (W,) = the depth/cubewalk colours of float64 depths ``g`` (W,). The
-    arithmetic of rgbify.encode.kernels.cubewalk_encode without its branches (the edge's channel values are
-    selected, f(+inf) = 1 falls out of the formula), so the loop vectorises. Returns the NaN/negative count."""
-    nbad = 0
-    for j in range(g.shape[0]):
-        d = g[j]
-        good = d >= 0.0
-        nbad += np.int64(not good)
-        x = 1.0 + d / 10.0
-        f = 1.0 - 1.0 / (x * x) if good else 1.0
-        p = 7.0 * f
-        fl = np.floor(p)
-        k = 6.0 if fl > 6.0 else fl
-        t = (p - k) * 255.0
-        up = np.floor(t + 0.5)
-        dn = np.floor(255.0 - t + 0.5)
-        # edges V0..V7: R rises on 0 and 5, falls on 2; G rises on 1 and 6, falls on 4; B rises on 3
-        r = up if k == 0.0 else (255.0 if k == 1.0 else (dn if k == 2.0 else (0.0 if k <= 4.0 else (
-            up if k == 5.0 else 255.0))))
-        gg = 0.0 if k == 0.0 else (up if k == 1.0 else (255.0 if k <= 3.0 else (dn if k == 4.0 else (
-            0.0 if k == 5.0 else up))))
-        b = 0.0 if k <= 2.0 else (up if k == 3.0 else 255.0)
-        o0[j] = np.uint8(r)
-        o1[j] = np.uint8(gg)
-        o2[j] = np.uint8(b)
-    return nbad
-
-
 @njit(**_OPTS)
 def cubewalk_planes(depth, rows, cols, out):
     """Gather + encode, a row at a time: out uint8 (3, H, W) = the depth/cubewalk colour of depth[rows[i], cols[j]],
@@ -94,33 +62,8 @@ def cubewalk_planes(depth, rows, cols, out):
         else:
             for j in range(W):
                 g[j] = depth[r, cols[j]]
-            row_bad = _cubewalk_row(g, out[0, i], out[1, i], out[2, i])
+            row_bad = cubewalk_row(g, out[0, i], out[1, i], out[2, i])
         nbad += row_bad
-    return nbad
-
-
-@njit(**_VEC)
-def _normals_row(g, sx, o0, o1, o2):
-    """uint8 planes o0, o1, o2 (W,) = normals colours of float64 OpenCV normals ``g`` (3, W): the
-    arithmetic of rgbify.encode.kernels.normals_encode (``sx`` = -1 for flip_x) with its branches turned into
-    selects (zero-length, NaN or infinite normals select black), so the loop vectorises. Returns the NaN/infinite
-    count."""
-    nbad = 0
-    for j in range(g.shape[1]):
-        x = g[0, j]
-        y = -g[1, j]
-        z = -g[2, j]
-        nn = x * x + y * y + z * z
-        finite = nn < math.inf  # False for NaN too
-        nbad += np.int64(not finite)
-        ok = finite & (nn >= 1e-12)
-        s = 1.0 / math.sqrt(nn if ok else 1.0)
-        r = np.floor((sx * (x * s) + 1.0) * 0.5 * 255.0 + 0.5)
-        gg = np.floor((y * s + 1.0) * 0.5 * 255.0 + 0.5)
-        b = np.floor((z * s + 1.0) * 0.5 * 255.0 + 0.5)
-        o0[j] = np.uint8(r if ok else 0.0)
-        o1[j] = np.uint8(gg if ok else 0.0)
-        o2[j] = np.uint8(b if ok else 0.0)
     return nbad
 
 
@@ -144,7 +87,7 @@ def normals_planes(normals, rows, cols, negate0, flip_x, out):
                 g[0, j] = np.float64(-normals[r, c, 0] + np.float32(0.0)) if negate0 else np.float64(normals[r, c, 0])
                 g[1, j] = normals[r, c, 1]
                 g[2, j] = normals[r, c, 2]
-            row_bad = _normals_row(g, sx, out[0, i], out[1, i], out[2, i])
+            row_bad = normals_row(g, sx, out[0, i], out[1, i], out[2, i])
         nbad += row_bad
     return nbad
 

@@ -183,8 +183,9 @@ class TaskDataset(Dataset):
         normals; other depth codecs encode the gathered depth). None where this does not apply (other tasks,
         options it does not mirror, non-float32 fields): the caller then takes make_task_target's path."""
         from rgbify.datasets import kernels
-        from rgbify.encode.codecs import COLORMAPS, CubeWalk, NormalsCodec, depth_codec
+        from rgbify.encode.codecs import CubeWalk, NormalsCodec
         from rgbify.encode.prompts import PROMPT_FORMATS, depth_prompt, normals_prompt
+        from rgbify.encode.tasks import draw_depth_codec
 
         opts = self.target_options
         if task not in ("depth", "normals") or s[task].dtype != np.float32 or opts.get("depth_valid") is not None:
@@ -202,13 +203,7 @@ class TaskDataset(Dataset):
                 kernels.gather_nearest3(s["normals"], rows, cols, flip, gathered)
                 NormalsCodec(flip_x=bool(flip_x)).encode(gathered)
             return torch.from_numpy(out), prompt, params
-        # depth: the draws of rgbify.encode.tasks._depth_target
-        if rng.random() < opts.get("colormap_prob", 0.0):
-            colormaps = opts.get("colormaps", COLORMAPS)
-            codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
-        else:
-            codecs = opts.get("depth_codecs", ("depth/cubewalk",))
-            codec = depth_codec(codecs[int(rng.integers(len(codecs)))])
+        codec = draw_depth_codec(rng, **opts)  # the draws of make_task_target's depth items
         prompt, params = depth_prompt(codec, rng)
         if isinstance(codec, CubeWalk) and not kernels.cubewalk_planes(s["depth"], rows, cols, out):
             return torch.from_numpy(out), prompt, params

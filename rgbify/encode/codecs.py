@@ -101,11 +101,9 @@ class DepthCodec:
         out = np.empty(rgb.shape[:2], dtype=np.float32)
         self._decode(rgb, out)
         if self.robust is not None:
-            from rgbify.encode import kernels
+            from scipy.ndimage import median_filter
 
-            filtered = np.empty(out.shape, dtype=np.float64)
-            kernels.median_filter(out, {"median3": 1, "median5": 2}[self.robust], filtered)
-            out = filtered.astype(np.float32)
+            out = median_filter(out, size={"median3": 3, "median5": 5}[self.robust], mode="nearest")
         return out
 
     def spec(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""numba kernels of the codecs. Each has a plain-NumPy twin in :mod:`rgbify.encode.reference` that tests hold it to.
+"""numba kernels of the codecs: one encoder and one decoder per codec. Each has a plain-NumPy twin written straight
+from the formulas (tests/oracles/numpy_codecs.py) that the tests hold it to.
 
 Kernels are compiled on first call and cached on disk (``cache=True``), so a warm process loads them instead of
 compiling. They run on one core (no ``parallel``). Encoders also validate in the same pass: they return the
@@ -29,6 +30,9 @@ NORMALS_NONE_RADIUS = 46
 (v = -(1, 1, 1)/sqrt 3), so the radius splits that gap in half."""
 
 _OPTS = {"cache": True, "nogil": True}
+_VEC = {**_OPTS, "error_model": "numpy"}
+"""Row kernels: NumPy's error model (a float division by zero gives inf instead of raising), which lets LLVM
+vectorise their loops (with Python's model every division carries a branch); their selects discard such values."""
 
 
 @njit(**_OPTS)
@@ -48,45 +52,69 @@ def _walk_depth(f):
     return 10.0 * (1.0 / math.sqrt(1.0 - f) - 1.0)
 
 
-_EDGE_AXIS = np.array([0, 1, 0, 2, 1, 0, 1], dtype=np.int64)
-"""The channel that changes along edge k of the walk (V_k -> V_k+1)."""
-_EDGE_UP = np.array([True, True, False, True, False, True, True])
-"""Whether that channel rises 0 -> 255 (else falls 255 -> 0) along edge k."""
-_EDGE_START = CUBE_VERTICES[:7].astype(np.uint8)
+@njit(**_VEC)
+def cubewalk_row(d, o0, o1, o2):
+    """The depth/cubewalk colours of one row: uint8 planes o0, o1, o2 (W,) of float64 depths ``d`` (W,) in metres
+    (+inf = nothing hit). Returns the number of NaN or negative depths (encoded as nothing hit).
+
+    colour = round(V_k + t (V_k+1 - V_k)) with p = 7 f(d), k = min(floor(p), 6), t = p - k: along edge k only one
+    channel changes, by +-255, computed exactly as t 255 or 255 - t 255. Branch-free (the edge's channel values
+    are selected; f(+inf) = 1 falls out of the formula), so the loop vectorises. The one cubewalk encoder: the
+    image encoder below and the training loader's fused gather-and-encode kernels (rgbify.datasets) call it."""
+    nbad = 0
+    for j in range(d.shape[0]):
+        x0 = d[j]
+        good = x0 >= 0.0
+        nbad += np.int64(not good)
+        x = 1.0 + x0 / 10.0
+        f = 1.0 - 1.0 / (x * x) if good else 1.0
+        p = 7.0 * f
+        fl = np.floor(p)
+        k = 6.0 if fl > 6.0 else fl
+        t = (p - k) * 255.0
+        up = np.floor(t + 0.5)
+        dn = np.floor(255.0 - t + 0.5)
+        # edges V0..V7: R rises on 0 and 5, falls on 2; G rises on 1 and 6, falls on 4; B rises on 3
+        r = up if k == 0.0 else (255.0 if k == 1.0 else (dn if k == 2.0 else (0.0 if k <= 4.0 else (
+            up if k == 5.0 else 255.0))))
+        g = 0.0 if k == 0.0 else (up if k == 1.0 else (255.0 if k <= 3.0 else (dn if k == 4.0 else (
+            0.0 if k == 5.0 else up))))
+        b = 0.0 if k <= 2.0 else (up if k == 3.0 else 255.0)
+        o0[j] = np.uint8(r)
+        o1[j] = np.uint8(g)
+        o2[j] = np.uint8(b)
+    return nbad
+
+
+@njit(**_OPTS)
+def _first_bad(d):
+    """Index of the first NaN or negative value of a row (-1 if none)."""
+    for j in range(d.shape[0]):
+        if not d[j] >= 0.0:
+            return j
+    return -1
 
 
 @njit(**_OPTS)
 def cubewalk_encode(depth, valid, use_valid, out):
-    """depth float (H,W) metres -> out uint8 (H,W,3). Returns (bad pixel count, first bad flat index or -1).
-
-    colour = round(V_k + t (V_k+1 - V_k)): along edge k only one channel changes, by +-255, and
-    0 + t 255 and 255 + t (-255) are computed exactly as t 255 and 255 - t 255, so this equals the formula.
-    """
+    """depth float (H,W) metres -> out uint8 (H,W,3), a row at a time through :func:`cubewalk_row` (pixels where
+    ``use_valid`` and not ``valid`` encode as nothing hit). Returns (bad pixel count, first bad flat index or -1)."""
     h, w = depth.shape
+    row = np.empty(w, dtype=np.float64)
+    planes = np.empty((3, w), dtype=np.uint8)
     nbad = 0
     first = -1
     for i in range(h):
         for j in range(w):
-            d = np.float64(depth[i, j])
-            if use_valid and not valid[i, j]:
-                f = 1.0
-            elif not d >= 0.0:  # NaN or negative
-                if nbad == 0:
-                    first = i * w + j
-                nbad += 1
-                f = 1.0
-            else:
-                f = _walk_value(d)
-            p = 7.0 * f
-            k = min(int(math.floor(p)), 6)
-            t = (p - k) * 255.0
-            out[i, j, 0] = _EDGE_START[k, 0]
-            out[i, j, 1] = _EDGE_START[k, 1]
-            out[i, j, 2] = _EDGE_START[k, 2]
-            if _EDGE_UP[k]:
-                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(t + 0.5))
-            else:
-                out[i, j, _EDGE_AXIS[k]] = np.uint8(math.floor(255.0 - t + 0.5))
+            row[j] = np.float64(depth[i, j]) if not use_valid or valid[i, j] else math.inf
+        bad = cubewalk_row(row, planes[0], planes[1], planes[2])
+        if bad and nbad == 0:
+            first = i * w + _first_bad(row)
+        nbad += bad
+        for j in range(w):
+            out[i, j, 0] = planes[0, j]
+            out[i, j, 1] = planes[1, j]
+            out[i, j, 2] = planes[2, j]
     return nbad, first
 
 
@@ -280,37 +308,58 @@ def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, cell_shift, 
             out[i, j] = np.float32(_walk_depth(x / (n - 1)))
 
 
+@njit(**_VEC)
+def normals_row(g, sx, o0, o1, o2):
+    """The normals colours of one row: uint8 planes o0, o1, o2 (W,) of float64 OpenCV-frame normals ``g`` (3, W)
+    (``sx`` = -1 for flip_x, else 1). Target frame (x, -y, -z), normalised, colour round((v + 1) / 2 255);
+    zero-length, NaN or infinite normals are black (no surface). Returns the number of NaN or infinite normals.
+    Branch-free (selects), so the loop vectorises. The one normals encoder: the image encoder below and the
+    training loader's fused kernels call it."""
+    nbad = 0
+    for j in range(g.shape[1]):
+        x = g[0, j]
+        y = -g[1, j]
+        z = -g[2, j]
+        nn = x * x + y * y + z * z
+        finite = nn < math.inf  # False for NaN too
+        nbad += np.int64(not finite)
+        ok = finite & (nn >= 1e-12)
+        s = 1.0 / math.sqrt(nn if ok else 1.0)
+        r = np.floor((sx * (x * s) + 1.0) * 0.5 * 255.0 + 0.5)
+        gg = np.floor((y * s + 1.0) * 0.5 * 255.0 + 0.5)
+        b = np.floor((z * s + 1.0) * 0.5 * 255.0 + 0.5)
+        o0[j] = np.uint8(r if ok else 0.0)
+        o1[j] = np.uint8(gg if ok else 0.0)
+        o2[j] = np.uint8(b if ok else 0.0)
+    return nbad
+
+
 @njit(**_OPTS)
 def normals_encode(normals, flip_x, out):
-    """float (H,W,3) OpenCV unit normals -> out uint8 (H,W,3). Returns (bad (NaN) count, first flat index)."""
+    """float (H,W,3) OpenCV unit normals -> out uint8 (H,W,3), a row at a time through :func:`normals_row`.
+    Returns (bad (NaN or infinite) count, first bad flat index or -1)."""
     h, w = out.shape[0], out.shape[1]
+    row = np.empty((3, w), dtype=np.float64)
+    planes = np.empty((3, w), dtype=np.uint8)
+    sx = -1.0 if flip_x else 1.0
     nbad = 0
     first = -1
     for i in range(h):
         for j in range(w):
-            x = np.float64(normals[i, j, 0])
-            y = -np.float64(normals[i, j, 1])
-            z = -np.float64(normals[i, j, 2])
-            nn = x * x + y * y + z * z
-            if not nn == nn or nn == math.inf:  # NaN or inf component
-                if nbad == 0:
+            for c in range(3):
+                row[c, j] = normals[i, j, c]
+        bad = normals_row(row, sx, planes[0], planes[1], planes[2])
+        if bad and nbad == 0:
+            for j in range(w):
+                nn = row[0, j] * row[0, j] + row[1, j] * row[1, j] + row[2, j] * row[2, j]
+                if not nn < math.inf:
                     first = i * w + j
-                nbad += 1
-                nn = 0.0
-            if nn < 1e-12:
-                out[i, j, 0] = 0
-                out[i, j, 1] = 0
-                out[i, j, 2] = 0
-                continue
-            s = 1.0 / math.sqrt(nn)
-            x *= s
-            y *= s
-            z *= s
-            if flip_x:
-                x = -x
-            out[i, j, 0] = np.uint8(math.floor((x + 1.0) * 0.5 * 255.0 + 0.5))
-            out[i, j, 1] = np.uint8(math.floor((y + 1.0) * 0.5 * 255.0 + 0.5))
-            out[i, j, 2] = np.uint8(math.floor((z + 1.0) * 0.5 * 255.0 + 0.5))
+                    break
+        nbad += bad
+        for j in range(w):
+            out[i, j, 0] = planes[0, j]
+            out[i, j, 1] = planes[1, j]
+            out[i, j, 2] = planes[2, j]
     return nbad, first
 
 
@@ -362,26 +411,3 @@ def nearest_label(rgb, colors, labels, max_dist2, out):
                     best = dist
                     lab = labels[k]
             out[i, j] = lab
-
-
-@njit(**_OPTS)
-def median_filter(a, radius, out):
-    """Median over the (2 radius + 1)^2 neighbourhood of a float (H,W) array, edges replicated."""
-    h, w = a.shape
-    size = (2 * radius + 1) * (2 * radius + 1)
-    buf = np.empty(size, dtype=np.float64)
-    for i in range(h):
-        for j in range(w):
-            n = 0
-            for di in range(-radius, radius + 1):
-                ii = min(max(i + di, 0), h - 1)
-                for dj in range(-radius, radius + 1):
-                    jj = min(max(j + dj, 0), w - 1)
-                    v = np.float64(a[ii, jj])
-                    m = n
-                    while m > 0 and buf[m - 1] > v:  # insertion sort
-                        buf[m] = buf[m - 1]
-                        m -= 1
-                    buf[m] = v
-                    n += 1
-            out[i, j] = buf[size // 2]

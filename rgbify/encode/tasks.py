@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from rgbify.encode.codecs import COLORMAPS, depth_codec, get_codec
+from rgbify.encode.codecs import COLORMAPS, DepthCodec, depth_codec, get_codec
 from rgbify.encode.errors import CodecInputError
 from rgbify.encode.labels import (
     INSTANCE_THRESHOLD,
     PALETTE,
+    RGB,
     SEMANTIC_THRESHOLD,
     decode_instance,
     decode_semantic,
@@ -45,13 +46,44 @@ def _class_name(gt: dict[str, Any], index: int) -> str:
     return names[index - 1] if 0 < index <= len(names) else f"class {index}"
 
 
-def _depth_target(gt: dict, rng: np.random.Generator, depth_codecs: Sequence[Any] = ("depth/cubewalk",),
-                  colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, depth_valid: Any = None,
-                  **_: Any):
+def draw_depth_codec(rng: np.random.Generator, depth_codecs: Sequence[Any] = ("depth/cubewalk",),
+                     colormap_prob: float = 0.0, colormaps: Sequence[str] = COLORMAPS, **_: Any) -> DepthCodec:
+    """The depth codec of one item: with probability ``colormap_prob`` a colormap drawn from ``colormaps``, else one
+    of ``depth_codecs``. The one place this draw is written: make_task_target, task_prompt and the training loader's
+    fused path (rgbify.datasets) call it, so all of them draw the same codec for the same stream."""
     if rng.random() < colormap_prob:
-        codec = depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
-    else:
-        codec = depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
+        return depth_codec(f"colormap:{colormaps[int(rng.integers(len(colormaps)))]}")
+    return depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
+
+
+def draw_semantic(rng: np.random.Generator, classes: Sequence[tuple[int, str]], prompt_format: str | None = None
+                  ) -> tuple[str, dict[str, Any], dict[int, RGB]]:
+    """A semantic request for ``classes`` [(class index, name)]: their order in the prompt and a distinct palette
+    colour each, drawn by ``rng``. Returns (prompt, decode params, {class index: colour})."""
+    order = [classes[i] for i in rng.permutation(len(classes))]
+    colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
+    prompt, params = semantic_prompt(list(order), colors, rng, prompt_format)
+    return prompt, params, {c: col for (c, _), col in zip(order, colors, strict=True)}
+
+
+def draw_instance(rng: np.random.Generator, class_index: int, class_name: str, ids: Sequence[int], variant: str,
+                  prompt_format: str | None = None) -> tuple[str, dict[str, Any], dict[int, RGB]]:
+    """An instance request for the instances ``ids`` (largest first) of one class: a class colour and the instance
+    colours of ``variant`` ("shades", "distinct" or "random"), drawn by ``rng``. Returns (prompt, decode params,
+    {instance id: colour})."""
+    if variant == "random":
+        variant = INSTANCE_VARIANTS[int(rng.integers(len(INSTANCE_VARIANTS)))]
+    if variant not in INSTANCE_VARIANTS:
+        raise CodecInputError(f"instance_variant {variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
+    class_color = PALETTE[int(rng.integers(len(PALETTE)))].rgb
+    colors, split = instance_colors(list(ids), variant, class_color, rng)
+    prompt, params = instance_prompt(class_index, class_name, variant, colors,
+                                     class_color if variant == "shades" else None, split, rng, prompt_format)
+    return prompt, params, colors
+
+
+def _depth_target(gt: dict, rng: np.random.Generator, depth_valid: Any = None, **options: Any):
+    codec = draw_depth_codec(rng, **options)
     depth = _gt(gt, "depth").astype(np.float32, copy=False)
     prompt, params = depth_prompt(codec, rng)
     return codec.encode(depth, depth_valid), prompt, params
@@ -70,21 +102,19 @@ def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | No
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
     if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
         present = [int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))]
-    order = [present[i] for i in rng.permutation(len(present))]
-    colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
-    prompt, params = semantic_prompt([(c, _class_name(gt, c)) for c in order], colors, rng, prompt_format)
-    return encode_semantic(semantic, dict(zip(order, colors, strict=True))), prompt, params
+    prompt, params, colors = draw_semantic(rng, [(c, _class_name(gt, c)) for c in present], prompt_format)
+    return encode_semantic(semantic, colors), prompt, params
 
 
 def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str = "shades",
                      instance_class: str | None = None, prompt_format: str | None = None, **_: Any):
     instance = _gt(gt, "instance")
     semantic = _gt(gt, "semantic")
+    if instance_variant not in (*INSTANCE_VARIANTS, "random"):
+        raise CodecInputError(f"instance_variant {instance_variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
     variant = instance_variant
     if variant == "random":
         variant = INSTANCE_VARIANTS[int(rng.integers(len(INSTANCE_VARIANTS)))]
-    if variant not in INSTANCE_VARIANTS:
-        raise CodecInputError(f"instance_variant {instance_variant!r}: use one of {INSTANCE_VARIANTS} or 'random'")
     present = [int(c) for c in label_counts(np.where(instance > 0, semantic, 0))[0] if c > 0]
     if instance_class is not None:
         names = list(gt.get("class_names") or [])
@@ -98,11 +128,8 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
     ids, counts = label_counts(np.where((semantic == cls) & (instance > 0), instance, 0))
     ids, counts = ids[ids > 0], counts[ids > 0]
     order = np.lexsort((ids, -counts))  # largest first, ties by id
-    ids = [int(i) for i in ids[order]]
-    class_color = PALETTE[int(rng.integers(len(PALETTE)))].rgb
-    colors, split = instance_colors(ids, variant, class_color, rng)
-    prompt, params = instance_prompt(cls, _class_name(gt, cls), variant, colors,
-                                     class_color if variant == "shades" else None, split, rng, prompt_format)
+    prompt, params, colors = draw_instance(rng, cls, _class_name(gt, cls), [int(i) for i in ids[order]], variant,
+                                           prompt_format)
     return encode_instance(instance, colors), prompt, params
 
 
@@ -133,6 +160,31 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
     return _BUILDERS[task](gt, rng, **options)
 
 
+def task_prompt(task: str, rng: np.random.Generator, classes: Sequence[str] = (), instances: int = 8,
+                **options: Any) -> tuple[str, dict[str, Any]]:
+    """(prompt, decode params) asking for ``task`` on an image whose content is not known (prediction), drawn as
+    make_task_target draws them: depth and normals as for any image; semantic asks for ``classes`` (decoded label
+    i + 1 is classes[i]); instance for the instances of the one class ``classes[0]``, offering ``instances``
+    colours. ``options`` are make_task_target's (depth_codecs, colormap_prob, flip_x, prompt_format,
+    instance_variant)."""
+    fmt = options.get("prompt_format")
+    if task == "depth":
+        codec = draw_depth_codec(rng, **{k: v for k, v in options.items() if k != "prompt_format"})
+        return depth_prompt(codec, rng)
+    if task == "normals":
+        return normals_prompt(bool(options.get("flip_x", False)), rng)
+    if task == "semantic":
+        if not classes:
+            raise CodecInputError("a semantic prompt needs the classes to ask for")
+        return draw_semantic(rng, list(enumerate(classes, start=1)), fmt)[:2]
+    if task == "instance":
+        if len(classes) != 1:
+            raise CodecInputError(f"an instance prompt asks for exactly one class, got {list(classes)}")
+        return draw_instance(rng, 1, classes[0], list(range(1, instances + 1)),
+                             options.get("instance_variant", "shades"), fmt)[:2]
+    raise CodecInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+
+
 def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.ndarray:
     """Decode a target (or a generator's prediction of it), uint8 (H, W, 3), with the params of its prompt.
 
@@ -153,4 +205,4 @@ def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.nd
                            bool(p.get("split_regions", False)))
 
 
-__all__ = ["TASKS", "make_task_target", "decode_target", "get_codec"]
+__all__ = ["TASKS", "decode_target", "draw_depth_codec", "get_codec", "make_task_target", "task_prompt"]

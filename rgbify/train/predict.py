@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -49,48 +48,19 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     return Run(cfg, parts, PromptEncoder(parts.tokenizer, parts.text_encoder), int(meta.get("step", 0)))
 
 
-def _synthetic_gt(task: str, classes: list[str], instances: int = 8, h: int = 64, w: int = 64) -> dict[str, Any]:
-    """A ground truth from which make_task_target writes the prompt we want: semantic, each class of ``classes``
-    present (label i + 1 = classes[i]); instance, ``instances`` instances of the one class, largest first (the
-    prompt then offers that many instance colours). Only the prompt and the decode parameters are used."""
-    depth = np.full((h, w), 2.0, np.float32)
-    normals = np.zeros((h, w, 3), np.float32)
-    normals[..., 2] = -1.0
-    semantic = np.zeros((h, w), np.int32)
-    instance = np.zeros((h, w), np.int32)
-    table = []
-    if task == "semantic":
-        for i in range(len(classes)):
-            semantic[i * h // len(classes) : (i + 1) * h // len(classes)] = i + 1
-    elif task == "instance":
-        semantic[:] = 1
-        edges = np.cumsum([0, *range(instances + 1, 1, -1)])  # stripes of decreasing height
-        rows = (edges * h // edges[-1]).astype(int)
-        for i in range(instances):
-            instance[rows[i] : rows[i + 1]] = i + 1
-            table.append({"id": i + 1, "class_name": classes[0], "class_index": 1, "object_name": f"{classes[0]}.{i}",
-                          "pixel_count": int((instance == i + 1).sum())})
-    return {"depth": depth, "normals": normals, "semantic": semantic, "instance": instance,
-            "class_names": list(classes), "instances": table}
-
-
 def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, instances: int = 8,
                 **options) -> tuple[str, dict]:
-    """(prompt, decode_params) for ``task`` from rgbify.encode.make_task_target; semantic needs ``classes``
-    (colours drawn from ``seed``; decoded label i + 1 is classes[i]), instance exactly one class (the prompt
-    offers ``instances`` instance colours). ``options`` go to make_task_target (e.g. depth_codecs, flip_x)."""
-    from rgbify.encode import make_task_target
+    """(prompt, decode_params) for ``task`` (rgbify.encode.tasks.task_prompt, drawn from ``seed``); semantic needs
+    ``classes`` (decoded label i + 1 is classes[i]), instance exactly one class (the prompt offers ``instances``
+    instance colours). ``options`` go to the prompt draw (e.g. depth_codecs, flip_x)."""
+    from rgbify.encode.tasks import task_prompt as draw
 
     classes = list(classes or [])
     if task in ("semantic", "instance") and not classes:
         raise UserError(f"--task {task} needs --classes NAME[,NAME...] (the classes to ask for)")
     if task == "instance" and len(classes) != 1:
         raise UserError(f"--task instance asks for one class per prompt; got --classes {','.join(classes)}")
-    if task == "instance":
-        options.setdefault("instance_class", classes[0])
-    gt = _synthetic_gt(task, classes, instances)
-    _, prompt, params = make_task_target(task, gt, np.random.default_rng(seed), **options)
-    return prompt, params
+    return draw(task, np.random.default_rng(seed), classes, instances, **options)
 
 
 def load_image(path: str | Path, resolution: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Plain-NumPy references of the numba kernels in :mod:`rgbify.datasets.kernels` (tests only; slow, clear)."""
+"""Test oracles: plain-NumPy twins of the training loader's numba kernels (slow, clear; never shipped)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def gather_nearest(src: np.ndarray, rows: np.ndarray, cols: np.ndarray, negate0:
 
 def cubewalk_planes(depth: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, int]:
     """(uint8 (3, H, W) target, bad count) of a depth item: gather, depth/cubewalk encode, channel-first."""
-    from rgbify.encode import reference as enc
+    from oracles import numpy_codecs as enc
 
     rgb, nbad, _ = enc.cubewalk_encode(gather_nearest(depth, rows, cols), None)
     return rgb.transpose(2, 0, 1), nbad
@@ -25,7 +25,7 @@ def normals_planes(normals: np.ndarray, rows: np.ndarray, cols: np.ndarray, nega
                    ) -> tuple[np.ndarray, int]:
     """(uint8 (3, H, W) target, bad count) of a normals item: gather (channel 0 negated if ``negate0``), normals
     encode with ``flip_x``, channel-first."""
-    from rgbify.encode import reference as enc
+    from oracles import numpy_codecs as enc
 
     rgb, nbad, _ = enc.normals_encode(gather_nearest(normals, rows, cols, negate0), flip_x)
     return rgb.transpose(2, 0, 1), nbad

@@ -1,8 +1,7 @@
-"""Plain-NumPy references of the numba kernels in :mod:`rgbify.encode.kernels`.
+"""Test oracles: plain-NumPy twins of the codec kernels in :mod:`rgbify.encode.kernels` (never shipped).
 
 Written for clarity, straight from the formulas of docs/codecs.md; the tests check that each kernel returns the
-same bytes (encoders) or the same float32 values (decoders) as its reference. They are slow and allocate a lot;
-the codecs never call them.
+same bytes (encoders) or the same float32 values (decoders) as its oracle. They are slow and allocate a lot.
 """
 
 from __future__ import annotations

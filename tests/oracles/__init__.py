@@ -1,0 +1,1 @@
+"""Test oracles: plain, slow, independent versions of what rgbify computes fast."""
