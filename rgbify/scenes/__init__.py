@@ -14,7 +14,12 @@ from typing import Any
 from rgbify.scenes.classes import CLASSES
 from rgbify.scenes.recipe import RecipeConfig, RecipeError, list_recipes, load_recipe
 
-__all__ = ["CLASSES", "RecipeConfig", "RecipeError", "list_recipes", "load_recipe", "sample_scene"]
+__all__ = ["CLASSES", "SAMPLER_VERSION", "RecipeConfig", "RecipeError", "list_recipes", "load_recipe", "sample_scene"]
+
+SAMPLER_VERSION = 1
+"""Version of the scene sampler's output: bumped whenever the same (recipe, seed, index) gives another scene.
+A dataset records it (in its config hash), so extending a dataset made by other sampler code is refused.
+tests/test_scenes.py pins the scenes of each version."""
 
 
 def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any = None):  # noqa: ANN201
