@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from oracles.raycast import cast
 from render_scenes import oracle_scene, tiny_scene
 
 from rgbify.render import RenderResult, SceneError, render, write_render_dir
-from rgbify.render.oracle import cast
 from rgbify.scenes.spec import Camera, MeshFile, Object, spec_to_json
 
 pytest.importorskip("bpy")
@@ -286,3 +286,38 @@ def test_cli_renders_a_recipe_sample(tmp_path):
     meta = json.loads((tmp_path / "scene.json").read_text())
     assert dict(meta["spec"]["meta"]).get("recipe") in ("indoor", None)
     assert np.load(tmp_path / "instance.npy").shape == (7, 11)
+
+
+@pytest.mark.parametrize("recipe", ["tabletop", "outdoor"])
+def test_the_sampler_checks_the_triangles_blender_renders(recipe):
+    """The scene sampler's probe and audit and the Cycles backend take their triangles from one place
+    (rgbify.scenes.geometry): the triangles the probe casts rays at are, object by object and face by face, the
+    ones Blender holds after the scene is built (to Blender's float32 precision)."""
+    from rgbify.render import cycles
+    from rgbify.scenes import sample_scene
+    from rgbify.scenes.geometry import scene_meshes
+    from rgbify.scenes.probe import SceneRays
+
+    spec = sample_scene(recipe, 0, 2)
+    rays = SceneRays.build(spec.objects)
+    probed = rays.mesh.triangles  # world-space, as the probe sees them
+    cycles.reset()
+    cycles.build_scene(spec, scene_meshes(spec.objects))
+    kinds = set()
+    for k, o in enumerate(spec.objects):
+        ob = cycles.bpy.data.objects[o.name]
+        me = ob.data
+        co = np.empty(len(me.vertices) * 3, np.float32)
+        me.vertices.foreach_get("co", co)
+        idx = np.empty(len(me.polygons) * 3, np.int32)
+        me.polygons.foreach_get("vertices", idx)
+        m = np.array(ob.matrix_world, dtype=np.float64)
+        world = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+        blender_tris = world[idx.reshape(-1, 3)]
+        ours = probed[rays.tri_object == k]
+        assert blender_tris.shape == ours.shape, o.name
+        scale = max(1.0, float(np.abs(ours).max()))
+        np.testing.assert_allclose(blender_tris, ours, rtol=0, atol=2e-6 * scale, err_msg=o.name)
+        kinds.add(o.geometry.type)
+    assert {"primitive", "mesh"} <= kinds
+    cycles.reset()

@@ -51,7 +51,7 @@ def test_raster_agrees_with_cycles(scene):
 @pytest.mark.gpu
 def test_gpu_cycles_matches_cpu():
     pytest.importorskip("bpy")
-    from rgbify.render.blender import gpu_devices
+    from rgbify.render.cycles import gpu_devices
 
     if gpu_devices() is None:
         pytest.skip("Blender finds no CUDA/OptiX GPU")
@@ -66,7 +66,7 @@ def test_gpu_cycles_matches_cpu():
 def test_gpu_without_a_gpu_is_a_clear_error():
     pytest.importorskip("bpy")
     from rgbify.render import SceneError
-    from rgbify.render.blender import gpu_devices
+    from rgbify.render.cycles import gpu_devices
 
     if gpu_devices():
         pytest.skip("this machine has a GPU")

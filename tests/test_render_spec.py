@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from render_scenes import oracle_scene
 
-from rgbify.render.geometry import GeometryError, face_normals, object_mesh, primitive_mesh, vertex_normals
+from rgbify.scenes.geometry import GeometryError, face_normals, object_mesh, primitive_mesh, vertex_normals
 from rgbify.scenes.spec import (
     SCHEMA_VERSION,
     Camera,

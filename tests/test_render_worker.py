@@ -143,7 +143,7 @@ def test_sweep_leaves_the_folders_of_live_workers():
         _remove_if_orphaned(root, min_age_s=0)
         assert os.path.isdir(root)
     finally:
-        os.close(owner)
+        owner.release()
         shutil.rmtree(root)
 
 

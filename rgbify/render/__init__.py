@@ -1,14 +1,18 @@
 """Render stage: a scene spec -> RGB plus exact depth, normals, instance and semantic IDs (docs/rendering.md).
 
 Importing this package does not import bpy; :func:`render` with the Cycles backend imports it in the calling
-process, and :class:`rgbify.render.worker.RenderWorker` runs Blender in a long-lived subprocess.
+process (rgbify.render.cycles), and :class:`rgbify.render.worker.RenderWorker` runs Blender in a long-lived
+subprocess. Rooms: result.py (what the stage returns and raises), cycles.py (Blender), raster.py (pyrender),
+passes.py (raw passes -> ground truth), render_dir.py (the files of one render), worker*.py and blender_boot.py
+(worker processes).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from rgbify.render.result import RenderResult, SceneError, write_render_dir
+from rgbify.render.render_dir import write_render_dir
+from rgbify.render.result import RenderResult, SceneError
 from rgbify.scenes.spec import SceneSpec
 
 __all__ = ["RenderResult", "SceneError", "render", "write_render_dir"]

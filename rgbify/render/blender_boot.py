@@ -6,7 +6,7 @@ folder above the ``rgbify`` package first on ``sys.path``, keeps Blender's bundl
 above all) ahead of anything else, and, when Blender's Python has the same minor version as the Python that
 started it (Blender 4.2-4.5 bundle Python 3.11, as rgbify uses), appends this environment's site-packages for
 the pure-Python and compiled helpers the render code imports (OpenEXR, Pillow, trimesh). Then it calls
-``rgbify.render.worker.main()``.
+``rgbify.render.worker_child.main()``.
 
 Blender prints a banner on stdout before it runs BOOT, so the replies travel on a pipe of their own whose file
 descriptor is passed in ``RGBIFY_WORKER_REPLY_FD``; stdout and stderr go to the worker's log.
@@ -16,9 +16,7 @@ Importing this module does not import bpy.
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -26,6 +24,7 @@ import sys
 from typing import Any
 
 from rgbify.render.result import SceneError
+from rgbify.render.worker_protocol import ENV_REPLY_FD
 
 MIN_VERSION = (4, 2)
 
@@ -43,7 +42,7 @@ def boot_code(root: str, extra: list[str] | None = None) -> str:
         f"sys.path.insert(0, {root!r})",
         f"if tuple(sys.version_info[:2]) == {tuple(sys.version_info[:2])!r}:",
         f"    sys.path.extend(p for p in {extra!r} if p not in sys.path)",
-        "from rgbify.render.worker import main",
+        "from rgbify.render.worker_child import main",
         "code = main()",
         "sys.stderr.flush()",
         "os._exit(code)",
@@ -57,8 +56,6 @@ def blender_command(blender: str, code: str) -> list[str]:
 
 def popen_blender(blender: str, root: str, env: dict[str, str], log: Any) -> subprocess.Popen:
     """Start ``blender`` as a worker; the returned Popen's ``stdout`` is the reply pipe (not Blender's stdout)."""
-    from rgbify.render.worker import ENV_REPLY_FD
-
     r, w = os.pipe()
     env = dict(env)
     env[ENV_REPLY_FD] = str(w)
@@ -107,16 +104,3 @@ def check_blender(blender: str) -> str:
         raise ValueError(f"--blender {blender} is Blender {'.'.join(map(str, version))}; rgbify needs 4.2 or "
                          "newer (or leave --blender out to use the bpy module)")
     return path
-
-
-class _CompatUnpickler(pickle.Unpickler):
-    """Loads NumPy 2 pickles (``numpy._core``) under a NumPy 1.x older than 1.26, which lacks that alias."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("numpy._core"):
-            module = "numpy.core" + module[len("numpy._core"):]
-        return super().find_class(module, name)
-
-
-def compat_loads(data: bytes) -> Any:
-    return _CompatUnpickler(io.BytesIO(data)).load()

@@ -1,37 +1,456 @@
-"""The Cycles backend in the current process: spec -> RenderResult (imports bpy when called)."""
+"""The Cycles backend: spec -> bpy scene -> two Cycles renders -> ground-truth arrays (everything that talks to
+Blender, in the current process).
+
+This module imports bpy at import time; only :func:`rgbify.render.render` (when asked for Cycles) and the render
+worker process (rgbify.render.worker_child) import it. Blender's global state is reset through one function,
+:func:`reset`. The triangles handed to Blender are rgbify.scenes.geometry's, the same the scene sampler's checks
+and the ray-casting oracle see.
+
+Two renders per scene (docs/rendering.md):
+
+- RGB: the spec's samples, OIDN denoising, Blackman-Harris pixel filter 1.5 px, view transform Standard.
+- data: 1 sample, pixel filter at Blender's minimum width (0.01 px), no bounces, one trivial material for every
+  object, on a grid twice as fine plus one sample (``(2W+1) x (2H+1)``) whose odd samples are exactly the pixel
+  centres of the image and whose even samples are the pixel corners and edge midpoints. Passes: Position,
+  Normal, IndexOB and an AOV holding the geometric (true) normal.
+"""
+
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
+import bpy
 import numpy as np
+from PIL import Image
 
-from rgbify.render.convert import passes_to_arrays
-from rgbify.render.geometry import GeometryError, object_mesh
+from rgbify.render.passes import passes_to_arrays
 from rgbify.render.result import RenderResult, SceneError, instance_table, semantic_from_instance
-from rgbify.scenes.spec import SceneSpec, SpecError
+from rgbify.scenes.geometry import GeometryError, TriMesh, scene_meshes, vertex_normals
+from rgbify.scenes.spec import Camera, Light, Material, SceneSpec, SpecError
 
 MAX_INSTANCE_ID = 32767
 """Blender's Object.pass_index (the IndexOB pass) holds 0..32767."""
 
+# Blender's camera looks down its local -z with +y up; OpenCV's looks down +z with +y down.
+BLENDER_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+SENSOR_WIDTH_MM = 36.0
+TRUE_NORMAL_AOV = "TrueNormal"
+DATA_FILTER_WIDTH = 0.01  # Blender's minimum pixel filter width
 
-def load_meshes(spec: SceneSpec) -> list:
-    """Object-frame triangles of every object; SceneError names the object and the file on failure."""
-    meshes = []
-    for o in spec.objects:
+
+class BlenderSceneError(ValueError):
+    """Blender could not build the scene from the spec (e.g. an unreadable image file); names the cause."""
+
+
+def blender_version() -> str:
+    return bpy.app.version_string
+
+
+def reset() -> None:
+    """Return Blender to an empty factory state (the one place global Blender state is cleared)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+# --- scene building -----------------------------------------------------------------------------------------
+
+
+def _set_input(node, name: str, value) -> None:
+    sock = node.inputs.get(name)
+    if sock is not None:
+        sock.default_value = value
+
+
+def _socket(sockets, identifier: str):
+    for s in sockets:
+        if s.identifier == identifier:
+            return s
+    raise KeyError(identifier)
+
+
+def _load_image(path: str, what: str):
+    if not os.path.isfile(path):
+        raise BlenderSceneError(f"{what} {path!r} does not exist (relative paths are taken from {os.getcwd()!r})")
+    try:
+        return bpy.data.images.load(os.path.abspath(path), check_existing=True)
+    except RuntimeError as e:
+        raise BlenderSceneError(f"{what} {path!r} could not be read by Blender: {e}") from None
+
+
+_TEXTURE_NODES = {
+    "noise": ("ShaderNodeTexNoise", "Fac"),
+    "voronoi": ("ShaderNodeTexVoronoi", "Distance"),
+    "checker": ("ShaderNodeTexChecker", "Fac"),
+    "wave": ("ShaderNodeTexWave", "Fac"),
+    "brick": ("ShaderNodeTexBrick", "Fac"),
+}
+
+
+def _make_material(m: Material, name: str):
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = nt.nodes.get("Principled BSDF")
+    color = (*m.base_color, 1.0)
+    _set_input(bsdf, "Base Color", color)
+    _set_input(bsdf, "Roughness", float(m.roughness))
+    _set_input(bsdf, "Metallic", float(m.metallic))
+    _set_input(bsdf, "Transmission Weight", float(m.transmission))
+    _set_input(bsdf, "IOR", float(m.ior))
+    _set_input(bsdf, "Alpha", float(m.alpha))
+    if m.emission_strength > 0:
+        _set_input(bsdf, "Emission Color", color)
+        _set_input(bsdf, "Emission Strength", float(m.emission_strength))
+    coords = None
+    if m.texture is not None or m.image_texture is not None:
+        coords = nt.nodes.new("ShaderNodeTexCoord")
+    if m.image_texture is not None:
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.image = _load_image(m.image_texture, "image texture")
+        nt.links.new(coords.outputs["Generated"], tex.inputs["Vector"])
+        nt.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    elif m.texture is not None:
+        node_type, out_name = _TEXTURE_NODES[m.texture.kind]
+        tex = nt.nodes.new(node_type)
+        nt.links.new(coords.outputs["Object"], tex.inputs["Vector"])
+        _set_input(tex, "Scale", float(m.texture.scale))
+        _set_input(tex, "Detail", float(m.texture.detail))
+        mix = nt.nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        nt.links.new(tex.outputs[out_name], _socket(mix.inputs, "Factor_Float"))
+        _socket(mix.inputs, "A_Color").default_value = color
+        _socket(mix.inputs, "B_Color").default_value = (*m.texture.color2, 1.0)
+        nt.links.new(_socket(mix.outputs, "Result_Color"), bsdf.inputs["Base Color"])
+    return mat
+
+
+def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
+    me = bpy.data.meshes.new(name)
+    v = np.ascontiguousarray(mesh.vertices, dtype=np.float32)
+    f = np.ascontiguousarray(mesh.faces, dtype=np.int32)
+    me.vertices.add(len(v))
+    me.vertices.foreach_set("co", v.ravel())
+    me.loops.add(f.size)
+    me.loops.foreach_set("vertex_index", f.ravel())
+    me.polygons.add(len(f))
+    me.polygons.foreach_set("loop_start", np.arange(0, f.size, 3, dtype=np.int32))
+    me.polygons.foreach_set("use_smooth", np.full(len(f), smooth, dtype=bool))
+    me.update(calc_edges=True)
+    me.validate(verbose=False)
+    if smooth:  # pin Blender's normals to ours, so that oracle and renderer interpolate the same vectors
+        me.normals_split_custom_set_from_vertices(vertex_normals(mesh).astype(np.float32))
+    return me
+
+
+def _light_object(light: Light, index: int):
+    kind = light.kind.upper()
+    data = bpy.data.lights.new(f"light{index}", type=kind)
+    data.energy = float(light.power)
+    if light.color is not None:
+        data.color = light.color
+    else:
+        data.use_temperature = True
+        data.temperature = float(light.temperature_k)
+    if kind in ("POINT", "SPOT"):
+        data.shadow_soft_size = float(light.size)
+    if kind == "SPOT":
+        data.spot_size = math.radians(float(light.spot_angle_deg))
+    elif kind == "AREA":
+        data.size = float(light.size)
+    elif kind == "SUN":
+        data.angle = math.radians(float(light.size))
+    ob = bpy.data.objects.new(f"light{index}", data)
+    ob.matrix_world = np.asarray(light.world_from_light, dtype=np.float64).T.tolist()
+    ob.visible_camera = False  # ground truth sees objects only, so the RGB must not show light sources
+    return ob
+
+
+def _world(spec: SceneSpec):
+    world = bpy.data.worlds.new("World")
+    world.use_nodes = True
+    nt = world.node_tree
+    bg = nt.nodes.get("Background")
+    w = spec.world
+    bg.inputs["Strength"].default_value = float(w.strength)
+    if w.hdri:
+        env = nt.nodes.new("ShaderNodeTexEnvironment")
+        env.image = _load_image(w.hdri, "HDRI")
+        coords = nt.nodes.new("ShaderNodeTexCoord")
+        mapping = nt.nodes.new("ShaderNodeMapping")
+        mapping.inputs["Rotation"].default_value = (0.0, 0.0, math.radians(w.hdri_rotation_deg))
+        nt.links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
+        nt.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+        nt.links.new(env.outputs["Color"], bg.inputs["Color"])
+    else:
+        bg.inputs["Color"].default_value = (*w.background_color, 1.0)
+    return world
+
+
+@dataclass
+class BuiltScene:
+    scene: object
+    camera: object
+    data_material: object
+
+
+def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
+    """Create the spec's objects, lights, world and camera in the (freshly reset) current Blender scene."""
+    scene = bpy.context.scene
+    coll = scene.collection
+    for obj, mesh in zip(spec.objects, meshes, strict=True):
+        me = _make_mesh(obj.name, mesh, obj.shading == "smooth")
+        me.materials.append(_make_material(obj.material, f"{obj.name}.material"))
+        ob = bpy.data.objects.new(obj.name, me)
+        ob.matrix_world = np.asarray(obj.world_from_object, dtype=np.float64).T.tolist()
+        ob.pass_index = int(obj.instance_id)
+        coll.objects.link(ob)
+    for i, light in enumerate(spec.lights):
+        coll.objects.link(_light_object(light, i))
+    scene.world = _world(spec)
+    cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    coll.objects.link(cam)
+    scene.camera = cam
+    return BuiltScene(scene=scene, camera=cam, data_material=_data_material())
+
+
+def _data_material():
+    """A black diffuse surface plus an AOV carrying the geometric normal in world space.
+
+    (A zero-strength emission shader is not enough: Cycles then skips the data passes of some surfaces.)
+    """
+    mat = bpy.data.materials.new("rgbify.data")
+    mat.use_nodes = True
+    nt = mat.node_tree
+    for n in list(nt.nodes):
+        nt.nodes.remove(n)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    diffuse = nt.nodes.new("ShaderNodeBsdfDiffuse")
+    diffuse.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    nt.links.new(diffuse.outputs["BSDF"], out.inputs["Surface"])
+    geo = nt.nodes.new("ShaderNodeNewGeometry")
+    aov = nt.nodes.new("ShaderNodeOutputAOV")
+    aov.aov_name = TRUE_NORMAL_AOV
+    nt.links.new(geo.outputs["True Normal"], aov.inputs["Color"])
+    return mat
+
+
+def set_camera(cam, camera: Camera, scene) -> None:
+    """Pose and intrinsics of the Blender camera and the render resolution, from an OpenCV camera."""
+    if abs(camera.fx - camera.fy) > 1e-9 * camera.fx:
+        raise BlenderSceneError(f"camera fx={camera.fx} and fy={camera.fy} differ; Blender needs square pixels "
+                                "(fx == fy)")
+    w, h = int(camera.width), int(camera.height)
+    cam.matrix_world = (np.asarray(camera.world_from_camera, dtype=np.float64) @ BLENDER_FROM_OPENCV).T.tolist()
+    data = cam.data
+    data.type = "PERSP"
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = SENSOR_WIDTH_MM
+    data.lens = camera.fx * SENSOR_WIDTH_MM / w
+    # With a horizontal sensor fit, shifts are in units of the image width (Blender's viewplane).
+    data.shift_x = ((w - 1) / 2.0 - camera.cx) / w
+    data.shift_y = (camera.cy - (h - 1) / 2.0) / w
+    data.clip_start = float(camera.clip_start)
+    data.clip_end = float(camera.clip_end)
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.resolution_percentage = w, h, 100
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+    r.use_border = False
+
+
+def fine_camera(camera: Camera) -> Camera:
+    """The camera of the data render: a (2W+1) x (2H+1) grid whose sample (2i+1, 2j+1) is pixel (i, j)'s centre."""
+    return Camera(width=2 * camera.width + 1, height=2 * camera.height + 1, fx=2 * camera.fx, fy=2 * camera.fy,
+                  cx=2 * camera.cx + 1, cy=2 * camera.cy + 1, world_from_camera=camera.world_from_camera,
+                  clip_start=camera.clip_start, clip_end=camera.clip_end)
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Send what Blender prints to stdout (progress lines for every render) to /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _render_still() -> None:
+    with quiet_stdout():
+        bpy.ops.render.render(write_still=True)
+
+
+# --- rendering ----------------------------------------------------------------------------------------------
+
+
+def _common_cycles(scene, device: str, threads: int | None) -> None:
+    scene.render.engine = "CYCLES"
+    c = scene.cycles
+    if device == "gpu":
+        _enable_gpu()
+        c.device = "GPU"
+    else:
+        c.device = "CPU"
+    if threads:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = int(threads)
+    scene.render.use_persistent_data = True
+    scene.render.film_transparent = False
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
+
+
+def gpu_devices() -> tuple[str, list[str]] | None:
+    """(backend, device names) of the first of OptiX and CUDA that Cycles can use, selected; None if neither."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for backend in ("OPTIX", "CUDA"):
         try:
-            meshes.append(object_mesh(o))
-        except GeometryError as e:
-            raise SceneError(f"object {o.name!r} (instance {o.instance_id}): {e}") from None
-    return meshes
+            prefs.compute_device_type = backend
+        except TypeError:
+            continue
+        prefs.refresh_devices()
+        devices = [d for d in prefs.devices if d.type == backend]
+        if devices:
+            for d in prefs.devices:
+                d.use = d.type == backend
+            return backend, [d.name for d in devices]
+    return None
+
+
+def _enable_gpu() -> None:
+    if gpu_devices() is not None:
+        return
+    raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
+
+
+def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
+    """The RGB render, written as an 8-bit PNG at ``path`` and returned as uint8 (H,W,3)."""
+    scene = built.scene
+    set_camera(built.camera, spec.camera, scene)
+    rs, c = spec.render, scene.cycles
+    c.samples = int(rs.samples)
+    c.use_adaptive_sampling = True
+    c.seed = int(rs.seed)
+    c.use_denoising = bool(rs.denoise)
+    if rs.denoise:
+        c.denoiser = "OPENIMAGEDENOISE"
+    c.pixel_filter_type = "BLACKMAN_HARRIS"
+    c.filter_width = 1.5
+    c.max_bounces = int(rs.max_bounces)
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    scene.display_settings.display_device = "sRGB"
+    scene.render.dither_intensity = 0.0
+    scene.view_layers[0].material_override = None
+    scene.view_layers[0].use_pass_combined = True
+    img = scene.render.image_settings
+    img.file_format = "PNG"
+    img.color_mode = "RGB"
+    img.color_depth = "8"
+    img.compression = 0
+    scene.render.filepath = path
+    _render_still()
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def render_data(built: BuiltScene, spec: SceneSpec, path: str) -> dict[str, np.ndarray]:
+    """The data render on the fine grid; returns float32 passes (2H+1, 2W+1, C) keyed position (world m),
+    normal (world, unit shading normal), true_normal (world, geometric), index (instance id)."""
+    scene = built.scene
+    set_camera(built.camera, fine_camera(spec.camera), scene)
+    c = scene.cycles
+    c.samples = 1
+    c.use_adaptive_sampling = False
+    c.use_denoising = False
+    c.seed = 0
+    c.pixel_filter_type = "BOX"
+    c.filter_width = DATA_FILTER_WIDTH
+    for attr in ("max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces", "volume_bounces",
+                 "transparent_max_bounces"):
+        setattr(c, attr, 0)
+    c.caustics_reflective = c.caustics_refractive = False
+    vl = scene.view_layers[0]
+    vl.material_override = built.data_material
+    vl.use_pass_z = False
+    vl.use_pass_combined = False  # the data render's colour is never used
+    vl.use_pass_position = True
+    vl.use_pass_normal = True
+    vl.use_pass_object_index = True
+    if TRUE_NORMAL_AOV not in vl.aovs:
+        aov = vl.aovs.add()
+        aov.name = TRUE_NORMAL_AOV
+        aov.type = "COLOR"
+    img = scene.render.image_settings
+    img.file_format = "OPEN_EXR_MULTILAYER"
+    img.color_depth = "32"
+    img.exr_codec = "NONE"
+    scene.render.filepath = path
+    _render_still()
+    return read_data_exr(path, vl.name)
+
+
+def read_data_exr(path: str, layer: str) -> dict[str, np.ndarray]:
+    import OpenEXR
+
+    with OpenEXR.File(path, separate_channels=True) as f:
+        ch = {name: np.asarray(c.pixels, dtype=np.float32) for name, c in f.channels().items()}
+
+    def get(pass_name: str, comps: str) -> np.ndarray:
+        names = [f"{layer}.{pass_name}.{k}" for k in comps]
+        missing = [n for n in names if n not in ch]
+        if missing:
+            raise RuntimeError(f"data render {path!r} lacks channels {missing}; has {sorted(ch)}")
+        return np.stack([ch[n] for n in names], axis=-1)
+
+    return {
+        "position": get("Position", "XYZ"),
+        "normal": get("Normal", "XYZ"),
+        "true_normal": get(TRUE_NORMAL_AOV, "RGB"),
+        "index": get("IndexOB", "X")[..., 0],
+    }
+
+
+def render_scene(spec: SceneSpec, meshes: list[TriMesh], tmpdir: str, device: str = "cpu",
+                 threads: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+    """Reset Blender, build the scene, render RGB and data; returns (rgb, data passes, timings)."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    reset()
+    built = build_scene(spec, meshes)
+    _common_cycles(built.scene, device, threads)  # engine, device, threads: the same for both renders
+    t1 = time.perf_counter()
+    timings["scene_build"] = t1 - t0
+    rgb = render_rgb(built, spec, os.path.join(tmpdir, "rgb.png"))
+    t2 = time.perf_counter()
+    timings["rgb_render"] = t2 - t1
+    data = render_data(built, spec, os.path.join(tmpdir, "data.exr"))
+    timings["data_render"] = time.perf_counter() - t2
+    return rgb, data, timings
+
+
+# --- the backend ---------------------------------------------------------------------------------------------
 
 
 def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = None,
                   tmp_root: str | None = None) -> RenderResult:
     """Render ``spec`` with Cycles in this process (RGB render, then the data render); see docs/rendering.md.
 
-    Intermediate files (the RGB PNG and the data EXR) go to a temporary folder under ``tmp_root``."""
+    Intermediate files (the RGB PNG and the data EXR) go to a temporary folder under ``tmp_root``. Raises SceneError
+    naming the cause (an unreadable mesh or image file, bad ids)."""
     t0 = time.perf_counter()
     try:
         spec.validate()
@@ -41,27 +460,25 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
     if too_big:
         raise SceneError(f"objects {too_big[:5]} have instance ids above {MAX_INSTANCE_ID}, the largest Blender's "
                          "object index pass holds; renumber instances from 1")
-    meshes = load_meshes(spec)
+    try:
+        meshes = scene_meshes(spec.objects)
+    except GeometryError as e:
+        raise SceneError(str(e)) from None
     t_meshes = time.perf_counter() - t0
-    from rgbify.render import blender  # imports bpy (once per process: timings["startup"])
-
-    t_startup = time.perf_counter() - t0 - t_meshes
-
     try:
         with tempfile.TemporaryDirectory(prefix="rgbify-render-", dir=tmp_root) as tmp:
-            rgb, passes, timings = blender.render_scene(spec, meshes, tmp, device=device, threads=threads)
-    except blender.BlenderSceneError as e:
+            rgb, passes, timings = render_scene(spec, meshes, tmp, device=device, threads=threads)
+    except BlenderSceneError as e:
         raise SceneError(str(e)) from None
     timings["scene_build"] += t_meshes
-    timings["startup"] = t_startup
     t1 = time.perf_counter()
-    arrays = passes_to_arrays(passes, spec.camera, blender.fine_camera(spec.camera))
+    arrays = passes_to_arrays(passes, spec.camera, fine_camera(spec.camera))
     semantic = semantic_from_instance(spec, arrays["instance"])
     result = RenderResult(
         rgb=rgb, depth=arrays["depth"], normals=arrays["normals"], instance=arrays["instance"], semantic=semantic,
         edge=arrays["edge"], K=spec.camera.K, world_from_camera=np.asarray(spec.camera.world_from_camera),
         instances=instance_table(spec, arrays["instance"]), timings=timings,
-        blender_version=blender.blender_version(), backend="cycles")
+        blender_version=blender_version(), backend="cycles")
     timings["readback"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     return result

@@ -1,6 +1,6 @@
 """The raster backend: pyrender through EGL (headless OpenGL) for previews and as a second, Blender-free oracle.
 
-Renders the same triangles as Cycles (rgbify.render.geometry) with the same OpenCV camera, in three passes:
+Renders the same triangles as Cycles (rgbify.scenes.geometry) with the same OpenCV camera, in three passes:
 a segmentation pass (instance id packed into 24-bit colour, plus the depth buffer), an unlit pass whose vertex
 colours are camera-frame normals, and a simply lit RGB pass (base colours, a headlight and ambient light; no
 textures, shadows, transparency or HDRI). Depth comes from the 24-bit depth buffer with the near plane moved
@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from rgbify.render.convert import ray_directions
-from rgbify.render.geometry import face_normals, vertex_normals
+from rgbify.render.passes import ray_directions
 from rgbify.render.result import RenderResult, SceneError, instance_table, semantic_from_instance
+from rgbify.scenes.geometry import GeometryError, face_normals, scene_meshes, vertex_normals
 from rgbify.scenes.spec import SceneSpec, SpecError
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -36,10 +36,12 @@ def _import_pyrender():
 
 def _object_arrays(spec: SceneSpec):
     """Per object: unwelded world triangles (T*3,3), world normals per corner (T*3,3), instance id, colour."""
-    from rgbify.render.cycles import load_meshes
-
+    try:
+        meshes = scene_meshes(spec.objects)
+    except GeometryError as e:
+        raise SceneError(str(e)) from None
     out = []
-    for o, local in zip(spec.objects, load_meshes(spec), strict=True):
+    for o, local in zip(spec.objects, meshes, strict=True):
         m = np.asarray(o.world_from_object, dtype=np.float64)
         world = local.transformed(m)
         if o.shading == "smooth":

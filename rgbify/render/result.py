@@ -1,19 +1,13 @@
-"""RenderResult and the single-render directory writer (CONVENTIONS §5). NumPy only, no bpy."""
+"""What the render stage returns (RenderResult) and raises (SceneError), and the instance table. NumPy only."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rgbify import CONVENTIONS_VERSION
-from rgbify.fileio import publishing
-from rgbify.scenes.spec import SceneSpec, spec_to_dict
-
-RENDER_DIR_SCHEMA_VERSION = 1
+from rgbify.scenes.spec import SceneSpec
 
 
 class SceneError(ValueError):
@@ -68,80 +62,3 @@ def semantic_from_instance(spec: SceneSpec, instance: np.ndarray) -> np.ndarray:
     for o in spec.objects:
         lut[o.instance_id] = spec.class_index(o.class_name)
     return lut[instance]
-
-
-# --- writing ------------------------------------------------------------------------------------------------
-
-
-def _publish(path: str, write) -> None:
-    """Write through ``write(file_object)`` and publish atomically (temporary name, fsync, rename)."""
-    with publishing(path) as tmp, open(tmp, "wb") as f:
-        write(f)
-
-
-def _write_json(path: str, obj: Any) -> None:
-    _publish(path, lambda f: f.write((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()))
-
-
-def _write_npy(path: str, array: np.ndarray) -> None:
-    _publish(path, lambda f: np.save(f, array, allow_pickle=False))
-
-
-def _write_png(path: str, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    _publish(path, lambda f: Image.fromarray(rgb, mode="RGB").save(f, format="PNG", compress_level=1))
-
-
-def geometry_glb_bytes(spec: SceneSpec) -> bytes:
-    """World-space triangles of every object as binary glTF, one node per instance named by its decimal id.
-
-    Coordinates are rgbify world coordinates (Blender's frame, +Z up) written unchanged, not converted to glTF's
-    +Y-up convention: ``trimesh.load(path)`` gives world points directly.
-    """
-    import trimesh
-
-    from rgbify.render.geometry import world_mesh
-
-    scene = trimesh.Scene()
-    for o in spec.objects:
-        m = world_mesh(o)
-        tm = trimesh.Trimesh(vertices=m.vertices, faces=m.faces, process=False)
-        scene.add_geometry(tm, node_name=str(o.instance_id), geom_name=str(o.instance_id))
-    return scene.export(file_type="glb")
-
-
-def camera_dict(result: RenderResult) -> dict[str, Any]:
-    return {"K": result.K.tolist(), "world_from_camera": result.world_from_camera.tolist(),
-            "width": result.width, "height": result.height,
-            "frame": "OpenCV camera (+x right, +y down, +z forward); K in pixels, pixel (i, j) centre at "
-                     "(u, v) = (j, i)"}
-
-
-def scene_json_dict(result: RenderResult, spec: SceneSpec) -> dict[str, Any]:
-    return {"schema_version": RENDER_DIR_SCHEMA_VERSION, "conventions_version": CONVENTIONS_VERSION,
-            "spec": spec_to_dict(spec), "instances": result.instances, "timings": result.timings,
-            "blender_version": result.blender_version, "backend": result.backend}
-
-
-def write_render_dir(result: RenderResult, spec: SceneSpec, out_dir: str | os.PathLike) -> dict[str, float]:
-    """Write the files of CONVENTIONS §5 into ``out_dir`` (created if needed), each published atomically.
-
-    Returns the updated timings (``write`` and ``total`` included), which are also stored in ``scene.json``.
-    """
-    import time
-
-    t0 = time.perf_counter()
-    out = os.fspath(out_dir)
-    os.makedirs(out, exist_ok=True)
-    _write_png(os.path.join(out, "rgb.png"), result.rgb)
-    for name in ("depth", "normals", "instance", "semantic", "edge"):
-        _write_npy(os.path.join(out, f"{name}.npy"), getattr(result, name))
-    glb = geometry_glb_bytes(spec)
-    _publish(os.path.join(out, "geometry.glb"), lambda f: f.write(glb))
-    _write_json(os.path.join(out, "camera.json"), camera_dict(result))
-    result.timings["write"] = time.perf_counter() - t0
-    if "total" in result.timings:
-        result.timings["total"] += result.timings["write"]
-    _write_json(os.path.join(out, "scene.json"), scene_json_dict(result, spec))
-    return result.timings

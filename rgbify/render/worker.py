@@ -1,9 +1,10 @@
 """Long-lived Blender worker processes: start-up paid once, recycled on a scene count or memory limit, killed and
 replaced on a per-scene timeout, and never outliving the process that started them.
 
-Parent side: :class:`RenderWorker` (a context manager). Child side: ``python -m rgbify.render.worker`` reads
-length-prefixed pickled requests on stdin and answers on its original stdout; everything Blender prints goes
-to stderr, which the parent sends to a log file whose tail is quoted when the worker dies.
+This module is the parent side, :class:`RenderWorker` (a context manager). The child is rgbify.render.worker_child
+(``python -m rgbify.render.worker_child``): it reads length-prefixed pickled requests on stdin and answers on its
+original stdout (rgbify.render.worker_protocol); everything Blender prints goes to stderr, which the parent sends
+to a log file whose tail is quoted when the worker dies.
 
 The child exits by itself when its parent dies: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux (set only when the
 worker was started from the parent's main thread, since the signal follows the starting *thread*), a thread
@@ -14,33 +15,27 @@ Importing this module does not import bpy.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import glob
 import os
-import pickle
-import select
 import shutil
-import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from typing import Any
 
+from filelock import FileLock, Timeout
+
+import rgbify
+from rgbify.render.blender_boot import check_ready, popen_blender
 from rgbify.render.result import RenderResult, SceneError
-from rgbify.scenes.spec import SceneSpec, spec_from_json, spec_to_json
+from rgbify.render.worker_protocol import ENV_PARENT, ENV_PDEATHSIG, ENV_SCRATCH, recv, send
+from rgbify.scenes.spec import SceneSpec, spec_to_json
 
 __all__ = ["RenderWorker", "SceneError", "SceneTimeout", "WorkerCrashed"]
 
-_HEADER = struct.Struct(">Q")
-ENV_PARENT = "RGBIFY_WORKER_PARENT"
-ENV_PDEATHSIG = "RGBIFY_WORKER_PDEATHSIG"
-ENV_SCRATCH = "RGBIFY_WORKER_SCRATCH"
-ENV_REPLY_FD = "RGBIFY_WORKER_REPLY_FD"
 ROOT_PREFIX = "rgbify-worker-"
 OWNER = ".owner"
 
@@ -53,61 +48,22 @@ class WorkerCrashed(SceneError):
     """The worker process died while rendering a scene (its exit code and log tail are in the message)."""
 
 
-# --- framing ------------------------------------------------------------------------------------------------
-
-
-def _send(f, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    f.write(_HEADER.pack(len(data)) + data)
-    f.flush()
-
-
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-        chunk = os.read(fd, min(n - got, 1 << 22))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _recv(fd: int, deadline: float | None = None) -> Any:
-    (n,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    data = _read_exact(fd, n, deadline)
-    try:
-        return pickle.loads(data)
-    except ModuleNotFoundError as e:  # a standalone Blender's NumPy 2 pickles numpy._core (see blender_boot)
-        from rgbify.render.blender_boot import compat_loads
-
-        if "numpy" not in str(e):
-            raise
-        return compat_loads(data)
-
-
 # --- parent side --------------------------------------------------------------------------------------------
 
 
 def _package_root() -> str:
-    import rgbify
-
     return os.path.dirname(os.path.dirname(os.path.abspath(rgbify.__file__)))
 
 
-def _new_root() -> tuple[str, int]:
-    """A new temporary folder for a worker (its log, scratch files and Blender's temporary folder) and the open
-    descriptor of its ``.owner`` file, flock-ed by this process for the folder's life. First (once per process)
-    removes the folders of workers whose owner died without cleaning up (a SIGKILLed build): their lock is free."""
+def _new_root() -> tuple[str, FileLock]:
+    """A new temporary folder for a worker (its log, scratch files and Blender's temporary folder) and the lock on
+    its ``.owner`` file, held by this process for the folder's life. First (once per process) removes the folders
+    of workers whose owner died without cleaning up (a SIGKILLed build): their lock is free."""
     _sweep_orphans()
     root = tempfile.mkdtemp(prefix=ROOT_PREFIX)
-    fd = os.open(os.path.join(root, OWNER), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return root, fd
+    lock = FileLock(os.path.join(root, OWNER), mode=0o600)
+    lock.acquire(timeout=0)
+    return root, lock
 
 
 @functools.cache
@@ -119,18 +75,16 @@ def _sweep_orphans() -> None:
 def _remove_if_orphaned(path: str, min_age_s: float = 60.0) -> None:
     """Remove a worker folder whose ``.owner`` lock nobody holds and that has not changed for ``min_age_s``
     (a folder being created has no lock for a moment). Folders without an owner file are left alone."""
-    try:
-        fd = os.open(os.path.join(path, OWNER), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
+    owner = os.path.join(path, OWNER)
+    if not os.path.isfile(owner):
         return
+    lock = FileLock(owner)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if time.time() - os.stat(path).st_mtime >= min_age_s:
-            shutil.rmtree(path, ignore_errors=True)
-    except OSError:
-        pass  # its owner is alive
-    finally:
-        os.close(fd)
+        with lock.acquire(timeout=0):
+            if time.time() - os.stat(path).st_mtime >= min_age_s:
+                shutil.rmtree(path, ignore_errors=True)
+    except (Timeout, OSError):
+        pass  # its owner is alive (or the folder went away meanwhile)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -202,11 +156,11 @@ class RenderWorker:
         self._finalizer = weakref.finalize(self, RenderWorker._finalize, [None], self._root, self._owner)
 
     @staticmethod
-    def _finalize(proc_box: list, root: str, owner: int) -> None:
+    def _finalize(proc_box: list, root: str, owner: FileLock) -> None:
         if proc_box[0] is not None:
             _kill(proc_box[0])
         shutil.rmtree(root, ignore_errors=True)
-        os.close(owner)
+        owner.release(force=True)
 
     # lifecycle
 
@@ -239,12 +193,11 @@ class RenderWorker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             if self.blender:
-                from rgbify.render.blender_boot import popen_blender
-
                 self._proc = popen_blender(self.blender, root, env, log)
             else:
-                self._proc = subprocess.Popen([sys.executable, "-m", "rgbify.render.worker"], stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+                self._proc = subprocess.Popen([sys.executable, "-m", "rgbify.render.worker_child"],
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                                              close_fds=True)
         finally:
             log.close()
         self._finalizer.detach()
@@ -258,7 +211,7 @@ class RenderWorker:
             return
         assert self._proc is not None
         try:
-            msg = _recv(self._proc.stdout.fileno(), time.monotonic() + self.startup_timeout_s)
+            msg = recv(self._proc.stdout.fileno(), time.monotonic() + self.startup_timeout_s)
         except TimeoutError:
             self._replace(count=False)
             raise SceneError(f"the Blender worker did not start within {self.startup_timeout_s:.0f} s; "
@@ -271,8 +224,6 @@ class RenderWorker:
             raise SceneError(f"the Blender worker sent {msg!r} instead of its ready message")
         self.child_info = msg
         if self.blender:
-            from rgbify.render.blender_boot import check_ready
-
             try:
                 check_ready(self.blender, msg)
             except SceneError:
@@ -291,7 +242,7 @@ class RenderWorker:
             return
         if proc.poll() is None and not self._busy:  # a busy worker (render in another thread) is killed at once
             try:
-                _send(proc.stdin, {"op": "exit"})
+                send(proc.stdin, {"op": "exit"})
                 proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
@@ -342,8 +293,8 @@ class RenderWorker:
         proc = self._proc
         self._busy = True
         try:
-            _send(proc.stdin, request)
-            reply = _recv(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
+            send(proc.stdin, request)
+            reply = recv(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
         except TimeoutError:
             self._replace()
             raise SceneTimeout(f"scene took longer than {self.timeout_s:g} s; the worker was killed and "
@@ -371,86 +322,3 @@ class RenderWorker:
         result.timings["worker_roundtrip"] = time.perf_counter() - t0
         self.scenes_rendered += 1
         return result
-
-
-# --- child side ---------------------------------------------------------------------------------------------
-
-
-def _set_pdeathsig() -> None:
-    if sys.platform.startswith("linux") and os.environ.get(ENV_PDEATHSIG) == "1":
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
-def _watch_parent(parent: int) -> None:
-    while True:
-        if os.getppid() != parent:
-            scratch = os.environ.get(ENV_SCRATCH)
-            if scratch:
-                shutil.rmtree(os.path.dirname(scratch), ignore_errors=True)  # the parent cannot clean up now
-            os._exit(3)
-        time.sleep(0.5)
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _handle(request: dict) -> dict:
-    from rgbify.render.cycles import render_cycles
-
-    try:
-        spec = spec_from_json(request["spec"])
-        result = render_cycles(spec, device=request.get("device", "cpu"), threads=request.get("threads"),
-                               tmp_root=os.environ.get(ENV_SCRATCH))
-        return {"ok": True, "result": result, "rss_mb": _rss_mb()}
-    except (SceneError, ValueError) as e:
-        return {"ok": False, "error": str(e), "rss_mb": _rss_mb()}
-    except Exception as e:  # a Blender error must fail the scene, not the worker
-        return {"ok": False, "error": f"{type(e).__name__}: {e}", "rss_mb": _rss_mb()}
-
-
-def main() -> int:
-    parent = int(os.environ.get(ENV_PARENT, os.getppid()))
-    _set_pdeathsig()
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        return 3
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-    reply_fd = os.environ.pop(ENV_REPLY_FD, "")
-    # inside a standalone Blender the replies go to a pipe of their own (Blender prints its banner to stdout)
-    out = os.fdopen(int(reply_fd) if reply_fd else os.dup(1), "wb")
-    os.dup2(2, 1)  # Blender prints to stdout: keep the protocol channel clean
-    sys.stdout = sys.stderr
-    t0 = time.perf_counter()
-    import bpy  # noqa: F401  - start-up is paid here, once
-
-    from rgbify.render import cycles  # noqa: F401
-
-    _send(out, {"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - t0,
-                "blender_version": tuple(bpy.app.version), "python": sys.executable,
-                "rgbify": sys.modules["rgbify"].__file__, "numpy": sys.modules["numpy"].__version__})
-    stdin = sys.stdin.buffer.fileno() if sys.stdin is not None else 0
-    while True:
-        try:
-            request = _recv(stdin)
-        except EOFError:  # parent closed the pipe or died
-            return 0
-        if request.get("op") == "exit":
-            return 0
-        if request.get("op") == "ping":
-            _send(out, {"ok": True, "rss_mb": _rss_mb()})
-            continue
-        _send(out, _handle(request))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

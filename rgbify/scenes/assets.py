@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
-from rgbify.scenes.builder import Builder, Model, WorldSurface
-from rgbify.scenes.common import Context, place_on_floor, place_on_surface
+from rgbify.scenes.builder import Model, SceneBuilder, WorldSurface
+from rgbify.scenes.context import Context
 from rgbify.scenes.geometry import load_mesh_file, rot_x, translate
+from rgbify.scenes.placement import place_on_floor, place_on_surface
 from rgbify.scenes.spec import MeshFile
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl")
@@ -93,8 +93,6 @@ class AssetLibrary:
     assets: list[Asset] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     """'PATH: reason' for every file or folder that was skipped."""
-    mesh_cache: dict[str, trimesh.Trimesh] = field(default_factory=dict)
-    """Meshes as read (scale 1), by path; the scene checks reuse them instead of reading files again."""
 
     @property
     def models(self) -> list[Asset]:
@@ -108,11 +106,11 @@ class AssetLibrary:
         pool = [a for a in self.assets if a.placement == placement] or self.assets
         return pool[int(rng.integers(len(pool)))] if pool else None
 
-    def place_small(self, ctx: Context, b: Builder, ws: WorldSurface) -> int | None:
+    def place_small(self, ctx: Context, b: SceneBuilder, ws: WorldSurface) -> int | None:
         a = self._pick(ctx.rng, "surface")
         return None if a is None else place_on_surface(ctx, b, a.model(ctx.rng), ws)
 
-    def place_large(self, ctx: Context, b: Builder, sample_xy: Callable[[], np.ndarray], floor_id: int,
+    def place_large(self, ctx: Context, b: SceneBuilder, sample_xy: Callable[[], np.ndarray], floor_id: int,
                     inside: Callable[[Model, np.ndarray], bool] | None) -> int | None:
         a = self._pick(ctx.rng, "floor")
         return None if a is None else place_on_floor(ctx, b, a.model(ctx.rng), sample_xy, floor_id, inside=inside)
@@ -210,6 +208,5 @@ def _read_asset(lib: AssetLibrary, class_name: str, f: Path, opts: dict, strict:
         return None
     size = tuple(float(x) for x in opts.get("size_m", SIZE_M.get(class_name, DEFAULT_SIZE_M)))
     placement = opts.get("placement", "surface" if size[1] <= SMALL_MAX_M else "floor")
-    lib.mesh_cache[path] = mesh
     return Asset(class_name, path, tuple(tuple(float(x) for x in r) for r in up_from_file),
                  tuple(float(x) for x in lo), tuple(float(x) for x in hi), size, placement)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from rgbify.scenes.geometry import inline_mesh, rot_z, translate
+from rgbify.scenes.geometry import inline_mesh, primitive_mesh, rot_x, rot_y, rot_z, translate
 from rgbify.scenes.spec import Geometry, Light, Material, Object, Primitive, matrix4
 
 TOUCH_M = 1e-3
@@ -67,14 +67,10 @@ class Model:
         return float(max(c[2] + h[2] for c, h in self.boxes))
 
 
-# a unit cube centred at the origin: vertices and outward-facing triangles
-_BOX_V = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float64)
-_BOX_F = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],
-                   [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.int64)
-
-
 class Parts:
-    """Collects solid parts in a model frame and turns them into one Model (one instance)."""
+    """Collects solid parts in a model frame and turns them into one Model (one instance). Boxes, cylinders and
+    spheres are tessellated by rgbify.scenes.geometry.primitive_mesh, the triangles the renderer makes of a
+    Primitive; a model of one such part is stored as that Primitive, others as one inline mesh."""
 
     def __init__(self) -> None:
         self.meshes: list[tuple[np.ndarray, np.ndarray]] = []
@@ -91,38 +87,28 @@ class Parts:
     def _add_mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
         return self._add(np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces, dtype=np.int64), box)
 
-    def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
-        v = _BOX_V * np.asarray(size, dtype=np.float64)
-        if yaw_deg:
-            v = v @ rot_z(yaw_deg)[:3, :3].T
-        single = len(self.meshes) == 0 and yaw_deg == 0.0
-        self._add(v + np.asarray(centre, dtype=np.float64), _BOX_F)
-        self.single = (Primitive("box", tuple(float(s) for s in size)), translate(*centre)) if single else None
+    def _primitive(self, p: Primitive, model_from_part: np.ndarray, single: bool) -> Parts:
+        """Add primitive ``p`` placed by ``model_from_part``; it is the model's only part if ``single`` and nothing
+        came before (then the model is stored as the Primitive itself)."""
+        first = len(self.meshes) == 0
+        m = primitive_mesh(p).transformed(model_from_part)
+        self._add(m.vertices, m.faces)
+        self.single = (p, model_from_part) if single and first else None
         return self
+
+    def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
+        p = Primitive("box", tuple(float(s) for s in size))  # type: ignore[arg-type]
+        return self._primitive(p, translate(*centre) @ rot_z(yaw_deg), single=yaw_deg == 0.0)
 
     def cylinder(self, centre: tuple[float, float, float], radius: float, height: float, axis: str = "z",
                  sections: int = 16) -> Parts:
-        m = trimesh.creation.cylinder(radius=radius, height=height, sections=sections)
-        if axis == "x":
-            m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (0, 1, 0)))
-        elif axis == "y":
-            m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
-        m.apply_translation(centre)
-        single = len(self.meshes) == 0 and axis == "z"
-        self._add_mesh(m)
-        self.single = (Primitive("cylinder", (2 * radius, 2 * radius, height), segments=sections),
-                       translate(*centre)) if single else None
-        return self
+        p = Primitive("cylinder", (2 * radius, 2 * radius, height), segments=sections)
+        turn = {"z": np.eye(4), "x": rot_y(90.0), "y": rot_x(90.0)}[axis]
+        return self._primitive(p, translate(*centre) @ turn, single=axis == "z")
 
     def sphere(self, centre: tuple[float, float, float], size: tuple[float, float, float]) -> Parts:
-        m = trimesh.creation.uv_sphere(radius=0.5, count=(24, 12))
-        m.apply_scale(size)
-        m.apply_translation(centre)
-        single = len(self.meshes) == 0
-        self._add_mesh(m)
-        self.single = (Primitive("sphere", tuple(float(s) for s in size), segments=24), translate(*centre)) \
-            if single else None
-        return self
+        p = Primitive("sphere", tuple(float(s) for s in size), segments=24)  # type: ignore[arg-type]
+        return self._primitive(p, translate(*centre), single=True)
 
     def revolve(self, profile: list[tuple[float, float]], sections: int = 24, z0: float = 0.0) -> Parts:
         """A solid of revolution about +z; ``profile`` is (radius, z) from the bottom centre to the top centre."""
@@ -179,7 +165,7 @@ class WorldSurface:
         return 4.0 * self.surface.hx * self.surface.hy
 
 
-class Builder:
+class SceneBuilder:
     """Accumulates placed objects and lights; refuses placements that collide."""
 
     def __init__(self) -> None:

@@ -1,16 +1,30 @@
-"""Triangle meshes for spec geometry (trimesh), used by the bpy-free checks and by the model builders.
+"""The triangles of a scene spec: the one geometry module, used by the sampler's checks and by every renderer.
 
-Conventions follow rgbify/scenes/spec.py: a Primitive is centred at the object origin with full extents ``size``;
-cylinders and cones have their axis along +z; a plane lies in z = 0. A MeshFile is read as trimesh reads it (no
-axis conversion) and scaled by ``scale``.
+Everything that looks at a spec's surfaces builds them here: the scene sampler's ray-cast probe and its
+interpenetration audit (as trimesh meshes, :meth:`TriMesh.to_trimesh`), Blender (rgbify.render.cycles hands these
+arrays to ``bpy``), the pyrender raster backend, the ray-casting oracle and ``geometry.glb``. So a check sees the
+very triangles that are rendered.
+
+Conventions (rgbify/scenes/spec.py): a Primitive is centred at the object origin with full extents ``size``;
+cylinders, cones and tori have their axis along +z; a plane lies in z = 0. Primitives are tessellated by this
+module (not by Blender's ``primitive_*_add`` operators); polygons of inline meshes are fan-triangulated; mesh files
+are read with trimesh (all their meshes merged, scene-graph transforms applied, no axis conversion) and scaled by
+``scale``, and each file is read once per process while it is unchanged.
+
+Smooth shading uses per-vertex normals weighted by the corner angle of each adjacent triangle (what Blender
+computes for a mesh without custom normals), interpolated barycentrically and renormalised across a triangle.
+NumPy and trimesh only: no bpy.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import trimesh
 
 from rgbify.scenes.spec import InlineMesh, MeshFile, Object, Primitive
 
@@ -18,90 +32,37 @@ ROUND = 6
 """Decimals kept for inline-mesh vertices (micrometres), so specs stay compact and stable."""
 
 
-def primitive_mesh(p: Primitive) -> trimesh.Trimesh:
-    """The primitive as a trimesh in its object frame."""
-    sx, sy, sz = p.size
-    seg = max(3, int(p.segments))
-    if p.shape == "box":
-        return trimesh.creation.box(extents=(sx, sy, sz))
-    if p.shape == "sphere":
-        m = trimesh.creation.uv_sphere(radius=0.5, count=(seg, max(3, seg // 2)))
-    elif p.shape == "cylinder":
-        m = trimesh.creation.cylinder(radius=0.5, height=1.0, sections=seg)
-    elif p.shape == "cone":
-        m = trimesh.creation.cone(radius=0.5, height=1.0, sections=seg)
-        m.apply_translation((0.0, 0.0, -0.5))
-    elif p.shape == "torus":
-        r_major = 0.5 / (1.0 + p.minor_ratio)
-        m = trimesh.creation.torus(major_radius=r_major, minor_radius=r_major * p.minor_ratio,
-                                   major_sections=seg, minor_sections=max(3, seg // 2))
-        m.apply_scale((1.0, 1.0, 1.0 / (2.0 * r_major * p.minor_ratio)))
-        return _scaled(m, (sx, sy, sz))
-    elif p.shape == "plane":
-        v = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]]) * (sx, sy, 1.0)
-        return trimesh.Trimesh(v, [[0, 1, 2], [0, 2, 3]], process=False)
-    else:
-        raise ValueError(f"unknown primitive shape {p.shape!r}")
-    return _scaled(m, (sx, sy, sz))
+class GeometryError(ValueError):
+    """An object's geometry cannot be built (unreadable mesh file, bad indices); the message names it."""
 
 
-def _scaled(m: trimesh.Trimesh, s: Sequence[float]) -> trimesh.Trimesh:
-    m.apply_scale(np.asarray(s, dtype=np.float64))
-    return m
+@dataclass(frozen=True)
+class TriMesh:
+    """A triangle mesh: ``vertices`` float64 (N,3) metres, ``faces`` int64 (M,3) counter-clockwise outward."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    def transformed(self, matrix: np.ndarray) -> TriMesh:
+        """The mesh with a 4x4 affine ``matrix`` applied to its vertices."""
+        m = np.asarray(matrix, dtype=np.float64)
+        v = self.vertices @ m[:3, :3].T + m[:3, 3]
+        f = self.faces if np.linalg.det(m[:3, :3]) > 0 else self.faces[:, ::-1]  # keep outward winding
+        return TriMesh(v, np.ascontiguousarray(f))
+
+    @property
+    def triangles(self) -> np.ndarray:
+        """(M, 3, 3) float64: the corners of every face."""
+        return self.vertices[self.faces]
+
+    def to_trimesh(self):  # noqa: ANN201 - trimesh.Trimesh
+        """The same vertices and faces as a trimesh.Trimesh (nothing merged or reordered)."""
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices, self.faces, process=False, validate=False)
 
 
-def load_mesh_file(path: str, scale: float = 1.0) -> trimesh.Trimesh:
-    """Read a mesh file as one triangle mesh (scene graphs flattened with their transforms), times ``scale``.
-    Raises ValueError naming the file when it cannot be read or holds no triangles."""
-    try:
-        loaded = trimesh.load(path, force="mesh", process=False)
-    except Exception as e:  # noqa: BLE001 - any reader failure is reported as the file's problem
-        raise ValueError(f"cannot read mesh file {path!r}: {type(e).__name__}: {e}") from None
-    if isinstance(loaded, list | tuple):
-        loaded = trimesh.util.concatenate([m for m in loaded if isinstance(m, trimesh.Trimesh)])
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise ValueError(f"mesh file {path!r} holds no triangles")
-    if not np.all(np.isfinite(loaded.vertices)):
-        raise ValueError(f"mesh file {path!r} has non-finite vertex coordinates")
-    m = loaded.copy()
-    m.apply_scale(float(scale))
-    return m
-
-
-def inline_mesh(vertices: np.ndarray, faces: np.ndarray) -> InlineMesh:
-    v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
-    return InlineMesh(vertices=tuple(tuple(r) for r in v.tolist()),  # type: ignore[arg-type]
-                      faces=tuple(tuple(r) for r in np.asarray(faces, dtype=np.int64).tolist()))
-
-
-def object_mesh(obj: Object, mesh_cache: dict[str, trimesh.Trimesh] | None = None) -> trimesh.Trimesh:
-    """The object's mesh in world coordinates."""
-    g = obj.geometry
-    if isinstance(g, Primitive):
-        m = primitive_mesh(g)
-    elif isinstance(g, InlineMesh):
-        m = trimesh.Trimesh(np.asarray(g.vertices, dtype=np.float64), _triangulate(g.faces), process=False)
-    elif isinstance(g, MeshFile):
-        if mesh_cache is None or g.path not in mesh_cache:
-            raw = load_mesh_file(g.path)
-            if mesh_cache is not None:
-                mesh_cache[g.path] = raw
-        else:
-            raw = mesh_cache[g.path]
-        m = raw.copy()
-        m.apply_scale(float(g.scale))
-    else:
-        raise ValueError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
-    m.apply_transform(np.asarray(obj.world_from_object, dtype=np.float64))
-    return m
-
-
-def _triangulate(faces: Sequence[Sequence[int]]) -> np.ndarray:
-    tris = []
-    for f in faces:
-        for k in range(1, len(f) - 1):  # fan: the inline meshes rgbify writes are triangles or convex polygons
-            tris.append((f[0], f[k], f[k + 1]))
-    return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
+# --- transforms ------------------------------------------------------------------------------------------------
 
 
 def translate(x: float, y: float, z: float) -> np.ndarray:
@@ -118,6 +79,14 @@ def rot_z(deg: float) -> np.ndarray:
     return m
 
 
+def rot_y(deg: float) -> np.ndarray:
+    r = np.radians(deg)
+    c, s = np.cos(r), np.sin(r)
+    m = np.eye(4)
+    m[0, 0], m[0, 2], m[2, 0], m[2, 2] = c, s, -s, c
+    return m
+
+
 def rot_x(deg: float) -> np.ndarray:
     r = np.radians(deg)
     c, s = np.cos(r), np.sin(r)
@@ -126,9 +95,239 @@ def rot_x(deg: float) -> np.ndarray:
     return m
 
 
-def rot_y(deg: float) -> np.ndarray:
-    r = np.radians(deg)
-    c, s = np.cos(r), np.sin(r)
-    m = np.eye(4)
-    m[0, 0], m[0, 2], m[2, 0], m[2, 2] = c, s, -s, c
-    return m
+# --- primitives ------------------------------------------------------------------------------------------------
+
+
+def _grid_faces(rows: int, cols: int, offset: int = 0, wrap: bool = True) -> np.ndarray:
+    """Two triangles per cell of a (rows x cols) vertex grid laid out row-major; columns wrap around."""
+    i, j = np.meshgrid(np.arange(rows - 1), np.arange(cols if wrap else cols - 1), indexing="ij")
+    j1 = (j + 1) % cols
+    a, b = i * cols + j, i * cols + j1
+    c, d = (i + 1) * cols + j1, (i + 1) * cols + j
+    quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4) + offset
+    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+
+
+def _fan(center: int, ring: np.ndarray, reverse: bool) -> np.ndarray:
+    nxt = np.roll(ring, -1)
+    f = np.stack([np.full_like(ring, center), ring, nxt], axis=1)
+    return f[:, ::-1] if reverse else f
+
+
+def _ring(n: int) -> tuple[np.ndarray, np.ndarray]:
+    a = 2.0 * math.pi * np.arange(n) / n
+    return np.cos(a), np.sin(a)
+
+
+def _box() -> TriMesh:
+    v = np.array([[x, y, z] for z in (-0.5, 0.5) for y in (-0.5, 0.5) for x in (-0.5, 0.5)], dtype=np.float64)
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    f = [(q[0], q[1], q[2]) for q in quads] + [(q[0], q[2], q[3]) for q in quads]
+    return TriMesh(v, np.array(f, dtype=np.int64))
+
+
+def _sphere(segments: int) -> TriMesh:
+    rings = max(2, segments // 2)
+    cos_a, sin_a = _ring(segments)
+    theta = math.pi * np.arange(1, rings) / rings  # polar angle of the inner rings
+    st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
+    body = np.stack([st * cos_a, st * sin_a, np.broadcast_to(ct, (len(theta), segments))], axis=-1)
+    v = np.concatenate([body.reshape(-1, 3), [[0, 0, 1], [0, 0, -1]]]) * 0.5
+    top, bottom = len(v) - 2, len(v) - 1
+    f = [_grid_faces(rings - 1, segments)[:, ::-1]]  # rows go downwards: flip to keep outward winding
+    f.append(_fan(top, np.arange(segments), reverse=False))
+    f.append(_fan(bottom, (rings - 2) * segments + np.arange(segments), reverse=True))
+    return TriMesh(v, np.concatenate(f).astype(np.int64))
+
+
+def _cylinder(segments: int, top_radius: float) -> TriMesh:
+    """Unit-height cylinder (or cone if ``top_radius`` is 0) of base radius 0.5; caps do not share vertices."""
+    cos_a, sin_a = _ring(segments)
+    ring = np.stack([cos_a, sin_a], axis=1) * 0.5
+    bottom = np.column_stack([ring, np.full(segments, -0.5)])
+    verts = [bottom]
+    if top_radius > 0:
+        top = np.column_stack([ring * top_radius * 2, np.full(segments, 0.5)])
+        verts.append(top)
+        side = _grid_faces(2, segments)[:, ::-1][:, [0, 2, 1]]
+        faces = [side]
+    else:
+        verts.append([[0.0, 0.0, 0.5]])
+        faces = [_fan(segments, np.arange(segments), reverse=False)[:, [0, 2, 1]][:, ::-1]]
+    n = sum(len(x) for x in verts)
+    # separate cap rings so that smooth shading keeps the caps flat
+    verts.append(bottom)
+    verts.append([[0.0, 0.0, -0.5]])
+    faces.append(_fan(n + segments, n + np.arange(segments), reverse=True))
+    if top_radius > 0:
+        m = n + segments + 1
+        verts.append(np.column_stack([ring * top_radius * 2, np.full(segments, 0.5)]))
+        verts.append([[0.0, 0.0, 0.5]])
+        faces.append(_fan(m + segments, m + np.arange(segments), reverse=False))
+    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in verts])
+    return TriMesh(v, np.concatenate(faces).astype(np.int64))
+
+
+def _torus(segments: int, minor_ratio: float) -> TriMesh:
+    major = 0.5 / (1.0 + minor_ratio)
+    minor = major * minor_ratio
+    minor_segments = max(3, segments // 2)
+    cos_a, sin_a = _ring(segments)
+    cos_b, sin_b = _ring(minor_segments)
+    r = major + minor * cos_b[:, None] + 0.0 * cos_a  # (minor_segments, segments)
+    z = np.broadcast_to(minor * sin_b[:, None], r.shape)
+    v = np.stack([r * cos_a, r * sin_a, z], axis=-1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(minor_segments), np.arange(segments), indexing="ij")
+    i1, j1 = (i + 1) % minor_segments, (j + 1) % segments
+    a, b, c, d = i * segments + j, i * segments + j1, i1 * segments + j1, i1 * segments + j
+    quads = np.stack([a, b, c, d], axis=-1).reshape(-1, 4)
+    f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    v[:, 2] *= 0.5 / np.abs(v[:, 2]).max()  # unit extent in z, scaled by size below
+    return TriMesh(v, f.astype(np.int64))
+
+
+def primitive_mesh(p: Primitive) -> TriMesh:
+    """The primitive's triangles in the object frame, with full extents ``p.size`` (plane: z = 0)."""
+    seg = int(p.segments)
+    if p.shape in ("sphere", "cylinder", "cone", "torus") and seg < 3:
+        raise GeometryError(f"primitive {p.shape}: segments must be >= 3, got {seg}")
+    if p.shape == "box":
+        m = _box()
+    elif p.shape == "sphere":
+        m = _sphere(seg)
+    elif p.shape == "cylinder":
+        m = _cylinder(seg, 0.5)
+    elif p.shape == "cone":
+        m = _cylinder(seg, 0.0)
+    elif p.shape == "plane":
+        m = TriMesh(np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]], dtype=np.float64),
+                    np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64))
+    elif p.shape == "torus":
+        m = _torus(seg, float(p.minor_ratio))
+    else:
+        raise GeometryError(f"unknown primitive shape {p.shape!r}; use box, sphere, cylinder, cone, plane or torus")
+    size = np.asarray(p.size, dtype=np.float64)
+    if p.shape == "plane":
+        size = np.array([size[0], size[1], 1.0])
+    if np.any(size <= 0):
+        raise GeometryError(f"primitive {p.shape}: size must be positive, got {list(p.size)}")
+    return TriMesh(m.vertices * size, m.faces)
+
+
+# --- inline meshes and mesh files ------------------------------------------------------------------------------
+
+
+def triangulate(faces: Sequence[Sequence[int]], n_vertices: int, where: str) -> np.ndarray:
+    """Fan-triangulate polygons (v0, v1, v2, ...) into (M,3) int64, checking indices."""
+    tris: list[tuple[int, int, int]] = []
+    for k, face in enumerate(faces):
+        if len(face) < 3:
+            raise GeometryError(f"{where}: face {k} has {len(face)} vertices; faces need at least 3")
+        for t in range(1, len(face) - 1):
+            tris.append((int(face[0]), int(face[t]), int(face[t + 1])))
+    f = np.array(tris, dtype=np.int64).reshape(-1, 3)
+    if f.size and (f.min() < 0 or f.max() >= n_vertices):
+        raise GeometryError(f"{where}: face index out of range 0..{n_vertices - 1}")
+    return f
+
+
+def inline_mesh(vertices: np.ndarray, faces: np.ndarray) -> InlineMesh:
+    """An InlineMesh of the spec from arrays (vertices rounded to ROUND decimals)."""
+    v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
+    return InlineMesh(vertices=tuple(tuple(r) for r in v.tolist()),  # type: ignore[arg-type]
+                      faces=tuple(tuple(r) for r in np.asarray(faces, dtype=np.int64).tolist()))
+
+
+def load_mesh_file(path: str, scale: float = 1.0) -> TriMesh:
+    """A mesh file as one triangle mesh times ``scale``. Raises GeometryError naming the file when it does not
+    exist, cannot be read, holds no triangles or has non-finite coordinates. Files are read once per process while
+    their size and modification time stay the same."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise GeometryError(f"mesh file {path!r} does not exist (paths are relative to the working directory "
+                            f"{os.getcwd()!r})") from None
+    mesh = _read_mesh(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    return TriMesh(mesh.vertices * float(scale), mesh.faces) if scale != 1.0 else mesh
+
+
+@functools.lru_cache(maxsize=256)
+def _read_mesh(path: str, size: int, mtime_ns: int) -> TriMesh:
+    del size, mtime_ns  # part of the cache key: a changed file is read again
+    import trimesh
+
+    try:
+        loaded = trimesh.load(path, force="mesh", process=False)
+    except Exception as e:  # noqa: BLE001 - trimesh raises many kinds of errors for bad files
+        raise GeometryError(f"mesh file {path!r} could not be read: {type(e).__name__}: {e}") from None
+    if isinstance(loaded, list | tuple):
+        parts = [m for m in loaded if isinstance(m, trimesh.Trimesh)]
+        loaded = trimesh.util.concatenate(parts) if parts else None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise GeometryError(f"mesh file {path!r} holds no triangles")
+    v = np.asarray(loaded.vertices, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise GeometryError(f"mesh file {path!r} has non-finite vertex coordinates")
+    v.setflags(write=False)
+    f = np.asarray(loaded.faces, dtype=np.int64)
+    f.setflags(write=False)
+    return TriMesh(v, f)
+
+
+# --- objects and scenes ----------------------------------------------------------------------------------------
+
+
+def object_mesh(obj: Object) -> TriMesh:
+    """The object's triangles in its own frame (apply ``obj.world_from_object`` for world coordinates)."""
+    g = obj.geometry
+    if isinstance(g, Primitive):
+        return primitive_mesh(g)
+    if isinstance(g, MeshFile):
+        return load_mesh_file(g.path, g.scale)
+    if isinstance(g, InlineMesh):
+        v = np.asarray(g.vertices, dtype=np.float64).reshape(-1, 3)
+        return TriMesh(v, triangulate(g.faces, len(v), f"object {obj.name!r}"))
+    raise GeometryError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
+
+
+def world_mesh(obj: Object) -> TriMesh:
+    """The object's triangles in world coordinates."""
+    return object_mesh(obj).transformed(np.asarray(obj.world_from_object, dtype=np.float64))
+
+
+def scene_meshes(objects: Sequence[Object]) -> list[TriMesh]:
+    """Object-frame triangles of every object, in order; GeometryError names the object (and file) that fails."""
+    out = []
+    for o in objects:
+        try:
+            out.append(object_mesh(o))
+        except GeometryError as e:
+            raise GeometryError(f"object {o.name!r} (instance {o.instance_id}): {e}") from None
+    return out
+
+
+# --- normals ---------------------------------------------------------------------------------------------------
+
+
+def face_normals(mesh: TriMesh) -> np.ndarray:
+    """Unit face normals (M,3) float64 from the counter-clockwise winding (0 for degenerate faces)."""
+    t = mesh.vertices[mesh.faces]
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
+
+
+def vertex_normals(mesh: TriMesh) -> np.ndarray:
+    """Per-vertex unit normals (N,3): face normals weighted by the triangle's corner angle at the vertex."""
+    t = mesh.vertices[mesh.faces]
+    fn = face_normals(mesh)
+    out = np.zeros_like(mesh.vertices)
+    for k in range(3):
+        e1 = t[:, (k + 1) % 3] - t[:, k]
+        e2 = t[:, (k + 2) % 3] - t[:, k]
+        denom = np.linalg.norm(e1, axis=1) * np.linalg.norm(e2, axis=1)
+        cos = np.divide(np.einsum("ij,ij->i", e1, e2), denom, out=np.ones(len(t)), where=denom > 0)
+        angle = np.arccos(np.clip(cos, -1.0, 1.0))
+        np.add.at(out, mesh.faces[:, k], fn * angle[:, None])
+    length = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, length, out=np.zeros_like(out), where=length > 0)

@@ -1,6 +1,10 @@
 """The ``indoor`` recipe: a rectangular or L-shaped room with walls, floor, ceiling, doors and windows,
 procedural furniture against the walls and in the room, clutter on every supporting surface, ceiling lights,
-lamps and sometimes sun through open windows."""
+lamps and sometimes sun through open windows.
+
+Random streams (rgbify.scenes.context): the room ("room"; each wall and its openings "wall", k), each piece of
+furniture ("furnish", k), each picture, the rug, each piece of clutter ("clutter", k) and of floor clutter, each
+ceiling light ("light", k), the sun ("sun"), the sky ("world") draw from streams of their own."""
 
 from __future__ import annotations
 
@@ -9,19 +13,13 @@ import math
 import numpy as np
 
 from rgbify.scenes import models
-from rgbify.scenes.builder import Builder, Model, Parts, pose
-from rgbify.scenes.common import (
-    Context,
-    Draft,
-    Reject,
-    make_camera,
-    place_on_floor,
-    place_on_surface,
-    sky_world,
-    sun_light,
-)
+from rgbify.scenes.builder import Model, Parts, SceneBuilder, pose
+from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.geometry import rot_z, translate
+from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.materials import emissive, sample_material
+from rgbify.scenes.placement import make_camera, place_on_floor, place_on_surface
+from rgbify.scenes.probe import albedo, luminance
 from rgbify.scenes.spec import Light, Material, matrix4
 
 WALL_T = 0.12
@@ -142,7 +140,7 @@ def _wall_model(room: Room, k: int) -> Model:
     return parts.model("wall", "wall", material_hint="wall")
 
 
-def build_room(ctx: Context, b: Builder) -> tuple[Room, int]:
+def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
     rng, lay = ctx.rng, ctx.config.layout
     w, d = rng.uniform(*lay.room_width_m), rng.uniform(*lay.room_depth_m)
     room = Room(room_polygon(rng, w, d, lay.l_shape_prob), float(rng.uniform(*lay.room_height_m)))
@@ -154,14 +152,15 @@ def build_room(ctx: Context, b: Builder) -> tuple[Room, int]:
     b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil, 0.1), check=False)
     wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint="wall"), 0.35)
     for k, wall in enumerate(room.walls):
+        wc = ctx.child("wall", k)
         wm = _wall_model(room, k)
-        same = rng.random() < 0.8  # most rooms have one wall paint
-        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else ctx.material(wm, 0.35), check=False)
+        same = wc.rng.random() < 0.8  # most rooms have one wall paint
+        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else wc.material(wm, 0.35), check=False)
         for a, bb, bottom, top, kind in wall["openings"]:
             frame = room.wall_frame(k)
             if kind == "door":
-                _door(ctx, b, frame, a, bb, top)
-            elif rng.random() < 0.7:  # glazed window; otherwise an open one
+                _door(wc, b, frame, a, bb, top)
+            elif wc.rng.random() < 0.7:  # glazed window; otherwise an open one
                 pane = Parts().box(((a + bb) / 2, -t / 2, (bottom + top) / 2),
                                    (bb - a - 0.004, 0.012, top - bottom - 0.004))
                 pm = pane.model("window", "window_pane", material_hint="glass")
@@ -170,7 +169,7 @@ def build_room(ctx: Context, b: Builder) -> tuple[Room, int]:
     return room, floor_id
 
 
-def _door(ctx: Context, b: Builder, frame: np.ndarray, a: float, bb: float, top: float) -> None:
+def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float, top: float) -> None:
     t, w = WALL_T, bb - a
     parts = Parts().box(((a + bb) / 2, -t / 2, top / 2), (w - 0.01, 0.04, top - 0.005))
     hx = a + w * 0.85
@@ -185,7 +184,7 @@ def _door(ctx: Context, b: Builder, frame: np.ndarray, a: float, bb: float, top:
 
 # --- furniture ---------------------------------------------------------------------------------------------
 
-def _against_wall(ctx: Context, b: Builder, room: Room, model: Model, floor_id: int, tries: int = 12) -> int | None:
+def against_wall(ctx: Context, b: SceneBuilder, room: Room, model: Model, floor_id: int, tries: int = 12) -> int | None:
     rng = ctx.rng
     lengths = np.array([w["length"] for w in room.walls])
     ext_x = model.extents[0]
@@ -209,8 +208,8 @@ def _against_wall(ctx: Context, b: Builder, room: Room, model: Model, floor_id: 
     return None
 
 
-def _free_standing(ctx: Context, b: Builder, room: Room, model: Model, floor_id: int, near: np.ndarray | None = None,
-                   tries: int = 15) -> tuple[int, np.ndarray] | None:
+def _free_standing(ctx: Context, b: SceneBuilder, room: Room, model: Model, floor_id: int,
+                   near: np.ndarray | None = None, tries: int = 15) -> tuple[int, np.ndarray] | None:
     rng = ctx.rng
     base_yaw = room.walls[0]["yaw"]
     for _ in range(tries):
@@ -225,7 +224,7 @@ def _free_standing(ctx: Context, b: Builder, room: Room, model: Model, floor_id:
     return None
 
 
-def _chairs_around(ctx: Context, b: Builder, room: Room, table: Model, w: np.ndarray, floor_id: int) -> None:
+def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int) -> None:
     rng = ctx.rng
     ext = table.extents
     mat = None
@@ -248,47 +247,51 @@ def _chairs_around(ctx: Context, b: Builder, room: Room, table: Model, w: np.nda
                 break
 
 
-def furnish(ctx: Context, b: Builder, room: Room, floor_id: int) -> None:
-    rng, lay = ctx.rng, ctx.config.layout
-    n = int(rng.integers(lay.furniture[0], lay.furniture[1] + 1))
+def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
+    """Furniture pieces, each from a stream of its own ("furnish", k): what it is, where, its material, the chairs
+    around a table, a lamp's light."""
+    lay = ctx.config.layout
+    n = int(ctx.rng.integers(lay.furniture[0], lay.furniture[1] + 1))
     menu = ["shelf", "cabinet", "sofa", "bed", "table_set", "desk_set", "coffee", "lamp", "side", "shelf", "asset"]
     weights = np.array([3, 3, 2, 1.2, 2, 1.5, 1.2, 1.5, 1, 1, 3 if ctx.assets else 0], dtype=np.float64)
     have_bed = False
-    for _ in range(n):
+    for k in range(n):
+        c = ctx.child("furnish", k)
+        rng = c.rng
         what = str(rng.choice(menu, p=weights / weights.sum()))
         if what == "bed" and have_bed:
             what = "shelf"
         if what == "asset":
-            ctx.assets.place_large(ctx, b, lambda: room.sample_xy(rng, 0.3), floor_id,
+            c.assets.place_large(c, b, lambda r=rng: room.sample_xy(r, 0.3), floor_id,
                                    lambda m, w: room.contains_model(m, w, 0.02))
         elif what in ("shelf", "cabinet", "sofa", "bed"):
             m = {"shelf": models.shelf, "cabinet": models.cabinet, "sofa": models.sofa, "bed": models.bed}[what](rng)
-            iid = _against_wall(ctx, b, room, m, floor_id)
+            iid = against_wall(c, b, room, m, floor_id)
             have_bed |= what == "bed" and iid is not None
         elif what == "lamp":
             m = models.lamp(rng, floor=True)
             if rng.random() < 0.5:
-                iid = _against_wall(ctx, b, room, m, floor_id)
+                iid = against_wall(c, b, room, m, floor_id)
             else:
-                r = _free_standing(ctx, b, room, m, floor_id)
+                r = _free_standing(c, b, room, m, floor_id)
                 iid = r[0] if r else None
             if iid is not None:
-                _lamp_light(ctx, b, iid)
+                _lamp_light(c, b, iid)
         elif what in ("table_set", "desk_set"):
             kind = str(rng.choice(["dining", "round"])) if what == "table_set" else "desk"
             m = models.table(rng, kind)
-            r = _against_wall(ctx, b, room, m, floor_id) if kind == "desk" else \
-                _free_standing(ctx, b, room, m, floor_id)
+            r = against_wall(c, b, room, m, floor_id) if kind == "desk" else \
+                _free_standing(c, b, room, m, floor_id)
             if isinstance(r, tuple):
-                _chairs_around(ctx, b, room, m, r[1], floor_id)
+                _chairs_around(c, b, room, m, r[1], floor_id)
             elif r is not None:
-                _chairs_around(ctx, b, room, m, b.placed[-1].world_from_model, floor_id)
+                _chairs_around(c, b, room, m, b.placed[-1].world_from_model, floor_id)
         else:
             m = models.table(rng, "coffee" if what == "coffee" else "side")
-            _free_standing(ctx, b, room, m, floor_id)
+            _free_standing(c, b, room, m, floor_id)
 
 
-def _lamp_light(ctx: Context, b: Builder, iid: int) -> None:
+def _lamp_light(ctx: Context, b: SceneBuilder, iid: int) -> None:
     placed = next(p for p in b.placed if p.instance_id == iid)
     small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
@@ -303,29 +306,32 @@ def _lamp_light(ctx: Context, b: Builder, iid: int) -> None:
                                          metallic=obj.material.metallic))
 
 
-def decorate(ctx: Context, b: Builder, room: Room, floor_id: int) -> None:
-    """Pictures on walls, rugs on free floor, clutter on surfaces and the floor."""
+def decorate(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
+    """Pictures on walls, rugs on free floor, clutter on surfaces and the floor: each from a stream of its own."""
     rng, lay = ctx.rng, ctx.config.layout
-    for _ in range(int(rng.integers(lay.pictures[0], lay.pictures[1] + 1))):
-        pm = models.picture(rng)
-        k = int(rng.integers(len(room.walls)))
+    for j in range(int(rng.integers(lay.pictures[0], lay.pictures[1] + 1))):
+        c = ctx.child("picture", j)
+        pm = models.picture(c.rng)
+        k = int(c.rng.integers(len(room.walls)))
         wall = room.walls[k]
         ext = pm.extents
         if wall["length"] < ext[0] + 0.4:
             continue
-        s = rng.uniform(ext[0] / 2 + 0.2, wall["length"] - ext[0] / 2 - 0.2)
-        z = rng.uniform(1.2, min(room.height - ext[2] / 2 - 0.15, 1.9))
+        s = c.rng.uniform(ext[0] / 2 + 0.2, wall["length"] - ext[0] / 2 - 0.2)
+        z = c.rng.uniform(1.2, min(room.height - ext[2] / 2 - 0.15, 1.9))
         xy = wall["p"] + wall["u"] * s
-        b.add(pm, pose(xy[0], xy[1], z, wall["yaw"]), sample_material(rng, "paper", ctx.config.materials,
-                                                                       "picture", ctx.images, 0.9))
-    if rng.random() < 0.5:
-        rm = models.rug(rng, rng.uniform(1.0, 2.5), rng.uniform(0.7, 1.8))
-        place_on_floor(ctx, b, rm, lambda: room.sample_xy(rng, 0.6), floor_id, yaw=room.walls[0]["yaw"],
+        b.add(pm, pose(xy[0], xy[1], z, wall["yaw"]), sample_material(c.rng, "paper", ctx.config.materials,
+                                                                       "picture", list(ctx.images), 0.9))
+    c = ctx.child("rug")
+    if c.rng.random() < 0.5:
+        rm = models.rug(c.rng, c.rng.uniform(1.0, 2.5), c.rng.uniform(0.7, 1.8))
+        place_on_floor(c, b, rm, lambda: room.sample_xy(c.rng, 0.6), floor_id, yaw=room.walls[0]["yaw"],
                        inside=lambda m, w: room.contains_model(m, w, 0.1))
     scatter_clutter(ctx, b, int(rng.integers(lay.clutter[0], lay.clutter[1] + 1)))
-    for _ in range(int(rng.integers(lay.floor_clutter[0], lay.floor_clutter[1] + 1))):
-        m = models.small_box(rng) if rng.random() < 0.6 else models.ball(rng, True)
-        place_on_floor(ctx, b, m, lambda: room.sample_xy(rng, 0.3), floor_id,
+    for j in range(int(rng.integers(lay.floor_clutter[0], lay.floor_clutter[1] + 1))):
+        c = ctx.child("floor_clutter", j)
+        m = models.small_box(c.rng) if c.rng.random() < 0.6 else models.ball(c.rng, True)
+        place_on_floor(c, b, m, lambda r=c.rng: room.sample_xy(r, 0.3), floor_id,
                        inside=lambda m, w: room.contains_model(m, w, 0.02))
 
 
@@ -339,10 +345,13 @@ SURFACE_MENUS = {
 }
 
 
-def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | None = None) -> None:
-    rng = ctx.rng
+def scatter_clutter(ctx: Context, b: SceneBuilder, n: int, kinds: tuple[str, ...] | None = None,
+                    phase: str = "clutter") -> None:
+    """``n`` small objects on the support surfaces (of ``kinds``), object k from the stream (``phase``, k)."""
     lit_supports: set[int] = set()  # at most one table lamp per piece of furniture
-    for _ in range(n):
+    for k in range(n):
+        c = ctx.child(phase, k)
+        rng = c.rng
         surfaces = b.surfaces(kinds)
         if not surfaces:
             return
@@ -350,24 +359,23 @@ def scatter_clutter(ctx: Context, b: Builder, n: int, kinds: tuple[str, ...] | N
         ws = surfaces[int(rng.choice(len(surfaces), p=area / area.sum()))]
         menu = SURFACE_MENUS.get(ws.surface.kind, SURFACE_MENUS["table"])
         what = str(rng.choice(menu))
-        if ctx.assets and rng.random() < ctx.config.layout.asset_prob:
-            ctx.assets.place_small(ctx, b, ws)
+        if c.assets and rng.random() < c.config.layout.asset_prob:
+            c.assets.place_small(c, b, ws)
         elif what == "books":
-            _book_row(ctx, b, ws)
+            _book_row(c, b, ws)
         elif what == "pillow":
-            place_on_surface(ctx, b, models.pillow(rng, 2 * ws.surface.hx), ws,
-                             yaw=float(rng.normal(0, 10)))
+            place_on_surface(c, b, models.pillow(rng, 2 * ws.surface.hx), ws, yaw=float(rng.normal(0, 10)))
         else:
             if what == "lamp" and ws.instance_id in lit_supports:
                 what = "bowl"
             m = models.SMALL_FACTORIES[what](rng)
-            iid = place_on_surface(ctx, b, m, ws)
+            iid = place_on_surface(c, b, m, ws)
             if iid is not None and what == "lamp":
-                _lamp_light(ctx, b, iid)
+                _lamp_light(c, b, iid)
                 lit_supports.add(ws.instance_id)
 
 
-def _book_row(ctx: Context, b: Builder, ws) -> None:  # noqa: ANN001
+def _book_row(ctx: Context, b: SceneBuilder, ws) -> None:  # noqa: ANN001
     rng, s = ctx.rng, ws.surface
     x = s.cx - s.hx + rng.uniform(0.0, s.hx)
     end = s.cx + s.hx - rng.uniform(0.0, s.hx * 0.8)
@@ -386,42 +394,47 @@ def _book_row(ctx: Context, b: Builder, ws) -> None:  # noqa: ANN001
 
 # --- lights and camera ---------------------------------------------------------------------------------------
 
-def light_room(ctx: Context, b: Builder, room: Room) -> None:
+def light_room(ctx: Context, b: SceneBuilder, room: Room) -> None:
+    """Ceiling lights (one kind and colour temperature per room; light k from the stream ("light", k)) and, through
+    an open window, sometimes the sun ("sun")."""
     rng = ctx.rng
     area = float(abs(_shoelace(room.poly)))
     n = max(1, int(round(area / rng.uniform(8, 20))))
     temp = ctx.temperature()
     kind = str(rng.choice(["area", "point", "spot"], p=[0.6, 0.25, 0.15]))
-    for _ in range(n):
-        xy = room.sample_xy(rng, 0.5)
-        power = area / n * rng.uniform(3.0, 8.0)
-        t = round(float(np.clip(temp + rng.normal(0, 150), 2700, 6500)), 1)
+    for k in range(n):
+        r = ctx.child("light", k).rng
+        xy = room.sample_xy(r, 0.5)
+        power = area / n * r.uniform(3.0, 8.0)
+        t = round(float(np.clip(temp + r.normal(0, 150), 2700, 6500)), 1)
         if kind == "area":
-            size = float(rng.uniform(0.3, 1.0))
+            size = float(r.uniform(0.3, 1.0))
             panel = Parts().box((0, 0, -0.01), (size, size, 0.02)).model("lamp", "ceiling_panel")
             for _ in range(10):  # panels must not overlap each other
                 if b.add(panel, pose(xy[0], xy[1], room.height), emissive((1.0, 1.0, 1.0), 3.0)) is not None:
                     break
-                xy = room.sample_xy(rng, 0.5)
+                xy = room.sample_xy(r, 0.5)
             else:
                 continue
             b.lights.append(Light(kind="area", world_from_light=matrix4(translate(xy[0], xy[1], room.height - 0.025)),
                                   power=round(power, 2), temperature_k=t, size=round(size, 3)))
         else:
-            z = room.height - rng.uniform(0.2, 0.6)
+            z = room.height - r.uniform(0.2, 0.6)
             b.lights.append(Light(kind=kind, world_from_light=matrix4(translate(xy[0], xy[1], z)),  # type: ignore
                                   power=round(power * (1.5 if kind == "spot" else 1.0) * 3.0, 2), temperature_k=t,
-                                  size=0.05, spot_angle_deg=round(float(rng.uniform(70, 140)), 1)))
+                                  size=0.05, spot_angle_deg=round(float(r.uniform(70, 140)), 1)))
     open_windows = [(k, o) for k, w in enumerate(room.walls) for o in w["openings"] if o[4] == "window"]
-    if open_windows and rng.random() < 0.6:
-        k, _o = open_windows[int(rng.integers(len(open_windows)))]
+    sun = ctx.child("sun")
+    r = sun.rng
+    if open_windows and r.random() < 0.6:
+        k, _o = open_windows[int(r.integers(len(open_windows)))]
         n_in = room.walls[k]["n"]
-        el = math.radians(rng.uniform(15, 55))
-        az = math.radians(rng.uniform(-40, 40))
+        el = math.radians(r.uniform(15, 55))
+        az = math.radians(r.uniform(-40, 40))
         c, s = math.cos(az), math.sin(az)
         horiz = np.array([c * n_in[0] - s * n_in[1], s * n_in[0] + c * n_in[1]])
         d = np.array([horiz[0] * math.cos(el), horiz[1] * math.cos(el), -math.sin(el)])
-        b.lights.append(sun_light(ctx, d, rng.uniform(1.0, 4.0), round(float(rng.uniform(4500, 6500)), 1)))
+        b.lights.append(sun_light(sun, d, r.uniform(1.0, 4.0), round(float(r.uniform(4500, 6500)), 1)))
 
 
 def _shoelace(poly: np.ndarray) -> float:
@@ -429,7 +442,7 @@ def _shoelace(poly: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def camera_sampler(ctx: Context, b: Builder, room: Room):  # noqa: ANN201
+def camera_sampler(ctx: Context, b: SceneBuilder, room: Room):  # noqa: ANN201
     """Cameras in free space: most stand near a wall and look across the room (overview), the rest look at a
     piece of furniture or clutter from at least a metre away."""
     targets = [p for p in b.placed if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
@@ -463,18 +476,18 @@ def camera_sampler(ctx: Context, b: Builder, room: Room):  # noqa: ANN201
                 away = np.array([math.cos(a), math.sin(a)])
             yaw = math.atan2(away[1], away[0]) + math.radians(rng.normal(0, 35))
             target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(math.radians(rng.uniform(-25, 0)))])
-        return make_camera(ctx, eye, target)
+        return make_camera(ctx, rng, eye, target)
 
     return sample
 
 
 def sample_indoor(ctx: Context) -> Draft:
-    b = Builder()
-    room, floor_id = build_room(ctx, b)
-    furnish(ctx, b, room, floor_id)
-    decorate(ctx, b, room, floor_id)
-    light_room(ctx, b, room)
-    world = sky_world(ctx, 1.0)
+    b = SceneBuilder()
+    room, floor_id = build_room(ctx.child("room"), b)
+    furnish(ctx.child("furnish"), b, room, floor_id)
+    decorate(ctx.child("decorate"), b, room, floor_id)
+    light_room(ctx.child("lights"), b, room)
+    world = sky_world(ctx.child("world"), 1.0)
     meta = {"room": {"width_m": round(float(np.ptp(room.poly[:, 0])), 3),
                      "depth_m": round(float(np.ptp(room.poly[:, 1])), 3), "height_m": round(room.height, 3),
                      "shape": "rect" if len(room.poly) == 4 else "L"}}
@@ -482,9 +495,8 @@ def sample_indoor(ctx: Context) -> Draft:
                  interior=interior(b, room))
 
 
-def interior(b: Builder, room: Room) -> tuple[float, float]:
+def interior(b: SceneBuilder, room: Room) -> tuple[float, float]:
     """(interior surface area, area-weighted luminance albedo of floor, ceiling and walls) of the room."""
-    from rgbify.scenes.checks import albedo, luminance
     floor_area = abs(_shoelace(room.poly))
     wall_area = sum(w["length"] for w in room.walls) * room.height
     area = {"floor": floor_area, "ceiling": floor_area, "wall": wall_area}

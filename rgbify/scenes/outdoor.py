@@ -1,5 +1,9 @@
 """The ``outdoor`` recipe: a street with sidewalks, buildings, poles, signs, vehicles, trees and props on open
-ground under the sky (rays that miss everything are sky, class 0), for driving-like depth ranges."""
+ground under the sky (rays that miss everything are sky, class 0), for driving-like depth ranges.
+
+Random streams (rgbify.scenes.context): the street layout ("street"), its surfaces ("surfaces"), the buildings of
+each side ("buildings", side), each vehicle ("vehicle", k), pole ("pole", k), tree ("tree", k), prop ("prop", k)
+and asset ("asset", k), the sun ("sun") and the sky ("world")."""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import math
 
 import numpy as np
 
-from rgbify.scenes.builder import Builder, Model, Parts, Surface, pose
-from rgbify.scenes.common import Context, Draft, Reject, make_camera, sky_world, sun_light
+from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface, pose
+from rgbify.scenes.context import Context, Draft, Reject
+from rgbify.scenes.lighting import sky_world, sun_light
+from rgbify.scenes.placement import make_camera
 from rgbify.scenes.spec import Material
 
 ROAD_Z = 0.02
@@ -164,7 +170,7 @@ class Street:
         return x1 > self.cross_x - self.cross_w / 2 - margin and x0 < self.cross_x + self.cross_w / 2 + margin
 
 
-def _slab(b: Builder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y0: float, y1: float, z0: float,
+def _slab(b: SceneBuilder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y0: float, y1: float, z0: float,
           z1: float, support: int, tex: float = 0.7) -> int | None:
     m = Parts().box(((x0 + x1) / 2, (y0 + y1) / 2, (z1 - z0) / 2), (x1 - x0, y1 - y0, z1 - z0)).model(
         cls, cls, [Surface(z1 - z0, (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2, cls, 50.0)],
@@ -172,8 +178,8 @@ def _slab(b: Builder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y
     return b.add(m, pose(0, 0, z0), ctx.material(m, tex), support=support)
 
 
-def build_street(ctx: Context, b: Builder, st: Street) -> dict[str, int]:
-    rng, lay = ctx.rng, ctx.config.layout
+def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
+    lay = ctx.config.layout
     g = lay.ground_size_m
     ground = Parts().box((0, 0, -0.25), (g, g, 0.5)).model("ground", "ground", material_hint="ground")
     ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground, 0.8), check=False)}
@@ -195,11 +201,10 @@ def build_street(ctx: Context, b: Builder, st: Street) -> dict[str, int]:
         for x0, x1 in xs:
             iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"], 0.8)
             ids[f"sidewalk{sgn}{x0:.0f}"] = iid or 0
-    del rng
     return ids
 
 
-def _markings(ctx: Context, b: Builder, st: Street, xs: list[tuple[float, float]], road_id: int) -> None:
+def _markings(ctx: Context, b: SceneBuilder, st: Street, xs: list[tuple[float, float]], road_id: int) -> None:
     """Painted lines (one instance of class road): a dashed centre line and solid edge lines, 1 mm thick."""
     rng = ctx.rng
     p = Parts()
@@ -218,11 +223,13 @@ def _markings(ctx: Context, b: Builder, st: Street, xs: list[tuple[float, float]
                                           roughness=0.6), support=road_id)
 
 
-def populate(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:
-    rng, lay = ctx.rng, ctx.config.layout
+def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
+    lay = ctx.config.layout
     half = st.length / 2
     # buildings along both sides, sometimes set back behind a strip of ground
     for sgn in (-1, 1):
+        side = ctx.child("buildings", sgn + 1)
+        rng = side.rng
         x = -half + _u(rng, 0, 10)
         count = 0
         target = int(rng.integers(lay.buildings_per_side[0], lay.buildings_per_side[1] + 1))
@@ -233,7 +240,7 @@ def populate(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:
             if not st.in_cross(x, x + w, 2.0):
                 m = building(rng, w, d, h)
                 y = sgn * (st.kerb_y + setback + d / 2)
-                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), ctx.material(m, 0.7),
+                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m, 0.7),
                       support=ids["ground"])
             x += w + (_u(rng, 0, 12) if rng.random() < 0.6 else _u(rng, 15, 40))
             count += 1
@@ -241,10 +248,12 @@ def populate(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:
     _street_furniture(ctx, b, st, ids)
 
 
-def _vehicles(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:
-    rng, lay = ctx.rng, ctx.config.layout
+def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
+    lay = ctx.config.layout
     lane = st.width / 4
-    for _ in range(int(rng.integers(lay.vehicles[0], lay.vehicles[1] + 1))):
+    for k in range(int(ctx.rng.integers(lay.vehicles[0], lay.vehicles[1] + 1))):
+        c = ctx.child("vehicle", k)
+        rng = c.rng
         cls = str(rng.choice(["car", "car", "car", "truck", "bus"]))
         m = vehicle(rng, cls)
         for _try in range(8):
@@ -253,39 +262,43 @@ def _vehicles(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
             xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
-            if b.add(m, pose(xv, y, ROAD_Z, yaw), ctx.material(m, 0.05), support=ids["road"]) is not None:
+            if b.add(m, pose(xv, y, ROAD_Z, yaw), c.material(m, 0.05), support=ids["road"]) is not None:
                 break
 
 
-def _street_furniture(ctx: Context, b: Builder, st: Street, ids: dict[str, int]) -> None:
+def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
     rng, lay = ctx.rng, ctx.config.layout
-    for _ in range(int(rng.integers(lay.poles[0], lay.poles[1] + 1))):
-        m = street_pole(rng) if rng.random() < 0.7 else traffic_sign(rng)
-        _on_sidewalk(ctx, b, st, m, ids, edge=True)
-    for _ in range(int(rng.integers(lay.trees[0], lay.trees[1] + 1))):
-        m = tree(rng)
-        if rng.random() < 0.5:
-            _on_sidewalk(ctx, b, st, m, ids, edge=False)
+    for k in range(int(rng.integers(lay.poles[0], lay.poles[1] + 1))):
+        c = ctx.child("pole", k)
+        m = street_pole(c.rng) if c.rng.random() < 0.7 else traffic_sign(c.rng)
+        _on_sidewalk(c, b, st, m, ids, edge=True)
+    for k in range(int(rng.integers(lay.trees[0], lay.trees[1] + 1))):
+        c = ctx.child("tree", k)
+        m = tree(c.rng)
+        if c.rng.random() < 0.5:
+            _on_sidewalk(c, b, st, m, ids, edge=False)
         else:
-            _on_ground(ctx, b, st, m, ids)
-    for _ in range(int(rng.integers(lay.props[0], lay.props[1] + 1))):
-        kind = str(rng.choice(["bench", "bush", "rock", "fence", "sign"]))
+            _on_ground(c, b, st, m, ids)
+    for k in range(int(rng.integers(lay.props[0], lay.props[1] + 1))):
+        c = ctx.child("prop", k)
+        kind = str(c.rng.choice(["bench", "bush", "rock", "fence", "sign"]))
         if kind == "bench":
-            _on_sidewalk(ctx, b, st, bench(rng), ids, edge=False)
+            _on_sidewalk(c, b, st, bench(c.rng), ids, edge=False)
         elif kind == "sign":
-            _on_sidewalk(ctx, b, st, traffic_sign(rng), ids, edge=True)
+            _on_sidewalk(c, b, st, traffic_sign(c.rng), ids, edge=True)
         elif kind == "fence":
-            _on_ground(ctx, b, st, fence(rng, _u(rng, 3, 15)), ids, yaw=0.0)
+            _on_ground(c, b, st, fence(c.rng, _u(c.rng, 3, 15)), ids, yaw=0.0)
         else:
-            _on_ground(ctx, b, st, bush(rng) if kind == "bush" else rock(rng), ids)
+            _on_ground(c, b, st, bush(c.rng) if kind == "bush" else rock(c.rng), ids)
     if ctx.assets:
-        for _ in range(int(rng.integers(1, 4))):
-            ctx.assets.place_large(ctx, b, lambda: np.array([_u(rng, -50, 150), rng.choice([-1, 1]) *
-                                                             _u(rng, st.kerb_y + 0.5, st.kerb_y + 8)]),
-                                   ids["ground"], None)
+        for k in range(int(rng.integers(1, 4))):
+            c = ctx.child("asset", k)
+            c.assets.place_large(c, b, lambda r=c.rng: np.array([_u(r, -50, 150), r.choice([-1, 1]) *
+                                                                 _u(r, st.kerb_y + 0.5, st.kerb_y + 8)]),
+                                 ids["ground"], None)
 
 
-def _on_sidewalk(ctx: Context, b: Builder, st: Street, m: Model, ids: dict[str, int], edge: bool) -> None:
+def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool) -> None:
     rng = ctx.rng
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
@@ -300,7 +313,8 @@ def _on_sidewalk(ctx: Context, b: Builder, st: Street, m: Model, ids: dict[str, 
             return
 
 
-def _on_ground(ctx: Context, b: Builder, st: Street, m: Model, ids: dict[str, int], yaw: float | None = None) -> None:
+def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int],
+               yaw: float | None = None) -> None:
     rng = ctx.rng
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
@@ -314,16 +328,16 @@ def _on_ground(ctx: Context, b: Builder, st: Street, m: Model, ids: dict[str, in
 
 
 def sample_outdoor(ctx: Context) -> Draft:
-    rng = ctx.rng
-    b = Builder()
-    st = Street(rng, ctx.config.layout)
-    ids = build_street(ctx, b, st)
-    populate(ctx, b, st, ids)
-    el = math.radians(rng.uniform(12, 70))
-    az = rng.uniform(0, 2 * math.pi)
+    b = SceneBuilder()
+    st = Street(ctx.child("street").rng, ctx.config.layout)
+    ids = build_street(ctx.child("surfaces"), b, st)
+    populate(ctx.child("populate"), b, st, ids)
+    sun = ctx.child("sun")
+    el = math.radians(sun.rng.uniform(12, 70))
+    az = sun.rng.uniform(0, 2 * math.pi)
     d = np.array([-math.cos(el) * math.cos(az), -math.cos(el) * math.sin(az), -math.sin(el)])
-    b.lights.append(sun_light(ctx, d, rng.uniform(1.5, 5.0), round(float(rng.uniform(4500, 6500)), 1)))
-    world = sky_world(ctx)
+    b.lights.append(sun_light(sun, d, sun.rng.uniform(1.5, 5.0), round(float(sun.rng.uniform(4500, 6500)), 1)))
+    world = sky_world(ctx.child("world"))
 
     def sample_camera(r: np.random.Generator):  # noqa: ANN202
         cc = ctx.config.camera
@@ -344,7 +358,7 @@ def sample_outdoor(ctx: Context) -> Draft:
             yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 12 if mode < 0.7 else 30))
             pitch = math.radians(_u(r, *cc.pitch_deg) - (15.0 if mode >= 0.9 else 0.0))
             target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(pitch)])
-            return make_camera(ctx, eye, target, pitch_range=(-60.0, 30.0))
+            return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0))
         raise Reject("camera_inside_geometry", "no free spot for the camera")
 
     meta = {"street": {"road_width_m": round(st.width, 3), "sidewalk_m": round(st.sidewalk, 3),

@@ -1,27 +1,28 @@
 """sample_scene: (recipe config, base seed, sample index) -> a valid SceneSpec, as a pure function.
 
-Per attempt, the random stream comes from ``numpy.random.default_rng(SeedSequence([recipe_hash, seed, index,
-attempt]))``; nothing reads global random state or the clock. A draft scene from the recipe's sampler gets up to
-``CAMERA_TRIES`` cameras; each view is probed by ray casting (coverage) and its exposure estimated (relight or
-reject). A rejected attempt records its reason and the next attempt starts from a fresh stream.
+An attempt is keyed by (recipe, seed, index, attempt) and every phase of it draws from a stream of its own
+(rgbify.scenes.context); nothing reads global random state or the clock. A draft scene from the recipe's sampler
+gets up to ``CAMERA_TRIES`` cameras (drawn from the attempt's "camera" stream); each view is probed by ray casting
+(coverage) and its exposure estimated (relight or reject). A rejected attempt records its reason and the next
+attempt starts from fresh streams. Whatever changes the scene of a (recipe, seed, index) bumps SAMPLER_VERSION.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from rgbify.scenes import checks
+from rgbify.scenes import probe
+from rgbify.scenes.assets import library_for
 from rgbify.scenes.classes import class_table
-from rgbify.scenes.common import Context, Draft, Reject
+from rgbify.scenes.context import Context, Draft, Reject
+from rgbify.scenes.indoor import sample_indoor
 from rgbify.scenes.materials import list_images
+from rgbify.scenes.outdoor import sample_outdoor
 from rgbify.scenes.recipe import RecipeConfig, load_recipe
 from rgbify.scenes.spec import Camera, Light, RenderSettings, SceneSpec, spec_from_json, spec_to_json
+from rgbify.scenes.tabletop import sample_tabletop
 
 CAMERA_TRIES = 4
 
@@ -30,29 +31,18 @@ class SceneSamplingError(ValueError):
     """No valid scene within the recipe's max_attempts; the message lists the reject reasons."""
 
 
-def recipe_hash(name: str) -> int:
-    """A stable 64-bit number for a recipe name (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+SAMPLERS: dict[str, Callable[[Context], Draft]] = {"indoor": sample_indoor, "tabletop": sample_tabletop,
+                                                    "outdoor": sample_outdoor}
+"""The sampler of each recipe kind."""
 
 
-def sample_rng(name: str, seed: int, index: int, attempt: int = 0) -> np.random.Generator:
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed ({seed}) and index ({index}) must be non-negative integers")
-    return np.random.default_rng(np.random.SeedSequence([recipe_hash(name), int(seed), int(index), int(attempt)]))
-
-
-def sampler_for(kind: str) -> Callable[[Context], Draft]:
-    module = importlib.import_module(f"rgbify.scenes.{kind}")
-    return getattr(module, f"sample_{kind}")
-
-
-def check_view(draft: Draft, rays: checks.SceneRays, camera: Camera, config: RecipeConfig
-               ) -> tuple[checks.Coverage, checks.Exposure, checks.Probe]:
+def check_view(draft: Draft, rays: probe.SceneRays, camera: Camera, config: RecipeConfig
+               ) -> tuple[probe.Coverage, probe.Exposure, probe.Probe]:
     """Coverage and exposure of one view; raises Reject with the reason when it is not usable."""
     v = config.validity
     pw, ph = v.probe_resolution
-    p = checks.probe(rays, camera, pw, ph)
-    cov = checks.coverage(p, v.min_instance_fraction, v.near_m)
+    p = probe.probe(rays, camera, pw, ph)
+    cov = probe.coverage(p, v.min_instance_fraction, v.near_m)
     if cov.backfacing_fraction > 0.15:
         raise Reject("camera_inside_geometry", f"{cov.backfacing_fraction:.2f} of rays see back faces")
     if cov.sky_fraction > v.max_sky_fraction:
@@ -64,9 +54,9 @@ def check_view(draft: Draft, rays: checks.SceneRays, camera: Camera, config: Rec
     if cov.visible_instances < v.min_visible_instances:
         raise Reject("too_few_instances", f"{cov.visible_instances} < {v.min_visible_instances}")
     lc = config.lighting
-    lit, emit = checks.radiance(rays, p, draft.builder.lights, draft.world, draft.enclosed,
+    lit, emit = probe.radiance(rays, p, draft.builder.lights, draft.world, draft.enclosed,
                                 interior=draft.interior)
-    exp = checks.exposure(lit, emit, lc.exposure_target, lc.exposure_ok, lc.max_relight)
+    exp = probe.exposure(lit, emit, lc.exposure_target, lc.exposure_ok, lc.max_relight)
     if exp.clipped_fraction > lc.max_clipped_fraction:
         raise Reject("overexposed", f"{exp.clipped_fraction:.2f} of pixels blown out")
     if exp.dark_fraction > lc.max_dark_fraction:
@@ -91,32 +81,31 @@ def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any 
 
 
 def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, assets: Any = None
-                           ) -> tuple[SceneSpec, checks.Probe]:
+                           ) -> tuple[SceneSpec, probe.Probe]:
     """sample_scene, also returning the ray-cast probe of the accepted view (used by `scenes stats`)."""
     if isinstance(config, str):
         config = load_recipe(config)
     if assets is not None:
-        from rgbify.scenes.assets import library_for
         assets = library_for(assets)
     if assets is not None and not assets.models:
         assets = None
-    images = list_images(config.materials.image_texture_dir)
-    hdris = [p for p in list_images(config.lighting.hdri_dir) if p.lower().endswith((".hdr", ".exr"))]
-    sampler = sampler_for(config.kind)
+    images = tuple(list_images(config.materials.image_texture_dir))
+    hdris = tuple(p for p in list_images(config.lighting.hdri_dir) if p.lower().endswith((".hdr", ".exr")))
+    sampler = SAMPLERS[config.kind]
     rejects: list[str] = []
     for attempt in range(config.validity.max_attempts):
-        rng = sample_rng(config.name, seed, index, attempt)
-        ctx = Context(rng=rng, config=config, assets=assets, images=images, hdris=hdris)
+        ctx = Context.root(config, seed, index, attempt, assets=assets, images=images, hdris=hdris)
         try:
             draft = sampler(ctx)
-            rays = checks.SceneRays.build(draft.builder.objects, assets.mesh_cache if assets else None)
+            rays = probe.SceneRays.build(draft.builder.objects)
         except Reject as r:
             rejects.append(r.reason)
             continue
+        cameras = ctx.child("camera").rng
         for _ in range(CAMERA_TRIES):
             try:
-                camera = draft.sample_camera(rng)
-                cov, exp, probe = check_view(draft, rays, camera, config)
+                camera = draft.sample_camera(cameras)
+                cov, exp, view = check_view(draft, rays, camera, config)
             except Reject as r:
                 rejects.append(r.reason)
                 continue
@@ -125,13 +114,13 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
             meta = {"recipe": config.name, "kind": config.kind, "seed": int(seed), "index": int(index),
                     "attempts": attempt + 1, "rejects": rejects, "coverage": cov.to_meta(),
                     "exposure": exp.to_meta(), **draft.meta}
+            render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
             spec = SceneSpec(camera=camera, objects=tuple(draft.builder.objects), lights=lights, world=world,
                              render=RenderSettings(samples=config.samples, denoise=config.denoise,
-                                                   seed=int(rng.integers(0, 2**31 - 1)),
-                                                   max_bounces=config.max_bounces),
+                                                   seed=render_seed, max_bounces=config.max_bounces),
                              classes=class_table(extra), meta=tuple(meta.items()))
             # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)
-            return spec_from_json(spec_to_json(spec.validate())), probe
+            return spec_from_json(spec_to_json(spec.validate())), view
     counts = {r: rejects.count(r) for r in sorted(set(rejects))}
     raise SceneSamplingError(f"recipe {config.name!r}, seed {seed}, index {index}: no valid scene in "
                              f"{config.validity.max_attempts} attempts (rejects: {counts}); loosen the recipe's "

@@ -1,8 +1,8 @@
-"""An independent ground-truth oracle that does not use Blender: ray casting with trimesh + embreex.
+"""Test oracle: independent ground truth without Blender, by ray casting with trimesh + embreex.
 
 Embree (float32) only picks the triangle hit by each pixel-centre ray; the hit itself is recomputed in float64
 (Moller-Trumbore) so that depth can be compared with a relative tolerance of 1e-5. Shading normals follow the
-convention of :mod:`rgbify.render.geometry` (flat: face normal; smooth: angle-weighted vertex normals,
+convention of :mod:`rgbify.scenes.geometry` (flat: face normal; smooth: angle-weighted vertex normals,
 interpolated barycentrically and renormalised).
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rgbify.render.convert import ray_directions
-from rgbify.render.geometry import face_normals, object_mesh, vertex_normals
+from rgbify.render.passes import ray_directions
+from rgbify.scenes.geometry import face_normals, object_mesh, vertex_normals
 from rgbify.scenes.spec import SceneSpec
 
 

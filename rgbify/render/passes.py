@@ -1,4 +1,4 @@
-"""Raw data-render passes -> the ground-truth arrays of CONVENTIONS §2 (NumPy only, float64 inside).
+"""The passes of the data render -> the ground-truth arrays of CONVENTIONS §2 (NumPy only, float64 inside).
 
 The data render samples a grid twice as fine as the image plus one sample (``(2H+1, 2W+1)``): fine sample
 ``(2i+1, 2j+1)`` is the centre of pixel ``(i, j)``, the even ones its corners and edge midpoints.

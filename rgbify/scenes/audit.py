@@ -1,6 +1,6 @@
-"""Geometric checks of a finished SceneSpec, independent of how it was sampled (used by tests and
-`rgbify scenes stats --check`): no interpenetration between objects, every placed object resting on a support,
-camera outside all geometry.
+"""The geometric audit of a finished SceneSpec, independent of how it was sampled (used by tests): no
+interpenetration between objects, every placed object resting on a support, camera outside all geometry. It looks
+at the triangles the renderer draws (rgbify.scenes.geometry.world_mesh).
 
 Interpenetration: object meshes are split into their closed parts (connected components); a pair of objects
 whose bounding boxes overlap interpenetrates when a vertex or face centre of one, pulled 2.5 mm inward along
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
-from rgbify.scenes.geometry import object_mesh
+from rgbify.scenes.geometry import world_mesh
 from rgbify.scenes.spec import SceneSpec
 
 STRUCTURE = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
@@ -47,8 +47,9 @@ def _probe_points(part: trimesh.Trimesh) -> np.ndarray:
     return pts - normals * TOUCH_M
 
 
-def check_spec(spec: SceneSpec, mesh_cache: dict | None = None) -> list[Problem]:
-    meshes = [object_mesh(o, mesh_cache) for o in spec.objects]
+def audit(spec: SceneSpec) -> list[Problem]:
+    """Every problem the audit finds in ``spec`` (empty: the scene is physically sound)."""
+    meshes = [world_mesh(o).to_trimesh() for o in spec.objects]
     names = [o.name for o in spec.objects]
     classes = [o.class_name for o in spec.objects]
     bounds = np.array([m.bounds for m in meshes])

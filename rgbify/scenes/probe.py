@@ -1,5 +1,6 @@
-"""bpy-free checks of a sampled scene: a low-resolution ray-cast probe (embree through trimesh) for coverage,
-and an analytic exposure estimate that relights or rejects scenes that would render too dark or blown out.
+"""The ray-cast probe of a sampled view (bpy-free): a low-resolution ray casting (embree through trimesh) of the
+triangles the renderer will draw (rgbify.scenes.geometry), for coverage, and an analytic exposure estimate that
+relights or rejects views that would render too dark or blown out.
 
 Exposure model (per probe ray, linear radiance where a white diffuse surface lit by irradiance pi reads 1):
     L = albedo / pi * (E_direct + E_indirect + E_sky) + emission
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
-from rgbify.scenes.geometry import object_mesh
+from rgbify.scenes.geometry import TriMesh, world_mesh
 from rgbify.scenes.spec import Camera, Light, Material, Object, World
 
 LIGHT_UNIT = {"point": 1.0, "spot": 1.0, "area": 1.0, "sun": 1.0}
@@ -74,13 +75,15 @@ class SceneRays:
     intersector: object
 
     @staticmethod
-    def build(objects: tuple[Object, ...] | list[Object], mesh_cache: dict | None = None) -> SceneRays:
-        meshes, owner = [], []
-        for k, o in enumerate(objects):
-            m = object_mesh(o, mesh_cache)
-            meshes.append(m)
-            owner.append(np.full(len(m.faces), k, dtype=np.int64))
-        mesh = trimesh.util.concatenate(meshes) if meshes else trimesh.Trimesh()
+    def build(objects: tuple[Object, ...] | list[Object]) -> SceneRays:
+        """The world-space triangles of ``objects`` (rgbify.scenes.geometry.world_mesh: what the renderer draws)."""
+        meshes = [world_mesh(o) for o in objects]
+        owner = [np.full(len(m.faces), k, dtype=np.int64) for k, m in enumerate(meshes)]
+        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
+        vertices = np.concatenate([m.vertices for m in meshes]) if meshes else np.zeros((0, 3))
+        faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=False)]) if meshes else \
+            np.zeros((0, 3), np.int64)
+        mesh = TriMesh(vertices, faces).to_trimesh()
         return SceneRays(mesh, np.concatenate(owner) if owner else np.zeros(0, np.int64), tuple(objects),
                          _intersector(mesh))
 
@@ -100,7 +103,7 @@ class SceneRays:
 def _intersector(mesh: trimesh.Trimesh) -> object:
     try:
         from trimesh.ray.ray_pyembree import RayMeshIntersector
-    except ImportError:  # pragma: no cover - embreex is a dependency; the slow fallback keeps things working
+    except ImportError:  # embreex ships wheels for x86_64 only; elsewhere trimesh's own ray caster (rtree) does it
         from trimesh.ray.ray_triangle import RayMeshIntersector
     return RayMeshIntersector(mesh)
 
