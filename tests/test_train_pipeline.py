@@ -12,18 +12,19 @@ torch = pytest.importorskip("torch")
 from test_train import RES, MemoryTaskDataset  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.trainer import PromptEncoder, build_model, sample  # noqa: E402
+from rgbify.train.model import PromptEncoder, build_model  # noqa: E402
+from rgbify.train.pipeline import sample  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @torch.no_grad()
-def oracle_sample(parts, cfg, image, prompt_list, *, prompts, steps=None, seed=0, text_guidance=1.0,
+def oracle_sample(components, cfg, image, prompt_list, *, prompts, steps=None, seed=0, text_guidance=1.0,
                   image_guidance=1.0):
     """The sampling loop as of commit 01885fe (rgbify.train.trainer.sample), with its helpers inlined."""
     from diffusers import DDIMScheduler
 
-    unet, vae = parts.unet, parts.vae
+    unet, vae = components.unet, components.vae
     device = vae.device
     x_in = image.to(device=device)
     x_in = x_in.float() / 127.5 - 1.0 if x_in.dtype == torch.uint8 else x_in
@@ -33,7 +34,7 @@ def oracle_sample(parts, cfg, image, prompt_list, *, prompts, steps=None, seed=0
     text, mask = prompts(prompt_list)
     text = text.to(unet.dtype)
     x = torch.randn(img.shape, generator=gen, device=device)
-    T = parts.noise_scheduler.config.num_train_timesteps
+    T = components.noise_scheduler.config.num_train_timesteps
     if cfg.mode == "lotus":
         t = torch.full((img.shape[0],), T - 1, device=device, dtype=torch.long)
         if cfg.lotus_deterministic:
@@ -43,7 +44,7 @@ def oracle_sample(parts, cfg, image, prompt_list, *, prompts, steps=None, seed=0
         z = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text, encoder_attention_mask=mask,
                  class_labels=label.to(unet.dtype)).sample
     else:
-        ddim = DDIMScheduler.from_config(parts.noise_scheduler.config, timestep_spacing="trailing")
+        ddim = DDIMScheduler.from_config(components.noise_scheduler.config, timestep_spacing="trailing")
         ddim.set_timesteps(steps or cfg.inference_steps, device=device)
         guided = cfg.mode == "instruct" and (text_guidance != 1.0 or image_guidance != 1.0)
         if guided:
@@ -70,12 +71,12 @@ def perturbed_model(cfg):
     """The tiny model with every weight moved by seeded noise, so that the image channels of conv_in and Lotus's
     task switch (zero at initialisation) take part."""
     torch.manual_seed(0)
-    parts = build_model(cfg)
+    components = build_model(cfg)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for p in parts.unet.parameters():
+        for p in components.unet.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return parts
+    return components
 
 
 CASES = [
@@ -91,16 +92,16 @@ CASES = [
 @pytest.mark.parametrize(("mode", "options", "sample_kw"), CASES)
 def test_sample_matches_the_reference_loop(mode, options, sample_kw):
     cfg = make_config({"mode": mode, "resolution": RES, "inference_steps": 2, **options})
-    parts = perturbed_model(cfg)
+    components = perturbed_model(cfg)
     data = MemoryTaskDataset()
     images = torch.stack([data[i]["image"] for i in range(2)])
     texts = ["depth as colours", "table = red (255,0,0); " * 8]  # the second prompt spans two windows
-    prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
+    prompts = PromptEncoder(components.tokenizer, components.text_encoder)
     for seed in (0, 5):
-        want = oracle_sample(parts, cfg, images, texts, prompts=prompts, seed=seed, **sample_kw)
-        got = sample(parts, cfg, images, texts, prompts=prompts, seed=seed, **sample_kw)
+        want = oracle_sample(components, cfg, images, texts, prompts=prompts, seed=seed, **sample_kw)
+        got = sample(components, cfg, images, texts, prompts=prompts, seed=seed, **sample_kw)
         assert got.dtype == torch.uint8 and got.shape == (2, RES, RES, 3)
         assert torch.equal(got, want), f"{mode} {options} {sample_kw} seed {seed}"
     uint8 = ((images + 1) * 127.5).round().to(torch.uint8)  # the loader's batches are uint8
-    assert torch.equal(sample(parts, cfg, uint8, texts, prompts=prompts),
-                       oracle_sample(parts, cfg, uint8, texts, prompts=prompts))
+    assert torch.equal(sample(components, cfg, uint8, texts, prompts=prompts),
+                       oracle_sample(components, cfg, uint8, texts, prompts=prompts))
