@@ -6,6 +6,10 @@ The end-to-end tests against a real `rgbify build` dataset are in tests/test_tra
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,10 +237,40 @@ def test_config_errors_and_toml(tmp_path):
     assert (cfg.mode, cfg.tasks, cfg.steps) == ("lotus", ("depth",), 9)
 
 
+BF16_RUN = """
+import sys
+from pathlib import Path
+import torch
+from test_train import MemoryTaskDataset, cfg_for
+from rgbify.train.trainer import train
+
+torch.set_num_threads(1)
+cfg = cfg_for(Path(sys.argv[1]), "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
+assert train(cfg, MemoryTaskDataset())["step"] == 1
+"""
+
+
 def test_bf16_gradient_checkpointing_and_ema(tmp_path):
-    cfg = cfg_for(tmp_path, "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
-    assert train(cfg, MemoryTaskDataset())["step"] == 1
-    assert np.isfinite(log_rows(cfg)[0]["loss"])
+    """In a process of its own: accelerate sets the mixed precision once per process (the other tests: fp32)."""
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-c", BF16_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-4000:]
+    rows = [json.loads(x) for x in (tmp_path / "run-lotus" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1] and np.isfinite(rows[0]["loss"])
+
+
+def test_a_second_precision_in_one_process_is_refused(tmp_path):
+    """Runs in one process share accelerate's state: the same settings train again, another precision is refused
+    (one line, before anything is written)."""
+    assert train(cfg_for(tmp_path / "a", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
+    assert train(cfg_for(tmp_path / "b", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
+    bf16 = cfg_for(tmp_path / "c", "marigold", steps=1, mixed_precision="bf16")
+    with pytest.raises(UserError, match="--mixed-precision bf16: this process already trained with 'no'"):
+        train(bf16, MemoryTaskDataset())
+    assert not Path(bf16.out).exists()
 
 
 def test_bench_flop_count_on_meta_device():

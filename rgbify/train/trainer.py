@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
+from accelerate.state import AcceleratorState, is_initialized
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
@@ -41,10 +41,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     out = Path(cfg.out)
     started = time.monotonic()
     use_cpu_if_no_gpu()  # DDP over gloo when torchrun/accelerate launch started us on a machine without CUDA
-    if not torch.distributed.is_initialized():  # a fresh accelerate state per run (tests train several in a process)
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = _accelerator(cfg)
     train_data, val_data = open_data(cfg, train_data, val_data)
 
     # model, optimizer, schedule, EMA
@@ -136,6 +133,18 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         writer.close()
     accelerator.wait_for_everyone()
     return {"step": step, "stopped_early": stopped_early, "metrics": metrics}
+
+
+def _accelerator(cfg: TrainConfig) -> Accelerator:
+    """accelerate keeps one state per process (device, process group, mixed precision) that every Accelerator
+    shares, so a second run in the same process (tests, a notebook) creates another Accelerator with the same
+    settings. accelerate has no public way to change the precision of that state: another precision needs a new
+    process (every `rgbify train` is one)."""
+    if is_initialized() and AcceleratorState().mixed_precision != cfg.mixed_precision:
+        raise UserError(f"--mixed-precision {cfg.mixed_precision}: this process already trained with "
+                        f"{AcceleratorState().mixed_precision!r}, and accelerate sets it once per process; train "
+                        "this run in a new process")
+    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
 
 
 def _make_ema(accelerator: Accelerator, unet, cfg: TrainConfig) -> EMAModel | None:
