@@ -95,14 +95,20 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
                 optimizer.step()  # accelerate skips it except on the last micro-batch
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.detach().float())  # kept on the device: one host sync per step, below
+            losses.append(loss.detach().float())  # kept on the device until the step's end
             item_losses.append(per_item.detach().float())
             tasks += batch["task"]
-        # the losses come to the host once per step, averaged over ranks on the device (an all-reduce) first
+        # Host syncs: the step's losses (averaged over ranks on the device: an all-reduce) and per-item losses come
+        # to the host in one .tolist(), which waits for the step's work. On CUDA a blocking copy from pageable host
+        # memory also waits for the work queued before it: the batch's copy in the VAE encode (every micro-batch),
+        # the token ids of a prompt not yet in the PromptEncoder's cache, and the generation mask and Lotus label
+        # that train_step builds from Python lists. fp16 adds the gradient scaler's inf check. EMA, gradient
+        # clipping and the LR schedule stay on the device.
         loss_t = torch.stack(losses)
-        mean_losses = (accelerator.reduce(loss_t, reduction="mean") if accelerator.num_processes > 1
-                       else loss_t).tolist()
-        item_values = torch.cat(item_losses).cpu().tolist()
+        if accelerator.num_processes > 1:
+            loss_t = accelerator.reduce(loss_t, reduction="mean")
+        values = torch.cat([loss_t, *item_losses]).tolist()
+        mean_losses, item_values = values[: len(losses)], values[len(losses) :]
         if ema is not None:
             ema.step(accelerator.unwrap_model(unet).parameters())
         step += 1
