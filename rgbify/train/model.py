@@ -159,7 +159,7 @@ def _add_task_switch(unet) -> None:
 
 def lotus_switch(n: int, rgb: bool, device) -> torch.Tensor:
     """Lotus's class label for n items: [sin, cos] of one-hot (task = [1,0], reconstruct rgb = [0,1])."""
-    onehot = torch.tensor([0.0, 1.0] if rgb else [1.0, 0.0], device=device)
+    onehot = torch.eye(2, device=device)[int(rgb)]  # made on the device: no host-to-device copy (a CUDA sync)
     return torch.cat([torch.sin(onehot), torch.cos(onehot)]).expand(n, 4)
 
 

@@ -36,8 +36,9 @@ def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig,
     unet, sched = components.unet, components.noise_scheduler
     device = components.vae.device
     target, image = vae_encode(components.vae, torch.cat([batch["target"], batch["image"]])).float().chunk(2)
-    is_gen = torch.tensor([t == "generate" for t in batch["task"]], device=device)
-    image = torch.where(is_gen[:, None, None, None], torch.zeros_like(image), image)
+    for i, task in enumerate(batch["task"]):  # zeroed in place, not masked: no host-to-device copy (a CUDA sync)
+        if task == "generate":
+            image[i].zero_()
     text, mask = prompts(batch["prompt"])
     b = target.shape[0]
     noise = torch.randn(target.shape, generator=gen, device=device)

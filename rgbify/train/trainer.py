@@ -100,10 +100,9 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
             tasks += batch["task"]
         # Host syncs: the step's losses (averaged over ranks on the device: an all-reduce) and per-item losses come
         # to the host in one .tolist(), which waits for the step's work. On CUDA a blocking copy from pageable host
-        # memory also waits for the work queued before it: the batch's copy in the VAE encode (every micro-batch),
-        # the token ids of a prompt not yet in the PromptEncoder's cache, and the generation mask and Lotus label
-        # that train_step builds from Python lists. fp16 adds the gradient scaler's inf check. EMA, gradient
-        # clipping and the LR schedule stay on the device.
+        # memory also waits for the work queued before it: the batch's copy in the VAE encode (every micro-batch)
+        # and the token ids of a prompt not yet in the PromptEncoder's cache. fp16 adds the gradient scaler's inf
+        # check. EMA, gradient clipping and the LR schedule stay on the device.
         loss_t = torch.stack(losses)
         if accelerator.num_processes > 1:
             loss_t = accelerator.reduce(loss_t, reduction="mean")
