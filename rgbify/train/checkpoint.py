@@ -26,13 +26,9 @@ from rgbify.train.config import TrainConfig
 from rgbify.train.model import Components
 
 
-def checkpoint_dir(out: Path) -> Path:
-    return out / "checkpoints"
-
-
 def latest_checkpoint(out: Path) -> Path | None:
     """The folder ``checkpoints/latest`` points to, or None."""
-    link = checkpoint_dir(out) / "latest"
+    link = out / "checkpoints" / "latest"
     return link.resolve() if link.exists() else None
 
 
@@ -40,7 +36,7 @@ def save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     """accelerate state (UNet, optimizer, LR scheduler, EMA, RNG) under checkpoints/step-NNNNNNN, published by
     rename, then ``latest`` is pointed at it (symlink replaced atomically); older ones beyond ``keep`` go.
     Collective: every rank calls it (each writes its RNG state), the main process publishes."""
-    ckdir = checkpoint_dir(out)
+    ckdir = out / "checkpoints"
     final = ckdir / f"step-{step:07d}"
     if accelerator.is_main_process:
         ckdir.mkdir(parents=True, exist_ok=True)
