@@ -4,7 +4,7 @@
     python benchmarks/bench_train.py --model sd2-random --resolution 512 --batch-size 16 \\
         --mixed-precision bf16 --device cuda                                                  # one GPU
 
-Measures ``rgbify.train.trainer.train_step`` + backward + AdamW step on synthetic batches that already sit on
+Measures ``rgbify.train.step.train_step`` + backward + AdamW step on synthetic batches that already sit on
 the device (the data pipeline is measured by the dataset's own benchmark): both VAE encodes (image and
 target), the text encoder (cached per prompt, as in training), the UNet forward and backward. FLOPs per
 optimizer step are counted once with torch.utils.flop_counter (matmuls and convolutions); MFU divides the
@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.trainer import PromptEncoder, _place_frozen, build_model, step_generator, train_step  # noqa: E402
+from rgbify.train.model import PromptEncoder, build_model, place_frozen  # noqa: E402
+from rgbify.train.step import step_generator, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -47,14 +48,14 @@ def count_flops(args: argparse.Namespace) -> dict:
 
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused"})
     with torch.device("meta"):
-        parts = build_model(cfg)
+        components = build_model(cfg)
     r, lat = args.resolution, args.resolution // 8
     counts = {}
     for name, fn in (
-        ("vae_encode_x2", lambda: parts.vae.encode(torch.randn(2, 3, r, r, device="meta")).latent_dist.mode()),
-        ("unet_fwd_bwd", lambda: parts.unet(
+        ("vae_encode_x2", lambda: components.vae.encode(torch.randn(2, 3, r, r, device="meta")).latent_dist.mode()),
+        ("unet_fwd_bwd", lambda: components.unet(
             torch.randn(1, 8, lat, lat, device="meta"), torch.tensor([1], device="meta"),
-            encoder_hidden_states=torch.randn(1, 77, parts.unet.config.cross_attention_dim, device="meta"),
+            encoder_hidden_states=torch.randn(1, 77, components.unet.config.cross_attention_dim, device="meta"),
             class_labels=torch.randn(1, 4, device="meta") if args.mode == "lotus" else None,
         ).sample.sum().backward()),
     ):
@@ -97,24 +98,24 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution,
                        "batch_size": args.batch_size, "mixed_precision": args.mixed_precision, "out": "unused"})
     torch.manual_seed(0)
-    parts = build_model(cfg)
+    components = build_model(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision, torch.float32)
-    _place_frozen(parts, device, args.mixed_precision)
-    parts.unet.to(device).train()
+    place_frozen(components, device, args.mixed_precision)
+    components.unet.to(device).train()
     if args.gradient_checkpointing:
-        parts.unet.enable_gradient_checkpointing()
-    n_params = sum(p.numel() for p in parts.unet.parameters())
-    unet_eager = parts.unet
+        components.unet.enable_gradient_checkpointing()
+    n_params = sum(p.numel() for p in components.unet.parameters())
+    unet_eager = components.unet
     if args.compile:
-        parts.unet = torch.compile(parts.unet)
+        components.unet = torch.compile(components.unet)
     opt = torch.optim.AdamW(unet_eager.parameters(), lr=1e-5)
-    prompts = PromptEncoder(parts.tokenizer, parts.text_encoder)
+    prompts = PromptEncoder(components.tokenizer, components.text_encoder)
     batch = fake_batch(args.batch_size, args.resolution, device)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def step(i: int) -> float:
         with autocast:
-            loss, _ = train_step(parts, prompts, cfg, batch, step_generator(0, i, device))
+            loss, _ = train_step(components, prompts, cfg, batch, step_generator(0, i, device))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -6,6 +6,10 @@ The end-to-end tests against a real `rgbify build` dataset are in tests/test_tra
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,13 +18,9 @@ torch = pytest.importorskip("torch")
 
 from rgbify.errors import UserError  # noqa: E402
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.trainer import (  # noqa: E402
-    PromptEncoder,
-    StepSampler,
-    build_model,
-    tiny_tokenizer,
-    train,
-)
+from rgbify.train.data import EpochItems, StepSampler, make_loader  # noqa: E402
+from rgbify.train.model import PromptEncoder, build_model, tiny_tokenizer  # noqa: E402
+from rgbify.train.trainer import train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -69,23 +69,23 @@ def log_rows(cfg):
 
 def test_tiny_model_is_small_and_adapted():
     for mode in ("instruct", "lotus", "marigold"):
-        parts = build_model(make_config({"mode": mode, "resolution": RES}))
-        n = sum(p.numel() for m in (parts.unet, parts.vae, parts.text_encoder) for p in m.parameters())
+        components = build_model(make_config({"mode": mode, "resolution": RES}))
+        n = sum(p.numel() for m in (components.unet, components.vae, components.text_encoder) for p in m.parameters())
         assert n < 3e6
-        assert parts.unet.config.in_channels == 8
-        w = parts.unet.conv_in.weight
+        assert components.unet.config.in_channels == 8
+        w = components.unet.conv_in.weight
         if mode == "instruct":
             assert torch.count_nonzero(w[:, 4:]) == 0  # image channels start at zero
         else:
             assert torch.equal(w[:, :4], w[:, 4:])  # copied and halved
-        assert (parts.unet.config.class_embed_type == "projection") == (mode == "lotus")
+        assert (components.unet.config.class_embed_type == "projection") == (mode == "lotus")
 
 
 def test_tiny_tokenizer_and_long_prompts():
     tok = tiny_tokenizer()
     assert tok.decode(tok("chair (255,0,0)").input_ids, skip_special_tokens=True).replace(" ", "") == "chair(255,0,0)"
-    parts = build_model(make_config({"resolution": RES}))
-    enc = PromptEncoder(parts.tokenizer, parts.text_encoder)
+    components = build_model(make_config({"resolution": RES}))
+    enc = PromptEncoder(components.tokenizer, components.text_encoder)
     long = "table = red (255,0,0); " * 20
     states, mask = enc(["depth", long])
     assert states.shape[1] % 77 == 0 and states.shape[1] > 77 * 4
@@ -104,8 +104,6 @@ def test_thread_and_process_loaders_give_the_same_stream(tmp_path):
     """--loader threads and --loader processes yield the same batches from the same resume point; ranks of either
     take every N-th batch of that stream, as accelerate shards a DataLoader."""
     import itertools
-
-    from rgbify.train.trainer import make_loader
 
     data = MemoryTaskDataset(n=5)
 
@@ -127,8 +125,7 @@ def test_epoch_items_of_a_set_epoch_dataset_are_right_from_threads():
     """A dataset with set_epoch but no thread-safe get(item, epoch) is read under a lock by loader threads."""
     import time
 
-    from rgbify.datasets.loader import ThreadLoader
-    from rgbify.train.trainer import EpochItems
+    from rgbify.datasets import ThreadLoader
 
     class Stateful:
         epoch = 0
@@ -205,17 +202,17 @@ def test_overfit_depth_loss_falls(tmp_path):
 
 
 def test_base_model_path_round_trip(tmp_path):
-    """Save the tiny parts in the diffusers layout, load them back as --base-model PATH, train on them."""
+    """Save the tiny components in the diffusers layout, load them back as --base-model PATH, train on them."""
     from diffusers import UNet2DConditionModel
 
-    parts = build_model(make_config({"resolution": RES}))
+    components = build_model(make_config({"resolution": RES}))
     sd = tmp_path / "sd"
     # a plain SD layout has a 4-channel UNet: rebuild one from the tiny config
-    UNet2DConditionModel(**{**parts.unet.config, "in_channels": 4}).save_pretrained(sd / "unet")
-    parts.vae.save_pretrained(sd / "vae")
-    parts.text_encoder.save_pretrained(sd / "text_encoder")
-    parts.tokenizer.save_pretrained(sd / "tokenizer")
-    parts.noise_scheduler.save_pretrained(sd / "scheduler")
+    UNet2DConditionModel(**{**components.unet.config, "in_channels": 4}).save_pretrained(sd / "unet")
+    components.vae.save_pretrained(sd / "vae")
+    components.text_encoder.save_pretrained(sd / "text_encoder")
+    components.tokenizer.save_pretrained(sd / "tokenizer")
+    components.noise_scheduler.save_pretrained(sd / "scheduler")
     cfg = cfg_for(tmp_path, "instruct", base_model=str(sd), steps=1)
     loaded = build_model(cfg)
     assert loaded.unet.config.in_channels == 8 and len(loaded.tokenizer) == 514
@@ -240,10 +237,40 @@ def test_config_errors_and_toml(tmp_path):
     assert (cfg.mode, cfg.tasks, cfg.steps) == ("lotus", ("depth",), 9)
 
 
+BF16_RUN = """
+import sys
+from pathlib import Path
+import torch
+from test_train import MemoryTaskDataset, cfg_for
+from rgbify.train.trainer import train
+
+torch.set_num_threads(1)
+cfg = cfg_for(Path(sys.argv[1]), "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
+assert train(cfg, MemoryTaskDataset())["step"] == 1
+"""
+
+
 def test_bf16_gradient_checkpointing_and_ema(tmp_path):
-    cfg = cfg_for(tmp_path, "lotus", steps=1, mixed_precision="bf16", gradient_checkpointing=True, ema_decay=0.99)
-    assert train(cfg, MemoryTaskDataset())["step"] == 1
-    assert np.isfinite(log_rows(cfg)[0]["loss"])
+    """In a process of its own: accelerate sets the mixed precision once per process (the other tests: fp32)."""
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-c", BF16_RUN, str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-4000:]
+    rows = [json.loads(x) for x in (tmp_path / "run-lotus" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1] and np.isfinite(rows[0]["loss"])
+
+
+def test_a_second_precision_in_one_process_is_refused(tmp_path):
+    """Runs in one process share accelerate's state: the same settings train again, another precision is refused
+    (one line, before anything is written)."""
+    assert train(cfg_for(tmp_path / "a", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
+    assert train(cfg_for(tmp_path / "b", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
+    bf16 = cfg_for(tmp_path / "c", "marigold", steps=1, mixed_precision="bf16")
+    with pytest.raises(UserError, match="--mixed-precision bf16: this process already trained with 'no'"):
+        train(bf16, MemoryTaskDataset())
+    assert not Path(bf16.out).exists()
 
 
 def test_bench_flop_count_on_meta_device():

@@ -16,8 +16,9 @@ from test_train import MemoryTaskDataset, cfg_for  # noqa: E402
 import rgbify.encode  # noqa: E402
 import rgbify.encode.tasks  # noqa: E402
 from rgbify.cli import main as rgbify_main  # noqa: E402
+from rgbify.train.evaluate import evaluate  # noqa: E402
 from rgbify.train.predict import eval_depth_folder, load_run, predict_files, task_prompt  # noqa: E402
-from rgbify.train.trainer import evaluate, train  # noqa: E402
+from rgbify.train.trainer import train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,7 +98,7 @@ def test_predict_files(tmp_path, tiny_run, fake_codec, task):
 def test_evaluate_and_depth_folder(tmp_path, tiny_run, fake_codec):
     run = load_run(tiny_run, "cpu")
     grid: list = []
-    metrics = evaluate(run.parts, run.cfg, MemoryTaskDataset(), grid=grid, steps=1)
+    metrics = evaluate(run.components, run.cfg, MemoryTaskDataset(), grid=grid, steps=1)
     assert set(metrics) == {"depth", "normals"} and np.isfinite(metrics["depth"]["abs_rel"])
     assert 0 <= metrics["normals"]["a30"] <= 100 and len(grid) == 4
     images = _write_images(tmp_path / "imgs", n=2)

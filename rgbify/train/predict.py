@@ -1,7 +1,7 @@
 """Predict with a trained run, decode the drawings into measurements, and score them.
 
 - ``load_run(run_dir)``: the exported model of a run (RUN/model) and its TrainConfig.
-- ``task_prompt(task, classes)``: a prompt and its decode parameters, from rgbify.encode.make_task_target.
+- ``task_prompt(task, classes)``: a prompt and its decode parameters, drawn by rgbify.encode.tasks.task_prompt.
 - ``predict_files(...)``: raw RGB prediction, decoded measurement (.npy) and a colourised PNG per image.
 - ``eval_dataset(...)`` / ``eval_depth_folder(...)``: metrics as a dict, written as JSON and a Markdown table.
 """
@@ -17,10 +17,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rgbify import encode
 from rgbify.errors import UserError
 from rgbify.fileio import publishing
+from rgbify.train import metrics as M
 from rgbify.train.config import TrainConfig, make_config
-from rgbify.train.trainer import Parts, PromptEncoder, build_model, evaluate, sample
+from rgbify.train.data import build_data
+from rgbify.train.evaluate import evaluate
+from rgbify.train.model import Components, PromptEncoder, build_model
+from rgbify.train.pipeline import sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -28,7 +33,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 @dataclasses.dataclass
 class Run:
     cfg: TrainConfig
-    parts: Parts
+    components: Components
     prompts: PromptEncoder
     step: int
 
@@ -41,11 +46,11 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
         raise UserError(f"--run {run_dir}: no model/run.json; train it with `rgbify train --out {run_dir}` first")
     meta = json.loads(meta_path.read_text())
     cfg = make_config({**meta["config"], "base_model": str(model)})
-    parts = build_model(cfg)
+    components = build_model(cfg)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    for m in (parts.unet, parts.vae, parts.text_encoder):
+    for m in (components.unet, components.vae, components.text_encoder):
         m.to(device).eval()
-    return Run(cfg, parts, PromptEncoder(parts.tokenizer, parts.text_encoder), int(meta.get("step", 0)))
+    return Run(cfg, components, PromptEncoder(components.tokenizer, components.text_encoder), int(meta.get("step", 0)))
 
 
 def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, instances: int = 8,
@@ -53,14 +58,12 @@ def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, inst
     """(prompt, decode_params) for ``task`` (rgbify.encode.tasks.task_prompt, drawn from ``seed``); semantic needs
     ``classes`` (decoded label i + 1 is classes[i]), instance exactly one class (the prompt offers ``instances``
     instance colours). ``options`` go to the prompt draw (e.g. depth_codecs, flip_x)."""
-    from rgbify.encode.tasks import task_prompt as draw
-
     classes = list(classes or [])
     if task in ("semantic", "instance") and not classes:
         raise UserError(f"--task {task} needs --classes NAME[,NAME...] (the classes to ask for)")
     if task == "instance" and len(classes) != 1:
         raise UserError(f"--task instance asks for one class per prompt; got --classes {','.join(classes)}")
-    return draw(task, np.random.default_rng(seed), classes, instances, **options)
+    return encode.tasks.task_prompt(task, np.random.default_rng(seed), classes, instances, **options)
 
 
 def load_image(path: str | Path, resolution: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -133,8 +136,6 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
     """For each image write OUT/NAME.<task>.rgb.png (the raw prediction at the model's resolution),
     OUT/NAME.<task>.npy (decoded, at the image's size: depth float32 metres, normals float32 (H,W,3) unit OpenCV
     camera frame, semantic/instance int32 labels) and OUT/NAME.<task>.color.png. Returns one record per image."""
-    from rgbify.encode import decode_target
-
     if prompt is None:
         prompt, decode = task_prompt(task, classes, seed)
     elif decode is None:
@@ -146,11 +147,11 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
         paths = images[start : start + batch_size]
         loaded = [load_image(p, run.cfg.resolution) for p in paths]
         images_t = torch.stack([t for t, _ in loaded])
-        rgbs = sample(run.parts, run.cfg, images_t, [prompt] * len(paths), prompts=run.prompts, steps=steps,
+        rgbs = sample(run.components, run.cfg, images_t, [prompt] * len(paths), prompts=run.prompts, steps=steps,
                       seed=seed).numpy()
         for p, (_, size), rgb in zip(paths, loaded, rgbs, strict=True):
             stem = Path(p).stem
-            value = resize_measurement(np.asarray(decode_target(rgb, decode)), size, task)
+            value = resize_measurement(np.asarray(encode.decode_target(rgb, decode)), size, task)
             _save_png(out / f"{stem}.{task}.rgb.png", rgb)
             np.save(out / f"{stem}.{task}.npy", value)
             _save_png(out / f"{stem}.{task}.color.png", colourise(task, value))
@@ -162,15 +163,13 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
 def eval_dataset(run: Run, data: str, split: str = "val", max_items: int | None = None, **kw) -> dict:
     """Metrics of ``run`` on ``split`` of the dataset at ``data``: every sample is scored on every task of the
     run (one pass per task, no augmentation, at the run's resolution); ``max_items`` caps the samples per task."""
-    from rgbify.train.trainer import build_data
-
     metrics: dict = {}
     for task in run.cfg.tasks:
         cfg = dataclasses.replace(run.cfg, data=data, tasks=(task,), task_weights=())
         ds = build_data(cfg, split, generation_ratio=0.0, augment=False)
         if len(ds) == 0:
             raise UserError(f"--split {split} of {data} has no samples; try --split all")
-        metrics.update(evaluate(run.parts, run.cfg, ds, max_items=max_items, prompts=run.prompts, **kw))
+        metrics.update(evaluate(run.components, run.cfg, ds, max_items=max_items, prompts=run.prompts, **kw))
     return metrics
 
 
@@ -189,9 +188,6 @@ def load_depth_gt(path: Path) -> np.ndarray:
 def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | None = None, seed: int = 0,
                       steps: int | None = None) -> dict:
     """Depth metrics (metric and affine-aligned) on the user's images: IMAGES/NAME.* against GT/NAME.png|.npy."""
-    from rgbify.encode import decode_target
-    from rgbify.train import metrics as M
-
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     gts = {p.stem: p for p in Path(gt_dir).iterdir() if p.suffix.lower() in (".png", ".npy")}
     pairs = [(p, gts[p.stem]) for p in images if p.stem in gts][:max_items]
@@ -201,9 +197,9 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     metric, affine = [], []
     for img_path, gt_path in pairs:
         image, size = load_image(img_path, run.cfg.resolution)
-        rgb = sample(run.parts, run.cfg, image[None], [prompt], prompts=run.prompts, steps=steps, seed=seed)[0]
+        rgb = sample(run.components, run.cfg, image[None], [prompt], prompts=run.prompts, steps=steps, seed=seed)[0]
         gt = load_depth_gt(gt_path)
-        pred = resize_measurement(np.asarray(decode_target(rgb.numpy(), decode)), gt.shape, "depth")
+        pred = resize_measurement(np.asarray(encode.decode_target(rgb.numpy(), decode)), gt.shape, "depth")
         metric.append(M.depth_metrics(pred, gt))
         affine.append(M.depth_metrics_affine(pred, gt))
     return {"depth": {**M.mean_depth(metric), "images": len(pairs)},

@@ -1,0 +1,90 @@
+"""Checkpoints and the exported model of a run folder.
+
+- ``RUN/checkpoints/step-NNNNNNN/``: accelerate's state (UNet, optimizer, LR schedule, EMA, every rank's RNG) and
+  trainer_state.json; ``RUN/checkpoints/latest`` links to the newest. ``save_checkpoint`` writes a hidden temporary
+  folder and renames it, then replaces ``latest`` (a symlink renamed over the old one), then deletes step folders
+  beyond the newest ``keep``: a run killed at any moment leaves ``latest`` on a complete checkpoint.
+- ``RUN/model/``: a diffusers folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) plus run.json, written
+  to a temporary folder and renamed; ``--base-model RUN/model`` and ``rgbify predict`` load it.
+
+Why not accelerate's ``ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=N)`` for naming and
+rotation (read in accelerate 1.15's ``Accelerator.save_state`` / ``load_state``): save_state deletes the oldest
+checkpoints *before* it writes the new one, and writes the new one in place as ``checkpoint_<number of saves>``;
+``load_state()`` picks the folder with the highest number. A run killed while saving so leaves a partial newest
+checkpoint that a resume would load (with ``total_limit=1``, no complete checkpoint at all), the folder is named
+by save count rather than by step, and any other entry in checkpoints/ (our ``latest``) breaks its number parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from rgbify.train.config import TrainConfig
+from rgbify.train.model import Components
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The folder ``checkpoints/latest`` points to, or None."""
+    link = out / "checkpoints" / "latest"
+    return link.resolve() if link.exists() else None
+
+
+def save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
+    """accelerate state (UNet, optimizer, LR scheduler, EMA, RNG) under checkpoints/step-NNNNNNN, published by
+    rename, then ``latest`` is pointed at it (symlink replaced atomically); older ones beyond ``keep`` go.
+    Collective: every rank calls it (each writes its RNG state), the main process publishes."""
+    ckdir = out / "checkpoints"
+    final = ckdir / f"step-{step:07d}"
+    if accelerator.is_main_process:
+        ckdir.mkdir(parents=True, exist_ok=True)
+    tmp = ckdir / f".tmp-step-{step:07d}"
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every rank's random_states_R.pkl is in tmp before it is renamed
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        link_tmp = ckdir / ".latest-tmp"
+        if link_tmp.is_symlink():
+            link_tmp.unlink()
+        os.symlink(final.name, link_tmp)
+        os.replace(link_tmp, ckdir / "latest")
+        steps = sorted(p for p in ckdir.glob("step-*") if p.is_dir())
+        for old in steps[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_latest(accelerator, out: Path) -> int:
+    """Load OUT/checkpoints/latest into the accelerator's registered objects if there is one; returns its step
+    (0 without a checkpoint)."""
+    ck = latest_checkpoint(out)
+    if ck is None:
+        return 0
+    accelerator.load_state(str(ck))
+    return json.loads((ck / "trainer_state.json").read_text())["step"]
+
+
+def export_model(components: Components, unet, out: Path, cfg: TrainConfig, step: int) -> Path:
+    """A diffusers folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) at OUT/model plus run.json, written
+    to a temporary folder and renamed; loadable as ``--base-model OUT/model`` and by ``rgbify predict``."""
+    tmp = out / ".model-tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    unet.save_pretrained(tmp / "unet")
+    components.vae.save_pretrained(tmp / "vae")
+    components.text_encoder.save_pretrained(tmp / "text_encoder")
+    components.tokenizer.save_pretrained(tmp / "tokenizer")
+    components.noise_scheduler.save_pretrained(tmp / "scheduler")
+    (tmp / "run.json").write_text(json.dumps({"step": step, "config": cfg.to_dict()}, indent=1))
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
