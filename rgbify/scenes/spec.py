@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rgbify.config import STRICT, ConfigError, parse, to_data
+from rgbify.config import STRICT, ConfigError, dump, parse, parse_json
 
 SCHEMA_VERSION = 1
 
@@ -335,7 +335,7 @@ def _freeze(x: Any) -> Any:
 
 
 def spec_to_dict(spec: SceneSpec) -> dict[str, Any]:
-    return to_data(spec)
+    return dump(spec)
 
 
 def spec_to_json(spec: SceneSpec, indent: int | None = None) -> str:
@@ -345,20 +345,30 @@ def spec_to_json(spec: SceneSpec, indent: int | None = None) -> str:
         raise SpecError(f"non-finite number in scene spec ({e})") from None
 
 
-def spec_from_dict(d: dict[str, Any]) -> SceneSpec:
+def _check_version(d: Any) -> None:
     version = d.get("schema_version") if isinstance(d, dict) else None
     if version != SCHEMA_VERSION:
         raise SpecError(f"scene spec schema_version {version!r} is not supported (this rgbify reads "
                         f"{SCHEMA_VERSION}); re-sample the scene with this version")
+
+
+def spec_from_dict(d: dict[str, Any]) -> SceneSpec:
+    _check_version(d)
     return parse(SceneSpec, d, "spec", SpecError)
 
 
 def spec_from_json(text: str) -> SceneSpec:
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"scene spec is not valid JSON: {e}") from None
-    return spec_from_dict(d)
+        spec = parse_json(SceneSpec, text, "spec", SpecError)
+    except SpecError:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"scene spec is not valid JSON: {e}") from None
+        _check_version(d)  # a spec of another version: say that, not what its fields lack
+        raise
+    _check_version({"schema_version": spec.schema_version})
+    return spec
 
 
 def spec_hash(spec: SceneSpec) -> str:
