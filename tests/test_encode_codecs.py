@@ -7,6 +7,7 @@ import pytest
 
 from rgbify.encode import (
     DEPTH_CODECS,
+    Affine,
     CubeWalk,
     Hilbert24,
     decode_depth,
@@ -15,7 +16,7 @@ from rgbify.encode import (
     encode_normals,
     get_codec,
 )
-from rgbify.encode.codecs import colormap_table, run_centres, walk_depth, walk_value
+from rgbify.encode.codecs import affine_range, colormap_table, run_centres, walk_depth, walk_value
 
 RNG = np.random.default_rng(3)
 V = [(0, 0, 0), (255, 0, 0), (255, 255, 0), (0, 255, 0), (0, 255, 255), (0, 0, 255), (255, 0, 255), (255, 255, 255)]
@@ -81,6 +82,35 @@ def test_colormaps_round_trip_within_half_a_table_step(name):
     repeated = run_centres(colormap_table(codec.cmap))[k] != k
     assert (np.abs(fb - f) <= np.where(repeated, 1.0, 0.5) / 255 + 1e-6).all()
     assert np.isposinf(codec.decode(codec.encode(np.array([[np.inf]], np.float32)))).all()
+
+
+def test_affine_stretches_each_image_between_its_percentiles():
+    """depth/affine (Marigold's normalisation, 8-bit grey): the 2nd/98th percentiles of the image's finite depths
+    map to black/white, linearly between; decode gives that relative depth, so lo + v (hi - lo) recovers metres
+    within half a grey step between the percentiles."""
+    codec = Affine()
+    d = np.exp(RNG.uniform(-1, 3, (40, 50))).astype(np.float32)
+    d[0, :5] = np.inf
+    lo, hi = np.percentile(d[np.isfinite(d)].astype(np.float64), [2, 98])
+    assert affine_range(d) == (lo, hi)
+    rgb = codec.encode(d)
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    assert (rgb[0, :5] == 255).all() and (rgb[d <= lo] == 0).all() and (rgb[(d >= hi) & np.isfinite(d)] == 255).all()
+    inside = (d > lo) & (d < hi)
+    back = lo + codec.decode(rgb).astype(np.float64) * (hi - lo)
+    assert (np.abs(back - d)[inside] <= 0.5 * (hi - lo) / 255 + 1e-5).all()
+    # an affine change of the depth gives the same target: the codec carries no scale or shift
+    assert np.array_equal(codec.encode((d * 3.0 + 2.0).astype(np.float32)), rgb)
+    # a flat image is black; pixels outside ``valid`` do not count toward the percentiles
+    assert (codec.encode(np.full((3, 3), 2.0, np.float32)) == 0).all()
+    valid = np.ones(d.shape, bool)
+    valid[:, :10] = False
+    assert affine_range(d, valid) == tuple(np.percentile(d[:, 10:][np.isfinite(d[:, 10:])].astype(np.float64),
+                                                         [2, 98]))
+    assert (codec.encode(d, valid=valid)[:, :10] == 255).all()
+    assert not codec.metric and CubeWalk().metric
+    # a non-grey prediction decodes to its nearest grey
+    assert codec.decode(np.array([[[10, 20, 30]]], np.uint8))[0, 0] == np.float32(60 / 765)
 
 
 @pytest.mark.parametrize("codec", DEPTH_CODECS)

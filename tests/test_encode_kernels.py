@@ -137,3 +137,21 @@ def test_robust_decode_is_the_median_of_the_plain_decode(robust, radius):
     assert np.array_equal(got, ref.median_filter(plain, radius).astype(np.float32))
     one = get_codec({"name": "depth/cubewalk", "robust": robust}).decode(np.full((1, 1, 3), 7, np.uint8))
     assert one.shape == (1, 1) and np.isfinite(one).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("lo,hi", [(0.5, 7.0), (3.0, 3.0), (2.0, 1.0), (0.0, 1e6)])
+def test_affine_encode(dtype, masked, lo, hi):
+    d, valid = _depths(dtype)
+    v = valid if masked else None
+    out, res = _encode(kernels.affine_encode, d, v, lo, hi)
+    expect, *eres = ref.affine_encode(d, v, lo, hi)
+    assert np.array_equal(out, expect) and res == tuple(eres)
+
+
+def test_affine_decode():
+    rgb = _any_rgb()
+    out = np.empty(rgb.shape[:2], np.float32)
+    kernels.affine_decode(rgb, out)
+    assert np.array_equal(out, ref.affine_decode(rgb))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rgbify.encode import TASKS, decode_target, make_task_target
+from rgbify.encode.prompts import DEPTH_TEMPLATES
 
 
 def _gt(h=7, w=11, seed=0):
@@ -57,6 +58,20 @@ def test_round_trip_through_json_params(task):
             assert cls in (1, 2, 3) and params["class_name"] == gt["class_names"][cls - 1]
             assert np.array_equal(out, np.where(gt["semantic"] == cls, gt["instance"], 0))
         assert decode_target(target, json.dumps(params)).shape == out.shape
+
+
+def test_affine_depth_target_decodes_to_relative_depth():
+    """depth/affine: the prompt names no scale; decode gives relative depth, affine in the true depth between the
+    image's 2nd and 98th percentiles (to within half a grey step)."""
+    gt = _gt(40, 50)
+    target, prompt, params = make_task_target("depth", gt, np.random.default_rng(0), depth_codecs=["affine"])
+    assert params["codec"] == {"name": "depth/affine"} and prompt in DEPTH_TEMPLATES["depth/affine"]
+    rel = decode_target(target, json.loads(json.dumps(params)))
+    d = gt["depth"].astype(np.float64)
+    lo, hi = np.percentile(d[np.isfinite(d)], [2, 98])
+    inside = (d > lo) & (d < hi)
+    assert (np.abs(lo + rel * (hi - lo) - d)[inside] <= 0.5 * (hi - lo) / 255 + 1e-5).all()
+    assert (rel[np.isinf(d)] == 1).all()
 
 
 def test_choices_are_drawn_by_rng_and_reproducible():

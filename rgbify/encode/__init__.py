@@ -8,6 +8,7 @@ compile (or load from their on-disk cache) on first use. Never imports torch or 
 from rgbify.encode.codecs import (
     COLORMAPS,
     DEPTH_CODECS,
+    Affine,
     Colormap,
     CubeWalk,
     DepthCodec,
@@ -46,6 +47,7 @@ __all__ = [
     "PALETTE",
     "PROMPT_FORMATS",
     "TASKS",
+    "Affine",
     "CodecInputError",
     "Colormap",
     "CubeWalk",

@@ -10,7 +10,8 @@ import argparse
 
 DEPTH_CODEC_HELP = (
     "depth codec: cubewalk (default, paper), hilbert24 (summary; --d-max, --gamma), colormap:viridis, "
-    "colormap:plasma, colormap:inferno, colormap:gray"
+    "colormap:plasma, colormap:inferno, colormap:gray, affine (per-image 2-98 percentile grey; decodes to relative "
+    "depth in [0, 1], not metres)"
 )
 UNITS = """Units and frames:
   depth    planar z in metres, +inf = nothing hit. Files: .npy float32 (H,W); .exr float channel Z;

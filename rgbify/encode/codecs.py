@@ -80,6 +80,9 @@ class DepthCodec:
 
     robust: str | None = None
     name: ClassVar[str] = ""
+    metric: ClassVar[bool] = True
+    """True: decode gives metres. False (depth/affine): decode gives relative depth, which only an affine
+    alignment to ground truth (rgbify.train.metrics.depth_metrics_affine) turns into metres."""
 
     def __post_init__(self) -> None:
         if self.robust not in ROBUST_OPTIONS:
@@ -304,7 +307,48 @@ class Colormap(DepthCodec):
         return walk_depth(np.minimum(f + 1.0 / 255.0, 1.0)) - np.asarray(depth_m, dtype=np.float64)
 
 
-DEPTH_CODECS = ("depth/cubewalk", "depth/hilbert24") + tuple(f"depth/colormap:{n}" for n in COLORMAPS)
+AFFINE_PERCENTILES = (2.0, 98.0)
+"""depth/affine stretches depth between these percentiles of the image's depths (Marigold's)."""
+
+
+def affine_range(depth_m: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """(lo, hi): the AFFINE_PERCENTILES of the finite, non-negative depths (at ``valid`` pixels), linear
+    interpolation; (0, 0) when there are none."""
+    d = np.asarray(depth_m, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(d) & (d >= 0)
+    if valid is not None:
+        keep &= valid
+    if not keep.any():
+        return 0.0, 0.0
+    lo, hi = np.percentile(d[keep], AFFINE_PERCENTILES)
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Affine(DepthCodec):
+    """depth/affine (Marigold's target, in 8-bit grey): each image's depth stretched between its own 2nd and 98th
+    percentiles, lo and hi, grey = round(255 clip((d - lo) / (hi - lo), 0, 1)) in all three channels; nothing hit is
+    white. Decode gives relative depth in [0, 1] (the mean of the channels / 255), not metres: lo and hi are not in
+    the target or the prompt, so predictions are scored after an affine alignment to ground truth only."""
+
+    name: ClassVar[str] = "depth/affine"
+    metric: ClassVar[bool] = False
+    levels: ClassVar[int] = 256
+
+    def _encode(self, depth_m, valid, use_valid, out):
+        from rgbify.encode import kernels
+
+        lo, hi = affine_range(depth_m, valid if use_valid else None)
+        return kernels.affine_encode(depth_m, valid, use_valid, lo, hi, out)
+
+    def _decode(self, rgb, out):
+        from rgbify.encode import kernels
+
+        kernels.affine_decode(rgb, out)
+
+
+DEPTH_CODECS = ("depth/cubewalk", "depth/hilbert24", *(f"depth/colormap:{n}" for n in COLORMAPS), "depth/affine")
 """Names of every depth codec."""
 
 
@@ -359,8 +403,8 @@ class NormalsCodec:
 # ----------------------------------------------------------------------------------------------- specs
 def get_codec(spec: str | dict[str, Any] | DepthCodec | NormalsCodec) -> DepthCodec | NormalsCodec:
     """Build a codec from its spec: a name ("depth/cubewalk", "depth/hilbert24", "depth/colormap:viridis",
-    "normals"), a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100, "gamma": 0.5}) or
-    that dict as a JSON string."""
+    "depth/affine", "normals"), a dict {"name": ..., **params} (e.g. {"name": "depth/hilbert24", "d_max": 100,
+    "gamma": 0.5}) or that dict as a JSON string."""
     if isinstance(spec, DepthCodec | NormalsCodec):
         return spec
     if isinstance(spec, str) and spec.lstrip().startswith("{"):
@@ -380,6 +424,8 @@ def get_codec(spec: str | dict[str, Any] | DepthCodec | NormalsCodec) -> DepthCo
             return CubeWalk(**params)
         if name == "depth/hilbert24":
             return Hilbert24(**params)
+        if name == "depth/affine":
+            return Affine(**params)
         if name.startswith("depth/colormap:"):
             return Colormap(cmap=name.split(":", 1)[1], **params)
         if name == "normals":
@@ -408,15 +454,17 @@ def encode_depth(depth_m: np.ndarray, codec: str | dict | DepthCodec = "cubewalk
     """Depth float (H, W) metres (+inf = nothing hit) -> uint8 (H, W, 3) target under ``codec``.
 
     ``codec``: "cubewalk" (default), "hilbert24" (params d_max=100, gamma=0.5), "colormap:viridis|plasma|inferno|
-    gray", with or without the "depth/" prefix, or a spec dict. ``valid``: bool (H, W); False pixels encode as
-    nothing hit. NaN or negative depth at valid pixels raises CodecInputError (a ValueError).
+    gray", "affine" (per-image 2-98 percentile grey), with or without the "depth/" prefix, or a spec dict.
+    ``valid``: bool (H, W); False pixels encode as nothing hit. NaN or negative depth at valid pixels raises
+    CodecInputError (a ValueError).
     """
     return depth_codec(codec, **params).encode(depth_m, valid)
 
 
 def decode_depth(rgb: np.ndarray, codec: str | dict | DepthCodec = "cubewalk", **params: Any) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (H, W) metres: +inf for "nothing hit" under cubewalk and colormaps, d_max for
-    the far code under hilbert24. ``robust="median3"``/``"median5"`` adds a 3x3/5x5 median of the decoded depth."""
+    the far code under hilbert24; under depth/affine relative depth in [0, 1] instead (not metres).
+    ``robust="median3"``/``"median5"`` adds a 3x3/5x5 median of the decoded depth."""
     return depth_codec(codec, **params).decode(rgb)
 
 

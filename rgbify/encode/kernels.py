@@ -308,6 +308,50 @@ def colormap_decode(rgb, lut, run_centre, cell_start, cell_entries, cell_shift, 
             out[i, j] = np.float32(_walk_depth(x / (n - 1)))
 
 
+@njit(**_OPTS)
+def affine_encode(depth, valid, use_valid, lo, hi, out):
+    """depth float (H,W) metres -> out uint8 (H,W,3) grey: round(255 clip((d - lo) / (hi - lo), 0, 1)) in all three
+    channels (depth/affine; ``lo``/``hi`` are the image's 2nd and 98th percentiles, found by the caller). Nothing hit
+    (+inf) and masked pixels are white; when hi <= lo every finite depth is black. Returns (nbad, first)."""
+    h, w = depth.shape
+    nbad = 0
+    first = -1
+    span = hi - lo
+    for i in range(h):
+        for j in range(w):
+            d = np.float64(depth[i, j])
+            if use_valid and not valid[i, j]:
+                v = 255.0
+            elif not d >= 0.0:
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                v = 255.0
+            elif d == math.inf:
+                v = 255.0
+            elif span <= 0.0:
+                v = 0.0
+            else:
+                x = (d - lo) / span
+                x = 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+                v = math.floor(x * 255.0 + 0.5)
+            out[i, j, 0] = np.uint8(v)
+            out[i, j, 1] = np.uint8(v)
+            out[i, j, 2] = np.uint8(v)
+    return nbad, first
+
+
+@njit(**_OPTS)
+def affine_decode(rgb, out):
+    """uint8 (H,W,3) -> out float32 (H,W) relative depth in [0, 1]: the mean of the three channels / 255 (the
+    nearest grey; 0 = the image's 2nd depth percentile, 1 = its 98th)."""
+    h, w = out.shape
+    for i in range(h):
+        for j in range(w):
+            s = np.int64(rgb[i, j, 0]) + np.int64(rgb[i, j, 1]) + np.int64(rgb[i, j, 2])
+            out[i, j] = np.float32(s / 765.0)
+
+
 @njit(**_VEC)
 def normals_row(g, sx, o0, o1, o2):
     """The normals colours of one row: uint8 planes o0, o1, o2 (W,) of float64 OpenCV-frame normals ``g`` (3, W)

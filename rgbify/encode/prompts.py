@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rgbify.encode.codecs import Colormap, CubeWalk, DepthCodec, Hilbert24, NormalsCodec, get_codec
+from rgbify.encode.codecs import Affine, Colormap, CubeWalk, DepthCodec, Hilbert24, NormalsCodec, get_codec
 from rgbify.encode.errors import CodecInputError
 from rgbify.encode.labels import (
     INSTANCE_THRESHOLD,
@@ -42,6 +42,13 @@ DEPTH_TEMPLATES = {
         "Depth estimation: encode depth d as the point (d/{d_max:g} m)^{gamma:g} of the 24-bit 3-D Hilbert curve "
         "through RGB; {d_max:g} m and beyond is the curve's last colour.",
         "Draw the metric depth of this image as a Hilbert-curve RGB code (d_max {d_max:g} m, gamma {gamma:g}).",
+    ),
+    "depth/affine": (
+        "Relative depth map in grey: black at this image's nearest 2 percent of depths, white at its farthest "
+        "2 percent, linear in between.",
+        "Depth estimation, affine-invariant: a grey level linear in depth, stretched between the image's 2nd "
+        "(black) and 98th (white) depth percentiles.",
+        "Draw the relative depth of this image in shades of grey, near black and far white.",
     ),
     "depth/colormap": (
         "Metric depth map in the {cmap} colormap, near {near} to far {far}.",
@@ -90,6 +97,8 @@ def depth_prompt(codec: str | dict | DepthCodec, rng: np.random.Generator | None
         text = _pick(DEPTH_TEMPLATES["depth/cubewalk"], rng)
     elif isinstance(c, Hilbert24):
         text = _pick(DEPTH_TEMPLATES["depth/hilbert24"], rng).format(d_max=c.d_max, gamma=c.gamma)
+    elif isinstance(c, Affine):
+        text = _pick(DEPTH_TEMPLATES["depth/affine"], rng)
     elif isinstance(c, Colormap):
         near, far = _CMAP_ENDS[c.cmap]
         text = _pick(DEPTH_TEMPLATES["depth/colormap"], rng).format(cmap=c.cmap, near=near, far=far)

@@ -124,6 +124,20 @@ def colormap_decode(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return walk_depth(x / (n - 1)).astype(np.float32).reshape(rgb.shape[:2])
 
 
+def affine_encode(depth: np.ndarray, valid: np.ndarray | None, lo: float, hi: float):
+    """Grey round(255 clip((d - lo) / (hi - lo), 0, 1)); +inf, masked and bad pixels white; hi <= lo: black."""
+    masked, bad = _bad(depth, valid)
+    d = depth.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        x = np.clip((d - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(d)
+    grey = np.where(masked | bad | np.isposinf(d), 255.0, _round(x * 255.0))
+    return np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8), *_report(bad)
+
+
+def affine_decode(rgb: np.ndarray) -> np.ndarray:
+    return (rgb.astype(np.int64).sum(-1) / 765.0).astype(np.float32)
+
+
 def normals_encode(normals: np.ndarray, flip_x: bool) -> tuple[np.ndarray, int, int]:
     v = normals.astype(np.float64) * np.array([1.0, -1.0, -1.0])
     with np.errstate(invalid="ignore", over="ignore"):
