@@ -120,7 +120,7 @@ def test_predict_and_eval(dataset, instruct_run, tmp_path):
     assert main(["eval", "--run", str(instruct_run), "--data", str(dataset), "--split", "all", "--out",
                  str(report)]) == 0
     metrics = json.loads(report.read_text())
-    assert set(metrics) == {"depth", "normals", "semantic", "instance"}  # every sample on every task
+    assert set(metrics) == {"depth", "depth_affine", "normals", "semantic", "instance"}  # every sample, every task
     assert report.with_suffix(".md").read_text().startswith("# rgbify eval")
 
     gt = tmp_path / "gt"

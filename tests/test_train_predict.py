@@ -99,7 +99,7 @@ def test_evaluate_and_depth_folder(tmp_path, tiny_run, fake_codec):
     run = load_run(tiny_run, "cpu")
     grid: list = []
     metrics = evaluate(run.components, run.cfg, MemoryTaskDataset(), grid=grid, steps=1)
-    assert set(metrics) == {"depth", "normals"} and np.isfinite(metrics["depth"]["abs_rel"])
+    assert set(metrics) == {"depth", "depth_affine", "normals"} and np.isfinite(metrics["depth"]["abs_rel"])
     assert 0 <= metrics["normals"]["a30"] <= 100 and len(grid) == 4
     images = _write_images(tmp_path / "imgs", n=2)
     gt_dir = tmp_path / "gt"
@@ -159,3 +159,21 @@ def test_real_codecs_prompts_and_predict(tmp_path, tiny_run):
         value = np.load(tmp_path / "out" / f"img0.{task}.npy")
         assert value.shape[:2] == (30, 40)
     assert set(np.unique(np.load(tmp_path / "out" / "img0.semantic.npy"))) <= {0, 1, 2}
+
+
+def test_relative_depth_is_scored_affine_aligned_only():
+    """A depth/affine prediction (relative depth in [0, 1]) has no metric score; every depth item has an
+    affine-aligned one, exact for a prediction affine in the ground truth."""
+    from rgbify.train.evaluate import MetricAccumulator, is_metric
+
+    gt = {"gt_depth": np.linspace(1, 5, 64, dtype=np.float32).reshape(8, 8), "valid": np.ones((8, 8), bool)}
+    acc = MetricAccumulator()
+    acc.add("depth", (gt["gt_depth"] - 1) / 4, gt, metric=False)
+    out = acc.result()
+    assert "depth" not in out and out["depth_affine"]["abs_rel"] < 1e-6 and out["depth_affine"]["images"] == 1
+    acc.add("depth", gt["gt_depth"] * 2, gt)
+    out = acc.result()
+    assert out["depth"]["images"] == 1 and abs(out["depth"]["abs_rel"] - 1) < 1e-6
+    assert out["depth_affine"]["images"] == 2
+    assert not is_metric({"task": "depth", "codec": {"name": "depth/affine"}})
+    assert is_metric({"task": "depth", "codec": {"name": "depth/cubewalk"}}) and is_metric({"task": "normals"})

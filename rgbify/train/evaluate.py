@@ -1,8 +1,8 @@
 """Scoring a run on dataset items: sample, decode with the item's decode parameters, accumulate metrics per task.
 
 The metric formulas are rgbify.train.metrics (NumPy only); ``MetricAccumulator`` pools them over a split as the
-tasks need (depth per image then averaged, normal errors pooled over pixels, one confusion matrix for semantic,
-summed matches for instance).
+tasks need (depth per image then averaged, metric and affine-aligned; normal errors pooled over pixels, one confusion
+matrix for semantic, summed matches for instance).
 """
 
 from __future__ import annotations
@@ -25,17 +25,22 @@ class MetricAccumulator:
 
     def __init__(self):
         self.depth: list[dict] = []
+        self.depth_affine: list[dict] = []
         self.normal_err: list[np.ndarray] = []
         self.cm = np.zeros((2, 2), np.int64)
         self.pq = {"iou_sum": 0.0, "tp": 0, "fp": 0, "fn": 0}
         self.images = {"semantic": 0, "instance": 0}
 
-    def add(self, task: str, pred, item_gt: dict, reference=None) -> None:
+    def add(self, task: str, pred, item_gt: dict, reference=None, metric: bool = True) -> None:
         """pred: the decoded prediction; item_gt: gt_depth/gt_normals/valid; reference: the decoded clean target
-        (semantic/instance: what the prompt asked for, with the codec's own labels)."""
+        (semantic/instance: what the prompt asked for, with the codec's own labels); metric: False for depth
+        decoded by a relative codec (depth/affine), which is scored affine-aligned only. Every depth prediction
+        is also scored after a least-squares scale and shift (``depth_affine``)."""
         valid = np.asarray(item_gt["valid"], bool)
         if task == "depth":
-            self.depth.append(M.depth_metrics(pred, item_gt["gt_depth"], valid))
+            if metric:
+                self.depth.append(M.depth_metrics(pred, item_gt["gt_depth"], valid))
+            self.depth_affine.append(M.depth_metrics_affine(pred, item_gt["gt_depth"], valid))
         elif task == "normals":
             gt = np.asarray(item_gt["gt_normals"])
             mask = valid & (np.linalg.norm(gt, axis=-1) > 0)
@@ -58,6 +63,8 @@ class MetricAccumulator:
         out: dict[str, dict[str, float]] = {}
         if self.depth:
             out["depth"] = {**M.mean_depth(self.depth), "images": len(self.depth)}
+        if self.depth_affine:
+            out["depth_affine"] = {**M.mean_depth(self.depth_affine), "images": len(self.depth_affine)}
         if self.normal_err:
             err = np.concatenate(self.normal_err).astype(np.float64)
             out["normals"] = {**M.normal_stats(err), "images": len(self.normal_err)} if err.size else {}
@@ -74,6 +81,11 @@ class MetricAccumulator:
                                "rq": tp / (tp + fp / 2 + fn / 2), "tp": tp, "fp": fp, "fn": fn,
                                "images": self.images["instance"]}
         return out
+
+
+def is_metric(params: dict) -> bool:
+    """Whether decode params decode to metres (False for a depth codec whose ``metric`` is False: depth/affine)."""
+    return params.get("task") != "depth" or encode.get_codec(params.get("codec", "depth/cubewalk")).metric
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -104,7 +116,7 @@ def evaluate(components: Components, cfg: TrainConfig, dataset, max_items: int |
             target = to_uint8(it["target"])
             gt = {k: np.asarray(it[k]) for k in ("gt_depth", "gt_normals", "valid") if k in it}
             ref = encode.decode_target(target, params) if it["task"] in ("semantic", "instance") else None
-            acc.add(it["task"], encode.decode_target(rgb, params), gt, ref)
+            acc.add(it["task"], encode.decode_target(rgb, params), gt, ref, metric=is_metric(params))
             if grid is not None and len(grid) < 8:
                 grid.append((it["task"], to_uint8(it["image"]), target, rgb))
     components.unet.train()
