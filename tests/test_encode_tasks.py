@@ -74,6 +74,27 @@ def test_affine_depth_target_decodes_to_relative_depth():
     assert (rel[np.isinf(d)] == 1).all()
 
 
+def test_fixed_semantic_colours():
+    """semantic_colors="fixed": a class has the same colour in every request (PALETTE[(i - 1) % 26]), classes in
+    index order; labels still round-trip; task_prompt honours it; anything else is refused."""
+    from rgbify.encode import PALETTE
+    from rgbify.encode.tasks import task_prompt
+
+    gt = _gt()
+    seen = set()
+    for seed in range(6):
+        target, _, params = make_task_target("semantic", gt, np.random.default_rng(seed), semantic_colors="fixed")
+        seen.add(json.dumps(params["classes"]))
+        assert [c["index"] for c in params["classes"]] == [1, 2, 3]
+        assert [tuple(c["color"]) for c in params["classes"]] == [PALETTE[i].rgb for i in (0, 1, 2)]
+        assert np.array_equal(decode_target(target, params), gt["semantic"])
+    assert len(seen) == 1
+    _, params = task_prompt("semantic", np.random.default_rng(0), ["wall", "floor"], semantic_colors="fixed")
+    assert [tuple(c["color"]) for c in params["classes"]] == [PALETTE[0].rgb, PALETTE[1].rgb]
+    with pytest.raises(ValueError, match="semantic_colors 'random'"):
+        make_task_target("semantic", gt, np.random.default_rng(0), semantic_colors="random")
+
+
 def test_choices_are_drawn_by_rng_and_reproducible():
     gt = _gt()
     a = [make_task_target("semantic", gt, np.random.default_rng(s))[1] for s in range(6)]

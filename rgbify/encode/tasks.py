@@ -56,10 +56,28 @@ def draw_depth_codec(rng: np.random.Generator, depth_codecs: Sequence[Any] = ("d
     return depth_codec(depth_codecs[int(rng.integers(len(depth_codecs)))])
 
 
-def draw_semantic(rng: np.random.Generator, classes: Sequence[tuple[int, str]], prompt_format: str | None = None
-                  ) -> tuple[str, dict[str, Any], dict[int, RGB]]:
+SEMANTIC_COLORS = ("drawn", "fixed")
+"""How semantic requests colour their classes: drawn per request (paper), or fixed by class index."""
+
+
+def fixed_semantic_color(index: int) -> RGB:
+    """The colour of class ``index`` under semantic_colors="fixed": PALETTE[(index - 1) % 26]."""
+    return PALETTE[(int(index) - 1) % len(PALETTE)].rgb
+
+
+def draw_semantic(rng: np.random.Generator, classes: Sequence[tuple[int, str]], prompt_format: str | None = None,
+                  colors: str = "drawn") -> tuple[str, dict[str, Any], dict[int, RGB]]:
     """A semantic request for ``classes`` [(class index, name)]: their order in the prompt and a distinct palette
-    colour each, drawn by ``rng``. Returns (prompt, decode params, {class index: colour})."""
+    colour each, drawn by ``rng`` (``colors="drawn"``, the paper's way); ``colors="fixed"`` lists them in index
+    order, each in :func:`fixed_semantic_color` (the same colour for a class in every request; classes 26 apart
+    share one). Returns (prompt, decode params, {class index: colour})."""
+    if colors not in SEMANTIC_COLORS:
+        raise CodecInputError(f"semantic_colors {colors!r}: use one of {', '.join(SEMANTIC_COLORS)}")
+    if colors == "fixed":
+        order = sorted(classes)
+        chosen = [fixed_semantic_color(c) for c, _ in order]
+        prompt, params = semantic_prompt(list(order), chosen, rng, prompt_format)
+        return prompt, params, {c: col for (c, _), col in zip(order, chosen, strict=True)}
     order = [classes[i] for i in rng.permutation(len(classes))]
     colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), size=len(order), replace=False)]
     prompt, params = semantic_prompt(list(order), colors, rng, prompt_format)
@@ -95,14 +113,15 @@ def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **
 
 
 def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
-                     max_classes: int = len(PALETTE), **_: Any):
+                     max_classes: int = len(PALETTE), semantic_colors: str = "drawn", **_: Any):
     semantic = _gt(gt, "semantic")
     present = [int(c) for c in label_counts(semantic)[0] if c > 0]
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
     if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
         present = [int(rng.integers(1, max(len(gt.get("class_names") or []), 1) + 1))]
-    prompt, params, colors = draw_semantic(rng, [(c, _class_name(gt, c)) for c in present], prompt_format)
+    prompt, params, colors = draw_semantic(rng, [(c, _class_name(gt, c)) for c in present], prompt_format,
+                                           semantic_colors)
     return encode_semantic(semantic, colors), prompt, params
 
 
@@ -148,7 +167,8 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
     colormap codec instead), colormaps, depth_valid (bool (H, W); False pixels encode as nothing hit; default
     none: +inf already means nothing hit); flip_x (normals); prompt_format (one of
     "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
-    "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng).
+    "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng); semantic_colors
+    ("drawn": a colour per class drawn per call, the default; "fixed": class i always in PALETTE[(i - 1) % 26]).
 
     Returns (target uint8 (H, W, 3), prompt str, decode_params JSON-serialisable dict for :func:`decode_target`).
     """
@@ -166,7 +186,7 @@ def task_prompt(task: str, rng: np.random.Generator, classes: Sequence[str] = ()
     make_task_target draws them: depth and normals as for any image; semantic asks for ``classes`` (decoded label
     i + 1 is classes[i]); instance for the instances of the one class ``classes[0]``, offering ``instances``
     colours. ``options`` are make_task_target's (depth_codecs, colormap_prob, flip_x, prompt_format,
-    instance_variant)."""
+    instance_variant, semantic_colors)."""
     fmt = options.get("prompt_format")
     if task == "depth":
         codec = draw_depth_codec(rng, **{k: v for k, v in options.items() if k != "prompt_format"})
@@ -176,7 +196,7 @@ def task_prompt(task: str, rng: np.random.Generator, classes: Sequence[str] = ()
     if task == "semantic":
         if not classes:
             raise CodecInputError("a semantic prompt needs the classes to ask for")
-        return draw_semantic(rng, list(enumerate(classes, start=1)), fmt)[:2]
+        return draw_semantic(rng, list(enumerate(classes, start=1)), fmt, options.get("semantic_colors", "drawn"))[:2]
     if task == "instance":
         if len(classes) != 1:
             raise CodecInputError(f"an instance prompt asks for exactly one class, got {list(classes)}")
