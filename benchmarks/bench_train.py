@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.model import PromptEncoder, build_model, place_frozen  # noqa: E402
+from rgbify.train.model import PromptEncoder, build_model, place_frozen, vae_scale_down  # noqa: E402
 from rgbify.train.step import step_generator, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -49,7 +49,8 @@ def count_flops(args: argparse.Namespace) -> dict:
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused"})
     with torch.device("meta"):
         components = build_model(cfg)
-    r, lat = args.resolution, args.resolution // 8
+    components.vae.to("meta")  # the tiny preset loads its trained VAE's weights: onto the CPU
+    r, lat = args.resolution, args.resolution // vae_scale_down(components.vae)
     counts = {}
     for name, fn in (
         ("vae_encode_x2", lambda: components.vae.encode(torch.randn(2, 3, r, r, device="meta")).latent_dist.mode()),

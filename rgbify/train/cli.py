@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rgbify.config import add_arguments, values_from
 from rgbify.errors import UserError
-from rgbify.train.config import TASKS, TrainConfig, make_config
+from rgbify.train.config import TASKS, TrainConfig, VaeConfig, make_config, make_vae_config
 
 
 def _add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,6 +86,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    from rgbify.train.vae import train_vae
+
+    cfg = make_vae_config(values_from(args, VaeConfig))
+    record = train_vae(cfg)
+    print(f"wrote {Path(cfg.out) / 'vae'} (scaling_factor {record['scaling_factor']}, "
+          f"{record['cpu_seconds'] / 60:.1f} CPU minutes); copy it to rgbify/data/tiny_vae to ship it")
+    if "reconstruction" in record:
+        print(f"reconstruction of the val split: {Path(cfg.out) / 'report.md'}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -95,10 +107,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "OUT/checkpoints/latest.",
     )
     _add_config_arguments(p)
-    from rgbify.train.launch import add_arguments
+    from rgbify.train.launch import add_arguments as add_launch_arguments
 
-    add_arguments(p)
+    add_launch_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "train-vae",
+        help="train the tiny preset's autoencoder (a small AutoencoderKL) on rendered images and encoded targets",
+        description="Train a small diffusers AutoencoderKL from scratch on the train splits of datasets: their "
+        "images and targets (depth under every codec, normals, semantic and instance colours). Writes OUT/vae "
+        "(with provenance.json: what rgbify/data/tiny_vae ships), OUT/log.jsonl and OUT/report.{json,md} "
+        "(reconstruction quality per target kind on the first dataset's val split).",
+    )
+    add_arguments(p, VaeConfig)
+    p.set_defaults(func=cmd_train_vae)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--run", required=True, help="Run folder written by `rgbify train` (uses RUN/model).")

@@ -15,7 +15,7 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-PRESETS = ("tiny", "sd2-random")
+PRESETS = ("tiny", "tiny-random", "sd2-random")
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,10 @@ class TrainConfig:
     out: str = ""
     """Run folder: checkpoints/, model/ (diffusers layout), logs/, config.toml, log.jsonl."""
     base_model: str = "tiny"
-    """'tiny' (random weights from small configs, no download), 'sd2-random' (SD-2-sized parts with random weights, for
-    benchmarks) or PATH to a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/, text_encoder/,
-    tokenizer/, scheduler/)."""
+    """'tiny' (a small UNet and text encoder with random weights, and a small VAE trained on rgbify renders and targets
+    that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
+    with random weights, for benchmarks) or PATH to a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/,
+    text_encoder/, tokenizer/, scheduler/)."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout; lotus: x0 prediction at t=T in one step with the detail
@@ -43,7 +44,7 @@ class TrainConfig:
     generation_ratio: float = 0.05
     """Fraction of items that are plain image generation (caption -> RGB) to retain generation; instruct only."""
     resolution: int = 512
-    """Training side length in pixels (a multiple of 8; the latent is resolution/8)."""
+    """Training side length in pixels (a multiple of 8; the latent is resolution/8, resolution/4 with 'tiny')."""
     batch_size: int = 4
     """Samples per device per micro-batch."""
     grad_accum: int = 1
@@ -126,3 +127,68 @@ def make_config(overrides: dict[str, Any], toml_path: str | Path | None = None) 
 def config_toml(cfg: TrainConfig) -> str:
     """The config as TOML text (what ``--config`` reads back)."""
     return to_toml(cfg)
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    """Everything that determines an autoencoder run of ``rgbify train-vae`` (the tiny preset's VAE)."""
+
+    __pydantic_config__ = STRICT
+
+    data: tuple[str, ...] = ()
+    """Dataset folders written by `rgbify build` (comma-separated); their train splits are used, the val split of
+    the first one is where the reconstruction report is measured."""
+    out: str = ""
+    """Run folder: vae/ (the diffusers AutoencoderKL with provenance.json: what rgbify/data/tiny_vae ships),
+    log.jsonl, report.json and report.md (reconstruction quality per target kind)."""
+    channels: tuple[int, ...] = (16, 32, 64)
+    """Width of each encoder/decoder level (comma-separated); n levels halve the side n - 1 times."""
+    resolution: int = 64
+    """Side length in pixels that items are cropped and resized to (as the trainer's --resolution does)."""
+    patch: int = 32
+    """Side of the random patch of each item the autoencoder trains on (0: the whole item). A fully convolutional
+    autoencoder learns from patches at a quarter of the cost, at the scale it will see."""
+    batch_size: int = 16
+    """Items per step; each gives its image and its target, so a step sees twice as many pictures."""
+    steps: int = 4000
+    """Optimizer steps."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW, linear warm-up over 2 % of the steps, cosine decay)."""
+    kl_weight: float = 1e-4
+    """Weight of the KL term (per latent element) against the mean absolute pixel error (pixels in [-1, 1])."""
+    depth_weight: float = 2.0
+    """Sampling weight of depth targets against 1 for each of normals, semantic and instance targets; every depth
+    codec is drawn equally often."""
+    seed: int = 0
+    """Seed of the initial weights, the data order and augmentation, and the latent samples."""
+    threads: int = 0
+    """torch intra-op threads (0: torch's default). Runs repeat bit for bit with the same threads on the same
+    machine type."""
+    report_items: int = 64
+    """Validation samples per target kind in the reconstruction report (0: skip the report)."""
+
+    def __post_init__(self) -> None:
+        if self.resolution % (1 << max(len(self.channels) - 1, 0)) or self.resolution < 8:
+            raise ConfigError(f"--resolution {self.resolution} must be at least 8 and a multiple of "
+                              f"{1 << max(len(self.channels) - 1, 0)} (2 ** (levels - 1))")
+        if not 2 <= len(self.channels) <= 5 or min(self.channels) < 8 or any(c % 8 for c in self.channels):
+            raise ConfigError(f"--channels {','.join(map(str, self.channels))}: give 2 to 5 widths, each a multiple "
+                              "of 8 (e.g. 16,32,64)")
+        for name in ("batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        step = 1 << (len(self.channels) - 1)
+        if self.patch and (self.patch > self.resolution or self.patch % step or self.patch < step):
+            raise ConfigError(f"--patch {self.patch} must be 0 or a multiple of {step} up to --resolution "
+                              f"{self.resolution}")
+        if self.lr <= 0 or self.kl_weight < 0 or self.depth_weight < 0 or self.threads < 0 or self.report_items < 0:
+            raise ConfigError("--lr must be positive and --kl-weight, --depth-weight, --threads, --report-items "
+                              "non-negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_data(self)
+
+
+def make_vae_config(overrides: dict[str, Any]) -> VaeConfig:
+    """Defaults, then ``overrides`` (None values skipped), validated strictly."""
+    return parse(VaeConfig, {k: v for k, v in overrides.items() if v is not None}, "rgbify train-vae", flags=True)

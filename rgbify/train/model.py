@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from rgbify.datasets import to_unit
 from rgbify.errors import UserError
 from rgbify.train.config import PRESETS, TrainConfig
 
-LATENT_SCALE_DOWN = 8  # every SD VAE halves the side three times
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+"""The file name of a diffusers model's weights (safetensors)."""
 
 
 @dataclass
@@ -51,9 +53,40 @@ def tiny_tokenizer(max_length: int = 77) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
+def vae_config(channels: tuple[int, ...] = (16, 32, 64), resolution: int = 64) -> dict[str, Any]:
+    """AutoencoderKL arguments of the tiny VAE (rgbify.train.vae trains it): len(channels) levels (the side halves
+    len - 1 times), one ResNet block per level, 4 latent channels (SD's, so the UNet's conv_in adaptation applies),
+    no attention in the middle block (at 16x16 latents its convolutions already see most of a 64 px crop)."""
+    n = len(channels)
+    return dict(in_channels=3, out_channels=3, latent_channels=4, sample_size=resolution,
+                down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+                block_out_channels=tuple(channels), layers_per_block=1, norm_num_groups=8,
+                mid_block_add_attention=False)
+
+
+def vae_scale_down(vae) -> int:
+    """Pixels per latent along a side: 2 ** (levels - 1) (what diffusers pipelines call vae_scale_factor)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def tiny_vae_dir() -> Path:
+    """The tiny preset's trained VAE: package data rgbify/data/tiny_vae (config, weights, provenance.json)."""
+    return Path(str(resources.files("rgbify").joinpath("data/tiny_vae")))
+
+
+def load_tiny_vae() -> AutoencoderKL:
+    """The tiny preset's trained AutoencoderKL (docs/training.md: how it was made, how to make it again)."""
+    path = tiny_vae_dir()
+    if not (path / WEIGHTS).is_file():
+        raise UserError(f"the tiny preset's VAE is missing ({path / WEIGHTS}); reinstall rgbify, or use "
+                        "--base-model tiny-random")
+    return AutoencoderKL.from_pretrained(path)
+
+
 def _preset_configs(name: str) -> dict[str, dict[str, Any]]:
-    """Configs of the UNet, VAE and text encoder for the random-weight presets."""
-    if name == "tiny":  # ~1 M parameters in all; 64 px trains in a fraction of a second per step on a CPU
+    """Configs of the UNet, VAE and text encoder of the presets (the tiny preset's VAE is loaded instead: its
+    trained weights ship with rgbify)."""
+    if name in ("tiny", "tiny-random"):  # ~1 M parameters in all; 64 px trains in a fraction of a second per step
         return {
             "unet": dict(
                 block_out_channels=(32, 64),
@@ -64,9 +97,12 @@ def _preset_configs(name: str) -> dict[str, dict[str, Any]]:
                 attention_head_dim=8,
                 norm_num_groups=8,
             ),
-            # scaling_factor: this random VAE's latents have a std of about 0.2 on rendered images (SD's VAE:
-            # about 5.5, hence SD's 0.18215); 5.0 brings them to about unit variance, as the noise schedule expects
-            "vae": dict(block_out_channels=(8, 16, 32, 32), layers_per_block=1, norm_num_groups=8, scaling_factor=5.0),
+            # tiny-random's VAE. scaling_factor: this random VAE's latents have a std of about 0.2 on rendered
+            # images (SD's VAE: about 5.5, hence SD's 0.18215); 5.0 brings them to about unit variance, as the
+            # noise schedule expects
+            "vae": dict(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 32, 32),
+                        layers_per_block=1, norm_num_groups=8, scaling_factor=5.0),
             "text": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
         }
     # sd2-random: the shapes of stabilityai/stable-diffusion-2(-base), random weights (benchmarks, smoke tests)
@@ -80,7 +116,9 @@ def _preset_configs(name: str) -> dict[str, dict[str, Any]]:
             attention_head_dim=(5, 10, 20, 20),
             use_linear_projection=True,
         ),
-        "vae": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
+        "vae": dict(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                    layers_per_block=2),
         "text": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
                      hidden_act="gelu"),
     }
@@ -94,12 +132,9 @@ def _build_preset(name: str, resolution: int) -> Components:
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **cfgs["text"],
     )
     text_encoder = CLIPTextModel(text_cfg)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, sample_size=resolution,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, **cfgs["vae"],
-    )
+    vae = load_tiny_vae() if name == "tiny" else AutoencoderKL(sample_size=resolution, **cfgs["vae"])
     unet = UNet2DConditionModel(
-        sample_size=resolution // LATENT_SCALE_DOWN, in_channels=4, out_channels=4, **cfgs["unet"]
+        sample_size=resolution // vae_scale_down(vae), in_channels=4, out_channels=4, **cfgs["unet"]
     )
     noise_scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
@@ -197,8 +232,8 @@ def place_frozen(components: Components, device, mixed_precision: str) -> None:
 
 @torch.no_grad()
 def vae_encode(vae, x: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) uint8, or float in [-1,1] -> scaled latent mean (B,4,H/8,W/8) (the mean, not a sample:
-    deterministic). uint8 batches (TaskDataset's) are scaled on the VAE's device."""
+    """(B,3,H,W) uint8, or float in [-1,1] -> scaled latent mean (B,4,H/s,W/s), s = vae_scale_down(vae) (the
+    mean, not a sample: deterministic). uint8 batches (TaskDataset's) are scaled on the VAE's device."""
     x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
     return vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
 
