@@ -1,8 +1,10 @@
 """Does the tiny generator learn from rgbify data, and which depth codec does it learn best? (docs/learning.md)
 
-    python benchmarks/bench_learning.py                       # 400 indoor samples at 96 px, 6 variants, 64 px
+    python benchmarks/bench_learning.py                       # 400 indoor at 96 px; 6 variants and a control at 64 px
     python benchmarks/bench_learning.py --quick               # smoke test: 24 samples at 48 px, 20 steps each
     python benchmarks/bench_learning.py --data DIR            # reuse (or complete) the dataset in DIR
+    python benchmarks/bench_learning.py --jobs 7              # the variants in 7 processes at once
+    python benchmarks/bench_learning.py --report-only         # report what OUT holds (a run stopped early too)
 
 One command: builds the dataset with `rgbify build` (cached: a complete DIR is reused, a partial one completed),
 then trains the ``tiny`` preset with the same steps, seed and settings on each variant (depth under cubewalk,
@@ -259,6 +261,9 @@ def tables(result: dict) -> str:
               + (f"; built in {d['build_cpu_s'] / 60:.1f} CPU min of the children" if d.get("built") else ", reused")
               + f"), val items {next(iter(v.values()))['val_items'] if v else 0}."
               + (f" Not run: {', '.join(result['missing'])}." if result.get("missing") else "")]
+    if cut := sorted({r["cut_at_step"] for r in v.values() if "cut_at_step" in r}):
+        lines += [f"CUT SHORT: variants stopped before step {result['settings']['steps']} are reported at step "
+                  f"{cut[0]}, the last validation all of them reached (their CPU minutes include validations)."]
     return "\n".join(lines)
 
 
@@ -503,6 +508,15 @@ def collect(out: Path, key: dict, dataset: dict, base: dict, names: list[str], a
             missing.append(name)
             continue
         variants[name] = r
+    if args.report_only and missing:  # a run cut short: what its validations reached
+        cut = {n: r for n in missing if (r := cut_variant(n, out, args)) is not None}
+        if cut:
+            common = min(r["curve"][-1]["step"] for r in cut.values())
+            for name, r in cut.items():
+                r["curve"] = [row for row in r["curve"] if row["step"] <= common]
+                r["final"], r["cut_at_step"] = r["curve"][-1]["metrics"], common
+                variants[name] = r
+                missing.remove(name)
     if missing:
         print(f"not reported (no result under these settings in {out / 'variants'}): {', '.join(missing)}")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -515,6 +529,29 @@ def collect(out: Path, key: dict, dataset: dict, base: dict, names: list[str], a
               "variant_wall_s": round(sum(r["wall_s"] for r in variants.values()), 1)}
     return {"dataset": dataset, "settings": settings, "baselines": base, "variants": variants, "totals": totals,
             "missing": missing}
+
+
+def cut_variant(name: str, out: Path, args: argparse.Namespace) -> dict | None:
+    """A variant whose run was stopped before it finished, from its run folder: its validations (val.jsonl) and
+    losses; CPU seconds (training and validations together) from OUT/cpu_at_cut.json when recorded there."""
+    from rgbify.train.config import make_config
+    from rgbify.train.model import build_model
+
+    run = out / "runs" / name.replace("/", "-").replace(":", "-")
+    if not (run / "val.jsonl").exists() or not (run / "val.jsonl").read_text().strip():
+        return None
+    task, options, _ = VARIANTS[name]
+    curve = [json.loads(x) for x in (run / "val.jsonl").read_text().splitlines()]
+    loss = [[r["step"], r["loss"]] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
+    cpu_file = out / "cpu_at_cut.json"
+    cpu = json.loads(cpu_file.read_text()).get(name) if cpu_file.exists() else None
+    t = time.process_time()
+    vae = build_model(make_config({"base_model": args.model, "resolution": args.resolution, "out": "unused"})).vae
+    ceil = ceiling(Path(args.data), name, vae, args)
+    return {"task": task, "options": options, "run": str(run), "cpu_s": cpu or float("nan"), "eval_cpu_s": 0.0,
+            "wall_s": float("nan"), "curve": curve, "loss": loss, "train_items": None,
+            "val_items": len(split(Path(args.data), task, options, args, "val")),
+            "ceiling": ceil, "ceiling_cpu_s": round(time.process_time() - t, 1), "cpu_includes_validations": True}
 
 
 def _write_json(path: Path, value: dict) -> None:
