@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rgbify.datasets.manifest import load_manifest, num_published  # noqa: E402
-from rgbify.datasets.reader import DatasetReader  # noqa: E402
-from rgbify.datasets.shards import IMAGE_FILTERS, STORAGE, ShardReader, deflated, write_shard  # noqa: E402
+from rgbify.datasets.storage.manifest import load_manifest, num_published  # noqa: E402
+from rgbify.datasets.storage.reader import DatasetReader  # noqa: E402
+from rgbify.datasets.storage.shards import IMAGE_FILTERS, STORAGE, ShardReader, deflated, write_shard  # noqa: E402
 
 
 def _all(filters: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -51,7 +51,7 @@ CANDIDATES = {
     "compact (chosen)": STORAGE["compact"],
     "fast": STORAGE["fast"],
 }
-"""Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.shards);
+"""Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.storage.shards);
 "gzip1, normals unshuffled" was the default before 2026-11-27."""
 
 
@@ -99,7 +99,7 @@ def compression(d: Path) -> None:
 def stored_as(d: Path, storage: str) -> Path:
     """A copy of the dataset at ``d`` in a temporary folder, its shards rewritten with --storage ``storage``'s
     filters (the same samples: rgbify repack)."""
-    from rgbify.datasets.repack import repack
+    from rgbify.datasets.storage.repack import repack
 
     out = scratch_dir(f"rgbify-{storage}-") / "ds"
     repack(d, out, storage, log=lambda msg: None)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import rgbify
-from rgbify.datasets.reader import DatasetReader
+from rgbify.datasets.storage.reader import DatasetReader
 
 pytest.importorskip("bpy")
 pytest.importorskip("ray")

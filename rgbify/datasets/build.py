@@ -19,15 +19,12 @@ A larger ``--count`` extends a dataset (a short last shard is rewritten with the
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
-import os
 import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,7 +33,9 @@ import numpy as np
 
 import rgbify
 from rgbify.config import STRICT, Flag
-from rgbify.datasets.manifest import (
+from rgbify.datasets.storage import folder
+from rgbify.datasets.storage.folder import SHARDS_DIR, WORK_DIR, shard_name, work_dir
+from rgbify.datasets.storage.manifest import (
     DATASET_FORMAT,
     MANIFEST_NAME,
     MANIFEST_SCHEMA_VERSION,
@@ -46,30 +45,20 @@ from rgbify.datasets.manifest import (
     load_manifest,
     save_manifest,
 )
-from rgbify.datasets.shards import (
+from rgbify.datasets.storage.shards import (
     STORAGE,
     ShardError,
     ShardReader,
+    check_shard,
     num_shards,
     open_shard,
     read_sample_file,
-    sample_checksum,
     sha256_files,
-    shard_name,
     shard_range,
     write_sample_file,
     write_shard,
 )
 from rgbify.errors import UserError
-
-WORK_DIR = ".work"
-SHARDS_DIR = "shards"
-LOCK_NAME = ".lock"
-
-
-def work_dir(out: Path, k: int) -> Path:
-    """The folder of shard k's finished-sample files while the shard is unpublished."""
-    return out / WORK_DIR / f"shard-{k:05d}"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -192,39 +181,6 @@ def load_config(cfg: BuildConfig) -> Any:
         raise UserError(str(e) if cfg.recipe in str(e) else f"--recipe {cfg.recipe!r}: {e}") from None
 
 
-def _prepare_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create the folder ({e.strerror}); choose a writable place") from None
-    if not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    probe = out / f".probe-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"--out {out} is not writable ({e.strerror}); choose a writable folder") from None
-    if not (out / MANIFEST_NAME).exists():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_NAME, WORK_DIR, SHARDS_DIR))
-        if foreign:
-            raise UserError(f"--out {out} is not empty and is not an rgbify dataset (it holds {foreign[:3]}); "
-                            "choose a new or empty folder")
-
-
-@contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"--out {out}: another `rgbify build` is writing this dataset; wait for it") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def _new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str, Any]:
     cdict = config.to_dict()
     assets = str(Path(cfg.assets).resolve()) if cfg.assets else None
@@ -288,24 +244,6 @@ def _short(v: Any) -> str:
 # --- shards on disk: inspect, adopt, repair ------------------------------------------------------------------
 
 
-def inspect_shard(path: Path, chash: str, expected: range) -> int:
-    """Check a shard file fully; return its number of samples (a prefix of ``expected``) or raise ShardError."""
-    with open_shard(path) as f:
-        if f.attrs.get("config_hash") != chash:
-            raise ShardError(f"{path}: belongs to another dataset (config_hash differs)")
-        n = int(f.attrs["samples"])
-        first = int(f.attrs["first_index"])
-        if first != expected.start or n > len(expected) or n < 1:
-            raise ShardError(f"{path}: holds samples [{first}, {first + n}), expected a prefix of "
-                             f"[{expected.start}, {expected.stop})")
-    with ShardReader(path) as r:
-        for j in range(n):
-            s = r.read(j)
-            if int(s["index"]) != first + j or sample_checksum(s) != s["checksum"]:
-                raise ShardError(f"{path}: sample {first + j}: checksum mismatch")
-    return n
-
-
 def _scan_published(out: Path, manifest: dict[str, Any], count: int, stats: BuildStats,
                     log: Callable[[str], None]) -> dict[int, int]:
     """Reconcile shards/ with the manifest. Returns {shard k: samples it holds}; updates manifest["shards"]."""
@@ -333,7 +271,7 @@ def _scan_published(out: Path, manifest: dict[str, Any], count: int, stats: Buil
             entries.append(entry)
             continue
         try:
-            n = inspect_shard(path, chash, shard_range(k, K, count))
+            n = check_shard(path, chash, shard_range(k, K, count), prefix=True)
         except ShardError as e:
             if entry is None and not _is_ours(path):
                 raise UserError(f"{path} is not a shard of this dataset ({e}); move it out of {shard_dir}") from None
@@ -415,8 +353,8 @@ class Builder:
         cfg = self.cfg
         _check_args(cfg)
         config = load_config(cfg)
-        _prepare_out(self.out)
-        with _locked(self.out):
+        folder.prepare(self.out)
+        with folder.locked(self.out):
             return self._run_locked(config)
 
     def _run_locked(self, config: Any) -> BuildStats:

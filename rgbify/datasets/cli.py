@@ -18,7 +18,7 @@ from rgbify.errors import UserError
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from rgbify.datasets.build import SCALE_OUT, BuildConfig
-    from rgbify.datasets.shards import STORAGE
+    from rgbify.datasets.storage.shards import STORAGE
 
     p = sub.add_parser("build", help="render a recipe into a sharded HDF5 dataset (resumable, parallel)",
                        description="Render COUNT scenes of a recipe with WORKERS Blender processes into "
@@ -177,7 +177,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _repack(args: argparse.Namespace) -> int:
-    from rgbify.datasets.repack import repack
+    from rgbify.datasets.storage.repack import repack
 
     with _reading(args.dir):
         written = repack(args.dir, args.out, args.storage, log=lambda msg: print(msg, file=sys.stderr))
@@ -189,8 +189,8 @@ def _repack(args: argparse.Namespace) -> int:
 def _reading(directory: Path) -> Iterator[None]:
     """A dataset folder is about to be read: a shard file given instead, an unreadable manifest or shard become
     one-line UserErrors."""
-    from rgbify.datasets.manifest import ManifestError
-    from rgbify.datasets.shards import ShardError
+    from rgbify.datasets.storage.manifest import ManifestError
+    from rgbify.datasets.storage.shards import ShardError
 
     if directory.is_file():
         _single_file(directory)
@@ -201,7 +201,7 @@ def _reading(directory: Path) -> Iterator[None]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from rgbify.datasets.verify import verify
+    from rgbify.datasets.storage.verify import verify
 
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs} must be a positive integer")
@@ -213,7 +213,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _single_file(path: Path) -> None:
     """A file was given where a dataset folder is expected: say what it is."""
-    from rgbify.datasets.shards import ShardError, open_shard
+    from rgbify.datasets.storage.shards import ShardError, open_shard
 
     try:
         open_shard(path).close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from rgbify.datasets.reader import DatasetReader
+from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.fileio import publishing
 
 COLUMNS = ("RGB", "depth: cubewalk", "depth: hilbert24", "normals", "semantic", "instance", "edge")

@@ -32,23 +32,22 @@ from pathlib import Path
 from typing import Any
 
 from rgbify.datasets.build import (
-    SHARDS_DIR,
     BuildConfig,
     Builder,
     _disk_error,
     _rejects_of,
     load_config,
     render_sample,
-    work_dir,
 )
-from rgbify.datasets.shards import (
+from rgbify.datasets.storage.folder import SHARDS_DIR, shard_name, work_dir
+from rgbify.datasets.storage.shards import (
     STORAGE,
     ShardError,
     ShardReader,
+    check_header,
     open_shard,
     read_sample_file,
     sha256_file,
-    shard_name,
     shard_range,
     write_shard,
 )
@@ -281,10 +280,7 @@ class RayBuilder(Builder):
         if digest != res["sha256"]:
             raise ShardError(f"{part}: sha256 differs from what its task reported; run the same command again")
         with open_shard(part) as f:
-            attrs = (int(f.attrs["first_index"]), int(f.attrs["samples"]), f.attrs.get("config_hash"))
-        if attrs != (rng.start, len(rng), self.manifest["config_hash"]):
-            raise ShardError(f"{part}: holds {attrs[1]} samples from {attrs[0]}, expected {len(rng)} from "
-                             f"{rng.start}")
+            check_header(f, str(part), self.manifest["config_hash"], rng)
         os.replace(part, self.out / rel)
         self.pending.pop(k, None)
         bver = res.get("blender_version")

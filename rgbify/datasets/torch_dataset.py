@@ -19,7 +19,7 @@ Each item is one sample and one task drawn per item (by ``weights``), with its t
 
 Randomness: item ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, index])``; call ``set_epoch(e)``,
 or ``get(i, e)`` (thread-safe). Reading is thread-safe: see rgbify.datasets.loader.ThreadLoader.
-The train/val split is by sample index (rgbify.datasets.reader.is_val_index), stable when a dataset grows.
+The train/val split is by sample index (rgbify.datasets.loading.split.is_val_index), stable when a dataset grows.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rgbify.datasets.reader import DatasetReader, is_val_index
+from rgbify.datasets.loading.split import is_val_index
+from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.encode.tasks import TASKS
 
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")

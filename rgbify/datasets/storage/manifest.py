@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS, atomic_write_text
+from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS
+from rgbify.fileio import publishing
 
 MANIFEST_NAME = "dataset.json"
 DATASET_FORMAT = "rgbify-dataset"
@@ -66,7 +67,8 @@ def load_manifest(directory: str | Path) -> dict[str, Any]:
 def save_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
     m = dict(manifest)
     m["shards"] = sorted(m.get("shards", []), key=lambda s: s["first_index"])
-    atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(m, indent=1, sort_keys=True) + "\n")
+    with publishing(Path(directory) / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def num_published(manifest: dict[str, Any]) -> int:
