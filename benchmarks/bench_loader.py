@@ -118,13 +118,10 @@ def baseline_package(ref: str) -> tuple[Any, Any, Any, Any]:
         text = re.sub(r"^(\s*)(from|import) rgbify\b", r"\1\2 rgbify_baseline", py.read_text(), flags=re.M)
         py.write_text(text)
     sys.path.insert(0, str(tmp))
-    from rgbify_baseline.datasets.torch_dataset import TaskDataset, collate
+    import rgbify_baseline.datasets as baseline  # its public names, whatever module holds them at that revision
 
-    try:
-        from rgbify_baseline.datasets import loader as loaders
-    except ImportError:  # older than ThreadLoader
-        loaders = None
-    return TaskDataset, collate, getattr(loaders, "ThreadLoader", None), getattr(loaders, "ProcessLoader", None)
+    return (baseline.TaskDataset, baseline.collate, getattr(baseline, "ThreadLoader", None),
+            getattr(baseline, "ProcessLoader", None))
 
 
 def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, workers: int, items: int,
@@ -235,8 +232,9 @@ def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
     import torch
     from PIL import Image
 
-    from rgbify.datasets import TaskDataset, collate, kernels
-    from rgbify.datasets.torch_dataset import _rgb_view
+    from rgbify.datasets import TaskDataset, collate
+    from rgbify.datasets.loading import kernels
+    from rgbify.datasets.loading.task_dataset import _rgb_view
 
     torch.set_num_threads(1)
     reader = DatasetReader(d)
@@ -299,11 +297,11 @@ def main() -> None:
                     "uint16 PNG in mm, Pillow) against rgbify's shards, one process")
     ap.add_argument("--storage", default="", help="comma-separated rgbify build --storage choices (compact,fast): "
                     "measure the loaders on copies of DIR rewritten with each, interleaved")
-    ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.torch_dataset."
+    ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.loading.task_dataset."
                     "keep_freed_memory() in this process too (then main-process rows of both trees use it)")
     a = ap.parse_args()
     if a.keep_freed_memory:
-        from rgbify.datasets.torch_dataset import keep_freed_memory
+        from rgbify.datasets.loading.task_dataset import keep_freed_memory
 
         keep_freed_memory()
     d = a.dir or Path(tempfile.mkdtemp(prefix="rgbify-bench-")) / "ds"

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rgbify.datasets.torch_dataset import collate
+from rgbify.datasets import collate
 from rgbify.errors import UserError
 from rgbify.train.config import PRESETS, TrainConfig, config_toml
 
@@ -278,7 +278,7 @@ def make_loader(dataset, cfg: TrainConfig, start_item: int, shard: tuple[int, in
     """The endless batch stream from item ``start_item`` on, this rank's batches of ``shard`` (every world-th, as
     accelerate shards a DataLoader): a ThreadLoader (``cfg.loader == "threads"``, or no workers) or a ProcessLoader
     with ``cfg.num_workers`` worker processes."""
-    from rgbify.datasets.loader import ProcessLoader, ThreadLoader
+    from rgbify.datasets import ProcessLoader, ThreadLoader
 
     keys = StepSampler(len(dataset), cfg.seed, start_item)
     if cfg.loader == "threads" or cfg.num_workers == 0:
@@ -335,7 +335,7 @@ class PromptEncoder:
 def vae_encode(vae, x: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) uint8, or float in [-1,1] -> scaled latent mean (B,4,H/8,W/8) (the mean, not a sample:
     deterministic). uint8 batches (TaskDataset's) are scaled on the VAE's device."""
-    from rgbify.datasets.torch_dataset import to_unit
+    from rgbify.datasets import to_unit
 
     x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
     return vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
