@@ -307,7 +307,7 @@ def test_disk_full_mid_shard(tmp_path, monkeypatch, capsys):
     import errno
 
     from rgbify.cli import main
-    from rgbify.datasets import build as b
+    from rgbify.datasets.build import work as b
 
     real = b.write_shard
 

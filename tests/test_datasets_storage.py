@@ -232,7 +232,7 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
 def test_resolution_argument():
     import argparse
 
-    from rgbify.datasets.build import parse_size as _resolution
+    from rgbify.datasets.build.config import parse_size as _resolution
 
     assert _resolution("256") == (256, 256) and _resolution("320x240") == (320, 240)
     for bad in ("0", "x", "3x4x5", "-2"):

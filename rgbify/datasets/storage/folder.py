@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,26 +44,20 @@ def work_file(out: Path, k: int, i: int) -> Path:
     return work_dir(out, k) / f"{i:09d}.npz"
 
 
-def finished(out: Path, k: int, samples: range) -> set[int]:
-    """The samples of shard k whose finished-sample files exist; removes files a kill left half-written."""
+def finished(out: Path, k: int, samples: Container[int]) -> set[int]:
+    """Those of ``samples`` (indices in shard k) whose finished-sample files exist."""
     wdir = work_dir(out, k)
     if not wdir.is_dir():
         return set()
-    found = set()
-    for p in wdir.iterdir():
-        if p.name.endswith(".tmp"):
-            p.unlink(missing_ok=True)
-        elif p.suffix == ".npz" and p.stem.isdigit() and int(p.stem) in samples:
-            found.add(int(p.stem))
-    return found
+    return {int(p.stem) for p in wdir.iterdir() if p.suffix == ".npz" and p.stem.isdigit() and int(p.stem) in samples}
 
 
 def remove_unpublished(out: Path) -> None:
-    """Shard files that were never published: being written when a writer was killed (``*.tmp``), or written by a
-    build and not renamed into place (``*.part-*``: a killed build, a dead or duplicate Ray task attempt)."""
-    shards = out / SHARDS_DIR
-    for p in [*shards.glob("*.h5.tmp"), *shards.glob(f"*{PART}*")]:
-        p.unlink(missing_ok=True)
+    """Files a killed writer left half-written (``*.tmp``: shards and finished-sample files), and shard files that
+    were written but never published (``*.part-*``: a killed build, a dead or duplicate Ray task attempt)."""
+    for pattern in (f"{SHARDS_DIR}/*.tmp", f"{SHARDS_DIR}/*{PART}*", f"{WORK_DIR}/*/*.tmp"):
+        for p in out.glob(pattern):
+            p.unlink(missing_ok=True)
 
 
 def prepare(out: Path) -> None:
