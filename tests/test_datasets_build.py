@@ -96,3 +96,31 @@ def test_unpublished_parts_are_removed_and_a_bad_part_is_refused(tmp_path):
     pool, _ = run(cfg)
     assert pool.rendered == []  # the work files were kept
     assert sorted(p.name for p in (d / "shards").iterdir()) == ["shard-00000.h5"]
+
+
+def test_a_dataset_of_another_sampler_version_is_refused(tmp_path, monkeypatch):
+    """dataset.json records the scene sampler's version and the config hash covers it: a dataset without the field
+    counts as version 1 (its hash unchanged) and can be extended by version 1; a build with another version into
+    it is refused in one line that says why and what to do, and changes nothing."""
+    from rgbify.datasets.build import planner
+    from rgbify.errors import UserError
+
+    d = tmp_path / "ds"
+    run(cfg_for(d, 2))
+    m = json.loads((d / "dataset.json").read_text())
+    assert m["sampler_version"] == 1
+    del m["sampler_version"]  # as written before the field existed
+    (d / "dataset.json").write_text(json.dumps(m))
+    run(cfg_for(d, 4))
+    extended = json.loads((d / "dataset.json").read_text())
+    assert extended["sampler_version"] == 1 and extended["config_hash"] == m["config_hash"]
+    before = (d / "dataset.json").read_bytes()
+    monkeypatch.setattr(planner, "SAMPLER_VERSION", 2)
+    with pytest.raises(UserError) as e:
+        run(cfg_for(d, 5))
+    assert len(str(e.value).splitlines()) == 1
+    assert "scene sampler version 1" in str(e.value) and "version 2" in str(e.value) and "new --out" in str(e.value)
+    assert (d / "dataset.json").read_bytes() == before
+    run(cfg_for(tmp_path / "v2", 2))
+    v2 = json.loads((tmp_path / "v2" / "dataset.json").read_text())
+    assert v2["sampler_version"] == 2 and v2["config_hash"] != m["config_hash"]

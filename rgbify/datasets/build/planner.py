@@ -59,7 +59,7 @@ from rgbify.datasets.storage.shards import (
 )
 from rgbify.errors import UserError
 from rgbify.fileio import fsync_dir
-from rgbify.scenes import load_recipe, sample_scene
+from rgbify.scenes import SAMPLER_VERSION, load_recipe, sample_scene
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Planner:
         except ManifestError as e:
             raise UserError(f"--out {self.out}: {e}") from None
         check_compatible(old, new, self.out)
-        return {**old, "count": max(cfg.count, old["count"])}
+        return {**old, "sampler_version": SAMPLER_VERSION, "count": max(cfg.count, old["count"])}
 
     def _reconcile(self) -> dict[int, int]:
         """Check shards/ against dataset.json and return {shard k: its samples} of the sound shards, listed or not
@@ -289,6 +289,7 @@ def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str,
         "rgbify_version": rgbify.__version__,
         "blender_version": None,
         "recipe": cfg.recipe,
+        "sampler_version": SAMPLER_VERSION,
         "config": cdict,
         "assets": assets,
         "seed": cfg.seed,
@@ -297,7 +298,7 @@ def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str,
         "count": cfg.count,
         "width": w,
         "height": h,
-        "config_hash": config_hash(cdict, assets, cfg.seed, cfg.shard_size),
+        "config_hash": config_hash(cdict, assets, cfg.seed, cfg.shard_size, SAMPLER_VERSION),
         "classes": list(classes),
         "fields": fields_table(w, h),
         "shards": [],
@@ -307,7 +308,13 @@ def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str,
 
 def check_compatible(old: dict[str, Any], new: dict[str, Any], out: Path) -> None:
     """UserError unless the dataset.json ``new`` of this run may build into ``out``, whose dataset.json is ``old``:
-    the same dataset (config hash, storage) and no fewer samples. The message names what differs."""
+    the same dataset (scene sampler version, config hash, storage) and no fewer samples. The message names what
+    differs."""
+    made_by = old.get("sampler_version", 1)  # datasets built before the version was recorded
+    if made_by != new["sampler_version"]:
+        raise UserError(f"--out {out} holds scenes of scene sampler version {made_by}, and this rgbify samples "
+                        f"version {new['sampler_version']}: building into it would mix scenes made by different code; "
+                        f"build into a new --out (or use the rgbify version that made {out})")
     storage = old.get("storage", "compact")  # datasets built before --storage existed
     if storage != new["storage"]:
         raise UserError(f"--storage {new['storage']}: {out} was built with --storage {storage}; re-run with "

@@ -5,7 +5,9 @@ Fields (docs/datasets.md):
   (rgbify.CONVENTIONS_VERSION), ``rgbify_version``, ``blender_version``
 - ``recipe`` (name or path as given), ``config`` (RecipeConfig.to_dict(): resolution, samples and everything else),
   ``assets`` (the --assets folder or null), ``seed`` (base seed), ``shard_size``, ``count`` (samples asked for)
-- ``config_hash``: sha256 of the canonical JSON of (recipe config, assets, seed, shard_size); every shard carries it
+- ``sampler_version``: rgbify.scenes.SAMPLER_VERSION of the code that sampled the scenes (absent: 1)
+- ``config_hash``: sha256 of the canonical JSON of (recipe config, assets, seed, shard_size, sampler version); every
+  shard carries it
 - ``classes``: the class table (semantic index i + 1 names classes[i]; 0 = nothing hit / unlabeled)
 - ``shards``: ``[{"file": "shards/shard-00000.h5", "samples": n, "first_index": i, "sha256": hex}, ...]``
 - ``complete``: true once all ``count`` samples are in published shards
@@ -31,8 +33,13 @@ class ManifestError(ValueError):
     """dataset.json is missing, unreadable or not ours; the message names the file."""
 
 
-def config_hash(config: dict[str, Any], assets: str | None, seed: int, shard_size: int) -> str:
-    key = {"config": config, "assets": assets, "seed": seed, "shard_size": shard_size}
+def config_hash(config: dict[str, Any], assets: str | None, seed: int, shard_size: int,
+                sampler_version: int = 1) -> str:
+    """sha256 of what determines a dataset's samples. Sampler version 1 is left out of the key, so datasets built
+    before the version was recorded keep their hash."""
+    key: dict[str, Any] = {"config": config, "assets": assets, "seed": seed, "shard_size": shard_size}
+    if sampler_version != 1:
+        key["sampler_version"] = sampler_version
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
