@@ -28,6 +28,7 @@ from rgbify.datasets.build.config import BuildConfig
 from rgbify.datasets.build.work import Rendered, ShardJob, ShardWritten, render_sample, write_part
 from rgbify.datasets.storage import folder
 from rgbify.errors import UserError
+from rgbify.render.blender_boot import check_blender
 from rgbify.render.worker import RenderWorker
 
 
@@ -74,8 +75,6 @@ def make_worker(cfg: BuildConfig, env: dict[str, str] | None = None, threads: in
 
 def find_blender(path: str) -> str:
     """The resolved path of the ``--blender`` binary, or UserError if it is missing or older than Blender 4.2."""
-    from rgbify.render.blender_boot import check_blender
-
     try:
         return check_blender(path)
     except ValueError as e:
@@ -103,21 +102,21 @@ class LocalPool:
         todo: queue.Queue[tuple[int, Path]] = queue.Queue()
         for i, job in job_of.items():
             todo.put((i, folder.work_file(out, job.k, i)))
-        crew = _RenderThreads(self.cfg, config, todo)
-        threads = [threading.Thread(target=crew.work, args=(env,), name=f"render-{s}", daemon=True)
+        shared = _RenderThreads(self.cfg, config, todo)
+        threads = [threading.Thread(target=shared.work, args=(env,), name=f"render-{s}", daemon=True)
                    for s, env in enumerate(self.envs[: len(job_of)])]
         for t in threads:
             t.start()
         try:
             for _ in job_of:
-                i, rendered = crew.next_done()
+                i, rendered = shared.next_done()
                 yield rendered
                 job = job_of[i]
                 left[job.k] -= 1
                 if not left[job.k]:
                     yield write_part(out, job, self.cfg.storage)
         finally:
-            crew.stop_all()
+            shared.stop_all()
             for t in threads:
                 t.join(timeout=10)
 
@@ -140,6 +139,7 @@ class _RenderThreads:
             worker = make_worker(self.cfg, env)
             with self.lock:
                 if self.stop.is_set():
+                    worker.close()
                     return
                 self.workers.append(worker)
             with worker:

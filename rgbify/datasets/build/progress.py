@@ -6,6 +6,16 @@ import sys
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
 
 class RichProgress:
     """The build's progress: samples done, rate, elapsed time, ETA, rejects, retries and worker restarts. A live
@@ -22,23 +32,12 @@ class RichProgress:
     def start(self, stats: Any) -> None:
         if not self.enabled:
             return
-        from rich.console import Console
-
         self._t0 = self._last = time.perf_counter()
         console = Console(file=self.stream or sys.stderr)
         if not console.is_terminal:
             self._plain = True
             self._line(stats)
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self._p = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
                            TimeRemainingColumn(), TextColumn("{task.fields[extra]}"), console=console)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import pickle
 import queue
 import time
 import traceback
@@ -320,8 +321,6 @@ def _work(dataset: Any, collate: Callable, slots: list, jobs: Any, results: Any,
         except Exception as e:  # noqa: BLE001 - raised again in the calling process
             trace = traceback.format_exc()
             try:
-                import pickle
-
                 pickle.dumps(e)
             except Exception:  # noqa: BLE001
                 e = RuntimeError(repr(e))

@@ -24,6 +24,8 @@ The train/val split is by sample index (rgbify.datasets.loading.split.is_val_ind
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -294,9 +296,6 @@ def keep_freed_memory() -> bool:
     3.5 MB of fresh buffers (inflated RGB and depth, image, target). Process-wide, so TaskDataset does it only in
     its DataLoader worker processes (ThreadLoader does it in its process unless told not to). Returns False (and
     changes nothing) where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
     _TUNED_PID[0] = os.getpid()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
