@@ -328,3 +328,12 @@ def test_a_second_writer_is_refused(tmp_path):
     with folder.locked(tmp_path / "ds"):  # released
         pass
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [".lock"]
+
+
+def test_storage_choices_are_the_filters_the_shards_know():
+    """`rgbify build --storage` (a standard-library config, for a fast --help) offers exactly the filter sets."""
+    import typing
+
+    from rgbify.datasets.build.config import Storage
+
+    assert typing.get_args(Storage) == tuple(sh.STORAGE)
