@@ -44,15 +44,16 @@ def fake_sample(index: int, h: int = 6, w: int = 8, seed: int = 0) -> dict:
 
 def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int = 8):
     """A published dataset folder of ``n`` fake samples (manifest + shards), as `rgbify build` lays it out."""
-    from rgbify.datasets import shards as sh
-    from rgbify.datasets.manifest import fields_table, save_manifest
+    from rgbify.datasets.storage import shards as sh
+    from rgbify.datasets.storage.folder import shard_file
+    from rgbify.datasets.storage.manifest import fields_table, save_manifest
 
     d = tmp_path / "ds"
     (d / "shards").mkdir(parents=True)
     entries = []
     for k in range(sh.num_shards(n, shard_size)):
         r = sh.shard_range(k, shard_size, n)
-        rel = f"shards/{sh.shard_name(k)}"
+        rel = shard_file(k)
         digest = sh.write_shard(d / rel, (fake_sample(i, h, w) for i in r), shard=k, first_index=r.start,
                                 count=len(r), config_hash="h")
         entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})

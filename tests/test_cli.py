@@ -41,13 +41,13 @@ def test_build_progress_off_a_terminal_prints_whole_lines(monkeypatch):
     import io
     import types
 
-    from rgbify.datasets import cli
+    from rgbify.datasets.build import progress
 
     clock = [100.0]
-    monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     out = io.StringIO()
     stats = types.SimpleNamespace(total=16, done=4, rendered=0, rejects=0, retried=0, restarts=0)
-    p = cli.RichProgress(interval=30.0, stream=out)
+    p = progress.RichProgress(interval=30.0, stream=out)
     p.start(stats)
     for t, done in ((10, 6), (40, 8), (50, 9)):
         clock[0] = 100.0 + t

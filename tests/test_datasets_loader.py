@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgbify.datasets.captions import caption, color_name, plural
+from rgbify.datasets.loading.captions import caption, color_name, plural
 from rgbify.scenes.spec import Camera, Material, Object, Primitive, SceneSpec
 from tests.dataset_fakes import fake_dataset, fake_sample
+from tests.oracles import numpy_loader as ref
 
 torch = pytest.importorskip("torch")
 
@@ -36,7 +37,7 @@ def test_flip_negates_normal_x_and_moves_cx(tmp_path):
     ds = TaskDataset(fake_dataset(tmp_path, n=2, h=12, w=16), split="all", crop_scale=(1, 1), hflip=1.0,
                      augment=True)
     s = fake_sample(0, 12, 16)
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(0))
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(0))
     np.testing.assert_array_equal(gt["depth"], s["depth"][:, ::-1])
     np.testing.assert_array_equal(gt["normals"][..., 0], -s["normals"][:, ::-1, 0] + 0.0)
     assert not np.signbit(gt["normals"][..., 0][gt["instance"] == 0]).any()
@@ -54,7 +55,7 @@ def test_crop_and_resize_keep_K_consistent(tmp_path):
     d = fake_dataset(tmp_path, n=1, h=12, w=16)
     s = fake_sample(0, 12, 16)
     ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=0.0, augment=True, resolution=(16, 12))
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(3))
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(3))
     assert gt["depth"].shape == (12, 16) and gt["rgb"].shape == (12, 16, 3)
     # every output pixel samples the input pixel whose centre it maps to: same depth, same 3-D point
     for v in range(12):
@@ -116,8 +117,8 @@ def test_crop_and_flip_without_resize_is_plain_slicing(tmp_path, seed):
     d = fake_dataset(tmp_path, n=1, h=12, w=16)
     s = fake_sample(0, 12, 16)
     ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=1.0, augment=True)
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(seed))
-    r = np.random.default_rng(seed)  # the same draws as _augment: crop offsets, then the flip
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(seed))
+    r = np.random.default_rng(seed)  # the same draws as ref.augment: crop offsets, then the flip
     y0, x0 = int(r.integers(0, 12 - 6 + 1)), int(r.integers(0, 16 - 8 + 1))
     for k in ("depth", "instance", "semantic", "edge", "rgb"):
         np.testing.assert_array_equal(gt[k], s[k][y0:y0 + 6, x0:x0 + 8][:, ::-1])
@@ -135,8 +136,7 @@ def _same_batches(a, b):
 
 def test_thread_loader_gives_the_dataloader_batches(tmp_path):
     """Threads change nothing but speed: the batches of 0, 1 and 3 threads equal a DataLoader's, in order."""
-    from rgbify.datasets import TaskDataset, collate
-    from rgbify.datasets.loader import ThreadLoader
+    from rgbify.datasets import TaskDataset, ThreadLoader, collate
 
     ds = TaskDataset(fake_dataset(tmp_path, n=9), split="all", resolution=(8, 6), generation_ratio=0.2)
     ds.set_epoch(3)
@@ -155,8 +155,7 @@ def test_thread_loader_gives_the_dataloader_batches(tmp_path):
 def test_thread_loader_endless_keys_errors_and_bad_arguments(tmp_path):
     import itertools
 
-    from rgbify.datasets import TaskDataset
-    from rgbify.datasets.loader import ThreadLoader
+    from rgbify.datasets import TaskDataset, ThreadLoader
 
     ds = TaskDataset(fake_dataset(tmp_path, n=4), split="all")
     it = iter(ThreadLoader(ds, 3, keys=itertools.cycle(range(4)), threads=2, keep_freed_memory=False))

@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from rgbify.datasets import shards as sh
-from rgbify.datasets.manifest import ManifestError, load_manifest
-from rgbify.datasets.verify import check_sample, verify
+from rgbify.datasets.storage import shards as sh
+from rgbify.datasets.storage.manifest import ManifestError, load_manifest
+from rgbify.datasets.storage.verify import check_sample, verify
 from tests.dataset_fakes import CLASSES, fake_dataset, fake_sample
 
 FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera")
@@ -232,7 +232,7 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
 def test_resolution_argument():
     import argparse
 
-    from rgbify.datasets.build import parse_size as _resolution
+    from rgbify.datasets.build.config import parse_size as _resolution
 
     assert _resolution("256") == (256, 256) and _resolution("320x240") == (320, 240)
     for bad in ("0", "x", "3x4x5", "-2"):
@@ -254,8 +254,8 @@ def test_repack_resumes_and_refuses(tmp_path, monkeypatch):
     """repack: the copy holds the same samples stored as asked and verifies; a repack killed mid-way resumes and
     writes only the shards still missing; a second run writes none; it never writes over the source or a folder
     that is not a repack of the same dataset."""
-    from rgbify.datasets import repack as rp
-    from rgbify.datasets.reader import DatasetReader
+    from rgbify.datasets.storage import repack as rp
+    from rgbify.datasets.storage.reader import DatasetReader
     from rgbify.errors import UserError
 
     src = fake_dataset(tmp_path, n=7, shard_size=3)
@@ -297,3 +297,43 @@ def test_sha256_files_equal_one_at_a_time(tmp_path):
         paths[-1].write_bytes(np.random.default_rng(i).bytes(3 << 20 if i == 2 else 1000 * i))
     assert sh.sha256_files(paths) == {p: sh.sha256_file(p) for p in paths}
     assert sh.sha256_files([]) == {}
+
+
+def test_the_header_check(tmp_path):
+    """One check of a shard's header (resume scan, publishing, verify): the dataset's config hash and the samples
+    it must hold, exactly or (a short last shard being extended) as a non-empty prefix."""
+    p = tmp_path / "shard-00001.h5"
+    _write(p, first=3, n=2)
+    with sh.open_shard(p) as f:
+        assert sh.check_header(f, "s1", "abc", range(3, 5)) == 2
+        assert sh.check_header(f, "s1", "abc", range(3, 6), prefix=True) == 2
+        with pytest.raises(sh.ShardError, match="s1: belongs to another dataset"):
+            sh.check_header(f, "s1", "other", range(3, 5))
+        with pytest.raises(sh.ShardError, match=r"s1: holds samples \[3, 5\), expected \[3, 6\)"):
+            sh.check_header(f, "s1", "abc", range(3, 6))
+        with pytest.raises(sh.ShardError, match=r"expected a prefix of \[0, 3\)"):
+            sh.check_header(f, "s1", "abc", range(0, 3), prefix=True)
+    assert sh.check_shard(p, "abc", range(3, 5)) == 2
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from rgbify.datasets.storage import folder
+    from rgbify.errors import UserError
+
+    folder.prepare(tmp_path / "ds")
+    with folder.locked(tmp_path / "ds"):
+        with pytest.raises(UserError, match="another rgbify process"):
+            with folder.locked(tmp_path / "ds"):
+                pass
+    with folder.locked(tmp_path / "ds"):  # released
+        pass
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [".lock"]
+
+
+def test_storage_choices_are_the_filters_the_shards_know():
+    """`rgbify build --storage` (a standard-library config, for a fast --help) offers exactly the filter sets."""
+    import typing
+
+    from rgbify.datasets.build.config import Storage
+
+    assert typing.get_args(Storage) == tuple(sh.STORAGE)

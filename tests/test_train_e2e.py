@@ -19,7 +19,7 @@ import rgbify
 torch = pytest.importorskip("torch")
 pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
-pytest.importorskip("rgbify.datasets.torch_dataset")
+pytest.importorskip("rgbify.datasets.loading.task_dataset")
 pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_resume_matches_straight_run(dataset, tmp_path):
 
 def test_predict_and_eval(dataset, instruct_run, tmp_path):
     from rgbify.cli import main
-    from rgbify.datasets.reader import DatasetReader
+    from rgbify.datasets.storage.reader import DatasetReader
 
     reader = DatasetReader(dataset)
     s = reader.read(reader.indices[0])

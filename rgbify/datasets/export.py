@@ -27,20 +27,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from rgbify.datasets.reader import DatasetReader, ground_truth
-from rgbify.encode.tasks import TASKS
+from rgbify.datasets.storage.reader import DatasetReader
+from rgbify.encode import TASKS, make_task_target
 from rgbify.errors import UserError
 from rgbify.fileio import publishing
 
 
 def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[int, np.ndarray, list[tuple]]]:
-    from rgbify.encode import make_task_target
-
     reader = DatasetReader(directory)
     try:
         for index in reader.indices:
             s = reader.read(index)
-            gt = ground_truth(s, reader.classes)
+            gt = _ground_truth(s, reader.classes)
             rows = []
             for task in tasks:
                 rng = np.random.default_rng([seed, index, TASKS.index(task)])
@@ -49,6 +47,13 @@ def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[i
             yield index, s["rgb"], rows
     finally:
         reader.close()
+
+
+def _ground_truth(sample: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    """The ``gt`` dict of rgbify.encode.make_task_target for one stored sample."""
+    return {"rgb": sample["rgb"], "depth": sample["depth"], "normals": sample["normals"],
+            "instance": sample["instance"], "semantic": sample["semantic"], "edge": sample["edge"],
+            "K": sample["K"], "class_names": classes, "instances": json.loads(sample["instances"])}
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:

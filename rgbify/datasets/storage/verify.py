@@ -27,8 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from rgbify.datasets.manifest import MANIFEST_NAME, fields_table, load_manifest
-from rgbify.datasets.shards import ShardError, ShardReader, open_shard, sample_checksum, sha256_file
+from rgbify.datasets.storage.folder import SHARDS_DIR
+from rgbify.datasets.storage.manifest import MANIFEST_NAME, fields_table, load_manifest
+from rgbify.datasets.storage.shards import (
+    ShardError,
+    ShardReader,
+    check_header,
+    open_shard,
+    sample_checksum,
+    sha256_file,
+)
+from rgbify.scenes.spec import spec_from_json
 
 NORMAL_UNIT_TOL = 1e-3
 FACING_TOL = 1e-3
@@ -91,9 +100,9 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 
         rep.problems.append(f"incomplete: {expected_start} of {m['count']} samples are in published shards; "
                             "run the same `rgbify build` command again to finish it")
     listed = {Path(e["file"]).name for e in m["shards"]}
-    for p in sorted((d / "shards").glob("*")) if (d / "shards").is_dir() else []:
+    for p in sorted((d / SHARDS_DIR).glob("*")) if (d / SHARDS_DIR).is_dir() else []:
         if p.name not in listed:
-            rep.notes.append(f"shards/{p.name} is not listed in {MANIFEST_NAME} (ignored by readers)")
+            rep.notes.append(f"{SHARDS_DIR}/{p.name} is not listed in {MANIFEST_NAME} (ignored by readers)")
     return rep
 
 
@@ -114,14 +123,12 @@ def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[lis
     except ShardError as e:
         problems.append(str(e))
         return problems, samples
+    first, n = int(entry.get("first_index", -1)), int(entry.get("samples", -1))
     with f:
-        attrs = dict(f.attrs)
-        n = int(entry.get("samples", -1))
-        if attrs.get("config_hash") != m["config_hash"]:
-            problems.append(f"{rel}: belongs to another dataset (config_hash differs)")
-        if int(attrs.get("samples", -1)) != n or int(attrs.get("first_index", -1)) != entry.get("first_index"):
-            problems.append(f"{rel}: holds {attrs.get('samples')} samples from {attrs.get('first_index')}, "
-                            f"{MANIFEST_NAME} says {n} from {entry.get('first_index')}")
+        try:
+            check_header(f, rel, m["config_hash"], range(first, first + n))
+        except ShardError as e:
+            problems.append(str(e))
             return problems, samples
         for name, spec in fields_table(m["width"], m["height"]).items():
             if name not in f:
@@ -137,7 +144,6 @@ def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[lis
                                 f"{(n, *spec['shape'])}")
         if any(p.startswith(f"{rel}: field") for p in problems):
             return problems, samples
-    first = int(entry["first_index"])
     classes = list(m["classes"])
     with ShardReader(path, direct=False) as r:
         for j in range(n):
@@ -184,8 +190,6 @@ def check_sample(s: dict[str, Any], classes: list[str]) -> list[str]:
     probs += _check_camera(s, normals, hit)
     probs += _check_instances(s, inst, sem, hit, classes)
     try:
-        from rgbify.scenes.spec import spec_from_json
-
         spec = spec_from_json(s["spec"])
         if list(spec.classes) != classes:
             probs.append("the scene spec's class table differs from the dataset's")

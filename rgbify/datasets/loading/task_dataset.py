@@ -18,12 +18,14 @@ Each item is one sample and one task drawn per item (by ``weights``), with its t
   (zeros), the prompt a caption of the scene spec, the target the RGB itself.
 
 Randomness: item ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, index])``; call ``set_epoch(e)``,
-or ``get(i, e)`` (thread-safe). Reading is thread-safe: see rgbify.datasets.loader.ThreadLoader.
-The train/val split is by sample index (rgbify.datasets.reader.is_val_index), stable when a dataset grows.
+or ``get(i, e)`` (thread-safe). Reading is thread-safe: see rgbify.datasets.loading.loader.ThreadLoader.
+The train/val split is by sample index (rgbify.datasets.loading.split.is_val_index), stable when a dataset grows.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -34,8 +36,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rgbify.datasets.reader import DatasetReader, is_val_index
-from rgbify.encode.tasks import TASKS
+from rgbify.datasets.loading import kernels
+from rgbify.datasets.loading.captions import caption
+from rgbify.datasets.loading.split import is_val_index
+from rgbify.datasets.storage.reader import DatasetReader
+from rgbify.encode import PROMPT_FORMATS, TASKS, CubeWalk, NormalsCodec, depth_prompt, make_task_target, normals_prompt
+from rgbify.encode.tasks import draw_depth_codec
+from rgbify.scenes.spec import spec_from_json
 
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
@@ -131,9 +138,6 @@ class TaskDataset(Dataset):
         gt = self._gather(s, view, skip=(task,) if fast is not None and not self.return_gt else ())
         rgb = _rgb_view(s["rgb"], view)  # uint8 (3,H,W): crop + resize + flip
         if generate:
-            from rgbify.datasets.captions import caption
-            from rgbify.scenes.spec import spec_from_json
-
             target = rgb
             image = torch.zeros_like(rgb)  # an all-black input image
             min_px = 0.002 * view.size[0] * view.size[1]  # objects that cover at least 0.2 % of the image
@@ -144,8 +148,6 @@ class TaskDataset(Dataset):
             image = rgb
             target, prompt, decode = fast
         else:
-            from rgbify.encode import make_task_target
-
             image = rgb
             target_rgb, prompt, decode = make_task_target(task, gt, rng, **self.target_options)
             target = _planes(target_rgb)
@@ -182,11 +184,6 @@ class TaskDataset(Dataset):
         nearest gather and encoding fused in one kernel that writes the channel-first target (cubewalk and
         normals; other depth codecs encode the gathered depth). None where this does not apply (other tasks,
         options it does not mirror, non-float32 fields): the caller then takes make_task_target's path."""
-        from rgbify.datasets import kernels
-        from rgbify.encode.codecs import CubeWalk, NormalsCodec
-        from rgbify.encode.prompts import PROMPT_FORMATS, depth_prompt, normals_prompt
-        from rgbify.encode.tasks import draw_depth_codec
-
         opts = self.target_options
         if task not in ("depth", "normals") or s[task].dtype != np.float32 or opts.get("depth_valid") is not None:
             return None
@@ -214,8 +211,6 @@ class TaskDataset(Dataset):
     def _gather(self, s: dict[str, Any], view: _View, skip: Sequence[str] = ()) -> dict[str, Any]:
         """Every ground-truth image field of the view (nearest neighbour, never blended) but those in ``skip``, and
         K, class table and instance table (pixel counts of the view) with them; no RGB (see :func:`_rgb_view`)."""
-        from rgbify.datasets import kernels
-
         (x0, y0, cw, ch), (W, H), flip = view.box, view.size, view.flip
         K = np.array(s["K"], dtype=np.float64)
         K[0, 2] -= x0
@@ -246,14 +241,6 @@ class TaskDataset(Dataset):
         if "instances" in s:
             table = json.loads(s["instances"])
             gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
-        return gt
-
-    def _augment(self, s: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        """The augmented view of a stored sample as uint8 (H,W,3) RGB (Pillow) plus ground truth: the reference that
-        __getitem__ is tested against (same rng draws, same geometry)."""
-        view = self._view(s["rgb"].shape[:2], rng)
-        gt = self._gather(s, view)
-        gt["rgb"] = _pillow_view(s["rgb"], view.box, view.size, view.flip)
         return gt
 
 
@@ -309,9 +296,6 @@ def keep_freed_memory() -> bool:
     3.5 MB of fresh buffers (inflated RGB and depth, image, target). Process-wide, so TaskDataset does it only in
     its DataLoader worker processes (ThreadLoader does it in its process unless told not to). Returns False (and
     changes nothing) where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
     _TUNED_PID[0] = os.getpid()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -320,20 +304,6 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 512 << 20))
-
-
-def _pillow_view(rgb: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool) -> np.ndarray:
-    """Pillow's version of :func:`_rgb_view` (tests): crop ``box`` (x0, y0, w, h) of an sRGB uint8 image, resize it
-    to ``size`` (bilinear), mirror it if ``flip``; uint8 (H,W,3)."""
-    from PIL import Image
-
-    x0, y0, cw, ch = box
-    im = Image.fromarray(rgb).crop((x0, y0, x0 + cw, y0 + ch))
-    if size != (cw, ch):
-        im = im.resize(size, Image.BILINEAR)
-    if flip:
-        im = im.transpose(Image.FLIP_LEFT_RIGHT)
-    return np.array(im)
 
 
 def _recount(table: list[dict[str, Any]], inst: np.ndarray) -> list[dict[str, Any]]:

@@ -113,10 +113,6 @@ class ShardError(ValueError):
     """A shard file is missing, not ours, truncated or corrupt; the message names the file (and sample)."""
 
 
-def shard_name(k: int) -> str:
-    return f"shard-{k:05d}.h5"
-
-
 def shard_range(k: int, shard_size: int, count: int) -> range:
     """Sample indices that shard ``k`` holds in a dataset of ``count`` samples."""
     return range(k * shard_size, min((k + 1) * shard_size, count))
@@ -268,12 +264,9 @@ def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, dict[
         f.create_dataset(name, shape=(n, *shape), dtype="float64", chunks=(1, *shape), fletcher32=True)
 
 
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def sha256_files(paths: Iterable[Path]) -> dict[Path, str]:
@@ -282,12 +275,6 @@ def sha256_files(paths: Iterable[Path]) -> dict[Path, str]:
     paths = list(paths)
     with ThreadPoolExecutor(max(1, min(16, os.cpu_count() or 1, len(paths)))) as pool:
         return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically: temporary name in the same folder, fsync, rename, fsync the folder."""
-    with publishing(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 class ShardReader:
@@ -400,7 +387,7 @@ def _read_direct(ds: h5py.Dataset, j: int, plan: _Plan, file_map: mmap.mmap) -> 
     file mapped), less the Fletcher-32 trailer, inflated by libdeflate (which checks zlib's Adler-32), un-shuffled
     if they were shuffled. A memory map instead of ``read_direct_chunk`` saves copying the chunk (0.1 ms a field at
     512 px); a chunk past the end of a truncated file fails to inflate."""
-    from rgbify.datasets.kernels import unshuffle
+    from rgbify.datasets.storage.kernels import unshuffle  # numba: loaded on the first read
 
     info = ds.id.get_chunk_info_by_coord((j, *(0,) * len(plan.shape)))
     if info.byte_offset is None:
@@ -432,3 +419,31 @@ def open_shard(path: Path) -> h5py.File:
         f.close()
         raise ShardError(f"{path}: shard schema_version {v} is not {SHARD_SCHEMA_VERSION}; rebuild the dataset")
     return f
+
+
+def check_header(f: h5py.File, name: str, config_hash: str, samples: range, prefix: bool = False) -> int:
+    """The number of samples of the open shard ``f``, once its header says it belongs where it lies: to the dataset
+    whose config hash is ``config_hash``, holding the sample indices ``samples`` (with ``prefix``: a non-empty
+    prefix of them, as a short last shard that a larger count extends does). Raises ShardError naming ``name``
+    otherwise. The one check of a shard's header: the build's resume scan and its publishing step, and ``rgbify
+    verify``, use it."""
+    if f.attrs.get("config_hash") != config_hash:
+        raise ShardError(f"{name}: belongs to another dataset (config_hash differs)")
+    first, n = int(f.attrs.get("first_index", -1)), int(f.attrs.get("samples", -1))
+    if first != samples.start or not (1 <= n <= len(samples) if prefix else n == len(samples)):
+        want = ("a prefix of " if prefix else "") + f"[{samples.start}, {samples.stop})"
+        raise ShardError(f"{name}: holds samples [{first}, {first + n}), expected {want}")
+    return n
+
+
+def check_shard(path: Path, config_hash: str, samples: range, prefix: bool = False) -> int:
+    """:func:`check_header` of the shard file at ``path``, then every sample's index and checksum (each sample read
+    whole); returns its number of samples or raises ShardError."""
+    with open_shard(path) as f:
+        n = check_header(f, str(path), config_hash, samples, prefix)
+    with ShardReader(path) as r:
+        for j in range(n):
+            s = r.read(j)
+            if int(s["index"]) != samples.start + j or sample_checksum(s) != s["checksum"]:
+                raise ShardError(f"{path}: sample {samples.start + j}: checksum mismatch")
+    return n

@@ -5,7 +5,9 @@ Fields (docs/datasets.md):
   (rgbify.CONVENTIONS_VERSION), ``rgbify_version``, ``blender_version``
 - ``recipe`` (name or path as given), ``config`` (RecipeConfig.to_dict(): resolution, samples and everything else),
   ``assets`` (the --assets folder or null), ``seed`` (base seed), ``shard_size``, ``count`` (samples asked for)
-- ``config_hash``: sha256 of the canonical JSON of (recipe config, assets, seed, shard_size); every shard carries it
+- ``sampler_version``: rgbify.scenes.SAMPLER_VERSION of the code that sampled the scenes (absent: 1)
+- ``config_hash``: sha256 of the canonical JSON of (recipe config, assets, seed, shard_size, sampler version); every
+  shard carries it
 - ``classes``: the class table (semantic index i + 1 names classes[i]; 0 = nothing hit / unlabeled)
 - ``shards``: ``[{"file": "shards/shard-00000.h5", "samples": n, "first_index": i, "sha256": hex}, ...]``
 - ``complete``: true once all ``count`` samples are in published shards
@@ -19,7 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS, atomic_write_text
+from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS
+from rgbify.fileio import publishing
 
 MANIFEST_NAME = "dataset.json"
 DATASET_FORMAT = "rgbify-dataset"
@@ -30,8 +33,13 @@ class ManifestError(ValueError):
     """dataset.json is missing, unreadable or not ours; the message names the file."""
 
 
-def config_hash(config: dict[str, Any], assets: str | None, seed: int, shard_size: int) -> str:
-    key = {"config": config, "assets": assets, "seed": seed, "shard_size": shard_size}
+def config_hash(config: dict[str, Any], assets: str | None, seed: int, shard_size: int,
+                sampler_version: int = 1) -> str:
+    """sha256 of what determines a dataset's samples. Sampler version 1 is left out of the key, so datasets built
+    before the version was recorded keep their hash."""
+    key: dict[str, Any] = {"config": config, "assets": assets, "seed": seed, "shard_size": shard_size}
+    if sampler_version != 1:
+        key["sampler_version"] = sampler_version
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -66,7 +74,8 @@ def load_manifest(directory: str | Path) -> dict[str, Any]:
 def save_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
     m = dict(manifest)
     m["shards"] = sorted(m.get("shards", []), key=lambda s: s["first_index"])
-    atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(m, indent=1, sort_keys=True) + "\n")
+    with publishing(Path(directory) / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def num_published(manifest: dict[str, Any]) -> int:

@@ -1,5 +1,5 @@
 """``rgbify repack SRC --storage fast --out DST``: a copy of a dataset with its shards rewritten for another
-``--storage`` choice (rgbify.datasets.shards.STORAGE), without rendering anything.
+``--storage`` choice (rgbify.datasets.storage.shards.STORAGE), without rendering anything.
 
 The samples are unchanged (their checksums cover the arrays, not the filters), and so is the config hash: ``rgbify
 build --out DST --storage <the new choice>`` extends the copy. Shards are written one at a time, each atomically,
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rgbify.datasets.build import SHARDS_DIR, _locked, _prepare_out
-from rgbify.datasets.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
-from rgbify.datasets.shards import STORAGE, ShardReader, sha256_files, write_shard
+from rgbify.datasets.storage import folder
+from rgbify.datasets.storage.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
+from rgbify.datasets.storage.shards import STORAGE, ShardReader, sha256_files, write_shard
 from rgbify.errors import UserError
 
 
@@ -26,8 +26,8 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
     m = load_manifest(src)
     if dst.resolve() == src.resolve():
         raise UserError(f"--out {dst} is the dataset being repacked; choose a new folder")
-    _prepare_out(dst)
-    with _locked(dst):
+    folder.prepare(dst)
+    with folder.locked(dst):
         done: dict[str, str] = {}
         if (dst / MANIFEST_NAME).exists():
             try:
@@ -37,9 +37,8 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
             if old.get("config_hash") != m["config_hash"] or old.get("storage", "compact") != storage:
                 raise UserError(f"--out {dst} holds another dataset (or another --storage); choose a new folder")
             done = {s["file"]: s["sha256"] for s in old["shards"]}
-        (dst / SHARDS_DIR).mkdir(exist_ok=True)
-        for tmp in (dst / SHARDS_DIR).glob("*.h5.tmp"):
-            tmp.unlink()  # a shard being written when a repack was killed
+        (dst / folder.SHARDS_DIR).mkdir(exist_ok=True)
+        folder.remove_unpublished(dst)  # a shard being written when a repack was killed
         have = sha256_files(dst / f for f in done if (dst / f).exists())  # what an earlier run left in place
         out = {**m, "storage": storage, "shards": [], "complete": False}
         written = 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import pickle
 import queue
 import time
 import traceback
@@ -46,7 +47,7 @@ class ThreadLoader:
         collate: batches a list of items (default: rgbify.datasets.collate).
         prefetch: batches read ahead per thread.
         shard: (rank, world): keep batches rank, rank + world, ... of the whole sequence.
-        keep_freed_memory: tune glibc's malloc of this process once (rgbify.datasets.torch_dataset.
+        keep_freed_memory: tune glibc's malloc of this process once (rgbify.datasets.loading.task_dataset.
             keep_freed_memory: freed item buffers are reused instead of page-faulted in again).
     """
 
@@ -60,7 +61,7 @@ class ThreadLoader:
         if not 0 <= rank < world:
             raise ValueError(f"shard {shard}: need 0 <= rank < world")
         if collate is None:
-            from rgbify.datasets.torch_dataset import collate
+            from rgbify.datasets.loading.task_dataset import collate
         self.dataset, self.batch_size, self.threads = dataset, batch_size, threads
         self.keys = keys
         self.collate, self.prefetch, self.drop_last = collate, prefetch, drop_last
@@ -80,7 +81,7 @@ class ThreadLoader:
 
     def __iter__(self) -> Iterator[Any]:
         if self.keep_freed_memory:
-            from rgbify.datasets.torch_dataset import keep_freed_memory
+            from rgbify.datasets.loading.task_dataset import keep_freed_memory
 
             keep_freed_memory()
         if self.threads == 0:
@@ -128,7 +129,7 @@ class ProcessLoader(ThreadLoader):
         import torch.multiprocessing as mp
 
         if self.keep_freed_memory:
-            from rgbify.datasets.torch_dataset import keep_freed_memory
+            from rgbify.datasets.loading.task_dataset import keep_freed_memory
 
             keep_freed_memory()
         batches = self._batches()
@@ -292,11 +293,11 @@ def _work(dataset: Any, collate: Callable, slots: list, jobs: Any, results: Any,
     ``results``, until a None job or until the parent process is gone."""
     import torch
 
-    from rgbify.datasets.torch_dataset import collate as rgbify_collate
+    from rgbify.datasets.loading.task_dataset import collate as rgbify_collate
 
     torch.set_num_threads(1)
     if keep_freed:
-        from rgbify.datasets.torch_dataset import keep_freed_memory
+        from rgbify.datasets.loading.task_dataset import keep_freed_memory
 
         keep_freed_memory()
     while True:
@@ -320,8 +321,6 @@ def _work(dataset: Any, collate: Callable, slots: list, jobs: Any, results: Any,
         except Exception as e:  # noqa: BLE001 - raised again in the calling process
             trace = traceback.format_exc()
             try:
-                import pickle
-
                 pickle.dumps(e)
             except Exception:  # noqa: BLE001
                 e = RuntimeError(repr(e))

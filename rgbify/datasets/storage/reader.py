@@ -1,22 +1,14 @@
-"""Read a built dataset by global sample index (no torch): used by the torch dataset, preview and export."""
+"""Read a built dataset by global sample index (no torch): the loaders, preview and export read through this."""
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.manifest import load_manifest
-from rgbify.datasets.shards import ShardReader
-
-
-def is_val_index(index: int, val_fraction: float) -> bool:
-    """Deterministic split by sample index (stable when a dataset is extended): sha256 of the index as a number
-    in [0, 1) below ``val_fraction`` means validation."""
-    h = int.from_bytes(hashlib.sha256(f"rgbify-split:{index}".encode()).digest()[:8], "big")
-    return h / 2.0**64 < val_fraction
+from rgbify.datasets.storage.manifest import load_manifest
+from rgbify.datasets.storage.shards import ShardReader
 
 
 class DatasetReader:
@@ -52,12 +44,3 @@ class DatasetReader:
     def close(self) -> None:
         for r in self._readers:
             r.close()
-
-
-def ground_truth(sample: dict[str, Any], classes: list[str]) -> dict[str, Any]:
-    """The ``gt`` dict of rgbify.encode.make_task_target for one stored sample."""
-    import json
-
-    return {"rgb": sample["rgb"], "depth": sample["depth"], "normals": sample["normals"],
-            "instance": sample["instance"], "semantic": sample["semantic"], "edge": sample["edge"],
-            "K": sample["K"], "class_names": classes, "instances": json.loads(sample["instances"])}

@@ -1,5 +1,5 @@
-"""numba kernels of the train loader: nearest-neighbour gathers of ground truth, fused target encoders, and the
-un-shuffle of HDF5 chunks. No torch here.
+"""numba kernels of the train loader: nearest-neighbour gathers of ground truth and fused target encoders. No torch
+here.
 
 Each has a plain-NumPy twin in tests/oracles/numpy_loader.py that the tests hold it to.
 Ground truth is never blended: ``gather_nearest2``/``gather_nearest3`` copy, for every output pixel, the source
@@ -97,21 +97,3 @@ def _copy_row(out, i):
     """Row i of a (3, H, W) target = row i - 1 (a repeated source row encodes to the same colours)."""
     for c in range(3):
         out[c, i] = out[c, i - 1]
-
-
-@njit(**_OPTS)
-def unshuffle(raw, size, out):
-    """HDF5's byte shuffle undone: ``raw`` (uint8, n * size) holds byte 0 of every element, then byte 1, ...;
-    ``out`` (uint8, n * size) gets the elements back in order. Returns ``out``."""
-    n = raw.shape[0] // size
-    if size == 4:  # float32 and int32 fields: unrolled, vectorises
-        for i in range(n):
-            out[4 * i] = raw[i]
-            out[4 * i + 1] = raw[n + i]
-            out[4 * i + 2] = raw[2 * n + i]
-            out[4 * i + 3] = raw[3 * n + i]
-        return out
-    for b in range(size):
-        for i in range(n):
-            out[i * size + b] = raw[b * n + i]
-    return out
