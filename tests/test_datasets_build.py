@@ -105,6 +105,7 @@ def test_a_dataset_of_another_sampler_version_is_refused(tmp_path, monkeypatch):
     from rgbify.datasets.build import planner
     from rgbify.errors import UserError
 
+    monkeypatch.setattr(planner, "SAMPLER_VERSION", 1)  # a dataset made before version 2
     d = tmp_path / "ds"
     run(cfg_for(d, 2))
     m = json.loads((d / "dataset.json").read_text())
