@@ -47,7 +47,9 @@ class Model:
     surfaces: list[Surface] = field(default_factory=list)
     shading: str = "flat"
     material_hint: str = ""
-    """Which palette the material comes from (see materials.py); defaults to the class name."""
+    """Which material family slot 0 is drawn from (rgbify.scenes.materials.FAMILIES); defaults to the class name."""
+    slot_hints: tuple[str, ...] = ()
+    """The families of material slots 1, 2, ... (parts such as legs, a seat's cushion, wheels, window glass)."""
     lights: list[tuple[np.ndarray, str]] = field(default_factory=list)
     """Lights attached to the model: (position in the model frame, 'point' or 'spot' pointing down)."""
 
@@ -74,14 +76,26 @@ class Parts:
 
     def __init__(self) -> None:
         self.meshes: list[tuple[np.ndarray, np.ndarray]] = []
+        self.part_slots: list[str | None] = []
+        """The material family of each part (None: the model's own, slot 0)."""
         self.boxes: list[tuple[np.ndarray, np.ndarray]] = []
         self.single: tuple[Primitive, np.ndarray] | None = None
+        self.slot: str | None = None
+        """The family the next parts are made of (see :meth:`of`)."""
+
+    def of(self, hint: str | None) -> Parts:
+        """Parts added from here on are made of material family ``hint`` (a slot of its own; None: slot 0)."""
+        self.slot = hint
+        return self
 
     def _add(self, vertices: np.ndarray, faces: np.ndarray, box: bool = True) -> Parts:
         self.meshes.append((vertices, faces))
+        self.part_slots.append(self.slot)
         if box:
             lo, hi = vertices.min(0), vertices.max(0)
             self.boxes.append(((lo + hi) / 2.0, (hi - lo) / 2.0))
+        if self.slot is not None:
+            self.single = None
         return self
 
     def _add_mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
@@ -93,7 +107,7 @@ class Parts:
         first = len(self.meshes) == 0
         m = primitive_mesh(p).transformed(model_from_part)
         self._add(m.vertices, m.faces)
-        self.single = (p, model_from_part) if single and first else None
+        self.single = (p, model_from_part) if single and first and self.slot is None else None
         return self
 
     def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
@@ -132,17 +146,22 @@ class Parts:
 
     def model(self, class_name: str, kind: str, surfaces: list[Surface] | None = None, shading: str = "flat",
               material_hint: str = "") -> Model:
+        """The Model of the parts: one Primitive if it is a single plain part, else one inline mesh whose faces name
+        their material slot (slot 0: ``material_hint``; then each other family in the order parts came)."""
+        hints = list(dict.fromkeys(h for h in self.part_slots if h is not None))
         if self.single is not None and len(self.meshes) == 1:
             geometry, model_from_geometry = self.single
         else:
-            vs, fs, offset = [], [], 0
-            for v, f in self.meshes:
+            vs, fs, slots, offset = [], [], [], 0
+            for (v, f), h in zip(self.meshes, self.part_slots, strict=True):
                 vs.append(v)
                 fs.append(f + offset)
+                slots.append(np.full(len(f), 0 if h is None else hints.index(h) + 1))
                 offset += len(v)
-            geometry, model_from_geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs)), np.eye(4)
+            geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs), np.concatenate(slots) if hints else None)
+            model_from_geometry = np.eye(4)
         return Model(class_name, kind, geometry, model_from_geometry, list(self.boxes), surfaces or [], shading,
-                     material_hint or class_name)
+                     material_hint or class_name, tuple(hints))
 
 
 @dataclass
@@ -211,9 +230,12 @@ class SceneBuilder:
         self._boxes = np.vstack([self._boxes, np.asarray(row)[None]])
 
     # -- placement ------------------------------------------------------------------------------------------
-    def add(self, model: Model, world_from_model: np.ndarray, material: Material, name: str | None = None,
-            support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()) -> int | None:
-        """Place ``model``; returns its instance id, or None (nothing added) when it would collide."""
+    def add(self, model: Model, world_from_model: np.ndarray, material: Material | tuple[Material, ...],
+            name: str | None = None, support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()
+            ) -> int | None:
+        """Place ``model`` made of ``material`` (or one material per slot); returns its instance id, or None (nothing
+        added) when it would collide."""
+        mats = material if isinstance(material, tuple) else (material,)
         boxes = self.world_boxes(model, world_from_model)
         if check and self.colliding_ids(boxes, ignore):
             return None
@@ -224,7 +246,7 @@ class SceneBuilder:
         pose = world_from_model @ model.model_from_geometry
         self.objects.append(Object(name=name or f"{model.kind}_{iid:03d}", geometry=model.geometry,
                                    class_name=model.class_name, instance_id=iid, world_from_object=matrix4(pose),
-                                   shading=model.shading, material=material))  # type: ignore[arg-type]
+                                   shading=model.shading, material=mats[0], materials=mats[1:]))  # type: ignore
         return iid
 
     def surfaces(self, kinds: tuple[str, ...] | None = None) -> list[WorldSurface]:
@@ -236,6 +258,7 @@ class SceneBuilder:
         return out
 
     def replace_material(self, instance_id: int, material: Material) -> None:
+        """Give the object's slot 0 another material."""
         for k, o in enumerate(self.objects):
             if o.instance_id == instance_id:
                 self.objects[k] = dataclasses.replace(o, material=material)

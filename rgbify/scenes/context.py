@@ -81,9 +81,11 @@ class Context:
         """This context with the stream of ``phase`` (and of object ``index`` within it)."""
         return dataclasses.replace(self, rng=stream(self.key, phase, *index))
 
-    def material(self, model: Model, texture_prob: float | None = None) -> Material:
-        return sample_material(self.rng, model.material_hint, self.config.materials, model.class_name,
-                               list(self.images), texture_prob)
+    def material(self, model: Model, texture_prob: float | None = None) -> tuple[Material, ...]:
+        """A material for each of the model's slots (slot 0 from its material hint, then its parts' families)."""
+        hints = (model.material_hint, *model.slot_hints)
+        return tuple(sample_material(self.rng, h, self.config.materials, model.class_name if k == 0 else "",
+                                     list(self.images), texture_prob) for k, h in enumerate(hints))
 
     def temperature(self) -> float:
         return round(float(self.rng.uniform(*self.config.lighting.temperature_k)), 1)

@@ -147,15 +147,15 @@ def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
     _openings(ctx, room)
     t = WALL_T
     floor = Parts().box((0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1)).model("floor", "floor", material_hint="floor")
-    floor_id = b.add(floor, pose(w / 2, d / 2, 0.0), ctx.material(floor, 0.6), check=False)
+    floor_id = b.add(floor, pose(w / 2, d / 2, 0.0), ctx.material(floor), check=False)
     ceil = Parts().box((0, 0, 0.05), (w + 2 * t, d + 2 * t, 0.1)).model("ceiling", "ceiling", material_hint="ceiling")
-    b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil, 0.1), check=False)
+    b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil), check=False)
     wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint="wall"), 0.35)
     for k, wall in enumerate(room.walls):
         wc = ctx.child("wall", k)
         wm = _wall_model(room, k)
         same = wc.rng.random() < 0.8  # most rooms have one wall paint
-        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else wc.material(wm, 0.35), check=False)
+        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else wc.material(wm), check=False)
         for a, bb, bottom, top, kind in wall["openings"]:
             frame = room.wall_frame(k)
             if kind == "door":
@@ -176,7 +176,7 @@ def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float,
     parts.cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     parts.cylinder((hx, -t / 2 - 0.02 - 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     dm = parts.model("door", "door", material_hint=str(ctx.rng.choice(["wood", "painted"])))
-    b.add(dm, frame, ctx.material(dm, 0.3), check=False)
+    b.add(dm, frame, ctx.material(dm), check=False)
     # keep the swing in front of the door free
     c = frame @ np.array([(a + bb) / 2, w / 2 + 0.05, 1.0, 1.0])
     b.keep_out((c[0], c[1], 1.0), (w / 2 + 0.05, w / 2 + 0.05, 1.0), math.degrees(math.atan2(frame[1, 0], frame[0, 0])))

@@ -1,46 +1,148 @@
-"""Randomized Principled BSDF materials: palettes per kind of surface, procedural textures, glass, metal."""
+"""Materials drawn per surface: families of physically plausible PBR materials at real-world scale.
+
+A model's parts carry a *hint* (wall, floor, wood, fabric, metal, car paint, asphalt, ...). Each hint is a family of
+material kinds, each kind a procedural pattern (rgbify/render/shading.py) with ranges for its colours (sRGB HSV,
+converted to linear), roughness, pattern size in metres and relief: oak and walnut planks 8-20 cm wide, ceramic tiles
+15-60 cm with grey grout, woven fabric cells of a few millimetres, asphalt aggregate of a centimetre. Every instance
+draws its own colour, roughness, pattern offset and relief, so two chairs of one kind differ. Glass and metal
+replace a family where the class makes them plausible (``glass_prob``, ``metal_prob``).
+
+``texture_prob`` (recipe [materials]) is the chance that a patterned kind keeps its pattern; otherwise it renders
+as a flat colour of the same family (a painted or plain surface).
+"""
 
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rgbify.scenes.recipe import MaterialConfig, RecipeError
-from rgbify.scenes.spec import Material, Texture
+from rgbify.scenes.spec import Material
 
-TEXTURE_KINDS = ("noise", "voronoi", "checker", "wave", "brick")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".hdr", ".bmp")
+Range = tuple[float, float]
 
-# palette: (hue range, saturation range, value range) in sRGB HSV, roughness range, texture kinds and scale range
-PALETTES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float],
-                          tuple[str, ...], tuple[float, float]]] = {
-    "wall": ((0.0, 1.0), (0.0, 0.25), (0.6, 0.95), (0.6, 0.95), ("noise", "wave", "brick", "checker"), (2, 10)),
-    "ceiling": ((0.0, 1.0), (0.0, 0.08), (0.8, 0.97), (0.7, 0.95), ("noise",), (2, 6)),
-    "floor": ((0.05, 0.12), (0.2, 0.7), (0.25, 0.8), (0.2, 0.7), ("wave", "checker", "noise", "brick"), (1, 6)),
-    "wood": ((0.05, 0.11), (0.3, 0.75), (0.2, 0.75), (0.3, 0.7), ("wave", "noise"), (2, 12)),
-    "painted": ((0.0, 1.0), (0.0, 0.6), (0.2, 0.95), (0.2, 0.7), ("noise",), (3, 12)),
-    "fabric": ((0.0, 1.0), (0.1, 0.7), (0.2, 0.9), (0.7, 1.0), ("noise", "checker", "voronoi", "wave"), (4, 30)),
-    "object": ((0.0, 1.0), (0.2, 0.95), (0.2, 0.95), (0.1, 0.8), TEXTURE_KINDS, (5, 40)),
-    "paper": ((0.0, 1.0), (0.05, 0.8), (0.3, 0.95), (0.5, 0.9), ("noise", "checker", "wave"), (10, 50)),
-    "metal": ((0.0, 1.0), (0.0, 0.15), (0.55, 0.95), (0.1, 0.5), ("noise",), (5, 30)),
-    "glass": ((0.0, 1.0), (0.0, 0.3), (0.8, 1.0), (0.0, 0.08), (), (1, 1)),
-    "ground": ((0.08, 0.3), (0.2, 0.65), (0.3, 0.65), (0.7, 1.0), ("noise", "voronoi"), (0.5, 4)),
-    "road": ((0.0, 1.0), (0.0, 0.06), (0.25, 0.55), (0.6, 0.95), ("noise", "voronoi"), (1, 8)),
-    "concrete": ((0.0, 1.0), (0.0, 0.08), (0.4, 0.8), (0.6, 0.95), ("noise", "brick", "checker"), (0.5, 4)),
-    "building": ((0.0, 1.0), (0.0, 0.35), (0.3, 0.9), (0.4, 0.95), ("brick", "checker", "noise", "wave"), (0.3, 3)),
-    "car": ((0.0, 1.0), (0.0, 0.9), (0.1, 0.95), (0.05, 0.4), (), (1, 1)),
-    "foliage": ((0.18, 0.36), (0.35, 0.8), (0.15, 0.55), (0.6, 0.95), ("voronoi", "noise"), (2, 10)),
-    "bark": ((0.04, 0.1), (0.3, 0.6), (0.12, 0.4), (0.7, 1.0), ("noise", "wave"), (3, 15)),
-    "rock": ((0.0, 0.15), (0.0, 0.25), (0.25, 0.6), (0.6, 1.0), ("noise", "voronoi"), (2, 12)),
-    "skin": ((0.02, 0.18), (0.3, 0.9), (0.4, 0.95), (0.2, 0.6), ("noise",), (10, 30)),
-    "shade": ((0.05, 0.15), (0.0, 0.35), (0.75, 0.97), (0.6, 0.95), (), (1, 1)),
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of material: a pattern and the ranges its instances are drawn from."""
+
+    pattern: str
+    hue: Range
+    sat: Range
+    val: Range
+    rough: Range
+    scale_m: Range = (0.1, 0.1)
+    """Pattern unit in metres (plank width, tile side, weave cell, aggregate size)."""
+    color2: tuple[Range, Range, Range] | None = None
+    """HSV ranges of the second colour; None: a darker shade of the first (0.35-0.75 of its value)."""
+    bump_m: Range = (0.0, 0.0)
+    rough_var: Range = (0.0, 0.0)
+    metallic: Range = (0.0, 0.0)
+    weight: float = 1.0
+
+
+GREY_GROUT = ((0.0, 1.0), (0.0, 0.08), (0.45, 0.75))
+WHITE = ((0.0, 1.0), (0.0, 0.05), (0.85, 0.97))
+
+FAMILIES: dict[str, tuple[Kind, ...]] = {
+    "wall": (
+        Kind("plaster", (0.0, 1.0), (0.0, 0.2), (0.65, 0.95), (0.75, 0.95), (0.05, 0.3), bump_m=(0.0003, 0.001),
+             weight=6),
+        Kind("brick", (0.0, 0.07), (0.35, 0.65), (0.35, 0.65), (0.8, 0.95), (0.25, 0.25), GREY_GROUT,
+             bump_m=(0.002, 0.004)),
+        Kind("concrete", (0.0, 1.0), (0.0, 0.06), (0.5, 0.75), (0.8, 0.95), (0.2, 0.6), bump_m=(0.0005, 0.0015)),
+        Kind("tiles", (0.0, 1.0), (0.0, 0.3), (0.6, 0.95), (0.05, 0.2), (0.1, 0.3), GREY_GROUT,
+             bump_m=(0.001, 0.002), rough_var=(0.2, 0.4)),
+    ),
+    "ceiling": (Kind("plaster", (0.0, 1.0), (0.0, 0.05), (0.82, 0.97), (0.8, 0.95), (0.1, 0.4),
+                     bump_m=(0.0002, 0.0008)),),
+    "floor": (
+        Kind("wood", (0.05, 0.11), (0.35, 0.75), (0.25, 0.75), (0.25, 0.55), (0.02, 0.05), bump_m=(0.0002, 0.0006),
+             rough_var=(0.1, 0.2), weight=4),
+        Kind("tiles", (0.0, 1.0), (0.0, 0.25), (0.35, 0.9), (0.08, 0.3), (0.3, 0.6), GREY_GROUT,
+             bump_m=(0.001, 0.003), rough_var=(0.2, 0.4), weight=2),
+        Kind("carpet", (0.0, 1.0), (0.05, 0.45), (0.2, 0.7), (0.85, 1.0), (0.5, 1.5), bump_m=(0.0005, 0.0015)),
+        Kind("stone", (0.0, 0.15), (0.0, 0.2), (0.4, 0.8), (0.3, 0.7), (0.2, 0.6), bump_m=(0.001, 0.003)),
+        Kind("marble", (0.0, 1.0), (0.0, 0.1), (0.7, 0.95), (0.05, 0.2), (0.4, 1.0), ((0.0, 1.0), (0.0, 0.1),
+             (0.2, 0.5))),
+        Kind("concrete", (0.0, 1.0), (0.0, 0.05), (0.45, 0.7), (0.6, 0.9), (0.2, 0.6), bump_m=(0.0005, 0.0015)),
+    ),
+    "wood": (
+        Kind("wood", (0.05, 0.11), (0.3, 0.75), (0.2, 0.8), (0.25, 0.6), (0.015, 0.05), bump_m=(0.0001, 0.0004),
+             rough_var=(0.1, 0.25), weight=4),
+        Kind("plastic", (0.0, 1.0), (0.0, 0.4), (0.25, 0.95), (0.3, 0.6)),  # painted wood
+    ),
+    "painted": (
+        Kind("plastic", (0.0, 1.0), (0.0, 0.6), (0.2, 0.95), (0.25, 0.6), (0.1, 0.3), weight=3),
+        Kind("wood", (0.05, 0.11), (0.3, 0.7), (0.25, 0.75), (0.3, 0.6), (0.015, 0.05), bump_m=(0.0001, 0.0004)),
+    ),
+    "fabric": (
+        Kind("fabric", (0.0, 1.0), (0.1, 0.6), (0.2, 0.85), (0.8, 1.0), (0.003, 0.008), bump_m=(0.0003, 0.0008),
+             weight=4),
+        Kind("leather", (0.02, 0.1), (0.3, 0.8), (0.08, 0.55), (0.35, 0.6), (0.01, 0.03), bump_m=(0.0003, 0.0008),
+             rough_var=(0.1, 0.2)),
+        Kind("carpet", (0.0, 1.0), (0.1, 0.5), (0.25, 0.8), (0.85, 1.0), (0.01, 0.03), bump_m=(0.0002, 0.0006)),
+    ),
+    "object": (
+        Kind("plastic", (0.0, 1.0), (0.2, 0.95), (0.2, 0.95), (0.15, 0.5), (0.05, 0.2), weight=3),
+        Kind("ceramic", (0.0, 1.0), (0.0, 0.6), (0.4, 0.97), (0.05, 0.2), (0.05, 0.2), weight=2),
+        Kind("rubber", (0.0, 1.0), (0.0, 0.5), (0.05, 0.4), (0.7, 0.95), (0.01, 0.05)),
+        Kind("wood", (0.05, 0.11), (0.3, 0.7), (0.3, 0.8), (0.3, 0.6), (0.01, 0.03), bump_m=(0.0001, 0.0003)),
+    ),
+    "paper": (
+        Kind("paper", (0.0, 1.0), (0.05, 0.8), (0.3, 0.95), (0.6, 0.9), (0.001, 0.003), weight=3),
+        Kind("cardboard", (0.07, 0.1), (0.35, 0.55), (0.45, 0.7), (0.75, 0.95), (0.004, 0.006),
+             bump_m=(0.0002, 0.0005)),
+    ),
+    "metal": (
+        Kind("brushed_metal", (0.0, 1.0), (0.0, 0.08), (0.55, 0.9), (0.15, 0.4), (0.005, 0.02), bump_m=(0.0, 0.0001),
+             rough_var=(0.2, 0.4), metallic=(1.0, 1.0), weight=2),
+        Kind("noise", (0.0, 1.0), (0.0, 0.12), (0.4, 0.85), (0.3, 0.6), (0.05, 0.2), metallic=(1.0, 1.0),
+             rough_var=(0.1, 0.3)),
+        Kind("none", (0.08, 0.14), (0.3, 0.7), (0.6, 0.9), (0.1, 0.35), metallic=(1.0, 1.0)),  # brass, copper
+    ),
+    "glass": (Kind("none", (0.0, 1.0), (0.0, 0.15), (0.85, 1.0), (0.0, 0.05)),),
+    "ground": (
+        Kind("grass", (0.2, 0.32), (0.35, 0.75), (0.2, 0.5), (0.8, 1.0), (0.05, 0.2), ((0.1, 0.16), (0.3, 0.6),
+             (0.15, 0.4)), bump_m=(0.002, 0.005), weight=3),
+        Kind("stone", (0.06, 0.12), (0.2, 0.5), (0.25, 0.5), (0.85, 1.0), (0.1, 0.4), bump_m=(0.002, 0.006)),
+    ),
+    "road": (Kind("asphalt", (0.0, 1.0), (0.0, 0.04), (0.12, 0.3), (0.75, 0.95), (0.008, 0.02), ((0.0, 1.0),
+                  (0.0, 0.08), (0.35, 0.6)), bump_m=(0.0008, 0.002), rough_var=(0.1, 0.2)),),
+    "concrete": (
+        Kind("concrete", (0.0, 1.0), (0.0, 0.06), (0.45, 0.8), (0.75, 0.95), (0.2, 0.6), bump_m=(0.0005, 0.002),
+             weight=3),
+        Kind("tiles", (0.0, 0.12), (0.0, 0.3), (0.45, 0.8), (0.6, 0.9), (0.3, 0.5), GREY_GROUT,
+             bump_m=(0.002, 0.004)),  # paving slabs
+    ),
+    "building": (
+        Kind("plaster", (0.0, 1.0), (0.0, 0.35), (0.45, 0.9), (0.75, 0.95), (0.1, 0.5), bump_m=(0.0005, 0.002),
+             weight=3),
+        Kind("brick", (0.0, 0.07), (0.35, 0.7), (0.3, 0.65), (0.8, 0.95), (0.25, 0.25), GREY_GROUT,
+             bump_m=(0.003, 0.006), weight=2),
+        Kind("concrete", (0.0, 1.0), (0.0, 0.06), (0.45, 0.75), (0.75, 0.95), (0.3, 1.0), bump_m=(0.001, 0.003)),
+        Kind("stone", (0.06, 0.12), (0.05, 0.3), (0.5, 0.8), (0.7, 0.95), (0.3, 0.6), bump_m=(0.002, 0.005)),
+    ),
+    "car": (Kind("none", (0.0, 1.0), (0.0, 0.9), (0.1, 0.95), (0.05, 0.25), metallic=(0.0, 0.9)),),
+    "tyre": (Kind("rubber", (0.0, 1.0), (0.0, 0.05), (0.03, 0.08), (0.75, 0.95), (0.005, 0.01),
+                  bump_m=(0.0002, 0.0005)),),
+    "foliage": (Kind("foliage", (0.18, 0.34), (0.4, 0.8), (0.15, 0.5), (0.6, 0.9), (0.03, 0.08), ((0.15, 0.3),
+                     (0.4, 0.8), (0.1, 0.35)), bump_m=(0.003, 0.01)),),
+    "bark": (Kind("bark", (0.04, 0.1), (0.2, 0.55), (0.12, 0.35), (0.85, 1.0), (0.1, 0.3), bump_m=(0.004, 0.01)),),
+    "rock": (Kind("stone", (0.0, 0.15), (0.0, 0.25), (0.25, 0.6), (0.7, 0.95), (0.1, 0.5), bump_m=(0.003, 0.01)),),
+    "skin": (Kind("skin", (0.02, 0.1), (0.25, 0.7), (0.3, 0.9), (0.35, 0.6), (0.02, 0.06)),),
+    "shade": (Kind("fabric", (0.05, 0.15), (0.0, 0.3), (0.75, 0.97), (0.7, 0.95), (0.002, 0.005),
+                   bump_m=(0.0001, 0.0003)),),
 }
+"""Material families by hint. Weights choose the kind; every range is drawn per instance."""
 
 GLASS_CAPABLE = {"bottle", "cup", "vase", "bowl", "window", "plate"}
-METAL_CAPABLE = {"can", "lamp", "pole", "car", "truck", "bus", "table", "chair", "shelf", "cabinet", "bench",
-                 "fence", "box", "bowl", "vase", "traffic_sign", "clutter", "cup", "ball"}
+METAL_CAPABLE = {"can", "lamp", "pole", "table", "chair", "shelf", "cabinet", "bench", "fence", "box", "bowl",
+                 "vase", "traffic_sign", "clutter", "cup", "ball"}
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -48,8 +150,7 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def hsv_color(rng: np.random.Generator, hue: tuple[float, float], sat: tuple[float, float],
-              val: tuple[float, float]) -> tuple[float, float, float]:
+def hsv_color(rng: np.random.Generator, hue: Range, sat: Range, val: Range) -> tuple[float, float, float]:
     h = rng.uniform(*hue) % 1.0
     rgb = colorsys.hsv_to_rgb(h, rng.uniform(*sat), rng.uniform(*val))
     lin = srgb_to_linear(np.asarray(rgb))
@@ -67,35 +168,38 @@ def list_images(folder: str | None) -> list[str]:
     return sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def sample_material(rng: np.random.Generator, palette: str, cfg: MaterialConfig, class_name: str = "",
+def _u(rng: np.random.Generator, r: Range, digits: int = 4) -> float:
+    return round(float(rng.uniform(*r)), digits)
+
+
+def sample_material(rng: np.random.Generator, hint: str, cfg: MaterialConfig, class_name: str = "",
                     images: list[str] | None = None, texture_prob: float | None = None) -> Material:
-    """A random material from ``palette``; glass and metal only where ``class_name`` makes them plausible."""
+    """A random material of family ``hint``; glass and metal only where ``class_name`` makes them plausible."""
     if class_name in GLASS_CAPABLE and rng.random() < cfg.glass_prob * (4.0 if class_name == "window" else 1.0):
-        palette = "glass"
+        hint = "glass"
     elif class_name in METAL_CAPABLE and rng.random() < cfg.metal_prob:
-        palette = "metal"
-    hue, sat, val, rough, kinds, scales = PALETTES[palette]
-    color = hsv_color(rng, hue, sat, val)
-    kw: dict = {"base_color": color, "roughness": round(float(rng.uniform(*rough)), 3)}
-    if palette == "glass":
-        kw.update(transmission=1.0, ior=round(float(rng.uniform(1.4, 1.6)), 3), metallic=0.0)
-    elif palette == "metal":
-        kw.update(metallic=1.0)
-    elif palette == "car":
-        kw.update(metallic=round(float(rng.choice([0.0, rng.uniform(0.3, 1.0)])), 3))
+        hint = "metal"
+    family = FAMILIES.get(hint, FAMILIES["object"])
+    weights = np.array([k.weight for k in family], dtype=np.float64)
+    kind = family[int(rng.choice(len(family), p=weights / weights.sum()))]
+    color = hsv_color(rng, kind.hue, kind.sat, kind.val)
+    if kind.color2 is None:
+        f = rng.uniform(0.35, 0.75)
+        color2 = tuple(round(float(x * f), 4) for x in color)
+    else:
+        color2 = hsv_color(rng, *kind.color2)
+    kw: dict = {"base_color": color, "roughness": _u(rng, kind.rough, 3), "metallic": _u(rng, kind.metallic, 3),
+                "pattern": kind.pattern, "color2": color2, "pattern_scale_m": _u(rng, kind.scale_m, 4),
+                "pattern_detail": _u(rng, (1.0, 4.0), 2), "pattern_seed": _u(rng, (0.0, 100.0), 3),
+                "roughness_variation": _u(rng, kind.rough_var, 3), "bump_m": _u(rng, kind.bump_m, 5)}
+    if hint == "glass":
+        kw.update(transmission=1.0, ior=_u(rng, (1.45, 1.55), 3), metallic=0.0, pattern="none", bump_m=0.0)
     tp = cfg.texture_prob if texture_prob is None else texture_prob
     if images and rng.random() < cfg.image_texture_prob:
-        kw["image_texture"] = str(images[int(rng.integers(len(images)))])
-    elif kinds and rng.random() < tp:
-        kind = str(kinds[int(rng.integers(len(kinds)))])
-        # second colour: a darker or lighter shade of the first, sometimes a contrasting colour
-        if rng.random() < 0.75:
-            f = rng.uniform(0.35, 0.8) if rng.random() < 0.6 else rng.uniform(1.2, 1.8)
-            c2 = tuple(round(float(min(1.0, x * f)), 4) for x in color)
-        else:
-            c2 = hsv_color(rng, hue, sat, val)
-        kw["texture"] = Texture(kind=kind, scale=round(float(rng.uniform(*scales)), 3), color2=c2,  # type: ignore
-                                detail=round(float(rng.uniform(0.0, 6.0)), 2))
+        kw.update(image_texture=str(images[int(rng.integers(len(images)))]), pattern="none",
+                  image_scale_m=_u(rng, (0.3, 1.5), 3))
+    elif kw["pattern"] not in ("none", "plaster") and rng.random() >= tp:
+        kw.update(pattern="none", bump_m=0.0, roughness_variation=0.0)
     return Material(**kw)
 
 

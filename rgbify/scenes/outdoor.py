@@ -171,18 +171,18 @@ class Street:
 
 
 def _slab(b: SceneBuilder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y0: float, y1: float, z0: float,
-          z1: float, support: int, tex: float = 0.7) -> int | None:
+          z1: float, support: int) -> int | None:
     m = Parts().box(((x0 + x1) / 2, (y0 + y1) / 2, (z1 - z0) / 2), (x1 - x0, y1 - y0, z1 - z0)).model(
         cls, cls, [Surface(z1 - z0, (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2, cls, 50.0)],
         material_hint=hint)
-    return b.add(m, pose(0, 0, z0), ctx.material(m, tex), support=support)
+    return b.add(m, pose(0, 0, z0), ctx.material(m), support=support)
 
 
 def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
     lay = ctx.config.layout
     g = lay.ground_size_m
     ground = Parts().box((0, 0, -0.25), (g, g, 0.5)).model("ground", "ground", material_hint="ground")
-    ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground, 0.8), check=False)}
+    ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground), check=False)}
     half = st.length / 2
     ids["road"] = _slab(b, ctx, "road", "road", -half, half, -st.width / 2, st.width / 2, 0.0, ROAD_Z, ids["ground"])
     road_mat = b.objects[-1].material
@@ -199,7 +199,7 @@ def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
     for sgn in (-1, 1):
         y0, y1 = sorted((sgn * st.width / 2, sgn * st.kerb_y))
         for x0, x1 in xs:
-            iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"], 0.8)
+            iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"])
             ids[f"sidewalk{sgn}{x0:.0f}"] = iid or 0
     return ids
 
@@ -240,7 +240,7 @@ def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> 
             if not st.in_cross(x, x + w, 2.0):
                 m = building(rng, w, d, h)
                 y = sgn * (st.kerb_y + setback + d / 2)
-                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m, 0.7),
+                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m),
                       support=ids["ground"])
             x += w + (_u(rng, 0, 12) if rng.random() < 0.6 else _u(rng, 15, 40))
             count += 1
@@ -262,7 +262,7 @@ def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
             xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
-            if b.add(m, pose(xv, y, ROAD_Z, yaw), c.material(m, 0.05), support=ids["road"]) is not None:
+            if b.add(m, pose(xv, y, ROAD_Z, yaw), c.material(m), support=ids["road"]) is not None:
                 break
 
 
@@ -309,7 +309,7 @@ def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[
         y = sgn * (st.width / 2 + 0.4) if edge else sgn * (mid + _u(rng, -spread, spread))
         yaw = (180.0 if sgn > 0 else 0.0) if edge else float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
         sup = next((v for k, v in ids.items() if k.startswith(f"sidewalk{sgn}")), ids["ground"])
-        if b.add(m, pose(x, y, KERB, yaw), ctx.material(m, 0.4), support=sup) is not None:
+        if b.add(m, pose(x, y, KERB, yaw), ctx.material(m), support=sup) is not None:
             return
 
 
@@ -323,7 +323,7 @@ def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[st
         if st.in_cross(x - m.radius_xy, x + m.radius_xy, 1.0):
             continue
         a = float(rng.uniform(0, 360)) if yaw is None else yaw
-        if b.add(m, pose(x, y, 0.0, a), ctx.material(m, 0.6), support=ids["ground"]) is not None:
+        if b.add(m, pose(x, y, 0.0, a), ctx.material(m), support=ids["ground"]) is not None:
             return
 
 
@@ -337,7 +337,7 @@ def sample_outdoor(ctx: Context) -> Draft:
     az = sun.rng.uniform(0, 2 * math.pi)
     d = np.array([-math.cos(el) * math.cos(az), -math.cos(el) * math.sin(az), -math.sin(el)])
     b.lights.append(sun_light(sun, d, sun.rng.uniform(1.5, 5.0), round(float(sun.rng.uniform(4500, 6500)), 1)))
-    world = sky_world(ctx.child("world"))
+    world = sky_world(ctx.child("world"), sun=b.lights[-1])
 
     def sample_camera(r: np.random.Generator):  # noqa: ANN202
         cc = ctx.config.camera

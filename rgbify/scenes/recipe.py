@@ -56,6 +56,18 @@ class CameraConfig(_Ranges):
     """Largest roll magnitude in degrees when rolled."""
     distance_m: Range = (0.4, 1.6)
     """Tabletop only: distance from the camera to the point it looks at on the table, metres."""
+    view_transform: Literal["Standard", "AgX"] = "AgX"
+    """Blender's view transform of the RGB render: AgX (a filmic curve, as a camera's) or Standard (clip at 1)."""
+    exposure_ev: Range = (-0.4, 0.4)
+    """Exposure offset of the view transform, stops (drawn per image and recorded)."""
+    white_balance: bool = True
+    """White-balance each image to its scene's light (the mean colour temperature of its lights, plus a residual)."""
+    white_balance_residual_k: Range = (-250.0, 250.0)
+    """Error of the white balance, Kelvin (recorded in the spec as white_balance_k)."""
+    dof_prob: float = 0.0
+    """Probability of depth of field in the RGB render (ground truth stays the pinhole's)."""
+    f_number: Range = (1.8, 5.6)
+    """Aperture f-number when depth of field is on; the plane in focus is the probe's median depth."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,13 @@ class LightingConfig(_Ranges):
     """Colour temperature of every light, Kelvin."""
     world_strength: Range = (0.2, 1.0)
     """Strength of the background (sky) colour; the HDRI strength when an HDRI is used."""
+    builtin_hdris: bool = True
+    """Without hdri_dir: light scenes with Blender's own CC0 daylight HDRIs (city, courtyard, forest, sunrise,
+    sunset), with probability hdri_prob."""
+    physical_sky_prob: float = 0.0
+    """Probability of Blender's physical sky (its sun matching the scene's sun lamp) instead of an HDRI or colour."""
+    sky_to_sun: Range = (0.15, 0.35)
+    """Physical sky: its irradiance on the ground as a share of the sun's (sets the sky's strength)."""
     hdri_dir: str | None = None
     """Optional folder of equirectangular .hdr/.exr files; one is drawn per scene with probability hdri_prob."""
     hdri_prob: float = 0.5
@@ -96,6 +115,28 @@ class MaterialConfig(_Ranges):
     """Optional folder of .png/.jpg images used as base-colour textures with probability image_texture_prob."""
     image_texture_prob: float = 0.3
     """Probability of an image texture from image_texture_dir (when it holds any)."""
+
+
+@dataclass(frozen=True)
+class SensorConfig(_Ranges):
+    """What the camera adds to the RGB image after the lens (rgbify.render.postprocess); drawn per image."""
+
+    __pydantic_config__ = STRICT
+
+    noise_std: Range = (0.0, 0.0)
+    """Read noise, standard deviation in 8-bit levels (shot noise grows with it)."""
+    jpeg_prob: float = 0.0
+    """Probability of JPEG compression."""
+    jpeg_quality: IntRange = (70, 95)
+    """JPEG quality when compressed."""
+    vignetting: Range = (0.0, 0.0)
+    """Brightness lost at the corners (0-1)."""
+    chromatic_aberration_px: Range = (0.0, 0.0)
+    """Lateral chromatic aberration at the corners, pixels."""
+    motion_blur_prob: float = 0.0
+    """Probability of a linear motion blur."""
+    motion_blur_px: Range = (1.0, 4.0)
+    """Length of the motion blur, pixels."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +273,8 @@ class RecipeConfig:
     """[materials]: glass, metal and texture probabilities."""
     validity: ValidityConfig = field(default_factory=ValidityConfig)
     """[validity]: the checks a view must pass (coverage, sky, nearness, exposure)."""
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+    """[sensor]: noise, JPEG, vignetting, chromatic aberration, motion blur of the RGB image."""
     layout: Layout = field(default_factory=IndoorLayout)
     """[layout]: what the sampler of ``kind`` builds (room, table or street sizes and counts)."""
 
