@@ -118,6 +118,8 @@ def test_twenty_specs_are_pure_functions_of_config_seed_index():
 PINNED_SCENES = {
     2: {"indoor": ["919e23cde6bea51e", "50cc55476ce20670"], "outdoor": ["dbd3b327d619e974", "bfd9f572eb9afb68"],
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
+    3: {"indoor": ["1bfb2e8d766e8ad2", "5774555ba8d5390e"], "outdoor": ["67a013e9fd4ea30a", "29527668bc10e68f"],
+        "tabletop": ["f5cdea490fd463c1", "7b35dfa16e65b83d"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -268,13 +270,20 @@ def test_outdoor_reaches_far_and_indoor_has_little_sky():
 
 
 def test_materials_vary():
-    specs = [sample_scene(load_recipe("tabletop"), 1, i) for i in range(4)]
-    mats = [o.material for s in specs for o in s.objects]
+    """Glass, metal, many patterns at real-world scale, colours that differ, and parts with their own materials
+    (legs, seats, handles, shades, tyres, windows, trunks)."""
+    specs = [sample_scene(load_recipe(r), 1, i) for r in ("tabletop", "indoor", "outdoor") for i in range(3)]
+    mats = [m for s in specs for o in s.objects for m in o.slots()]
     assert any(m.transmission > 0.5 for m in mats), "some glass"
     assert any(m.metallic > 0.5 for m in mats), "some metal"
-    kinds = {m.texture.kind for m in mats if m.texture}
-    assert len(kinds) >= 4
+    patterns = {m.pattern for m in mats}
+    assert len(patterns) >= 10, patterns
+    assert all(0.0005 <= m.pattern_scale_m <= 2.0 for m in mats if m.pattern != "none")
+    assert any(m.bump_m > 0 for m in mats)
     assert len({m.base_color for m in mats}) > len(mats) // 2
+    multi = [o for s in specs for o in s.objects if o.materials]
+    assert {o.class_name for o in multi} >= {"door", "lamp", "car", "tree"}, {o.class_name for o in multi}
+    assert all(len(o.geometry.face_materials) == len(o.geometry.faces) for o in multi if o.geometry.type == "mesh")
 
 
 def test_light_kinds_and_camera_roll_occur():

@@ -257,11 +257,11 @@ class SceneBuilder:
                     out.append(WorldSurface(p.instance_id, s, p.world_from_model))
         return out
 
-    def replace_material(self, instance_id: int, material: Material) -> None:
-        """Give the object's slot 0 another material."""
+    def replace_materials(self, instance_id: int, materials: tuple[Material, ...]) -> None:
+        """Give the object other materials, one per slot."""
         for k, o in enumerate(self.objects):
             if o.instance_id == instance_id:
-                self.objects[k] = dataclasses.replace(o, material=material)
+                self.objects[k] = dataclasses.replace(o, material=materials[0], materials=tuple(materials[1:]))
 
 
 def _rects_overlap(b: np.ndarray, others: np.ndarray) -> np.ndarray:

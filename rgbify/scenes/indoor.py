@@ -8,6 +8,7 @@ ceiling light ("light", k), the sun ("sun"), the sky ("world") draw from streams
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -173,7 +174,7 @@ def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float,
     t, w = WALL_T, bb - a
     parts = Parts().box(((a + bb) / 2, -t / 2, top / 2), (w - 0.01, 0.04, top - 0.005))
     hx = a + w * 0.85
-    parts.cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
+    parts.of("metal").cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     parts.cylinder((hx, -t / 2 - 0.02 - 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     dm = parts.model("door", "door", material_hint=str(ctx.rng.choice(["wood", "painted"])))
     b.add(dm, frame, ctx.material(dm), check=False)
@@ -227,11 +228,11 @@ def _free_standing(ctx: Context, b: SceneBuilder, room: Room, model: Model, floo
 def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int) -> None:
     rng = ctx.rng
     ext = table.extents
-    mat = None
+    ch = models.chair(rng, stool=False)  # a set: the same chair, the same materials, around the table
+    mat = ctx.material(ch)
     for side in range(4):
         if rng.random() < 0.35:
             continue
-        ch = models.chair(rng, stool=False)
         along = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]][side], dtype=np.float64)
         half = ext[1] / 2 if side in (0, 2) else ext[0] / 2
         for pull in (rng.uniform(0.0, 0.25), 0.3, 0.45):
@@ -242,7 +243,6 @@ def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: n
             wc = pose(p[0], p[1], 0.0, yaw)
             if not room.contains_model(ch, wc, 0.02):
                 continue
-            mat = mat or ctx.material(ch)
             if b.add(ch, wc, mat, support=floor_id) is not None:
                 break
 
@@ -299,11 +299,11 @@ def _lamp_light(ctx: Context, b: SceneBuilder, iid: int) -> None:
         power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
         b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
                               power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.05))
-    # the shade glows a little, as lit fabric does
+    # the shade (slot 1) glows, as lit fabric does
     obj = next(o for o in b.objects if o.instance_id == iid)
-    if obj.material.transmission == 0:
-        b.replace_material(iid, Material(base_color=obj.material.base_color, roughness=0.6,
-                                         metallic=obj.material.metallic))
+    if obj.materials and obj.materials[0].transmission == 0:
+        shade = dataclasses.replace(obj.materials[0], emission_strength=round(float(ctx.rng.uniform(0.5, 2.5)), 3))
+        b.replace_materials(iid, (obj.material, shade, *obj.materials[1:]))
 
 
 def decorate(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:

@@ -33,6 +33,7 @@ def table(rng: U, kind: str | None = None, width: float | None = None, depth: fl
     p = Parts()
     if kind == "round":
         p.cylinder((0, 0, h - t / 2), w / 2, t, sections=32)
+        p.of("metal" if rng.random() < 0.4 else None)
         p.cylinder((0, 0, (h - t) / 2), _u(rng, 0.03, 0.06), h - t)
         p.cylinder((0, 0, 0.015), _u(rng, 0.2, 0.3) * w, 0.03, sections=24)
         top = Surface(h, 0, 0, w * 0.33, w * 0.33, "table")
@@ -41,6 +42,7 @@ def table(rng: U, kind: str | None = None, width: float | None = None, depth: fl
         leg = _u(rng, 0.035, 0.07)
         inset = _u(rng, 0.02, 0.08)
         round_legs = rng.random() < 0.4
+        p.of("metal" if rng.random() < 0.3 else None)
         for sx in (-1, 1):
             for sy in (-1, 1):
                 c = (sx * (w / 2 - inset - leg / 2), sy * (d / 2 - inset - leg / 2), (h - t) / 2)
@@ -62,7 +64,8 @@ def chair(rng: U, stool: bool | None = None) -> Model:
     if stool:
         p.cylinder((0, 0, h - t / 2), w / 2, t, sections=24)
     else:
-        p.box((0, 0, h - t / 2), (w, d, t))
+        p.of("fabric" if rng.random() < 0.4 else None).box((0, 0, h - t / 2), (w, d, t))
+    p.of("metal" if rng.random() < 0.25 else None)
     for sx in (-1, 1):
         for sy in (-1, 1):
             c = (sx * (w / 2 - leg), sy * (d / 2 - leg), (h - t) / 2)
@@ -71,7 +74,7 @@ def chair(rng: U, stool: bool | None = None) -> Model:
             p.box(c, (leg, leg, h - t))
     if not stool:
         back_h = _u(rng, 0.35, 0.5)
-        p.box((0, -d / 2 + 0.02, h + back_h / 2), (w, 0.03, back_h))
+        p.of(None).box((0, -d / 2 + 0.02, h + back_h / 2), (w, 0.03, back_h))
     return p.model("chair", "stool" if stool else "chair", [Surface(h, 0, 0, w * 0.3, d * 0.3, "seat", 0.3)],
                    material_hint=str(rng.choice(["wood", "painted"])))
 
@@ -103,6 +106,7 @@ def cabinet(rng: U) -> Model:
         p.box((0, 0, plinth / 2), (w - 0.04, d - 0.04, plinth))
     p.box((0, 0, plinth + (h - plinth) / 2), (w, d, h - plinth))
     doors = max(1, int(round(w / 0.5)))
+    p.of("metal")  # handles
     for k in range(doors):
         x = -w / 2 + (k + 0.5) * w / doors + (0.15 * w / doors) * (1 if k % 2 == 0 else -1)
         p.box((x, d / 2 + 0.012, plinth + (h - plinth) * 0.6), (0.015, 0.024, 0.12))
@@ -115,13 +119,13 @@ def bed(rng: U) -> Model:
     frame_h = _u(rng, 0.25, 0.4)
     mat_h = _u(rng, 0.15, 0.25)
     p = Parts()
-    p.box((0, 0, frame_h / 2), (w, length, frame_h))
-    p.box((0, 0.01, frame_h + mat_h / 2), (w - 0.04, length - 0.06, mat_h))
+    p.box((0, 0, frame_h / 2), (w, length, frame_h))  # frame and headboard: wood or painted
     head = _u(rng, 0.8, 1.2)
     p.box((0, -length / 2 + 0.03, head / 2), (w + 0.04, 0.06, head))
+    p.of("fabric").box((0, 0.01, frame_h + mat_h / 2), (w - 0.04, length - 0.06, mat_h))  # mattress and covers
     top = frame_h + mat_h
     return p.model("bed", "bed", [Surface(top, 0, -length / 2 + 0.35, w / 2 - 0.05, 0.25, "bed", 0.6)],
-                   material_hint="fabric")
+                   material_hint=str(rng.choice(["wood", "painted"])))
 
 
 def sofa(rng: U) -> Model:
@@ -154,7 +158,7 @@ def lamp(rng: U, floor: bool = True) -> Model:
     wall = 0.006
     prof = [(r_bot, 0.0), (r_top, shade_h), (r_top - wall, shade_h), (r_bot - wall, 0.0)]
     shade = Parts().revolve(prof + [prof[0]], sections=24, z0=h - shade_h).meshes[0]  # (vertices, faces)
-    p.mesh(shade)
+    p.of("shade").mesh(shade)
     m = p.model("lamp", "floor_lamp" if floor else "table_lamp", material_hint="metal")
     m.lights.append((np.array([0.0, 0.0, h - shade_h * 0.55]), "point"))
     return m

@@ -51,7 +51,7 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
         for x, _y in top:
             for y in (-body_w / 2 + 0.12, body_w / 2 - 0.12):
                 pts.append((x, y, height))
-        p.hull(np.array(pts))
+        p.of("glass").hull(np.array(pts)).of(None)  # the cabin: windows
     elif cls == "truck":
         cab = _u(rng, 1.6, 2.2)
         cab_h, box_h = height * 0.8 - clearance, height - clearance
@@ -60,6 +60,7 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
     else:
         p.box((0, 0, clearance + (height - clearance) / 2), (length, width, height - clearance))
     axle = length / 2 - max(0.7, length * 0.17)
+    p.of("tyre")
     for x in (-axle, axle):
         for y in (-1, 1):
             p.cylinder((x, y * (width / 2 - wheel_w / 2), wheel_r), wheel_r, wheel_w, axis="y", sections=16)
@@ -94,16 +95,17 @@ def traffic_sign(rng: np.random.Generator) -> Model:
     h = _u(rng, 2.0, 3.0)
     s = _u(rng, 0.5, 0.9)
     p = Parts().cylinder((0, 0, h / 2), 0.04, h, sections=10)
+    p.of("painted")  # the sign on its metal post
     if rng.random() < 0.5:
         p.cylinder((0, 0.05, h + s / 2 - 0.1), s / 2, 0.03, axis="y", sections=24)
     else:
         p.box((0, 0.05, h + s / 2 - 0.1), (s, 0.03, s))
-    return p.model("traffic_sign", "sign", material_hint="painted")
+    return p.model("traffic_sign", "sign", material_hint="metal")
 
 
 def tree(rng: np.random.Generator) -> Model:
     trunk_h, trunk_r = _u(rng, 1.5, 4.0), _u(rng, 0.1, 0.3)
-    p = Parts().cylinder((0, 0, trunk_h / 2), trunk_r, trunk_h, sections=12)
+    p = Parts().of("bark").cylinder((0, 0, trunk_h / 2), trunk_r, trunk_h, sections=12).of(None)
     crown = _u(rng, 2.0, 6.0)
     if rng.random() < 0.3:  # conifer
         pts = [(crown / 2 * math.cos(a), crown / 2 * math.sin(a), trunk_h * 0.6) for a in np.linspace(0, 6.28, 9)[:-1]]
@@ -134,9 +136,10 @@ def bench(rng: np.random.Generator) -> Model:
     w, d, h = _u(rng, 1.2, 2.0), _u(rng, 0.4, 0.55), _u(rng, 0.42, 0.48)
     p = Parts().box((0, 0, h - 0.03), (w, d, 0.06))
     p.box((0, -d / 2 + 0.03, h + 0.25), (w, 0.04, 0.35))
+    p.of("metal")  # the legs
     for x in (-w / 2 + 0.1, w / 2 - 0.1):
         p.box((x, 0, (h - 0.06) / 2), (0.06, d - 0.05, h - 0.06))
-    return p.model("bench", "bench", material_hint=str(rng.choice(["wood", "metal"])))
+    return p.model("bench", "bench", material_hint="wood")
 
 
 def fence(rng: np.random.Generator, length: float) -> Model:
