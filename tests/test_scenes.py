@@ -37,11 +37,57 @@ def test_list_recipes_default_first():
     assert set(names) >= {"indoor", "tabletop", "outdoor"}
 
 
+FIRST_40 = ("wall", "floor", "ceiling", "door", "window", "table", "chair", "shelf", "cabinet", "bed", "sofa", "lamp",
+            "rug", "picture", "pillow", "box", "bottle", "bowl", "book", "ball", "cup", "plate", "can", "vase", "fruit",
+            "clutter", "ground", "road", "sidewalk", "building", "pole", "traffic_sign", "car", "truck", "bus", "tree",
+            "bush", "fence", "bench", "rock")
+"""The classes of sampler versions 1-3, at their indices: new classes are only appended, so a stored semantic
+index keeps its meaning."""
+
+
 def test_class_vocabulary():
-    assert 30 <= len(CLASSES) <= 50
+    # (was `30 <= len(CLASSES) <= 50`: the catalogue furniture and the room types brought kitchen, bathroom,
+    # bedroom, office, people and street classes; the first 40 keep their indices)
+    assert CLASSES[:40] == FIRST_40
+    assert 60 <= len(CLASSES) <= 100
     assert len(set(CLASSES)) == len(CLASSES)
     assert {"wall", "floor", "ceiling", "door", "window", "ground", "road"} <= set(CLASSES)
+    assert {"sink", "toilet", "bathtub", "refrigerator", "stove", "counter", "television", "desk", "nightstand",
+            "dresser", "curtain", "person", "bicycle", "plant", "traffic_light"} <= set(CLASSES)
     assert "sky" not in CLASSES
+
+
+def test_nyu40_and_cityscapes_mappings():
+    """Every class maps to an NYU40 class (or none) and a Cityscapes label (or none); together the vocabulary
+    reaches 39 of the 40 NYU classes (all but "shelves", which NYU tells apart from "bookshelf") and the 19
+    Cityscapes training classes but rider and train (sky: rays that hit nothing, `nothing_is_sky`)."""
+    from rgbify.scenes.classes import (
+        CITYSCAPES,
+        CITYSCAPES_LABELS,
+        DESCRIPTIONS,
+        NYU40,
+        NYU40_NAMES,
+        cityscapes_ids,
+        lookup_table,
+        nyu40_id,
+    )
+
+    assert set(NYU40) == set(CLASSES) == set(DESCRIPTIONS)
+    assert set(CITYSCAPES) <= set(CLASSES)
+    assert len(NYU40_NAMES) == 40 and all(v is None or v in NYU40_NAMES for v in NYU40.values())
+    names = {n for n, _, _ in CITYSCAPES_LABELS}
+    assert all(v in names for v in CITYSCAPES.values())
+    assert set(NYU40_NAMES) - set(NYU40.values()) == {"shelves"}
+    train = {n for n, _, t in CITYSCAPES_LABELS if t != 255}
+    assert train - set(CITYSCAPES.values()) == {"rider", "train", "sky"}
+    assert nyu40_id("wall") == 1 and nyu40_id("refrigerator") == 24 and nyu40_id("car") == 0
+    assert nyu40_id("nightstand") == NYU40_NAMES.index("night stand") + 1
+    assert cityscapes_ids("person") == (24, 11) and cityscapes_ids("sofa") == (0, 255)
+    t = lookup_table("cityscapes_train", CLASSES + ("mug",), nothing_is_sky=True)
+    assert len(t) == len(CLASSES) + 2 and t[0] == 10 and t[-1] == 255 and t[CLASSES.index("road") + 1] == 0
+    assert lookup_table("nyu40")[CLASSES.index("toilet") + 1] == 33
+    with pytest.raises(ValueError, match="mug"):
+        nyu40_id("mug")
 
 
 @pytest.mark.parametrize("name", ["indoor", "tabletop", "outdoor"])
@@ -120,6 +166,8 @@ PINNED_SCENES = {
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
     3: {"indoor": ["1bfb2e8d766e8ad2", "5774555ba8d5390e"], "outdoor": ["67a013e9fd4ea30a", "29527668bc10e68f"],
         "tabletop": ["f5cdea490fd463c1", "7b35dfa16e65b83d"]},
+    4: {"indoor": ["aefaf8c04767bfae", "280f623d4d443cdb"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
+        "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
