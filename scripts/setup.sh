@@ -17,4 +17,12 @@ python -m pip install -q -e ".[render,train,dev,dist]"
 if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL.so.1; then
   (apt-get update -qq && apt-get install -y -qq libegl1 libgl1 >/dev/null) || echo "setup: could not install libegl1; the raster backend will be unavailable" >&2
 fi
+# The Sweet Home 3D furniture catalogues (CC0 and CC BY 3.0 models) for the catalogue recipes (docs/scenes.md).
+if [ -d /usr/share/sweethome3d/furniture ]; then
+  :
+elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq sweethome3d-furniture >/dev/null) || echo "setup: could not install sweethome3d-furniture; the catalogue recipes will be unavailable" >&2
+else
+  echo "setup: skipping the Sweet Home 3D furniture catalogues (needs apt as root: apt-get install sweethome3d-furniture); the catalogue recipes will be unavailable" >&2
+fi
 echo "setup: done. Activate with: . .venv/bin/activate"

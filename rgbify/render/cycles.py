@@ -34,7 +34,7 @@ from rgbify.render import shading
 from rgbify.render.passes import passes_to_arrays, widen_edges
 from rgbify.render.postprocess import postprocess
 from rgbify.render.result import RenderResult, SceneError, instance_table, semantic_from_instance
-from rgbify.scenes.geometry import GeometryError, TriMesh, file_image, scene_meshes, vertex_normals
+from rgbify.scenes.geometry import GeometryError, TriMesh, file_image, resolve_path, scene_meshes, vertex_normals
 from rgbify.scenes.spec import Camera, Light, Material, SceneSpec, SpecError
 
 MAX_INSTANCE_ID = 32767
@@ -79,10 +79,11 @@ def _load_image(ref: str, what: str):
         img.pixels.foreach_set(px.ravel())
         img.pack()
         return img
-    if not os.path.isfile(ref):
+    path = resolve_path(ref)  # ``cache:`` references: the asset cache's files (rgbify.scenes.catalog)
+    if not os.path.isfile(path):
         raise BlenderSceneError(f"{what} {ref!r} does not exist (relative paths are taken from {os.getcwd()!r})")
     try:
-        return bpy.data.images.load(os.path.abspath(ref), check_existing=True)
+        return bpy.data.images.load(os.path.abspath(path), check_existing=True)
     except RuntimeError as e:
         raise BlenderSceneError(f"{what} {ref!r} could not be read by Blender: {e}") from None
 

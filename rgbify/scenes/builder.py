@@ -52,6 +52,11 @@ class Model:
     """The families of material slots 1, 2, ... (parts such as legs, a seat's cushion, wheels, window glass)."""
     lights: list[tuple[np.ndarray, str]] = field(default_factory=list)
     """Lights attached to the model: (position in the model frame, 'point' or 'spot' pointing down)."""
+    file_materials: tuple = ()
+    """A mesh file's own materials (rgbify.scenes.geometry.FileMaterial), slot by slot: its slots are made from
+    these (rgbify.scenes.materials.from_file) instead of the hints."""
+    credit: dict | None = None
+    """Where an imported model comes from and its licence (recorded in spec.meta["assets"])."""
 
     @property
     def extents(self) -> np.ndarray:

@@ -34,6 +34,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tp.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; results do not depend on it)")
     tp.set_defaults(func=cmd_stats)
 
+    cp = ss.add_parser("catalog", help="import the Sweet Home 3D furniture catalogues into the asset cache, list "
+                       "them", description="The Sweet Home 3D furniture catalogues (Debian: apt install "
+                       "sweethome3d-furniture): `import` converts every model into the asset cache "
+                       "($RGBIFY_ASSET_CACHE, else $XDG_CACHE_HOME/rgbify/assets) once; `list` prints what the "
+                       "library holds per catalogue and class, and what was skipped.")
+    cp.add_argument("action", choices=["import", "list"], help="import (or finish importing) the catalogues; list "
+                    "them")
+    cp.add_argument("--dir", dest="dirs", action="append", default=None, metavar="DIR",
+                    help="a folder of .sh3f files or one .sh3f file (repeatable; default $RGBIFY_SH3D_DIR, else "
+                    "/usr/share/sweethome3d/furniture)")
+    cp.add_argument("--strict", action="store_true", help="fail on a model that cannot be imported instead of "
+                    "skipping it")
+    cp.set_defaults(func=cmd_catalog)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe name (see `rgbify scenes list`) or path to a recipe .toml")
@@ -127,4 +141,38 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json_out:
         with publishing(args.json_out) as tmp:
             tmp.write_text(json.dumps(s, indent=1) + "\n")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    import warnings
+    from collections import Counter
+
+    from rgbify.scenes.catalog import CatalogError, CatalogWarning, find_catalogs, load_catalog
+    from rgbify.scenes.geometry import asset_cache_dir
+
+    paths = find_catalogs(args.dirs)
+    if not paths:
+        where = ", ".join(args.dirs) if args.dirs else "$RGBIFY_SH3D_DIR or /usr/share/sweethome3d/furniture"
+        raise UserError(f"no .sh3f catalogues in {where}; install them (Debian/Ubuntu: apt install "
+                        "sweethome3d-furniture) or pass --dir FOLDER")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CatalogWarning)
+        try:
+            lib = load_catalog(args.dirs, strict=args.strict)
+        except CatalogError as e:
+            raise UserError(str(e)) from None
+    for w in caught:
+        print(f"rgbify: warning: {w.message}", file=sys.stderr)
+    by_catalog = Counter(m.catalog for m in lib.models)
+    print(f"{len(lib.models)} models from {len(paths)} catalogue(s) in {asset_cache_dir()} ({len(lib.skipped)} "
+          "skipped)")
+    for name, n in sorted(by_catalog.items()):
+        licence = next(m.licence for m in lib.models if m.catalog == name)
+        print(f"  {name:<24} {n:>4} models  {licence}")
+    if args.action == "list":
+        classes = Counter(m.class_name for m in lib.models)
+        roles = Counter(m.role for m in lib.models)
+        print(f"{len(classes)} classes: " + ", ".join(f"{c} {n}" for c, n in classes.most_common()))
+        print("placement: " + ", ".join(f"{r} {n}" for r, n in roles.most_common()))
     return 0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rgbify.scenes.builder import Model, SceneBuilder
-from rgbify.scenes.materials import sample_material
+from rgbify.scenes.materials import from_file, sample_material
 from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.spec import Camera, Material, World
 
@@ -82,7 +82,10 @@ class Context:
         return dataclasses.replace(self, rng=stream(self.key, phase, *index))
 
     def material(self, model: Model, texture_prob: float | None = None) -> tuple[Material, ...]:
-        """A material for each of the model's slots (slot 0 from its material hint, then its parts' families)."""
+        """A material for each of the model's slots (slot 0 from its material hint, then its parts' families; a
+        mesh file's slots from its own materials)."""
+        if model.file_materials:
+            return tuple(from_file(self.rng, fm) for fm in model.file_materials)
         hints = (model.material_hint, *model.slot_hints)
         return tuple(sample_material(self.rng, h, self.config.materials, model.class_name if k == 0 else "",
                                      list(self.images), texture_prob) for k, h in enumerate(hints))

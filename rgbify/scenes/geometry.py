@@ -9,7 +9,9 @@ Conventions (rgbify/scenes/spec.py): a Primitive is centred at the object origin
 cylinders, cones and tori have their axis along +z; a plane lies in z = 0. Primitives are tessellated by this
 module (not by Blender's ``primitive_*_add`` operators); polygons of inline meshes are fan-triangulated; mesh files
 are read with trimesh (all their meshes merged, scene-graph transforms applied, no axis conversion) and scaled by
-``scale``, and each file is read once per process while it is unchanged.
+``scale``, and each file is read once per process while it is unchanged. A ``.npz`` mesh file is rgbify's own
+format (:func:`write_mesh_npz`: triangles, material slots, UVs and the materials; what the asset importers write
+into their cache, read here without trimesh).
 
 Smooth shading uses per-vertex normals weighted by the corner angle of each adjacent triangle (what Blender
 computes for a mesh without custom normals), interpolated barycentrically and renormalised across a triangle.
@@ -18,9 +20,13 @@ NumPy and trimesh only: no bpy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
+import json
 import math
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -267,6 +273,29 @@ class FileMaterial:
     """The base-colour image: a file path, ``PATH#K`` for the K-th image embedded in the mesh file PATH, or None."""
 
 
+CACHE_PREFIX = "cache:"
+"""A path that starts with this is relative to the asset cache (:func:`asset_cache_dir`): where the catalogue
+importer (rgbify.scenes.catalog) keeps its models, so that specs name them the same way on every machine."""
+
+
+def asset_cache_dir() -> str:
+    """The asset cache: ``$RGBIFY_ASSET_CACHE``, else ``$XDG_CACHE_HOME/rgbify/assets``, else
+    ``~/.cache/rgbify/assets``."""
+    root = os.environ.get("RGBIFY_ASSET_CACHE")
+    if root:
+        return os.path.abspath(os.path.expanduser(root))
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(xdg), "rgbify", "assets")
+
+
+def resolve_path(ref: str) -> str:
+    """The file a mesh or image reference names: ``cache:REL`` is REL inside the asset cache, anything else a
+    path as it is."""
+    if ref.startswith(CACHE_PREFIX):
+        return os.path.join(asset_cache_dir(), ref[len(CACHE_PREFIX):])
+    return ref
+
+
 def load_mesh_file(path: str, scale: float = 1.0) -> TriMesh:
     """A mesh file as one triangle mesh times ``scale``, with each face's material slot (the file's materials, in
     the order :func:`mesh_file_materials` lists them) and its UVs where the file has them. Raises GeometryError
@@ -282,17 +311,30 @@ def mesh_file_materials(path: str) -> tuple[FileMaterial, ...]:
 
 
 def _read_path(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    real = resolve_path(path)
     try:
-        st = os.stat(path)
+        st = os.stat(real)
     except OSError:
+        if path.startswith(CACHE_PREFIX):
+            raise GeometryError(f"mesh file {path!r} is not in the asset cache {asset_cache_dir()!r} (run `rgbify "
+                                "scenes catalog import` here, or set RGBIFY_ASSET_CACHE to the cache that has it)"
+                                ) from None
         raise GeometryError(f"mesh file {path!r} does not exist (paths are relative to the working directory "
                             f"{os.getcwd()!r})") from None
-    return _read_mesh(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    return _read_mesh(os.path.abspath(real), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
 def _read_mesh(path: str, size: int, mtime_ns: int) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
     del size, mtime_ns  # part of the cache key: a changed file is read again
+    return read_mesh_file(path)
+
+
+def read_mesh_file(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    """A mesh file's triangles and materials, read now (not cached; :func:`load_mesh_file` caches). GeometryError
+    names the file when it cannot be read, holds no triangles or has non-finite coordinates."""
+    if path.lower().endswith(".npz"):
+        return _read_npz(path)
     import trimesh
 
     try:
@@ -332,6 +374,64 @@ def _read_mesh(path: str, size: int, mtime_ns: int) -> tuple[TriMesh, tuple[File
         if a is not None:
             a.setflags(write=False)
     return TriMesh(vertices, faces, face_material, uv), tuple(materials)
+
+
+NPZ_FORMAT = "rgbify-mesh-1"
+"""The ``format`` entry of a .npz mesh file."""
+
+
+def write_mesh_npz(path: str, mesh: TriMesh, materials: Sequence[FileMaterial]) -> None:
+    """Write ``mesh`` and its slots' ``materials`` as a .npz mesh file (arrays ``vertices`` float64 (N,3), ``faces``
+    int32 (M,3), ``face_material`` int32 (M,) (absent: one slot), ``uv`` float32 (M,3,2) (absent: none) and the
+    materials as JSON). The bytes are a function of the content alone (fixed zip timestamps), so an import writes
+    the same file every time. Not atomic: write to a temporary name and rename (rgbify.fileio.publishing)."""
+    arrays = {"format": np.frombuffer(NPZ_FORMAT.encode(), np.uint8),
+              "vertices": np.ascontiguousarray(mesh.vertices, np.float64),
+              "faces": np.ascontiguousarray(mesh.faces, np.int32),
+              "materials": np.frombuffer(json.dumps([dataclasses.asdict(m) for m in materials],
+                                                    sort_keys=True).encode(), np.uint8)}
+    if mesh.face_material is not None:
+        arrays["face_material"] = np.ascontiguousarray(mesh.face_material, np.int32)
+    if mesh.uv is not None:
+        arrays["uv"] = np.ascontiguousarray(mesh.uv, np.float32)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a, allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue(),
+                       zipfile.ZIP_DEFLATED)
+
+
+def _read_npz(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z or bytes(z["format"]).decode() != NPZ_FORMAT:
+                raise ValueError(f"not an rgbify mesh file (no format {NPZ_FORMAT!r})")
+            vertices = np.asarray(z["vertices"], np.float64)
+            faces = np.asarray(z["faces"], np.int64)
+            face_material = np.asarray(z["face_material"], np.int64) if "face_material" in z else None
+            uv = np.asarray(z["uv"], np.float64) if "uv" in z else None
+            materials = tuple(FileMaterial(**{**m, "base_color": tuple(m["base_color"])})
+                              for m in json.loads(bytes(z["materials"]).decode()))
+    except Exception as e:  # noqa: BLE001 - zipfile, numpy and json raise many kinds of errors
+        raise GeometryError(f"mesh file {path!r} could not be read: {type(e).__name__}: {e}") from None
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3 or not len(faces):
+        raise GeometryError(f"mesh file {path!r} holds no triangles")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise GeometryError(f"mesh file {path!r}: face index out of range 0..{len(vertices) - 1}")
+    if not np.all(np.isfinite(vertices)):
+        raise GeometryError(f"mesh file {path!r} has non-finite vertex coordinates")
+    slots = 1 if face_material is None else int(face_material.max()) + 1
+    if face_material is not None and (len(face_material) != len(faces) or face_material.min() < 0):
+        raise GeometryError(f"mesh file {path!r}: face_material does not match its faces")
+    if slots > max(len(materials), 1):
+        raise GeometryError(f"mesh file {path!r}: its faces use {slots} material slots, it has {len(materials)}")
+    if uv is not None and uv.shape != (len(faces), 3, 2):
+        raise GeometryError(f"mesh file {path!r}: uv of shape {uv.shape}, expected {(len(faces), 3, 2)}")
+    for a in (vertices, faces, face_material, uv):
+        if a is not None:
+            a.setflags(write=False)
+    return TriMesh(vertices, faces, face_material, uv), materials
 
 
 def _scene_parts(scene) -> list:  # noqa: ANN001 - a trimesh.Scene
@@ -399,6 +499,7 @@ def file_image(ref: str):  # noqa: ANN201 - a PIL image
     from PIL import Image
 
     path, _, k = ref.rpartition("#") if "#" in ref and ref.rpartition("#")[2].isdigit() else (ref, "", "")
+    path = resolve_path(path)
     try:
         if not k:
             with Image.open(path) as im:

@@ -203,5 +203,79 @@ def sample_material(rng: np.random.Generator, hint: str, cfg: MaterialConfig, cl
     return Material(**kw)
 
 
+HINTS = (("glass", ("glass", "cristal", "vidrio", "verre", "window", "pane", "crystal", "vitre")),
+         ("mirror", ("mirror", "espejo", "miroir")),
+         ("metal", ("metal", "chrome", "steel", "inox", "iron", "alumin", "brass", "gold", "silver", "copper",
+                    "acero", "hierro", "metall", "argent", "nickel", "zinc")),
+         ("tyre", ("tire", "tyre", "rubber", "goma", "neumatic")),
+         ("foliage", ("leaf", "leaves", "foliage", "hoja", "grass", "plant", "feuille")),
+         ("bark", ("bark", "trunk", "tronco", "corteza")),
+         ("wood", ("wood", "madera", "fusta", "bois", "oak", "walnut", "pine", "teak", "timber", "plank", "parquet",
+                   "cherry", "maple", "beech", "birch", "holz")),
+         ("fabric", ("fabric", "cloth", "tela", "tissu", "textile", "cushion", "pillow", "sheet", "blanket", "cotton",
+                     "linen", "velvet", "wool", "mattress", "couch", "curtain", "towel", "carpet", "rug", "leather",
+                     "cuir", "piel")),
+         ("skin", ("skin", "piel_h", "face", "body")),
+         ("stone", ("marble", "stone", "granite", "piedra", "marmol")),
+         ("ceramic", ("ceramic", "porcelain", "ceramica", "tile", "enamel")),
+         ("paper", ("paper", "papel", "cardboard", "carton")),
+         ("plastic", ("plastic", "plastico", "acryl", "vinyl")))
+"""Material name keywords -> the material family (rgbify.scenes.materials) an untextured part is made of."""
+
+
+def material_hint(name: str) -> str:
+    """The family a file material's name suggests ('' for none)."""
+    low = name.lower()
+    for hint, words in HINTS:
+        if any(w in low for w in words):
+            return hint
+    return ""
+
+
+FILE_FAMILY_KINDS = {"wood": "wood", "fabric": "fabric", "metal": "metal", "stone": "floor", "ceramic": "object",
+                     "paper": "paper", "plastic": "object", "foliage": "foliage", "bark": "bark", "tyre": "tyre",
+                     "skin": "skin"}
+"""File material hint (rgbify.scenes.catalog.material_hint) -> the family whose pattern an untextured part gets."""
+
+
+def from_file(rng: np.random.Generator, fm: object, hint: str | None = None) -> Material:
+    """The spec Material of a mesh file's material (rgbify.scenes.geometry.FileMaterial): its image through the
+    file's UVs, its colour, roughness and transparency; an untextured part whose name says what it is made of
+    (``hint``: wood, fabric, metal, glass, ...) gets that family's procedural pattern at real-world scale, tinted
+    with the file's colour, so it does not render as a flat colour."""
+    hint = material_hint(fm.name) if hint is None else hint  # type: ignore[attr-defined]
+    base = tuple(float(np.clip(x, 0.0, 1.0)) for x in fm.base_color)  # type: ignore[attr-defined]
+    rough = float(np.clip(fm.roughness, 0.02, 1.0))  # type: ignore[attr-defined]
+    alpha = float(np.clip(fm.alpha, 0.0, 1.0))  # type: ignore[attr-defined]
+    metallic = float(np.clip(fm.metallic, 0.0, 1.0))  # type: ignore[attr-defined]
+    if hint == "glass" or (alpha < 0.6 and fm.image is None):  # type: ignore[attr-defined]
+        return Material(base_color=tuple(round(0.6 + 0.4 * x, 4) for x in base), roughness=0.02,  # type: ignore
+                        transmission=1.0, ior=1.5)
+    if hint == "mirror":
+        return Material(base_color=(0.9, 0.9, 0.9), roughness=0.0, metallic=1.0)
+    if fm.image is not None:  # type: ignore[attr-defined]
+        return Material(base_color=(1.0, 1.0, 1.0), roughness=round(rough, 3), metallic=round(metallic, 3),
+                        alpha=round(alpha, 3), image_texture=fm.image, image_mapping="uv")  # type: ignore
+    if hint == "metal":
+        metallic = 1.0
+    family = FILE_FAMILY_KINDS.get(hint)
+    if family is None:
+        return Material(base_color=base, roughness=round(rough, 3), metallic=round(metallic, 3),  # type: ignore
+                        alpha=round(alpha, 3), pattern="plastic", pattern_scale_m=0.1,
+                        pattern_seed=round(float(rng.uniform(0, 100)), 3), roughness_variation=0.1)
+    fam = FAMILIES[family]
+    weights = np.array([k.weight for k in fam], dtype=np.float64)
+    kind = fam[int(rng.choice(len(fam), p=weights / weights.sum()))]
+    f = float(rng.uniform(0.45, 0.75))
+    color2 = tuple(round(x * f, 4) for x in base)
+    return Material(base_color=base, roughness=round(float(np.clip(0.5 * rough + 0.5 * rng.uniform(*kind.rough),
+                                                                        0.02, 1.0)), 3),  # type: ignore[arg-type]
+                    metallic=round(max(metallic, float(rng.uniform(*kind.metallic))), 3), alpha=round(alpha, 3),
+                    pattern=kind.pattern if kind.pattern != "none" else "noise", color2=color2,  # type: ignore
+                    pattern_scale_m=_u(rng, kind.scale_m, 4), pattern_detail=_u(rng, (1.0, 4.0), 2),
+                    pattern_seed=_u(rng, (0.0, 100.0), 3), roughness_variation=_u(rng, kind.rough_var, 3),
+                    bump_m=_u(rng, kind.bump_m, 5))
+
+
 def emissive(color: tuple[float, float, float], strength: float) -> Material:
     return Material(base_color=color, roughness=0.8, emission_strength=strength)

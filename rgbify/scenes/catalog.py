@@ -1,0 +1,671 @@
+"""The Sweet Home 3D furniture catalogues as an asset library: real furniture and objects at their true size, with
+their own materials, textures and UVs.
+
+Debian's ``sweethome3d-furniture`` package installs five catalogues (``/usr/share/sweethome3d/furniture/*.sh3f``):
+zip files holding ``PluginFurnitureCatalog.properties`` (per model: id, name, category, width/depth/height in cm,
+elevation, dropOnTopElevation, modelRotation, light sources, doorOrWindow, creator) and an OBJ+MTL+textures folder
+per model. Their licences (the properties' ``license`` header and the package's copyright file): Blend Swap CC-0
+is CC0, Blend Swap CC-BY and Scopia are CC BY 3.0, Kator Legaz and Reallusion CC BY 3.0 United States. A catalogue
+with any other licence is not imported.
+
+:func:`import_catalog` extracts a catalogue once into the asset cache (rgbify.scenes.geometry.asset_cache_dir) and
+converts every model: the model's rotation applied, turned from Sweet Home 3D's frame (y up, front +z) to
+rgbify's model frame (z up, front +y), scaled to the catalogue's width x depth x height (the size Sweet Home 3D
+shows it at), centred on its footprint with its base at z = 0, written as an rgbify ``.npz`` mesh (triangles,
+material slots, UVs, the MTL materials with their texture paths); its collision boxes and support surfaces
+(rgbify.scenes.meshinfo) and its class go to a JSON record beside it. Everything is deterministic (same catalogue,
+same files), atomic (the source is extracted to a temporary folder and renamed; each model's files are published
+whole; the index last) and resumable (a stopped import continues with the models it lacks). A model that cannot
+be read, has non-finite vertices or a texture its MTL names but the catalogue lacks is skipped with one line
+naming it (``strict``: the first raises CatalogError).
+
+:func:`load_catalog` gives the library of every installed catalogue, importing what the cache lacks; specs name its
+meshes and textures as ``cache:sh3d/...`` paths, the same on every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rgbify.fileio import publishing
+from rgbify.scenes.builder import Model, Surface
+from rgbify.scenes.geometry import (
+    CACHE_PREFIX,
+    FileMaterial,
+    GeometryError,
+    TriMesh,
+    asset_cache_dir,
+    file_image,
+    mesh_file_materials,
+    read_mesh_file,
+    rot_x,
+    rot_z,
+    write_mesh_npz,
+)
+from rgbify.scenes.meshinfo import collision_boxes, support_surfaces
+from rgbify.scenes.spec import MeshFile
+
+SYSTEM_DIRS = ("/usr/share/sweethome3d/furniture",)
+"""Where Debian's sweethome3d-furniture package puts its .sh3f files."""
+ENV_DIRS = "RGBIFY_SH3D_DIR"
+"""Environment variable: folders of .sh3f files (os.pathsep-separated) instead of SYSTEM_DIRS."""
+FORMAT = 1
+"""Version of the conversion (bumped when what the importer writes changes: old cache entries are not reused)."""
+SIZE_JITTER = 0.03
+"""A placed catalogue model is scaled by 1 +- this (uniformly): true size, not every copy identical."""
+
+LICENCES = {
+    "CC0-1.0": ("Creative Commons Zero 1.0 (public domain)", "https://creativecommons.org/publicdomain/zero/1.0/"),
+    "CC-BY-3.0": ("Creative Commons Attribution 3.0 Unported", "https://creativecommons.org/licenses/by/3.0/"),
+    "CC-BY-3.0-US": ("Creative Commons Attribution 3.0 United States",
+                     "https://creativecommons.org/licenses/by/3.0/us/"),
+}
+"""The licences a catalogue may carry to be imported (SPDX id -> name, URL)."""
+SOURCE = "Sweet Home 3D furniture library (Debian package sweethome3d-furniture)"
+
+
+class CatalogError(ValueError):
+    """A catalogue or one of its models cannot be imported (raised with ``strict``; else a CatalogWarning)."""
+
+
+class CatalogWarning(UserWarning):
+    """A catalogue or model was skipped; the message names it and says why."""
+
+
+# --- what a model is: class, role, rooms -------------------------------------------------------------------------
+
+RULES: tuple[tuple[str, str, str], ...] = (
+    # (regular expression on the lower-case English name, category ("" any), class): first match wins
+    (r"car model|toy train|biplane|rocking horse|teddy|puzzle|wood toy|xylophone|rubik|chessboard|^doll$|doll house|"
+     r"card game|dart game|skateboard|table tennis bat|tennis racket", "", "toy"),
+    (r"fork lift|truck", "Vehicles", "truck"),
+    (r"city bus|^bus$", "Vehicles", "bus"),
+    (r"motorbike|yamaha|scooter", "Vehicles", "motorcycle"),
+    (r"bicycle|\bbike\b|tricycle", "Vehicles", "bicycle"),
+    (r"sedan|ford|seat leon|peugeot|renault|chevrolet|smart car|suv|beetle|^van$", "Vehicles", "car"),
+    (r"^scooter$", "", "toy"),
+    (r"roasted chicken|butter|^bread$|hot dog|cup cake|hamburger|steak|french fries|birthday cake", "", "food"),
+    (r"bowl with", "", "bowl"),
+    (r"^apples$", "", "fruit"),
+    (r"table tennis|pool table|football table|flipper|treadmill|fitness|abdominal|indoor bike|punching|workbench|"
+     r"piano$|wheelchair|clothes rack|clothes horse|^screen$|aquarium|rowboat|stroller|umbrella|camping tent|"
+     r"hammock|barnum|pallet|barrel|wheelbarrow|wood logs|garden hut|dog house", "", "other_furniture"),
+    (r"staircase|escalator|elevator$|fireplace|chimney|porch column|swimming pool|jacuzzi|fountain|"
+     r"child swing|children game|child hut|seesaw|sandpit|trampoline|basketball net|football goal|"
+     r"rail crossing|^rails$|shipping container|^cone$|mailbox|letters box|fire hydrant|diving board", "",
+     "other_structure"),
+    (r"desk lamp", "", "lamp"),
+    (r"convertible sofa", "", "sofa"),
+    (r"opened convertible", "", "bed"),
+    (r"bedside|nightstand", "", "nightstand"),
+    (r"\bbed\b|^crib$|futon$|air mattress", "", "bed"),
+    (r"armchair", "Office", "chair"),
+    (r"futon couch|sofa|couch|armchair|^puff$|ottoman", "", "sofa"),
+    (r"dressing table|dresser|^chest$|changing table", "", "dresser"),
+    (r"^desk|technical table|wooden (alder |teak )?(desk|table)", "Office", "desk"),
+    (r"\bdesk\b", "", "desk"),
+    (r"^island|lower cabinet|lower corner|drawers cabinet", "Kitchen", "counter"),
+    (r"sink|washbasin|^basin$|lavatory|vanity", "", "sink"),
+    (r"fridge|refrigerator|freezer", "", "refrigerator"),
+    (r"stove|cooktop|oven|cooker", "", "stove"),
+    (r"washing machine|dryer|water heater|boiler|furnace|air conditioning|radiator|hood$|^hood|water cooler|"
+     r"ceiling fan", "", "appliance"),
+    (r"microwave|toaster|blender|mixer|coffee (brewer|maker|machine)|deep fryer|sandwich maker|scale$|fan$|"
+     r"stone grill", "", "small_appliance"),
+    (r"knife|fork|spoon|chopping|pan$|utensils|kitchen tools|spice|paper towel|teapot|coffee press|espresso|"
+     r"squeezer|^tool$|plate, glass", "", "kitchenware"),
+    (r"toilets? unit|^toilet$|bidet|urinal|potty", "", "toilet"),
+    (r"\bbath\b|bathtub", "", "bathtub"),
+    (r"shower curtain", "", "shower_curtain"),
+    (r"shower", "", "shower"),
+    (r"towel", "", "towel"),
+    (r"curtain", "", "curtain"),
+    (r"blind|shutter", "", "blinds"),
+    (r"tv stand|television cabinet", "", "cabinet"),
+    (r"remote control", "", "electronics"),
+    (r"\btv\b|television", "", "television"),
+    (r"imac|ibook|laptop", "", "computer"),
+    (r"^socket$", "Bedroom", "clothes"),
+    (r"speaker|headphone|phone|radio|mp3|stereo|dvd|playstation|joystick|projector|camera|cctv|"
+     r"printer|intercom|smoke detector|plug|switch|socket$|entry bell|entry speech|tablet|keyboard", "",
+     "electronics"),
+    (r"white board|whiteboard", "", "whiteboard"),
+    (r"clothes|dress|trousers|jacket|suit$|skirt|short$|^cap$|^hat$|helmet|glove|sneakers|shoes|mocassin|"
+     r"slippers|bootie", "", "clothes"),
+    (r"backpack|handbag|briefcase|suitcase", "", "bag"),
+    (r"newspaper|letter tray|calendar|^bill", "", "paper"),
+    (r"^book$", "", "book"),
+    (r"bookcase|shelves", "", "shelf"),
+    (r"wardrobe|cupboard|cabinet|locker|^safe$|contemporary living room", "", "cabinet"),
+    (r"^box$", "Living room", "cabinet"),
+    (r"^box$", "Office", "cabinet"),
+    (r"acacia|pine|coconut|copper beech|cypress|maple|poplar|palm tree|peach blossom|^ficus$|^bamboo$", "Exterior",
+     "tree"),
+    (r"hedge|bush", "", "bush"),
+    (r"plant|yucca|orchid|cactus|bamboo|tulips|lily|flowers|spathiphyllum|ficus|bonsai|flower box|"
+     r"christmas tree", "", "plant"),
+    (r"box|crate|gift|trunck|shopping basket|trashcan|trash can|recycling bin|dustbin", "", "box"),
+    (r"street lamp|street light|lamppost|park light", "", "pole"),
+    (r"lamp|light|lantern|chandelier", "", "lamp"),
+    (r"candle|clock|deer|frame|snowman|thermometer|emergency sign|mannequin|electric guitar|wall hanger", "",
+     "decoration"),
+    (r"scissors|ruler|marker|pencil|penbox|stapler|tape|hammer|saw$|drill|screwdriver|grinder|pliers|shovel|"
+     r"broom|ladder|mower|hose|faucet|extinguisher|flashlight", "", "tool"),
+    (r"vase|pottery|jar$", "", "vase"),
+    (r"\bbowl\b|sugar", "", "bowl"),
+    (r"cup$|mug|glass$|creamer", "", "cup"),
+    (r"plate|tray", "", "plate"),
+    (r"bottle|milk|oil servers|flacon|salt shaker", "", "bottle"),
+    (r"basketball|soccer ball", "", "ball"),
+    (r"\bchair|stool|class seat", "", "chair"),
+    (r"bench|\bbank\b", "", "bench"),
+    (r"table", "", "table"),
+    (r"rug|carpet|doormat|tatami|bathmat", "", "rug"),
+    (r"railing|fence", "", "fence"),
+    (r"^rock$", "", "rock"),
+    (r"sidewalk", "", "sidewalk"),
+    (r"pedestrian crossing|arrow|parking slot", "", "road"),
+    (r"^(fe)?male$|^boy$|^girl$|holding|sitting|lying", "Characters", "person"),
+    (r"chicken|horse|bulldog|cat$|^dog$|rabbit", "", "animal"),
+    (r"door", "", "door"),
+    (r"window", "", "window"),
+)
+"""Class of a catalogue model from its name (and category). A name matching no rule: ``other_furniture`` if it is
+larger than SMALL_M, else ``clutter``."""
+
+SMALL_M = 0.6
+"""A model whose largest side is at most this (and stands on the floor level) may go on tables and shelves."""
+
+ROOMS = {"Kitchen": "kitchen", "Bathroom": "bathroom", "Bedroom": "bedroom", "Living room": "living",
+         "Office": "office", "Exterior": "outdoor", "Vehicles": "outdoor", "Characters": "people",
+         "Lights": "any", "Miscellaneous": "any", "Doors and windows": "opening", "Staircases": "structure"}
+"""Sweet Home 3D category -> the room a model belongs in (``any``: every room)."""
+
+
+def classify(name: str, category: str, size_m: tuple[float, float, float]) -> str:
+    """The class of a catalogue model (see RULES)."""
+    low = name.lower().strip()
+    for pattern, cat, cls in RULES:
+        if (not cat or cat == category) and re.search(pattern, low):
+            return "toy" if cls == "motorcycle" and max(size_m) < 1.2 else cls  # a kick scooter
+    return "other_furniture" if max(size_m) > SMALL_M else "clutter"
+
+
+ON_SURFACES = {"bottle", "bowl", "book", "cup", "plate", "can", "vase", "fruit", "clutter", "box", "lamp",
+               "decoration", "food", "toy", "tool", "kitchenware", "small_appliance", "electronics", "computer",
+               "television", "plant", "paper", "clothes", "bag", "ball", "towel"}
+"""Classes whose small members (at most SMALL_M) stand on tables, counters and shelves."""
+
+
+def role_of(cls: str, size_m: tuple[float, float, float], elevation_m: float, door_or_window: bool,
+            category: str, name: str = "") -> tuple[str, float]:
+    """How a model is placed, and at what elevation: ``floor`` (furniture standing on the floor), ``surface``
+    (small things on tables and shelves), ``wall`` (hung on a wall at its elevation: upper cabinets, wall lights,
+    towel rails, range hoods), ``ceiling`` (hanging lights, fans), ``flat`` (rugs, road markings), ``opening``
+    (doors and windows), ``seated`` (people sitting or lying: they need a seat; not placed)."""
+    w, d, h = size_m
+    low = name.lower()
+    if door_or_window or cls in ("door", "window"):
+        return "opening", elevation_m
+    if cls == "person" and h < 1.5:
+        return "seated", elevation_m
+    if h < 0.02 or cls in ("rug", "road"):
+        return "flat", elevation_m
+    if "hood" in low and elevation_m < 1.0:
+        return "wall", 1.55  # range hoods hang over the stove
+    if cls in ("lamp", "appliance") and "wall" not in low and elevation_m >= 1.0 and \
+            (elevation_m + h >= 2.2 or elevation_m >= 1.6) and ("fan" in low or cls == "lamp"):
+        return "ceiling", elevation_m
+    if elevation_m > 0.05:
+        return "wall", elevation_m
+    if max(w, d, h) <= SMALL_M and cls in ON_SURFACES and category not in ("Exterior", "Vehicles", "Characters"):
+        return "surface", elevation_m
+    return "floor", elevation_m
+
+
+SURFACE_KIND = {"shelf": "shelf", "bed": "bed", "sofa": "seat", "chair": "seat", "counter": "counter",
+                "desk": "table", "table": "table", "nightstand": "cabinet", "dresser": "cabinet", "cabinet": "cabinet",
+                "sink": "counter", "stove": "counter", "box": "box", "other_furniture": "table", "bench": "seat",
+                "refrigerator": "cabinet", "appliance": "cabinet"}
+"""What kind of support a class offers (placement menus use it); other classes offer none."""
+
+# --- the library -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """One imported model: its mesh in the cache and what placement needs to know."""
+
+    key: str
+    """Catalogue and model: ``CATALOG/NNN-slug``."""
+    id: str
+    """The catalogue's own id of the model."""
+    name: str
+    category: str
+    catalog: str
+    """The catalogue's name (e.g. 'Scopia catalog')."""
+    class_name: str
+    role: str
+    room: str
+    mesh: str
+    """``cache:`` reference of the .npz mesh."""
+    size_m: tuple[float, float, float]
+    """Width (x), depth (y), height (z), metres."""
+    elevation_m: float
+    boxes: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...]
+    surfaces: tuple[tuple[float, ...], ...]
+    """(z, cx, cy, hx, hy, clear_m) of each support surface."""
+    lights: tuple[tuple[float, float, float, float], ...]
+    """(x, y, z, diameter) of each light source, model frame, metres."""
+    triangles: int
+    licence: str
+    """SPDX id of the licence."""
+    creator: str
+    holder: str
+    """Copyright holder named by the catalogue's licence."""
+
+    def credit(self) -> dict[str, str]:
+        """What spec.meta records of this model (and what an attribution names)."""
+        return {"id": self.key, "name": self.name, "creator": self.creator, "holder": self.holder,
+                "licence": self.licence, "source": f"{SOURCE}: {self.catalog}"}
+
+    def model(self, rng: np.random.Generator, jitter: float = SIZE_JITTER) -> Model:
+        """A builder Model of this catalogue model, scaled by 1 +- ``jitter`` (drawn from ``rng``)."""
+        s = round(float(1.0 + rng.uniform(-jitter, jitter)), 4) if jitter else 1.0
+        boxes = [(np.asarray(c, dtype=np.float64) * s, np.asarray(h, dtype=np.float64) * s) for c, h in self.boxes]
+        kind = SURFACE_KIND.get(self.class_name, "")
+        surfaces = [Surface(z * s, cx * s, cy * s, hx * s, hy * s, kind, clear * s)
+                    for z, cx, cy, hx, hy, clear in self.surfaces] if kind else []
+        m = Model(self.class_name, f"sh3d:{self.key}", MeshFile(self.mesh, s), np.eye(4), boxes, surfaces, "smooth",
+                  self.class_name, file_materials=mesh_file_materials(self.mesh), credit=self.credit())
+        for x, y, z, _d in self.lights:
+            m.lights.append((np.array([x, y, z]) * s, "point"))
+        return m
+
+
+@dataclass
+class Catalog:
+    """Every imported model of the installed catalogues, in a fixed order, and what was skipped."""
+
+    models: list[CatalogModel] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """'CATALOG model NAME: reason' for every model or catalogue that was not imported."""
+    sources: list[str] = field(default_factory=list)
+    """The .sh3f files it was imported from."""
+
+    @functools.cached_property
+    def by_class(self) -> dict[str, list[CatalogModel]]:
+        out: dict[str, list[CatalogModel]] = {}
+        for m in self.models:
+            out.setdefault(m.class_name, []).append(m)
+        return out
+
+    def select(self, classes: Iterable[str] | str | None = None, roles: Iterable[str] | str | None = None,
+               rooms: Iterable[str] | str | None = None, max_size_m: float | None = None,
+               min_size_m: float | None = None) -> list[CatalogModel]:
+        """The models of the given classes, roles and rooms (None: any), whose largest side is within the bounds."""
+        def norm(x: Iterable[str] | str | None) -> set[str] | None:
+            return None if x is None else {x} if isinstance(x, str) else set(x)
+
+        cs, rs, ms = norm(classes), norm(roles), norm(rooms)
+        pool = [m for c in sorted(cs) for m in self.by_class.get(c, [])] if cs is not None else self.models
+        return [m for m in pool if (rs is None or m.role in rs) and (ms is None or m.room in ms or m.room == "any")
+                and (max_size_m is None or max(m.size_m) <= max_size_m)
+                and (min_size_m is None or max(m.size_m) >= min_size_m)]
+
+
+def find_catalogs(dirs: Iterable[str] | None = None) -> list[Path]:
+    """The .sh3f files of ``dirs`` (default: $RGBIFY_SH3D_DIR, else the Debian package's folder), sorted."""
+    if dirs is None:
+        env = os.environ.get(ENV_DIRS)
+        dirs = env.split(os.pathsep) if env else SYSTEM_DIRS
+    out: list[Path] = []
+    for d in dirs:
+        p = Path(d)
+        if p.is_file() and p.suffix == ".sh3f":
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(p.glob("*.sh3f")))
+    return out
+
+
+def _signature(paths: list[Path]) -> tuple:
+    return tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+
+
+def load_catalog(dirs: Iterable[str] | None = None, strict: bool = False) -> Catalog:
+    """The library of every catalogue in ``dirs`` (see :func:`find_catalogs`), importing into the asset cache
+    whatever it lacks; read once per process while the catalogue files and the cache location stay the same.
+    Skipped models and catalogues give a CatalogWarning each (``strict``: CatalogError)."""
+    paths = find_catalogs(dirs)
+    return _load_cached(_signature(paths), asset_cache_dir(), strict)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(signature: tuple, cache: str, strict: bool) -> Catalog:
+    del cache  # part of the cache key
+    lib = Catalog()
+    for path, _size, _mtime in signature:
+        part = import_catalog(path, strict=strict)
+        lib.models.extend(part.models)
+        lib.skipped.extend(part.skipped)
+        lib.sources.append(path)
+    for line in lib.skipped:
+        warnings.warn(f"skipping {line}", CatalogWarning, stacklevel=3)
+    return lib
+
+
+# --- importing a catalogue ----------------------------------------------------------------------------------------
+
+
+def read_properties(text: str) -> dict[str, str]:
+    """A Java .properties file as a dict: ``key=value`` or ``key: value`` lines, ``#``/``!`` comments, backslash
+    line continuations and ``\\uXXXX`` escapes."""
+    out: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].lstrip()
+        i += 1
+        if not line or line[0] in "#!":
+            continue
+        while line.endswith("\\") and not line.endswith("\\\\") and i < len(lines):
+            line = line[:-1] + lines[i].lstrip()
+            i += 1
+        m = re.match(r"((?:[^=:\s\\]|\\.)+)\s*[=:\s]\s*(.*)$", line)
+        if not m:
+            continue
+        out[_unescape(m.group(1))] = _unescape(m.group(2))
+    return out
+
+
+def _unescape(s: str) -> str:
+    s = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), s)
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), s)
+
+
+def licence_of(header: str) -> str | None:
+    """The SPDX id of a catalogue's ``license`` text, None unless CC0 or CC BY 3.0."""
+    low = header.lower()
+    if "public domain" in low or "cc0" in low or "cc-0" in low or "zero" in low:
+        return "CC0-1.0"
+    if "attribution 3.0" in low:
+        return "CC-BY-3.0-US" if "united states" in low else "CC-BY-3.0"
+    return None
+
+
+def _holder(header: str, catalog: str) -> str:
+    """Who a catalogue's licence names as the copyright holder."""
+    m = re.search(r"(?:copyright|©|\(c\))\s*(?:©\s*)?[\d\s\-]*(.+)$", header, re.IGNORECASE)
+    if m:
+        return m.group(1).strip()
+    return catalog
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns
+    return _sha256(Path(path))
+
+
+@dataclass
+class _Entry:
+    index: int
+    props: dict[str, str]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.props.get(f"{key}#{self.index}", default)
+
+    def number(self, key: str, default: float | None = None) -> float:
+        v = self.get(key)
+        if v is None:
+            if default is None:
+                raise ValueError(f"no {key}")
+            return default
+        x = float(v)
+        if not math.isfinite(x):
+            raise ValueError(f"{key} {v!r} is not a finite number")
+        return x
+
+
+def import_catalog(sh3f: str | Path, cache: str | Path | None = None, strict: bool = False,
+                   only: Iterable[str] | None = None) -> Catalog:
+    """Import one .sh3f catalogue into the asset cache (see the module docstring) and return its models.
+    ``only``: import just the models whose catalogue id or name is listed (tests)."""
+    import filelock
+
+    sh3f = Path(sh3f)
+    cache = Path(cache) if cache is not None else Path(asset_cache_dir())
+    lib = Catalog()
+    try:
+        st = sh3f.stat()
+        digest = _digest(str(sh3f.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError as e:
+        return _skip_catalog(lib, sh3f, f"cannot be read ({e.strerror})", strict)
+    rel = f"sh3d/{sh3f.stem}-{digest[:12]}-v{FORMAT}"
+    root = cache / rel
+    index = root / "catalog.json"
+    if only is None and index.is_file():
+        return _from_index(index, lib)
+    (cache / "sh3d").mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(root) + ".lock"):
+        if only is None and index.is_file():  # another process finished it meanwhile
+            return _from_index(index, lib)
+        try:
+            props, header = _extract(sh3f, root)
+        except CatalogError as e:
+            return _skip_catalog(lib, sh3f, str(e), strict)
+        licence = licence_of(header.get("license", ""))
+        catalog = header.get("name", sh3f.stem)
+        if licence is None:
+            return _skip_catalog(lib, sh3f, f"licence {header.get('license', 'unknown')!r} is neither CC0 nor "
+                                 "CC BY 3.0", strict)
+        holder = _holder(header.get("license", ""), catalog)
+        wanted = None if only is None else set(only)
+        indices = sorted({int(k.split("#")[1]) for k in props if re.match(r"^id#\d+$", k)})
+        records, skipped = [], []
+        for i in indices:
+            e = _Entry(i, props)
+            if wanted is not None and e.get("id") not in wanted and e.get("name") not in wanted:
+                continue
+            try:
+                records.append(_import_model(e, root, rel, sh3f.stem, catalog, licence, holder))
+            except (CatalogError, GeometryError, ValueError, OSError) as err:
+                why = str(err).replace(str((root / "src").resolve()) + os.sep, "")  # no cache paths in messages
+                line = f"{sh3f.name} model {e.get('name', '?')!r} ({e.get('model', '?')}): {why}"
+                if strict:
+                    raise CatalogError(f"{line} (fix the catalogue or run without --strict to skip it)") from None
+                skipped.append(line)
+        if only is None:
+            with publishing(index) as tmp:
+                tmp.write_text(json.dumps({"format": FORMAT, "catalog": catalog, "sha256": digest,
+                                           "licence": licence, "holder": holder, "source": str(sh3f),
+                                           "models": records, "skipped": skipped}, indent=0, sort_keys=True))
+    lib.models = [_record_model(r) for r in records]
+    lib.skipped = skipped
+    return lib
+
+
+def _skip_catalog(lib: Catalog, sh3f: Path, why: str, strict: bool) -> Catalog:
+    line = f"catalogue {str(sh3f)!r}: {why}"
+    if strict:
+        raise CatalogError(f"{line} (remove it, or run without --strict to skip it)")
+    lib.skipped.append(line)
+    return lib
+
+
+def _from_index(index: Path, lib: Catalog) -> Catalog:
+    d = json.loads(index.read_text())
+    lib.models = [_record_model(r) for r in d["models"]]
+    lib.skipped = list(d["skipped"])
+    return lib
+
+
+def _record_model(r: dict[str, Any]) -> CatalogModel:
+    """The library entry of an import record: its class, role and room decided now (RULES may change without a
+    new import), the rest as the import measured it."""
+    r = dict(r)
+    r["size_m"] = tuple(r["size_m"])
+    door_or_window = r.pop("door_or_window")
+    r["class_name"] = classify(r["name"], r["category"], r["size_m"])
+    r["role"], r["elevation_m"] = role_of(r["class_name"], r["size_m"], r["elevation_m"], door_or_window,
+                                          r["category"], r["name"])
+    r["room"] = ROOMS.get(r["category"], "any")
+    r["boxes"] = tuple((tuple(c), tuple(h)) for c, h in r["boxes"])
+    r["surfaces"] = tuple(tuple(s) for s in r["surfaces"])
+    r["lights"] = tuple(tuple(x) for x in r["lights"])
+    return CatalogModel(**r)
+
+
+def _extract(sh3f: Path, root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Extract the catalogue into ``root/src`` (once: a temporary folder renamed whole); its properties (model
+    entries) and header (catalogue entries)."""
+    src = root / "src"
+    if not src.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".src-", dir=root))
+        try:
+            with zipfile.ZipFile(sh3f) as z:
+                for info in z.infolist():
+                    name = info.filename
+                    if name.startswith("/") or ".." in Path(name).parts:
+                        raise CatalogError(f"unsafe path {name!r} in the archive")
+                    z.extract(info, tmp)
+            os.replace(tmp, src)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CatalogError(f"not a readable .sh3f (zip) file: {type(e).__name__}: {e}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    prop = src / "PluginFurnitureCatalog.properties"
+    if not prop.is_file():
+        raise CatalogError("no PluginFurnitureCatalog.properties in the archive")
+    props = read_properties(prop.read_text(encoding="latin-1"))
+    header = {k: v for k, v in props.items() if "#" not in k}
+    return props, header
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
+
+
+def _import_model(e: _Entry, root: Path, rel: str, stem: str, catalog: str, licence: str, holder: str
+                  ) -> dict[str, Any]:
+    """Convert one model (or read its record, if an earlier import converted it); returns its JSON record."""
+    model_ref = e.get("model")
+    if not model_ref:
+        raise CatalogError("no model file")
+    mid = e.get("id") or f"{stem}#{e.index}"
+    key = f"{e.index:03d}-{_slug(mid.split('#')[-1])}"
+    record_path = root / "models" / f"{key}.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    obj = (root / "src" / model_ref.lstrip("/")).resolve()
+    if not obj.is_relative_to((root / "src").resolve()) or not obj.is_file():
+        raise CatalogError(f"model file {model_ref!r} is not in the archive")
+    name = e.get("name") or mid
+    category = e.get("category") or "Miscellaneous"
+    w, d, h = (e.number(k) / 100.0 for k in ("width", "depth", "height"))
+    if min(w, d, h) <= 0:
+        raise CatalogError(f"size {w, d, h} m is not positive")
+    elevation = e.number("elevation", 0.0) / 100.0
+    mesh, materials = _convert(obj, e.get("modelRotation"), (w, d, h))
+    (root / "models").mkdir(exist_ok=True)
+    for k, m in enumerate(materials):
+        if m.image is not None and "#" in m.image and m.image.rpartition("#")[2].isdigit():
+            materials[k] = dataclasses.replace(m, image=_embedded_image(m.image, root / "models" / f"{key}-{k}.png"))
+        elif m.image is not None and not os.path.isfile(m.image):
+            raise CatalogError(f"texture {os.path.relpath(m.image, root / 'src')!r} of material {m.name!r} is "
+                               "missing from the archive")
+    src_root = str((root / "src").resolve())
+    materials = [dataclasses.replace(m, image=None if m.image is None else
+                                     f"{CACHE_PREFIX}{rel}/src/{os.path.relpath(m.image, src_root)}")
+                 for m in materials]
+    door_or_window = (e.get("doorOrWindow") or "false").strip().lower() == "true"
+    boxes = collision_boxes(mesh)
+    surfaces = support_surfaces(mesh, "") if max(w, d) >= 0.15 and h >= 0.05 else []
+    lights = _lights(e, (w, d, h))
+    npz = root / "models" / f"{key}.npz"
+    with publishing(npz, ".tmp.npz") as tmp:
+        write_mesh_npz(str(tmp), mesh, materials)
+    record = {"key": f"{stem}/{key}", "id": mid, "name": name, "category": category, "catalog": catalog,
+              "door_or_window": door_or_window, "mesh": f"{CACHE_PREFIX}{rel}/models/{key}.npz",
+              "size_m": [round(x, 5) for x in (w, d, h)], "elevation_m": round(elevation, 5),
+              "boxes": [[[round(float(x), 5) for x in c], [round(float(x), 5) for x in hh]] for c, hh in boxes],
+              "surfaces": [[round(float(x), 5) for x in (s.z, s.cx, s.cy, s.hx, s.hy, s.clear_m)] for s in surfaces],
+              "lights": [[round(float(x), 5) for x in li] for li in lights], "triangles": int(len(mesh.faces)),
+              "licence": licence, "creator": (e.get("creator") or holder).strip(), "holder": holder}
+    with publishing(record_path) as tmp:
+        tmp.write_text(json.dumps(record, sort_keys=True))
+    return record
+
+
+def _embedded_image(ref: str, png: Path) -> str:
+    """An image trimesh found for a material (``PATH#K``) written as a PNG file; its path."""
+    if not png.is_file():
+        image = file_image(ref)
+        with publishing(png, ".tmp.png") as tmp:
+            image.save(tmp, format="PNG")
+    return str(png.resolve())
+
+
+def _convert(obj: Path, rotation: str | None, size: tuple[float, float, float]
+             ) -> tuple[TriMesh, list[FileMaterial]]:
+    """The OBJ as a TriMesh in rgbify's model frame at the catalogue's size, and its materials."""
+    mesh, materials = read_mesh_file(str(obj))
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    if rotation:
+        r = np.array([float(x) for x in rotation.split()], dtype=np.float64)
+        if r.size != 9 or not np.all(np.isfinite(r)):
+            raise CatalogError(f"modelRotation {rotation!r} is not 9 numbers")
+        v = v @ r.reshape(3, 3).T
+    # Sweet Home 3D: y up, front toward +z; rgbify: z up, front toward +y (a proper rotation, no mirror)
+    turn = (rot_z(180.0) @ rot_x(90.0))[:3, :3]
+    v = v @ turn.T
+    lo, hi = v.min(0), v.max(0)
+    ext = hi - lo
+    if np.any(ext <= 1e-9):
+        raise CatalogError(f"degenerate extent {ext.tolist()}")
+    scale = np.asarray(size, dtype=np.float64) / ext  # Sweet Home 3D stretches the model to its box
+    centre = np.array([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]])
+    v = np.round((v - centre) * scale, 6)
+    return TriMesh(v, np.asarray(mesh.faces, dtype=np.int64), mesh.face_material, mesh.uv), list(materials)
+
+
+def _lights(e: _Entry, size: tuple[float, float, float]) -> list[tuple[float, float, float, float]]:
+    """Light sources (catalogue cm from the left, back and bottom of the piece) in the model frame, metres."""
+    xs, ys, zs = (e.get(k) for k in ("lightSourceX", "lightSourceY", "lightSourceZ"))
+    if not (xs and ys and zs):
+        return []
+    ds = (e.get("lightSourceDiameter") or "").split()
+    w, d, _h = size
+    out = []
+    for k, (x, y, z) in enumerate(zip(xs.split(), ys.split(), zs.split(), strict=False)):
+        dia = float(ds[k]) / 100.0 if k < len(ds) else 0.05
+        out.append((w / 2.0 - float(x) / 100.0, float(y) / 100.0 - d / 2.0, float(z) / 100.0, dia))
+    return out
