@@ -125,3 +125,31 @@ def test_a_dataset_of_another_sampler_version_is_refused(tmp_path, monkeypatch):
     run(cfg_for(tmp_path / "v2", 2))
     v2 = json.loads((tmp_path / "v2" / "dataset.json").read_text())
     assert v2["sampler_version"] == 2 and v2["config_hash"] != m["config_hash"]
+
+
+def test_a_dataset_whose_scenes_use_third_party_models_lists_their_credits(tmp_path, monkeypatch):
+    """Scenes that record catalogue models in spec.meta["assets"] get CREDITS.md and credits.json in the dataset
+    (a dataset of procedural scenes has neither: test_plan_publish_resume_extend)."""
+    by = {"id": "Scopia/003-bed1", "name": "Bed", "creator": "Scopia", "holder": "Scopia Visual Interfaces",
+          "licence": "CC-BY-3.0", "source": "Sweet Home 3D furniture library: Scopia catalog"}
+    cc0 = {"id": "BlendSwap-CC-0/027-oak-table", "name": "Oak table", "creator": "Blend Swap", "holder": "",
+           "licence": "CC0-1.0", "source": "Sweet Home 3D furniture library: Blend Swap CC-0"}
+
+    plain = fake_sample
+
+    def with_assets(i, *a, **k):
+        s = plain(i, *a, **k)
+        spec = json.loads(s["spec"])
+        spec["meta"].append(["assets", [by, cc0] if i % 2 else [cc0]])
+        s["spec"] = json.dumps(spec)
+        return s
+
+    monkeypatch.setitem(globals(), "fake_sample", with_assets)  # what FakePool writes
+    d = tmp_path / "ds"
+    run(cfg_for(d, 4))
+    entries = json.loads((d / "credits.json").read_text())
+    assert [(e["id"], e["samples"]) for e in entries] == [("Scopia/003-bed1", 2),
+                                                          ("BlendSwap-CC-0/027-oak-table", 4)]
+    text = (d / "CREDITS.md").read_text()
+    assert '"Bed" by Scopia' in text and "CC BY 3.0 (https://creativecommons.org/licenses/by/3.0/)" in text
+    assert "Oak table" not in text and "1 model(s) from Sweet Home 3D furniture library: Blend Swap CC-0" in text

@@ -168,6 +168,8 @@ PINNED_SCENES = {
         "tabletop": ["f5cdea490fd463c1", "7b35dfa16e65b83d"]},
     4: {"indoor": ["aefaf8c04767bfae", "280f623d4d443cdb"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
         "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},
+    5: {"indoor": ["aefaf8c04767bfae", "280f623d4d443cdb"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
+        "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},  # version 5 changed scenes with --assets only
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -418,8 +420,9 @@ def test_assets_are_mixed_in_with_plausible_sizes(asset_dir):
                     seen.setdefault(o.class_name, []).append(float((v.max(0) - v.min(0)).max()))
             assert check_spec(spec) == []
     assert "mug" in seen
-    assert all(0.1 - 1e-6 <= e <= 0.4 + 1e-6 for e in seen["mug"])
-    assert all(0.8 - 1e-6 <= e <= 1.2 + 1e-6 for e in seen.get("statue", []))
+    # (was: every mug rescaled into 0.1-0.4 m; a mesh whose size is plausible in metres now keeps it, +-3%)
+    assert all(0.097 - 1e-6 <= e <= 0.103 + 1e-6 for e in seen["mug"])
+    assert all(0.8 - 1e-6 <= e <= 1.2 + 1e-6 for e in seen.get("statue", []))  # size_m still rescales
     # the library is deterministic: same scene twice
     a = spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, lib))
     assert a == spec_hash(sample_scene(load_recipe("tabletop"), 0, 1, str(asset_dir)))
@@ -436,6 +439,58 @@ def test_glb_assets_stand_up(asset_dir):
     glb = next(a for a in lib.assets if a.path.endswith(".glb"))
     up = np.asarray(glb.up_from_file)[:3, :3]
     assert np.allclose(up @ [0, 1, 0], [0, 0, 1])
+
+
+def _textured_obj(folder, name="t", texture="wood.png", scale=1.0, nan=False):
+    """An OBJ + MTL table-like slab (1.2 x 0.8 x 0.75 units at ``scale``) with a UV-mapped texture."""
+    from PIL import Image
+    box = trimesh.creation.box((1.2 * scale, 0.75 * scale, 0.8 * scale))  # OBJ is y-up: x width, y height, z depth
+    box.apply_translation((0, 0.375 * scale, 0))
+    v = np.asarray(box.vertices)
+    lines = [f"mtllib {name}.mtl", "usemtl top"] + [f"v {x} {'nan' if nan and k == 0 else y} {z}"
+                                                    for k, (x, y, z) in enumerate(v)]
+    lines += ["vt 0 0", "vt 1 0", "vt 0 1"] + [f"f {a + 1}/1 {b + 1}/2 {c + 1}/3" for a, b, c in box.faces]
+    (folder / f"{name}.obj").write_text("\n".join(lines) + "\n")
+    (folder / f"{name}.mtl").write_text(f"newmtl top\nKd 0.7 0.5 0.3\nNs 100\nmap_Kd {texture}\n")
+    Image.new("RGB", (4, 4), (120, 80, 40)).save(folder / "wood.png")
+
+
+def test_assets_keep_materials_uvs_true_size_and_carry_clutter(tmp_path):
+    """An OBJ table in centimetres keeps its size (units = "cm"), its MTL material and its UVs; clutter stands on
+    its top (a support surface found from its upward faces); the sample records the asset with the licence and
+    credit of class.toml; a missing texture and a NaN vertex are skipped with a warning naming the file."""
+    from rgbify.scenes.assets import AssetWarning, load_assets
+    from rgbify.scenes.audit import audit as check_spec
+    from rgbify.scenes.geometry import object_mesh
+    (tmp_path / "table").mkdir()
+    _textured_obj(tmp_path / "table", scale=100.0)
+    (tmp_path / "table" / "class.toml").write_text('units = "cm"\nlicense = "CC-BY-4.0"\ncredit = "A. Maker"\n')
+    _textured_obj(tmp_path / "table", name="notex", texture="missing.png", scale=100.0)
+    _textured_obj(tmp_path / "table", name="nan", scale=100.0, nan=True)
+    with pytest.warns(AssetWarning) as record:
+        lib = load_assets(tmp_path)
+    text = " ".join(str(w.message) for w in record)
+    assert "notex.obj" in text and "missing.png" in text and "nan.obj" in text and "non-finite" in text
+    (a,) = lib.assets
+    assert a.size_m is None and a.unit_m == 0.01 and a.placement == "floor" and a.own_materials
+    cfg = load_recipe("indoor", layout__asset_prob=1.0, layout__furniture=(8, 12))
+    found = False
+    for i in range(6):
+        spec = sample_scene(cfg, 0, i, lib)
+        tables = [o for o in spec.objects if o.geometry.type == "mesh_file"]
+        for o in tables:
+            ext = np.ptp(object_mesh(o).vertices, axis=0)
+            assert 1.16 <= ext.max() <= 1.24 and abs(ext.min() - 0.75 * ext.max() / 1.2) < 0.02
+            assert o.material.image_texture and o.material.image_mapping == "uv" and object_mesh(o).uv is not None
+            on = [p for p in spec.objects if p.instance_id != o.instance_id and
+                  abs(np.asarray(p.world_from_object)[2, 3] - np.asarray(o.world_from_object)[2, 3] - ext[2]) < 0.05]
+            found |= bool(on)
+        if tables:
+            credits = dict(spec.meta)["assets"]
+            assert credits[0]["licence"] == "CC-BY-4.0" and credits[0]["creator"] == "A. Maker"
+            assert credits[0]["id"] == "assets:table/t.obj"
+            assert check_spec(spec) == []
+    assert found, "something stood on an imported table"
 
 
 # --- CLI ----------------------------------------------------------------------------------------------------------
@@ -462,6 +517,23 @@ def test_cli_bad_input_is_one_line_exit_2(asset_dir):
     assert out.returncode == 2 and "empty.stl" in out.stderr and "Traceback" not in out.stderr
     out = _cli("scenes", "sample", "indoor", "--assets", str(asset_dir))
     assert out.returncode == 0 and "broken.obj" in out.stderr and "warning" in out.stderr
+
+
+def test_cli_credits(tmp_path):
+    spec = sample_scene(load_recipe("tabletop"), 0, 0)
+    (tmp_path / "plain.json").write_text(spec_to_json(spec))
+    out = _cli("scenes", "credits", str(tmp_path / "plain.json"))
+    assert out.returncode == 0 and "nothing to credit" in out.stdout
+    meta = dict(spec.meta)
+    meta["assets"] = ({"id": "Scopia/003-bed1", "name": "Bed", "creator": "Scopia", "holder": "eTeks and Scopia",
+                       "licence": "CC-BY-3.0", "source": "Sweet Home 3D furniture library: Scopia catalog"},)
+    import dataclasses
+    (tmp_path / "with.json").write_text(spec_to_json(dataclasses.replace(spec, meta=tuple(meta.items()))))
+    out = _cli("scenes", "credits", str(tmp_path / "with.json"), str(tmp_path / "with.json"))
+    assert out.returncode == 0, out.stderr
+    assert '"Bed" by Scopia, (c) eTeks and Scopia; CC BY 3.0' in out.stdout and "2 sample(s)" in out.stdout
+    out = _cli("scenes", "credits", str(tmp_path / "nope.json"))
+    assert out.returncode == 2 and "nope.json" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_stats(tmp_path):

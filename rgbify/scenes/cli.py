@@ -34,6 +34,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tp.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; results do not depend on it)")
     tp.set_defaults(func=cmd_stats)
 
+    rp = ss.add_parser("credits", help="the attributions owed for the third-party models of scenes or a dataset",
+                       description="List the third-party 3-D models (Sweet Home 3D catalogues, --assets) that scene "
+                       "specs use, with the attributions their CC BY licences require. PATH: a scene spec JSON "
+                       "(`rgbify scenes sample --out`), a render directory's scene.json or the directory, or a "
+                       "dataset directory (its credits.json, written by `rgbify build`).")
+    rp.add_argument("paths", nargs="+", metavar="PATH", help="spec files, render directories or dataset directories")
+    rp.add_argument("--json", dest="as_json", action="store_true", help="print the entries as JSON")
+    rp.set_defaults(func=cmd_credits)
+
     cp = ss.add_parser("catalog", help="import the Sweet Home 3D furniture catalogues into the asset cache, list "
                        "them", description="The Sweet Home 3D furniture catalogues (Debian: apt install "
                        "sweethome3d-furniture): `import` converts every model into the asset cache "
@@ -175,4 +184,41 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         roles = Counter(m.role for m in lib.models)
         print(f"{len(classes)} classes: " + ", ".join(f"{c} {n}" for c, n in classes.most_common()))
         print("placement: " + ", ".join(f"{r} {n}" for r, n in roles.most_common()))
+    return 0
+
+
+def _metas(path: str) -> list:
+    """The spec metas a credits PATH holds (see `scenes credits --help`)."""
+    from pathlib import Path
+
+    from rgbify.scenes.credits import CREDITS_JSON
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / CREDITS_JSON).is_file():  # a dataset (the build wrote it)
+            entries = json.loads((p / CREDITS_JSON).read_text())
+            return [{"assets": [e]} for e in entries for _ in range(int(e.get("samples", 1)))]
+        if (p / "dataset.json").is_file():
+            return []  # a dataset whose scenes use no third-party models
+        p = p / "scene.json"
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a scene spec, render directory or dataset ({e})") from None
+    spec = d.get("spec", d) if isinstance(d, dict) else None
+    if not isinstance(spec, dict) or "meta" not in spec:
+        raise UserError(f"{path}: not a scene spec, render directory or dataset (no spec meta)")
+    return [dict((k, v) for k, v in spec["meta"])]
+
+
+def cmd_credits(args: argparse.Namespace) -> int:
+    from rgbify.scenes.credits import collect, credits_text
+
+    entries = collect(m for path in args.paths for m in _metas(path))
+    if args.as_json:
+        print(json.dumps(entries, indent=1, sort_keys=True))
+    elif not entries:
+        print("no third-party models: nothing to credit")
+    else:
+        print(credits_text(entries), end="")
     return 0

@@ -271,6 +271,9 @@ class FileMaterial:
     """glTF metallicFactor; 0 for OBJ."""
     image: str | None
     """The base-colour image: a file path, ``PATH#K`` for the K-th image embedded in the mesh file PATH, or None."""
+    defined: bool = True
+    """False where the file says nothing of its surface (a PLY or STL, an OBJ without an MTL): these values are
+    defaults, and the sampler draws a material instead."""
 
 
 CACHE_PREFIX = "cache:"
@@ -479,7 +482,8 @@ def _file_material(material, name: str, path: str, mtl: dict[str, str], index: i
         rough = material.roughnessFactor
         metal = material.metallicFactor
         return FileMaterial(name, tuple(float(x) for x in factor[:3]), float(factor[3]) if len(factor) > 3 else 1.0,
-                            1.0 if rough is None else float(rough), 0.0 if metal is None else float(metal), image)
+                            1.0 if rough is None else float(rough), 0.0 if metal is None else float(metal), image,
+                            material.baseColorFactor is not None or image is not None)
     kd = kw.get("kd")
     color = tuple(float(x) for x in (kd if kd is not None else [0.8, 0.8, 0.8])[:3])
     d = kw.get("d")
@@ -490,7 +494,8 @@ def _file_material(material, name: str, path: str, mtl: dict[str, str], index: i
     image = mtl.get(name)
     if image is None and getattr(material, "image", None) is not None:
         image = f"{path}#{index}"
-    return FileMaterial(name, color, float(np.clip(alpha, 0.0, 1.0)), rough, 0.0, image)  # type: ignore[arg-type]
+    return FileMaterial(name, color, float(np.clip(alpha, 0.0, 1.0)), rough, 0.0, image,  # type: ignore[arg-type]
+                        kd is not None or image is not None)
 
 
 def file_image(ref: str):  # noqa: ANN201 - a PIL image

@@ -359,7 +359,7 @@ def scatter_clutter(ctx: Context, b: SceneBuilder, n: int, kinds: tuple[str, ...
         ws = surfaces[int(rng.choice(len(surfaces), p=area / area.sum()))]
         menu = SURFACE_MENUS.get(ws.surface.kind, SURFACE_MENUS["table"])
         what = str(rng.choice(menu))
-        if c.assets and rng.random() < c.config.layout.asset_prob:
+        if c.assets and c.assets.has("surface") and rng.random() < c.config.layout.asset_prob:
             c.assets.place_small(c, b, ws)
         elif what == "books":
             _book_row(c, b, ws)

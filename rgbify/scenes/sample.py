@@ -19,6 +19,7 @@ from rgbify.scenes import probe
 from rgbify.scenes.assets import library_for
 from rgbify.scenes.classes import class_table
 from rgbify.scenes.context import Context, Draft, Reject
+from rgbify.scenes.credits import scene_credits
 from rgbify.scenes.indoor import sample_indoor
 from rgbify.scenes.materials import list_images
 from rgbify.scenes.outdoor import sample_outdoor
@@ -176,6 +177,9 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
             meta = {"recipe": config.name, "kind": config.kind, "seed": int(seed), "index": int(index),
                     "attempts": attempt + 1, "rejects": rejects, "coverage": cov.to_meta(),
                     "exposure": exp.to_meta(), **draft.meta}
+            used = scene_credits(p.model.credit for p in draft.builder.placed)
+            if used:  # the third-party models in the scene, their source and licence (rgbify.scenes.credits)
+                meta["assets"] = used
             render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
             render = dataclasses.replace(sensor, samples=config.samples, denoise=config.denoise, seed=render_seed,
                                          max_bounces=config.max_bounces)

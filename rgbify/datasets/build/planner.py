@@ -47,6 +47,7 @@ from rgbify.datasets.storage.manifest import (
     load_manifest,
     save_manifest,
 )
+from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.datasets.storage.shards import (
     ShardError,
     check_header,
@@ -60,6 +61,7 @@ from rgbify.datasets.storage.shards import (
 from rgbify.errors import UserError
 from rgbify.fileio import fsync_dir
 from rgbify.scenes import SAMPLER_VERSION, load_recipe, sample_scene
+from rgbify.scenes.credits import write_credits
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Planner:
             self.manifest["complete"] = True
             self._save()
             shutil.rmtree(self.out / folder.WORK_DIR, ignore_errors=True)
+            self._credits()
         self.stats.wall_seconds = time.perf_counter() - t0
         return self.stats
 
@@ -150,6 +153,16 @@ class Planner:
             raise UserError(f"--out {self.out}: {e}") from None
         check_compatible(old, new, self.out)
         return {**old, "sampler_version": SAMPLER_VERSION, "count": max(cfg.count, old["count"])}
+
+    def _credits(self) -> None:
+        """CREDITS.md and credits.json: the third-party models the dataset's scenes use and the attributions their
+        licences require (rgbify.scenes.credits; written only when some scene uses such a model)."""
+        reader = DatasetReader(self.out)
+        try:
+            metas = (json.loads(reader.read(i, ("spec",))["spec"]).get("meta", ()) for i in reader.indices)
+            write_credits(self.out, metas)
+        finally:
+            reader.close()
 
     def _reconcile(self) -> dict[int, int]:
         """Check shards/ against dataset.json and return {shard k: its samples} of the sound shards, listed or not
