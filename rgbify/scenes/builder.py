@@ -203,6 +203,10 @@ class SceneBuilder:
     # -- collision ------------------------------------------------------------------------------------------
     @staticmethod
     def world_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+        """Rows (cx, cy, hx, hy, cos, sin, z0, z1) of the model's boxes placed by ``world_from_model``: rectangles
+        turned by its yaw, or, for a tilted pose (after the physics step), each box's world axis-aligned bounds."""
+        if abs(world_from_model[2, 2] - 1.0) > 1e-9:
+            return _tilted_boxes(model, world_from_model)
         yaw = np.arctan2(world_from_model[1, 0], world_from_model[0, 0])
         c, s = np.cos(yaw), np.sin(yaw)
         rows = []
@@ -254,6 +258,25 @@ class SceneBuilder:
                                    shading=model.shading, material=mats[0], materials=mats[1:]))  # type: ignore
         return iid
 
+    def move(self, instance_id: int, world_from_model: np.ndarray) -> None:
+        """Put a placed object somewhere else (the physics step settles loose objects): its pose, its object's
+        pose and its collision boxes follow."""
+        k = next(i for i, p in enumerate(self.placed) if p.instance_id == instance_id)
+        p = self.placed[k]
+        self.placed[k] = dataclasses.replace(p, world_from_model=world_from_model)
+        j = next(i for i, o in enumerate(self.objects) if o.instance_id == instance_id)
+        self.objects[j] = dataclasses.replace(self.objects[j], world_from_object=matrix4(
+            world_from_model @ p.model.model_from_geometry))
+        keep = self._boxes[:, 8] != instance_id
+        boxes = self.world_boxes(p.model, world_from_model)
+        self._boxes = np.vstack([self._boxes[keep], np.hstack([boxes, np.full((len(boxes), 1), instance_id)])])
+
+    def remove(self, instance_id: int) -> None:
+        """Take a placed object out of the scene (its id is not reused)."""
+        self.placed = [p for p in self.placed if p.instance_id != instance_id]
+        self.objects = [o for o in self.objects if o.instance_id != instance_id]
+        self._boxes = self._boxes[self._boxes[:, 8] != instance_id]
+
     def surfaces(self, kinds: tuple[str, ...] | None = None) -> list[WorldSurface]:
         out = []
         for p in self.placed:
@@ -267,6 +290,17 @@ class SceneBuilder:
         for k, o in enumerate(self.objects):
             if o.instance_id == instance_id:
                 self.objects[k] = dataclasses.replace(o, material=materials[0], materials=tuple(materials[1:]))
+
+
+def _tilted_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+    rows = []
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+    for centre, half in model.boxes:
+        pts = (centre + corners * half) @ world_from_model[:3, :3].T + world_from_model[:3, 3]
+        lo, hi = pts.min(0), pts.max(0)
+        rows.append(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2, 1.0, 0.0,
+                     lo[2], hi[2]))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 8)
 
 
 def _rects_overlap(b: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -140,6 +140,24 @@ class SensorConfig(_Ranges):
 
 
 @dataclass(frozen=True)
+class PhysicsConfig(_Ranges):
+    """Loose small objects dropped and settled by a rigid-body simulation (PyBullet; rgbify/scenes/physics.py)."""
+
+    __pydantic_config__ = STRICT
+
+    enabled: bool = True
+    """Settle the loose objects (clutter, books, pillows, small things on the floor) before the camera is placed."""
+    tip_prob: float = 0.15
+    """Probability that a loose object is dropped tipped over (turned 60-110 degrees about a horizontal axis), so
+    that it lands on its side, leans or rests on another object."""
+    drop_m: Range = (0.002, 0.02)
+    """Height above its resting place an upright object is dropped from, metres (tipped ones: enough to clear
+    their support)."""
+    max_seconds: float = 1.5
+    """Simulated seconds at most; objects still moving then are taken out of the scene."""
+
+
+@dataclass(frozen=True)
 class ValidityConfig(_Ranges):
     __pydantic_config__ = STRICT
 
@@ -275,6 +293,8 @@ class RecipeConfig:
     """[validity]: the checks a view must pass (coverage, sky, nearness, exposure)."""
     sensor: SensorConfig = field(default_factory=SensorConfig)
     """[sensor]: noise, JPEG, vignetting, chromatic aberration, motion blur of the RGB image."""
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    """[physics]: loose objects dropped and settled by a rigid-body simulation."""
     layout: Layout = field(default_factory=IndoorLayout)
     """[layout]: what the sampler of ``kind`` builds (room, table or street sizes and counts)."""
 

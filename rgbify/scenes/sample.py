@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rgbify.scenes import probe
+from rgbify.scenes import physics, probe
 from rgbify.scenes.assets import library_for
 from rgbify.scenes.classes import class_table
 from rgbify.scenes.context import Context, Draft, Reject
@@ -158,6 +158,9 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
         ctx = Context.root(config, seed, index, attempt, assets=assets, images=images, hdris=hdris)
         try:
             draft = sampler(ctx)
+            settled = physics.settle(ctx.child("physics"), draft.builder, config.physics)
+            if settled.loose or settled.removed:
+                draft.meta["physics"] = settled.to_meta()
             rays = probe.SceneRays.build(draft.builder.objects)
         except Reject as r:
             rejects.append(r.reason)

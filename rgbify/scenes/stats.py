@@ -21,7 +21,7 @@ def _scene_summary(config: RecipeConfig, seed: int, index: int, assets: Any) -> 
     finite = d[np.isfinite(d)]
     return {"rejects": list(meta["rejects"]), "classes": [o.class_name for o in spec.objects],
             "visible": meta["coverage"]["visible_instances"], "relight": meta["exposure"]["relight"],
-            "lights": len(spec.lights),
+            "lights": len(spec.lights), "physics": meta.get("physics", {}),
             "hist": np.histogram(finite, bins=np.asarray(DEPTH_BINS_M[:-1] + (1e9,)))[0],
             "sky": int(np.sum(~np.isfinite(d))), "rays": len(d),
             "depth": (float(finite.min()), float(np.median(finite)), float(finite.max())) if len(finite) else None}
@@ -74,7 +74,19 @@ def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None
         "relight_factor": summary([r["relight"] for r in rows]),
         "classes": {c: {"scenes": classes_in_scene[c], "instances_per_scene": round(instances[c] / n, 3)}
                     for c in sorted(instances, key=lambda c: -instances[c])},
+        "physics": _physics(rows),
     }
+
+
+def _physics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Loose objects settled by the physics step: per scene, and the share that came to rest tilted."""
+    loose = sum(int(r["physics"].get("loose", 0)) for r in rows)
+    tilted = sum(int(r["physics"].get("tilted", 0)) for r in rows)
+    objects = sum(len(r["classes"]) for r in rows)
+    return {"loose_per_scene": round(loose / max(len(rows), 1), 2), "tilted": tilted, "loose": loose,
+            "tilted_share_of_loose": round(tilted / max(loose, 1), 4), "tilted_share_of_objects":
+            round(tilted / max(objects, 1), 4),
+            "removed": sum(int(r["physics"].get("removed", 0)) for r in rows)}
 
 
 def format_stats(s: dict[str, Any]) -> str:
@@ -94,6 +106,10 @@ def format_stats(s: dict[str, Any]) -> str:
     lines.append(f"instances per scene {_fmt(s['instances_per_scene'])}; classes per scene "
                  f"{_fmt(s['classes_per_scene'])}; visible instances per view {_fmt(s['visible_instances_per_view'])}")
     lines.append("lights per scene " + _fmt(s["lights_per_scene"]) + "; relight factor " + _fmt(s["relight_factor"]))
+    ph = s["physics"]
+    lines.append(f"physics: {ph['loose_per_scene']:g} loose objects settled per scene; {ph['tilted']} of {ph['loose']} "
+                 f"came to rest tilted ({100 * ph['tilted_share_of_loose']:.1f}%; "
+                 f"{100 * ph['tilted_share_of_objects']:.1f}% of all objects); {ph['removed']} taken out")
     lines.append("classes (scenes containing it, instances per scene):")
     for c, v in s["classes"].items():
         lines.append(f"  {c:<14} {v['scenes']:>5} {v['instances_per_scene']:>8.2f}")
