@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import subprocess
 import sys
@@ -99,8 +100,9 @@ def test_load_recipe_and_round_trip(name):
 
 
 def test_overrides():
+    # (the indoor recipe now draws its lens from dataset camera profiles: profiles=() returns to fov_deg)
     cfg = load_recipe("indoor", resolution=(256, 128), samples=16, **{"camera.fov_deg": (40, 60)},
-                      layout__furniture=(1, 2))
+                      layout__furniture=(1, 2), camera__profiles=())
     assert cfg.resolution == (256, 128) and cfg.samples == 16
     assert cfg.camera.fov_deg == (40.0, 60.0) and cfg.layout.furniture == (1, 2)
     spec = sample_scene(cfg, 0, 0)
@@ -172,6 +174,8 @@ PINNED_SCENES = {
         "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},  # version 5 changed scenes with --assets only
     6: {"indoor": ["488ae3f7cb2948dd", "575b60a3058aeba7"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # the physics step (outdoor: nothing loose here)
+    7: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
+        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # dataset camera profiles (indoor and outdoor)
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -383,6 +387,26 @@ def test_materials_vary():
     multi = [o for s in specs for o in s.objects if o.materials]
     assert {o.class_name for o in multi} >= {"door", "lamp", "car", "tree"}, {o.class_name for o in multi}
     assert all(len(o.geometry.face_materials) == len(o.geometry.faces) for o in multi if o.geometry.type == "mesh")
+
+
+def test_cameras_match_the_datasets_they_are_profiled_on():
+    """Indoor views use NYUv2's or ScanNet's lens at 1.0-1.7 m; outdoor driving views KITTI's lens, 1.65 m above
+    the road, level (docs/scenes.md, rgbify/scenes/cameras.py)."""
+    from rgbify.scenes.cameras import PROFILES
+    assert abs(PROFILES["nyuv2"].hfov_deg - 63.3) < 0.1 and abs(PROFILES["scannet"].hfov_deg - 58.0) < 0.1
+    assert abs(PROFILES["kitti"].hfov_deg - 81.4) < 0.1 and PROFILES["kitti"].height_m == 1.65
+    for i in range(6):
+        s = sample_scene(load_recipe("indoor"), 1, i)
+        assert any(abs(s.camera.hfov_deg - PROFILES[p].hfov_deg) <= 1.0 + 1e-6 for p in ("nyuv2", "scannet"))
+        assert 1.0 - 1e-9 <= np.asarray(s.camera.world_from_camera)[2, 3] <= 1.7 + 1e-9
+    driving = 0
+    for i in range(8):
+        s = sample_scene(load_recipe("outdoor"), 1, i)
+        assert abs(s.camera.hfov_deg - PROFILES["kitti"].hfov_deg) <= 1.0 + 1e-6
+        m = np.asarray(s.camera.world_from_camera)
+        if abs(m[2, 3] - 0.02 - 1.65) < 0.1 and abs(m[2, 2]) < math.sin(math.radians(3.01)):
+            driving += 1
+    assert driving >= 3
 
 
 def test_light_kinds_and_camera_roll_occur():

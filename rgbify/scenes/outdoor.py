@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface, pose
+from rgbify.scenes.cameras import PROFILES
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
@@ -347,8 +348,11 @@ def sample_outdoor(ctx: Context) -> Draft:
         for _ in range(30):
             mode = r.random()
             x = _u(r, -120.0, 40.0)
+            kitti = mode < 0.7 and "kitti" in cc.profiles  # a car's forward camera: KITTI's height and lens
             if mode < 0.7:  # driving
                 y, h = r.choice([-1, 1]) * st.width / 4 + r.normal(0, 0.3), _u(r, *cc.height_m)
+                if kitti:
+                    h = PROFILES["kitti"].height_m + float(r.normal(0.0, 0.02))
                 z0 = ROAD_Z
             elif mode < 0.9:  # pedestrian on the sidewalk
                 y, h, z0 = r.choice([-1, 1]) * _u(r, st.width / 2 + 0.3, st.kerb_y - 0.3), _u(r, 1.4, 1.8), KERB
@@ -360,8 +364,11 @@ def sample_outdoor(ctx: Context) -> Draft:
                 continue
             yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 12 if mode < 0.7 else 30))
             pitch = math.radians(_u(r, *cc.pitch_deg) - (15.0 if mode >= 0.9 else 0.0))
+            if kitti:  # along the lane, level: a camera fixed to a car
+                yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 3))
+                pitch = math.radians(float(np.clip(r.normal(0.0, 1.0), -3.0, 3.0)))
             target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(pitch)])
-            return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0))
+            return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0), roll=not kitti)
         raise Reject("camera_inside_geometry", "no free spot for the camera")
 
     meta = {"street": {"road_width_m": round(st.width, 3), "sidewalk_m": round(st.sidewalk, 3),

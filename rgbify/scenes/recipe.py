@@ -45,7 +45,12 @@ class CameraConfig(_Ranges):
     __pydantic_config__ = STRICT
 
     fov_deg: Range = (50.0, 90.0)
-    """Horizontal field of view in degrees."""
+    """Horizontal field of view in degrees (when no profiles are named)."""
+    profiles: tuple[Literal["nyuv2", "scannet", "kitti"], ...] = ()
+    """Dataset cameras to match (rgbify/scenes/cameras.py): each view draws one and takes its horizontal FOV (and,
+    for kitti, its 1.65 m mounting height in the driving views) instead of fov_deg."""
+    profile_jitter_deg: float = 1.0
+    """A profile's FOV varies by +- this many degrees."""
     height_m: Range = (1.0, 1.8)
     """Camera height above the floor / ground in metres (tabletop: above the table top)."""
     pitch_deg: Range = (-35.0, 5.0)
