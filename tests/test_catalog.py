@@ -18,10 +18,10 @@ import rgbify
 from rgbify.scenes.catalog import (
     SYSTEM_DIRS,
     CatalogError,
-    CatalogWarning,
     find_catalogs,
     import_catalog,
     load_catalog,
+    open_catalog,
     read_properties,
 )
 from rgbify.scenes.geometry import load_mesh_file, mesh_file_materials, resolve_path
@@ -118,10 +118,16 @@ def test_import_is_deterministic_atomic_and_resumable(tmp_path, monkeypatch):
     for p in (root / "models").glob("*-chair.*"):
         p.unlink()
     monkeypatch.setenv("RGBIFY_ASSET_CACHE", str(a))
-    with pytest.warns(CatalogWarning):
-        lib = load_catalog([str(sh3f)])
-    assert [m.name for m in lib.models] == ["Test chair"]
+    lib = load_catalog([str(sh3f)])  # the library: every model of the properties, nothing converted yet
+    assert [m.name for m in lib.models] == ["Test chair", "No texture chair", "NaN chair", "Junk"]
+    assert not (root / "models" / "001-chair.npz").exists()
+    lib.models[0].model(np.random.default_rng(0))  # converted on first use
+    assert (root / "models" / "001-chair.npz").is_file()
+    with pytest.raises(CatalogError, match="gone.png"):
+        lib.models[1].converted()
+    import_catalog(sh3f)
     assert _files(a) == files
+    assert any("NaN chair" in line for line in open_catalog(sh3f).skipped)  # a finished import's skips
 
 
 def test_cli_catalog(tmp_path):
@@ -129,10 +135,12 @@ def test_cli_catalog(tmp_path):
     env = dict(os.environ, RGBIFY_ASSET_CACHE=str(tmp_path / "cache"),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     run = [sys.executable, "-m", "rgbify", "scenes", "catalog"]
-    out = subprocess.run([*run, "list", "--dir", str(sh3f)], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([*run, "import", "--dir", str(sh3f)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "1 models from 1 catalogue(s)" in out.stdout and "chair 1" in out.stdout
+    assert "1 models from 1 catalogue(s)" in out.stdout and "(3 skipped)" in out.stdout
     assert out.stderr.count("warning: skipping") == 3
+    out = subprocess.run([*run, "list", "--dir", str(sh3f)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "chair 3" in out.stdout and "3 skipped by the last import" in out.stdout
     out = subprocess.run([*run, "import", "--dir", str(tmp_path / "nothing")], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 2 and "apt install sweethome3d-furniture" in out.stderr

@@ -250,7 +250,10 @@ SURFACE_KIND = {"shelf": "shelf", "bed": "bed", "sofa": "seat", "chair": "seat",
 
 @dataclass(frozen=True)
 class CatalogModel:
-    """One imported model: its mesh in the cache and what placement needs to know."""
+    """One model of a catalogue, as its properties describe it (class, role, room, size, licence: what the sampler
+    chooses by, known before anything is converted); its mesh, collision boxes and support surfaces are converted
+    into the asset cache on first use (:meth:`converted`), so what a scene gets never depends on what the cache
+    held before."""
 
     key: str
     """Catalogue and model: ``CATALOG/NNN-slug``."""
@@ -264,31 +267,46 @@ class CatalogModel:
     role: str
     room: str
     mesh: str
-    """``cache:`` reference of the .npz mesh."""
+    """``cache:`` reference of the .npz mesh (there once converted)."""
     size_m: tuple[float, float, float]
     """Width (x), depth (y), height (z), metres."""
     elevation_m: float
-    boxes: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...]
-    surfaces: tuple[tuple[float, ...], ...]
-    """(z, cx, cy, hx, hy, clear_m) of each support surface."""
     lights: tuple[tuple[float, float, float, float], ...]
     """(x, y, z, diameter) of each light source, model frame, metres."""
-    triangles: int
     licence: str
     """SPDX id of the licence."""
     creator: str
     holder: str
     """Copyright holder named by the catalogue's licence."""
+    source: tuple[str, str, str, int, str, str] = ("", "", "", 0, "", "")
+    """Where to convert it from: (cache folder, its ``cache:`` relative name, catalogue file stem, entry index,
+    model file in the archive, modelRotation)."""
 
     def credit(self) -> dict[str, str]:
         """What spec.meta records of this model (and what an attribution names)."""
         return {"id": self.key, "name": self.name, "creator": self.creator, "holder": self.holder,
                 "licence": self.licence, "source": f"{SOURCE}: {self.catalog}"}
 
+    def converted(self) -> dict[str, Any]:
+        """The import record (boxes, surfaces, triangles), converting the model now if the cache lacks it;
+        CatalogError (or GeometryError) says why it cannot be."""
+        return _converted(self)
+
+    @property
+    def boxes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.asarray(c, dtype=np.float64), np.asarray(h, dtype=np.float64))
+                for c, h in self.converted()["boxes"]]
+
+    @property
+    def surfaces(self) -> list[tuple[float, ...]]:
+        """(z, cx, cy, hx, hy, clear_m) of each support surface."""
+        return [tuple(x) for x in self.converted()["surfaces"]]
+
     def model(self, rng: np.random.Generator, jitter: float = SIZE_JITTER) -> Model:
-        """A builder Model of this catalogue model, scaled by 1 +- ``jitter`` (drawn from ``rng``)."""
+        """A builder Model of this catalogue model, scaled by 1 +- ``jitter`` (drawn from ``rng``); converts the
+        model first if needed (CatalogError / GeometryError when it cannot be)."""
         s = round(float(1.0 + rng.uniform(-jitter, jitter)), 4) if jitter else 1.0
-        boxes = [(np.asarray(c, dtype=np.float64) * s, np.asarray(h, dtype=np.float64) * s) for c, h in self.boxes]
+        boxes = [(c * s, h * s) for c, h in self.boxes]
         kind = SURFACE_KIND.get(self.class_name, "")
         surfaces = [Surface(z * s, cx * s, cy * s, hx * s, hy * s, kind, clear * s)
                     for z, cx, cy, hx, hy, clear in self.surfaces] if kind else []
@@ -301,13 +319,14 @@ class CatalogModel:
 
 @dataclass
 class Catalog:
-    """Every imported model of the installed catalogues, in a fixed order, and what was skipped."""
+    """Every model of the installed catalogues, in a fixed order, and what was skipped."""
 
     models: list[CatalogModel] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    """'CATALOG model NAME: reason' for every model or catalogue that was not imported."""
+    """'CATALOG model NAME: reason' for every model or catalogue that could not be imported (as far as known:
+    models are converted when first used, or all at once by `rgbify scenes catalog import`)."""
     sources: list[str] = field(default_factory=list)
-    """The .sh3f files it was imported from."""
+    """The .sh3f files it was read from."""
 
     @functools.cached_property
     def by_class(self) -> dict[str, list[CatalogModel]]:
@@ -319,7 +338,8 @@ class Catalog:
     def select(self, classes: Iterable[str] | str | None = None, roles: Iterable[str] | str | None = None,
                rooms: Iterable[str] | str | None = None, max_size_m: float | None = None,
                min_size_m: float | None = None) -> list[CatalogModel]:
-        """The models of the given classes, roles and rooms (None: any), whose largest side is within the bounds."""
+        """The models of the given classes, roles and rooms (None: any; a model of room ``any`` fits every room),
+        whose largest side is within the bounds, in catalogue order."""
         def norm(x: Iterable[str] | str | None) -> set[str] | None:
             return None if x is None else {x} if isinstance(x, str) else set(x)
 
@@ -350,19 +370,19 @@ def _signature(paths: list[Path]) -> tuple:
 
 
 def load_catalog(dirs: Iterable[str] | None = None, strict: bool = False) -> Catalog:
-    """The library of every catalogue in ``dirs`` (see :func:`find_catalogs`), importing into the asset cache
-    whatever it lacks; read once per process while the catalogue files and the cache location stay the same.
-    Skipped models and catalogues give a CatalogWarning each (``strict``: CatalogError)."""
+    """The library of every catalogue in ``dirs`` (see :func:`find_catalogs`): each extracted into the asset cache
+    once, its models known from its properties and converted when first used (:func:`import_catalog` converts them
+    all). Read once per process while the catalogue files and the cache location stay the same. A catalogue that
+    cannot be read gives a CatalogWarning (``strict``: CatalogError), as do the models a finished import skipped."""
     paths = find_catalogs(dirs)
     return _load_cached(_signature(paths), asset_cache_dir(), strict)
 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(signature: tuple, cache: str, strict: bool) -> Catalog:
-    del cache  # part of the cache key
     lib = Catalog()
     for path, _size, _mtime in signature:
-        part = import_catalog(path, strict=strict)
+        part = open_catalog(path, Path(cache), strict=strict)
         lib.models.extend(part.models)
         lib.skipped.extend(part.skipped)
         lib.sources.append(path)
@@ -452,62 +472,58 @@ class _Entry:
         return x
 
 
-def import_catalog(sh3f: str | Path, cache: str | Path | None = None, strict: bool = False,
-                   only: Iterable[str] | None = None) -> Catalog:
-    """Import one .sh3f catalogue into the asset cache (see the module docstring) and return its models.
-    ``only``: import just the models whose catalogue id or name is listed (tests)."""
-    import filelock
-
+def open_catalog(sh3f: str | Path, cache: str | Path | None = None, strict: bool = False) -> Catalog:
+    """One .sh3f catalogue's models (extracted into the cache once; nothing converted); the skipped list holds
+    what a finished import (:func:`import_catalog`) skipped, or why the catalogue itself cannot be used."""
     sh3f = Path(sh3f)
     cache = Path(cache) if cache is not None else Path(asset_cache_dir())
     lib = Catalog()
     try:
-        st = sh3f.stat()
-        digest = _digest(str(sh3f.resolve()), st.st_size, st.st_mtime_ns)
-    except OSError as e:
-        return _skip_catalog(lib, sh3f, f"cannot be read ({e.strerror})", strict)
-    rel = f"sh3d/{sh3f.stem}-{digest[:12]}-v{FORMAT}"
-    root = cache / rel
-    index = root / "catalog.json"
-    if only is None and index.is_file():
-        return _from_index(index, lib)
-    (cache / "sh3d").mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(root) + ".lock"):
-        if only is None and index.is_file():  # another process finished it meanwhile
-            return _from_index(index, lib)
-        try:
-            props, header = _extract(sh3f, root)
-        except CatalogError as e:
-            return _skip_catalog(lib, sh3f, str(e), strict)
-        licence = licence_of(header.get("license", ""))
-        catalog = header.get("name", sh3f.stem)
-        if licence is None:
-            return _skip_catalog(lib, sh3f, f"licence {header.get('license', 'unknown')!r} is neither CC0 nor "
-                                 "CC BY 3.0", strict)
-        holder = _holder(header.get("license", ""), catalog)
-        wanted = None if only is None else set(only)
-        indices = sorted({int(k.split("#")[1]) for k in props if re.match(r"^id#\d+$", k)})
-        records, skipped = [], []
-        for i in indices:
-            e = _Entry(i, props)
-            if wanted is not None and e.get("id") not in wanted and e.get("name") not in wanted:
-                continue
-            try:
-                records.append(_import_model(e, root, rel, sh3f.stem, catalog, licence, holder))
-            except (CatalogError, GeometryError, ValueError, OSError) as err:
-                why = str(err).replace(str((root / "src").resolve()) + os.sep, "")  # no cache paths in messages
-                line = f"{sh3f.name} model {e.get('name', '?')!r} ({e.get('model', '?')}): {why}"
-                if strict:
-                    raise CatalogError(f"{line} (fix the catalogue or run without --strict to skip it)") from None
-                skipped.append(line)
-        if only is None:
-            with publishing(index) as tmp:
-                tmp.write_text(json.dumps({"format": FORMAT, "catalog": catalog, "sha256": digest,
-                                           "licence": licence, "holder": holder, "source": str(sh3f),
-                                           "models": records, "skipped": skipped}, indent=0, sort_keys=True))
-    lib.models = [_record_model(r) for r in records]
-    lib.skipped = skipped
+        entries, info = _open(sh3f, cache)
+    except CatalogError as e:
+        return _skip_catalog(lib, sh3f, str(e), strict)
+    lib.models = entries
+    index = cache / info["rel"] / "catalog.json"
+    if index.is_file():
+        lib.skipped = list(json.loads(index.read_text())["skipped"])
     return lib
+
+
+def import_catalog(sh3f: str | Path, cache: str | Path | None = None, strict: bool = False,
+                   only: Iterable[str] | None = None) -> Catalog:
+    """Import one .sh3f catalogue into the asset cache (see the module docstring): convert every model (``only``:
+    just those whose catalogue id or name is listed), writing the index when all were tried. Returns the models
+    that converted; the skipped list names the others (``strict``: the first raises CatalogError)."""
+    sh3f = Path(sh3f)
+    cache = Path(cache) if cache is not None else Path(asset_cache_dir())
+    lib = Catalog()
+    try:
+        entries, info = _open(sh3f, cache)
+    except CatalogError as e:
+        return _skip_catalog(lib, sh3f, str(e), strict)
+    wanted = None if only is None else set(only)
+    for m in entries:
+        if wanted is not None and m.id not in wanted and m.name not in wanted:
+            continue
+        try:
+            m.converted()
+            lib.models.append(m)
+        except (CatalogError, GeometryError) as err:
+            line = _skip_line(sh3f, m, err)
+            if strict:
+                raise CatalogError(f"{line} (fix the catalogue or run without --strict to skip it)") from None
+            lib.skipped.append(line)
+    if only is None:
+        index = cache / info["rel"] / "catalog.json"
+        with publishing(index) as tmp:
+            tmp.write_text(json.dumps({**{k: v for k, v in info.items() if k != "rel"}, "models": len(lib.models),
+                                       "skipped": lib.skipped}, indent=0, sort_keys=True))
+    return lib
+
+
+def _skip_line(sh3f: Path, m: CatalogModel, err: Exception) -> str:
+    src = str((Path(m.source[0]) / "src").resolve()) + os.sep
+    return f"{sh3f.name} model {m.name!r} ({m.source[4]}): {str(err).replace(src, '')}"  # no cache paths
 
 
 def _skip_catalog(lib: Catalog, sh3f: Path, why: str, strict: bool) -> Catalog:
@@ -518,27 +534,104 @@ def _skip_catalog(lib: Catalog, sh3f: Path, why: str, strict: bool) -> Catalog:
     return lib
 
 
-def _from_index(index: Path, lib: Catalog) -> Catalog:
-    d = json.loads(index.read_text())
-    lib.models = [_record_model(r) for r in d["models"]]
-    lib.skipped = list(d["skipped"])
-    return lib
+@functools.lru_cache(maxsize=16)
+def _open_cached(sh3f: str, size: int, mtime_ns: int, cache: str) -> tuple[list[CatalogModel], dict[str, str]]:
+    import filelock
+
+    path = Path(sh3f)
+    digest = _digest(sh3f, size, mtime_ns)
+    rel = f"sh3d/{path.stem}-{digest[:12]}-v{FORMAT}"
+    root = Path(cache) / rel
+    (Path(cache) / "sh3d").mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(root) + ".lock"):
+        props, header = _extract(path, root)
+    licence = licence_of(header.get("license", ""))
+    catalog = header.get("name", path.stem)
+    if licence is None:
+        raise CatalogError(f"licence {header.get('license', 'unknown')!r} is neither CC0 nor CC BY 3.0")
+    holder = _holder(header.get("license", ""), catalog)
+    indices = sorted({int(k.split("#")[1]) for k in props if re.match(r"^id#\d+$", k)})
+    entries = []
+    for i in indices:
+        e = _Entry(i, props)
+        m = _entry_model(e, str(root), rel, path.stem, catalog, licence, holder)
+        if m is not None:
+            entries.append(m)
+    info = {"format": FORMAT, "catalog": catalog, "sha256": digest, "licence": licence, "holder": holder,
+            "source": sh3f, "rel": rel}
+    return entries, info
 
 
-def _record_model(r: dict[str, Any]) -> CatalogModel:
-    """The library entry of an import record: its class, role and room decided now (RULES may change without a
-    new import), the rest as the import measured it."""
-    r = dict(r)
-    r["size_m"] = tuple(r["size_m"])
-    door_or_window = r.pop("door_or_window")
-    r["class_name"] = classify(r["name"], r["category"], r["size_m"])
-    r["role"], r["elevation_m"] = role_of(r["class_name"], r["size_m"], r["elevation_m"], door_or_window,
-                                          r["category"], r["name"])
-    r["room"] = ROOMS.get(r["category"], "any")
-    r["boxes"] = tuple((tuple(c), tuple(h)) for c, h in r["boxes"])
-    r["surfaces"] = tuple(tuple(s) for s in r["surfaces"])
-    r["lights"] = tuple(tuple(x) for x in r["lights"])
-    return CatalogModel(**r)
+def _open(sh3f: Path, cache: Path) -> tuple[list[CatalogModel], dict[str, str]]:
+    try:
+        st = sh3f.stat()
+    except OSError as e:
+        raise CatalogError(f"cannot be read ({e.strerror})") from None
+    return _open_cached(str(sh3f.resolve()), st.st_size, st.st_mtime_ns, str(cache.resolve()))
+
+
+def _entry_model(e: _Entry, root: str, rel: str, stem: str, catalog: str, licence: str, holder: str
+                 ) -> CatalogModel | None:
+    """A model as the properties describe it (None: an entry without a usable model file or size; converting
+    it would fail the same way, so it is left out)."""
+    model_ref = e.get("model")
+    mid = e.get("id") or f"{stem}#{e.index}"
+    try:
+        w, d, h = (e.number(k) / 100.0 for k in ("width", "depth", "height"))
+        elevation = e.number("elevation", 0.0) / 100.0
+        lights = tuple(_lights(e, (w, d, h)))
+    except ValueError:
+        return None
+    if not model_ref or min(w, d, h) <= 0:
+        return None
+    key = f"{e.index:03d}-{_slug(mid.split('#')[-1])}"
+    name = e.get("name") or mid
+    category = e.get("category") or "Miscellaneous"
+    cls = classify(name, category, (w, d, h))
+    door_or_window = (e.get("doorOrWindow") or "false").strip().lower() == "true"
+    role, elevation = role_of(cls, (w, d, h), elevation, door_or_window, category, name)
+    return CatalogModel(key=f"{stem}/{key}", id=mid, name=name, category=category, catalog=catalog, class_name=cls,
+                        role=role, room=ROOMS.get(category, "any"), mesh=f"{CACHE_PREFIX}{rel}/models/{key}.npz",
+                        size_m=(round(w, 5), round(d, 5), round(h, 5)), elevation_m=round(elevation, 5),
+                        lights=tuple(tuple(round(float(x), 5) for x in li) for li in lights), licence=licence,
+                        creator=(e.get("creator") or holder).strip(), holder=holder,
+                        source=(root, rel, stem, e.index, model_ref, e.get("modelRotation") or ""))
+
+
+_RECORDS: dict[str, dict[str, Any]] = {}
+"""Import records read in this process, by record file (kept while the model's mesh file is there)."""
+
+
+def _converted(m: CatalogModel) -> dict[str, Any]:
+    import filelock
+
+    root = Path(m.source[0])
+    key = m.key.split("/", 1)[1]
+    record_path = root / "models" / f"{key}.json"
+    failed_path = root / "models" / f"{key}.failed"
+    known = _RECORDS.get(str(record_path))
+    if known is not None and (root / "models" / f"{key}.npz").is_file():
+        return known
+    if record_path.is_file():
+        _RECORDS[str(record_path)] = json.loads(record_path.read_text())
+        return _RECORDS[str(record_path)]
+    if failed_path.is_file():
+        raise CatalogError(failed_path.read_text().strip())
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(root / "models" / f"{key}.lock")):
+        if record_path.is_file():
+            return json.loads(record_path.read_text())
+        try:
+            record = _convert_model(m, root, key)
+        except (CatalogError, GeometryError, ValueError, OSError) as e:
+            why = str(e).replace(str((root / "src").resolve()) + os.sep, "")
+            with publishing(failed_path) as tmp:
+                tmp.write_text(why + "\n")
+            raise CatalogError(why) from None
+        with publishing(record_path) as tmp:
+            tmp.write_text(json.dumps(record, sort_keys=True))
+    _RECORDS[str(record_path)] = record
+    return record
 
 
 def _extract(sh3f: Path, root: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -574,55 +667,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
 
 
-def _import_model(e: _Entry, root: Path, rel: str, stem: str, catalog: str, licence: str, holder: str
-                  ) -> dict[str, Any]:
-    """Convert one model (or read its record, if an earlier import converted it); returns its JSON record."""
-    model_ref = e.get("model")
-    if not model_ref:
-        raise CatalogError("no model file")
-    mid = e.get("id") or f"{stem}#{e.index}"
-    key = f"{e.index:03d}-{_slug(mid.split('#')[-1])}"
-    record_path = root / "models" / f"{key}.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
+def _convert_model(m: CatalogModel, root: Path, key: str) -> dict[str, Any]:
+    """Convert one model into ``root/models``: its .npz mesh (published whole) and its import record."""
+    _root, rel, _stem, _index, model_ref, rotation = m.source
     obj = (root / "src" / model_ref.lstrip("/")).resolve()
     if not obj.is_relative_to((root / "src").resolve()) or not obj.is_file():
         raise CatalogError(f"model file {model_ref!r} is not in the archive")
-    name = e.get("name") or mid
-    category = e.get("category") or "Miscellaneous"
-    w, d, h = (e.number(k) / 100.0 for k in ("width", "depth", "height"))
-    if min(w, d, h) <= 0:
-        raise CatalogError(f"size {w, d, h} m is not positive")
-    elevation = e.number("elevation", 0.0) / 100.0
-    mesh, materials = _convert(obj, e.get("modelRotation"), (w, d, h))
-    (root / "models").mkdir(exist_ok=True)
-    for k, m in enumerate(materials):
-        if m.image is not None and "#" in m.image and m.image.rpartition("#")[2].isdigit():
-            materials[k] = dataclasses.replace(m, image=_embedded_image(m.image, root / "models" / f"{key}-{k}.png"))
-        elif m.image is not None and not os.path.isfile(m.image):
-            raise CatalogError(f"texture {os.path.relpath(m.image, root / 'src')!r} of material {m.name!r} is "
+    w, d, h = m.size_m
+    mesh, materials = _convert(obj, rotation or None, (w, d, h))
+    for k, fm in enumerate(materials):
+        if fm.image is not None and "#" in fm.image and fm.image.rpartition("#")[2].isdigit():
+            materials[k] = dataclasses.replace(fm, image=_embedded_image(fm.image, root / "models" / f"{key}-{k}.png"))
+        elif fm.image is not None and not os.path.isfile(fm.image):
+            raise CatalogError(f"texture {os.path.relpath(fm.image, root / 'src')!r} of material {fm.name!r} is "
                                "missing from the archive")
     src_root = str((root / "src").resolve())
-    materials = [dataclasses.replace(m, image=None if m.image is None else
-                                     f"{CACHE_PREFIX}{rel}/src/{os.path.relpath(m.image, src_root)}")
-                 for m in materials]
-    door_or_window = (e.get("doorOrWindow") or "false").strip().lower() == "true"
+    materials = [dataclasses.replace(fm, image=None if fm.image is None else
+                                     f"{CACHE_PREFIX}{rel}/{os.path.relpath(fm.image, src_root.rsplit(os.sep, 1)[0])}")
+                 for fm in materials]
     boxes = collision_boxes(mesh)
     surfaces = support_surfaces(mesh, "") if max(w, d) >= 0.15 and h >= 0.05 else []
-    lights = _lights(e, (w, d, h))
     npz = root / "models" / f"{key}.npz"
     with publishing(npz, ".tmp.npz") as tmp:
         write_mesh_npz(str(tmp), mesh, materials)
-    record = {"key": f"{stem}/{key}", "id": mid, "name": name, "category": category, "catalog": catalog,
-              "door_or_window": door_or_window, "mesh": f"{CACHE_PREFIX}{rel}/models/{key}.npz",
-              "size_m": [round(x, 5) for x in (w, d, h)], "elevation_m": round(elevation, 5),
-              "boxes": [[[round(float(x), 5) for x in c], [round(float(x), 5) for x in hh]] for c, hh in boxes],
-              "surfaces": [[round(float(x), 5) for x in (s.z, s.cx, s.cy, s.hx, s.hy, s.clear_m)] for s in surfaces],
-              "lights": [[round(float(x), 5) for x in li] for li in lights], "triangles": int(len(mesh.faces)),
-              "licence": licence, "creator": (e.get("creator") or holder).strip(), "holder": holder}
-    with publishing(record_path) as tmp:
-        tmp.write_text(json.dumps(record, sort_keys=True))
-    return record
+    return {"key": m.key, "triangles": int(len(mesh.faces)),
+            "boxes": [[[round(float(x), 5) for x in c], [round(float(x), 5) for x in hh]] for c, hh in boxes],
+            "surfaces": [[round(float(x), 5) for x in (s.z, s.cx, s.cy, s.hx, s.hy, s.clear_m)] for s in surfaces]}
 
 
 def _embedded_image(ref: str, png: Path) -> str:

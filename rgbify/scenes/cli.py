@@ -157,7 +157,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     import warnings
     from collections import Counter
 
-    from rgbify.scenes.catalog import CatalogError, CatalogWarning, find_catalogs, load_catalog
+    from rgbify.scenes.catalog import CatalogError, CatalogWarning, find_catalogs, import_catalog, load_catalog
     from rgbify.scenes.geometry import asset_cache_dir
 
     paths = find_catalogs(args.dirs)
@@ -168,14 +168,20 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CatalogWarning)
         try:
+            if args.action == "import":
+                for path in paths:
+                    part = import_catalog(path, strict=args.strict)
+                    for line in part.skipped:
+                        print(f"rgbify: warning: skipping {line}", file=sys.stderr)
             lib = load_catalog(args.dirs, strict=args.strict)
         except CatalogError as e:
             raise UserError(str(e)) from None
-    for w in caught:
-        print(f"rgbify: warning: {w.message}", file=sys.stderr)
+    if args.action == "list":
+        for w in caught:
+            print(f"rgbify: warning: {w.message}", file=sys.stderr)
     by_catalog = Counter(m.catalog for m in lib.models)
-    print(f"{len(lib.models)} models from {len(paths)} catalogue(s) in {asset_cache_dir()} ({len(lib.skipped)} "
-          "skipped)")
+    print(f"{len(lib.models) - len(lib.skipped)} models from {len(paths)} catalogue(s) in {asset_cache_dir()} "
+          f"({len(lib.skipped)} skipped{'' if args.action == 'import' else ' by the last import'})")
     for name, n in sorted(by_catalog.items()):
         licence = next(m.licence for m in lib.models if m.catalog == name)
         print(f"  {name:<24} {n:>4} models  {licence}")
