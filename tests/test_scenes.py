@@ -119,8 +119,8 @@ def test_bad_overrides_name_the_key(bad, match):
 
 
 def test_unknown_recipe_and_bad_file(tmp_path):
-    with pytest.raises(RecipeError, match="unknown recipe 'kitchen'"):
-        load_recipe("kitchen")
+    with pytest.raises(RecipeError, match="unknown recipe 'spaceship'"):
+        load_recipe("spaceship")
     f = tmp_path / "mine.toml"
     f.write_text('kind = "indoor"\n[layout]\nrooms = 3\n')
     with pytest.raises(RecipeError, match="rooms"):
@@ -176,6 +176,11 @@ PINNED_SCENES = {
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # the physics step (outdoor: nothing loose here)
     7: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # dataset camera profiles (indoor and outdoor)
+    8: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
+        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"],  # room types: new recipes (from the Debian catalogue)
+        "bathroom": ["16c935fd79382104", "89d3eaf790ca0e82"], "bedroom": ["8280ce471bd194f1", "a12a49aa015a1127"],
+        "home": ["06e418a891a27613", "402db85eaa7d634f"], "kitchen": ["b7b423e8e1066eea", "0153391ac896795c"],
+        "living_room": ["17e569d4824954c3", "e3e6cc7cbdfcdbb9"], "office": ["5983573626ab4981", "15be28adbe96affc"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -184,9 +189,13 @@ def test_sampler_version_pins_the_scenes():
     """A dataset records SAMPLER_VERSION and refuses to be extended by another one; so whatever changes the scene
     of a (recipe, seed, index) must bump it. This test fails until it is bumped and the new scenes pinned here."""
     from rgbify.scenes import SAMPLER_VERSION
+    from rgbify.scenes.catalog import find_catalogs
 
-    got = {r: [spec_hash(sample_scene(r, 0, i))[:16] for i in range(2)] for r in list_recipes()}
-    assert got == PINNED_SCENES.get(SAMPLER_VERSION), (
+    # recipes that draw from the Sweet Home 3D catalogue are pinned where it is installed (setup.sh installs it)
+    names = [r for r in list_recipes() if find_catalogs() or getattr(load_recipe(r).layout, "catalog_prob", 0.0) == 0]
+    got = {r: [spec_hash(sample_scene(r, 0, i))[:16] for i in range(2)] for r in names}
+    pinned = {r: v for r, v in PINNED_SCENES.get(SAMPLER_VERSION, {}).items() if r in names}
+    assert got == pinned, (
         f"the sampler's output changed ({got}): bump rgbify.scenes.SAMPLER_VERSION (now {SAMPLER_VERSION}) and pin "
         "the new hashes in PINNED_SCENES")
 

@@ -350,6 +350,41 @@ class Catalog:
                 and (min_size_m is None or max(m.size_m) >= min_size_m)]
 
 
+SMALL_BY_KIND: dict[str, tuple[str, ...]] = {
+    "table": ("cup", "plate", "bowl", "bottle", "vase", "plant", "book", "food", "fruit", "decoration", "electronics",
+              "paper", "kitchenware", "lamp", "toy", "box", "clutter", "small_appliance"),
+    "counter": ("kitchenware", "small_appliance", "bottle", "cup", "bowl", "plate", "food", "fruit", "vase", "plant",
+                "box"),
+    "shelf": ("book", "vase", "decoration", "box", "plant", "toy", "electronics", "bottle", "clothes"),
+    "cabinet": ("lamp", "decoration", "plant", "vase", "book", "electronics", "clothes", "bag", "toy", "box",
+                "television"),
+    "bed": ("clothes", "bag", "toy", "book", "electronics"),
+    "seat": ("clothes", "bag", "toy", "book"),
+    "box": ("book", "toy", "clutter", "decoration"),
+    "roof": (),
+}
+"""Classes of catalogue objects that go on each kind of support surface."""
+BATHROOM_SMALL = ("bottle", "clutter", "towel", "decoration", "plant", "box", "cup")
+"""On a bathroom's counters and basins."""
+
+
+def small_model(catalog: Catalog, rng: np.random.Generator, kind: str, room: str, clear_m: float,
+                half_m: float) -> Model | None:
+    """A small catalogue object for a support surface of ``kind`` in a room of type ``room``: at most ``clear_m``
+    high, at most ``half_m`` from its centre to its side. None when nothing fits or it cannot be converted."""
+    classes = BATHROOM_SMALL if room == "bathroom" and kind in ("counter", "table", "cabinet") else \
+        SMALL_BY_KIND.get(kind, SMALL_BY_KIND["table"])
+    pool = [m for m in catalog.select(classes, ("surface",)) if m.size_m[2] <= clear_m - 0.01 and
+            max(m.size_m[0], m.size_m[1]) / 2 <= half_m and (m.room != "bathroom" or room == "bathroom")]
+    if not pool:
+        return None
+    m = pool[int(rng.integers(len(pool)))]
+    try:
+        return m.model(rng)
+    except (CatalogError, GeometryError):
+        return None
+
+
 def find_catalogs(dirs: Iterable[str] | None = None) -> list[Path]:
     """The .sh3f files of ``dirs`` (default: $RGBIFY_SH3D_DIR, else the Debian package's folder), sorted."""
     if dirs is None:

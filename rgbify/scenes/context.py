@@ -69,6 +69,10 @@ class Context:
     assets: Any = None
     images: tuple[str, ...] = ()
     hdris: tuple[str, ...] = ()
+    catalog: Any = None
+    """The Sweet Home 3D catalogue library (rgbify.scenes.catalog.Catalog) when the recipe uses it."""
+    room: str = "generic"
+    """The room type being furnished (rgbify.scenes.rooms): which catalogue objects suit its surfaces."""
 
     @staticmethod
     def root(config: RecipeConfig, seed: int, index: int, attempt: int, **kw: Any) -> Context:

@@ -15,6 +15,7 @@ import numpy as np
 
 from rgbify.scenes import models
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, pose
+from rgbify.scenes.catalog import small_model
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.geometry import rot_z, translate
 from rgbify.scenes.lighting import sky_world, sun_light
@@ -63,6 +64,8 @@ class Room:
     def __init__(self, poly: np.ndarray, height: float) -> None:
         self.poly = poly
         self.height = height
+        self.open_doors: list[tuple[int, float, float, float]] = []
+        """(wall, start, end, top) of every door left open onto a neighbouring room (rgbify.scenes.home)."""
         self.walls: list[dict] = []
         n = len(poly)
         for k in range(n):
@@ -141,17 +144,22 @@ def _wall_model(room: Room, k: int) -> Model:
     return parts.model("wall", "wall", material_hint="wall")
 
 
-def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
+def build_room(ctx: Context, b: SceneBuilder, size: tuple[float, float] | None = None, floor_hint: str = "floor",
+               wall_hint: str = "wall", open_door_prob: float = 0.0) -> tuple[Room, int]:
+    """The room: floor, ceiling, walls with their doors and windows. ``size`` (width, depth) instead of the
+    recipe's ranges; the floor and walls made of the families ``floor_hint`` and ``wall_hint``; each door on an
+    outer wall left open (swung 70-100 degrees into the room) with probability ``open_door_prob``, listed in
+    ``room.open_doors`` for a neighbouring room behind it."""
     rng, lay = ctx.rng, ctx.config.layout
-    w, d = rng.uniform(*lay.room_width_m), rng.uniform(*lay.room_depth_m)
+    w, d = (rng.uniform(*lay.room_width_m), rng.uniform(*lay.room_depth_m)) if size is None else size
     room = Room(room_polygon(rng, w, d, lay.l_shape_prob), float(rng.uniform(*lay.room_height_m)))
     _openings(ctx, room)
     t = WALL_T
-    floor = Parts().box((0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1)).model("floor", "floor", material_hint="floor")
+    floor = Parts().box((0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1)).model("floor", "floor", material_hint=floor_hint)
     floor_id = b.add(floor, pose(w / 2, d / 2, 0.0), ctx.material(floor), check=False)
     ceil = Parts().box((0, 0, 0.05), (w + 2 * t, d + 2 * t, 0.1)).model("ceiling", "ceiling", material_hint="ceiling")
     b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil), check=False)
-    wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint="wall"), 0.35)
+    wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint=wall_hint), 0.35)
     for k, wall in enumerate(room.walls):
         wc = ctx.child("wall", k)
         wm = _wall_model(room, k)
@@ -160,7 +168,10 @@ def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
         for a, bb, bottom, top, kind in wall["openings"]:
             frame = room.wall_frame(k)
             if kind == "door":
-                _door(wc, b, frame, a, bb, top)
+                opened = open_door_prob > 0 and _outer(room, k) and wc.rng.random() < open_door_prob
+                _door(wc, b, frame, a, bb, top, float(wc.rng.uniform(70.0, 100.0)) if opened else 0.0)
+                if opened:
+                    room.open_doors.append((k, a, bb, top))
             elif wc.rng.random() < 0.7:  # glazed window; otherwise an open one
                 pane = Parts().box(((a + bb) / 2, -t / 2, (bottom + top) / 2),
                                    (bb - a - 0.004, 0.012, top - bottom - 0.004))
@@ -170,13 +181,27 @@ def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
     return room, floor_id
 
 
-def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float, top: float) -> None:
+def _outer(room: Room, k: int) -> bool:
+    """Wall ``k`` lies on the room's bounding box: nothing of the room is behind it (a neighbour fits there)."""
+    wall = room.walls[k]
+    p, q = wall["p"], wall["p"] + wall["u"] * wall["length"]
+    lo, hi = room.poly.min(0), room.poly.max(0)
+    return any(abs(p[i] - e) < 1e-6 and abs(q[i] - e) < 1e-6 for i in (0, 1) for e in (lo[i], hi[i]))
+
+
+def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float, top: float,
+          open_deg: float = 0.0) -> None:
+    """A door panel in the opening (a, bb) of a wall, closed, or swung open by ``open_deg`` into the room about its
+    hinge at ``a``."""
     t, w = WALL_T, bb - a
     parts = Parts().box(((a + bb) / 2, -t / 2, top / 2), (w - 0.01, 0.04, top - 0.005))
     hx = a + w * 0.85
     parts.of("metal").cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     parts.cylinder((hx, -t / 2 - 0.02 - 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     dm = parts.model("door", "door", material_hint=str(ctx.rng.choice(["wood", "painted"])))
+    if open_deg:  # about the hinge line (x = a + 5 mm, y = the panel's inner face), into the room (+y)
+        hinge = translate(a + 0.005, -t / 2 + 0.02, 0.0)
+        frame = frame @ hinge @ rot_z(open_deg) @ np.linalg.inv(hinge)
     b.add(dm, frame, ctx.material(dm), check=False)
     # keep the swing in front of the door free
     c = frame @ np.array([(a + bb) / 2, w / 2 + 0.05, 1.0, 1.0])
@@ -225,10 +250,11 @@ def _free_standing(ctx: Context, b: SceneBuilder, room: Room, model: Model, floo
     return None
 
 
-def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int) -> None:
+def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int,
+                   chair: Model | None = None) -> None:
     rng = ctx.rng
     ext = table.extents
-    ch = models.chair(rng, stool=False)  # a set: the same chair, the same materials, around the table
+    ch = chair or models.chair(rng, stool=False)  # a set: the same chair, the same materials, around the table
     mat = ctx.material(ch)
     for side in range(4):
         if rng.random() < 0.35:
@@ -291,8 +317,15 @@ def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
             _free_standing(c, b, room, m, floor_id)
 
 
+LAMP_WORDS = ("bulb", "light", "lamp", "shade", "glow", "emit", "lumi", "pantalla", "abat")
+"""A catalogue lamp's materials that glow: those whose names say bulb, light, lamp, shade..."""
+
+
 def _lamp_light(ctx: Context, b: SceneBuilder, iid: int) -> None:
     placed = next(p for p in b.placed if p.instance_id == iid)
+    if placed.model.file_materials:
+        _catalog_lamp(ctx, b, placed)
+        return
     small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
         wpos = placed.world_from_model @ np.append(pos, 1.0)
@@ -304,6 +337,23 @@ def _lamp_light(ctx: Context, b: SceneBuilder, iid: int) -> None:
     if obj.materials and obj.materials[0].transmission == 0:
         shade = dataclasses.replace(obj.materials[0], emission_strength=round(float(ctx.rng.uniform(0.5, 2.5)), 3))
         b.replace_materials(iid, (obj.material, shade, *obj.materials[1:]))
+
+
+def _catalog_lamp(ctx: Context, b: SceneBuilder, placed) -> None:  # noqa: ANN001
+    """A catalogue lamp: a point light at each of its light sources, its bulb and shade materials glowing."""
+    small = placed.model.height < 0.9
+    for pos, _kind in placed.model.lights:
+        wpos = placed.world_from_model @ np.append(pos, 1.0)
+        power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
+        b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
+                              power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.03))
+    obj = next(o for o in b.objects if o.instance_id == placed.instance_id)
+    slots = list(obj.slots())
+    strength = round(float(ctx.rng.uniform(1.0, 4.0)), 3)
+    for k, fm in enumerate(placed.model.file_materials):
+        if k < len(slots) and any(w in fm.name.lower() for w in LAMP_WORDS):
+            slots[k] = dataclasses.replace(slots[k], emission_strength=strength)
+    b.replace_materials(placed.instance_id, tuple(slots))
 
 
 def decorate(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
@@ -359,6 +409,17 @@ def scatter_clutter(ctx: Context, b: SceneBuilder, n: int, kinds: tuple[str, ...
         ws = surfaces[int(rng.choice(len(surfaces), p=area / area.sum()))]
         menu = SURFACE_MENUS.get(ws.surface.kind, SURFACE_MENUS["table"])
         what = str(rng.choice(menu))
+        catalog_prob = getattr(c.config.layout, "catalog_prob", 0.0)
+        if c.catalog is not None and catalog_prob > 0 and what not in ("books", "pillow") and \
+                rng.random() < catalog_prob:
+            s = ws.surface
+            m = small_model(c.catalog, rng, s.kind, c.room, s.clear_m, min(s.hx, s.hy))
+            if m is not None:
+                iid = place_on_surface(c, b, m, ws)
+                if iid is not None and m.lights and ws.instance_id not in lit_supports:
+                    _lamp_light(c, b, iid)
+                    lit_supports.add(ws.instance_id)
+                continue
         if c.assets and c.assets.has("surface") and rng.random() < c.config.layout.asset_prob:
             c.assets.place_small(c, b, ws)
         elif what == "books":

@@ -210,6 +210,20 @@ class IndoorLayout(_Ranges):
     """Framed pictures tried on the walls."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
+    room_types: tuple[Literal["generic", "kitchen", "bathroom", "bedroom", "living", "office", "corridor"], ...] = (
+        "generic",)
+    """Room types (rgbify/scenes/rooms.py); each scene draws one. generic: the procedural room of sampler versions
+    up to 7; a type's size is the ranges above held to its limits (bathroom 1.8-3.6 m, corridor 1.1-1.8 m wide,
+    living room and office up to 15 m)."""
+    catalog_prob: float = 0.0
+    """Probability that a piece of furniture or a small object comes from the Sweet Home 3D catalogue (Debian:
+    apt install sweethome3d-furniture); 0: procedural models only."""
+    open_door_prob: float = 0.0
+    """Probability that a door on an outer wall stands open onto a furnished neighbouring room."""
+    neighbour_depth_m: Range = (2.5, 5.0)
+    """Depth of a neighbouring room behind an open door, metres."""
+    close_up_prob: float = 0.0
+    """Probability that a view is a close-up: the camera 0.45-1.0 m from an object or a piece of furniture."""
 
 
 @dataclass(frozen=True)

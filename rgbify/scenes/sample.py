@@ -20,7 +20,7 @@ from rgbify.scenes.assets import library_for
 from rgbify.scenes.classes import class_table
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.credits import scene_credits
-from rgbify.scenes.indoor import sample_indoor
+from rgbify.scenes.home import sample_home
 from rgbify.scenes.materials import list_images
 from rgbify.scenes.outdoor import sample_outdoor
 from rgbify.scenes.recipe import RecipeConfig, load_recipe
@@ -43,7 +43,7 @@ class SceneSamplingError(ValueError):
     """No valid scene within the recipe's max_attempts; the message lists the reject reasons."""
 
 
-SAMPLERS: dict[str, Callable[[Context], Draft]] = {"indoor": sample_indoor, "tabletop": sample_tabletop,
+SAMPLERS: dict[str, Callable[[Context], Draft]] = {"indoor": sample_home, "tabletop": sample_tabletop,
                                                     "outdoor": sample_outdoor}
 """The sampler of each recipe kind."""
 
@@ -132,6 +132,28 @@ def _relit(lights: list[Light], world: Any, factor: float) -> tuple[tuple[Light,
     return ls, dataclasses.replace(world, strength=round(world.strength * factor, 4))
 
 
+CATALOG_MISSING = ("the Sweet Home 3D furniture catalogue is not installed: furniture is made procedurally "
+                   "(apt install sweethome3d-furniture, or set RGBIFY_SH3D_DIR to a folder of .sh3f files)")
+"""The one line said, and recorded in spec.meta["catalogue"], when a recipe would draw from a missing catalogue."""
+
+
+def catalog_for(config: RecipeConfig) -> Any:
+    """The catalogue library when the recipe draws from it (``[layout] catalog_prob`` > 0) and it is installed, else
+    None: a recipe's catalogue pieces are then made procedurally (rgbify.scenes.rooms), with one CatalogWarning."""
+    if getattr(config.layout, "catalog_prob", 0.0) <= 0:
+        return None
+    import warnings
+
+    from rgbify.scenes.catalog import CatalogWarning, find_catalogs, load_catalog
+
+    if not find_catalogs():
+        warnings.warn(f"recipe {config.name!r}: {CATALOG_MISSING}", CatalogWarning, stacklevel=3)
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CatalogWarning)  # models that cannot be used are replaced by made ones
+        return load_catalog()
+
+
 def sample_scene(config: RecipeConfig | str, seed: int, index: int, assets: Any = None) -> SceneSpec:
     """The scene for (config, seed, index): a pure function of its arguments (and of the files in the asset,
     texture and HDRI folders they name). Resamples rejected drafts; raises SceneSamplingError after
@@ -150,12 +172,13 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
         assets = library_for(assets)
     if assets is not None and not assets.models:
         assets = None
+    catalog = catalog_for(config)
     images = tuple(list_images(config.materials.image_texture_dir))
     hdris = tuple(p for p in list_images(config.lighting.hdri_dir) if p.lower().endswith((".hdr", ".exr")))
     sampler = SAMPLERS[config.kind]
     rejects: list[str] = []
     for attempt in range(config.validity.max_attempts):
-        ctx = Context.root(config, seed, index, attempt, assets=assets, images=images, hdris=hdris)
+        ctx = Context.root(config, seed, index, attempt, assets=assets, images=images, hdris=hdris, catalog=catalog)
         try:
             draft = sampler(ctx)
             settled = physics.settle(ctx.child("physics"), draft.builder, config.physics)
@@ -183,6 +206,8 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
             used = scene_credits(p.model.credit for p in draft.builder.placed)
             if used:  # the third-party models in the scene, their source and licence (rgbify.scenes.credits)
                 meta["assets"] = used
+            if catalog is None and getattr(config.layout, "catalog_prob", 0.0) > 0:
+                meta["catalogue"] = CATALOG_MISSING
             render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
             render = dataclasses.replace(sensor, samples=config.samples, denoise=config.denoise, seed=render_seed,
                                          max_bounces=config.max_bounces)
