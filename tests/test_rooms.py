@@ -137,3 +137,43 @@ def test_rooms_do_not_interpenetrate_and_objects_rest(recipe):
     for index in range(2):
         problems = audit(sample_scene(cfg, 7, index))
         assert problems == [], (recipe, index, problems)
+
+
+def _world_bounds(o) -> np.ndarray:
+    from rgbify.scenes.geometry import object_mesh
+
+    v = object_mesh(o).vertices
+    m = np.asarray(o.world_from_object)
+    w = v @ m[:3, :3].T + m[:3, 3]
+    return np.stack([w.min(0), w.max(0)])
+
+
+@needs_catalog
+def test_streets_have_pedestrians_on_sidewalks_bicycles_and_catalogue_cars():
+    from rgbify.scenes.outdoor import KERB
+
+    cfg = load_recipe("outdoor")
+    specs = [sample_scene(cfg, 4, i) for i in range(3)]
+    people = [(s, o) for s in specs for o in s.objects if o.class_name == "person"]
+    assert len(people) >= 3 * 2
+    for s, o in people:
+        street = dict(s.meta)["street"]
+        lo, hi = _world_bounds(o)
+        assert abs(lo[2] - KERB) < 0.01 and 1.4 < hi[2] - lo[2] < 2.0, "standing on the sidewalk, true size"
+        assert street["road_width_m"] / 2 - 0.05 <= min(abs(lo[1]), abs(hi[1])), "not on the road"
+        assert max(abs(lo[1]), abs(hi[1])) <= street["road_width_m"] / 2 + street["sidewalk_m"] + 0.05
+    cars = [o for s in specs for o in s.objects if o.class_name == "car"]
+    assert any("sh3d" in str(o.geometry) for o in cars) and any("sh3d" not in str(o.geometry) for o in cars)
+    for o in (o for o in cars if "sh3d" in str(o.geometry)):  # along the street: longer in x than in y
+        lo, hi = _world_bounds(o)
+        assert hi[0] - lo[0] > 1.5 * (hi[1] - lo[1])
+    bikes = sample_scene(load_recipe("outdoor", layout__bicycles=(2, 3)), 4, 0)
+    assert "bicycle" in {o.class_name for o in bikes.objects}
+
+
+def test_streets_without_the_catalogue_have_no_people(monkeypatch, tmp_path):
+    monkeypatch.setenv("RGBIFY_SH3D_DIR", str(tmp_path))
+    with pytest.warns(UserWarning, match="sweethome3d-furniture"):
+        spec = sample_scene(load_recipe("outdoor"), 4, 0)
+    assert not {"person", "bicycle"} & {o.class_name for o in spec.objects}
+    assert not any("sh3d" in str(o.geometry) for o in spec.objects)

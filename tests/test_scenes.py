@@ -176,11 +176,12 @@ PINNED_SCENES = {
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # the physics step (outdoor: nothing loose here)
     7: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # dataset camera profiles (indoor and outdoor)
-    8: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
-        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"],  # room types: new recipes (from the Debian catalogue)
-        "bathroom": ["16c935fd79382104", "89d3eaf790ca0e82"], "bedroom": ["8280ce471bd194f1", "a12a49aa015a1127"],
-        "home": ["06e418a891a27613", "402db85eaa7d634f"], "kitchen": ["b7b423e8e1066eea", "0153391ac896795c"],
-        "living_room": ["17e569d4824954c3", "e3e6cc7cbdfcdbb9"], "office": ["5983573626ab4981", "15be28adbe96affc"]},
+    8: {"indoor": ["60043f1daee48a6b", "3e2282640e1e238e"], "outdoor": ["d45c7a7a734f4999", "36ad5cba81d2ddd8"],
+        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"],  # room types, homes; indoor furniture, outdoor
+        "bathroom": ["f3676febd6d282de", "89d3eaf790ca0e82"],  # cars and people from the Debian catalogue
+        "bedroom": ["8280ce471bd194f1", "99c71e91a02cd254"], "home": ["1f0ddf72bc98b796", "5e6027cfde094e19"],
+        "kitchen": ["b7b423e8e1066eea", "0153391ac896795c"], "living_room": ["7a8130be9652558e", "e3e6cc7cbdfcdbb9"],
+        "office": ["ffd73d8bc75cb48b", "15be28adbe96affc"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -555,7 +556,7 @@ def test_assets_keep_materials_uvs_true_size_and_carry_clutter(tmp_path):
     assert "notex.obj" in text and "missing.png" in text and "nan.obj" in text and "non-finite" in text
     (a,) = lib.assets
     assert a.size_m is None and a.unit_m == 0.01 and a.placement == "floor" and a.own_materials
-    cfg = load_recipe("indoor", layout__asset_prob=1.0, layout__furniture=(8, 12))
+    cfg = load_recipe("indoor", layout__asset_prob=1.0, layout__furniture=(8, 12), layout__catalog_prob=0.0)
     found = False
     for i in range(6):
         spec = sample_scene(cfg, 0, i, lib)
@@ -593,8 +594,8 @@ def test_cli_list_and_sample():
 
 
 def test_cli_bad_input_is_one_line_exit_2(asset_dir):
-    out = _cli("scenes", "sample", "kitchen")
-    assert out.returncode == 2 and "unknown recipe 'kitchen'" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("scenes", "sample", "spaceship")
+    assert out.returncode == 2 and "unknown recipe 'spaceship'" in out.stderr and "Traceback" not in out.stderr
     out = _cli("scenes", "sample", "indoor", "--assets", str(asset_dir), "--strict")
     assert out.returncode == 2 and "empty.stl" in out.stderr and "Traceback" not in out.stderr
     out = _cli("scenes", "sample", "indoor", "--assets", str(asset_dir))

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,6 +376,24 @@ def small_model(catalog: Catalog, rng: np.random.Generator, kind: str, room: str
         SMALL_BY_KIND.get(kind, SMALL_BY_KIND["table"])
     pool = [m for m in catalog.select(classes, ("surface",)) if m.size_m[2] <= clear_m - 0.01 and
             max(m.size_m[0], m.size_m[1]) / 2 <= half_m and (m.room != "bathroom" or room == "bathroom")]
+    if not pool:
+        return None
+    m = pool[int(rng.integers(len(pool)))]
+    try:
+        return m.model(rng)
+    except (CatalogError, GeometryError):
+        return None
+
+
+def pick(catalog: Catalog, rng: np.random.Generator, classes: tuple[str, ...], roles: tuple[str, ...] = ("floor",),
+         rooms: tuple[str, ...] | None = None, name: Callable[[str], bool] | None = None,
+         max_size: float | None = None, max_height: float | None = None, min_height: float = 0.0) -> Model | None:
+    """A model of one of ``classes`` (of ``roles`` and ``rooms``, its lower-case name passing ``name``, its largest
+    side at most ``max_size`` and its height within the bounds), drawn uniformly; None when none fits or the drawn
+    one cannot be converted."""
+    pool = catalog.select(classes, roles, rooms, max_size_m=max_size)
+    pool = [m for m in pool if (name is None or name(m.name.lower())) and m.size_m[2] >= min_height and
+            (max_height is None or m.size_m[2] <= max_height)]
     if not pool:
         return None
     m = pool[int(rng.integers(len(pool)))]

@@ -85,6 +85,12 @@ class Context:
         """This context with the stream of ``phase`` (and of object ``index`` within it)."""
         return dataclasses.replace(self, rng=stream(self.key, phase, *index))
 
+    def scope(self, phase: str, *index: int) -> Context:
+        """As :meth:`child`, and every stream drawn from it below is its own: a part of the scene built by the same
+        code as another (a neighbouring room furnished as a room is) draws other numbers than that one."""
+        return dataclasses.replace(self, key=(*self.key, name_hash(phase), *(int(i) for i in index)),
+                                   rng=stream(self.key, phase, *index))
+
     def material(self, model: Model, texture_prob: float | None = None) -> tuple[Material, ...]:
         """A material for each of the model's slots (slot 0 from its material hint, then its parts' families; a
         mesh file's slots from its own materials)."""

@@ -14,7 +14,7 @@ rgbify/scenes/indoor.py exactly (``sample_indoor``). Otherwise:
 3. the room is furnished by its type, decorated (pictures, rugs, clutter on every surface: catalogue objects
    with probability ``catalog_prob``) and lit;
 4. views: with probability ``close_up_prob`` a close-up (the camera 0.45-1.0 m from an object or a piece of
-   furniture, looking down at it), with probability 0.25 where a door stands open a view through the doorway,
+   furniture, looking down at it), with probability 0.15 where a door stands open a view through the doorway,
    else the overview and furniture views of the generic room.
 """
 
@@ -32,6 +32,8 @@ from rgbify.scenes.indoor import WALL_T, Room, build_room, decorate, interior, l
 from rgbify.scenes.lighting import sky_world
 from rgbify.scenes.placement import make_camera
 
+DOORWAY_VIEW_PROB = 0.15
+"""Where a door stands open, the share of views taken through it (into the neighbouring room)."""
 STRUCTURE = ("wall", "floor", "ceiling", "door", "window", "rug", "picture", "lamp", "curtain")
 
 
@@ -59,13 +61,13 @@ def sample_home(ctx: Context) -> Draft:
         raise Reject("room_lacks_furniture", f"a {room_type} without {', '.join(lacking)}")
     neighbours = []
     for j, door in enumerate(room.open_doors):
-        n = _neighbour(ctx.child("neighbour", j), b, room, door, catalog, [x[1] for x in neighbours])
+        n = _neighbour(ctx.scope("neighbour", j), b, room, door, catalog, [x[1] for x in neighbours])
         if n is not None:
             neighbours.append(n)
     decorate(ctx.child("decorate"), b, room, floor_id)
     light_room(ctx.child("lights"), b, room)
     for j, (nroom, _poly, _t) in enumerate(neighbours):
-        light_room(ctx.child("neighbour_lights", j), b, nroom)
+        light_room(ctx.scope("neighbour_lights", j), b, nroom)
     world = sky_world(ctx.child("world"), 1.0)
     meta = {"room": {"type": room_type, "width_m": round(float(np.ptp(room.poly[:, 0])), 3),
                      "depth_m": round(float(np.ptp(room.poly[:, 1])), 3), "height_m": round(room.height, 3),
@@ -194,7 +196,7 @@ def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, close_up_prob: flo
         cam = None
         if u < close_up_prob:
             cam = close_up(rng)
-        elif room.open_doors and u < close_up_prob + 0.25:
+        elif room.open_doors and u < close_up_prob + DOORWAY_VIEW_PROB:
             cam = doorway(rng)
         return cam if cam is not None else base(rng)
 

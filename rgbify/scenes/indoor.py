@@ -15,7 +15,7 @@ import numpy as np
 
 from rgbify.scenes import models
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, pose
-from rgbify.scenes.catalog import small_model
+from rgbify.scenes.catalog import pick, small_model
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.geometry import rot_z, translate
 from rgbify.scenes.lighting import sky_world, sun_light
@@ -292,10 +292,11 @@ def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
                                    lambda m, w: room.contains_model(m, w, 0.02))
         elif what in ("shelf", "cabinet", "sofa", "bed"):
             m = {"shelf": models.shelf, "cabinet": models.cabinet, "sofa": models.sofa, "bed": models.bed}[what](rng)
+            m = _from_catalog(c, what, m, k)
             iid = against_wall(c, b, room, m, floor_id)
             have_bed |= what == "bed" and iid is not None
         elif what == "lamp":
-            m = models.lamp(rng, floor=True)
+            m = _from_catalog(c, what, models.lamp(rng, floor=True), k)
             if rng.random() < 0.5:
                 iid = against_wall(c, b, room, m, floor_id)
             else:
@@ -305,16 +306,54 @@ def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
                 _lamp_light(c, b, iid)
         elif what in ("table_set", "desk_set"):
             kind = str(rng.choice(["dining", "round"])) if what == "table_set" else "desk"
-            m = models.table(rng, kind)
+            m = _from_catalog(c, kind, models.table(rng, kind), k)
             r = against_wall(c, b, room, m, floor_id) if kind == "desk" else \
                 _free_standing(c, b, room, m, floor_id)
+            chair = _from_catalog(c, "chair", None, k)
             if isinstance(r, tuple):
-                _chairs_around(c, b, room, m, r[1], floor_id)
+                _chairs_around(c, b, room, m, r[1], floor_id, chair)
             elif r is not None:
-                _chairs_around(c, b, room, m, b.placed[-1].world_from_model, floor_id)
+                _chairs_around(c, b, room, m, b.placed[-1].world_from_model, floor_id, chair)
         else:
-            m = models.table(rng, "coffee" if what == "coffee" else "side")
+            kind = "coffee" if what == "coffee" else "side"
+            m = _from_catalog(c, kind, models.table(rng, kind), k)
             _free_standing(c, b, room, m, floor_id)
+
+
+NOT_IN_A_ROOM = ("baby", "child", "crib", "bunk", "mezzanine", "hospital", "opened", "tv", "television", "stool",
+                 "bar ")
+"""Catalogue models the generic room leaves out (by words of their names)."""
+CATALOG_PIECES: dict[str, dict] = {
+    "shelf": {"classes": ("shelf",), "rooms": ("living", "office")},
+    "cabinet": {"classes": ("cabinet", "dresser"), "rooms": ("living", "bedroom", "office")},
+    "sofa": {"classes": ("sofa",), "rooms": ("living",), "max_size": 2.6},
+    "bed": {"classes": ("bed",), "rooms": ("bedroom",), "max_size": 2.3},
+    "lamp": {"classes": ("lamp",), "rooms": ("any", "living", "bedroom", "office")},
+    "dining": {"classes": ("table",), "rooms": ("living", "kitchen"), "max_size": 2.2, "max_height": 0.8,
+               "min_height": 0.65},
+    "round": {"classes": ("table",), "rooms": ("living", "kitchen"), "max_size": 1.6, "max_height": 0.8,
+              "min_height": 0.65},
+    "desk": {"classes": ("desk",), "rooms": ("office",), "max_size": 1.8},
+    "coffee": {"classes": ("table",), "rooms": ("living",), "max_height": 0.55},
+    "side": {"classes": ("table",), "rooms": ("living", "bedroom"), "max_size": 0.7, "max_height": 0.75},
+    "chair": {"classes": ("chair",), "rooms": ("living", "kitchen", "office"), "max_height": 1.15},
+}
+"""What the catalogue gives for each piece of the generic room (rgbify.scenes.catalog.pick's arguments)."""
+
+
+def _from_catalog(ctx: Context, what: str, made: Model | None, k: int) -> Model | None:
+    """With the catalogue, and with probability ``[layout] catalog_prob``, a catalogue model instead of ``made``
+    for piece ``k`` (drawn from a stream of its own: without the catalogue the room is what it was)."""
+    p = getattr(ctx.config.layout, "catalog_prob", 0.0)
+    if ctx.catalog is None or p <= 0:
+        return made
+    c = ctx.child("catalog_" + what, k)
+    if c.rng.random() >= p:
+        return made
+    kw = dict(CATALOG_PIECES[what])
+    m = pick(ctx.catalog, c.rng, kw.pop("classes"), ("floor",),
+             name=lambda n: not any(w in n for w in NOT_IN_A_ROOM), **kw)
+    return m if m is not None else made
 
 
 LAMP_WORDS = ("bulb", "light", "lamp", "shade", "glow", "emit", "lumi", "pantalla", "abat")

@@ -13,6 +13,7 @@ import numpy as np
 
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface, pose
 from rgbify.scenes.cameras import PROFILES
+from rgbify.scenes.catalog import pick
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
@@ -250,6 +251,8 @@ def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> 
             count += 1
     _vehicles(ctx, b, st, ids)
     _street_furniture(ctx, b, st, ids)
+    if ctx.catalog is not None:
+        _people_and_bicycles(ctx, b, st, ids)
 
 
 def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -260,14 +263,41 @@ def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
         rng = c.rng
         cls = str(rng.choice(["car", "car", "car", "truck", "bus"]))
         m = vehicle(rng, cls)
+        turn = 0.0
+        if cls == "car" and ctx.catalog is not None:
+            cc = ctx.child("catalog_vehicle", k)
+            if cc.rng.random() < lay.catalog_prob:
+                real = pick(ctx.catalog, cc.rng, ("car",), ("floor",), max_size=5.0, max_height=2.0)
+                if real is not None:  # a catalogue model's length runs along its y axis
+                    m, turn = real, -90.0
         for _try in range(8):
             side = 1 if rng.random() < 0.5 else -1
             parked = rng.random() < 0.35
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
             xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
-            if b.add(m, pose(xv, y, ROAD_Z, yaw), c.material(m), support=ids["road"]) is not None:
+            if b.add(m, pose(xv, y, ROAD_Z, yaw + turn), c.material(m), support=ids["road"]) is not None:
                 break
+
+
+def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
+    """Pedestrians on the sidewalks, facing along them or across (some standing, turned any way), and bicycles
+    parked at the kerb, along the stretch of street the cameras look at (catalogue models)."""
+    lay = ctx.config.layout
+    rng = ctx.child("people").rng
+    for k in range(int(rng.integers(lay.pedestrians[0], lay.pedestrians[1] + 1))):
+        c = ctx.child("pedestrian", k)
+        m = pick(ctx.catalog, c.rng, ("person",), ("floor",), name=lambda n: "child" not in n)
+        if m is not None:
+            yaw = float(c.rng.choice([0.0, 180.0]) + c.rng.normal(0, 10)) if c.rng.random() < 0.7 else \
+                float(c.rng.uniform(0, 360))
+            _on_sidewalk(c, b, st, m, ids, edge=False, yaw=yaw - 90.0, x_range=(-130.0, 80.0))
+    for k in range(int(rng.integers(lay.bicycles[0], lay.bicycles[1] + 1))):
+        c = ctx.child("bicycle", k)
+        m = pick(ctx.catalog, c.rng, ("bicycle",), ("floor",), min_height=0.6)
+        if m is not None:
+            _on_sidewalk(c, b, st, m, ids, edge=False, yaw=float(c.rng.choice([0.0, 180.0])) - 90.0,
+                         x_range=(-130.0, 80.0), kerb=True)
 
 
 def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -302,16 +332,26 @@ def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, 
                                  ids["ground"], None)
 
 
-def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool) -> None:
+def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool,
+                 yaw: float | None = None, x_range: tuple[float, float] = (-80.0, 180.0), kerb: bool = False) -> None:
+    """``m`` on a sidewalk: at its kerb edge facing the road (``edge``), else anywhere across it facing along it
+    (or turned by ``yaw``); ``kerb``: just inside the kerb, its own yaw."""
     rng = ctx.rng
+    given = yaw
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
-        x = _u(rng, -80.0, 180.0)
+        x = _u(rng, *x_range)
         if st.in_cross(x - 2, x + 2):
             continue
         mid, spread = st.width / 2 + st.sidewalk / 2, max(0.0, st.sidewalk / 2 - m.radius_xy)
         y = sgn * (st.width / 2 + 0.4) if edge else sgn * (mid + _u(rng, -spread, spread))
-        yaw = (180.0 if sgn > 0 else 0.0) if edge else float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
+        if kerb:
+            y = sgn * (st.width / 2 + 0.1 + m.radius_xy)
+        if given is not None:
+            yaw = given
+        else:
+            yaw = (180.0 if sgn > 0 else 0.0) if edge else \
+                float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
         sup = next((v for k, v in ids.items() if k.startswith(f"sidewalk{sgn}")), ids["ground"])
         if b.add(m, pose(x, y, KERB, yaw), ctx.material(m), support=sup) is not None:
             return

@@ -276,6 +276,13 @@ class OutdoorLayout(_Ranges):
     """Side of the square ground plane, metres."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
+    pedestrians: IntRange = (0, 0)
+    """People standing or walking on the sidewalks near the camera's stretch of street (Sweet Home 3D catalogue
+    models: none without it)."""
+    bicycles: IntRange = (0, 0)
+    """Bicycles parked at the kerb (catalogue models: none without it)."""
+    catalog_prob: float = 0.0
+    """Probability that a car is a Sweet Home 3D catalogue model (true size, its own materials); 0: no catalogue."""
 
 
 Layout = IndoorLayout | TabletopLayout | OutdoorLayout

@@ -34,9 +34,9 @@ import numpy as np
 
 from rgbify.scenes import models
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, pose
-from rgbify.scenes.catalog import Catalog, CatalogError
+from rgbify.scenes.catalog import Catalog
+from rgbify.scenes.catalog import pick as catalog_pick
 from rgbify.scenes.context import Context
-from rgbify.scenes.geometry import GeometryError
 from rgbify.scenes.indoor import Room, _chairs_around, _lamp_light
 from rgbify.scenes.materials import sample_material
 
@@ -90,15 +90,10 @@ class Furnisher:
         with probability catalog_prob, else ``make``; None if neither gives one."""
         lay = c.config.layout
         if self.catalog is not None and lay.catalog_prob > 0 and c.rng.random() < lay.catalog_prob:
-            pool = self.catalog.select(classes, roles, rooms or (self.type,), max_size_m=max_size)
-            pool = [m for m in pool if (name is None or name(m.name.lower())) and m.size_m[2] >= min_height and
-                    (max_height is None or m.size_m[2] <= max_height)]
-            if pool:
-                m = pool[int(c.rng.integers(len(pool)))]
-                try:
-                    return m.model(c.rng)
-                except (CatalogError, GeometryError):
-                    pass  # a model the catalogue cannot give (a missing texture): made instead
+            m = catalog_pick(self.catalog, c.rng, classes, roles, rooms or (self.type,), name, max_size, max_height,
+                             min_height)
+            if m is not None:
+                return m  # else none fits, or one the catalogue cannot give (a missing texture): made instead
         return make(c.rng) if make is not None else None
 
     # -- where things go -----------------------------------------------------------------------------------------
