@@ -177,3 +177,44 @@ def test_streets_without_the_catalogue_have_no_people(monkeypatch, tmp_path):
         spec = sample_scene(load_recipe("outdoor"), 4, 0)
     assert not {"person", "bicycle"} & {o.class_name for o in spec.objects}
     assert not any("sh3d" in str(o.geometry) for o in spec.objects)
+
+
+def test_facades_have_windows_set_into_the_wall_and_a_door():
+    """A street front of inset windows: a ray toward the front through a window's centre stops ``inset`` behind
+    the wall's plane (on the glass), one through a pier on the plane itself; dark glass, a door of its own
+    material; one collision box for the block (and one for a roof on it)."""
+    import trimesh
+
+    from rgbify.scenes.outdoor import building
+
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        m = building(rng, 14.0, 10.0, 16.0, facade_prob=1.0)
+        assert "facade_glass" in m.slot_hints and ({"wood", "metal"} & set(m.slot_hints))
+        np.testing.assert_allclose(m.boxes[0][1], [7.0, 5.0, 8.0])  # the block's, then a roof's above it
+        v = np.asarray(m.geometry.vertices)
+        assert v[:, 0].min() >= -7.0 - 1e-9 and v[:, 0].max() <= 7.0 + 1e-9, "nothing past the block's sides"
+        assert v[:, 1].min() >= -5.0 - 0.03 and v[:, 1].max() <= 5.0 + 1e-9, "only the sills stand out, 2 cm"
+        assert all(c[2] - h[2] >= 16.0 - 1e-6 for c, h in m.boxes[1:])
+        g = m.geometry
+        mesh = trimesh.Trimesh(np.asarray(g.vertices), np.asarray(g.faces), process=False)
+        slots = np.asarray(g.face_materials)
+        glass = 1 + list(m.slot_hints).index("facade_glass")
+        # the front's hits on a grid of rays over the upper floors
+        gx, gz = np.meshgrid(np.linspace(-6.9, 6.9, 120), np.linspace(5.0, 15.0, 60))
+        xs, zs = gx.ravel(), gz.ravel()
+        origins = np.stack([xs, np.full_like(xs, -20.0), zs], 1)
+        loc, ray, tri = mesh.ray.intersects_location(origins, np.tile([0.0, 1.0, 0.0], (len(xs), 1)),
+                                                     multiple_hits=False)
+        y = np.full(len(xs), np.nan)
+        y[ray] = loc[:, 1]
+        hit_glass = np.zeros(len(xs), bool)
+        hit_glass[ray] = slots[tri] == glass
+        front = -5.0
+        on_wall = np.isclose(y, front, atol=1e-6)
+        recessed = y > front + 0.08
+        assert on_wall.any() and recessed.any(), seed
+        assert np.all(recessed[hit_glass]), "the glass is set back into the wall"
+        assert np.all(y[recessed] <= front + 0.25), "no deeper than the inset (0.12-0.25 m)"
+        assert hit_glass[recessed].mean() > 0.9, "what lies back is glass (and a mullion)"
+        assert hit_glass.sum() >= 0.1 * len(xs), "windows cover a good part of the front"

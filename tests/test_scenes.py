@@ -176,7 +176,7 @@ PINNED_SCENES = {
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # the physics step (outdoor: nothing loose here)
     7: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # dataset camera profiles (indoor and outdoor)
-    8: {"indoor": ["60043f1daee48a6b", "3e2282640e1e238e"], "outdoor": ["d45c7a7a734f4999", "36ad5cba81d2ddd8"],
+    8: {"indoor": ["60043f1daee48a6b", "3e2282640e1e238e"], "outdoor": ["53a0b426c13ea0ac", "8e12b68a4d2a63d0"],
         "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"],  # room types, homes; indoor furniture, outdoor
         "bathroom": ["f3676febd6d282de", "89d3eaf790ca0e82"],  # cars and people from the Debian catalogue
         "bedroom": ["8280ce471bd194f1", "99c71e91a02cd254"], "home": ["1f0ddf72bc98b796", "5e6027cfde094e19"],

@@ -70,8 +70,14 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
                    material_hint="car")
 
 
-def building(rng: np.random.Generator, width: float, depth: float, height: float) -> Model:
-    p = Parts().box((0, 0, height / 2), (width, depth, height))
+def building(rng: np.random.Generator, width: float, depth: float, height: float, facade_prob: float = 0.0
+             ) -> Model:
+    """A block ``width`` x ``depth`` x ``height`` (its street front toward -y), sometimes a stepped or gabled roof;
+    with probability ``facade_prob`` a front of inset windows and a door (:func:`_facade`)."""
+    inset = _u(rng, 0.12, 0.25) if rng.random() < facade_prob and height >= 3.0 and width >= 4.0 else 0.0
+    p = Parts().box((0, inset / 2, height / 2), (width, depth - inset, height))
+    if inset:
+        _facade(rng, p, width, depth, height, inset)
     if rng.random() < 0.4:
         h2 = height * _u(rng, 0.15, 0.4)
         p.box((0, -depth * 0.1, height + h2 / 2), (width * _u(rng, 0.5, 0.85), depth * _u(rng, 0.5, 0.75), h2))
@@ -81,6 +87,60 @@ def building(rng: np.random.Generator, width: float, depth: float, height: float
         pts += [(x, 0.0, height + r) for x in (-width / 2, width / 2)]
         p.hull(np.array(pts))
     return p.model("building", "building", material_hint="building")
+
+
+def _facade(rng: np.random.Generator, p: Parts, width: float, depth: float, height: float, inset: float) -> None:
+    """The front (y = -depth/2) of a block whose body starts ``inset`` behind it: floors (ground floor 3.3-4.5 m,
+    upper ones 2.8-3.4 m) of bays 2.4-4 m wide, each with a window set ``inset`` into the wall (dark glass in a
+    frame, a sill), one door on the ground floor; the wall between them as piers and bands. Collision: one box for
+    the whole block."""
+    n0 = len(p.boxes)
+    y0, t = -depth / 2, inset
+    yc = y0 + t / 2
+    ground, upper = _u(rng, 3.3, 4.5), _u(rng, 2.8, 3.4)
+    levels = [0.0, ground]
+    while levels[-1] + upper <= height - 0.5:
+        levels.append(levels[-1] + upper)
+    bays = max(1, int(width // _u(rng, 2.4, 4.0)))
+    bay = width / bays
+    win_w = bay * _u(rng, 0.4, 0.65)
+    sill, win_h = _u(rng, 0.8, 1.0), upper * _u(rng, 0.45, 0.6)
+    door_bay = int(rng.integers(bays))
+    xs = [-width / 2 + (k + 0.5) * bay for k in range(bays)]
+    for f in range(len(levels) - 1):
+        z0, z1 = levels[f], levels[f + 1]
+        lo, hi = z0 + sill, min(z0 + sill + win_h, z1 - 0.3)
+        if f == 0:  # shop-window height on the ground floor
+            lo, hi = 0.6, z1 - 0.6
+        p.of(None)
+        dw = min(win_w, 1.6)
+        door = (xs[door_bay] - dw / 2, xs[door_bay] + dw / 2) if f == 0 else (width / 2, width / 2)
+        for a, b in ((-width / 2, door[0]), (door[1], width / 2)):  # below the windows (and beside the door)
+            if b - a > 1e-3:
+                p.box(((a + b) / 2, yc, (z0 + lo) / 2), (b - a, t, lo - z0))
+        p.box((0, yc, (hi + z1) / 2), (width, t, z1 - hi))  # above them
+        edges = [-width / 2] + [x for c in xs for x in (c - win_w / 2, c + win_w / 2)] + [width / 2]
+        for a, b in zip(edges[::2], edges[1::2], strict=True):  # piers between the windows
+            if b - a > 1e-3:
+                p.box(((a + b) / 2, yc, (lo + hi) / 2), (b - a, t, hi - lo))
+        for k, c in enumerate(xs):
+            if f == 0 and k == door_bay:  # the door: from the pavement up, set into the wall
+                p.of("wood" if rng.random() < 0.6 else "metal")
+                p.box((c, y0 + t - 0.03, hi / 2), (dw, 0.06, hi))
+                if win_w - dw > 0.02:  # wall beside a door narrower than the bay's window
+                    side = (win_w - dw) / 2
+                    p.of(None).box((c - dw / 2 - side / 2, yc, (lo + hi) / 2), (side, t, hi - lo))
+                    p.box((c + dw / 2 + side / 2, yc, (lo + hi) / 2), (side, t, hi - lo))
+                continue
+            p.of("facade_glass").box((c, y0 + t - 0.02, (lo + hi) / 2), (win_w, 0.04, hi - lo))
+            p.of("metal").box((c, y0 + t - 0.05, (lo + hi) / 2), (0.05, 0.04, hi - lo))  # a mullion
+            p.box((c, y0 + t * 0.5 - 0.01, lo - 0.03), (win_w + 0.1, t + 0.02, 0.06))  # the sill
+    p.of(None)
+    top = levels[-1]
+    if height - top > 1e-3:  # the parapet above the last floor
+        p.box((0, yc, (top + height) / 2), (width, t, height - top))
+    del p.boxes[n0:]
+    p.boxes[0] = (np.array([0.0, 0.0, height / 2]), np.array([width / 2, depth / 2, height / 2]))
 
 
 def street_pole(rng: np.random.Generator) -> Model:
@@ -243,7 +303,7 @@ def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> 
             h = float(np.exp(rng.uniform(np.log(lay.building_height_m[0]), np.log(lay.building_height_m[1]))))
             setback = _u(rng, 0.2, 8.0)
             if not st.in_cross(x, x + w, 2.0):
-                m = building(rng, w, d, h)
+                m = building(rng, w, d, h, lay.facade_prob)
                 y = sgn * (st.kerb_y + setback + d / 2)
                 b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m),
                       support=ids["ground"])

@@ -276,6 +276,8 @@ class OutdoorLayout(_Ranges):
     """Side of the square ground plane, metres."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
+    facade_prob: float = 0.0
+    """Probability that a building's street front has windows set into it and a door (else a plain wall)."""
     pedestrians: IntRange = (0, 0)
     """People standing or walking on the sidewalks near the camera's stretch of street (Sweet Home 3D catalogue
     models: none without it)."""
