@@ -549,8 +549,12 @@ def _sofa_group(f: Furnisher, walls: list[int]) -> None:
                   name=lambda n: "armchair" not in n and "convertible" not in n and "puff" not in n)
     if sofa is None:
         return
-    k = walls[int(c.rng.integers(min(2, len(walls))))]
-    placed = f.at_wall(c, sofa, k, float(c.rng.uniform(0.35, 0.65)) * f.room.walls[k]["length"], gap=0.03)
+    first = int(c.rng.integers(min(2, len(walls))))
+    placed = None
+    for k in [walls[(first + j) % len(walls)] for j in range(len(walls)) for _ in range(3)]:  # 3 spots a wall
+        placed = f.at_wall(c, sofa, k, float(c.rng.uniform(0.35, 0.65)) * f.room.walls[k]["length"], gap=0.03)
+        if placed is not None:
+            break
     if placed is None:
         return
     sofa_w = placed[1]
