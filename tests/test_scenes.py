@@ -625,6 +625,9 @@ def test_cli_stats(tmp_path):
     assert "reject rate" in out.stdout and "instances per scene" in out.stdout
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["scenes"] == 4 and sum(s["depth_histogram"]) > 0 and "building" in s["classes"]
+    assert "models:" in out.stdout and "class coverage" in out.stdout
+    assert s["models"]["distinct"] >= 8 and 1 <= s["models"]["scenes_until_half_seen"] <= 4
+    assert s["coverage"]["cityscapes_train"] >= 8 and 0 in s["coverage"]["cityscapes_train_ids"]  # road
     from rgbify.scenes.stats import recipe_stats
     one = recipe_stats(load_recipe("outdoor"), 4, jobs=1)
     assert {k: v for k, v in one.items() if "seconds" not in k and k != "jobs"} == \
