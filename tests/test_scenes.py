@@ -118,8 +118,8 @@ def test_twenty_specs_are_pure_functions_of_config_seed_index():
 PINNED_SCENES = {
     2: {"indoor": ["919e23cde6bea51e", "50cc55476ce20670"], "outdoor": ["dbd3b327d619e974", "bfd9f572eb9afb68"],
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
-    3: {"indoor": ["1bfb2e8d766e8ad2", "5774555ba8d5390e"], "outdoor": ["67a013e9fd4ea30a", "29527668bc10e68f"],
-        "tabletop": ["f5cdea490fd463c1", "7b35dfa16e65b83d"]},
+    3: {"indoor": ["43f50f66c0acb625", "6a2b225dd4f7db24"], "outdoor": ["bf6dcd4b60857b11", "8b0a8399ea0a739f"],
+        "tabletop": ["c1bc37041ee78069", "da519ea656444b38"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 

@@ -264,7 +264,23 @@ class RecipeConfig:
     denoise: bool = True
     """Denoise the RGB render (OpenImageDenoise)."""
     max_bounces: int = 8
-    """Cycles light path bounces of the RGB render."""
+    """Cycles light path bounces of the RGB render (total)."""
+    diffuse_bounces: int = 4
+    """Cycles diffuse bounces."""
+    glossy_bounces: int = 4
+    """Cycles glossy bounces."""
+    transmission_bounces: int = 12
+    """Cycles transmission bounces."""
+    adaptive_threshold: float = 0.01
+    """Cycles adaptive sampling's noise threshold."""
+    light_tree: bool = True
+    """Cycles' light tree."""
+    clamp_indirect: float = 10.0
+    """Clamp of indirect light samples (0: none)."""
+    caustics: bool = True
+    """Reflective and refractive caustics."""
+    denoise_prefilter: Literal["ACCURATE", "FAST", "NONE"] = "ACCURATE"
+    """OpenImageDenoise's prefilter of its guides."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """[camera]: field of view, height, pitch, roll."""
     lighting: LightingConfig = field(default_factory=LightingConfig)

@@ -36,6 +36,9 @@ from rgbify.scenes.spec import (
 from rgbify.scenes.tabletop import sample_tabletop
 
 CAMERA_TRIES = 4
+CYCLES_FIELDS = ("samples", "denoise", "max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
+                 "adaptive_threshold", "light_tree", "clamp_indirect", "caustics", "denoise_prefilter")
+"""The Cycles settings a recipe gives every scene's RenderSettings."""
 
 
 class SceneSamplingError(ValueError):
@@ -177,8 +180,7 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
                     "attempts": attempt + 1, "rejects": rejects, "coverage": cov.to_meta(),
                     "exposure": exp.to_meta(), **draft.meta}
             render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
-            render = dataclasses.replace(sensor, samples=config.samples, denoise=config.denoise, seed=render_seed,
-                                         max_bounces=config.max_bounces)
+            render = dataclasses.replace(sensor, seed=render_seed, **{f: getattr(config, f) for f in CYCLES_FIELDS})
             spec = SceneSpec(camera=camera, objects=tuple(draft.builder.objects), lights=lights, world=world,
                              render=render, classes=class_table(extra), meta=tuple(meta.items()))
             # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)

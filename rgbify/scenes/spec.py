@@ -339,7 +339,23 @@ class RenderSettings:
     seed: int = 0
     """Cycles noise seed."""
     max_bounces: int = 8
-    """Light path bounces."""
+    """Light path bounces (total)."""
+    diffuse_bounces: int = 4
+    """Diffuse bounces (Blender's default 4)."""
+    glossy_bounces: int = 4
+    """Glossy bounces (Blender's default 4)."""
+    transmission_bounces: int = 12
+    """Transmission bounces (Blender's default 12)."""
+    adaptive_threshold: float = 0.01
+    """Adaptive sampling's noise threshold (Blender's default 0.01; higher stops sooner)."""
+    light_tree: bool = True
+    """Cycles' light tree (many-light sampling)."""
+    clamp_indirect: float = 10.0
+    """Clamp of indirect light samples (0: none; Blender's default 10)."""
+    caustics: bool = True
+    """Reflective and refractive caustics (Blender's default on)."""
+    denoise_prefilter: Literal["ACCURATE", "FAST", "NONE"] = "ACCURATE"
+    """OpenImageDenoise's prefilter of its albedo and normal guides."""
     view_transform: Literal["Standard", "AgX"] = "Standard"
     """Blender's view transform from scene light to display: Standard (clip at 1) or AgX (a filmic curve)."""
     exposure_ev: float = 0.0
