@@ -42,6 +42,10 @@ class TrainConfig:
     """Sampling weight of each task, one per task (comma-separated; empty: equal)."""
     generation_ratio: float = 0.05
     """Fraction of items that are plain image generation (caption -> RGB) to retain generation; instruct only."""
+    color_jitter: float = 0.0
+    """Photometric augmentation of training input images: brightness, contrast and saturation in [1-s, 1+s] (0: off)."""
+    noise_std: float = 0.0
+    """Gaussian noise on training input images, standard deviation drawn in [0, this] 8-bit levels (0: off)."""
     resolution: int = 512
     """Training side length in pixels (a multiple of 8; the latent is resolution/8)."""
     batch_size: int = 4
@@ -106,6 +110,10 @@ class TrainConfig:
             raise ConfigError(f"--task-weights has {len(self.task_weights)} values for {len(self.tasks)} tasks")
         if self.resolution % 8 or self.resolution < 16:
             raise ConfigError(f"--resolution {self.resolution} must be a multiple of 8 and at least 16")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ConfigError(f"--color-jitter {self.color_jitter} must lie in [0, 1)")
+        if not 0.0 <= self.noise_std <= 64.0:
+            raise ConfigError(f"--noise-std {self.noise_std} must lie in [0, 64] (8-bit levels)")
         if not 0.0 <= self.generation_ratio < 1.0:
             raise ConfigError(f"--generation-ratio {self.generation_ratio} must lie in [0, 1)")
         for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints"):

@@ -72,6 +72,8 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         resolution=cfg.resolution,
         generation_ratio=generation_ratio,
         seed=cfg.seed,
+        color_jitter=cfg.color_jitter if split == "train" else 0.0,
+        noise_std=cfg.noise_std if split == "train" else 0.0,
         **kw,
     )
 

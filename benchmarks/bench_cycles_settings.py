@@ -1,0 +1,142 @@
+"""Cycles settings study: image quality against render time, to choose the recipes' defaults.
+
+    python benchmarks/bench_cycles_settings.py                  # 3 recipes x 2 scenes, 256x192, ~25 min on 2 cores
+    python benchmarks/bench_cycles_settings.py --size 128x96 --scenes 1 --quick
+
+For each scene (one recipe scene, camera resized, the photometric post-process off so only the renderer is judged)
+it renders a reference (1024 samples, adaptive threshold 0.001, 16/8/8/16 bounces, no clamp, caustics, OIDN with
+the accurate prefilter), then each candidate setting, and prints the candidate's seconds (the RGB render only, the
+scene already built), PSNR (dB) and SSIM (Wang et al. 2004, Gaussian window sigma 1.5, on luma) against the
+reference, each a mean over the scenes, plus the time as a ratio to the current default measured in the same run.
+Settings on the Pareto front of (time, 1 - SSIM) are starred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from rgbify.render.cli import resize_camera, spec_from_recipe  # noqa: E402
+from rgbify.scenes.spec import PostProcess  # noqa: E402
+
+REFERENCE = dict(samples=1024, adaptive_threshold=0.001, max_bounces=16, diffuse_bounces=8, glossy_bounces=8,
+                 transmission_bounces=16, clamp_indirect=0.0, caustics=True, light_tree=True, denoise=True,
+                 denoise_prefilter="ACCURATE")
+
+CANDIDATES: list[tuple[str, dict]] = [
+    ("16 spp", dict(samples=16)),
+    ("32 spp", dict(samples=32)),
+    ("64 spp (default)", dict()),
+    ("128 spp", dict(samples=128)),
+    ("256 spp", dict(samples=256)),
+    ("64 spp, no denoiser", dict(denoise=False)),
+    ("64 spp, prefilter FAST", dict(denoise_prefilter="FAST")),
+    ("64 spp, prefilter NONE", dict(denoise_prefilter="NONE")),
+    ("64 spp, adaptive 0.005", dict(adaptive_threshold=0.005)),
+    ("64 spp, adaptive 0.02", dict(adaptive_threshold=0.02)),
+    ("64 spp, adaptive 0.05", dict(adaptive_threshold=0.05)),
+    ("64 spp, bounces 4 (2/2/4)", dict(max_bounces=4, diffuse_bounces=2, glossy_bounces=2, transmission_bounces=4)),
+    ("64 spp, bounces 12 (8/8/12)", dict(max_bounces=12, diffuse_bounces=8, glossy_bounces=8)),
+    ("64 spp, light tree off", dict(light_tree=False)),
+    ("64 spp, clamp 0 (off)", dict(clamp_indirect=0.0)),
+    ("64 spp, clamp 3", dict(clamp_indirect=3.0)),
+    ("64 spp, caustics off", dict(caustics=False)),
+    ("32 spp, caustics off, FAST", dict(samples=32, caustics=False, denoise_prefilter="FAST")),
+    ("32 spp, adaptive 0.02, caustics off", dict(samples=32, adaptive_threshold=0.02, caustics=False)),
+]
+QUICK = {"16 spp", "64 spp (default)", "256 spp", "64 spp, caustics off"}
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722]) / 255.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
+    """Mean SSIM of two uint8 RGB images, on luma in [0, 1] (Gaussian window, K1 = 0.01, K2 = 0.03)."""
+    x, y = luma(a), luma(b)
+    c1, c2 = 0.01**2, 0.03**2
+    f = lambda v: gaussian_filter(v, sigma, truncate=3.5)  # noqa: E731
+    mx, my = f(x), f(y)
+    vx, vy, cxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[str, tuple[np.ndarray, float]]:
+    """Build ``spec`` once in Blender and render the RGB image under each variant of its RenderSettings."""
+    from rgbify.render import cycles
+    from rgbify.scenes.geometry import scene_meshes
+
+    cycles.reset()
+    built = cycles.build_scene(spec, scene_meshes(spec.objects))
+    cycles._common_cycles(built.scene, "cpu", None)
+    out = {}
+    for name, change in variants:
+        s = dataclasses.replace(spec, render=dataclasses.replace(spec.render, **change))
+        t0 = time.perf_counter()
+        rgb = cycles.render_rgb(built, s, os.path.join(tmp, "rgb.png"))
+        out[name] = (rgb, time.perf_counter() - t0)
+        print(f"  {name}: {out[name][1]:.2f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipes", default="indoor,tabletop,outdoor")
+    ap.add_argument("--scenes", type=int, default=2, help="scenes per recipe")
+    ap.add_argument("--size", default="256x192")
+    ap.add_argument("--quick", action="store_true", help=f"only {sorted(QUICK)}")
+    ap.add_argument("--save", help="folder to write the reference and the candidates' PNGs to")
+    args = ap.parse_args(argv)
+    w, h = (int(v) for v in args.size.split("x"))
+    candidates = [c for c in CANDIDATES if not args.quick or c[0] in QUICK]
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in candidates}
+    for recipe in args.recipes.split(","):
+        for index in range(args.scenes):
+            spec = spec_from_recipe(recipe, 0, index)
+            spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, w, h),
+                                       render=dataclasses.replace(spec.render, post=PostProcess()))
+            print(f"{recipe} scene {index}: {len(spec.objects)} objects", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                renders = render_variants(spec, [("reference", REFERENCE), *candidates], tmp)
+            ref = renders["reference"][0]
+            if args.save:
+                from PIL import Image
+
+                os.makedirs(args.save, exist_ok=True)
+                for name, (rgb, _) in renders.items():
+                    slug = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "").replace("/", "-")
+                    Image.fromarray(rgb).save(os.path.join(args.save, f"{recipe}{index}_{slug}.png"))
+            for name, _ in candidates:
+                rgb, sec = renders[name]
+                rows[name].append((sec, psnr(rgb, ref), ssim(rgb, ref)))
+    default = np.mean([r[0] for r in rows["64 spp (default)"]]) if "64 spp (default)" in rows else None
+    stats = {name: tuple(np.mean(np.array(v), axis=0)) for name, v in rows.items()}
+    front = {n for n, (t, _, s) in stats.items()
+             if not any(t2 <= t and s2 >= s and (t2, s2) != (t, s) for t2, _, s2 in stats.values())}
+    n = args.scenes * len(args.recipes.split(","))
+    print(f"## Cycles settings, {w}x{h}, mean over {n} scenes (reference: 1024 spp, OIDN)\n")
+    print("| setting | seconds | x default | PSNR dB | SSIM | Pareto |")
+    print("|---|---:|---:|---:|---:|:-:|")
+    for name, (t, p, s) in stats.items():
+        ratio = f"{t / default:.2f}" if default else "-"
+        print(f"| {name} | {t:.2f} | {ratio} | {p:.2f} | {s:.4f} | {'*' if name in front else ''} |")
+
+
+if __name__ == "__main__":
+    main()
