@@ -5,10 +5,11 @@
 
 For each scene (one recipe scene, camera resized, the photometric post-process off so only the renderer is judged)
 it renders a reference (1024 samples, adaptive threshold 0.001, 16/8/8/16 bounces, no clamp, caustics, OIDN with
-the accurate prefilter), then each candidate setting, and prints the candidate's seconds (the RGB render only, the
-scene already built), PSNR (dB) and SSIM (Wang et al. 2004, Gaussian window sigma 1.5, on luma) against the
-reference, each a mean over the scenes, plus the time as a ratio to the current default measured in the same run.
-Settings on the Pareto front of (time, 1 - SSIM) are starred.
+the accurate prefilter; cached in --cache by spec hash), then each candidate setting, and prints the candidate's
+core-seconds (CPU time of this process during the RGB render only, the scene already built: unlike wall time, it
+barely changes with other jobs on the machine), wall seconds, PSNR (dB) and SSIM (Wang et al. 2004, Gaussian
+window sigma 1.5, on luma) against the reference, each a mean over the scenes, and the core-seconds as a ratio to
+the current default's in the same run. Settings on the Pareto front of (time, 1 - SSIM) are starred.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 import time
 
 import numpy as np
+from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,8 +79,14 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     return float(s.mean())
 
 
-def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[str, tuple[np.ndarray, float]]:
-    """Build ``spec`` once in Blender and render the RGB image under each variant of its RenderSettings."""
+def cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Build ``spec`` once in Blender and render the RGB image under each variant of its RenderSettings:
+    {name: (rgb, core-seconds, wall seconds)}."""
     from rgbify.render import cycles
     from rgbify.scenes.geometry import scene_meshes
 
@@ -88,10 +96,10 @@ def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[st
     out = {}
     for name, change in variants:
         s = dataclasses.replace(spec, render=dataclasses.replace(spec.render, **change))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         rgb = cycles.render_rgb(built, s, os.path.join(tmp, "rgb.png"))
-        out[name] = (rgb, time.perf_counter() - t0)
-        print(f"  {name}: {out[name][1]:.2f} s", file=sys.stderr, flush=True)
+        out[name] = (rgb, cpu_seconds() - c0, time.perf_counter() - t0)
+        print(f"  {name}: {out[name][1]:.1f} core-s, {out[name][2]:.1f} s", file=sys.stderr, flush=True)
     return out
 
 
@@ -102,40 +110,48 @@ def main(argv=None) -> None:
     ap.add_argument("--size", default="256x192")
     ap.add_argument("--quick", action="store_true", help=f"only {sorted(QUICK)}")
     ap.add_argument("--save", help="folder to write the reference and the candidates' PNGs to")
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rgbify-cycles-references"),
+                    help="folder of reference renders, by spec hash (reused)")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.split("x"))
     candidates = [c for c in CANDIDATES if not args.quick or c[0] in QUICK]
-    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in candidates}
+    from rgbify.scenes.spec import spec_hash
+
+    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in candidates}
     for recipe in args.recipes.split(","):
         for index in range(args.scenes):
             spec = spec_from_recipe(recipe, 0, index)
             spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, w, h),
                                        render=dataclasses.replace(spec.render, post=PostProcess()))
             print(f"{recipe} scene {index}: {len(spec.objects)} objects", file=sys.stderr, flush=True)
+            cached = os.path.join(args.cache, f"{spec_hash(spec)}.png")
+            variants = candidates if os.path.exists(cached) else [("reference", REFERENCE), *candidates]
             with tempfile.TemporaryDirectory() as tmp:
-                renders = render_variants(spec, [("reference", REFERENCE), *candidates], tmp)
-            ref = renders["reference"][0]
+                renders = render_variants(spec, variants, tmp)
+            if "reference" in renders:
+                os.makedirs(args.cache, exist_ok=True)
+                Image.fromarray(renders["reference"][0]).save(cached + ".tmp.png")
+                os.replace(cached + ".tmp.png", cached)
+            ref = np.asarray(Image.open(cached).convert("RGB"))
             if args.save:
-                from PIL import Image
-
                 os.makedirs(args.save, exist_ok=True)
-                for name, (rgb, _) in renders.items():
+                for name, (rgb, _, _) in renders.items():
                     slug = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "").replace("/", "-")
                     Image.fromarray(rgb).save(os.path.join(args.save, f"{recipe}{index}_{slug}.png"))
             for name, _ in candidates:
-                rgb, sec = renders[name]
-                rows[name].append((sec, psnr(rgb, ref), ssim(rgb, ref)))
-    default = np.mean([r[0] for r in rows["64 spp (default)"]]) if "64 spp (default)" in rows else None
+                rgb, cpu, wall = renders[name]
+                rows[name].append((cpu, wall, psnr(rgb, ref), ssim(rgb, ref)))
+    default = np.mean([r[0] for r in rows["64 spp (default)"]]) if "64 spp (default)" in rows else None  # core-s
     stats = {name: tuple(np.mean(np.array(v), axis=0)) for name, v in rows.items()}
-    front = {n for n, (t, _, s) in stats.items()
-             if not any(t2 <= t and s2 >= s and (t2, s2) != (t, s) for t2, _, s2 in stats.values())}
+    front = {n for n, (t, _, _, s) in stats.items()
+             if not any(t2 <= t and s2 >= s and (t2, s2) != (t, s) for t2, _, _, s2 in stats.values())}
     n = args.scenes * len(args.recipes.split(","))
     print(f"## Cycles settings, {w}x{h}, mean over {n} scenes (reference: 1024 spp, OIDN)\n")
-    print("| setting | seconds | x default | PSNR dB | SSIM | Pareto |")
-    print("|---|---:|---:|---:|---:|:-:|")
-    for name, (t, p, s) in stats.items():
+    print("| setting | core-seconds | x default | wall s | PSNR dB | SSIM | Pareto |")
+    print("|---|---:|---:|---:|---:|---:|:-:|")
+    for name, (t, wall, p, s) in stats.items():
         ratio = f"{t / default:.2f}" if default else "-"
-        print(f"| {name} | {t:.2f} | {ratio} | {p:.2f} | {s:.4f} | {'*' if name in front else ''} |")
+        print(f"| {name} | {t:.1f} | {ratio} | {wall:.1f} | {p:.2f} | {s:.4f} | {'*' if name in front else ''} |")
 
 
 if __name__ == "__main__":
