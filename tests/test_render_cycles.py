@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from oracles.raycast import cast
-from render_scenes import oracle_scene, tiny_scene
+from render_scenes import oracle_scene, tiny_scene, translate
 
 from rgbify.render import RenderResult, SceneError, render, write_render_dir
 from rgbify.scenes.spec import Camera, MeshFile, Object, spec_to_json
@@ -296,6 +296,32 @@ def test_every_material_light_and_world_feature_renders(tmp_path):
                                                                                           materials=()),))
     with pytest.raises(SceneError, match="2 material slots"):
         render(too_few)
+
+
+def test_a_thin_pane_lets_the_sun_through_without_caustics():
+    """A thin glass pane between the sun and the floor lets the sun light the floor by direct (next-event) light
+    with caustics off, as bright as no pane times its Fresnel transmission; a refracting slab in the same place
+    (thin off) leaves only caustic paths, so with caustics off the floor under it is in shadow."""
+    from rgbify.scenes.spec import Light, Material, Object, Primitive, RenderSettings, World, look_at
+
+    base = tiny_scene(width=24, height=16)
+    cam = dataclasses.replace(base.camera, world_from_camera=look_at((0.0, -0.01, 4.0), (0.0, 0.0, 0.0)))
+    rs = RenderSettings(samples=16, denoise=False, caustics=False)
+
+    def floor_mean(pane: Material | None) -> float:
+        objs = [base.objects[0]]
+        if pane is not None:  # a 3 m pane 1 m above the floor, under the sun, seen through by the camera
+            objs.append(Object("pane", Primitive("box", size=(3.0, 3.0, 0.01)), "box", 2,
+                               world_from_object=translate(0, 0, 1.0), material=pane))
+        spec = dataclasses.replace(base, camera=cam, objects=tuple(objs), render=rs, world=World(strength=0.0),
+                                   lights=(Light("sun", power=3.0),))  # straight down
+        return float(render(spec).rgb[4:12, 6:18].mean())
+
+    glass = dict(base_color=(1.0, 1.0, 1.0), roughness=0.0, transmission=1.0, ior=1.5)
+    open_sky, thin, slab = floor_mean(None), floor_mean(Material(**glass, thin=True)), floor_mean(Material(**glass))
+    assert open_sky > 100
+    assert 0.75 * open_sky < thin <= open_sky  # two Fresnel passes (sun through, view through) at normal incidence
+    assert slab < 0.3 * open_sky
 
 
 @pytest.mark.slow

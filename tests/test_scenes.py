@@ -118,8 +118,8 @@ def test_twenty_specs_are_pure_functions_of_config_seed_index():
 PINNED_SCENES = {
     2: {"indoor": ["919e23cde6bea51e", "50cc55476ce20670"], "outdoor": ["dbd3b327d619e974", "bfd9f572eb9afb68"],
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
-    3: {"indoor": ["43f50f66c0acb625", "6a2b225dd4f7db24"], "outdoor": ["bf6dcd4b60857b11", "8b0a8399ea0a739f"],
-        "tabletop": ["c1bc37041ee78069", "da519ea656444b38"]},
+    3: {"indoor": ["5c2bee93a13eb955", "8d28092e23ebd1cb"], "outdoor": ["66184e6f889164a0", "b56e5ce9fa164938"],
+        "tabletop": ["bf73d6c619e22381", "600b10ed4b524cc4"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 

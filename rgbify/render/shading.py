@@ -327,7 +327,24 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
             bump = g.node("ShaderNodeBump", Strength=1.0, Distance=float(m.bump_m))
             g.link(height, bump.inputs["Height"])
             g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    if m.thin and m.transmission > 0:
+        _thin_sheet(g, m)
     return mat
+
+
+def _thin_sheet(g: _Graph, m: Material) -> None:
+    """A thin pane: a Fresnel-weighted mix of a mirror-like reflection (Glossy BSDF at ``roughness``) and a
+    Transparent BSDF tinted by the base colour. A thin parallel slab displaces rays without bending them, so the
+    view through it is unrefracted; shadow rays pass a Transparent BSDF, so lamps and the sun light what is behind
+    the pane by next-event estimation instead of by caustic paths (noisy, and off in cheap settings)."""
+    through = g.node("ShaderNodeBsdfTransparent", Color=(*m.base_color, 1.0))
+    mirror = g.node("ShaderNodeBsdfGlossy", Color=(1.0, 1.0, 1.0, 1.0), Roughness=float(m.roughness))
+    fresnel = g.node("ShaderNodeFresnel", IOR=float(m.ior))
+    mix = g.node("ShaderNodeMixShader")
+    g.link(fresnel.outputs["Fac"], mix.inputs["Fac"])
+    g.link(through.outputs["BSDF"], mix.inputs[1])
+    g.link(mirror.outputs["BSDF"], mix.inputs[2])
+    g.link(mix.outputs["Shader"], g.nt.nodes.get("Material Output").inputs["Surface"])
 
 
 def _image(g: _Graph, m: Material, bsdf: Any, image: Any) -> None:

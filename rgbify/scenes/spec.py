@@ -204,6 +204,9 @@ class Material:
     """1.0 = glass-like. Depth and IDs see the first surface hit, transparent or not (docs/conventions.md)."""
     ior: float = 1.45
     """Index of refraction."""
+    thin: bool = False
+    """A thin transparent sheet (a window pane, a car window): seen through without refraction, lit through by
+    lamps and the sun without caustics, reflecting at its surface (Fresnel of ``ior``); with ``transmission`` > 0."""
     alpha: float = 1.0
     """Alpha below 1 is rendered in the RGB; depth and IDs still see the surface."""
     emission_strength: float = 0.0
