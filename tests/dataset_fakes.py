@@ -55,7 +55,7 @@ def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int =
         r = sh.shard_range(k, shard_size, n)
         rel = shard_file(k)
         digest = sh.write_shard(d / rel, (fake_sample(i, h, w) for i in r), shard=k, first_index=r.start,
-                                count=len(r), config_hash="h")
+                                count=len(r), config_hash="h", classes=CLASSES)
         entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})
     save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(CLASSES),
                       "shards": entries, "count": n, "width": w, "height": h, "seed": 0, "config": {},

@@ -50,7 +50,8 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
                     n, shard = len(r), int(r.file.attrs["shard"])
                     digest = write_shard(path, (r.read(j) for j in range(n)), shard=shard,
                                          first_index=int(entry["first_index"]), count=n,
-                                         config_hash=m["config_hash"], filters=STORAGE[storage])
+                                         config_hash=m["config_hash"], filters=STORAGE[storage],
+                                         classes=m["classes"])
                 written += 1
                 log(f"{entry['file']}: {n} samples")
             out["shards"].append({**entry, "sha256": digest})
