@@ -177,14 +177,14 @@ class InlineMesh:
 
 Geometry = Primitive | MeshFile | InlineMesh
 
-PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather", "tiles",
-            "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper", "cardboard",
-            "rubber", "foliage", "bark", "skin", "carpet", "grass")
+PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric", "leather",
+            "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
+            "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass")
 """Procedural patterns of a Material (their node graphs: rgbify/render/shading.py; docs/rendering.md)."""
 
-Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather",
-                  "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
-                  "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
+Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric",
+                  "leather", "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic",
+                  "paper", "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
 
 
 @dataclass(frozen=True)
