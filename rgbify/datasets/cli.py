@@ -27,7 +27,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, BuildConfig, skip=SCALE_OUT)
     add_arguments(p.add_argument_group("scale-out (docs/scaling.md)"), BuildConfig, only=SCALE_OUT)
     p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary (notices such as a "
+                   "shard being repaired are still printed)")
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="check a dataset: checksums, shapes, dtypes, NaNs and invariants",
@@ -76,7 +77,7 @@ def _build(args: argparse.Namespace) -> int:
     from rgbify.datasets.build.work import SampleFailed
 
     cfg = parse(BuildConfig, values_from(args, BuildConfig), "rgbify build", flags=True)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    log = lambda msg: print(f"rgbify: {msg}", file=sys.stderr)  # noqa: E731 - notices (a repair) even with --quiet
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)

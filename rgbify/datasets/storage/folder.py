@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
@@ -82,6 +83,25 @@ def prepare(out: Path) -> None:
                             "choose a new or empty folder")
 
 
+def remove_if_empty(out: Path) -> None:
+    """Remove ``out`` if it holds nothing but the lock and empty shards/ and .work/ folders: what a build that
+    created the folder and was refused (or stopped) before writing dataset.json leaves."""
+    try:
+        entries = {p.name: p for p in out.iterdir()}
+        if set(entries) - {LOCK_NAME, SHARDS_DIR, WORK_DIR}:
+            return
+        for name in (SHARDS_DIR, WORK_DIR):
+            if name in entries and (not entries[name].is_dir() or any(entries[name].iterdir())):
+                return
+        for name in (SHARDS_DIR, WORK_DIR):
+            if name in entries:
+                entries[name].rmdir()
+        (out / LOCK_NAME).unlink(missing_ok=True)
+        out.rmdir()
+    except OSError:
+        pass  # something appeared meanwhile, or it cannot be removed: leave it
+
+
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` (an flock: released by the kernel if the process dies) while writing the dataset; a
@@ -96,3 +116,21 @@ def locked(out: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def writer_active(out: Path) -> bool:
+    """True while a build or repack holds ``out/.lock``; tested without creating or writing anything (verify may
+    read a dataset on a read-only mount)."""
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock taken here
+    return False
