@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+from typing import Any
 
 from rgbify import __version__
 from rgbify.errors import UserError
+from rgbify.fileio import disk_error
 
 COMMAND_MODULES = (
     "rgbify.encode.cli",
@@ -36,12 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # SIGTERM (a batch system's kill, `kill PID`) stops a command as Ctrl-C does: its clean-up runs, exit 130
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -50,6 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rgbify: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the last net: a refused write a command did not word itself (a full disk ...)
+        err = disk_error(e)
+        if not isinstance(err, UserError):
+            raise
+        print(f"rgbify: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

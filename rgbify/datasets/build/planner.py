@@ -35,7 +35,7 @@ import rgbify
 from rgbify.datasets.build.config import BuildConfig, check
 from rgbify.datasets.build.pools import LocalPool, Pool, find_blender
 from rgbify.datasets.build.ray_pool import RayPool
-from rgbify.datasets.build.work import Rendered, ShardJob, ShardWritten, disk_error
+from rgbify.datasets.build.work import BUILD_RESUME, Rendered, ShardJob, ShardWritten
 from rgbify.datasets.storage import folder
 from rgbify.datasets.storage.manifest import (
     DATASET_FORMAT,
@@ -60,7 +60,7 @@ from rgbify.datasets.storage.shards import (
     shard_range,
 )
 from rgbify.errors import UserError
-from rgbify.fileio import fsync_dir
+from rgbify.fileio import disk_error, fsync_dir
 from rgbify.scenes import SAMPLER_VERSION, load_recipe, sample_scene
 
 
@@ -303,7 +303,7 @@ class Planner:
         try:
             save_manifest(self.out, self.manifest)
         except OSError as e:
-            raise disk_error(e, self.out / MANIFEST_NAME) from None
+            raise disk_error(e, self.out / MANIFEST_NAME, BUILD_RESUME) from None
 
 
 def _is_shard(path: Path) -> bool:
