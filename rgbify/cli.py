@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"rgbify: error: {e}", file=sys.stderr)
+        print(f"rgbify: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rgbify: interrupted", file=sys.stderr)
@@ -64,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         err = disk_error(e)
         if not isinstance(err, UserError):
             raise
-        print(f"rgbify: error: {err}", file=sys.stderr)
+        print(f"rgbify: error: {_one_line(err)}", file=sys.stderr)
         return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(e: BaseException) -> str:
+    """An error message on one line (a library's message may carry newlines, e.g. HDF5's time stamps)."""
+    return " ".join(str(e).split())
 
 
 def _main_thread() -> bool:

@@ -51,7 +51,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "OUT/*.tar shards.")
     p.add_argument("dir", type=Path, help="dataset folder")
     p.add_argument("--format", choices=("png", "webdataset"), default="png")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder: new, empty, or an earlier export (replaced "
+                   "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
                    help="comma-separated tasks to export (each sample gives one triple per task)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
@@ -147,20 +148,34 @@ def _single_file(path: Path) -> None:
 
 def _preview(args: argparse.Namespace) -> int:
     from rgbify.datasets.preview import contact_sheet
+    from rgbify.fileio import check_writable_parent, disk_error
 
+    out = args.out or args.dir / "preview.png"
     with _reading(args.dir):
         if args.n < 1:
             raise UserError(f"--n {args.n} must be a positive integer")
-        path = contact_sheet(args.dir, args.out or args.dir / "preview.png", n=args.n)
+        if out.suffix.lower() != ".png":  # never a dataset.json, a shard or a text file turned into a PNG
+            raise UserError(f"--out {out}: a contact sheet is a PNG; give a name ending in .png")
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; give a .png file name")
+        check_writable_parent(out, "--out")
+        try:
+            path = contact_sheet(args.dir, out, n=args.n)
+        except OSError as e:
+            raise disk_error(e, out) from None
     print(path)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from rgbify.datasets.export import export
+    from rgbify.fileio import disk_error
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     with _reading(args.dir):
-        n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        try:
+            n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        except OSError as e:  # a full disk: nothing is left in --out (the export is written whole)
+            raise disk_error(e, args.out) from None
     print(f"{args.out}: {n} items")
     return 0
