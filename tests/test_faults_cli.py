@@ -217,3 +217,27 @@ def test_encode_bad_values(tmp_path, depth_file, capsys, args, needle):
     assert main(args) == 2
     assert needle in one_error_line(capsys)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("toml,needle", [
+    ('kind = "tabletop"\n[layout]\nobjects = [-5, -1]\n', "objects [-5, -1]: a count cannot be negative"),
+    ("[materials]\nglass_prob = 7\n", "glass_prob 7.0: must lie in [0, 1]"),
+    ("[validity]\nmax_sky_fraction = -0.1\n", "max_sky_fraction -0.1: must lie in [0, 1]"),
+    ("[layout]\nroom_width_m = [0.0, 3.0]\n", "room_width_m [0.0, 3.0]: a length in metres must be positive"),
+    ("[lighting]\ntemperature_k = [-10.0, 6500.0]\n", "temperature_k [-10.0, 6500.0]: must be at least 1"),
+    ("max_bounces = -1\n", "max_bounces -1 must be >= 0"),
+])
+def test_recipe_values_are_checked(tmp_path, capsys, toml, needle):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(toml)
+    assert main(["scenes", "sample", str(recipe)]) == 2
+    assert needle in one_error_line(capsys)
+    out = tmp_path / "ds"
+    assert main(["build", "--recipe", str(recipe), "--out", str(out), "--quiet", "--no-preview"]) == 2
+    assert needle in one_error_line(capsys) and not out.exists()
+
+
+def test_shipped_recipes_pass_the_value_checks():
+    from rgbify.scenes import list_recipes, load_recipe
+
+    assert all(load_recipe(name).name == name for name in list_recipes())

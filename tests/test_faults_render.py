@@ -272,3 +272,15 @@ def test_a_camera_inside_an_object_warns(tmp_path):
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert "warning: every pixel shows one object, 'box'" in err and "inside" in err
+
+
+def test_a_nan_pose_made_in_python_is_refused_before_blender():
+    """A spec built in Python skips the JSON validation: validate() (which render runs first) refuses NaN."""
+    from rgbify.scenes.spec import SpecError
+
+    spec = tiny_scene()
+    nan = tuple(tuple(float("nan") if (i, j) == (0, 3) else v for j, v in enumerate(row))
+                for i, row in enumerate(spec.camera.world_from_camera))
+    bad = dataclasses.replace(spec, camera=dataclasses.replace(spec.camera, world_from_camera=nan))
+    with pytest.raises(SpecError, match="world_from_camera holds NaN"):
+        bad.validate()

@@ -236,3 +236,64 @@ def test_quiet_build_still_says_it_repairs_a_shard(built, tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "shard shards/shard-00001.h5 is corrupt" in err and "re-rendering it" in err
     assert load_manifest(d)["complete"] and verify(d).ok
+
+
+BUILD_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from rgbify.datasets.build import planner
+from tests.dataset_fakes import FakeFirstScene, FakePool
+
+
+class SlowPool(FakePool):  # a fake render takes 20 ms: signals land while samples and shards are written
+    def run(self, config, jobs):
+        for report in super().run(config, jobs):
+            time.sleep(0.02)
+            yield report
+
+
+planner.sample_scene, planner.LocalPool = FakeFirstScene, SlowPool
+from rgbify.cli import main
+sys.exit(main(["build", "--out", sys.argv[1], "--count", "30", "--shard-size", "4", "--resolution", "8x6",
+               "--samples", "1", "--quiet", "--no-preview"]))
+"""
+
+
+def test_build_signals_at_random_moments_then_resume(tmp_path):
+    """SIGINT, SIGTERM and SIGKILL, three of each at seeded random moments of a (fake-pool) build: INT and TERM
+    exit 130 with one line; after all nine the same command finishes, nothing is half-published and every sample
+    is the one an uninterrupted build makes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rgbify.datasets.storage.shards import normalize_sample
+    from tests.dataset_fakes import fake_sample
+
+    root = str(Path(__file__).resolve().parents[1])
+    d = tmp_path / "ds"
+    rng = np.random.default_rng(7)
+    hit = 0
+    for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * 3:
+        p = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(d), root], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not folder.writer_active(d) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the build holds the dataset's lock
+        time.sleep(float(rng.uniform(0.0, 0.5)))
+        if p.poll() is None:
+            p.send_signal(sig)
+            hit += 1
+        _, err = p.communicate(timeout=60)
+        if sig != signal.SIGKILL and p.returncode != 0:
+            assert p.returncode == 130 and err.strip().splitlines() == ["rgbify: interrupted"], (sig, err[-2000:])
+        assert not list((d / "shards").glob("*.tmp")) or sig == signal.SIGKILL
+    assert hit >= 6
+    p = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(d), root], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert verify(d).ok
+    assert checksums(d) == {i: normalize_sample(fake_sample(i))["checksum"] for i in range(30)}
+    assert sorted(x.name for x in d.iterdir()) == [".lock", "dataset.json", "shards"]
+    assert all(x.suffix == ".h5" for x in (d / "shards").iterdir())
