@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
-from typing import Any
 
 from rgbify import __version__
 from rgbify.errors import UserError
 from rgbify.fileio import disk_error
+from rgbify.signals import sigterm_as_interrupt
 
 COMMAND_MODULES = (
     "rgbify.encode.cli",
@@ -40,20 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    # SIGTERM (a batch system's kill, `kill PID`) stops a command as Ctrl-C does: its clean-up runs, exit 130
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # a batch system's kill stops a command as Ctrl-C does: clean-up, exit 130
+            return int(args.func(args) or 0)
     except UserError as e:
         print(f"rgbify: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -66,18 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rgbify: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(e: BaseException) -> str:
     """An error message on one line (a library's message may carry newlines, e.g. HDF5's time stamps)."""
     return " ".join(str(e).split())
 
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -241,3 +241,27 @@ def test_shipped_recipes_pass_the_value_checks():
     from rgbify.scenes import list_recipes, load_recipe
 
     assert all(load_recipe(name).name == name for name in list_recipes())
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_process_pool_command_is_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group: `rgbify scenes stats --jobs 2` ends its pool workers (which ignore
+    SIGINT) and exits 130 with one line at once, not a traceback per worker after the running scenes end."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.Popen([sys.executable, "-m", "rgbify", "scenes", "stats", "indoor", "--n", "200", "--jobs", "2"],
+                         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the pool's workers have started
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        if len(kids) >= 2:
+            break
+        time.sleep(0.1)
+    time.sleep(float(np.random.default_rng(5).uniform(0.5, 3.0)))
+    t0 = time.monotonic()
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and time.monotonic() - t0 < 5 and err.strip() == "rgbify: interrupted", err[-2000:]

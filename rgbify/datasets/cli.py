@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from rgbify.config import add_arguments, parse, values_from
 from rgbify.datasets.build.config import SCALE_OUT, BuildConfig, Storage
@@ -68,10 +66,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_repack)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _build(args: argparse.Namespace) -> int:
     from rgbify.datasets.build.planner import build
     from rgbify.datasets.build.progress import RichProgress
@@ -79,14 +73,11 @@ def _build(args: argparse.Namespace) -> int:
 
     cfg = parse(BuildConfig, values_from(args, BuildConfig), "rgbify build", flags=True)
     log = lambda msg: print(f"rgbify: {msg}", file=sys.stderr)  # noqa: E731 - notices (a repair) even with --quiet
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    try:  # SIGTERM stops it as Ctrl-C does (rgbify.cli): finished samples are kept
         stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)
     except SampleFailed as e:  # a scene that fails every retry: say which, keep what is done
         print(f"rgbify: error: {e}; finished samples are kept, run the same command again to retry", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         print(f"{cfg.out}: {stats.total} samples ({stats.rendered} rendered now, {stats.done_before} kept), "
               f"{stats.rejects} rejected scene draws, {stats.restarts} worker restarts, "

@@ -6,10 +6,8 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 import time
-from typing import Any
 
 from rgbify.errors import UserError
 
@@ -118,10 +116,6 @@ def check_size(camera, allow_large: bool) -> None:
                         "give a smaller --resolution, or pass --allow-large to render it anyway")
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _render(spec, backend: str, device: str):
     """Render ``spec``: Cycles in a worker process (Blender ignores Ctrl-C while it renders; the worker is killed at
     once when this process is interrupted, and its temporary folder, Blender's included, goes with it or is swept by
@@ -156,19 +150,15 @@ def run_render(args: argparse.Namespace) -> int:
     spec = apply_overrides(spec, args.resolution, args.samples)
     check_size(spec.camera, args.allow_large)
     check_output_dir(args.out, is_render_dir, what="render folder")  # before the render, not after it
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops it as Ctrl-C does: exit 130
+    try:  # Ctrl-C or SIGTERM (rgbify.cli) kills the worker at once and leaves --out as it was: exit 130
+        result = _render(spec, args.backend, args.device)
+    except SceneError as e:
+        raise UserError(f"scene could not be rendered: {' | '.join(str(e).split(chr(10)))}") from None
+    result.timings["cli_setup"] = time.perf_counter() - t0 - result.timings.get("total", 0.0)
     try:
-        try:
-            result = _render(spec, args.backend, args.device)
-        except SceneError as e:
-            raise UserError(f"scene could not be rendered: {' | '.join(str(e).split(chr(10)))}") from None
-        result.timings["cli_setup"] = time.perf_counter() - t0 - result.timings.get("total", 0.0)
-        try:
-            timings = write_render_dir(result, spec, args.out)
-        except OSError as e:  # a full disk: the earlier render in --out (if any) is as it was
-            raise disk_error(e, args.out) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        timings = write_render_dir(result, spec, args.out)
+    except OSError as e:  # a full disk: the earlier render in --out (if any) is as it was
+        raise disk_error(e, args.out) from None
     warn_if_one_object(result, spec)
     phases = ", ".join(f"{k} {v:.3f}s" for k, v in timings.items())
     print(f"rgbify render: wrote {os.path.abspath(args.out)} ({result.width}x{result.height}, "

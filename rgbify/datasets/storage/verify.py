@@ -44,6 +44,7 @@ from rgbify.datasets.storage.shards import (
     sha256_file,
 )
 from rgbify.scenes.spec import spec_from_json
+from rgbify.signals import quiet_worker, stop_pool
 
 NORMAL_UNIT_TOL = 1e-3
 FACING_TOL = 1e-3
@@ -121,14 +122,19 @@ def _map_shards(check: Any, entries: list[dict[str, Any]], jobs: int) -> list[tu
         return [check(e) for e in entries]
     ctx = multiprocessing.get_context("fork")  # no shard is open yet; spawn would re-run the caller's script
     results: list[tuple[list[str], int] | None] = [None] * len(entries)
-    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=quiet_worker)
+    try:
         futures = [pool.submit(check, e) for e in entries]
         for i, fut in enumerate(futures):
             with contextlib.suppress(BrokenProcessPool):
                 results[i] = fut.result()
+    except BaseException:  # Ctrl-C: the workers (which ignore SIGINT) are ended, the shards not started dropped
+        stop_pool(pool, interrupted=True)
+        raise
+    stop_pool(pool, interrupted=False)
     for i, entry in enumerate(entries):
         if results[i] is None:
-            with ProcessPoolExecutor(1, mp_context=ctx) as alone:
+            with ProcessPoolExecutor(1, mp_context=ctx, initializer=quiet_worker) as alone:
                 try:
                     results[i] = alone.submit(check, entry).result()
                 except BrokenProcessPool:
