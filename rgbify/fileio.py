@@ -41,10 +41,10 @@ def publishing(path: str | os.PathLike, tmp_suffix: str = ".tmp") -> Iterator[Pa
     """Yield a temporary path beside ``path`` to write; on success it is fsynced, renamed onto ``path`` and the
     folder fsynced, so ``path`` only ever appears complete. On any error (a full disk included) the temporary file
     is removed and ``path`` is untouched; an OSError that names no file (a failed fsync) is raised again naming
-    ``path``. ``tmp_suffix`` is appended to the file name; end it with the real extension where a writer picks the
-    format from the name (".tmp.png")."""
+    ``path``. The temporary name is ``NAME.PID`` + ``tmp_suffix`` (two processes writing one path each write their
+    own); end ``tmp_suffix`` with the real extension where a writer picks the format from the name (".tmp.png")."""
     path = Path(path)
-    tmp = path.with_name(path.name + tmp_suffix)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{tmp_suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -87,6 +87,7 @@ def test_a_full_disk_in_every_writer_is_one_line_and_leaves_nothing(tmp_path, ds
         assert listing(tmp_path) == before, name  # nothing half-written, nothing of the user's changed
 
 
+@pytest.mark.slow
 def test_a_real_file_size_limit_inside_hdf5_and_pillow(tmp_path, ds):
     """The kernel refuses writes past RLIMIT_FSIZE (EFBIG) wherever they come from: HDF5 writing a shard (which
     crashed the process before shards were built in memory), Pillow writing PNGs."""
@@ -102,6 +103,7 @@ def test_a_real_file_size_limit_inside_hdf5_and_pillow(tmp_path, ds):
         assert listing(tmp_path) == before, args
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_a_build_keeps_finished_samples(tmp_path):
     """A build (fake pool, this process's writers) whose disk fills at a seeded random byte: one line, the same
     command then finishes; under a real file-size limit too (a subprocess)."""

@@ -74,6 +74,7 @@ def flip(path: Path, rng: np.random.Generator, n: int = 16) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_byte_flip_scan_verify_never_raises_and_build_repairs(built, tmp_path):
     """TRIALS seeded trials: 16 bytes of a shard (or, one trial in ten, of dataset.json) flipped. verify always
     returns a report naming the damaged file (``--jobs 2`` on some trials), and a build repairs what it reports."""
@@ -259,6 +260,7 @@ sys.exit(main(["build", "--out", sys.argv[1], "--count", "30", "--shard-size", "
 """
 
 
+@pytest.mark.slow
 def test_build_signals_at_random_moments_then_resume(tmp_path):
     """SIGINT, SIGTERM and SIGKILL, three of each at seeded random moments of a (fake-pool) build: INT and TERM
     exit 130 with one line; after all nine the same command finishes, nothing is half-published and every sample
