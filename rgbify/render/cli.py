@@ -125,7 +125,7 @@ def _render(spec, backend: str, device: str):
 
     if backend != "cycles":
         return render(spec, backend=backend, device=device)
-    with RenderWorker(max_scenes=1, timeout_s=365 * 86400.0, device=device) as worker:
+    with RenderWorker(timeout_s=365 * 86400.0, device=device) as worker:  # no recycling after its one scene
         return worker.render(spec)
 
 
