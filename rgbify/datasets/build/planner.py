@@ -50,9 +50,11 @@ from rgbify.datasets.storage.manifest import (
 )
 from rgbify.datasets.storage.shards import (
     ForeignShard,
+    NotHDF5,
     ShardError,
     check_header,
     check_shard,
+    nearly_equal,
     num_shards,
     open_shard,
     sha256_file,
@@ -174,7 +176,8 @@ class Planner:
                     end = int(f.attrs["first_index"]) + int(f.attrs["samples"])
             except Exception:  # noqa: BLE001 - a damaged shard: the resume scan re-renders it
                 continue
-            if theirs != new["config_hash"]:
+            if theirs != new["config_hash"] and not (isinstance(theirs, str)
+                                                     and nearly_equal(theirs, new["config_hash"])):
                 raise UserError(f"--out {self.out}: {damage}; and {folder.SHARDS_DIR}/{path.name} was built with "
                                 "other settings than this command's, so dataset.json cannot be rebuilt: run the "
                                 "build command that made the dataset (same recipe, resolution, samples, seed, "
@@ -311,10 +314,10 @@ def _is_shard(path: Path) -> bool:
     try:
         open_shard(path).close()
         return True
-    except ForeignShard:
+    except (ForeignShard, NotHDF5):
         return False
-    except ShardError as e:
-        return "not a readable HDF5 file" not in str(e)
+    except ShardError:
+        return True
 
 
 def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS
+from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS, nearly_equal
 from rgbify.fileio import publishing
 
 MANIFEST_NAME = "dataset.json"
@@ -85,7 +85,7 @@ def load_manifest(directory: str | Path, check: bool = True) -> dict[str, Any]:
     if not isinstance(m, dict):
         raise ManifestCorrupt(f"{path}: holds a JSON {type(m).__name__}, not an object")
     if m.get("format") != DATASET_FORMAT:
-        if isinstance(m.get("format"), str) and _near(m["format"], DATASET_FORMAT):  # a damaged byte
+        if isinstance(m.get("format"), str) and nearly_equal(m["format"], DATASET_FORMAT):  # a damaged byte
             raise ManifestCorrupt(f"{path}: format {m['format']!r} is damaged (expected {DATASET_FORMAT!r})")
         raise ManifestError(f"{path} is not an rgbify dataset manifest (format is not {DATASET_FORMAT!r})")
     if m.get("schema_version") != MANIFEST_SCHEMA_VERSION:
@@ -136,10 +136,6 @@ def _short(v: Any) -> str:
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
-
-def _near(a: str, b: str) -> bool:
-    """Strings of one length that differ in at most two characters (a flipped byte or two)."""
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 2
 
 
 def save_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:

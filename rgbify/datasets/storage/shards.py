@@ -116,6 +116,10 @@ class ShardError(ValueError):
     """A shard file is missing, not ours, truncated or corrupt; the message names the file (and sample)."""
 
 
+class NotHDF5(ShardError):
+    """A file where a shard should be that HDF5 cannot open at all (truncated, overwritten, or not HDF5)."""
+
+
 class ForeignShard(ShardError):
     """A file where a shard should be that is not one of this dataset's: an HDF5 file that is not an rgbify shard,
     or another dataset's shard. Never deleted: the build refuses and names it."""
@@ -451,8 +455,9 @@ def _what(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
-def _near(a: str, b: str) -> bool:
-    """Strings of one length that differ in at most two characters: damage, not another dataset's value."""
+def nearly_equal(a: str, b: str) -> bool:
+    """Strings of one length that differ in at most two characters: a damaged value (a flipped byte or two), not
+    another dataset's."""
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 2
 
 
@@ -469,7 +474,7 @@ def open_shard(path: Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except Exception as e:  # noqa: BLE001 - OSError, ValueError; other types on a damaged superblock
-        raise ShardError(f"{path}: not a readable HDF5 file ({_what(e)})") from None
+        raise NotHDF5(f"{path}: not a readable HDF5 file ({_what(e)})") from None
     try:
         fmt = f.attrs.get("rgbify_format")
         version = f.attrs.get("schema_version", -1)
@@ -507,7 +512,7 @@ def check_header(f: h5py.File, name: str, config_hash: str, samples: range, pref
     except Exception as e:  # noqa: BLE001 - a damaged attribute
         raise ShardError(f"{name}: header unreadable ({_what(e)})") from None
     if theirs != config_hash:
-        if isinstance(theirs, str) and _near(theirs, config_hash):
+        if isinstance(theirs, str) and nearly_equal(theirs, config_hash):
             raise ShardError(f"{name}: damaged header (its config_hash is off by a character or two)")
         raise ForeignShard(f"{name}: belongs to another dataset (config_hash differs)")
     if first != samples.start or not (1 <= n <= len(samples) if prefix else n == len(samples)):
