@@ -299,3 +299,13 @@ def test_build_signals_at_random_moments_then_resume(tmp_path):
     assert checksums(d) == {i: normalize_sample(fake_sample(i))["checksum"] for i in range(30)}
     assert sorted(x.name for x in d.iterdir()) == [".lock", "dataset.json", "shards"]
     assert all(x.suffix == ".h5" for x in (d / "shards").iterdir())
+
+
+def test_a_manifest_temporary_file_left_by_a_kill_is_swept(tmp_path):
+    """A SIGKILL while dataset.json is published leaves dataset.json.PID.tmp: the next build (even into a folder
+    whose first dataset.json was never published) goes on and removes it."""
+    d = tmp_path / "ds"
+    (d / "shards").mkdir(parents=True)
+    (d / "dataset.json.4242.tmp").write_text('{"format": "rgbify-da')
+    fake_build(d)
+    assert sorted(x.name for x in d.iterdir()) == [".lock", "dataset.json", "shards"] and verify(d).ok

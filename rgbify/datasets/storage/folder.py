@@ -54,9 +54,10 @@ def finished(out: Path, k: int, samples: Container[int]) -> set[int]:
 
 
 def remove_unpublished(out: Path) -> None:
-    """Files a killed writer left half-written (``*.tmp``: shards and finished-sample files), and shard files that
-    were written but never published (``*.part-*``: a killed build, a dead or duplicate Ray task attempt)."""
-    for pattern in (f"{SHARDS_DIR}/*.tmp", f"{SHARDS_DIR}/*{PART}*", f"{WORK_DIR}/*/*.tmp"):
+    """Files a killed writer left half-written (``*.tmp``: dataset.json, shards and finished-sample files), and
+    shard files that were written but never published (``*.part-*``: a killed build, a dead or duplicate Ray task
+    attempt). Called under the writers' lock."""
+    for pattern in (f"{MANIFEST_NAME}.*tmp", f"{SHARDS_DIR}/*.tmp", f"{SHARDS_DIR}/*{PART}*", f"{WORK_DIR}/*/*.tmp"):
         for p in out.glob(pattern):
             p.unlink(missing_ok=True)
 
@@ -77,7 +78,8 @@ def prepare(out: Path) -> None:
     except OSError as e:
         raise UserError(f"--out {out} is not writable ({e.strerror}); choose a writable folder") from None
     if not (out / MANIFEST_NAME).exists():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_NAME, WORK_DIR, SHARDS_DIR))
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_NAME, WORK_DIR, SHARDS_DIR)
+                         and not p.name.startswith(MANIFEST_NAME + "."))  # a kill while dataset.json was written
         if foreign:
             raise UserError(f"--out {out} is not empty and is not an rgbify dataset (it holds {foreign[:3]}); "
                             "choose a new or empty folder")
