@@ -289,7 +289,11 @@ def test_build_signals_at_random_moments_then_resume(tmp_path):
             hit += 1
         _, err = p.communicate(timeout=60)
         if sig != signal.SIGKILL and p.returncode != 0:
-            assert p.returncode == 130 and err.strip().splitlines() == ["rgbify: interrupted"], (sig, err[-2000:])
+            # a signal that lands after the last sample, while the interpreter exits, may end it by the default
+            # action: allowed only when the build it interrupts is complete
+            finished = p.returncode == -sig and verify(d).ok and len(checksums(d)) == 30
+            assert finished or (p.returncode == 130 and err.strip().splitlines() == ["rgbify: interrupted"]), (
+                sig, p.returncode, err[-2000:])
         assert not list((d / "shards").glob("*.tmp")) or sig == signal.SIGKILL
     assert hit >= 6
     p = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(d), root], capture_output=True, text=True,

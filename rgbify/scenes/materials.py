@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbify.scenes.recipe import MaterialConfig, RecipeError
+from rgbify.scenes.recipe import AssetWarning, MaterialConfig, RecipeError
 from rgbify.scenes.spec import Material
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".hdr", ".bmp")
@@ -189,7 +189,7 @@ def image_problem(path: str) -> str | None:
 def list_images(folder: str | None, hdr_only: bool = False) -> list[str]:
     """Readable image files in ``folder`` (sorted, absolute; only .hdr/.exr with ``hdr_only``), or [] when no
     folder is given. A file that is not a readable image is skipped with one warning naming it
-    (rgbify.scenes.assets.AssetWarning); the check is cached until the folder's files change."""
+    (rgbify.scenes.recipe.AssetWarning); the check is cached until the folder's files change."""
     if not folder:
         return []
     p = Path(folder)
@@ -206,7 +206,6 @@ def list_images(folder: str | None, hdr_only: bool = False) -> list[str]:
 def _readable(stamp: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
     import warnings
 
-    from rgbify.scenes.assets import AssetWarning
 
     good = []
     for path, _, _ in stamp:

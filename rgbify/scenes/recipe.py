@@ -30,6 +30,10 @@ class RecipeError(ConfigError):
     """A recipe file or override is malformed; the message names the key, the value and the fix."""
 
 
+class AssetWarning(UserWarning):
+    """An asset file or folder (a model, an HDRI, a texture) was skipped; the message names it and says why."""
+
+
 AT_LEAST = {"temperature_k": 1.0, "world_strength": 0.0, "exposure_target": 1e-6, "exposure_ok": 0.0,
             "max_relight": 1.0, "roll_max_deg": 0.0, "max_attempts": 1, "min_visible_instances": 0,
             "probe_resolution": 1}
