@@ -44,13 +44,41 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     meta_path = model / "run.json"
     if not meta_path.exists():
         raise UserError(f"--run {run_dir}: no model/run.json; train it with `rgbify train --out {run_dir}` first")
-    meta = json.loads(meta_path.read_text())
-    cfg = make_config({**meta["config"], "base_model": str(model)})
+    try:
+        meta = json.loads(meta_path.read_text())
+        config = meta["config"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--run {run_dir}: model/run.json is unreadable ({type(e).__name__}: {e}); export the model "
+                        f"again by resuming the run: `rgbify train --out {run_dir} ...`") from None
+    device = check_device(device)
+    cfg = make_config({**config, "base_model": str(model)})
     components = build_model(cfg)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     for m in (components.unet, components.vae, components.text_encoder):
         m.to(device).eval()
     return Run(cfg, components, PromptEncoder(components.tokenizer, components.text_encoder), int(meta.get("step", 0)))
+
+
+def check_device(device: str | None) -> str:
+    """The torch device to run on: ``device`` if this machine has it (UserError naming it otherwise), else cuda if
+    available, else cpu."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"--device {device}: this machine has no CUDA device (or this torch has no CUDA); use "
+                            "--device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"--device {device}: only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UserError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: rgbify runs on cpu, cuda or mps")
+    return device
 
 
 def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, instances: int = 8,
@@ -162,10 +190,12 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
             stem = Path(p).stem
             value = resize_measurement(np.asarray(encode.decode_target(rgb, decode)), size, task)
             _save_png(out / f"{stem}.{task}.rgb.png", rgb)
-            np.save(out / f"{stem}.{task}.npy", value)
+            with publishing(out / f"{stem}.{task}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, value)
             _save_png(out / f"{stem}.{task}.color.png", colourise(task, value))
             records.append({"image": str(p), "npy": str(out / f"{stem}.{task}.npy"), "prompt": prompt})
-    (out / "predict.json").write_text(json.dumps({"task": task, "decode": decode, "items": records}, indent=1))
+    with publishing(out / "predict.json") as tmp:
+        tmp.write_text(json.dumps({"task": task, "decode": decode, "items": records}, indent=1))
     return records
 
 
@@ -182,15 +212,32 @@ def eval_dataset(run: Run, data: str, split: str = "val", max_items: int | None 
     return metrics
 
 
-def load_depth_gt(path: Path) -> np.ndarray:
-    """float32 metres from .npy (metres) or a 16-bit PNG (millimetres; 0 = no value -> NaN)."""
-    if path.suffix == ".npy":
-        return np.load(path).astype(np.float32)
-    arr = np.asarray(Image.open(path))
-    if arr.dtype != np.uint16 and arr.dtype != np.int32:
-        raise UserError(f"depth ground truth {path} is {arr.dtype}; give a 16-bit PNG in millimetres or .npy metres")
-    d = arr.astype(np.float32) / 1000.0
-    d[arr == 0] = np.nan
+def load_depth_gt(path: Path, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 metres from .npy (metres) or a 16-bit PNG (millimetres; 0 = no value -> NaN). UserError naming the
+    file if it is unreadable, not one depth map, of another size than its image (``image_size``, (H, W): ground
+    truth is never resized), or without a single valid value."""
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            if arr.ndim != 2 or arr.dtype.kind not in "fiu":
+                raise UserError(f"depth ground truth {path} is {arr.dtype} {arr.shape}; give float metres (H, W)")
+            d = arr.astype(np.float32)
+        else:
+            arr = np.asarray(Image.open(path))
+            if arr.dtype != np.uint16 and arr.dtype != np.int32 or arr.ndim != 2:
+                raise UserError(f"depth ground truth {path} is {arr.dtype} {arr.shape}; give a 16-bit single-channel "
+                                "PNG in millimetres or .npy metres")
+            d = arr.astype(np.float32) / 1000.0
+            d[arr == 0] = np.nan
+    except (OSError, ValueError) as e:
+        raise UserError(f"depth ground truth {path} is unreadable ({type(e).__name__}: {e})") from None
+    if image_size is not None and d.shape != tuple(image_size):
+        raise UserError(f"depth ground truth {path} is {d.shape[1]}x{d.shape[0]} but its image is "
+                        f"{image_size[1]}x{image_size[0]}; give ground truth of the image's size (it is never "
+                        "resized)")
+    if not np.any(np.isfinite(d) & (d > 0)):
+        raise UserError(f"depth ground truth {path} has no valid value (all NaN, infinite, zero or negative); "
+                        "remove it or fix it")
     return d
 
 
@@ -199,6 +246,8 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     """Depth metrics (metric and affine-aligned) on the user's images: IMAGES/NAME.* against GT/NAME.png|.npy."""
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     gts = {p.stem: p for p in Path(gt_dir).iterdir() if p.suffix.lower() in (".png", ".npy")}
+    if max_items is not None and max_items < 1:
+        raise UserError(f"--max-items {max_items} must be at least 1")
     pairs = [(p, gts[p.stem]) for p in images if p.stem in gts][:max_items]
     if not pairs:
         raise UserError(f"no image in {images_dir} has a depth file of the same name in {gt_dir} (NAME.png or .npy)")
@@ -206,8 +255,8 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     metric, affine = [], []
     for img_path, gt_path in pairs:
         image, size = load_image(img_path, run.cfg.resolution)
+        gt = load_depth_gt(gt_path, size)  # checked before the model runs
         rgb = sample(run.components, run.cfg, image[None], [prompt], prompts=run.prompts, steps=steps, seed=seed)[0]
-        gt = load_depth_gt(gt_path)
         pred = resize_measurement(np.asarray(encode.decode_target(rgb.numpy(), decode)), gt.shape, "depth")
         metric.append(M.depth_metrics(pred, gt))
         affine.append(M.depth_metrics_affine(pred, gt))
