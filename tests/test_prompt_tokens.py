@@ -6,6 +6,7 @@ prompt; a scene with more classes is split (rgbify export)."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 import numpy as np
@@ -120,3 +121,35 @@ def test_a_compact_target_asks_for_a_subset_that_fits_and_decodes(tok):
     assert sorted(c["index"] for c in params["classes"]) == group
     with pytest.raises(CodecInputError, match="prompt_format 'tiny'"):
         make_task_target("semantic", gt, np.random.default_rng(1), prompt_format="tiny")
+
+
+def test_a_run_can_train_on_compact_prompts(tmp_path, tok):
+    """--prompt-format compact: the run's items (TaskDataset through build_data) ask in compact prompts that fit,
+    a scene of 21 classes for 16 of them; predict's prompt for more than 16 classes is one line asking to split."""
+    from types import SimpleNamespace
+
+    from rgbify.errors import UserError
+    from rgbify.train.config import make_config
+    from rgbify.train.data import build_data
+    from rgbify.train.predict import run_prompt
+    from tests.dataset_fakes import fake_dataset
+    from tests.test_export_hf import N_CLASSES, _sample
+
+    ds = fake_dataset(tmp_path, n=2, shard_size=2, h=8, w=2 * N_CLASSES, classes=CLASSES, make_sample=_sample)
+    cfg = make_config({"data": str(ds), "out": str(tmp_path / "run"), "resolution": 16, "tasks": ("semantic",),
+                       "prompt_format": "compact"})
+    assert cfg.target_options() == {"prompt_format": "compact"}
+    data = build_data(cfg, split="all", generation_ratio=0.0)
+    items = [data[i] for i in range(len(data))]
+    assert len(items) == 2
+    for it in items:
+        assert token_count(tok, it["prompt"]) <= CLIP_WINDOW
+        assert json.loads(it["decode"])["format"] == "compact"
+    assert max(len(json.loads(it["decode"])["classes"]) for it in items) == COMPACT_MAX_CLASSES  # 16 of 21
+    prompt, _ = run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[:16]))
+    assert token_count(tok, prompt) <= CLIP_WINDOW
+    with pytest.raises(UserError, match="at most 16 classes") as e:
+        run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[:17]))
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="prompt.format"):
+        make_config({"prompt_format": "tiny"})

@@ -78,6 +78,10 @@ class TrainConfig:
     """Recompute UNet activations in backward to save memory."""
     ema_decay: float = 0.0
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
+    prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
+    """Class colour format of semantic and instance prompts: drawn per item from rgb, hex, json and names, or one of
+    them; compact ("wall red, floor lime", at most 16 classes per item) keeps every prompt within CLIP's 77 tokens,
+    which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
     multi_res_noise: float = 0.0
@@ -162,8 +166,12 @@ class TrainConfig:
         return to_data(self)
 
     def target_options(self) -> dict[str, Any]:
-        """make_task_target options of this run's targets (rgbify.encode): marigold mode's fixed depth codec."""
-        return {"depth_codecs": (MARIGOLD_DEPTH_CODEC,)} if self.mode == "marigold" else {}
+        """make_task_target options of this run's targets (rgbify.encode): marigold mode's fixed depth codec, the
+        prompt format if one is set."""
+        options: dict[str, Any] = {"depth_codecs": (MARIGOLD_DEPTH_CODEC,)} if self.mode == "marigold" else {}
+        if self.prompt_format != "drawn":
+            options["prompt_format"] = self.prompt_format
+        return options
 
 
 RESUMABLE = ("steps", "exit_after", "resume", "data", "out", "num_workers", "loader", "eval_every", "eval_samples",
