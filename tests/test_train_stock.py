@@ -131,6 +131,27 @@ def test_instruct_run_is_a_stock_instructpix2pix_pipeline(tmp_path):
     assert _within_one_level(guided, stock([Image.open(paths[0])], 1, 2.0, 1.5)[0])
 
 
+def test_a_trained_run_loads_from_its_folder(tmp_path):
+    """A run trained by `train` (tiny preset, instruct, EMA on, lr high enough to move the zero-initialised image
+    channels) loads with StableDiffusionInstructPix2PixPipeline.from_pretrained(RUN/model) and draws predict's
+    bytes."""
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    cfg = cfg_for(tmp_path, "instruct", steps=2, lr=1e-2, ema_decay=0.5, inference_steps=STEPS)
+    assert train(cfg, MemoryTaskDataset())["step"] == 2
+    pipe = _quiet(StableDiffusionInstructPix2PixPipeline.from_pretrained(tmp_path / "run-instruct" / "model"))
+    assert pipe.unet.conv_in.weight[:, 4:].abs().max() > 0  # the image channels were trained
+    run = load_run(cfg.out, "cpu")
+    paths = _images(tmp_path / "in", n=1)
+    prompt = "Draw the metric depth."
+    predict_files(run, "depth", [str(paths[0])], tmp_path / "pred", seed=SEED, prompt=prompt,
+                  decode=run_prompt(run, "depth")[1])
+    ours = np.asarray(Image.open(tmp_path / "pred" / "img0.depth.rgb.png"))
+    stock = pipe(prompt, image=_tensor(paths), num_inference_steps=STEPS, guidance_scale=1.0,
+                 image_guidance_scale=1.0, generator=torch.Generator().manual_seed(SEED)).images[0]
+    assert np.array_equal(ours, np.asarray(stock))
+
+
 def _bytes(z: torch.Tensor) -> np.ndarray:
     return ((z[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
