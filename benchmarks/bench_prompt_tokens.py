@@ -32,8 +32,9 @@ def scenes(args) -> list[list[str]]:
 
         reader = DatasetReader(args.data)
         try:
-            return [[reader.classes[c - 1] for c in np.unique(reader.read(i)["semantic"]) if c > 0]
-                    for i in reader.indices]
+            return [
+                [reader.classes[c - 1] for c in np.unique(reader.read(i)["semantic"]) if c > 0] for i in reader.indices
+            ]
         finally:
             reader.close()
     rng = np.random.default_rng(args.seed)
@@ -59,9 +60,19 @@ def main(argv: list[str] | None = None) -> dict:
                 cls = list(enumerate(group, start=1))
                 colors = [PALETTE[i].rgb for i in rng.choice(len(PALETTE), len(group), replace=False)]
                 counts[fmt].append(token_count(tok, semantic_prompt(cls, colors, rng, fmt)[0]))
-    result = {"scenes": len(shown), "median_classes": float(np.median([len(s) for s in shown])), "formats": {
-        f: {"prompts": len(c), "median_tokens": float(np.median(c)), "max_tokens": int(max(c)),
-            "over_77": round(float(np.mean(np.array(c) > CLIP_WINDOW)), 3)} for f, c in counts.items()}}
+    result = {
+        "scenes": len(shown),
+        "median_classes": float(np.median([len(s) for s in shown])),
+        "formats": {
+            f: {
+                "prompts": len(c),
+                "median_tokens": float(np.median(c)),
+                "max_tokens": int(max(c)),
+                "over_77": round(float(np.mean(np.array(c) > CLIP_WINDOW)), 3),
+            }
+            for f, c in counts.items()
+        },
+    }
     print(json.dumps(result, indent=1))
     return result
 

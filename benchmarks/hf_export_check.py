@@ -27,8 +27,9 @@ def ensure_venv(path: Path, spec: str) -> Path:
     python = path / "bin" / "python"
     if not python.exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
-    probe = subprocess.run([python, "-c", "import datasets, PIL; print(datasets.__version__)"], capture_output=True,
-                           text=True)
+    probe = subprocess.run(
+        [python, "-c", "import datasets, PIL; print(datasets.__version__)"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         subprocess.run([python, "-m", "pip", "install", "-q", spec, "pillow"], check=True)
     return python
@@ -40,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets-version", default="datasets", help="pip requirement, e.g. 'datasets==5.2.0'")
     args = ap.parse_args(argv)
     python = ensure_venv(args.venv, args.datasets_version)
-    version = subprocess.run([python, "-c", "import datasets; print(datasets.__version__)"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import datasets; print(datasets.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     print(f"datasets {version} in {args.venv}")
     env = {**os.environ, "RGBIFY_HF_PYTHON": str(python)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_export_hf.py"], cwd=ROOT,
-                          env=env).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests/test_export_hf.py"], cwd=ROOT, env=env
+    ).returncode
 
 
 if __name__ == "__main__":

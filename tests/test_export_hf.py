@@ -40,8 +40,18 @@ def _sample(index: int, h: int, w: int) -> dict:
         cls = (np.arange(w) * N_CLASSES // w + 1).astype(np.int32)
         s["semantic"] = np.tile(cls, (h, 1))
         s["instance"] = s["semantic"].copy()
-        s["instances"] = json.dumps([{"id": int(c), "class_name": CLASSES[c - 1], "class_index": int(c),
-                                      "object_name": f"o{c}", "pixel_count": h} for c in range(1, N_CLASSES + 1)])
+        s["instances"] = json.dumps(
+            [
+                {
+                    "id": int(c),
+                    "class_name": CLASSES[c - 1],
+                    "class_index": int(c),
+                    "object_name": f"o{c}",
+                    "pixel_count": h,
+                }
+                for c in range(1, N_CLASSES + 1)
+            ]
+        )
     else:  # the fake's classes floor (1) and table (2) are rgbify's 2 and 6
         s["semantic"] = np.select([s["semantic"] == 1, s["semantic"] == 2], [2, 6], 0).astype(np.int32)
     return s
@@ -79,7 +89,9 @@ def test_png_export_is_an_imagefolder_with_prompts_that_fit(exported):
             assert np.array_equal(labels, np.where(np.isin(stripes, mine), stripes, 0))
             asked.append(mine)
     assert [r["edited_image_file_name"] for r in rows if r["index"] == 0 and r["task"] == "semantic"] == [
-        "images/000000000_semantic.png", "images/000000000_semantic-1.png"]
+        "images/000000000_semantic.png",
+        "images/000000000_semantic-1.png",
+    ]
     assert sorted(c for a in asked for c in a) == list(range(1, N_CLASSES + 1))  # each class once
     assert max(len(a) for a in asked) <= COMPACT_MAX_CLASSES
 
@@ -122,8 +134,9 @@ def test_datasets_loads_the_png_export(exported, tmp_path):
         pytest.skip("no interpreter with Hugging Face datasets: run python benchmarks/hf_export_check.py")
     out = exported / "png"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([python, "-c", LOADER, str(out), str(tmp_path / "cache")], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run(
+        [python, "-c", LOADER, str(out), str(tmp_path / "cache")], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded["columns"][:3] == ["input_image", "edited_image", "edit_prompt"]
@@ -132,9 +145,19 @@ def test_datasets_loads_the_png_export(exported, tmp_path):
         img = Image.open(out / rel)
         return hashlib.sha256(np.asarray(img).tobytes()).hexdigest() + f" {img.size}"
 
-    expected = sorted((r["index"], r["edit_prompt"], digest(r["input_image_file_name"]),
-                       digest(r["edited_image_file_name"]), r["task"], r["decode"])
-                      for r in _rows(out / "metadata.jsonl"))
-    got = sorted((r["index"], r["edit_prompt"], r["input_image"], r["edited_image"], r["task"], r["decode"])
-                 for r in loaded["rows"])
+    expected = sorted(
+        (
+            r["index"],
+            r["edit_prompt"],
+            digest(r["input_image_file_name"]),
+            digest(r["edited_image_file_name"]),
+            r["task"],
+            r["decode"],
+        )
+        for r in _rows(out / "metadata.jsonl")
+    )
+    got = sorted(
+        (r["index"], r["edit_prompt"], r["input_image"], r["edited_image"], r["task"], r["decode"])
+        for r in loaded["rows"]
+    )
     assert len(got) == len(expected) == 13 and got == expected  # every row, both images decoded

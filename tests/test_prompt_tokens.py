@@ -47,8 +47,12 @@ def test_the_tokenizer_is_clips(tok):
 
 
 def test_depth_and_normals_prompts_fit(tok):
-    texts = [t.format(d_max=1000.0, gamma=0.5, cmap=c, near="dark purple", far="pale yellow")
-             for templates in DEPTH_TEMPLATES.values() for t in templates for c in COLORMAPS]
+    texts = [
+        t.format(d_max=1000.0, gamma=0.5, cmap=c, near="dark purple", far="pale yellow")
+        for templates in DEPTH_TEMPLATES.values()
+        for t in templates
+        for c in COLORMAPS
+    ]
     texts += [t.format(x="= facing left", xdir="left", xname="left") for t in NORMALS_TEMPLATES]
     counts = [token_count(tok, t) for t in texts]
     assert max(counts) <= CLIP_WINDOW, max(zip(counts, texts, strict=True))
@@ -65,8 +69,9 @@ def test_compact_semantic_prompts_fit_for_any_classes_and_colours(tok):
     names = sorted(CLASSES, key=lambda n: _cost(tok, n), reverse=True)[:COMPACT_MAX_CLASSES]
     colors = sorted((c.rgb for c in PALETTE), key=lambda c: _cost(tok, color_name(c)), reverse=True)
     colors = colors[:COMPACT_MAX_CLASSES]
-    worst = [token_count(tok, t.format(mapping=format_mapping(names, colors, "compact")))
-             for t in COMPACT_SEMANTIC_TEMPLATES]
+    worst = [
+        token_count(tok, t.format(mapping=format_mapping(names, colors, "compact"))) for t in COMPACT_SEMANTIC_TEMPLATES
+    ]
     assert max(worst) <= CLIP_WINDOW and max(worst) > CLIP_WINDOW - 15  # tight: 16 is near the limit
 
     rng = np.random.default_rng(0)
@@ -85,8 +90,9 @@ def test_compact_semantic_prompts_fit_for_any_classes_and_colours(tok):
 
     cls = [(i + 1, CLASSES[i]) for i in range(COMPACT_MAX_CLASSES)]
     cols = [PALETTE[i].rgb for i in range(COMPACT_MAX_CLASSES)]
-    drawn = {fmt: token_count(tok, semantic_prompt(cls, cols, np.random.default_rng(0), fmt)[0])
-             for fmt in PROMPT_FORMATS}
+    drawn = {
+        fmt: token_count(tok, semantic_prompt(cls, cols, np.random.default_rng(0), fmt)[0]) for fmt in PROMPT_FORMATS
+    }
     assert min(drawn.values()) > CLIP_WINDOW, drawn  # why the compact format exists
     with pytest.raises(CodecInputError, match="at most 16 classes .*several prompts"):
         semantic_prompt([*cls, (17, "rock")], [*cols, PALETTE[16].rgb], None, "compact")
@@ -97,8 +103,9 @@ def test_compact_instance_prompts_fit(tok):
     counts = []
     for variant, color in itertools.product(INSTANCE_TEMPLATES, PALETTE):
         for seed in range(6):  # the templates
-            text, _ = instance_prompt(1, longest, variant, {1: color.rgb}, color.rgb, False,
-                                      np.random.default_rng(seed), "compact")
+            text, _ = instance_prompt(
+                1, longest, variant, {1: color.rgb}, color.rgb, False, np.random.default_rng(seed), "compact"
+            )
             counts.append(token_count(tok, text))
     assert max(counts) <= CLIP_WINDOW
     text, _ = task_prompt("instance", np.random.default_rng(0), ["chair"], prompt_format="compact")
@@ -116,8 +123,9 @@ def test_a_compact_target_asks_for_a_subset_that_fits_and_decodes(tok):
     decoded = decode_target(target, params)
     assert np.array_equal(decoded, np.where(np.isin(semantic, asked), semantic, 0))
     group = [3, 7, 29]
-    _, _, params = make_task_target("semantic", gt, np.random.default_rng(1), prompt_format="compact",
-                                    semantic_classes=group)
+    _, _, params = make_task_target(
+        "semantic", gt, np.random.default_rng(1), prompt_format="compact", semantic_classes=group
+    )
     assert sorted(c["index"] for c in params["classes"]) == group
     with pytest.raises(CodecInputError, match="prompt_format 'tiny'"):
         make_task_target("semantic", gt, np.random.default_rng(1), prompt_format="tiny")
@@ -136,8 +144,15 @@ def test_a_run_can_train_on_compact_prompts(tmp_path, tok):
     from tests.test_export_hf import N_CLASSES, _sample
 
     ds = fake_dataset(tmp_path, n=2, shard_size=2, h=8, w=2 * N_CLASSES, classes=CLASSES, make_sample=_sample)
-    cfg = make_config({"data": str(ds), "out": str(tmp_path / "run"), "resolution": 16, "tasks": ("semantic",),
-                       "prompt_format": "compact"})
+    cfg = make_config(
+        {
+            "data": str(ds),
+            "out": str(tmp_path / "run"),
+            "resolution": 16,
+            "tasks": ("semantic",),
+            "prompt_format": "compact",
+        }
+    )
     assert cfg.target_options() == {"prompt_format": "compact"}
     data = build_data(cfg, split="all", generation_ratio=0.0)
     items = [data[i] for i in range(len(data))]

@@ -144,11 +144,18 @@ def test_a_trained_run_loads_from_its_folder(tmp_path):
     run = load_run(cfg.out, "cpu")
     paths = _images(tmp_path / "in", n=1)
     prompt = "Draw the metric depth."
-    predict_files(run, "depth", [str(paths[0])], tmp_path / "pred", seed=SEED, prompt=prompt,
-                  decode=run_prompt(run, "depth")[1])
+    predict_files(
+        run, "depth", [str(paths[0])], tmp_path / "pred", seed=SEED, prompt=prompt, decode=run_prompt(run, "depth")[1]
+    )
     ours = np.asarray(Image.open(tmp_path / "pred" / "img0.depth.rgb.png"))
-    stock = pipe(prompt, image=_tensor(paths), num_inference_steps=STEPS, guidance_scale=1.0,
-                 image_guidance_scale=1.0, generator=torch.Generator().manual_seed(SEED)).images[0]
+    stock = pipe(
+        prompt,
+        image=_tensor(paths),
+        num_inference_steps=STEPS,
+        guidance_scale=1.0,
+        image_guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(SEED),
+    ).images[0]
     assert np.array_equal(ours, np.asarray(stock))
 
 

@@ -54,8 +54,13 @@ def clip_tokenizer():
     lines = gzip.open(clip_vocabulary_file(), "rt", encoding="utf-8").read().split("\n")
     merges = lines[1 : 1 + _MERGES]
     symbols = _byte_symbols()
-    vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m.split()) for m in merges),
-             "<|startoftext|>", "<|endoftext|>"]
+    vocab = [
+        *symbols,
+        *(s + "</w>" for s in symbols),
+        *("".join(m.split()) for m in merges),
+        "<|startoftext|>",
+        "<|endoftext|>",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file, merges_file = Path(tmp, "vocab.json"), Path(tmp, "merges.txt")
         vocab_file.write_text(json.dumps({t: i for i, t in enumerate(vocab)}), encoding="utf-8")
