@@ -13,6 +13,9 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[render,train,dev,dist]"
+# CLIP's BPE vocabulary, to measure prompts in CLIP tokens (rgbify.train.tokens, tests/test_prompt_tokens.py);
+# --no-deps: the wheel's own code (which needs torchvision) is never imported, only its vocabulary file is read.
+python -m pip install -q --no-deps "clip-anytorch==2.6.0"
 # System packages where apt exists: EGL for the pyrender raster backend (headless OpenGL), and hdf5-tools for
 # h5dump (reading a shard's self-description: docs/datasets.md); harmless where already present.
 APT=()
