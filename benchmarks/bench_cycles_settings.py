@@ -4,13 +4,13 @@
     python benchmarks/bench_cycles_settings.py --size 128x96 --scenes 1 --quick
 
 For each scene (one recipe scene, camera resized, the photometric post-process off so only the renderer is judged)
-it renders a reference (1024 samples, adaptive threshold 0.001, 16/8/8/16 bounces, no clamp, caustics, OIDN with
-the accurate prefilter; cached in --cache by spec hash and renderer source hash), then each candidate setting, and
-prints the candidate's core-seconds (CPU time of this process during the RGB render only, the scene already built:
-unlike wall time, it barely changes with other jobs on the machine), wall seconds, PSNR (dB) and SSIM (Wang et al.
-2004, Gaussian window sigma 1.5, on luma) against the reference, each a mean over the scenes, and the core-seconds
-as a ratio to the build default's (16 spp) in the same run. Settings on the Pareto front of (time, 1 - SSIM)
-are starred.
+it renders a reference (1024 samples, adaptive threshold 0.001, 16/8/8/16 bounces, no clamp, caustics, OIDN with the
+accurate prefilter; cached in --cache by the hash of the spec it renders and of the renderer's source), then each
+candidate setting, and prints the candidate's core-seconds (CPU time of this process during the RGB render only, the
+scene already built: unlike wall time, it barely changes with other jobs on the machine), wall seconds, PSNR (dB)
+and SSIM (Wang et al. 2004, Gaussian window sigma 1.5, on luma) against the reference, each a mean over the scenes,
+and the core-seconds as a ratio to the build default's (16 spp) in the same run. Settings on the Pareto front of
+(time, 1 - SSIM) are starred.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from rgbify.scenes.spec import PostProcess  # noqa: E402
 
 REFERENCE = dict(samples=1024, adaptive_threshold=0.001, max_bounces=16, diffuse_bounces=8, glossy_bounces=8,
                  transmission_bounces=16, clamp_indirect=0.0, caustics=True, light_tree=True, denoise=True,
-                 denoise_prefilter="ACCURATE")
+                 denoise_prefilter="ACCURATE", world_map_resolution=1024)
 
 BASE = "16 spp (build default)"  # `rgbify build`'s default samples; every other knob at the recipes' default
 CANDIDATES: list[tuple[str, dict]] = [
@@ -55,6 +55,11 @@ CANDIDATES: list[tuple[str, dict]] = [
     ("16 spp, clamp 0 (off)", dict(samples=16, clamp_indirect=0.0)),
     ("16 spp, clamp 3", dict(samples=16, clamp_indirect=3.0)),
     ("16 spp, caustics off", dict(samples=16, caustics=False)),
+    ("16 spp, before (bounces 8/4/4/12, clamp 10, world map auto)",
+     dict(samples=16, max_bounces=8, diffuse_bounces=4, glossy_bounces=4, clamp_indirect=10.0,
+          world_map_resolution=0)),
+    ("16 spp, world map 1024", dict(samples=16, world_map_resolution=1024)),
+    ("16 spp, world map 128", dict(samples=16, world_map_resolution=128)),
     ("16 spp, clamp 0, adaptive 0.05", dict(samples=16, clamp_indirect=0.0, adaptive_threshold=0.05)),
     ("32 spp, clamp 0, adaptive 0.05", dict(samples=32, clamp_indirect=0.0, adaptive_threshold=0.05)),
 ]
@@ -138,7 +143,8 @@ def main(argv=None) -> None:
             spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, w, h),
                                        render=dataclasses.replace(spec.render, post=PostProcess()))
             print(f"{recipe} scene {index}: {len(spec.objects)} objects", file=sys.stderr, flush=True)
-            cached = os.path.join(args.cache, f"{spec_hash(spec)[:32]}-{renderer[:16]}.png")
+            as_reference = dataclasses.replace(spec, render=dataclasses.replace(spec.render, **REFERENCE))
+            cached = os.path.join(args.cache, f"{spec_hash(as_reference)[:32]}-{renderer[:16]}.png")
             variants = candidates if os.path.exists(cached) else [("reference", REFERENCE), *candidates]
             with tempfile.TemporaryDirectory() as tmp:
                 renders = render_variants(spec, variants, tmp)

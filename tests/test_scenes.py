@@ -120,6 +120,8 @@ PINNED_SCENES = {
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
     3: {"indoor": ["5c2bee93a13eb955", "8d28092e23ebd1cb"], "outdoor": ["66184e6f889164a0", "b56e5ce9fa164938"],
         "tabletop": ["bf73d6c619e22381", "600b10ed4b524cc4"]},
+    4: {"indoor": ["5f34b4f72a9d9859", "899480ffd4fb1bce"], "outdoor": ["72c9299cf26332b0", "4143037b77730b29"],
+        "tabletop": ["9343d80b033ff130", "6ef171350ce0bf0b"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 

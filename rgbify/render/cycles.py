@@ -350,6 +350,9 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     c.use_light_tree = bool(rs.light_tree)
     c.sample_clamp_indirect = float(rs.clamp_indirect)
     c.caustics_reflective = c.caustics_refractive = bool(rs.caustics)
+    if scene.world is not None and rs.world_map_resolution > 0:
+        scene.world.cycles.sampling_method = "MANUAL"
+        scene.world.cycles.sample_map_resolution = int(rs.world_map_resolution)
     vs = scene.view_settings
     vs.view_transform = rs.view_transform
     vs.look = "None"

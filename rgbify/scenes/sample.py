@@ -37,7 +37,8 @@ from rgbify.scenes.tabletop import sample_tabletop
 
 CAMERA_TRIES = 4
 CYCLES_FIELDS = ("samples", "denoise", "max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
-                 "adaptive_threshold", "light_tree", "clamp_indirect", "caustics", "denoise_prefilter")
+                 "adaptive_threshold", "light_tree", "clamp_indirect", "caustics", "denoise_prefilter",
+                 "world_map_resolution")
 """The Cycles settings a recipe gives every scene's RenderSettings."""
 
 

@@ -359,6 +359,8 @@ class RenderSettings:
     """Reflective and refractive caustics (Blender's default on)."""
     denoise_prefilter: Literal["ACCURATE", "FAST", "NONE"] = "ACCURATE"
     """OpenImageDenoise's prefilter of its albedo and normal guides."""
+    world_map_resolution: int = 0
+    """Width of the map Cycles importance-samples an HDRI or sky world with (0: Blender's automatic choice)."""
     view_transform: Literal["Standard", "AgX"] = "Standard"
     """Blender's view transform from scene light to display: Standard (clip at 1) or AgX (a filmic curve)."""
     exposure_ev: float = 0.0
@@ -429,6 +431,9 @@ class SceneSpec:
                             "and a translation, e.g. from rgbify.scenes.spec.look_at")
         if self.render.samples < 1:
             raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
+        if not 0 <= self.render.world_map_resolution <= 16384:
+            raise SpecError(f"render.world_map_resolution must be 0 (automatic) to 16384, got "
+                            f"{self.render.world_map_resolution}")
         return self
 
 
