@@ -13,6 +13,18 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[render,train,dev,dist]"
+# distill extra: ONNX export and its check always; timm (the dpt student's backbones) needs a torchvision built for
+# this torch. PyPI's torchvision wheels are CUDA builds: next to a CPU-only torch they fail to import, and break
+# transformers' import with them. So a CPU torch gets it from PyTorch's CPU index, or goes without timm (the dpt
+# student and its tests are then skipped; the small student needs none of it).
+python -m pip install -q "onnx>=1.16" "onnxruntime>=1.18"
+if python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
+  python -m pip install -q "torchvision==0.28.0" "timm>=1.0"
+elif python -m pip install -q "torchvision==0.28.0" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null; then
+  python -m pip install -q "timm>=1.0"
+else
+  echo "setup: no CPU build of torchvision reachable; timm left out (rgbify distill --student dpt unavailable)" >&2
+fi
 # EGL for the pyrender raster backend (headless OpenGL); harmless where already present.
 if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL.so.1; then
   (apt-get update -qq && apt-get install -y -qq libegl1 libgl1 >/dev/null) || echo "setup: could not install libegl1; the raster backend will be unavailable" >&2
