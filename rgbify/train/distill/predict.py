@@ -74,7 +74,7 @@ def load_student(run_dir: str | Path, device: str = "cpu") -> StudentRun:
 def student_answers(run: StudentRun, images: np.ndarray) -> dict[str, np.ndarray]:
     """uint8 (B, R, R, 3) at the student's resolution -> {task: depth (B, R, R) metres, normals (B, R, R, 3),
     semantic (B, R, R) int32}."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(run.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    x = torch.from_numpy(np.array(images, np.uint8)).to(run.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     outs = run.model(x)
     res = {}
     for task, o in zip(run.tasks, outs, strict=True):

@@ -203,6 +203,7 @@ def build_pseudo_labels(labeler: TeacherLabeler, settings: dict[str, Any], image
                 shutil.rmtree(folder.work_dir(out, k), ignore_errors=True)
                 continue
             have = folder.finished(out, k, set(rng))
+            done += len(have)
             for start in range(rng.start, rng.stop, batch):
                 group = list(range(start, min(start + batch, rng.stop)))
                 if all(i in have for i in group):
@@ -218,12 +219,13 @@ def build_pseudo_labels(labeler: TeacherLabeler, settings: dict[str, Any], image
                     s = _sample(i, loaded[j][0], loaded[j][1], images[i].name, labels, j, dt)
                     sh.write_sample_file(folder.work_file(out, k, i), s)
                 batches += 1
-                done += len(group)
+                done += len([i for i in group if i not in have])
                 if progress:
                     progress(done, n)
             _publish_shard(out, k, rng, chash, manifest)
         manifest["complete"] = True
         save_manifest(out, manifest)
+        shutil.rmtree(out / folder.WORK_DIR, ignore_errors=True)  # empty by now
     return manifest
 
 

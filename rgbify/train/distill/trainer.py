@@ -83,6 +83,9 @@ def check_inputs(cfg: DistillConfig) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {cfg.out} is a file; give a folder for the student run")
+    pseudo.teacher_meta(cfg.teacher)
+    pseudo.list_images(cfg.images)
+    _classes(cfg)
 
 
 def make_labels(cfg: DistillConfig, classes: tuple[str, ...], device: str, log=print, stop_after=None) -> dict:
