@@ -281,6 +281,15 @@ def test_bad_input_is_one_line_and_exit_2(world, tmp_path, capsys, extra, messag
     assert not (tmp_path / "o").exists()
 
 
+def test_a_second_distill_into_one_out_is_refused(world, tmp_path):
+    from filelock import FileLock
+
+    cfg = _cfg(world, "s-locked")
+    (world["tmp"] / "s-locked").mkdir()
+    with FileLock(world["tmp"] / "s-locked" / ".lock"), pytest.raises(UserError, match="another rgbify distill"):
+        distill(cfg, log=lambda m: None)
+
+
 def test_bad_paths(world, tmp_path, capsys):
     base = ["distill", "--out", str(tmp_path / "o"), "--classes", "floor"]
     assert rgbify_main(base + ["--teacher", str(tmp_path), "--images", world["images"]]) == 2
