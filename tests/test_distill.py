@@ -196,6 +196,7 @@ def test_cli_distill_predict_eval_and_export(world, tmp_path, capsys):
     assert meta["classes"] == ["floor", "table", "lamp"]
     labels = json.loads((out / "pseudo-labels" / "dataset.json").read_text())
     assert labels["pseudo_labels"]["ensemble"] == 2 and labels["complete"]
+    assert rgbify_main(["verify", str(out / "pseudo-labels")]) == 0  # storage checks; no rendered invariants
     img = f"{world['images']}/im0.png"
     for task in ("depth", "normals", "semantic"):
         assert rgbify_main(["predict", "--run", str(out), "--task", task, img, "--out", str(tmp_path / "p")]) == 0
@@ -300,3 +301,21 @@ def test_bad_paths(world, tmp_path, capsys):
     assert rgbify_main(["export-student", "--run", world["teacher"], "--out", str(tmp_path / "x.onnx")]) == 2
     assert "not a student run" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_bench_distill_demo_runs(tmp_path):
+    """benchmarks/bench_distill.py --demo, shrunk: it prints one JSON line with both speeds and the ratios."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_distill.py"
+    out = subprocess.run([sys.executable, "-W", "ignore", str(bench), "--demo", "--work", str(tmp_path / "w"),
+                          "--train-samples", "8", "--images", "8", "--teacher-train-steps", "3", "--student-steps",
+                          "5", "--max-items", "4", "--teacher-steps", "2"], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["device"] == "cpu" and r["heldout_images"] == 4 and r["teacher_steps"] == 2
+    assert r["speedup_core"] > 1 and r["student_images_per_core_s"] > 0 and r["teacher_delta1"] is not None
