@@ -225,6 +225,20 @@ def test_onnx_matches_torch(world, tmp_path):
     assert set(diffs) == {"depth", "normals", "semantic"} and max(diffs.values()) < 1e-4
 
 
+def test_dpt_head_reassembles_cnn_and_vit_strides(tmp_path):
+    """The DPT head alone (no timm): four stages at a CNN's strides (4, 8, 16, 32) or a ViT's (16 x 4) give
+    full-resolution answers, unit normals."""
+    from rgbify.train.distill.students import DPTHead
+
+    x = torch.zeros(2, 3, 64, 64)
+    for reductions in ((4, 8, 16, 32), (16, 16, 16, 16)):
+        feats = [torch.randn(2, c, 64 // r, 64 // r) for c, r in zip((8, 16, 24, 32), reductions, strict=True)]
+        head = DPTHead((8, 16, 24, 32), reductions, 16, ("depth", "normals", "semantic"), 2).eval()
+        outs = head(feats, x.shape[-2:])
+        assert [o.shape for o in outs] == [(2, 1, 64, 64), (2, 3, 64, 64), (2, 3, 64, 64)]
+        assert torch.allclose(outs[1].norm(dim=1), torch.ones(2, 64, 64), atol=1e-4)
+
+
 def _timm():
     try:
         import timm  # noqa: F401

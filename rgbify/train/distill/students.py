@@ -155,24 +155,34 @@ class DPTStudent(nn.Module):
         except Exception as e:  # noqa: BLE001 - timm raises RuntimeError('Unknown model ...') and others
             raise UserError(f"--backbone {backbone}: timm cannot build it ({type(e).__name__}: {e})") from None
         info = self.backbone.feature_info
-        chans, reds = info.channels()[-4:], info.reduction()[-4:]
-        if len(chans) < 4:
-            raise UserError(f"--backbone {backbone} gives {len(chans)} feature stages; the DPT head needs 4")
+        if len(info.channels()) < 4:
+            raise UserError(f"--backbone {backbone} gives {len(info.channels())} feature stages; the DPT head needs 4")
         self.take = len(info.channels()) - 4
-        self.reassemble = nn.ModuleList(_resample(c, width, r / (4 * 2**i)) for i, (c, r) in enumerate(
-            zip(chans, reds, strict=True)))
-        self.fuse = nn.ModuleList(_Fusion(width) for _ in range(4))
-        self.head = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True))
-        self.heads = Heads(width, tasks, num_classes)
+        self.head = DPTHead(info.channels()[-4:], info.reduction()[-4:], width, tasks, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feats = self.backbone(x)[self.take :]
+        return self.head(self.backbone(x)[self.take :], x.shape[-2:])
+
+
+class DPTHead(nn.Module):
+    """DPT's decoder on four feature maps of ``channels`` at strides ``reductions``: reassembled to ``width``
+    channels at strides 4, 8, 16, 32, fused coarse to fine, upsampled to ``size``, one 1x1 head per task."""
+
+    def __init__(self, channels, reductions, width: int, tasks: tuple[str, ...], num_classes: int):
+        super().__init__()
+        self.reassemble = nn.ModuleList(_resample(c, width, r / (4 * 2**i)) for i, (c, r) in enumerate(
+            zip(channels, reductions, strict=True)))
+        self.fuse = nn.ModuleList(_Fusion(width) for _ in range(4))
+        self.out = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True))
+        self.heads = Heads(width, tasks, num_classes)
+
+    def forward(self, feats, size) -> tuple[torch.Tensor, ...]:
         f = [r(t) for r, t in zip(self.reassemble, feats, strict=True)]
         h = self.fuse[3](f[3])
         for i in (2, 1, 0):
             h = self.fuse[i](h, f[i])  # stride 4 * 2**i in, half that out
-        h = F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.heads(self.head(h))
+        h = F.interpolate(h, size=size, mode="bilinear", align_corners=False)
+        return self.heads(self.out(h))
 
 
 def build_student(meta: dict) -> nn.Module:
