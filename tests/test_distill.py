@@ -197,6 +197,9 @@ def test_cli_distill_predict_eval_and_export(world, tmp_path, capsys):
     labels = json.loads((out / "pseudo-labels" / "dataset.json").read_text())
     assert labels["pseudo_labels"]["ensemble"] == 2 and labels["complete"]
     assert rgbify_main(["verify", str(out / "pseudo-labels")]) == 0  # storage checks; no rendered invariants
+    before = (out / "log.jsonl").read_text()
+    assert rgbify_main(["distill", "--config", str(out / "config.toml")]) == 0  # the saved config: nothing to do
+    assert (out / "log.jsonl").read_text() == before
     img = f"{world['images']}/im0.png"
     for task in ("depth", "normals", "semantic"):
         assert rgbify_main(["predict", "--run", str(out), "--task", task, img, "--out", str(tmp_path / "p")]) == 0
