@@ -336,3 +336,47 @@ def test_bench_distill_demo_runs(tmp_path):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["device"] == "cpu" and r["heldout_images"] == 4 and r["teacher_steps"] == 2
     assert r["speedup_core"] > 1 and r["student_images_per_core_s"] > 0 and r["teacher_delta1"] is not None
+
+
+@pytest.mark.slow
+def test_sigkill_while_labelling_then_the_same_command_finishes_the_same_labels(world, tmp_path):
+    """A real kill: `rgbify distill` SIGKILLed once some teacher batches are stored; the same command finishes, and
+    its labels equal those of an uninterrupted run (none lost, none stored twice)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    images = tmp_path / "many"
+    images.mkdir()
+    for i in range(24):
+        arr = (np.random.default_rng(100 + i).random((30, 40, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(images / f"m{i:02d}.png")
+
+    def cmd(name):
+        return [sys.executable, "-W", "ignore", "-m", "rgbify", "distill", "--teacher", world["teacher"], "--images",
+                str(images), "--out", str(tmp_path / name), "--classes", "floor,table", "--steps", "1",
+                "--resolution", "32", "--width", "8", "--shard-size", "8", "--teacher-batch", "2", "--device", "cpu"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run(cmd("a"), env=env, capture_output=True, timeout=600).returncode == 0
+    p = subprocess.Popen(cmd("b"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tmp_path / "b" / "pseudo-labels"
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        stored = len(list(work.glob(".work/*/*.npz"))) + 8 * len(list(work.glob("shards/*.h5")))
+        if stored >= 4:
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (work / "dataset.json").exists() or not json.loads((work / "dataset.json").read_text())["complete"]
+    assert subprocess.run(cmd("b"), env=env, capture_output=True, timeout=600).returncode == 0
+    _, a = _read_all(tmp_path / "a" / "pseudo-labels")
+    _, b = _read_all(work)
+    assert sorted(a) == sorted(b) == list(range(24))
+    for i in a:
+        for x, y in zip(a[i], b[i], strict=True):
+            np.testing.assert_array_equal(x, y)
