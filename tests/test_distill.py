@@ -206,6 +206,8 @@ def test_cli_distill_predict_eval_and_export(world, tmp_path, capsys):
         v = np.load(tmp_path / "p" / f"im0.{task}.npy")
         assert v.shape[:2] == (30, 40)
     assert np.all(np.load(tmp_path / "p" / "im0.depth.npy") > 0)
+    assert rgbify_main(["predict", "--run", str(out), "--task", "semantic", "--classes", "chair", img, "--out",
+                        str(tmp_path / "p")]) == 2  # a student answers its own classes
     assert rgbify_main(["eval", "--run", str(out), "--data", world["data"], "--split", "all"]) == 0
     rep = json.loads((out / "eval" / "eval-all.json").read_text())
     assert rep["depth"]["images"] == 12 and "miou" in rep["semantic"] and rep["normals"]["images"] == 12

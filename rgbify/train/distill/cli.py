@@ -51,6 +51,9 @@ def predict_student(args: argparse.Namespace) -> int:
     if args.prompt or args.decode:
         raise UserError("--prompt/--decode apply to generator runs; a student run answers without a prompt")
     run = load_student(args.run, check_device(args.device))
+    if args.classes and [c.strip() for c in args.classes.split(",") if c.strip()] != list(run.classes):
+        raise UserError(f"--classes {args.classes}: this student answers its own classes "
+                        f"({','.join(run.classes)}); omit --classes")
     records = predict_student_files(run, args.task, args.images, args.out)
     print(f"wrote {len(records)} predictions to {args.out} (student run, step {run.step})")
     return 0
