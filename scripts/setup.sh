@@ -19,14 +19,25 @@ python -m pip install -q -e ".[render,train,dev,dist]"
 # student and its tests are then skipped; the small student needs none of it).
 python -m pip install -q "onnx>=1.16" "onnxruntime>=1.18"
 if python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
-  python -m pip install -q "torchvision==0.28.0" "timm>=1.0"
-elif python -m pip install -q "torchvision==0.28.0" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null; then
-  python -m pip install -q "timm>=1.0"
+  TV=("torchvision==0.28.0")
 else
-  echo "setup: no CPU build of torchvision reachable; timm left out (rgbify distill --student dpt unavailable)" >&2
+  TV=("torchvision==0.28.0" --index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1)
 fi
-# EGL for the pyrender raster backend (headless OpenGL); harmless where already present.
-if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL.so.1; then
-  (apt-get update -qq && apt-get install -y -qq libegl1 libgl1 >/dev/null) || echo "setup: could not install libegl1; the raster backend will be unavailable" >&2
+if python -m pip install -q "${TV[@]}" 2>/dev/null && python -c "import torchvision" 2>/dev/null; then
+  python -m pip install -q "timm>=1.0"
+else  # none, or a CUDA build from another index (the import fails): keep none
+  python -m pip uninstall -q -y torchvision timm 2>/dev/null || true
+  echo "setup: no torchvision built for this torch; timm left out (rgbify distill --student dpt unavailable)" >&2
+fi
+# CLIP's BPE vocabulary, to measure prompts in CLIP tokens (rgbify.train.tokens, tests/test_prompt_tokens.py);
+# --no-deps: the wheel's own code (which needs torchvision) is never imported, only its vocabulary file is read.
+python -m pip install -q --no-deps "clip-anytorch==2.6.0"
+# System packages where apt exists: EGL for the pyrender raster backend (headless OpenGL), and hdf5-tools for
+# h5dump (reading a shard's self-description: docs/datasets.md); harmless where already present.
+APT=()
+ldconfig -p | grep -q libEGL.so.1 || APT+=(libegl1 libgl1)
+command -v h5dump >/dev/null || APT+=(hdf5-tools)
+if command -v apt-get >/dev/null && [ ${#APT[@]} -gt 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq "${APT[@]}" >/dev/null) || echo "setup: could not install ${APT[*]}; without libegl1 the raster backend is unavailable, without hdf5-tools there is no h5dump" >&2
 fi
 echo "setup: done. Activate with: . .venv/bin/activate"

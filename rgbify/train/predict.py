@@ -94,6 +94,15 @@ def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, inst
     return encode.tasks.task_prompt(task, np.random.default_rng(seed), classes, instances, **options)
 
 
+def run_prompt(run: Run, task: str, classes: list[str] | None = None, seed: int = 0) -> tuple[str, dict]:
+    """``task_prompt`` with the run's target options (marigold: its depth codec). A marigold run predicts only the
+    one task it was trained on (it sees no prompt)."""
+    if run.cfg.mode == "marigold" and task not in run.cfg.tasks:
+        raise UserError(f"--task {task}: this marigold-mode run predicts {run.cfg.tasks[0]} only (it is conditioned "
+                        "on the empty prompt, one task per run)")
+    return task_prompt(task, classes, seed, **run.cfg.target_options())
+
+
 def load_image(path: str | Path, resolution: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """(3, res, res) float in [-1, 1] (bicubic resize) and the original (H, W)."""
     try:
@@ -102,7 +111,7 @@ def load_image(path: str | Path, resolution: int) -> tuple[torch.Tensor, tuple[i
         raise UserError(f"cannot read image {path}: {e}") from e
     size = (img.height, img.width)
     arr = np.asarray(img.resize((resolution, resolution), Image.BICUBIC), dtype=np.float32)
-    return torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1), size
+    return torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1).contiguous(), size  # contiguous: as stock pipelines
 
 
 def resize_measurement(x: np.ndarray, size: tuple[int, int], task: str) -> np.ndarray:
@@ -165,7 +174,7 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
     OUT/NAME.<task>.npy (decoded, at the image's size: depth float32 metres, normals float32 (H,W,3) unit OpenCV
     camera frame, semantic/instance int32 labels) and OUT/NAME.<task>.color.png. Returns one record per image."""
     if prompt is None:
-        prompt, decode = task_prompt(task, classes, seed)
+        prompt, decode = run_prompt(run, task, classes, seed)
     elif decode is None:
         raise UserError("--prompt needs --decode JSON (the decode parameters that go with it)")
     out = Path(out_dir)
@@ -242,7 +251,7 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     pairs = [(p, gts[p.stem]) for p in images if p.stem in gts][:max_items]
     if not pairs:
         raise UserError(f"no image in {images_dir} has a depth file of the same name in {gt_dir} (NAME.png or .npy)")
-    prompt, decode = task_prompt("depth", seed=seed)
+    prompt, decode = run_prompt(run, "depth", seed=seed)
     metric, affine = [], []
     for img_path, gt_path in pairs:
         image, size = load_image(img_path, run.cfg.resolution)
