@@ -6,7 +6,7 @@ same ground truth, answers resized to the samples' size).
     python benchmarks/bench_distill.py --demo [--work DIR] [--gt-ratio 0.0]   # CPU: everything built here first
 
 --demo builds, on this machine, a procedural rendered-style dataset (a floor, a back wall and boxes; exact depth,
-normals and classes; 64 x 48 px), a tiny teacher (tiny preset, marigold, trained on it), an unlabeled image folder
+normals and classes; 64 x 48 px), a tiny teacher (tiny preset, instruct mode, trained on it), an unlabeled image folder
 and a small student (`rgbify distill`, 64 px), then measures on 16 held-out samples. Speeds are per CPU core-second
 (os.times user + sys, one torch thread: the rate of one core however loaded the machine is) and by the wall clock.
 A teacher answers one task per sampling (--teacher-steps DDIM steps each); the student all of them in one pass:
@@ -126,7 +126,7 @@ def demo(work: Path, args) -> tuple[str, str, str]:
     for i in range(args.images):
         Image.fromarray(synthetic_sample(i, 3)["rgb"]).save(images / f"img{i:04d}.png")
     t0 = cpu_seconds()
-    tcfg = train_config({"data": str(data), "out": str(work / "teacher"), "base_model": "tiny", "mode": "marigold",
+    tcfg = train_config({"data": str(data), "out": str(work / "teacher"), "base_model": "tiny", "mode": "instruct",
                          "tasks": ("depth", "normals", "semantic"), "resolution": args.resolution, "batch_size": 4,
                          "steps": args.teacher_train_steps, "lr": 1e-3, "warmup_steps": 10, "num_workers": 0,
                          "inference_steps": args.teacher_steps, "checkpoint_every": 10**6})

@@ -32,9 +32,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A tiny teacher run (tiny preset, marigold, 2 DDIM steps), a fake rendered dataset and 6 unlabeled images."""
+    """A tiny teacher run (tiny preset, instruct, 2 DDIM steps), a fake rendered dataset and 6 unlabeled images."""
     tmp = tmp_path_factory.mktemp("distill")
-    cfg = cfg_for(tmp, "marigold", steps=1, inference_steps=2, tasks=("depth", "normals", "semantic"))
+    cfg = cfg_for(tmp, "instruct", steps=1, inference_steps=2, tasks=("depth", "normals", "semantic"))
     train(cfg, MemoryTaskDataset())
     data = fake_dataset(tmp, n=12, shard_size=4, h=24, w=32)
     images = tmp / "images"
@@ -92,7 +92,7 @@ def test_pseudo_labels_resume_after_a_kill_loses_and_duplicates_nothing(world):
         for x, y in zip(a[i], b[i], strict=True):
             np.testing.assert_array_equal(x, y)
     p = m2["pseudo_labels"]
-    assert m2["kind"] == "pseudo-labels" and p["teacher_step"] == 1 and p["teacher_mode"] == "marigold"
+    assert m2["kind"] == "pseudo-labels" and p["teacher_step"] == 1 and p["teacher_mode"] == "instruct"
     assert p["image_names"] == [f"im{i}.png" for i in range(6)] and p["ensemble"] == 1 and p["steps"] == 2
     assert a[0][0].shape == (64, 64) and a[0][1].shape == (64, 64, 3) and a[0][3].shape == (64, 64, 3)
     d = a[0][0]
