@@ -71,17 +71,41 @@ def synthetic_sample(index: int, seed: int, w: int = 64, h: int = 48) -> dict:
     edge = np.zeros((h, w), bool)
     edge[:, 1:] |= inst[:, 1:] != inst[:, :-1]
     edge[1:, :] |= inst[1:, :] != inst[:-1, :]
-    spec = SceneSpec(camera=cam, objects=(
-        Object(name="floor", geometry=Primitive("plane"), class_name="floor", instance_id=1),
-        Object(name="table", geometry=Primitive("box"), class_name="table", instance_id=2),
-        Object(name="lamp", geometry=Primitive("box"), class_name="lamp", instance_id=3)),
-        classes=CLASSES, meta=(("index", index), ("seed", seed)))
-    instances = [{"id": i, "class_name": CLASSES[i - 1], "class_index": i, "object_name": CLASSES[i - 1],
-                  "pixel_count": int((inst == i).sum())} for i in (1, 2, 3)]
-    return {"index": index, "seed": seed, "rgb": rgb.clip(0, 255).astype(np.uint8),
-            "depth": depth.astype(np.float32), "normals": normals.astype(np.float32), "instance": inst,
-            "semantic": sem, "edge": edge, "K": cam.K, "world_from_camera": np.eye(4), "spec": spec_to_json(spec),
-            "instances": json.dumps(instances), "timings": json.dumps({"rgb": 0.0})}
+    spec = SceneSpec(
+        camera=cam,
+        objects=(
+            Object(name="floor", geometry=Primitive("plane"), class_name="floor", instance_id=1),
+            Object(name="table", geometry=Primitive("box"), class_name="table", instance_id=2),
+            Object(name="lamp", geometry=Primitive("box"), class_name="lamp", instance_id=3),
+        ),
+        classes=CLASSES,
+        meta=(("index", index), ("seed", seed)),
+    )
+    instances = [
+        {
+            "id": i,
+            "class_name": CLASSES[i - 1],
+            "class_index": i,
+            "object_name": CLASSES[i - 1],
+            "pixel_count": int((inst == i).sum()),
+        }
+        for i in (1, 2, 3)
+    ]
+    return {
+        "index": index,
+        "seed": seed,
+        "rgb": rgb.clip(0, 255).astype(np.uint8),
+        "depth": depth.astype(np.float32),
+        "normals": normals.astype(np.float32),
+        "instance": inst,
+        "semantic": sem,
+        "edge": edge,
+        "K": cam.K,
+        "world_from_camera": np.eye(4),
+        "spec": spec_to_json(spec),
+        "instances": json.dumps(instances),
+        "timings": json.dumps({"rgb": 0.0}),
+    }
 
 
 def write_dataset(out: Path, n: int, seed: int, shard_size: int = 16) -> Path:
@@ -95,13 +119,33 @@ def write_dataset(out: Path, n: int, seed: int, shard_size: int = 16) -> Path:
     h, w = synthetic_sample(0, seed)["depth"].shape
     for k in range(sh.num_shards(n, shard_size)):
         r = sh.shard_range(k, shard_size, n)
-        digest = sh.write_shard(out / shard_file(k), (synthetic_sample(i, seed) for i in r), shard=k,
-                                first_index=r.start, count=len(r), config_hash=f"synthetic-{seed}")
+        digest = sh.write_shard(
+            out / shard_file(k),
+            (synthetic_sample(i, seed) for i in r),
+            shard=k,
+            first_index=r.start,
+            count=len(r),
+            config_hash=f"synthetic-{seed}",
+        )
         entries.append({"file": shard_file(k), "samples": len(r), "first_index": r.start, "sha256": digest})
-    save_manifest(out, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": f"synthetic-{seed}",
-                        "classes": list(CLASSES), "shards": entries, "count": n, "width": w, "height": h,
-                        "seed": seed, "config": {"synthetic": "bench_distill"}, "complete": True,
-                        "fields": fields_table(w, h), "shard_size": shard_size})
+    save_manifest(
+        out,
+        {
+            "format": "rgbify-dataset",
+            "schema_version": 1,
+            "config_hash": f"synthetic-{seed}",
+            "classes": list(CLASSES),
+            "shards": entries,
+            "count": n,
+            "width": w,
+            "height": h,
+            "seed": seed,
+            "config": {"synthetic": "bench_distill"},
+            "complete": True,
+            "fields": fields_table(w, h),
+            "shard_size": shard_size,
+        },
+    )
     return out
 
 
@@ -126,17 +170,43 @@ def demo(work: Path, args) -> tuple[str, str, str]:
     for i in range(args.images):
         Image.fromarray(synthetic_sample(i, 3)["rgb"]).save(images / f"img{i:04d}.png")
     t0 = cpu_seconds()
-    tcfg = train_config({"data": str(data), "out": str(work / "teacher"), "base_model": "tiny", "mode": "instruct",
-                         "tasks": ("depth", "normals", "semantic"), "resolution": args.resolution, "batch_size": 4,
-                         "steps": args.teacher_train_steps, "lr": 1e-3, "warmup_steps": 10, "num_workers": 0,
-                         "inference_steps": args.teacher_steps, "checkpoint_every": 10**6})
+    tcfg = train_config(
+        {
+            "data": str(data),
+            "out": str(work / "teacher"),
+            "base_model": "tiny",
+            "mode": "instruct",
+            "tasks": ("depth", "normals", "semantic"),
+            "resolution": args.resolution,
+            "batch_size": 4,
+            "steps": args.teacher_train_steps,
+            "lr": 1e-3,
+            "warmup_steps": 10,
+            "num_workers": 0,
+            "inference_steps": args.teacher_steps,
+            "checkpoint_every": 10**6,
+        }
+    )
     train(tcfg)
     print(f"# teacher trained: {cpu_seconds() - t0:.0f} core-s", file=sys.stderr)
     t0 = cpu_seconds()
-    scfg = distill_config({"teacher": tcfg.out, "images": str(images), "data": str(data), "gt_ratio": args.gt_ratio,
-                           "out": str(work / f"student-gt{args.gt_ratio}"), "labels": str(work / "labels"),
-                           "resolution": args.resolution, "width": args.width, "steps": args.student_steps,
-                           "batch_size": 8, "lr": 2e-3, "checkpoint_every": 10**6, "teacher_batch": 8})
+    scfg = distill_config(
+        {
+            "teacher": tcfg.out,
+            "images": str(images),
+            "data": str(data),
+            "gt_ratio": args.gt_ratio,
+            "out": str(work / f"student-gt{args.gt_ratio}"),
+            "labels": str(work / "labels"),
+            "resolution": args.resolution,
+            "width": args.width,
+            "steps": args.student_steps,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "checkpoint_every": 10**6,
+            "teacher_batch": 8,
+        }
+    )
     distill(scfg, log=lambda m: None)
     print(f"# pseudo-labels and student: {cpu_seconds() - t0:.0f} core-s", file=sys.stderr)
     return tcfg.out, scfg.out, str(heldout)
@@ -161,8 +231,10 @@ def measure(teacher: str, student: str, data: str, split: str, max_items: int, d
     items = raw_items(src, 0, n)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     out = {}
-    for name, res, answer in (("teacher", trun.cfg.resolution, labeler),
-                              ("student", srun.resolution, lambda x: student_answers(srun, x))):
+    for name, res, answer in (
+        ("teacher", trun.cfg.resolution, labeler),
+        ("student", srun.resolution, lambda x: student_answers(srun, x)),
+    ):
         x = np.stack([resize_image(it["rgb"], res) for it in items])
         answer(x[:2])  # warm-up
         acc = MetricAccumulator()
@@ -182,21 +254,34 @@ def measure(teacher: str, student: str, data: str, split: str, max_items: int, d
         cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
         score_answers(acc, {k: np.concatenate(v) for k, v in answers.items()}, items)
         m = acc.result()
-        out[name] = {"images_per_core_s": n * reps / max(cpu, 1e-9), "images_per_s_wall": n * reps / wall,
-                     "resolution": res,
-                     "abs_rel": m.get("depth", {}).get("abs_rel"), "delta1": m.get("depth", {}).get("delta1"),
-                     "normals_mean_deg": m.get("normals", {}).get("mean"),
-                     "miou": m.get("semantic", {}).get("miou")}
+        out[name] = {
+            "images_per_core_s": n * reps / max(cpu, 1e-9),
+            "images_per_s_wall": n * reps / wall,
+            "resolution": res,
+            "abs_rel": m.get("depth", {}).get("abs_rel"),
+            "delta1": m.get("depth", {}).get("delta1"),
+            "normals_mean_deg": m.get("normals", {}).get("mean"),
+            "miou": m.get("semantic", {}).get("miou"),
+        }
     t, s = out["teacher"], out["student"]
-    ratio = {"speedup_core": s["images_per_core_s"] / t["images_per_core_s"],
-             "speedup_wall": s["images_per_s_wall"] / t["images_per_s_wall"]}
+    ratio = {
+        "speedup_core": s["images_per_core_s"] / t["images_per_core_s"],
+        "speedup_wall": s["images_per_s_wall"] / t["images_per_s_wall"],
+    }
     for k in ("delta1", "miou"):
         if t[k] and s[k] is not None:
             ratio[f"{k}_kept"] = s[k] / t[k]
-    return {"device": device, "torch_threads": torch.get_num_threads(), "heldout_images": n,
-            "teacher_mode": trun.cfg.mode, "teacher_steps": teacher_steps or trun.cfg.inference_steps,
-            "student": srun.meta["student"], **{f"teacher_{k}": v for k, v in t.items()},
-            **{f"student_{k}": v for k, v in s.items()}, **ratio}
+    return {
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "heldout_images": n,
+        "teacher_mode": trun.cfg.mode,
+        "teacher_steps": teacher_steps or trun.cfg.inference_steps,
+        "student": srun.meta["student"],
+        **{f"teacher_{k}": v for k, v in t.items()},
+        **{f"student_{k}": v for k, v in s.items()},
+        **ratio,
+    }
 
 
 def main(argv=None) -> int:
@@ -234,13 +319,18 @@ def main(argv=None) -> int:
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
-        result["demo"] = {"gt_ratio": args.gt_ratio, "teacher_train_steps": args.teacher_train_steps,
-                          "student_steps": args.student_steps, "images": args.images}
+        result["demo"] = {
+            "gt_ratio": args.gt_ratio,
+            "teacher_train_steps": args.teacher_train_steps,
+            "student_steps": args.student_steps,
+            "images": args.images,
+        }
     else:
         if not (args.teacher and args.student and args.data):
             ap.error("give --teacher RUN --student RUN2 --data DATASET, or --demo")
-        result = measure(args.teacher, args.student, args.data, args.split, args.max_items, args.device,
-                         args.teacher_steps)
+        result = measure(
+            args.teacher, args.student, args.data, args.split, args.max_items, args.device, args.teacher_steps
+        )
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}))
     return 0
 

@@ -48,11 +48,22 @@ def world(tmp_path_factory):
 def _settings(world, **kw):
     images = pseudo.list_images(world["images"])
     step, tcfg = pseudo.teacher_meta(world["teacher"])
-    base = dict(tasks=("depth", "normals", "semantic"), classes=("floor", "table", "lamp"), ensemble=1, steps=0,
-                seed=0, batch=2)
+    base = dict(
+        tasks=("depth", "normals", "semantic"), classes=("floor", "table", "lamp"), ensemble=1, steps=0, seed=0, batch=2
+    )
     base.update(kw)
-    return pseudo.pseudo_settings(world["teacher"], step, tcfg, base["tasks"], base["classes"], base["ensemble"],
-                                  base["steps"], base["seed"], base["batch"], images), images
+    return pseudo.pseudo_settings(
+        world["teacher"],
+        step,
+        tcfg,
+        base["tasks"],
+        base["classes"],
+        base["ensemble"],
+        base["steps"],
+        base["seed"],
+        base["batch"],
+        images,
+    ), images
 
 
 def _labeler(world, ensemble=1):
@@ -82,8 +93,7 @@ def test_pseudo_labels_resume_after_a_kill_loses_and_duplicates_nothing(world):
     assert not m["complete"] and m["shards"] == []  # one batch of two done, in work files only
     assert len(list((killed / ".work").rglob("*.npz"))) == 2
     calls = []
-    pseudo.build_pseudo_labels(labeler, settings, images, killed, shard_size=4,
-                               progress=lambda d, n: calls.append(d))
+    pseudo.build_pseudo_labels(labeler, settings, images, killed, shard_size=4, progress=lambda d, n: calls.append(d))
     assert calls == [4, 6]  # the first batch was not labelled again
     m1, a = _read_all(whole)
     m2, b = _read_all(killed)
@@ -141,8 +151,9 @@ def test_batches_mix_at_the_ratio_and_are_a_function_of_the_step(world):
     if not (labels / "dataset.json").exists():
         pseudo.build_pseudo_labels(_labeler(world), settings, images, labels, shard_size=4)
     classes = ("floor", "table", "lamp")
-    mix = MixedBatches(Source(str(labels), classes, ("depth",)), Source(world["data"], classes, ("depth",)), 0.25,
-                       32, 8, seed=3)
+    mix = MixedBatches(
+        Source(str(labels), classes, ("depth",)), Source(world["data"], classes, ("depth",)), 0.25, 32, 8, seed=3
+    )
     from_gt = np.mean([mix.batch(s)["from_gt"].float().mean().item() for s in range(40)])
     assert 0.17 < from_gt < 0.33
     a, b = mix.batch(7), mix.batch(7)
@@ -155,9 +166,21 @@ def test_batches_mix_at_the_ratio_and_are_a_function_of_the_step(world):
 
 
 def _cfg(world, out, **kw):
-    base = dict(teacher=world["teacher"], images=world["images"], data=world["data"], gt_ratio=0.5,
-                out=str(world["tmp"] / out), labels=str(world["tmp"] / "labels-cli"), steps=6, batch_size=4,
-                resolution=32, width=8, shard_size=4, teacher_batch=2, checkpoint_every=3)
+    base = dict(
+        teacher=world["teacher"],
+        images=world["images"],
+        data=world["data"],
+        gt_ratio=0.5,
+        out=str(world["tmp"] / out),
+        labels=str(world["tmp"] / "labels-cli"),
+        steps=6,
+        batch_size=4,
+        resolution=32,
+        width=8,
+        shard_size=4,
+        teacher_batch=2,
+        checkpoint_every=3,
+    )
     base.update(kw)
     return make_config(base)
 
@@ -179,17 +202,42 @@ def test_student_resume_is_exact(world):
 
 def test_student_learns(world):
     """On the ground truth alone (gt ratio 1), the loss of the last steps is well below that of the first."""
-    distill(_cfg(world, "s-learn", gt_ratio=1.0, steps=60, batch_size=4, lr=3e-3, checkpoint_every=60),
-            log=lambda m: None)
+    distill(
+        _cfg(world, "s-learn", gt_ratio=1.0, steps=60, batch_size=4, lr=3e-3, checkpoint_every=60), log=lambda m: None
+    )
     rows = [json.loads(x)["loss"] for x in (world["tmp"] / "s-learn" / "log.jsonl").read_text().splitlines()]
     assert np.mean(rows[-10:]) < 0.7 * np.mean(rows[:10])
 
 
 def test_cli_distill_predict_eval_and_export(world, tmp_path, capsys):
     out = tmp_path / "stu"
-    args = ["distill", "--teacher", world["teacher"], "--images", world["images"], "--data", world["data"],
-            "--gt-ratio", "0.5", "--out", str(out), "--steps", "4", "--batch-size", "4", "--resolution", "32",
-            "--width", "8", "--shard-size", "4", "--teacher-batch", "2", "--ensemble", "2"]
+    args = [
+        "distill",
+        "--teacher",
+        world["teacher"],
+        "--images",
+        world["images"],
+        "--data",
+        world["data"],
+        "--gt-ratio",
+        "0.5",
+        "--out",
+        str(out),
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--resolution",
+        "32",
+        "--width",
+        "8",
+        "--shard-size",
+        "4",
+        "--teacher-batch",
+        "2",
+        "--ensemble",
+        "2",
+    ]
     assert rgbify_main(args) == 0
     meta = json.loads((out / "student.json").read_text())
     assert meta["teacher"]["step"] == 1 and meta["teacher"]["ensemble"] == 2 and meta["step"] == 4
@@ -206,8 +254,23 @@ def test_cli_distill_predict_eval_and_export(world, tmp_path, capsys):
         v = np.load(tmp_path / "p" / f"im0.{task}.npy")
         assert v.shape[:2] == (30, 40)
     assert np.all(np.load(tmp_path / "p" / "im0.depth.npy") > 0)
-    assert rgbify_main(["predict", "--run", str(out), "--task", "semantic", "--classes", "chair", img, "--out",
-                        str(tmp_path / "p")]) == 2  # a student answers its own classes
+    assert (
+        rgbify_main(
+            [
+                "predict",
+                "--run",
+                str(out),
+                "--task",
+                "semantic",
+                "--classes",
+                "chair",
+                img,
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )  # a student answers its own classes
     assert rgbify_main(["eval", "--run", str(out), "--data", world["data"], "--split", "all"]) == 0
     rep = json.loads((out / "eval" / "eval-all.json").read_text())
     assert rep["depth"]["images"] == 12 and "miou" in rep["semantic"] and rep["normals"]["images"] == 12
@@ -260,16 +323,16 @@ def test_dpt_student_on_a_timm_backbone(tmp_path):
     args = {"dims": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}
     ref = timm.create_model("convnext_atto", pretrained=False, **args)
     torch.save(ref.state_dict(), tmp_path / "backbone.pth")
-    net = DPTStudent(("depth", "normals", "semantic"), 3, "convnext_atto", str(tmp_path / "backbone.pth"), args, 16,
-                     64)
+    net = DPTStudent(("depth", "normals", "semantic"), 3, "convnext_atto", str(tmp_path / "backbone.pth"), args, 16, 64)
     w = dict(net.backbone.named_parameters())["stem_0.weight"]
     assert torch.equal(w, ref.state_dict()["stem.0.weight"])  # loaded from the local checkpoint through timm
     outs = net(torch.zeros(2, 3, 64, 64))
     assert [o.shape for o in outs] == [(2, 1, 64, 64), (2, 3, 64, 64), (2, 4, 64, 64)]
     rand = DPTStudent(("depth",), 3, "convnext_atto", "random", args, 16, 64)
     assert not torch.equal(dict(rand.backbone.named_parameters())["stem_0.weight"], w)
-    vit = DPTStudent(("depth",), 0, "vit_tiny_patch16_224", "random", {"embed_dim": 32, "depth": 4, "num_heads": 2},
-                     16, 64)
+    vit = DPTStudent(
+        ("depth",), 0, "vit_tiny_patch16_224", "random", {"embed_dim": 32, "depth": 4, "num_heads": 2}, 16, 64
+    )
     assert vit(torch.zeros(1, 3, 64, 64))[0].shape == (1, 1, 64, 64)
     with pytest.raises(UserError, match="does not fit"):
         DPTStudent(("depth",), 0, "convnext_atto", str(tmp_path / "backbone.pth"), {"dims": [8, 16, 32, 64]}, 16, 64)
@@ -277,24 +340,44 @@ def test_dpt_student_on_a_timm_backbone(tmp_path):
 
 def test_dpt_distill_and_onnx(world, tmp_path):
     _timm()
-    cfg = _cfg(world, "s-dpt", student="dpt", backbone="convnext_atto", backbone_weights="random",
-               backbone_args='{"dims": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}', steps=3, width=16)
+    cfg = _cfg(
+        world,
+        "s-dpt",
+        student="dpt",
+        backbone="convnext_atto",
+        backbone_weights="random",
+        backbone_args='{"dims": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}',
+        steps=3,
+        width=16,
+    )
     distill(cfg, log=lambda m: None)
     run = load_student(cfg.out)
     diffs = check_onnx(run, export_onnx(run, tmp_path / "dpt.onnx"))
     assert max(diffs.values()) < 1e-3
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--gt-ratio", "0.5"], "--gt-ratio 0.5 needs --data"),
-    (["--student", "dpt"], "--backbone-weights"),
-    (["--resolution", "48"], "--resolution 48"),
-    (["--tasks", "depth,instance"], "--tasks"),
-    (["--backbone-args", "[1]", "--student", "dpt", "--backbone-weights", "random"], "--backbone-args"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--gt-ratio", "0.5"], "--gt-ratio 0.5 needs --data"),
+        (["--student", "dpt"], "--backbone-weights"),
+        (["--resolution", "48"], "--resolution 48"),
+        (["--tasks", "depth,instance"], "--tasks"),
+        (["--backbone-args", "[1]", "--student", "dpt", "--backbone-weights", "random"], "--backbone-args"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(world, tmp_path, capsys, extra, message):
-    args = ["distill", "--teacher", world["teacher"], "--images", world["images"], "--out", str(tmp_path / "o"),
-            "--classes", "floor"]
+    args = [
+        "distill",
+        "--teacher",
+        world["teacher"],
+        "--images",
+        world["images"],
+        "--out",
+        str(tmp_path / "o"),
+        "--classes",
+        "floor",
+    ]
     assert rgbify_main(args + extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -330,10 +413,32 @@ def test_bench_distill_demo_runs(tmp_path):
     from pathlib import Path
 
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_distill.py"
-    out = subprocess.run([sys.executable, "-W", "ignore", str(bench), "--demo", "--work", str(tmp_path / "w"),
-                          "--train-samples", "8", "--images", "8", "--teacher-train-steps", "3", "--student-steps",
-                          "5", "--max-items", "4", "--teacher-steps", "2"], capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            str(bench),
+            "--demo",
+            "--work",
+            str(tmp_path / "w"),
+            "--train-samples",
+            "8",
+            "--images",
+            "8",
+            "--teacher-train-steps",
+            "3",
+            "--student-steps",
+            "5",
+            "--max-items",
+            "4",
+            "--teacher-steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["device"] == "cpu" and r["heldout_images"] == 4 and r["teacher_steps"] == 2
@@ -357,9 +462,34 @@ def test_sigkill_while_labelling_then_the_same_command_finishes_the_same_labels(
         Image.fromarray(arr).save(images / f"m{i:02d}.png")
 
     def cmd(name):
-        return [sys.executable, "-W", "ignore", "-m", "rgbify", "distill", "--teacher", world["teacher"], "--images",
-                str(images), "--out", str(tmp_path / name), "--classes", "floor,table", "--steps", "1",
-                "--resolution", "32", "--width", "8", "--shard-size", "8", "--teacher-batch", "2", "--device", "cpu"]
+        return [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-m",
+            "rgbify",
+            "distill",
+            "--teacher",
+            world["teacher"],
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / name),
+            "--classes",
+            "floor,table",
+            "--steps",
+            "1",
+            "--resolution",
+            "32",
+            "--width",
+            "8",
+            "--shard-size",
+            "8",
+            "--teacher-batch",
+            "2",
+            "--device",
+            "cpu",
+        ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     assert subprocess.run(cmd("a"), env=env, capture_output=True, timeout=600).returncode == 0

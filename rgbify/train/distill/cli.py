@@ -37,8 +37,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = load_student(args.run)
     path = export_onnx(run, args.out)
     diffs = check_onnx(run, path)
-    print(f"wrote {path}; onnxruntime vs torch, largest difference: "
-          + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    print(
+        f"wrote {path}; onnxruntime vs torch, largest difference: "
+        + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+    )
     return 0
 
 
@@ -52,8 +54,9 @@ def predict_student(args: argparse.Namespace) -> int:
         raise UserError("--prompt/--decode apply to generator runs; a student run answers without a prompt")
     run = load_student(args.run, check_device(args.device))
     if args.classes and [c.strip() for c in args.classes.split(",") if c.strip()] != list(run.classes):
-        raise UserError(f"--classes {args.classes}: this student answers its own classes "
-                        f"({','.join(run.classes)}); omit --classes")
+        raise UserError(
+            f"--classes {args.classes}: this student answers its own classes ({','.join(run.classes)}); omit --classes"
+        )
     records = predict_student_files(run, args.task, args.images, args.out)
     print(f"wrote {len(records)} predictions to {args.out} (student run, step {run.step})")
     return 0
@@ -97,10 +100,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
     p.set_defaults(func=cmd_distill)
 
-    p = sub.add_parser("export-student", help="export a student run to ONNX and check it with onnxruntime",
-                       description="Write the student as ONNX (input image (B,3,R,R) in [-1,1]; outputs per task) "
-                       "and print the largest difference between onnxruntime's and torch's answers.")
+    p = sub.add_parser(
+        "export-student",
+        help="export a student run to ONNX and check it with onnxruntime",
+        description="Write the student as ONNX (input image (B,3,R,R) in [-1,1]; outputs per task) "
+        "and print the largest difference between onnxruntime's and torch's answers.",
+    )
     p.add_argument("--run", required=True, help="Student run folder written by `rgbify distill`.")
     p.add_argument("--out", required=True, help="ONNX file to write (NAME.onnx).")
     p.set_defaults(func=cmd_export)
-

@@ -80,8 +80,9 @@ class DistillConfig:
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in DISTILL_TASKS]
         if bad or not self.tasks:
-            raise ConfigError(f"--tasks {','.join(self.tasks)!r}: use a comma-separated subset of "
-                              f"{','.join(DISTILL_TASKS)}")
+            raise ConfigError(
+                f"--tasks {','.join(self.tasks)!r}: use a comma-separated subset of {','.join(DISTILL_TASKS)}"
+            )
         if not 0.0 <= self.gt_ratio <= 1.0:
             raise ConfigError(f"--gt-ratio {self.gt_ratio} must lie in [0, 1]")
         if self.resolution % 32 or self.resolution < 32:

@@ -77,16 +77,20 @@ class Source:
         sem = np.where(invalid, -1, self.lut[np.clip(s["semantic"], 0, len(self.lut) - 1)])
         if "semantic" not in self.labelled:
             sem = np.full_like(sem, -1)
-        return {"image": resize_image(s["rgb"], res), "depth": resize_nearest(depth.astype(np.float32), res),
-                "normals": resize_nearest(normals.astype(np.float32), res),
-                "semantic": resize_nearest(sem.astype(np.int64), res)}
+        return {
+            "image": resize_image(s["rgb"], res),
+            "depth": resize_nearest(depth.astype(np.float32), res),
+            "normals": resize_nearest(normals.astype(np.float32), res),
+            "semantic": resize_nearest(sem.astype(np.int64), res),
+        }
 
 
 class MixedBatches:
     """Batches from the pseudo-labels and (optionally) rendered ground truth, a pure function of (seed, step)."""
 
-    def __init__(self, pseudo: Source | None, gt: Source | None, gt_ratio: float, resolution: int, batch_size: int,
-                 seed: int):
+    def __init__(
+        self, pseudo: Source | None, gt: Source | None, gt_ratio: float, resolution: int, batch_size: int, seed: int
+    ):
         if pseudo is None and gt is None:
             raise ValueError("no data")
         self.pseudo, self.gt = pseudo, gt
@@ -110,8 +114,10 @@ class MixedBatches:
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     """(B, 3, R, R) float image in [-1, 1], depth (B, R, R), normals (B, 3, R, R), semantic (B, R, R) long."""
     img = np.stack([it["image"] for it in items]).astype(np.float32) / 127.5 - 1.0
-    return {"image": torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(),
-            "depth": torch.from_numpy(np.stack([it["depth"] for it in items])),
-            "normals": torch.from_numpy(np.stack([it["normals"] for it in items])).permute(0, 3, 1, 2).contiguous(),
-            "semantic": torch.from_numpy(np.stack([it["semantic"] for it in items])),
-            "from_gt": torch.tensor([bool(it.get("from_gt", False)) for it in items])}
+    return {
+        "image": torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(),
+        "depth": torch.from_numpy(np.stack([it["depth"] for it in items])),
+        "normals": torch.from_numpy(np.stack([it["normals"] for it in items])).permute(0, 3, 1, 2).contiguous(),
+        "semantic": torch.from_numpy(np.stack([it["semantic"] for it in items])),
+        "from_gt": torch.tensor([bool(it.get("from_gt", False)) for it in items]),
+    }

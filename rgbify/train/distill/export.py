@@ -31,9 +31,16 @@ def export_onnx(run: StudentRun, path: str | Path) -> Path:
     try:
         with publishing(path, ".tmp.onnx") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation notices
-            torch.onnx.export(model, (x,), str(tmp), input_names=["image"], output_names=names,
-                              dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                model,
+                (x,),
+                str(tmp),
+                input_names=["image"],
+                output_names=names,
+                dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
     except OSError as e:
         raise UserError(f"--out {path}: cannot write it ({e.strerror or e}); choose a writable place") from None
     return path

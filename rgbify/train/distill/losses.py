@@ -47,8 +47,9 @@ def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | 
     return F.cross_entropy(logits, labels, ignore_index=-1)
 
 
-def student_loss(outputs: tuple[torch.Tensor, ...], tasks: tuple[str, ...], batch: dict) -> tuple[torch.Tensor,
-                                                                                                  dict[str, float]]:
+def student_loss(
+    outputs: tuple[torch.Tensor, ...], tasks: tuple[str, ...], batch: dict
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum of the tasks' losses on a batch (see data.Batch) and each task's value (a task without a valid pixel in
     the batch adds nothing)."""
     total, parts = None, {}

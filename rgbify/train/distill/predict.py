@@ -60,11 +60,15 @@ def load_student(run_dir: str | Path, device: str = "cpu") -> StudentRun:
         meta = json.loads((root / STUDENT_META).read_text())
         state = torch.load(root / "student.pt", map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
-        raise UserError(f"--run {run_dir}: {Path(e.filename).name} is missing; finish the run with the same "
-                        "`rgbify distill` command") from None
+        raise UserError(
+            f"--run {run_dir}: {Path(e.filename).name} is missing; finish the run with the same "
+            "`rgbify distill` command"
+        ) from None
     except (OSError, ValueError, RuntimeError) as e:
-        raise UserError(f"--run {run_dir}: the student is unreadable ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); run the same `rgbify distill` command again") from None
+        raise UserError(
+            f"--run {run_dir}: the student is unreadable ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:160]}); run the same `rgbify distill` command again"
+        ) from None
     model = build_student({**meta, "backbone_weights": "random"})  # the weights are student.pt's
     model.load_state_dict(state)
     return StudentRun(model.to(device).eval(), meta, device)
@@ -87,8 +91,9 @@ def student_answers(run: StudentRun, images: np.ndarray) -> dict[str, np.ndarray
     return res
 
 
-def predict_student_files(run: StudentRun, task: str, images: list[str], out_dir: str | Path,
-                          batch_size: int = 8) -> list[dict]:
+def predict_student_files(
+    run: StudentRun, task: str, images: list[str], out_dir: str | Path, batch_size: int = 8
+) -> list[dict]:
     """NAME.TASK.npy and NAME.TASK.color.png per image, and predict.json (task, classes, items)."""
     if task not in run.tasks:
         raise UserError(f"--task {task}: this student answers {','.join(run.tasks)}")
@@ -107,8 +112,9 @@ def predict_student_files(run: StudentRun, task: str, images: list[str], out_dir
             _save_png(out / f"{stem}.{task}.color.png", colourise(task, value))
             records.append({"image": str(p), "npy": str(out / f"{stem}.{task}.npy"), "prompt": None})
     with publishing(out / "predict.json") as tmp:
-        tmp.write_text(json.dumps({"task": task, "student": True, "classes": list(run.classes), "items": records},
-                                  indent=1))
+        tmp.write_text(
+            json.dumps({"task": task, "student": True, "classes": list(run.classes), "items": records}, indent=1)
+        )
     return records
 
 
@@ -131,13 +137,13 @@ def raw_items(src: Source, start: int, stop: int) -> list[dict]:
         s = src.reader.read(src.indices[k], ("rgb", "depth", "normals", "semantic", "edge"))
         valid = np.isfinite(s["depth"]) & (s["depth"] > 0) & ~s["edge"].astype(bool)
         sem = src.lut[np.clip(s["semantic"], 0, len(src.lut) - 1)].astype(np.int32)
-        items.append({"rgb": s["rgb"], "depth": s["depth"], "normals": s["normals"], "semantic": sem,
-                      "valid": valid})
+        items.append({"rgb": s["rgb"], "depth": s["depth"], "normals": s["normals"], "semantic": sem, "valid": valid})
     return items
 
 
-def eval_student_dataset(run: StudentRun, data: str, split: str = "val", max_items: int | None = None,
-                         batch_size: int = 8) -> dict:
+def eval_student_dataset(
+    run: StudentRun, data: str, split: str = "val", max_items: int | None = None, batch_size: int = 8
+) -> dict:
     """The student's metrics on ``split`` of a rendered dataset (every task it answers, every sample), plus its
     images per second (the forward pass alone)."""
     src = Source(data, run.classes, run.tasks, split)
@@ -173,5 +179,7 @@ def eval_student_depth_folder(run: StudentRun, images_dir: str, gt_dir: str, max
         pred = resize_measurement(student_answers(run, image[None])["depth"][0], gt.shape, "depth")
         metric.append(M.depth_metrics(pred, gt))
         affine.append(M.depth_metrics_affine(pred, gt))
-    return {"depth": {**M.mean_depth(metric), "images": len(pairs)},
-            "depth_affine": {**M.mean_depth(affine), "images": len(pairs)}}
+    return {
+        "depth": {**M.mean_depth(metric), "images": len(pairs)},
+        "depth_affine": {**M.mean_depth(affine), "images": len(pairs)},
+    }

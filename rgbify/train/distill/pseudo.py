@@ -74,11 +74,20 @@ class TeacherLabeler:
     """A teacher run's decoded answers for batches of images: per task, ``ensemble`` samples (noise seeds
     ``seed + m``) of the task's prompt, decoded and merged."""
 
-    def __init__(self, run: Run, tasks: tuple[str, ...], classes: tuple[str, ...], ensemble: int = 1,
-                 steps: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        run: Run,
+        tasks: tuple[str, ...],
+        classes: tuple[str, ...],
+        ensemble: int = 1,
+        steps: int | None = None,
+        seed: int = 0,
+    ):
         if "semantic" in tasks and not classes:
-            raise UserError("--tasks includes semantic but no classes are known: give --classes a,b,c or --data "
-                            "DATASET (its class table)")
+            raise UserError(
+                "--tasks includes semantic but no classes are known: give --classes a,b,c or --data "
+                "DATASET (its class table)"
+            )
         self.run, self.tasks, self.classes = run, tuple(tasks), tuple(classes)
         self.ensemble, self.steps, self.seed = ensemble, steps or None, seed
         self.prompts = {t: task_prompt(t, list(classes) if t == "semantic" else None, seed) for t in self.tasks}
@@ -97,8 +106,15 @@ class TeacherLabeler:
             prompt, decode = self.prompts[task]
             members = []
             for m in range(self.ensemble):
-                rgb = sample(self.run.components, self.run.cfg, x, [prompt] * len(x), prompts=self.run.prompts,
-                             steps=self.steps, seed=seed + m).numpy()
+                rgb = sample(
+                    self.run.components,
+                    self.run.cfg,
+                    x,
+                    [prompt] * len(x),
+                    prompts=self.run.prompts,
+                    steps=self.steps,
+                    seed=seed + m,
+                ).numpy()
                 members.append(np.stack([np.asarray(encode.decode_target(r, decode)) for r in rgb]))
             out[task] = merge_ensemble(task, np.stack(members))
         return out
@@ -127,14 +143,34 @@ def merge_ensemble(task: str, members: np.ndarray) -> np.ndarray:
     return votes.argmax(axis=0).astype(np.int32)
 
 
-def pseudo_settings(teacher_dir: str, teacher_step: int, teacher_config: dict[str, Any], tasks, classes,
-                    ensemble: int, steps: int, seed: int, batch: int, images: list[Path]) -> dict[str, Any]:
+def pseudo_settings(
+    teacher_dir: str,
+    teacher_step: int,
+    teacher_config: dict[str, Any],
+    tasks,
+    classes,
+    ensemble: int,
+    steps: int,
+    seed: int,
+    batch: int,
+    images: list[Path],
+) -> dict[str, Any]:
     """What determines the pseudo-labels (dataset.json's ``pseudo_labels``); ``steps`` 0 means the teacher's own."""
-    return {"teacher_run": str(Path(teacher_dir).resolve()), "teacher_step": int(teacher_step),
-            "teacher_mode": teacher_config.get("mode"), "teacher_resolution": teacher_config.get("resolution"),
-            "teacher_config": teacher_config, "tasks": list(tasks), "classes": list(classes), "ensemble": ensemble,
-            "steps": steps or teacher_config.get("inference_steps"), "seed": seed, "teacher_batch": batch,
-            "images": str(images[0].parent.resolve()), "image_names": [p.name for p in images]}
+    return {
+        "teacher_run": str(Path(teacher_dir).resolve()),
+        "teacher_step": int(teacher_step),
+        "teacher_mode": teacher_config.get("mode"),
+        "teacher_resolution": teacher_config.get("resolution"),
+        "teacher_config": teacher_config,
+        "tasks": list(tasks),
+        "classes": list(classes),
+        "ensemble": ensemble,
+        "steps": steps or teacher_config.get("inference_steps"),
+        "seed": seed,
+        "teacher_batch": batch,
+        "images": str(images[0].parent.resolve()),
+        "image_names": [p.name for p in images],
+    }
 
 
 def teacher_meta(teacher_dir: str | Path) -> tuple[int, dict[str, Any]]:
@@ -144,8 +180,9 @@ def teacher_meta(teacher_dir: str | Path) -> tuple[int, dict[str, Any]]:
         meta = json.loads(path.read_text())
         return int(meta.get("step", 0)), dict(meta["config"])
     except FileNotFoundError:
-        raise UserError(f"--teacher {teacher_dir}: no model/run.json; train it with `rgbify train --out "
-                        f"{teacher_dir}` first") from None
+        raise UserError(
+            f"--teacher {teacher_dir}: no model/run.json; train it with `rgbify train --out {teacher_dir}` first"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"--teacher {teacher_dir}: model/run.json is unreadable ({type(e).__name__}: {e})") from None
 
@@ -166,22 +203,44 @@ def settings_hash(settings: dict[str, Any], shard_size: int) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _sample(index: int, image: np.ndarray, size: tuple[int, int], name: str, labels: dict[str, np.ndarray],
-            j: int, seconds: float) -> dict[str, Any]:
+def _sample(
+    index: int,
+    image: np.ndarray,
+    size: tuple[int, int],
+    name: str,
+    labels: dict[str, np.ndarray],
+    j: int,
+    seconds: float,
+) -> dict[str, Any]:
     r = image.shape[0]
     depth = labels["depth"][j] if "depth" in labels else np.full((r, r), np.inf, np.float32)
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.inf).astype(np.float32)
-    return {"index": index, "seed": 0, "rgb": image, "depth": depth,
-            "normals": labels["normals"][j] if "normals" in labels else np.zeros((r, r, 3), np.float32),
-            "semantic": labels["semantic"][j] if "semantic" in labels else np.zeros((r, r), np.int32),
-            "instance": np.zeros((r, r), np.int32), "edge": np.zeros((r, r), bool), "K": np.eye(3),
-            "world_from_camera": np.eye(4),
-            "spec": json.dumps({"pseudo_label": {"image": name, "width": size[1], "height": size[0]}}),
-            "instances": "[]", "timings": json.dumps({"teacher": round(seconds, 4)})}
+    return {
+        "index": index,
+        "seed": 0,
+        "rgb": image,
+        "depth": depth,
+        "normals": labels["normals"][j] if "normals" in labels else np.zeros((r, r, 3), np.float32),
+        "semantic": labels["semantic"][j] if "semantic" in labels else np.zeros((r, r), np.int32),
+        "instance": np.zeros((r, r), np.int32),
+        "edge": np.zeros((r, r), bool),
+        "K": np.eye(3),
+        "world_from_camera": np.eye(4),
+        "spec": json.dumps({"pseudo_label": {"image": name, "width": size[1], "height": size[0]}}),
+        "instances": "[]",
+        "timings": json.dumps({"teacher": round(seconds, 4)}),
+    }
 
 
-def build_pseudo_labels(labeler: TeacherLabeler, settings: dict[str, Any], images: list[Path], out: str | Path,
-                        shard_size: int = 64, progress=None, stop_after: int | None = None) -> dict:
+def build_pseudo_labels(
+    labeler: TeacherLabeler,
+    settings: dict[str, Any],
+    images: list[Path],
+    out: str | Path,
+    shard_size: int = 64,
+    progress=None,
+    stop_after: int | None = None,
+) -> dict:
     """Label ``images`` (``list_images`` of the folder) into the pseudo-label dataset ``out`` (created, or resumed)
     with ``settings`` (``pseudo_settings``); returns its manifest. ``progress(done, total)`` is called after each
     batch. ``stop_after``: raise KeyboardInterrupt after that many batches (what a kill does; for tests)."""
@@ -231,11 +290,13 @@ def build_pseudo_labels(labeler: TeacherLabeler, settings: dict[str, Any], image
 
 def _publish_shard(out: Path, k: int, rng: range, chash: str, manifest: dict) -> None:
     samples = (sh.read_sample_file(folder.work_file(out, k, i)) for i in rng)
-    digest = sh.write_shard(out / folder.shard_file(k), samples, shard=k, first_index=rng.start, count=len(rng),
-                            config_hash=chash)
+    digest = sh.write_shard(
+        out / folder.shard_file(k), samples, shard=k, first_index=rng.start, count=len(rng), config_hash=chash
+    )
     manifest["shards"] = [e for e in manifest["shards"] if e["first_index"] != rng.start]
-    manifest["shards"].append({"file": folder.shard_file(k), "samples": len(rng), "first_index": rng.start,
-                               "sha256": digest})
+    manifest["shards"].append(
+        {"file": folder.shard_file(k), "samples": len(rng), "first_index": rng.start, "sha256": digest}
+    )
     save_manifest(out, manifest)
     shutil.rmtree(folder.work_dir(out, k), ignore_errors=True)
 
@@ -252,13 +313,28 @@ def _open_manifest(out: Path, settings: dict, chash: str, shard_size: int, count
             raise UserError(f"--labels {out} is a rendered dataset, not pseudo-labels; give another --labels folder")
         if m["config_hash"] != chash:
             diff = sorted(k for k in settings if k not in ("teacher_run", "images") and theirs.get(k) != settings[k])
-            raise UserError(f"--labels {out} holds pseudo-labels made with other settings ({', '.join(diff)} "
-                            "differ); give a new --labels folder or the settings it was made with")
+            raise UserError(
+                f"--labels {out} holds pseudo-labels made with other settings ({', '.join(diff)} "
+                "differ); give a new --labels folder or the settings it was made with"
+            )
         m["pseudo_labels"] = settings
         return m
-    m = {"format": "rgbify-dataset", "schema_version": 1, "kind": "pseudo-labels", "pseudo_labels": settings,
-         "config_hash": chash, "config": {"pseudo_labels": True}, "classes": list(settings["classes"]),
-         "shards": [], "count": count, "width": res, "height": res, "seed": int(settings["seed"]),
-         "shard_size": shard_size, "complete": False, "fields": fields_table(res, res)}
+    m = {
+        "format": "rgbify-dataset",
+        "schema_version": 1,
+        "kind": "pseudo-labels",
+        "pseudo_labels": settings,
+        "config_hash": chash,
+        "config": {"pseudo_labels": True},
+        "classes": list(settings["classes"]),
+        "shards": [],
+        "count": count,
+        "width": res,
+        "height": res,
+        "seed": int(settings["seed"]),
+        "shard_size": shard_size,
+        "complete": False,
+        "fields": fields_table(res, res),
+    }
     save_manifest(out, m)
     return m

@@ -56,9 +56,12 @@ class SmallStudent(nn.Module):
     def __init__(self, tasks: tuple[str, ...], num_classes: int, width: int = 32):
         super().__init__()
         w = [width, width * 2, width * 4, width * 8]
-        self.down = nn.ModuleList([nn.Sequential(_conv(3, w[0], 2), _conv(w[0], w[0])),
-                                   *(nn.Sequential(_conv(w[i], w[i + 1], 2), _conv(w[i + 1], w[i + 1]))
-                                     for i in range(3))])
+        self.down = nn.ModuleList(
+            [
+                nn.Sequential(_conv(3, w[0], 2), _conv(w[0], w[0])),
+                *(nn.Sequential(_conv(w[i], w[i + 1], 2), _conv(w[i + 1], w[i + 1])) for i in range(3)),
+            ]
+        )
         self.up = nn.ModuleList(_conv(w[i + 1] + w[i], w[i]) for i in reversed(range(3)))
         self.final = _conv(w[0] + 3, w[0])
         self.heads = Heads(w[0], tasks, num_classes)
@@ -118,20 +121,31 @@ def import_timm():
     try:
         import timm
     except ImportError:
-        raise UserError("--student dpt needs timm (and a torchvision built for this torch): pip install "
-                        "'rgbify[distill]'") from None
+        raise UserError(
+            "--student dpt needs timm (and a torchvision built for this torch): pip install 'rgbify[distill]'"
+        ) from None
     except RuntimeError as e:  # a CUDA torchvision wheel next to a CPU-only torch: its compiled ops cannot load
-        raise UserError(f"--student dpt: timm cannot import torchvision ({' '.join(str(e).split())[:120]}); install "
-                        "the torchvision built for this torch (CPU torch: pip install torchvision --index-url "
-                        "https://download.pytorch.org/whl/cpu)") from None
+        raise UserError(
+            f"--student dpt: timm cannot import torchvision ({' '.join(str(e).split())[:120]}); install "
+            "the torchvision built for this torch (CPU torch: pip install torchvision --index-url "
+            "https://download.pytorch.org/whl/cpu)"
+        ) from None
     return timm
 
 
 class DPTStudent(nn.Module):
     """A DPT-style dense head on a timm backbone (``features_only``: four stages)."""
 
-    def __init__(self, tasks: tuple[str, ...], num_classes: int, backbone: str, weights: str = "random",
-                 backbone_args: dict | None = None, width: int = 64, resolution: int = 64):
+    def __init__(
+        self,
+        tasks: tuple[str, ...],
+        num_classes: int,
+        backbone: str,
+        weights: str = "random",
+        backbone_args: dict | None = None,
+        width: int = 64,
+        resolution: int = 64,
+    ):
         super().__init__()
         timm = import_timm()
         kw = dict(backbone_args or {})
@@ -141,15 +155,19 @@ class DPTStudent(nn.Module):
         pretrained = weights not in ("", "random")
         if pretrained:
             if not Path(weights).is_file():
-                raise UserError(f"--backbone-weights {weights}: no such file; give a local checkpoint of {backbone} "
-                                "(.safetensors/.pth/.bin) or 'random'")
+                raise UserError(
+                    f"--backbone-weights {weights}: no such file; give a local checkpoint of {backbone} "
+                    "(.safetensors/.pth/.bin) or 'random'"
+                )
             kw["pretrained_cfg_overlay"] = {"file": str(Path(weights).resolve())}
         try:
             self.backbone = timm.create_model(backbone, pretrained=pretrained, features_only=True, **kw)
         except RuntimeError as e:  # a checkpoint of another model: missing / unexpected keys, other shapes
             why = " ".join(str(e).split())[:200]
-            raise UserError(f"--backbone-weights {weights} does not fit {backbone} ({why}); give a checkpoint of "
-                            "that model, or the --backbone-args of the model it was made for") from None
+            raise UserError(
+                f"--backbone-weights {weights} does not fit {backbone} ({why}); give a checkpoint of "
+                "that model, or the --backbone-args of the model it was made for"
+            ) from None
         except (TypeError, ValueError) as e:
             raise UserError(f"--backbone {backbone} / --backbone-args {json.dumps(backbone_args)}: {e}") from None
         except Exception as e:  # noqa: BLE001 - timm raises RuntimeError('Unknown model ...') and others
@@ -170,8 +188,9 @@ class DPTHead(nn.Module):
 
     def __init__(self, channels, reductions, width: int, tasks: tuple[str, ...], num_classes: int):
         super().__init__()
-        self.reassemble = nn.ModuleList(_resample(c, width, r / (4 * 2**i)) for i, (c, r) in enumerate(
-            zip(channels, reductions, strict=True)))
+        self.reassemble = nn.ModuleList(
+            _resample(c, width, r / (4 * 2**i)) for i, (c, r) in enumerate(zip(channels, reductions, strict=True))
+        )
         self.fuse = nn.ModuleList(_Fusion(width) for _ in range(4))
         self.out = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True))
         self.heads = Heads(width, tasks, num_classes)
@@ -191,11 +210,10 @@ def build_student(meta: dict) -> nn.Module:
     if meta["student"] == "small":
         return SmallStudent(tasks, n, meta["width"])
     args = json.loads(meta["backbone_args"]) if meta.get("backbone_args") else {}
-    return DPTStudent(tasks, n, meta["backbone"], meta.get("backbone_weights", "random"), args, meta["width"],
-                      meta["resolution"])
+    return DPTStudent(
+        tasks, n, meta["backbone"], meta.get("backbone_weights", "random"), args, meta["width"], meta["resolution"]
+    )
 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-

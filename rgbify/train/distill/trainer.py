@@ -38,14 +38,29 @@ from rgbify.train.distill.students import build_student, parameter_count
 
 def student_meta(cfg: DistillConfig, classes: tuple[str, ...], settings: dict, step: int) -> dict:
     """student.json: enough to rebuild the network (``students.build_student``) and to trace it to its teacher."""
-    return {"format": "rgbify-student", "student": cfg.student, "tasks": list(cfg.tasks), "classes": list(classes),
-            "width": cfg.width, "resolution": cfg.resolution, "backbone": cfg.backbone,
-            "backbone_args": cfg.backbone_args, "step": step,
-            "teacher": {"run": settings["teacher_run"], "step": settings["teacher_step"],
-                        "mode": settings["teacher_mode"], "ensemble": settings["ensemble"],
-                        "steps": settings["steps"]},
-            "labels": str(cfg.labels_dir.resolve()), "labels_hash": pseudo.settings_hash(settings, cfg.shard_size),
-            "data": cfg.data, "gt_ratio": cfg.gt_ratio, "config": cfg.to_dict()}
+    return {
+        "format": "rgbify-student",
+        "student": cfg.student,
+        "tasks": list(cfg.tasks),
+        "classes": list(classes),
+        "width": cfg.width,
+        "resolution": cfg.resolution,
+        "backbone": cfg.backbone,
+        "backbone_args": cfg.backbone_args,
+        "step": step,
+        "teacher": {
+            "run": settings["teacher_run"],
+            "step": settings["teacher_step"],
+            "mode": settings["teacher_mode"],
+            "ensemble": settings["ensemble"],
+            "steps": settings["steps"],
+        },
+        "labels": str(cfg.labels_dir.resolve()),
+        "labels_hash": pseudo.settings_hash(settings, cfg.shard_size),
+        "data": cfg.data,
+        "gt_ratio": cfg.gt_ratio,
+        "config": cfg.to_dict(),
+    }
 
 
 def _classes(cfg: DistillConfig) -> tuple[str, ...]:
@@ -58,8 +73,10 @@ def _classes(cfg: DistillConfig) -> tuple[str, ...]:
             return tuple(load_manifest(cfg.data)["classes"])
         except ManifestError as e:
             raise UserError(f"--data {cfg.data}: {e}") from None
-    raise UserError("--tasks includes semantic: give --classes a,b,c (the classes to ask the teacher for) or --data "
-                    "DATASET (its class table)")
+    raise UserError(
+        "--tasks includes semantic: give --classes a,b,c (the classes to ask the teacher for) or --data "
+        "DATASET (its class table)"
+    )
 
 
 def check_inputs(cfg: DistillConfig) -> None:
@@ -71,8 +88,10 @@ def check_inputs(cfg: DistillConfig) -> None:
     if cfg.data and not (Path(cfg.data) / "dataset.json").is_file():
         raise UserError(f"--data {cfg.data}: no dataset.json; build one with `rgbify build --out {cfg.data}`")
     if cfg.student == "dpt" and not cfg.backbone_weights:
-        raise UserError("--student dpt needs --backbone-weights PATH (a local timm checkpoint of --backbone) or "
-                        "--backbone-weights random")
+        raise UserError(
+            "--student dpt needs --backbone-weights PATH (a local timm checkpoint of --backbone) or "
+            "--backbone-weights random"
+        )
     if cfg.backbone_args:
         try:
             args = json.loads(cfg.backbone_args)
@@ -95,15 +114,32 @@ def make_labels(cfg: DistillConfig, classes: tuple[str, ...], device: str, log=p
 
     images = pseudo.list_images(cfg.images)
     step, tcfg = pseudo.teacher_meta(cfg.teacher)
-    settings = pseudo.pseudo_settings(cfg.teacher, step, tcfg, cfg.tasks, classes, cfg.ensemble, cfg.teacher_steps,
-                                      cfg.seed, cfg.teacher_batch, images)
+    settings = pseudo.pseudo_settings(
+        cfg.teacher,
+        step,
+        tcfg,
+        cfg.tasks,
+        classes,
+        cfg.ensemble,
+        cfg.teacher_steps,
+        cfg.seed,
+        cfg.teacher_batch,
+        images,
+    )
     if pseudo.labels_complete(cfg.labels_dir, settings, cfg.shard_size):
         log(f"pseudo-labels: {cfg.labels_dir} is complete ({len(images)} images)")
         return settings
     run = load_run(cfg.teacher, device)
     labeler = pseudo.TeacherLabeler(run, cfg.tasks, classes, cfg.ensemble, cfg.teacher_steps or None, cfg.seed)
-    pseudo.build_pseudo_labels(labeler, settings, images, cfg.labels_dir, cfg.shard_size,
-                               progress=lambda d, n: log(f"pseudo-labels: {d}/{n} images"), stop_after=stop_after)
+    pseudo.build_pseudo_labels(
+        labeler,
+        settings,
+        images,
+        cfg.labels_dir,
+        cfg.shard_size,
+        progress=lambda d, n: log(f"pseudo-labels: {d}/{n} images"),
+        stop_after=stop_after,
+    )
     del run, labeler
     return settings
 
@@ -115,8 +151,13 @@ def _schedule(step: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def distill(cfg: DistillConfig, device: str = "cpu", log=print, stop_labels_after: int | None = None,
-            stop_after_steps: int | None = None) -> dict:
+def distill(
+    cfg: DistillConfig,
+    device: str = "cpu",
+    log=print,
+    stop_labels_after: int | None = None,
+    stop_after_steps: int | None = None,
+) -> dict:
     """Pseudo-labels, then the student: returns {"step", "loss", "student"}. ``stop_after_steps``: stop (with a
     checkpoint) after that many steps of this call, as a kill after a checkpoint would; for tests."""
     check_inputs(cfg)
@@ -143,8 +184,10 @@ def _distill(cfg, device, log, stop_labels_after, stop_after_steps) -> dict:
     if ck is not None:
         diffs = config_differences(ck["config"], cfg)
         if diffs:
-            raise UserError(f"--out {cfg.out} was distilled with other settings ({'; '.join(diffs)}); use the same "
-                            "settings to resume, or a new --out")
+            raise UserError(
+                f"--out {cfg.out} was distilled with other settings ({'; '.join(diffs)}); use the same "
+                "settings to resume, or a new --out"
+            )
     classes = _classes(cfg)
     settings = make_labels(cfg, classes, device, log, stop_labels_after)
     pseudo_src = Source(str(cfg.labels_dir), classes, cfg.tasks)
@@ -166,8 +209,10 @@ def _distill(cfg, device, log, stop_labels_after, stop_after_steps) -> dict:
         _trim_log(out / "log.jsonl", step)
     with publishing(out / "config.toml") as tmp:
         tmp.write_text(to_toml(cfg))
-    log(f"student {cfg.student}: {parameter_count(model) / 1e6:.2f} M parameters; {len(pseudo_src)} pseudo-labelled "
-        f"images" + (f", {len(gt_src)} ground-truth samples at ratio {cfg.gt_ratio}" if gt_src else ""))
+    log(
+        f"student {cfg.student}: {parameter_count(model) / 1e6:.2f} M parameters; {len(pseudo_src)} pseudo-labelled "
+        f"images" + (f", {len(gt_src)} ground-truth samples at ratio {cfg.gt_ratio}" if gt_src else "")
+    )
     model.train()
     loss_value, ran = float("nan"), 0
     rows = []
@@ -207,14 +252,21 @@ def _append_log(path: Path, rows: list[dict]) -> None:
 
 
 def _save_checkpoint(path: Path, model, opt, sched, step: int, cfg: DistillConfig) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-             "config": cfg.to_dict()}
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "step": step,
+        "config": cfg.to_dict(),
+    }
     try:
         with publishing(path) as tmp:
             torch.save(state, tmp)
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError on a full disk
-        raise UserError(f"cannot write {path} ({type(e).__name__}: {' '.join(str(e).split())[:160]}); free some "
-                        "space and run the same command again") from None
+        raise UserError(
+            f"cannot write {path} ({type(e).__name__}: {' '.join(str(e).split())[:160]}); free some "
+            "space and run the same command again"
+        ) from None
 
 
 def _trim_log(path: Path, step: int) -> None:
