@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "rgbify.scenes.cli",
     "rgbify.datasets.cli",
     "rgbify.train.cli",
+    "rgbify.train.distill.cli",
 )
 
 

@@ -82,6 +82,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     missing = [p for p in args.images if not Path(p).is_file()]
     if missing:
         raise UserError(f"no such image file: {missing[0]}")
+    from rgbify.train.distill.cli import is_student_run, predict_student
+
+    if is_student_run(args.run):  # a run of `rgbify distill`
+        return predict_student(args)
     decode = None
     if args.decode:
         try:
@@ -111,6 +115,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {folder}: no such folder")
     if args.data:
         _check_dataset(args.data)
+    from rgbify.train.distill.cli import eval_student, is_student_run
+
+    if is_student_run(args.run):  # a run of `rgbify distill`
+        return eval_student(args)
     run = load_run(args.run, args.device)
     if args.images:
         metrics = eval_depth_folder(run, args.images, args.depth_gt, args.max_items, args.seed, args.steps)
@@ -142,7 +150,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--run", required=True, help="Run folder written by `rgbify train` (uses RUN/model).")
+    common.add_argument("--run", required=True, help="Run folder written by `rgbify train` (uses RUN/model) or by "
+                        "`rgbify distill` (a student).")
     common.add_argument("--steps", type=int, default=None, help="DDIM steps (marigold/instruct; default: the run's).")
     common.add_argument("--seed", type=int, default=0, help="Seed of the starting noise and of prompt colours.")
     common.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
