@@ -17,14 +17,14 @@ python -m pip install -q -e ".[render,train,dev,dist]"
 # this torch. PyPI's torchvision wheels are CUDA builds: next to a CPU-only torch they fail to import, and break
 # transformers' import with them. So a CPU torch gets it from PyTorch's CPU index, or goes without timm (the dpt
 # student and its tests are then skipped; the small student needs none of it).
-python -m pip install -q "onnx>=1.16" "onnxruntime>=1.18"
+python -m pip install -q "onnx>=1.16" "onnxruntime>=1.18" "numpy<2"  # bpy 4.5 pins numpy 1.x: never let pip upgrade it
 if python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
-  TV=("torchvision==0.28.0")
+  TV=("torchvision==0.28.0" "numpy<2")
 else
-  TV=("torchvision==0.28.0" --index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1)
+  TV=("torchvision==0.28.0" "numpy<2" --index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1)
 fi
 if python -m pip install -q "${TV[@]}" 2>/dev/null && python -c "import torchvision" 2>/dev/null; then
-  python -m pip install -q "timm>=1.0"
+  python -m pip install -q "timm>=1.0" "numpy<2"
 else  # none, or a CUDA build from another index (the import fails): keep none
   python -m pip uninstall -q -y torchvision timm 2>/dev/null || true
   echo "setup: no torchvision built for this torch; timm left out (rgbify distill --student dpt unavailable)" >&2
