@@ -5,11 +5,12 @@
 
 For each scene (one recipe scene, camera resized, the photometric post-process off so only the renderer is judged)
 it renders a reference (1024 samples, adaptive threshold 0.001, 16/8/8/16 bounces, no clamp, caustics, OIDN with
-the accurate prefilter; cached in --cache by spec hash), then each candidate setting, and prints the candidate's
-core-seconds (CPU time of this process during the RGB render only, the scene already built: unlike wall time, it
-barely changes with other jobs on the machine), wall seconds, PSNR (dB) and SSIM (Wang et al. 2004, Gaussian
-window sigma 1.5, on luma) against the reference, each a mean over the scenes, and the core-seconds as a ratio to
-the current default's in the same run. Settings on the Pareto front of (time, 1 - SSIM) are starred.
+the accurate prefilter; cached in --cache by spec hash and renderer source hash), then each candidate setting, and
+prints the candidate's core-seconds (CPU time of this process during the RGB render only, the scene already built:
+unlike wall time, it barely changes with other jobs on the machine), wall seconds, PSNR (dB) and SSIM (Wang et al.
+2004, Gaussian window sigma 1.5, on luma) against the reference, each a mean over the scenes, and the core-seconds
+as a ratio to the build default's (16 spp) in the same run. Settings on the Pareto front of (time, 1 - SSIM)
+are starred.
 """
 
 from __future__ import annotations
@@ -35,28 +36,29 @@ REFERENCE = dict(samples=1024, adaptive_threshold=0.001, max_bounces=16, diffuse
                  transmission_bounces=16, clamp_indirect=0.0, caustics=True, light_tree=True, denoise=True,
                  denoise_prefilter="ACCURATE")
 
+BASE = "16 spp (build default)"  # `rgbify build`'s default samples; every other knob at the recipes' default
 CANDIDATES: list[tuple[str, dict]] = [
-    ("16 spp", dict(samples=16)),
+    ("8 spp", dict(samples=8)),
+    (BASE, dict(samples=16)),
     ("32 spp", dict(samples=32)),
-    ("64 spp (default)", dict()),
+    ("64 spp", dict(samples=64)),
     ("128 spp", dict(samples=128)),
-    ("256 spp", dict(samples=256)),
-    ("64 spp, no denoiser", dict(denoise=False)),
-    ("64 spp, prefilter FAST", dict(denoise_prefilter="FAST")),
-    ("64 spp, prefilter NONE", dict(denoise_prefilter="NONE")),
-    ("64 spp, adaptive 0.005", dict(adaptive_threshold=0.005)),
-    ("64 spp, adaptive 0.02", dict(adaptive_threshold=0.02)),
-    ("64 spp, adaptive 0.05", dict(adaptive_threshold=0.05)),
-    ("64 spp, bounces 4 (2/2/4)", dict(max_bounces=4, diffuse_bounces=2, glossy_bounces=2, transmission_bounces=4)),
-    ("64 spp, bounces 12 (8/8/12)", dict(max_bounces=12, diffuse_bounces=8, glossy_bounces=8)),
-    ("64 spp, light tree off", dict(light_tree=False)),
-    ("64 spp, clamp 0 (off)", dict(clamp_indirect=0.0)),
-    ("64 spp, clamp 3", dict(clamp_indirect=3.0)),
-    ("64 spp, caustics off", dict(caustics=False)),
-    ("32 spp, caustics off, FAST", dict(samples=32, caustics=False, denoise_prefilter="FAST")),
-    ("32 spp, adaptive 0.02, caustics off", dict(samples=32, adaptive_threshold=0.02, caustics=False)),
+    ("16 spp, no denoiser", dict(samples=16, denoise=False)),
+    ("16 spp, prefilter FAST", dict(samples=16, denoise_prefilter="FAST")),
+    ("16 spp, prefilter NONE", dict(samples=16, denoise_prefilter="NONE")),
+    ("16 spp, adaptive 0.05", dict(samples=16, adaptive_threshold=0.05)),
+    ("16 spp, adaptive 0.1", dict(samples=16, adaptive_threshold=0.1)),
+    ("16 spp, bounces 4 (2/2/4)", dict(samples=16, max_bounces=4, diffuse_bounces=2, glossy_bounces=2,
+                                       transmission_bounces=4)),
+    ("16 spp, bounces 12 (8/8/12)", dict(samples=16, max_bounces=12, diffuse_bounces=8, glossy_bounces=8)),
+    ("16 spp, light tree off", dict(samples=16, light_tree=False)),
+    ("16 spp, clamp 0 (off)", dict(samples=16, clamp_indirect=0.0)),
+    ("16 spp, clamp 3", dict(samples=16, clamp_indirect=3.0)),
+    ("16 spp, caustics off", dict(samples=16, caustics=False)),
+    ("16 spp, clamp 0, adaptive 0.05", dict(samples=16, clamp_indirect=0.0, adaptive_threshold=0.05)),
+    ("32 spp, clamp 0, adaptive 0.05", dict(samples=32, clamp_indirect=0.0, adaptive_threshold=0.05)),
 ]
-QUICK = {"16 spp", "64 spp (default)", "256 spp", "64 spp, caustics off"}
+QUICK = {BASE, "64 spp", "16 spp, caustics off", "16 spp, clamp 0 (off)"}
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -103,6 +105,17 @@ def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[st
     return out
 
 
+def renderer_hash() -> str:
+    """SHA-256 of rgbify/render's sources: shading changes alter the picture without changing the spec."""
+    import hashlib
+    import pathlib
+
+    h = hashlib.sha256()
+    for f in sorted((pathlib.Path(HERE).parent / "rgbify" / "render").glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="indoor,tabletop,outdoor")
@@ -117,6 +130,7 @@ def main(argv=None) -> None:
     candidates = [c for c in CANDIDATES if not args.quick or c[0] in QUICK]
     from rgbify.scenes.spec import spec_hash
 
+    renderer = renderer_hash()  # a reference is reused only for the same spec and the same renderer code
     rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in candidates}
     for recipe in args.recipes.split(","):
         for index in range(args.scenes):
@@ -124,7 +138,7 @@ def main(argv=None) -> None:
             spec = dataclasses.replace(spec, camera=resize_camera(spec.camera, w, h),
                                        render=dataclasses.replace(spec.render, post=PostProcess()))
             print(f"{recipe} scene {index}: {len(spec.objects)} objects", file=sys.stderr, flush=True)
-            cached = os.path.join(args.cache, f"{spec_hash(spec)}.png")
+            cached = os.path.join(args.cache, f"{spec_hash(spec)[:32]}-{renderer[:16]}.png")
             variants = candidates if os.path.exists(cached) else [("reference", REFERENCE), *candidates]
             with tempfile.TemporaryDirectory() as tmp:
                 renders = render_variants(spec, variants, tmp)
@@ -141,7 +155,7 @@ def main(argv=None) -> None:
             for name, _ in candidates:
                 rgb, cpu, wall = renders[name]
                 rows[name].append((cpu, wall, psnr(rgb, ref), ssim(rgb, ref)))
-    default = np.mean([r[0] for r in rows["64 spp (default)"]]) if "64 spp (default)" in rows else None  # core-s
+    default = np.mean([r[0] for r in rows[BASE]])  # core-s
     stats = {name: tuple(np.mean(np.array(v), axis=0)) for name, v in rows.items()}
     front = {n for n, (t, _, _, s) in stats.items()
              if not any(t2 <= t and s2 >= s and (t2, s2) != (t, s) for t2, _, _, s2 in stats.values())}
@@ -150,7 +164,7 @@ def main(argv=None) -> None:
     print("| setting | core-seconds | x default | wall s | PSNR dB | SSIM | Pareto |")
     print("|---|---:|---:|---:|---:|---:|:-:|")
     for name, (t, wall, p, s) in stats.items():
-        ratio = f"{t / default:.2f}" if default else "-"
+        ratio = f"{t / default:.2f}"
         print(f"| {name} | {t:.1f} | {ratio} | {wall:.1f} | {p:.2f} | {s:.4f} | {'*' if name in front else ''} |")
 
 

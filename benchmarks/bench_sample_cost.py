@@ -1,5 +1,5 @@
-"""What one sample costs to make at 512 px with each recipe's default quality: this tree against an older revision,
-interleaved so both see the same machine load.
+"""What one sample costs to make at 512 px at `rgbify build`'s default quality (16 spp): this tree against an older
+revision, interleaved so both see the same machine load.
 
     python benchmarks/bench_sample_cost.py --baseline cc6762c               # 2 samples per recipe per revision
     python benchmarks/bench_sample_cost.py --baseline cc6762c --n 1 --size 256
@@ -27,7 +27,7 @@ import dataclasses, json, os, sys, time
 from rgbify.scenes import sample_scene
 from rgbify.render import render
 
-recipe, index, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+recipe, index, size, spp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 
 def sized(spec, w, h):
@@ -46,6 +46,7 @@ warm = sample_scene(recipe, 0, 10_000)
 render(dataclasses.replace(sized(warm, 16, 16), render=dataclasses.replace(warm.render, samples=1)))
 c0, t0 = cpu(), time.perf_counter()
 spec = sample_scene(recipe, 0, index)
+spec = dataclasses.replace(spec, render=dataclasses.replace(spec.render, samples=spp))
 h = round(size * spec.camera.height / spec.camera.width / 2) * 2
 r = render(sized(spec, size, h))
 print(json.dumps({"cpu": cpu() - c0, "wall": time.perf_counter() - t0, "samples": spec.render.samples,
@@ -62,10 +63,10 @@ def tree_of(rev: str | None) -> str:
     return tree
 
 
-def one(tree: str, recipe: str, index: int, size: int) -> dict:
+def one(tree: str, recipe: str, index: int, size: int, spp: int) -> dict:
     env = dict(os.environ, PYTHONPATH=tree)
-    p = subprocess.run([sys.executable, "-c", CHILD, recipe, str(index), str(size)], env=env, capture_output=True,
-                       text=True, cwd=tempfile.gettempdir())
+    p = subprocess.run([sys.executable, "-c", CHILD, recipe, str(index), str(size), str(spp)], env=env,
+                       capture_output=True, text=True, cwd=tempfile.gettempdir())
     if p.returncode:
         raise SystemExit(f"{tree} {recipe} {index}: {p.stderr.strip().splitlines()[-1:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -77,13 +78,14 @@ def main(argv=None) -> None:
     ap.add_argument("--recipes", default="indoor,tabletop,outdoor")
     ap.add_argument("--n", type=int, default=2, help="samples per recipe and revision (default 2)")
     ap.add_argument("--size", type=int, default=512, help="image width in pixels (default 512)")
+    ap.add_argument("--spp", type=int, default=16, help="Cycles samples (default 16, `rgbify build`'s default)")
     args = ap.parse_args(argv)
     trees = {args.baseline: tree_of(args.baseline), "this tree": tree_of(None)}
     runs: dict[tuple[str, str], list[dict]] = {}
     for recipe in args.recipes.split(","):
         for i in range(args.n):
             for label, tree in trees.items():  # interleaved: baseline, this tree, baseline, ...
-                r = one(tree, recipe, i, args.size)
+                r = one(tree, recipe, i, args.size, args.spp)
                 runs.setdefault((recipe, label), []).append(r)
                 print(f"{recipe} {i} {label}: {r['cpu']:.1f} core-s, {r['wall']:.1f} s ({r['samples']} spp)",
                       file=sys.stderr, flush=True)

@@ -61,3 +61,40 @@ def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int =
                       "shards": entries, "count": n, "width": w, "height": h, "seed": 0, "config": {},
                       "complete": True, "fields": fields_table(w, h), "shard_size": shard_size})
     return d
+
+
+class FakePool:
+    """A build pool (rgbify.datasets.build.pools) that renders sample i as fake_sample(i), without Blender; raises
+    KeyboardInterrupt after ``die_after`` samples (a killed build)."""
+
+    def __init__(self, cfg, die_after: int | None = None):
+        from pathlib import Path
+
+        self.out, self.storage, self.die_after = Path(cfg.out), cfg.storage, die_after
+        self.rendered: list[int] = []
+
+    def run(self, config, jobs):
+        from rgbify.datasets.build.work import Rendered, write_part
+        from rgbify.datasets.storage import folder
+        from rgbify.datasets.storage.shards import write_sample_file
+
+        for job in jobs:
+            for i in job.todo:
+                if len(self.rendered) == self.die_after:
+                    raise KeyboardInterrupt
+                path = folder.work_file(self.out, job.k, i)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_sample_file(path, fake_sample(i))
+                self.rendered.append(i)
+                yield Rendered(1)
+            yield write_part(self.out, job, self.storage)
+
+
+class FakeFirstScene:
+    """Stands in for rgbify.scenes.sample_scene in the planner (which samples scene 0 for the class table), so that
+    a fake build's dataset.json has the fake samples' class table and verifies clean."""
+
+    classes = CLASSES
+
+    def __init__(self, *args, **kw):
+        pass

@@ -240,13 +240,23 @@ def test_resolution_argument():
             _resolution(bad)
 
 
-def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+@pytest.mark.parametrize("budget", [0, 700, 5000])
+def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch, budget):
+    """The disk fills while a work file is written (at its first byte, inside a member, at the zip's directory):
+    OSError, no file left, and no second report from an unclosed zip ("Exception ignored in ZipFile.__del__")."""
+    import gc
+    import sys
 
-    monkeypatch.setattr(sh.np, "savez", full)
-    with pytest.raises(OSError):
+    from tests.fault_shims import full_disk_open
+
+    monkeypatch.setattr(sh, "open", full_disk_open(budget), raising=False)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(OSError) as e:
         sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
+    assert e.value.errno == errno.ENOSPC
+    gc.collect()
+    assert unraisable == []
     assert list(tmp_path.iterdir()) == []
 
 

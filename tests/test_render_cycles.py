@@ -371,3 +371,32 @@ def test_the_sampler_checks_the_triangles_blender_renders(recipe):
         kinds.add(o.geometry.type)
     assert {"primitive", "mesh"} <= kinds
     cycles.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,index", [("indoor", 3), ("tabletop", 1), ("outdoor", 2)])
+def test_recipe_scenes_match_the_oracle_with_an_hdri_and_depth_of_field(recipe, index):
+    """A whole recipe scene (its real meshes, settled clutter, part materials, window panes) under a builtin HDRI
+    and a wide-open f/1.4 lens: the ground truth is still the pinhole centre ray's, equal to the ray caster's."""
+    from rgbify.render.cli import resize_camera
+    from rgbify.scenes import sample_scene
+
+    spec = sample_scene(recipe, 0, index)
+    cam = dataclasses.replace(resize_camera(spec.camera, 96, 72), f_number=1.4, focus_distance_m=1.0)
+    world = dataclasses.replace(spec.world, hdri="builtin:forest", hdri_rotation_deg=40.0, physical_sky=False)
+    spec = dataclasses.replace(spec, camera=cam, world=world,
+                               render=dataclasses.replace(spec.render, samples=2, denoise=False)).validate()
+    r, o = render(spec), cast(spec)
+    n = r.depth.size
+    same = (r.instance == o.instance) & (o.instance > 0)
+    assert (r.instance == o.instance).sum() >= 0.998 * n, (r.instance != o.instance).sum()
+    both = np.isfinite(r.depth) & np.isfinite(o.depth)
+    assert (np.isfinite(r.depth) == np.isfinite(o.depth)).all()
+    rel = np.abs(r.depth[both].astype(np.float64) - o.depth[both]) / o.depth[both]
+    assert (rel <= 1e-5).sum() >= 0.998 * both.sum(), np.quantile(rel, [0.5, 0.998, 1.0])
+    angle = np.degrees(np.arccos(np.clip(np.sum(r.normals.astype(np.float64) * o.normals, axis=-1), -1, 1)))
+    flat, smooth = same & ~o.smooth, same & o.smooth
+    assert (angle[flat] <= 0.1).sum() >= 0.998 * flat.sum(), np.quantile(angle[flat], [0.5, 0.998, 1.0])
+    if smooth.sum():
+        assert (angle[smooth] <= 1.0).sum() >= 0.998 * smooth.sum(), np.quantile(angle[smooth], [0.5, 0.998, 1.0])
+    assert r.rgb.std() > 5  # the HDRI lit it

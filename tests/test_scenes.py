@@ -477,3 +477,35 @@ def test_image_textures_and_hdris_from_folders(tmp_path):
     assert spec.world.hdri == str((tmp_path / "hdri" / "sky.hdr").resolve())
     with pytest.raises(ValueError, match="does not exist"):
         sample_scene(load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "missing")}), 0, 0)
+
+
+def test_images_that_are_not_images_are_skipped_with_one_line(tmp_path):
+    """An HDRI that is not an image, a PNG cut short and a text file named .jpg are skipped, each with one warning
+    naming it; the good files are still used."""
+    import warnings
+
+    from PIL import Image
+
+    from rgbify.scenes.assets import AssetWarning
+
+    (tmp_path / "tex").mkdir()
+    (tmp_path / "hdri").mkdir()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(tmp_path / "tex" / "red.png")
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / "tex" / "cut.png")
+    data = (tmp_path / "tex" / "cut.png").read_bytes()
+    (tmp_path / "tex" / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "tex" / "notes.jpg").write_text("not a picture")
+    (tmp_path / "hdri" / "sky.hdr").write_bytes(b"#?RADIANCE\n")
+    (tmp_path / "hdri" / "fake.exr").write_text("<html>404</html>")
+    cfg = load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "tex"),
+                                   "materials.image_texture_prob": 1.0,
+                                   "lighting.hdri_dir": str(tmp_path / "hdri"), "lighting.hdri_prob": 1.0})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs = [sample_scene(cfg, 0, i) for i in range(3)]
+    msgs = sorted(str(w.message) for w in caught if issubclass(w.category, AssetWarning))
+    assert len(msgs) == 3 and all("\n" not in m for m in msgs)  # once per file, not once per scene
+    assert [m.split(":")[0].rsplit("/", 1)[1] for m in msgs] == ["fake.exr", "cut.png", "notes.jpg"]
+    used = {o.material.image_texture for s in specs for o in s.objects} - {None}
+    assert used == {str((tmp_path / "tex" / "red.png").resolve())}
+    assert {s.world.hdri for s in specs} == {str((tmp_path / "hdri" / "sky.hdr").resolve())}

@@ -12,6 +12,12 @@
   ``KEY.txt`` (prompt) and ``KEY.json`` (task, index, decode), KEY = ``IIIIIIIII_TASK``.
 
 Item draws (codec, colours, phrasing) use ``numpy.random.default_rng([seed, index, task number])``.
+
+The export is written whole: into a temporary folder beside OUT (``.NAME.partial-HOST-PID``) that becomes OUT at
+the end, with ``OUT/.rgbify-export.json`` (dataset, format, tasks, seed, items) marking it as an export. OUT may be
+new, an empty folder, or an earlier export, which is replaced once the new one is complete; any other folder is
+refused before anything is read. A killed export leaves only the temporary folder, which the next export there
+sweeps.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,7 +37,19 @@ from PIL import Image
 from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.encode import TASKS, make_task_target
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_output_dir, publishing, publishing_dir
+
+MARKER = ".rgbify-export.json"
+_TAR = re.compile(r"rgbify-\d{6}\.tar")
+
+
+def is_export_dir(path: Path) -> bool:
+    """An earlier export: a folder with the marker file, or (an export made before the marker existed) holding only
+    the names an export writes."""
+    names = {p.name for p in Path(path).iterdir()}
+    if MARKER in names:
+        return True
+    return bool(names) and all(n in ("images", "metadata.jsonl", "train.jsonl") or _TAR.fullmatch(n) for n in names)
 
 
 def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[int, np.ndarray, list[tuple]]]:
@@ -70,16 +89,22 @@ def export(directory: str | Path, out: str | Path, fmt: str = "png", tasks: Sequ
         raise UserError(f"--tasks {','.join(tasks)}: each must be one of {','.join(TASKS)}")
     if shard_size < 1:
         raise UserError(f"--shard-size {shard_size} must be a positive integer")
+    if fmt not in ("png", "webdataset"):
+        raise UserError(f"--format {fmt!r} must be png or webdataset")
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
-    if fmt == "png":
-        return _export_png(Path(directory), out, tasks, seed)
-    if fmt == "webdataset":
-        return _export_wds(Path(directory), out, tasks, seed, shard_size)
-    raise UserError(f"--format {fmt!r} must be png or webdataset")
+    check_output_dir(out, is_export_dir, what="export")
+    reader = DatasetReader(directory)  # a bad dataset is refused before anything is written
+    reader.close()
+    with publishing_dir(out, is_export_dir, what="export") as tmp:
+        if fmt == "png":
+            n = _export_png(Path(directory), tmp, tasks, seed)
+        else:
+            n = _export_wds(Path(directory), tmp, tasks, seed, shard_size)
+        marker = {"dataset": str(Path(directory).resolve()), "format": fmt, "tasks": list(tasks), "seed": seed,
+                  "items": n}
+        with publishing(tmp / MARKER) as m:
+            m.write_text(json.dumps(marker, indent=1) + "\n")
+    return n
 
 
 def _export_png(directory: Path, out: Path, tasks: Sequence[str], seed: int) -> int:

@@ -33,6 +33,7 @@ from rgbify.scenes.builder import Model, SceneBuilder, WorldSurface
 from rgbify.scenes.context import Context
 from rgbify.scenes.geometry import load_mesh_file, rot_x, translate
 from rgbify.scenes.placement import place_on_floor, place_on_surface
+from rgbify.scenes.recipe import AssetWarning
 from rgbify.scenes.spec import MeshFile
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl")
@@ -49,10 +50,6 @@ SIZE_M: dict[str, tuple[float, float]] = {
 }
 DEFAULT_SIZE_M = (0.1, 0.4)
 SMALL_MAX_M = 0.6
-
-
-class AssetWarning(UserWarning):
-    """An asset file or folder was skipped; the message names it and says why."""
 
 
 class AssetError(ValueError):

@@ -153,7 +153,7 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
     if assets is not None and not assets.models:
         assets = None
     images = tuple(list_images(config.materials.image_texture_dir))
-    hdris = tuple(p for p in list_images(config.lighting.hdri_dir) if p.lower().endswith((".hdr", ".exr")))
+    hdris = tuple(list_images(config.lighting.hdri_dir, hdr_only=True))
     sampler = SAMPLERS[config.kind]
     rejects: list[str] = []
     for attempt in range(config.validity.max_attempts):

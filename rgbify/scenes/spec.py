@@ -177,14 +177,14 @@ class InlineMesh:
 
 Geometry = Primitive | MeshFile | InlineMesh
 
-PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather", "tiles",
-            "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper", "cardboard",
-            "rubber", "foliage", "bark", "skin", "carpet", "grass")
+PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric", "leather",
+            "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
+            "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass")
 """Procedural patterns of a Material (their node graphs: rgbify/render/shading.py; docs/rendering.md)."""
 
-Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather",
-                  "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
-                  "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
+Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric",
+                  "leather", "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic",
+                  "paper", "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
 
 
 @dataclass(frozen=True)
@@ -416,11 +416,35 @@ class SceneSpec:
             seen.add(o.instance_id)
             self.class_index(o.class_name)
         c = self.camera
-        if c.width < 1 or c.height < 1 or c.fx <= 0 or c.fy <= 0:
+        if c.width < 1 or c.height < 1 or not (c.fx > 0 and c.fy > 0):
             raise SpecError(f"camera: bad size {c.width}x{c.height} or focal ({c.fx}, {c.fy})")
+        if not all(math.isfinite(v) for v in (c.fx, c.fy, c.cx, c.cy)):
+            raise SpecError(f"camera: fx, fy, cx, cy must be finite, got ({c.fx}, {c.fy}, {c.cx}, {c.cy})")
+        if not (0 < c.clip_start < c.clip_end and math.isfinite(c.clip_end)):
+            raise SpecError(f"camera: clip_start {c.clip_start} and clip_end {c.clip_end} must satisfy "
+                            "0 < clip_start < clip_end")
+        problem = _pose_problem(c.world_from_camera)
+        if problem:
+            raise SpecError(f"camera.world_from_camera {problem}; give a rotation (orthonormal, determinant +1) "
+                            "and a translation, e.g. from rgbify.scenes.spec.look_at")
         if self.render.samples < 1:
             raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
         return self
+
+
+def _pose_problem(m: Any) -> str | None:
+    """What makes ``m`` no rigid camera pose (None if it is one): NaN, infinite, not orthonormal, a mirror."""
+    a = np.asarray(m, dtype=np.float64)
+    if a.shape != (4, 4):
+        return f"has shape {a.shape}, not (4, 4)"
+    if not np.all(np.isfinite(a)):
+        return "holds NaN or infinite values"
+    if not np.allclose(a[3], (0.0, 0.0, 0.0, 1.0)):
+        return f"has last row {a[3].tolist()}, not [0, 0, 0, 1]"
+    r = a[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-5) or np.linalg.det(r) < 0:
+        return "is not a rigid transform (its 3x3 rotation is not orthonormal with determinant +1)"
+    return None
 
 
 def _freeze(x: Any) -> Any:

@@ -6,6 +6,7 @@ Importing this module does not import torch (the parser is built for every ``rgb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -24,20 +25,41 @@ def _add_config_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p, TrainConfig)
 
 
+@contextlib.contextmanager
+def _reading_data(data: str):
+    """A dataset that cannot be read (a damaged shard or dataset.json met while training or scoring) becomes one
+    line naming it and the fix."""
+    from rgbify.datasets import DATASET_ERRORS
+
+    try:
+        yield
+    except DATASET_ERRORS as e:
+        raise UserError(f"--data {data}: {e}; check it with `rgbify verify {data}` and repair it by running the "
+                        "`rgbify build` command that made it again") from None
+
+
+def _check_dataset(data: str) -> None:
+    if not (Path(data) / "dataset.json").exists():
+        raise UserError(f"--data {data}: no dataset.json; build one with `rgbify build --out {data}`")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rgbify.train.trainer import train
 
     cfg = make_config(values_from(args, TrainConfig), args.config)
     if not cfg.data:
         raise UserError("--data is required: a dataset folder written by `rgbify build`")
-    if not (Path(cfg.data) / "dataset.json").exists():
-        raise UserError(f"--data {cfg.data}: no dataset.json; build one with `rgbify build --out {cfg.data}`")
+    _check_dataset(cfg.data)
     from rgbify.train.launch import maybe_relaunch
 
     code = maybe_relaunch(args)  # --num-processes N: N DDP processes run this command
     if code is not None:
         return code
-    result = train(cfg)
+    if not cfg.resume and (Path(cfg.out) / "checkpoints" / "latest").exists():
+        print(f"rgbify: --no-resume: starting {cfg.out} over (its checkpoints, logs and model are replaced)",
+              file=sys.stderr)
+    with _reading_data(cfg.data):
+        result = train(cfg)
     if os.environ.get("RANK", "0") != "0":  # one report per DDP run
         return 0
     state = "stopped (--exit-after); rerun the same command to resume" if result["stopped_early"] else "done"
@@ -47,9 +69,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_common(args: argparse.Namespace) -> None:
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps {args.steps} must be at least 1 (DDIM steps; omit it for the run's "
+                        "--inference-steps)")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from rgbify.train.predict import load_run, predict_files
 
+    _check_common(args)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder for the predictions")
     missing = [p for p in args.images if not Path(p).is_file()]
     if missing:
         raise UserError(f"no such image file: {missing[0]}")
@@ -73,6 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_benchmark(args)
     from rgbify.train.predict import eval_dataset, eval_depth_folder, load_run, markdown_table, write_report
 
+    _check_common(args)
     if args.root or args.predictions:
         raise UserError("--root and --predictions go with --benchmark NAME")
     if not args.run:
@@ -82,13 +114,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.data and not args.images:
         raise UserError("give --data DIR (an rgbify dataset), --images DIR --depth-gt DIR, or --benchmark NAME --root "
                         "PATH")
+    if args.max_items is not None and args.max_items < 1:
+        raise UserError(f"--max-items {args.max_items} must be at least 1 (omit it to score every item)")
+    for flag, folder in (("--images", args.images), ("--depth-gt", args.depth_gt)):
+        if folder and not Path(folder).is_dir():
+            raise UserError(f"{flag} {folder}: no such folder")
+    if args.data:
+        _check_dataset(args.data)
     run = load_run(args.run, args.device)
     if args.images:
         metrics = eval_depth_folder(run, args.images, args.depth_gt, args.max_items, args.seed, args.steps,
                                     depth_scale=args.depth_scale)
         name, source = "eval-depth-folder", f"images {args.images}, depth {args.depth_gt}"
     else:
-        metrics = eval_dataset(run, args.data, args.split, args.max_items, seed=args.seed, steps=args.steps)
+        with _reading_data(args.data):
+            metrics = eval_dataset(run, args.data, args.split, args.max_items, seed=args.seed, steps=args.steps)
         name, source = f"eval-{args.split}", f"dataset {args.data}, split {args.split}"
     out = Path(args.out) if args.out else Path(args.run) / "eval" / f"{name}.json"
     header = f"# rgbify eval: run {args.run} (step {run.step}, mode {run.cfg.mode}) on {source}\n\n"
@@ -102,6 +142,7 @@ def _eval_benchmark(args: argparse.Namespace) -> int:
     from rgbify.train.benchmarks.evaluate import EvalOptions, evaluate_benchmark, rows_csv
     from rgbify.train.report import markdown_table, write_report
 
+    _check_common(args)
     if args.data or args.images or args.depth_gt:
         raise UserError("--benchmark reads --root PATH; --data, --images and --depth-gt are for the other evaluations")
     if not args.root:

@@ -116,12 +116,49 @@ class TrainConfig:
             raise ConfigError(f"--noise-std {self.noise_std} must lie in [0, 64] (8-bit levels)")
         if not 0.0 <= self.generation_ratio < 1.0:
             raise ConfigError(f"--generation-ratio {self.generation_ratio} must lie in [0, 1)")
-        for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints"):
+        for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints",
+                     "eval_samples", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 0 or more")
+        if not 0 < self.lr <= 1:
+            raise ConfigError(f"--lr {self.lr} must be a positive learning rate (at most 1; e.g. 3e-5)")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"--ema-decay {self.ema_decay} must lie in [0, 1) (0: no EMA; e.g. 0.999)")
+        if not 0 <= self.cond_dropout <= 1 / 3:
+            raise ConfigError(f"--cond-dropout {self.cond_dropout} must lie in [0, 1/3] (the prompt, the image and "
+                              "both are each dropped with this probability)")
+        if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
+            raise ConfigError(f"--task-weights {','.join(map(str, self.task_weights))} must be non-negative and not "
+                              "all 0")
 
     def to_dict(self) -> dict[str, Any]:
         return to_data(self)
+
+
+RESUMABLE = ("steps", "exit_after", "resume", "data", "out", "num_workers", "loader", "eval_every", "eval_samples",
+             "log_every", "checkpoint_every", "keep_checkpoints", "inference_steps")
+"""Fields a resumed run may change: its length (``steps``: the LR schedule is stretched to the new length from
+the step resumed), how it stops, reads, logs, validates and checkpoints, and where its dataset lies (a moved
+dataset; its content must be the same for an exact resume). Every other field fixes what the run is: a resume
+with another value is refused (docs/training.md)."""
+
+
+def config_differences(old: dict[str, Any], new: TrainConfig) -> list[str]:
+    """The fields outside RESUMABLE whose value in the run's saved config ``old`` (plain data) differs from
+    ``new``'s, as ``--flag old -> new``."""
+    ref = to_data(new)
+    diffs = []
+    for name in ref:
+        if name in RESUMABLE:
+            continue
+        before = old.get(name, to_data(TrainConfig()).get(name))
+        if before != ref[name]:
+            shown = (",".join(map(str, v)) if isinstance(v, list) else v for v in (before, ref[name]))
+            diffs.append("--{} {} -> {}".format(name.replace("_", "-"), *shown))
+    return diffs
 
 
 def make_config(overrides: dict[str, Any], toml_path: str | Path | None = None) -> TrainConfig:

@@ -90,6 +90,12 @@ def open_data(cfg: TrainConfig, train_data=None, val_data=None):
             val_data = None
         val_data = val_data if val_data is not None and len(val_data) else None
     if len(train_data) < cfg.batch_size:
+        manifest = getattr(getattr(train_data, "reader", None), "manifest", None) or {}
+        if manifest and not manifest.get("complete", True):
+            published = sum(int(e["samples"]) for e in manifest.get("shards", []))
+            raise UserError(f"--data {cfg.data} is an unfinished dataset ({published} of {manifest.get('count')} "
+                            f"samples published, {len(train_data)} in the train split): finish it with the same "
+                            "`rgbify build` command (or wait for the running one)")
         raise UserError(f"--batch-size {cfg.batch_size} exceeds the {len(train_data)} training items; lower it")
     return train_data, val_data
 

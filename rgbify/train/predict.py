@@ -47,13 +47,41 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     meta_path = model / "run.json"
     if not meta_path.exists():
         raise UserError(f"--run {run_dir}: no model/run.json; train it with `rgbify train --out {run_dir}` first")
-    meta = json.loads(meta_path.read_text())
-    cfg = make_config({**meta["config"], "base_model": str(model)})
+    try:
+        meta = json.loads(meta_path.read_text())
+        config = meta["config"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--run {run_dir}: model/run.json is unreadable ({type(e).__name__}: {e}); export the model "
+                        f"again by resuming the run: `rgbify train --out {run_dir} ...`") from None
+    device = check_device(device)
+    cfg = make_config({**config, "base_model": str(model)})
     components = build_model(cfg)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     for m in (components.unet, components.vae, components.text_encoder):
         m.to(device).eval()
     return Run(cfg, components, PromptEncoder(components.tokenizer, components.text_encoder), int(meta.get("step", 0)))
+
+
+def check_device(device: str | None) -> str:
+    """The torch device to run on: ``device`` if this machine has it (UserError naming it otherwise), else cuda if
+    available, else cpu."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"--device {device}: this machine has no CUDA device (or this torch has no CUDA); use "
+                            "--device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"--device {device}: only {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UserError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: rgbify runs on cpu, cuda or mps")
+    return device
 
 
 def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, instances: int = 8,
@@ -67,6 +95,15 @@ def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, inst
     if task == "instance" and len(classes) != 1:
         raise UserError(f"--task instance asks for one class per prompt; got --classes {','.join(classes)}")
     return encode.tasks.task_prompt(task, np.random.default_rng(seed), classes, instances, **options)
+
+
+def _image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -146,13 +183,15 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
                                     keep_raw=raw)
         stem = Path(p).stem
         _save_png(out / f"{stem}.{task}.rgb.png", raw[0])
-        np.save(out / f"{stem}.{task}.npy", value)
+        with publishing(out / f"{stem}.{task}.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, value)
         _save_png(out / f"{stem}.{task}.color.png", colourise(task, value))
         records.append({"image": str(p), "npy": str(out / f"{stem}.{task}.npy"), "prompt": prompt})
     meta = {"task": task, "decode": decode, "ensemble": ensemble, "processing_res": res, "items": records}
     if ensemble > 1 and task == "depth":
         meta["ensemble_invariance"] = ensemble_invariance
-    (out / "predict.json").write_text(json.dumps(meta, indent=1))
+    with publishing(out / "predict.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return records
 
 
@@ -169,20 +208,42 @@ def eval_dataset(run: Run, data: str, split: str = "val", max_items: int | None 
     return metrics
 
 
-def load_depth_gt(path: Path, depth_scale: float | None = None) -> np.ndarray:
-    """float64 metres from .npy (metres) or a 16-bit PNG (value / ``depth_scale``; 0 = no value). A PNG's scale is
-    not guessed: without ``depth_scale`` it is an error (1000 for millimetres as NYUv2/ScanNet, 256 for KITTI)."""
-    if path.suffix == ".npy":
-        return np.load(path).astype(np.float64)
-    img = Image.open(path)
-    if img.mode not in ("I;16", "I;16B", "I"):
-        raise UserError(f"depth ground truth {path} is a {img.mode} image; give a 16-bit PNG or .npy metres")
-    if depth_scale is None:
-        raise UserError(f"depth ground truth {path} is a 16-bit PNG of unknown scale; give --depth-scale (the "
-                        "value of one metre: 1000 for millimetres as NYUv2 and ScanNet, 256 for KITTI)")
-    if not depth_scale > 0:
-        raise UserError(f"--depth-scale {depth_scale}: give the PNG value of one metre (> 0), e.g. 1000 or 256")
-    return np.asarray(img).astype(np.float64) / depth_scale
+def load_depth_gt(path: Path, depth_scale: float | None = None, image_size: tuple[int, int] | None = None
+                  ) -> np.ndarray:
+    """float64 metres from .npy (metres) or a 16-bit PNG (value / ``depth_scale``; 0 = no value -> NaN). A PNG's
+    scale is not guessed: without ``depth_scale`` it is an error (1000 for millimetres as NYUv2 and ScanNet, 256 for
+    KITTI). UserError naming the file if it is unreadable, not one depth map, of another size than its image
+    (``image_size``, (H, W): ground truth is never resized), or without a single valid value."""
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            if arr.ndim != 2 or arr.dtype.kind not in "fiu":
+                raise UserError(f"depth ground truth {path} is {arr.dtype} {arr.shape}; give float metres (H, W)")
+            d = arr.astype(np.float64)
+        else:
+            img = Image.open(path)
+            arr = np.asarray(img)
+            if img.mode not in ("I;16", "I;16B", "I") or arr.ndim != 2:
+                raise UserError(f"depth ground truth {path} is a {img.mode} image; give a 16-bit single-channel PNG "
+                                "or .npy metres")
+            if depth_scale is None:
+                raise UserError(f"depth ground truth {path} is a 16-bit PNG of unknown scale; give --depth-scale "
+                                "(the value of one metre: 1000 for millimetres as NYUv2 and ScanNet, 256 for KITTI)")
+            if not depth_scale > 0:
+                raise UserError(f"--depth-scale {depth_scale}: give the PNG value of one metre (> 0), e.g. 1000 or "
+                                "256")
+            d = arr.astype(np.float64) / depth_scale
+            d[arr == 0] = np.nan
+    except (OSError, ValueError) as e:
+        raise UserError(f"depth ground truth {path} is unreadable ({type(e).__name__}: {e})") from None
+    if image_size is not None and d.shape != tuple(image_size):
+        raise UserError(f"depth ground truth {path} is {d.shape[1]}x{d.shape[0]} but its image is "
+                        f"{image_size[1]}x{image_size[0]}; give ground truth of the image's size (it is never "
+                        "resized)")
+    if not np.any(np.isfinite(d) & (d > 0)):
+        raise UserError(f"depth ground truth {path} has no valid value (all NaN, infinite, zero or negative); "
+                        "remove it or fix it")
+    return d
 
 
 def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | None = None, seed: int = 0,
@@ -191,10 +252,12 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     predicted at the run's resolution with the aspect ratio kept and resized back to the ground truth."""
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     gts = {p.stem: p for p in Path(gt_dir).iterdir() if p.suffix.lower() in (".png", ".npy")}
+    if max_items is not None and max_items < 1:
+        raise UserError(f"--max-items {max_items} must be at least 1")
     pairs = [(p, gts[p.stem]) for p in images if p.stem in gts][:max_items]
     if not pairs:
         raise UserError(f"no image in {images_dir} has a depth file of the same name in {gt_dir} (NAME.png or .npy)")
-    gt_maps = [load_depth_gt(gt_path, depth_scale) for _, gt_path in pairs]  # every scale checked before predicting
+    gt_maps = [load_depth_gt(gt, depth_scale, _image_size(img)) for img, gt in pairs]  # all checked before predicting
     prompt, decode = task_prompt("depth", seed=seed)
     metric, affine = [], []
     for (img_path, _), gt in zip(pairs, gt_maps, strict=True):
