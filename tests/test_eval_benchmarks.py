@@ -475,6 +475,70 @@ def test_cityscapes_miou_through_a_class_map(tmp_path):
                            options=EvalOptions(class_map=str(bad)))
 
 
+def _write_cityscapes(root: Path, label_ids: np.ndarray) -> list[str]:
+    lay, rels = Layout(root, tar=False), []
+    for i, ids in enumerate(label_ids):
+        name = f"lindau_000000_{i:06d}"
+        lay.add(f"leftImg8bit/val/lindau/{name}_leftImg8bit.png", _png_bytes(_image(*ids.shape, i)))
+        lay.add(f"gtFine/val/lindau/{name}_gtFine_labelIds.png", _png_bytes(ids.astype(np.uint8)))
+        rels.append(f"leftImg8bit/val/lindau/{name}_leftImg8bit.png")
+    lay.close()
+    return rels
+
+
+def _ref_miou(p: np.ndarray, g: np.ndarray, classes, ignore) -> float:
+    keep = g != ignore
+    ious = []
+    for c in classes:
+        tp, fp, fn = (np.sum((p == c) & (g == c) & keep), np.sum((p == c) & (g != c) & keep),
+                      np.sum((p != c) & (g == c) & keep))
+        if tp + fp + fn:
+            ious.append(tp / (tp + fp + fn))
+    return float(np.mean(ious))
+
+
+def test_published_class_map_scores_our_labels_on_cityscapes(tmp_path, monkeypatch):
+    """--class-map published: our semantic labels (1 + position in the class table) through the vocabulary's
+    published Cityscapes table; a class mapped to an ignored label ("static") or to None is a miss; label 0 (no
+    class hit) is sky."""
+    import rgbify.scenes.classes as vocabulary
+
+    monkeypatch.setattr(vocabulary, "CITYSCAPES", {"road": "road", "car": "car", "tree": "vegetation",
+                                                   "bench": "static", "chair": None}, raising=False)
+    ours = {n: vocabulary.CLASSES.index(n) + 1 for n in ("road", "car", "tree", "bench", "chair")}
+    rng = np.random.default_rng(21)
+    label_ids = rng.choice([7, 26, 21, 23, 4, 0], size=(2, 6, 9))  # road car vegetation sky static unlabeled
+    rels = _write_cityscapes(tmp_path / "cityscapes", label_ids)
+    pred = rng.choice([0, *ours.values()], size=(2, 6, 9))
+    _save_preds(tmp_path / "pred", dict(zip(rels, pred, strict=True)))
+    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
+                                   options=EvalOptions(class_map="published"))
+    train = {7: 0, 26: 13, 21: 8, 23: 10}
+    g = np.vectorize(lambda v: train.get(int(v), 255))(label_ids)
+    to_train = {0: 10, ours["road"]: 0, ours["car"]: 13, ours["tree"]: 8}  # bench, chair: -1
+    p = np.vectorize(lambda v: to_train.get(int(v), -1))(pred)
+    assert report["semantic"]["miou"] == pytest.approx(_ref_miou(p, g, range(19), 255))
+    assert report["benchmark"]["class_map"] == "published" and report["iou_per_class"]["sky"] > 0
+    monkeypatch.delattr(vocabulary, "CITYSCAPES")
+    with pytest.raises(UserError, match="no published map to cityscapes"):
+        evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
+                           options=EvalOptions(class_map="published"))
+
+
+def test_the_vocabularys_published_maps_name_real_benchmark_classes():
+    """Every target of rgbify's published tables is spelled as the benchmark spells it (else it would silently
+    drop out of the map)."""
+    import rgbify.scenes.classes as vocabulary
+    from rgbify.train.benchmarks.catalog import CITYSCAPES_CLASSES, NYU40_CLASSES
+
+    if not hasattr(vocabulary, "NYU40"):
+        pytest.skip("this tree's class vocabulary has no published maps yet (rgbify.scenes.classes.NYU40)")
+    assert set(vocabulary.NYU40) <= set(vocabulary.CLASSES) | set()
+    assert {v for v in vocabulary.NYU40.values() if v} <= set(NYU40_CLASSES)
+    ignored = {n for n, _, t in getattr(vocabulary, "CITYSCAPES_LABELS", ()) if t == 255}
+    assert {v for v in vocabulary.CITYSCAPES.values() if v} <= set(CITYSCAPES_CLASSES) | ignored
+
+
 def test_nyu40_from_the_official_mat_files(tmp_path):
     h5py = pytest.importorskip("h5py")
     scipy_io = pytest.importorskip("scipy.io")
@@ -556,8 +620,18 @@ def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_p
     assert asked == [{1: "street", 2: "automobile", 3: "heaven"}]
     iou = report["iou_per_class"]
     assert (iou["road"], iou["car"], iou["sky"]) == (pytest.approx(2 / 3), 1.0, 1.0)  # road: one pixel left black
-    with pytest.raises(UserError, match="needs --class-map"):
+    with pytest.raises(UserError, match="needs --class-map published"):
         evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run)
+    import rgbify.scenes.classes as vocabulary
+
+    monkeypatch.setattr(vocabulary, "CITYSCAPES", {"road": "road", "car": "car", "bench": "static", "rug": None},
+                        raising=False)
+    asked.clear()
+    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run,
+                                   options=EvalOptions(class_map="published"))
+    assert asked == [{1: "road", 2: "car"}]  # the classes the benchmark scores, no ignored or unmapped ones
+    iou = report["iou_per_class"]  # label 3 is no class asked for: a miss; label 0 is sky
+    assert (iou["road"], iou["car"], iou["sky"]) == (pytest.approx(2 / 3), 1.0, 0.0)
     with pytest.raises(UserError, match="run was trained on semantic"):
         evaluate_benchmark("nyuv2", str(tmp_path / "cityscapes"), run=run)
 

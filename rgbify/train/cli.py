@@ -248,9 +248,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "(default: the first).")
     g.add_argument("--split-file", default=None, help="A split list in Marigold's format (image path, ground truth "
                    "path[, mask] per line) instead of every image found under --root.")
-    g.add_argument("--class-map", default=None, metavar="JSON",
-                   help="Semantic benchmarks: JSON file {our class: benchmark class id or name}; with --run the "
-                   "keys are the class names the prompt asks for, with --predictions the integer labels of the files.")
+    g.add_argument("--class-map", default=None, metavar="published|JSON",
+                   help="Semantic benchmarks: 'published' (rgbify's classes through the published maps to NYU40 and "
+                   "Cityscapes) or a JSON file {our class: benchmark class id or name}; with --run the keys are the "
+                   "class names the prompt asks for, with --predictions the integer labels of the files.")
     g.add_argument("--normals-frame", default=None, choices=tuple(NORMALS_FRAMES),
                    help="Frame of the ground-truth normal files (default: the benchmark's, rub for Marigold's set).")
     _add_inference_arguments(g)

@@ -21,6 +21,7 @@ from rgbify.errors import UserError
 from rgbify.train.benchmarks import protocol as P
 from rgbify.train.benchmarks.archive import Archive
 from rgbify.train.benchmarks.catalog import Benchmark, get_benchmark
+from rgbify.train.benchmarks.classmaps import PUBLISHED, published_class_map, vocabulary_index
 from rgbify.train.benchmarks.readers import Item, Sample, find_items, load_sample, split_fingerprint
 
 ENSEMBLE_INVARIANCES = ("affine", "scale", "none")
@@ -45,9 +46,18 @@ class EvalOptions:
     steps: int | None = None
 
 
-def load_class_map(value: str | dict, bench: Benchmark, keys: str) -> dict:
-    """{our class: the benchmark's class id} from a dict or a JSON file. Values may be ids or the benchmark's class
-    names; ``keys`` is "names" (class names a run is asked for) or "ids" (integer labels of prediction files)."""
+def load_class_map(value: str | dict, bench: Benchmark, keys: str) -> tuple[dict, int | None]:
+    """({our class: the benchmark's class id}, the id label 0 counts as or None) from a dict, a JSON file, or
+    "published" (rgbify's vocabulary through its published tables, classmaps.py). Values may be ids or the
+    benchmark's class names; ``keys`` is "names" (class names a run is asked for) or "ids" (integer labels of
+    prediction files; published: rgbify's semantic labels, 1 + the position in the built-in class table)."""
+    if value == PUBLISHED:
+        mapping, background = published_class_map(bench)
+        if keys == "ids":
+            mapping = {vocabulary_index(name): i for name, i in mapping.items()}
+            if background is not None:
+                mapping[0] = background
+        return mapping, background
     if isinstance(value, dict):
         raw, where = value, "--class-map"
     else:
@@ -76,7 +86,12 @@ def load_class_map(value: str | dict, bench: Benchmark, keys: str) -> dict:
                 raise UserError(f"{where}: key {k!r} is not an integer label; prediction files hold integer "
                                 "labels, so the map's keys are those labels") from None
         out[k] = v
-    return out
+    return out, None
+
+
+def _map_name(value: str | dict | None) -> str | None:
+    """How a report names the class map used."""
+    return "given as a dict" if isinstance(value, dict) else value
 
 
 def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: EvalOptions) -> Callable:
@@ -93,7 +108,7 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
                         f"e.g. {missing[0]} (one NAME.npy per image, at the image's relative path)")
     lut = None
     if bench.task == "semantic" and opts.class_map is not None:
-        lut = load_class_map(opts.class_map, bench, "ids")
+        lut = load_class_map(opts.class_map, bench, "ids")[0]
 
     def predict(item: Item, sample: Sample) -> np.ndarray:
         pred = np.load(paths[item.rgb], allow_pickle=False)
@@ -102,17 +117,39 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
             where = ", after the KB crop" if bench.kb_crop else ""
             raise UserError(f"--predictions: {paths[item.rgb]} has shape {pred.shape}; its ground truth is "
                             f"{want} (predict at the ground truth's resolution{where})")
-        if lut is not None:
-            pred = np.vectorize(lambda v: lut.get(int(v), -1), otypes=[np.int64])(pred)
+        if lut is not None:  # a label the map does not name is -1: a miss
+            labels, inverse = np.unique(np.asarray(pred, np.int64), return_inverse=True)
+            pred = np.array([lut.get(int(v), -1) for v in labels], np.int64)[inverse].reshape(pred.shape)
         return pred
 
     return predict
 
 
+def _run_prompt(bench: Benchmark, opts: EvalOptions) -> tuple[str, dict, np.ndarray | None]:
+    """(prompt, decode parameters, decoded label -> benchmark id table or None) of a run on ``bench``. The label
+    table maps each asked class to the benchmark's id; 0 (no asked class) to the map's background or -1, a miss."""
+    from rgbify.train.predict import task_prompt
+
+    if bench.task != "semantic":
+        return *task_prompt(bench.task, [], opts.seed), None
+    if opts.class_map is None:
+        raise UserError(f"--benchmark {bench.name} with --run needs --class-map {PUBLISHED} (rgbify's classes "
+                        f"through the published map) or --class-map JSON {{our class name: {bench.name} class}} "
+                        "(the classes the prompt asks for)")
+    cmap, background = load_class_map(opts.class_map, bench, "names")
+    prompt, decode = task_prompt(bench.task, list(cmap), opts.seed)
+    index = {int(c["index"]): c["name"] for c in decode["classes"]}
+    lut = np.full(max(index) + 1, -1, np.int64)
+    for i, name in index.items():
+        lut[i] = cmap[name]
+    if background is not None:
+        lut[0] = background
+    return prompt, decode, lut
+
+
 def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> tuple[Callable, str, dict]:
     """(predict, prediction kind, what was run) for a loaded run (rgbify.train.predict.Run)."""
     from rgbify.train.infer import predict_measurement
-    from rgbify.train.predict import task_prompt
 
     if bench.task not in run.cfg.tasks:
         raise UserError(f"--benchmark {bench.name} scores {bench.task}, but the run was trained on "
@@ -134,30 +171,23 @@ def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> 
     res = run.cfg.resolution if opts.processing_res is None else opts.processing_res
     if res < 0:
         raise UserError(f"--processing-res {res}: give the long side in pixels, or 0 for the image's own size")
-    classes, lut = [], None
-    if bench.task == "semantic":
-        if opts.class_map is None:
-            raise UserError(f"--benchmark {bench.name} with --run needs --class-map JSON {{our class name: "
-                            f"{bench.name} class}} (the classes the prompt asks for)")
-        cmap = load_class_map(opts.class_map, bench, "names")
-        classes = list(cmap)
-    prompt, decode = task_prompt(bench.task, classes, opts.seed)
-    if classes:  # decoded label -> the benchmark's id; 0 (nothing asked for) and unknown labels -> -1, a miss
-        index = {int(c["index"]): c["name"] for c in decode["classes"]}
-        lut = np.full(max(index) + 1, -1, np.int64)
-        for i, name in index.items():
-            lut[i] = cmap[name]
+    prompt, decode, lut = _run_prompt(bench, opts)
 
     def predict(item: Item, sample: Sample) -> np.ndarray:
         value = predict_measurement(run, bench.task, sample.rgb, prompt, decode, processing_res=res,
                                     out_hw=sample.gt.shape[:2], ensemble=opts.ensemble,
                                     invariance=invariance if bench.task == "depth" else "none",
                                     members_as=kind, seed=opts.seed, steps=opts.steps)
-        return lut[value] if lut is not None else value
+        if lut is None:
+            return value
+        known = (value >= 0) & (value < len(lut))  # a label no asked class has: a miss
+        return np.where(known, lut[np.clip(value, 0, len(lut) - 1)], -1)
 
     info = {"ensemble": opts.ensemble, "ensemble_invariance": invariance if opts.ensemble > 1 else None,
             "processing_res": res, "seed": opts.seed, "steps": opts.steps or run.cfg.inference_steps,
             "prompt": prompt}
+    if bench.task == "semantic":
+        info["class_map"] = _map_name(opts.class_map)
     return predict, kind, info
 
 
@@ -182,6 +212,8 @@ def evaluate_benchmark(name: str, root: str, *, run=None, predictions: str | Non
         if run is None:
             predict, kind = _folder_predictor(predictions, bench, items, options), options.prediction_kind
             info = {"predictions": str(predictions)}
+            if bench.task == "semantic":
+                info["class_map"] = _map_name(options.class_map)
         report, rows = _score(bench, archive, items, predict, alignment, kind, crop, frame, options, progress)
     finally:
         archive.close()
