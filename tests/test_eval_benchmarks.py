@@ -219,6 +219,26 @@ def test_nyu_least_squares_crop_range_and_metrics_match_an_independent_computati
     assert head["depth_range_m"] == [1e-3, 10.0]
 
 
+@pytest.mark.parametrize("name", ["nyuv2", "eth3d"])
+def test_marigolds_own_prediction_folders_are_read_as_they_are(tmp_path, name):
+    """Marigold's infer.py names predictions pred_<id>.npy (NYUv2: rgb_0001.png -> pred_0001.npy; others:
+    DSC_0219.JPG -> pred_DSC_0219.npy) beside the image's relative folder; they score as rgbify-named ones."""
+    root = tmp_path / f"{name}.tar"
+    gts = write_nyu(root) if name == "nyuv2" else write_eth3d(root)
+    rng = np.random.default_rng(2)
+    preds = {rel: rng.random(gt.shape) + 0.5 for rel, gt in gts.items()}
+    _save_preds(tmp_path / "ours", preds)
+    for rel, arr in preds.items():
+        stem = Path(rel).stem.split("_", 1)[1] if name == "nyuv2" else Path(rel).stem
+        path = tmp_path / "marigold" / Path(rel).parent / f"pred_{stem}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, arr)
+    assert not (tmp_path / "marigold" / Path(next(iter(gts))).with_suffix(".npy")).exists()
+    ours = evaluate_benchmark(name, str(root), predictions=str(tmp_path / "ours"))[0]["depth"]
+    theirs = evaluate_benchmark(name, str(root), predictions=str(tmp_path / "marigold"))[0]["depth"]
+    assert ours == theirs and np.isfinite(ours["abs_rel"])
+
+
 def test_disparity_alignment_recovers_an_affine_in_disparity_prediction(tmp_path):
     gts = write_nyu(tmp_path / "nyu.tar", n=1)
     (rel, gt), = gts.items()

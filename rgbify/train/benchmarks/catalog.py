@@ -67,6 +67,7 @@ class Benchmark:
     kb_crop: bool = False  # KITTI: image and depth cut to the 352 x 1216 benchmark size first
     alignment_max_res: int | None = None  # least squares fitted on a nearest-neighbour copy this size at most
     marigold_processing_res: int | None = None  # Marigold's inference resolution (0: native); docs only
+    marigold_pred_name: str = ""  # how Marigold's infer.py names a prediction file: "rgb_id" or "id" (get_pred_name)
     normals_frame: str = ""  # the frame of the ground-truth normal files (NORMALS_FRAMES)
     labels: str = ""  # "cityscapes" or "nyu40"
     class_names: tuple[str, ...] = ()
@@ -85,7 +86,7 @@ class Benchmark:
 
 _DIODE = dict(task="depth", root="Marigold's diode/diode_val.tar (DIODE's val release) or its folder",
               gt_template=r"\1/\2_depth.npy", mask_template=r"\1/\2_depth_mask.npy", depth_format="npy",
-              depth_range_m=(0.6, 350.0), range_in_mask=False, marigold_processing_res=640,
+              depth_range_m=(0.6, 350.0), range_in_mask=False, marigold_processing_res=640, marigold_pred_name="id",
               split_source="Marigold data_split/diode_depth",
               comparable="Marigold's DIODE column (all 771 val images) and tables that reuse its eval code")
 
@@ -100,7 +101,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         rgb_pattern=r"^(test/.+)/rgb_(\d+)\.png$", gt_template=r"\1/depth_\2.png",
         split_sha256="507e5cc85ce4c595", split_source="Marigold data_split/nyu_depth/labeled/filename_list_test.txt",
         depth_format="png16", png_scale=1000.0, depth_range_m=(1e-3, 10.0), crops=("eigen", "none"),
-        marigold_processing_res=0,
+        marigold_processing_res=0, marigold_pred_name="rgb_id",
         comparable="Marigold, Lotus, GeoWizard, DepthFM, E2E-FT NYUv2 columns (affine-invariant, --alignment depth)"),
     Benchmark(
         name="kitti", task="depth", title="KITTI Eigen test (652 images with ground truth)",
@@ -109,7 +110,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         gt_template=r"\2/proj_depth/groundtruth/image_02/\3.png", split_sha256="f9b578d800ba9280",
         split_source="Marigold data_split/kitti_depth/eigen_test_files_with_gt.txt (lines with ground truth)",
         depth_format="png16", png_scale=256.0, depth_range_m=(1e-5, 80.0), crops=("eigen", "garg", "none"),
-        kb_crop=True, marigold_processing_res=0,
+        kb_crop=True, marigold_processing_res=0, marigold_pred_name="id",
         comparable="Marigold, Lotus and others' KITTI columns (KB crop, Eigen valid crop, 1e-5..80 m)"),
     Benchmark(
         name="eth3d", task="depth", title="ETH3D high-res multi-view, DSLR images (454)",
@@ -117,7 +118,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         rgb_pattern=r"^rgb/([^/]+)/images/dslr_images/([^/]+\.JPG)$",
         gt_template=r"depth/\1_dslr_depth/\1/ground_truth_depth/dslr_images/\2", split_sha256="2eaec364cf5eea08",
         split_source="Marigold data_split/eth3d_depth/eth3d_filename_list.txt", depth_format="eth3d-raw",
-        depth_range_m=(1e-5, math.inf), alignment_max_res=1024, marigold_processing_res=756,
+        depth_range_m=(1e-5, math.inf), alignment_max_res=1024, marigold_processing_res=756, marigold_pred_name="id",
         comparable="Marigold's ETH3D column (least squares fitted at 1024 px)"),
     Benchmark(
         name="scannet", task="depth", title="ScanNet val, Marigold's 800 sampled images",
@@ -126,7 +127,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         split_sha256="4ee072e18615bc43",
         split_source="Marigold data_split/scannet_depth/scannet_val_sampled_list_800_1.txt",
         depth_format="png16", png_scale=1000.0, depth_range_m=(1e-3, 10.0), marigold_processing_res=0,
-        comparable="Marigold, Lotus and others' ScanNet columns (this 800-image sample only)"),
+        marigold_pred_name="id", comparable="Marigold, Lotus and others' ScanNet columns (this 800-image sample only)"),
     Benchmark(name="diode", title="DIODE val, indoor and outdoor (771 images)", standard_images=771,
               rgb_pattern=r"^((?:indoors|outdoor)/scene_\d+/scan_\d+)/([^/]+)\.png$", split_sha256="8c1093e7b2b637f1",
               **_DIODE),

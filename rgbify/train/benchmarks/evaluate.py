@@ -94,6 +94,19 @@ def _map_name(value: str | dict | None) -> str | None:
     return "given as a dict" if isinstance(value, dict) else value
 
 
+def prediction_paths(root: Path, bench: Benchmark, rgb: str) -> list[Path]:
+    """Where a predictions folder may hold the prediction of image ``rgb``: rgbify's name (the image's relative path,
+    .npy for its suffix), then the name Marigold's infer.py gives it (``pred_<id>.npy`` beside it), so that Marigold's
+    own prediction folders are scored as they are."""
+    rel = Path(rgb)
+    paths = [root / rel.with_suffix(".npy")]
+    if bench.marigold_pred_name == "rgb_id":  # rgb_0001.png -> pred_0001.npy
+        paths.append(root / rel.parent / f"pred_{Path(rel.name.split('_', 1)[-1]).stem}.npy")
+    elif bench.marigold_pred_name == "id":  # 0000000069.png -> pred_0000000069.npy
+        paths.append(root / rel.parent / f"pred_{rel.stem}.npy")
+    return paths
+
+
 def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: EvalOptions) -> Callable:
     root = Path(pred_dir)
     if not root.is_dir():
@@ -101,8 +114,13 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
     if opts.ensemble != 1 or opts.processing_res is not None or opts.ensemble_invariance is not None:
         raise UserError("--ensemble, --ensemble-invariance and --processing-res are for --run; a predictions folder "
                         "holds final answers")
-    paths = {i.rgb: root / Path(i.rgb).with_suffix(".npy") for i in items}
-    missing = [p for p in paths.values() if not p.is_file()]
+    paths, missing = {}, []
+    for i in items:
+        found = [p for p in prediction_paths(root, bench, i.rgb) if p.is_file()]
+        if found:
+            paths[i.rgb] = found[0]
+        else:
+            missing.append(prediction_paths(root, bench, i.rgb)[0])
     if missing:
         raise UserError(f"--predictions {pred_dir}: {len(missing)} of {len(items)} prediction files are missing, "
                         f"e.g. {missing[0]} (one NAME.npy per image, at the image's relative path)")
