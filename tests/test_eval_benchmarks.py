@@ -349,12 +349,16 @@ def test_each_depth_layout_reads_right(tmp_path, name):
         assert report["depth"]["abs_rel"] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_eth3d_fit_at_1024_px_is_torchs_nearest_copy():
+def test_eth3d_fit_at_1024_px_is_the_copy_marigolds_code_makes():
+    """Marigold's align_depth_least_square thins with torch's Upsample on a (1, H, W) tensor: torch reads that as
+    (batch, channels, length) and thins the columns only. rgbify fits on the same copy (so ETH3D numbers agree)."""
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).random((1500, 2100))
     s = min(1024 / 1500, 1024 / 2100)
-    ref = torch.nn.Upsample(scale_factor=s, mode="nearest")(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    ref = torch.nn.Upsample(scale_factor=s, mode="nearest")(torch.from_numpy(x)[None])[0].numpy()
+    assert ref.shape == (1500, 1024)
     np.testing.assert_array_equal(P._nearest_copy(x, 1024), ref)
+    np.testing.assert_array_equal(P._nearest_copy(x[:900, :1000], 1024), x[:900, :1000])  # small: the image itself
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):

@@ -65,7 +65,7 @@ class Benchmark:
     range_in_mask: bool = True  # False: the valid mask is the released mask alone (DIODE in Marigold's code)
     crops: tuple[str, ...] = ("none",)  # valid-mask crops; the first is the default
     kb_crop: bool = False  # KITTI: image and depth cut to the 352 x 1216 benchmark size first
-    alignment_max_res: int | None = None  # least squares fitted on a nearest-neighbour copy this size at most
+    alignment_max_res: int | None = None  # least squares fitted on a nearest-neighbour copy (protocol._nearest_copy)
     marigold_processing_res: int | None = None  # Marigold's inference resolution (0: native); docs only
     marigold_pred_name: str = ""  # how Marigold's infer.py names a prediction file: "rgb_id" or "id" (get_pred_name)
     normals_frame: str = ""  # the frame of the ground-truth normal files (NORMALS_FRAMES)
@@ -119,7 +119,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
         gt_template=r"depth/\1_dslr_depth/\1/ground_truth_depth/dslr_images/\2", split_sha256="2eaec364cf5eea08",
         split_source="Marigold data_split/eth3d_depth/eth3d_filename_list.txt", depth_format="eth3d-raw",
         depth_range_m=(1e-5, math.inf), alignment_max_res=1024, marigold_processing_res=756, marigold_pred_name="id",
-        comparable="Marigold's ETH3D column (least squares fitted at 1024 px)"),
+        comparable="Marigold's ETH3D column (least squares fitted on its 1024 px copy)"),
     Benchmark(
         name="scannet", task="depth", title="ScanNet val, Marigold's 800 sampled images",
         root="Marigold's scannet/scannet_val_sampled_800_1.tar or its folder", standard_images=800,

@@ -7,7 +7,7 @@ Depth, per image (Marigold's ``script/depth/eval.py``):
    pixels); ``disparity`` (the same fit between disparities, 1/d, over valid pixels where both are > 0; the
    aligned disparity is clipped to >= 1e-3 and inverted). A depth prediction is turned into disparity first; a
    prediction that is already disparity (``prediction_kind="disparity"``) is fitted as it is. The fit may run on
-   a nearest-neighbour copy (ETH3D: 1024 px), as Marigold's ``alignment_max_res``;
+   a nearest-neighbour copy (ETH3D: 1024 px), as Marigold's ``alignment_max_res`` (which thins only the columns);
 3. the aligned prediction is clipped to the benchmark's range, then to >= 1e-6;
 4. rgbify.train.metrics.depth_metrics on the valid pixels; images are averaged.
 A NaN or infinite prediction on a valid pixel stays NaN through every step (the fit skips it) and is counted.
@@ -84,17 +84,18 @@ def to_disparity(x: np.ndarray) -> np.ndarray:
 
 
 def _nearest_copy(x: np.ndarray, max_res: int | None) -> np.ndarray:
-    """A nearest-neighbour copy scaled by s = min(max_res / H, max_res / W) when s < 1, as torch's
-    Upsample(scale_factor=s, mode="nearest") that Marigold's alignment uses: size floor(H s), source floor(i / s)."""
+    """The copy Marigold's ``align_depth_least_square(max_resolution=...)`` fits on: with s = min(max_res / H,
+    max_res / W) < 1 it calls torch's Upsample(scale_factor=s, mode="nearest") on a (1, H, W) tensor, which torch
+    reads as (batch, channels, length): only the columns are thinned (W -> floor(W s), source column floor(j / s)),
+    every row is kept. Reproduced as it is, so that ETH3D numbers are Marigold's."""
     h, w = x.shape[:2]
     if max_res is None:
         return x
     s = min(max_res / h, max_res / w)
     if s >= 1:
         return x
-    rows = np.minimum((np.arange(int(np.floor(h * s))) / s).astype(np.int64), h - 1)
     cols = np.minimum((np.arange(int(np.floor(w * s))) / s).astype(np.int64), w - 1)
-    return x[rows][:, cols]
+    return x[:, cols]
 
 
 def fit_scale_shift(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
