@@ -10,7 +10,8 @@ with holes and values beyond the range, an affine-in-depth and an affine-in-disp
 Marigold's eval.py steps (its valid mask rule, ``align_depth_least_square`` in depth or disparity, clip to the
 range, clip to 1e-6, its metric functions) and rgbify.train.benchmarks.protocol.score_depth, and prints the largest
 relative difference per metric; ETH3D's fit at 1024 px is checked on a 1200 x 1800 image. Normals: Marigold's
-``compute_cosine_error(masked=True)`` and its per-image metrics against protocol.NormalsScore. Without
+``compute_cosine_error(masked=True)`` and its per-image metrics against protocol.NormalsScore. Ensembles:
+``marigold/util/ensemble.py`` (affine and scale depth, closest normals) against rgbify.train.ensemble. Without
 ``--marigold`` only the formulas of ../shared/REFERENCES.md (written out here in NumPy) are compared.
 Exit status 1 when any difference exceeds 1e-5 relative (normals: 5e-5 absolute, Marigold rounds to 4 decimals).
 """
@@ -36,6 +37,7 @@ MARIGOLD_FUNCS = ("abs_relative_difference", "squared_relative_difference", "rms
                   "delta1_acc", "delta2_acc", "delta3_acc", "i_rmse", "silog_rmse")
 TOL_REL = 1e-5
 TOL_NORMALS_ABS = 5e-5  # Marigold rounds its normals metrics to 4 decimals
+TOL_ENSEMBLE_ABS = 1e-4  # BFGS on float32 costs: the same optimum, not the same last bits
 
 
 def load_marigold(root: Path):
@@ -52,6 +54,54 @@ def load_marigold(root: Path):
         spec.loader.exec_module(mod)
         mods.append(mod)
     return mods
+
+
+def load_marigold_ensemble(root: Path):
+    """marigold/util/ensemble.py of a checkout, its ``.image_util`` import (torchvision, used only to shrink
+    members over 1024 px) replaced by a stub: the members here are smaller."""
+    path = root / "marigold" / "util" / "ensemble.py"
+    if not path.is_file():
+        return None
+    pkg = types.ModuleType("marigold_util")
+    pkg.__path__ = []
+    stub = types.ModuleType("marigold_util.image_util")
+
+    def unused(*a, **k):
+        raise RuntimeError("members over max_res are not compared here")
+
+    stub.resize_max_res = stub.get_tv_resample_method = unused
+    sys.modules.update({"marigold_util": pkg, "marigold_util.image_util": stub})
+    spec = importlib.util.spec_from_file_location("marigold_util.ensemble", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compare_ensembles(ens, rng, note, n_sets: int) -> None:
+    """rgbify.train.ensemble against Marigold's ensemble_depth (affine, scale) and ensemble_normals (closest)."""
+    import torch
+
+    from rgbify.train.ensemble import ensemble_depth, ensemble_normals
+
+    for _ in range(n_sets):
+        yy, xx = np.mgrid[0:60, 0:80] / 80
+        base = 1 + 3 * xx + np.sin(6 * yy)
+        scales, shifts = rng.uniform(0.5, 2, 5), rng.uniform(0, 1, 5)
+        for invariance, shift in (("affine", True), ("scale", False)):  # scale-invariant members have no shift
+            members = np.stack([s * base + (t if shift else 0.0) + 0.05 * rng.standard_normal(base.shape)
+                                for s, t in zip(scales, shifts, strict=True)])
+            x = torch.from_numpy(members).float()
+            theirs = ens.ensemble_depth(x[:, None], scale_invariant=True, shift_invariant=shift)[0][0, 0].numpy()
+            ours = ensemble_depth(x, invariance).numpy()
+            note("Marigold ensemble_depth (abs., [0, 1])", invariance, "depth", float(np.abs(ours - theirs).max()),
+                 TOL_ENSEMBLE_ABS)
+        normals = rng.standard_normal((5, 3, 30, 40))
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        t = torch.from_numpy(normals).float()
+        theirs = ens.ensemble_normals(t)[0][0].permute(1, 2, 0).numpy()
+        ours = ensemble_normals(t.permute(0, 2, 3, 1)).numpy()
+        note("Marigold ensemble_normals (abs.)", "closest", "normals", float(np.abs(ours - theirs).max()),
+             TOL_ENSEMBLE_ABS)
 
 
 def formulas(p: np.ndarray, g: np.ndarray) -> dict[str, float]:
@@ -149,6 +199,9 @@ def main() -> int:
             for k in P.MARIGOLD_NORMAL_KEYS:
                 d = abs(row[k] - float(getattr(metric, k)(err)))
                 note("Marigold normals (abs., 4 decimals)", "per image", k, d, TOL_NORMALS_ABS)
+    ens = load_marigold_ensemble(args.marigold) if args.marigold else None
+    if ens is not None:
+        compare_ensembles(ens, rng, note, max(3, args.images // 4))
     print(f"{'compared with':38s} {'alignment':24s} {'metric':22s} max difference (tolerance)")
     failed = False
     for (what, how, k), (d, tol) in worst.items():

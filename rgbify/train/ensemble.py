@@ -43,15 +43,17 @@ def align_members(m: torch.Tensor, param: torch.Tensor, affine: bool) -> torch.T
 
 
 def ensemble_cost(aligned: torch.Tensor, reduction: str = "median", regularizer_strength: float = 0.02) -> float:
-    """Marigold's ensembling cost of aligned members (N, P): the sum over member pairs of the RMS of their
-    difference, plus regularizer_strength x (|min| + |1 - max|) of their pixelwise reduction."""
+    """Marigold's ensembling cost of aligned members (N, ...): the sum over member pairs of the RMS of their
+    difference, plus regularizer_strength x (|min| + |1 - max|) of their pixelwise reduction. Evaluated in the same
+    order and precision as Marigold's code (one pair at a time, each RMS summed as a Python float): BFGS's
+    finite-difference gradients of a float32 cost follow its last bits, so this keeps the optimum Marigold's."""
     n = aligned.shape[0]
-    pairs = torch.combinations(torch.arange(n, device=aligned.device))
-    diff = aligned[pairs[:, 0]] - aligned[pairs[:, 1]]
-    total = float(diff.pow(2).mean(dim=1).sqrt().double().sum())
+    total = 0.0
+    for i, j in torch.combinations(torch.arange(n, device=aligned.device)):
+        total += (aligned[i] - aligned[j]).pow(2).mean().sqrt().item()
     if regularizer_strength > 0:
         pred = _reduce(aligned, reduction)
-        total += (abs(float(pred.min())) + abs(1.0 - float(pred.max()))) * regularizer_strength
+        total += ((0.0 - pred.min()).abs().item() + (1.0 - pred.max()).abs().item()) * regularizer_strength
     return total
 
 
