@@ -458,6 +458,36 @@ def test_normals_per_image_and_pooled_with_frames(tmp_path):
     assert wrong["normals_pooled"]["mean"] > 60  # the frame matters
 
 
+NORMALS_LAYOUTS = {  # Marigold's normals sets: (image, ground truth) relative paths, as its data_split lists
+    "scannet-normals": ("scene0001_01/001170_img.png", "scene0001_01/001170_normal.npy"),
+    "ibims-normals": ("corridor_01_img.png", "corridor_01_normal.npy"),
+    "diode-normals": ("outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030.png",
+                      "outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030_normal.npy"),
+    "oasis-normals": ("268584_ALI_img.png", "268584_ALI_normal.npy"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORMALS_LAYOUTS))
+@pytest.mark.parametrize("tar", [False, True])
+def test_each_normals_layout_reads_right(tmp_path, name, tar):
+    rgb_rel, gt_rel = NORMALS_LAYOUTS[name]
+    rng = np.random.default_rng(4)
+    n_cv = rng.standard_normal((5, 7, 3))
+    n_cv /= np.linalg.norm(n_cv, axis=-1, keepdims=True)
+    gt = n_cv * np.array([1.0, -1.0, -1.0])  # the files' frame: x right, y up, z toward the viewer
+    gt[0, 0] = 0  # no ground truth
+    root = tmp_path / ("set.tar" if tar else "set")
+    lay = Layout(root, tar=tar)
+    lay.add(rgb_rel, _png_bytes(_image(5, 7, 0)))
+    lay.add(gt_rel, _npy_bytes(gt.astype(np.float32)))
+    lay.add("readme.txt", b"not an image")
+    lay.close()
+    _save_preds(tmp_path / "pred", {rgb_rel: n_cv})
+    report, rows = evaluate_benchmark(name, str(root), predictions=str(tmp_path / "pred"))
+    assert [r["image"] for r in rows] == [rgb_rel] and rows[0]["pixels"] == 34
+    assert report["normals_pooled"]["mean"] < 0.05 and report["normals_per_image"]["sub5_error"] == 100.0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # semantic
 
