@@ -237,8 +237,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--root", default=None, help="The benchmark's folder or tar file, in the layout Marigold's "
                    "evaluation (depth, normals) or the dataset's release (cityscapes, nyuv2-seg40) uses.")
     g.add_argument("--predictions", default=None, help="Score saved predictions instead of a run: DIR/<image path "
-                   "with .npy for its suffix>, at the ground truth's resolution (depth metres or disparity, "
-                   "OpenCV-frame normals, integer labels).")
+                   "with .npy for its suffix> or Marigold's DIR/<folder>/pred_<id>.npy, at the ground truth's "
+                   "resolution (depth metres, relative depth or disparity, OpenCV-frame normals, integer labels).")
     g.add_argument("--alignment", default=None, choices=("none", "depth", "disparity"),
                    help="Least-squares scale and shift fitted in depth or disparity (default: depth for depth "
                    "benchmarks, as Marigold's tables; none otherwise).")
