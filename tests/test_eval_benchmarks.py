@@ -690,6 +690,46 @@ def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_p
         evaluate_benchmark("nyuv2", str(tmp_path / "cityscapes"), run=run)
 
 
+def test_a_run_on_a_normals_and_a_depth_benchmark_gets_the_protocols_settings(tmp_path, monkeypatch):
+    """What a run is asked for: the ground truth's size (KITTI: after the KB crop), the ensemble, its invariance
+    (affine when aligned; disparity members for a disparity fit), the processing resolution; metric scoring of a
+    relative ensemble is refused."""
+    pytest.importorskip("torch")
+    import rgbify.train.infer
+
+    calls = []
+
+    def fake_predict(run, task, rgb, prompt, decode, **kw):
+        calls.append({"task": task, "rgb": rgb.shape, **kw})
+        h, w = kw["out_hw"]
+        if task == "normals":
+            return np.broadcast_to(np.array([0.0, 0.0, -1.0]), (h, w, 3)).copy()
+        return np.full((h, w), 5.0)
+
+    monkeypatch.setattr(rgbify.train.infer, "predict_measurement", fake_predict)
+    cfg = type("Cfg", (), {"tasks": ("depth", "normals"), "resolution": 64, "inference_steps": 2})
+    run = type("Run", (), {"cfg": cfg})
+    lay = Layout(tmp_path / "normals", tar=False)
+    lay.add("000000_img.png", _png_bytes(_image(6, 8, 0)))
+    lay.add("000000_normal.npy", _npy_bytes(np.broadcast_to(np.array([0, 0, 1.0], np.float32), (6, 8, 3)).copy()))
+    lay.close()
+    report, _ = evaluate_benchmark("nyuv2-normals", str(tmp_path / "normals"), run=run,
+                                   options=EvalOptions(ensemble=3, processing_res=0))
+    assert report["normals_pooled"]["mean"] == pytest.approx(0.0, abs=1e-6)  # -z OpenCV = +z toward the viewer
+    assert (calls[-1]["ensemble"], calls[-1]["processing_res"], calls[-1]["out_hw"]) == (3, 0, (6, 8))
+    write_kitti(tmp_path / "kitti")
+    for alignment, members in (("depth", "depth"), ("disparity", "disparity")):
+        calls.clear()
+        report, _ = evaluate_benchmark("kitti", str(tmp_path / "kitti"), run=run,
+                                       options=EvalOptions(ensemble=2, alignment=alignment, max_items=1))
+        assert calls[0]["rgb"] == (352, 1216, 3) and calls[0]["out_hw"] == (352, 1216)
+        assert (calls[0]["invariance"], calls[0]["members_as"]) == ("affine", members)
+        assert report["benchmark"]["prediction_kind"] == members and report["benchmark"]["ensemble"] == 2
+    with pytest.raises(UserError, match="gives relative depth in"):
+        evaluate_benchmark("kitti", str(tmp_path / "kitti"), run=run,
+                           options=EvalOptions(ensemble=2, alignment="none", ensemble_invariance="affine"))
+
+
 @pytest.mark.slow
 def test_cli_predicts_a_benchmark_with_a_tiny_run_and_an_ensemble(tmp_path):
     """The whole path through `rgbify eval`: a tiny run predicts NYUv2 fixtures (real codec), aspect ratio kept at
