@@ -13,8 +13,15 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[render,train,dev,dist]"
-# EGL for the pyrender raster backend (headless OpenGL); harmless where already present.
-if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL.so.1; then
-  (apt-get update -qq && apt-get install -y -qq libegl1 libgl1 >/dev/null) || echo "setup: could not install libegl1; the raster backend will be unavailable" >&2
+# CLIP's BPE vocabulary, to measure prompts in CLIP tokens (rgbify.train.tokens, tests/test_prompt_tokens.py);
+# --no-deps: the wheel's own code (which needs torchvision) is never imported, only its vocabulary file is read.
+python -m pip install -q --no-deps "clip-anytorch==2.6.0"
+# System packages where apt exists: EGL for the pyrender raster backend (headless OpenGL), and hdf5-tools for
+# h5dump (reading a shard's self-description: docs/datasets.md); harmless where already present.
+APT=()
+ldconfig -p | grep -q libEGL.so.1 || APT+=(libegl1 libgl1)
+command -v h5dump >/dev/null || APT+=(hdf5-tools)
+if command -v apt-get >/dev/null && [ ${#APT[@]} -gt 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq "${APT[@]}" >/dev/null) || echo "setup: could not install ${APT[*]}; without libegl1 the raster backend is unavailable, without hdf5-tools there is no h5dump" >&2
 fi
 echo "setup: done. Activate with: . .venv/bin/activate"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -651,6 +652,12 @@ def test_cli_scores_a_predictions_folder_and_refuses_bad_input(tmp_path):
 # a run predicts the benchmark
 
 
+def _fake_run(tasks):
+    """A stand-in for rgbify.train.predict.Run: what evaluate_benchmark reads of it (predicting is faked)."""
+    cfg = SimpleNamespace(tasks=tasks, resolution=64, inference_steps=2, mode="instruct", target_options=dict)
+    return SimpleNamespace(cfg=cfg)
+
+
 def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     import rgbify.train.infer
@@ -667,7 +674,7 @@ def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_p
         return np.array([[1, 1, 2, 2, 0], [3, 3, 2, 0, 0]], np.int32)
 
     monkeypatch.setattr(rgbify.train.infer, "predict_measurement", fake_predict)
-    run = type("Run", (), {"cfg": type("Cfg", (), {"tasks": ("semantic",), "resolution": 64, "inference_steps": 2})})
+    run = _fake_run(("semantic",))
     cmap = {"street": "road", "automobile": "car", "heaven": 10}
     report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run,
                                    options=EvalOptions(class_map=cmap))
@@ -707,8 +714,7 @@ def test_a_run_on_a_normals_and_a_depth_benchmark_gets_the_protocols_settings(tm
         return np.full((h, w), 5.0)
 
     monkeypatch.setattr(rgbify.train.infer, "predict_measurement", fake_predict)
-    cfg = type("Cfg", (), {"tasks": ("depth", "normals"), "resolution": 64, "inference_steps": 2})
-    run = type("Run", (), {"cfg": cfg})
+    run = _fake_run(("depth", "normals"))
     lay = Layout(tmp_path / "normals", tar=False)
     lay.add("000000_img.png", _png_bytes(_image(6, 8, 0)))
     lay.add("000000_normal.npy", _npy_bytes(np.broadcast_to(np.array([0, 0, 1.0], np.float32), (6, 8, 3)).copy()))

@@ -55,7 +55,7 @@ def fake_codec(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    cfg = cfg_for(tmp, "marigold", steps=1, inference_steps=2)
+    cfg = cfg_for(tmp, "instruct", steps=1, inference_steps=2)
     train(cfg, MemoryTaskDataset())
     return cfg.out
 

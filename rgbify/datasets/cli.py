@@ -45,14 +45,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write (input, target, prompt) triples for other trainers",
                        description="png: OUT/images/*.png + OUT/metadata.jsonl (columns input_image, "
-                       "edit_prompt, edited_image; diffusers' InstructPix2Pix example reads it); webdataset: "
-                       "OUT/*.tar shards.")
+                       "edit_prompt, edited_image: a Hugging Face imagefolder, load_dataset('imagefolder', "
+                       "data_dir=OUT), which diffusers' InstructPix2Pix example reads); webdataset: OUT/*.tar "
+                       "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 16 classes gives several "
+                       "semantic items).")
     p.add_argument("dir", type=Path, help="dataset folder")
     p.add_argument("--format", choices=("png", "webdataset"), default="png")
     p.add_argument("--out", type=Path, required=True, help="output folder: new, empty, or an earlier export (replaced "
                    "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
-                   help="comma-separated tasks to export (each sample gives one triple per task)")
+                   help="comma-separated tasks to export (each sample gives one triple per task, semantic "
+                   "one per 16 classes it shows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
     p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
     p.set_defaults(func=_export)

@@ -5,7 +5,10 @@
   folder and renames it, then replaces ``latest`` (a symlink renamed over the old one), then deletes step folders
   beyond the newest ``keep``: a run killed at any moment leaves ``latest`` on a complete checkpoint.
 - ``RUN/model/``: a diffusers folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) plus run.json, written
-  to a temporary folder and renamed; ``--base-model RUN/model`` and ``rgbify predict`` load it.
+  to a temporary folder and renamed; ``--base-model RUN/model`` and ``rgbify predict`` load it. Instruct and
+  marigold runs are saved by their stock pipeline's ``save_pretrained`` (rgbify.train.pipeline.stock_pipeline), so
+  model_index.json names it and ``StableDiffusionInstructPix2PixPipeline.from_pretrained(RUN/model)`` (or the
+  Marigold depth / normals pipeline's) loads the run; scheduler/ is the one rgbify samples with (DDIM, trailing).
 
 Why not accelerate's ``ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=N)`` for naming and
 rotation (read in accelerate 1.15's ``Accelerator.save_state`` / ``load_state``): save_state deletes the oldest
@@ -25,7 +28,8 @@ from pathlib import Path
 from rgbify.config import read_toml
 from rgbify.errors import UserError
 from rgbify.train.config import TrainConfig
-from rgbify.train.model import Components
+from rgbify.train.model import RUN_FORMAT, Components
+from rgbify.train.pipeline import stock_pipeline
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -132,18 +136,24 @@ def load_latest(accelerator, out: Path) -> int:
 
 def export_model(components: Components, unet, out: Path, cfg: TrainConfig, step: int) -> Path:
     """A diffusers folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) at OUT/model plus run.json, written
-    to a temporary folder and renamed; loadable as ``--base-model OUT/model`` and by ``rgbify predict``."""
+    to a temporary folder and renamed; loadable as ``--base-model OUT/model``, by ``rgbify predict`` and, with
+    model_index.json (instruct, marigold), by the stock pipeline it names."""
     tmp = out / ".model-tmp"
     final = out / "model"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        unet.save_pretrained(tmp / "unet")
-        components.vae.save_pretrained(tmp / "vae")
-        components.text_encoder.save_pretrained(tmp / "text_encoder")
-        components.tokenizer.save_pretrained(tmp / "tokenizer")
-        components.noise_scheduler.save_pretrained(tmp / "scheduler")
-        (tmp / "run.json").write_text(json.dumps({"step": step, "config": cfg.to_dict()}, indent=1))
+        pipe = stock_pipeline(components, cfg, unet)
+        if pipe is not None:
+            pipe.save_pretrained(tmp)
+        else:  # lotus: no stock pipeline; the training scheduler (its T is all one-step sampling uses)
+            unet.save_pretrained(tmp / "unet")
+            components.vae.save_pretrained(tmp / "vae")
+            components.text_encoder.save_pretrained(tmp / "text_encoder")
+            components.tokenizer.save_pretrained(tmp / "tokenizer")
+            components.noise_scheduler.save_pretrained(tmp / "scheduler")
+        meta = {"step": step, "run_format": RUN_FORMAT, "config": cfg.to_dict()}
+        (tmp / "run.json").write_text(json.dumps(meta, indent=1))
     except Exception as e:  # noqa: BLE001 - see save_checkpoint
         raise _write_failed(e, final, tmp, step) from None
     if final.exists():

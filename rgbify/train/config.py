@@ -16,6 +16,11 @@ from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
 PRESETS = ("tiny", "sd2-random")
+MARIGOLD_TASKS = ("depth", "normals")
+MARIGOLD_DEPTH_CODEC = "depth/colormap:gray"
+"""The depth codec of marigold mode: f(d) = 1 - (1 + d/10 m)^-2 as grey, the same value in R, G and B, which is the
+form of Marigold's depth targets (one value repeated in three channels): diffusers' MarigoldDepthPipeline, which
+averages the three channels, returns f(d) in [0, 1] (docs/training.md)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,9 @@ class TrainConfig:
     tokenizer/, scheduler/)."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
-    generation items mixed in, conditioning dropout; lotus: x0 prediction at t=T in one step with the detail
-    preserver; marigold: noise/v prediction, multi-step DDIM at inference."""
+    generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);
+    lotus: x0 prediction at t=T in one step with the detail preserver; marigold: one task (depth or normals) on the
+    empty prompt, noise/v prediction, multi-step DDIM at inference (runs load in diffusers' Marigold pipelines)."""
     tasks: tuple[str, ...] = TASKS
     """Tasks to train on (comma-separated on the command line), from depth,normals,semantic,instance."""
     task_weights: tuple[float, ...] = ()
@@ -72,8 +78,17 @@ class TrainConfig:
     """Recompute UNet activations in backward to save memory."""
     ema_decay: float = 0.0
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
+    prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
+    """Class colour format of semantic and instance prompts: drawn per item from rgb, hex, json and names, or one of
+    them; compact ("wall red, floor lime", at most 16 classes per item) keeps every prompt within CLIP's 77 tokens,
+    which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
+    multi_res_noise: float = 0.0
+    """marigold/instruct: Marigold's multi-resolution (pyramid) training noise, its strength (Marigold: 0.9); 0 draws
+    plain Gaussian noise."""
+    multi_res_noise_annealed: bool = True
+    """marigold/instruct: scale the multi-resolution noise's strength by t/T per item (Marigold's annealing)."""
     cond_dropout: float = 0.05
     """instruct: probability of dropping the prompt, the image, and both (each), for classifier-free guidance."""
     detail_preserver: bool = True
@@ -114,6 +129,7 @@ class TrainConfig:
             raise ConfigError(f"--color-jitter {self.color_jitter} must lie in [0, 1)")
         if not 0.0 <= self.noise_std <= 64.0:
             raise ConfigError(f"--noise-std {self.noise_std} must lie in [0, 64] (8-bit levels)")
+        self._check_mode_options()
         if not 0.0 <= self.generation_ratio < 1.0:
             raise ConfigError(f"--generation-ratio {self.generation_ratio} must lie in [0, 1)")
         for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints",
@@ -134,8 +150,28 @@ class TrainConfig:
             raise ConfigError(f"--task-weights {','.join(map(str, self.task_weights))} must be non-negative and not "
                               "all 0")
 
+    def _check_mode_options(self) -> None:
+        """The options that only some modes take (marigold: one task; multi-resolution noise)."""
+        if self.mode == "marigold" and (len(self.tasks) != 1 or self.tasks[0] not in MARIGOLD_TASKS):
+            raise ConfigError(
+                f"--tasks {','.join(self.tasks)}: --mode marigold trains one task, depth or normals, on "
+                "the empty prompt as Marigold does; use --mode instruct or lotus for several tasks"
+            )
+        if not 0.0 <= self.multi_res_noise <= 1.0:
+            raise ConfigError(f"--multi-res-noise {self.multi_res_noise} must lie in [0, 1] (Marigold: 0.9)")
+        if self.multi_res_noise and self.mode == "lotus":
+            raise ConfigError("--multi-res-noise is for --mode marigold and instruct (lotus starts from t = T)")
+
     def to_dict(self) -> dict[str, Any]:
         return to_data(self)
+
+    def target_options(self) -> dict[str, Any]:
+        """make_task_target options of this run's targets (rgbify.encode): marigold mode's fixed depth codec, the
+        prompt format if one is set."""
+        options: dict[str, Any] = {"depth_codecs": (MARIGOLD_DEPTH_CODEC,)} if self.mode == "marigold" else {}
+        if self.prompt_format != "drawn":
+            options["prompt_format"] = self.prompt_format
+        return options
 
 
 RESUMABLE = ("steps", "exit_after", "resume", "data", "out", "num_workers", "loader", "eval_every", "eval_samples",

@@ -61,7 +61,8 @@ class EpochItems(torch.utils.data.Dataset):
 
 def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None, **kw) -> TaskDataset:
     """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution`` (crop/flip augmentation
-    on for the train split only, unless ``augment=`` is given in ``kw``)."""
+    on for the train split only, unless ``augment=`` is given in ``kw``), its targets drawn with the run's
+    ``target_options`` (marigold: the grey depth codec)."""
     if generation_ratio is None:
         generation_ratio = cfg.generation_ratio if (cfg.mode == "instruct" and split == "train") else 0.0
     return TaskDataset(
@@ -74,7 +75,7 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         seed=cfg.seed,
         color_jitter=cfg.color_jitter if split == "train" else 0.0,
         noise_std=cfg.noise_std if split == "train" else 0.0,
-        **kw,
+        **{"target_options": cfg.target_options(), **kw},
     )
 
 

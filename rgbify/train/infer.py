@@ -52,7 +52,7 @@ def prepare_image(rgb: np.ndarray, processing_res: int, stride: int) -> tuple[to
     ph, pw = -h % stride, -w % stride
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x.to(torch.uint8), (h, w)
+    return x.to(torch.uint8).contiguous(), (h, w)  # contiguous (NCHW): the VAE sees what a stock pipeline gives it
 
 
 def resize_back(x: np.ndarray, out_hw: tuple[int, int], task: str) -> np.ndarray:
@@ -89,8 +89,8 @@ def predict_measurement(run, task: str, rgb: np.ndarray, prompt: str, decode: di
     members = []
     for c, start in enumerate(range(0, ensemble, chunk)):
         k = min(chunk, ensemble - start)
-        draws = sample(run.components, run.cfg, image.expand(k, -1, -1, -1), [prompt] * k, prompts=run.prompts,
-                       steps=steps, seed=seed + c).numpy()
+        draws = sample(run.components, run.cfg, image.expand(k, -1, -1, -1).contiguous(), [prompt] * k,
+                       prompts=run.prompts, steps=steps, seed=seed + c).numpy()
         for raw in draws[:, :h, :w]:
             if keep_raw is not None:
                 keep_raw.append(raw)

@@ -97,6 +97,27 @@ def task_prompt(task: str, classes: list[str] | None = None, seed: int = 0, inst
     return encode.tasks.task_prompt(task, np.random.default_rng(seed), classes, instances, **options)
 
 
+def run_prompt(run: Run, task: str, classes: list[str] | None = None, seed: int = 0) -> tuple[str, dict]:
+    """``task_prompt`` with the run's target options (marigold: its depth codec). A marigold run predicts only the
+    one task it was trained on (it sees no prompt)."""
+    if run.cfg.mode == "marigold" and task not in run.cfg.tasks:
+        raise UserError(f"--task {task}: this marigold-mode run predicts {run.cfg.tasks[0]} only (it is conditioned "
+                        "on the empty prompt, one task per run)")
+    return task_prompt(task, classes, seed, **run.cfg.target_options())
+
+
+def load_image(path: str | Path, resolution: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(3, res, res) float in [-1, 1] (bicubic resize, square) and the original (H, W): the input of a stock
+    pipeline's own resizing, for comparisons; ``rgbify predict`` keeps the aspect ratio (rgbify.train.infer)."""
+    try:
+        img = Image.open(path).convert("RGB")
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
+    size = (img.height, img.width)
+    arr = np.asarray(img.resize((resolution, resolution), Image.BICUBIC), dtype=np.float32)
+    return torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1).contiguous(), size  # contiguous: as stock pipelines
+
+
 def _image_size(path: str | Path) -> tuple[int, int]:
     """(H, W) of an image file, from its header."""
     try:
@@ -160,7 +181,7 @@ def predict_files(run: Run, task: str, images: list[str], out_dir: str | Path, c
     ``ensemble_invariance`` "none" keeps metres (pixelwise median), "affine"/"scale" give relative depth in [0, 1].
     Returns one record per image."""
     if prompt is None:
-        prompt, decode = task_prompt(task, classes, seed)
+        prompt, decode = run_prompt(run, task, classes, seed)
     elif decode is None:
         raise UserError("--prompt needs --decode JSON (the decode parameters that go with it)")
     if ensemble < 1:
@@ -258,7 +279,7 @@ def eval_depth_folder(run: Run, images_dir: str, gt_dir: str, max_items: int | N
     if not pairs:
         raise UserError(f"no image in {images_dir} has a depth file of the same name in {gt_dir} (NAME.png or .npy)")
     gt_maps = [load_depth_gt(gt, depth_scale, _image_size(img)) for img, gt in pairs]  # all checked before predicting
-    prompt, decode = task_prompt("depth", seed=seed)
+    prompt, decode = run_prompt(run, "depth", seed=seed)
     metric, affine = [], []
     for (img_path, _), gt in zip(pairs, gt_maps, strict=True):
         pred = predict_measurement(run, "depth", read_rgb(img_path), prompt, decode, processing_res=run.cfg.resolution,

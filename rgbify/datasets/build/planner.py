@@ -244,7 +244,7 @@ class Planner:
                 continue
             finished = folder.finished(self.out, k, samples[have:])
             todo = tuple(i for i in samples[have:] if i not in finished)
-            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"]))
+            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"], tuple(m["classes"])))
         st = self.stats
         st.total = count
         st.done = st.done_before = count - sum(len(job.todo) for job in jobs)

@@ -47,6 +47,8 @@ class ShardJob:
     have: int
     todo: tuple[int, ...]
     config_hash: str
+    classes: tuple[str, ...] | None = None
+    """The dataset's class table (stored in the shard)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,8 @@ def write_part(out: Path, job: ShardJob, storage: str) -> ShardWritten:
     path = out / f"{folder.shard_file(job.k)}{folder.PART}{uuid.uuid4().hex[:12]}"
     try:
         digest = write_shard(path, _sources(out, job), shard=job.k, first_index=job.samples.start,
-                             count=len(job.samples), config_hash=job.config_hash, filters=STORAGE[storage])
+                             count=len(job.samples), config_hash=job.config_hash, filters=STORAGE[storage],
+                             classes=job.classes)
     except OSError as e:
         raise disk_error(e, path, BUILD_RESUME) from None
     return ShardWritten(job.k, path, digest)

@@ -45,7 +45,15 @@ from rgbify.datasets.loading import kernels
 from rgbify.datasets.loading.captions import caption
 from rgbify.datasets.loading.split import is_val_index
 from rgbify.datasets.storage.reader import DatasetReader
-from rgbify.encode import PROMPT_FORMATS, TASKS, CubeWalk, NormalsCodec, depth_prompt, make_task_target, normals_prompt
+from rgbify.encode import (
+    PROMPT_FORMAT_CHOICES,
+    TASKS,
+    CubeWalk,
+    NormalsCodec,
+    depth_prompt,
+    make_task_target,
+    normals_prompt,
+)
 from rgbify.encode.tasks import draw_depth_codec
 from rgbify.scenes.spec import spec_from_json
 
@@ -202,7 +210,7 @@ class TaskDataset(Dataset):
         opts = self.target_options
         if task not in ("depth", "normals") or s[task].dtype != np.float32 or opts.get("depth_valid") is not None:
             return None
-        if opts.get("prompt_format") not in (None, *PROMPT_FORMATS):
+        if opts.get("prompt_format") not in (None, *PROMPT_FORMAT_CHOICES):
             return None  # make_task_target raises
         (W, H), flip = view.size, view.flip
         rows, cols = view.nearest()

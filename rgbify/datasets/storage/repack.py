@@ -60,7 +60,8 @@ def _repack(src: Path, dst: Path, storage: str, m: dict, log: Callable[[str], No
                     n, shard = len(r), int(entry["first_index"]) // int(m["shard_size"])
                     digest = write_shard(path, (r.read(j) for j in range(n)), shard=shard,
                                          first_index=int(entry["first_index"]), count=n,
-                                         config_hash=m["config_hash"], filters=STORAGE[storage])
+                                         config_hash=m["config_hash"], filters=STORAGE[storage],
+                                         classes=m["classes"])
                 written += 1
                 log(f"{entry['file']}: {n} samples")
             out["shards"].append({**entry, "sha256": digest})

@@ -4,7 +4,9 @@ A shard file ``shards/shard-KKKKK.h5`` holds the samples with indices ``[k * sha
 (the last shard of a dataset may hold fewer). Every per-sample field is one HDF5 dataset whose first axis is the
 sample; its chunk shape is one whole sample, so reading sample ``j`` decompresses exactly one chunk per field.
 
-Fields (N samples of H x W pixels; frames and units as in docs/conventions.md):
+Fields (N samples of H x W pixels; frames and units as in docs/conventions.md). Every field carries its own
+description as HDF5 attributes (``FIELD_ATTRS``: ``description``, ``units``, ``frame``, ``invalid``, ``codec``,
+``docs``), and the file carries the class table, so ``h5dump -A shard.h5`` tells a reader what each field is:
 
 =================  ==================  =========================================================================
 name               dtype, shape        meaning
@@ -27,7 +29,9 @@ checksum           str (N,)            sha256 of the sample's array bytes and st
 =================  ==================  =========================================================================
 
 File attributes: ``rgbify_format = "rgbify-shard"``, ``schema_version``, ``shard``, ``first_index``, ``samples``,
-``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``.
+``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``; and, in shards written since they were
+added (readers of schema version 1 ignore them; older shards lack them): ``classes`` (the class table: semantic
+index i + 1 names classes[i]), ``conventions_version`` and ``conventions`` (where the contract is written).
 
 Every chunk also carries HDF5's Fletcher-32 checksum, so a flipped bit raises on read instead of returning
 garbage. Compression: see IMAGE_FILTERS and STORAGE (chosen by measurement, docs/datasets.md).
@@ -52,7 +56,7 @@ import threading
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -62,6 +66,7 @@ import h5py
 import numpy as np
 from h5py import h5z
 
+from rgbify import CONVENTIONS_VERSION
 from rgbify.fileio import publishing
 
 SHARD_FORMAT = "rgbify-shard"
@@ -80,6 +85,56 @@ MATRIX_FIELDS: dict[str, tuple[int, int]] = {"K": (3, 3), "world_from_camera": (
 STRING_FIELDS = ("spec", "instances", "timings")
 SCALAR_FIELDS = ("index", "seed")
 ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
+
+CONVENTIONS_DOC = "docs/conventions.md in the rgbify source: the contract of units, frames and codecs"
+
+_DOC2 = "docs/conventions.md section 2 (ground truth per rendered sample)"
+FIELD_ATTRS: dict[str, dict[str, str]] = {
+    "index": {"description": "sample index in the dataset: the scene is a function of (recipe config, seed, index)",
+              "units": "none", "frame": "none", "invalid": "none", "codec": "int64", "docs": "docs/datasets.md"},
+    "seed": {"description": "base seed of the dataset", "units": "none", "frame": "none", "invalid": "none",
+             "codec": "int64", "docs": "docs/datasets.md"},
+    "rgb": {"description": "the rendered image: anti-aliased, denoised, the spec's view transform and post-process",
+            "units": "sRGB code values 0-255", "frame": "image: (H, W, RGB), row 0 at the top",
+            "invalid": "none: every pixel is rendered", "codec": "uint8 sRGB", "docs": _DOC2},
+    "depth": {"description": "planar depth z of the surface hit by the ray through the pixel centre",
+              "units": "metres", "frame": "OpenCV camera: +z forward along the optical axis",
+              "invalid": "+inf where nothing is hit", "codec": "float32, raw", "docs": _DOC2},
+    "normals": {"description": "unit shading normal (interpolated, no bump map), oriented toward the camera",
+                "units": "unit vector (x, y, z)", "frame": "OpenCV camera: +x right, +y down, +z forward",
+                "invalid": "(0, 0, 0) where nothing is hit", "codec": "float32, raw", "docs": _DOC2},
+    "instance": {"description": "instance id of the surface at the pixel centre (walls and floors too)",
+                 "units": "id (see the field instances)", "frame": "image: (H, W), row 0 at the top",
+                 "invalid": "0 where nothing is hit", "codec": "int32", "docs": _DOC2},
+    "semantic": {"description": "class index of the instance at the pixel centre",
+                 "units": "class index: i + 1 names the file attribute classes[i]",
+                 "frame": "image: (H, W), row 0 at the top", "invalid": "0 where nothing is hit or unlabeled",
+                 "codec": "int32", "docs": _DOC2},
+    "edge": {"description": "true where the anti-aliased RGB pixel mixes more than one surface",
+             "units": "bool", "frame": "image: (H, W), row 0 at the top", "invalid": "none", "codec": "bool",
+             "docs": _DOC2},
+    "K": {"description": "3x3 pinhole intrinsics; a camera point (x, y, z) projects to (fx x/z + cx, fy y/z + cy)",
+          "units": "pixels", "frame": "OpenCV pixels: the centre of pixel (row i, column j) is (u, v) = (j, i)",
+          "invalid": "none", "codec": "float64", "docs": "docs/conventions.md section 1"},
+    "world_from_camera": {"description": "4x4 rigid transform mapping camera-frame points to world points",
+                          "units": "metres", "frame": "OpenCV camera -> world (Blender's: right-handed, +Z up)",
+                          "invalid": "none", "codec": "float64", "docs": "docs/conventions.md section 1"},
+    "spec": {"description": "the scene spec (rgbify.scenes.spec.spec_from_json reads it)", "units": "none",
+             "frame": "world (Blender's: right-handed, +Z up), metres", "invalid": "none",
+             "codec": "zlib-compressed UTF-8 canonical JSON: zlib.decompress(f['spec'][j].tobytes()).decode()",
+             "docs": "docs/scenes.md"},
+    "instances": {"description": "instance table: JSON list of {id, class_name, class_index, object_name, "
+                  "pixel_count}", "units": "none", "frame": "none", "invalid": "none", "codec": "UTF-8 JSON string",
+                  "docs": _DOC2},
+    "timings": {"description": "render timings per phase", "units": "seconds", "frame": "none", "invalid": "none",
+                "codec": "UTF-8 JSON string {phase: seconds}", "docs": "docs/rendering.md"},
+    "checksum": {"description": "sha256 over the sample's fields (rgbify.datasets.storage.shards.sample_checksum)",
+                 "units": "none", "frame": "none", "invalid": "none", "codec": "hex string",
+                 "docs": "docs/datasets.md"},
+}
+"""The attributes each field's HDF5 dataset carries (``h5dump -A`` shows them): what a reader needs without rgbify.
+``docs`` names the page of rgbify's documentation that holds the definition."""
+
 
 def deflated(level: int, shuffle: bool = False) -> dict[str, Any]:
     """h5py filter options: gzip ``level`` (0 = stored blocks: uncompressed, still with zlib's Adler-32), after
@@ -230,10 +285,12 @@ def read_sample_file(path: Path) -> dict[str, Any]:
 
 
 def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, count: int,
-                config_hash: str, filters: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                config_hash: str, filters: Mapping[str, Mapping[str, Any]] | None = None,
+                classes: Sequence[str] | None = None) -> str:
     """Write ``count`` samples (indices ``first_index, first_index + 1, ...`` in order) into a new shard file at
     ``path``, atomically; return its sha256. Samples are streamed: one sample's arrays are in memory at a time, and
-    the compressed shard (about 0.7 MB per 512-px sample).
+    the compressed shard (about 0.7 MB per 512-px sample). ``classes``: the dataset's class table, stored as the file
+    attribute ``classes`` (the build and repack always give it; None writes no class table).
 
     HDF5 builds the file in memory (its core driver, no backing store); its bytes are then written to ``path.tmp``
     by Python, fsynced and renamed. So a full disk is one clean OSError from that write: HDF5 itself, when a write
@@ -244,14 +301,14 @@ def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int,
     comp = {name: dict(v) for name, v in (IMAGE_FILTERS if filters is None else filters).items()}
     path = Path(path)
     image = _write_h5(path, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash,
-                      comp=comp)
+                      comp=comp, classes=None if classes is None else list(classes))
     with publishing(path) as tmp, open(tmp, "wb") as f:
         f.write(image)
     return hashlib.sha256(image).hexdigest()
 
 
 def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, n: int,
-              config_hash: str, comp: dict[str, dict[str, Any]]) -> bytes:
+              config_hash: str, comp: dict[str, dict[str, Any]], classes: list[str] | None) -> bytes:
     """The bytes of the shard file (built in memory; ``path`` only names it in messages)."""
     if n < 1:
         raise ShardError(f"{path}: refusing to write an empty shard")
@@ -270,7 +327,10 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
                 _create_datasets(f, n, h, w, comp)
                 f.attrs.update({"rgbify_format": SHARD_FORMAT, "schema_version": SHARD_SCHEMA_VERSION,
                                 "shard": shard, "first_index": first_index, "samples": n,
-                                "config_hash": config_hash, "width": w, "height": h})
+                                "config_hash": config_hash, "width": w, "height": h,
+                                "conventions_version": CONVENTIONS_VERSION, "conventions": CONVENTIONS_DOC})
+                if classes is not None:
+                    f.attrs.create("classes", classes, dtype=_STR)
             for name in (*ARRAY_FIELDS, *MATRIX_FIELDS):
                 f[name][j] = s[name]
             for name in strings:
@@ -289,6 +349,8 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
                 ds.attrs["encoding"] = "zlib+utf-8"
             else:
                 f.create_dataset(name, data=vals, dtype=_STR)
+        for name in ALL_FIELDS:
+            f[name].attrs.update(FIELD_ATTRS[name])
         f.flush()
         return f.id.get_file_image()
 

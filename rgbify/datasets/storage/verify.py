@@ -1,7 +1,8 @@
 """``rgbify verify DIR``: check a dataset's manifest, shard files and every sample against the conventions.
 
 Checks: dataset.json schema; each shard listed exists, its sha256 matches, it is an rgbify shard of this dataset
-(config_hash), it holds the indices the manifest says; every field has the documented shape and dtype; per sample:
+(config_hash), it holds the indices the manifest says, its class table (where the shard stores one) is the
+manifest's; every field has the documented shape and dtype; per sample:
 the stored checksum matches the data (and HDF5's per-chunk Fletcher-32 checksums), no NaN anywhere, and the
 invariants of docs/conventions.md:
 
@@ -176,6 +177,9 @@ def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[lis
         except ShardError as e:
             problems.append(str(e))
             return problems, samples
+        stored = f.attrs.get("classes")  # shards written before the attribute existed lack it
+        if stored is not None and [c.decode() if isinstance(c, bytes) else c for c in stored] != list(m["classes"]):
+            problems.append(f"{rel}: its class table (attribute classes) differs from {MANIFEST_NAME}'s")
         for name, spec in fields_table(m["width"], m["height"]).items():
             try:
                 problem = _field_problem(f, name, spec, n)

@@ -143,19 +143,20 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
     return predict
 
 
-def _run_prompt(bench: Benchmark, opts: EvalOptions) -> tuple[str, dict, np.ndarray | None]:
-    """(prompt, decode parameters, decoded label -> benchmark id table or None) of a run on ``bench``. The label
-    table maps each asked class to the benchmark's id; 0 (no asked class) to the map's background or -1, a miss."""
-    from rgbify.train.predict import task_prompt
+def _run_prompt(run, bench: Benchmark, opts: EvalOptions) -> tuple[str, dict, np.ndarray | None]:
+    """(prompt, decode parameters, decoded label -> benchmark id table or None) of a run on ``bench`` (the run's
+    target options: a marigold run's depth codec). The label table maps each asked class to the benchmark's id;
+    0 (no asked class) to the map's background or -1, a miss."""
+    from rgbify.train.predict import run_prompt
 
     if bench.task != "semantic":
-        return *task_prompt(bench.task, [], opts.seed), None
+        return *run_prompt(run, bench.task, None, opts.seed), None
     if opts.class_map is None:
         raise UserError(f"--benchmark {bench.name} with --run needs --class-map {PUBLISHED} (rgbify's classes "
                         f"through the published map) or --class-map JSON {{our class name: {bench.name} class}} "
                         "(the classes the prompt asks for)")
     cmap, background = load_class_map(opts.class_map, bench, "names")
-    prompt, decode = task_prompt(bench.task, list(cmap), opts.seed)
+    prompt, decode = run_prompt(run, bench.task, list(cmap), opts.seed)
     index = {int(c["index"]): c["name"] for c in decode["classes"]}
     lut = np.full(max(index) + 1, -1, np.int64)
     for i, name in index.items():
@@ -189,7 +190,7 @@ def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> 
     res = run.cfg.resolution if opts.processing_res is None else opts.processing_res
     if res < 0:
         raise UserError(f"--processing-res {res}: give the long side in pixels, or 0 for the image's own size")
-    prompt, decode, lut = _run_prompt(bench, opts)
+    prompt, decode, lut = _run_prompt(run, bench, opts)
 
     def predict(item: Item, sample: Sample) -> np.ndarray:
         value = predict_measurement(run, bench.task, sample.rgb, prompt, decode, processing_res=res,
