@@ -33,8 +33,18 @@ from rgbify.train.benchmarks import protocol as P  # noqa: E402
 from rgbify.train.benchmarks.catalog import get_benchmark  # noqa: E402
 
 KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "i_rmse", "silog")
-MARIGOLD_FUNCS = ("abs_relative_difference", "squared_relative_difference", "rmse_linear", "rmse_log", "log10",
-                  "delta1_acc", "delta2_acc", "delta3_acc", "i_rmse", "silog_rmse")
+MARIGOLD_FUNCS = (
+    "abs_relative_difference",
+    "squared_relative_difference",
+    "rmse_linear",
+    "rmse_log",
+    "log10",
+    "delta1_acc",
+    "delta2_acc",
+    "delta3_acc",
+    "i_rmse",
+    "silog_rmse",
+)
 TOL_REL = 1e-5
 TOL_NORMALS_ABS = 5e-5  # Marigold rounds its normals metrics to 4 decimals
 TOL_ENSEMBLE_ABS = 1e-4  # BFGS on float32 costs: the same optimum, not the same last bits
@@ -88,31 +98,52 @@ def compare_ensembles(ens, rng, note, n_sets: int) -> None:
         base = 1 + 3 * xx + np.sin(6 * yy)
         scales, shifts = rng.uniform(0.5, 2, 5), rng.uniform(0, 1, 5)
         for invariance, shift in (("affine", True), ("scale", False)):  # scale-invariant members have no shift
-            members = np.stack([s * base + (t if shift else 0.0) + 0.05 * rng.standard_normal(base.shape)
-                                for s, t in zip(scales, shifts, strict=True)])
+            members = np.stack(
+                [
+                    s * base + (t if shift else 0.0) + 0.05 * rng.standard_normal(base.shape)
+                    for s, t in zip(scales, shifts, strict=True)
+                ]
+            )
             x = torch.from_numpy(members).float()
             theirs = ens.ensemble_depth(x[:, None], scale_invariant=True, shift_invariant=shift)[0][0, 0].numpy()
             ours = ensemble_depth(x, invariance).numpy()
-            note("Marigold ensemble_depth (abs., [0, 1])", invariance, "depth", float(np.abs(ours - theirs).max()),
-                 TOL_ENSEMBLE_ABS)
+            note(
+                "Marigold ensemble_depth (abs., [0, 1])",
+                invariance,
+                "depth",
+                float(np.abs(ours - theirs).max()),
+                TOL_ENSEMBLE_ABS,
+            )
         normals = rng.standard_normal((5, 3, 30, 40))
         normals /= np.linalg.norm(normals, axis=1, keepdims=True)
         t = torch.from_numpy(normals).float()
         theirs = ens.ensemble_normals(t)[0][0].permute(1, 2, 0).numpy()
         ours = ensemble_normals(t.permute(0, 2, 3, 1)).numpy()
-        note("Marigold ensemble_normals (abs.)", "closest", "normals", float(np.abs(ours - theirs).max()),
-             TOL_ENSEMBLE_ABS)
+        note(
+            "Marigold ensemble_normals (abs.)",
+            "closest",
+            "normals",
+            float(np.abs(ours - theirs).max()),
+            TOL_ENSEMBLE_ABS,
+        )
 
 
 def formulas(p: np.ndarray, g: np.ndarray) -> dict[str, float]:
     """REFERENCES.md's depth metrics on the scored pixels."""
     e = np.log(p) - np.log(g)
     r = np.maximum(p / g, g / p)
-    return {"abs_rel": np.mean(np.abs(p - g) / g), "sq_rel": np.mean((p - g) ** 2 / g),
-            "rmse": np.sqrt(np.mean((p - g) ** 2)), "rmse_log": np.sqrt(np.mean(e**2)),
-            "log10": np.mean(np.abs(np.log10(p) - np.log10(g))), "delta1": np.mean(r < 1.25),
-            "delta2": np.mean(r < 1.25**2), "delta3": np.mean(r < 1.25**3),
-            "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)), "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2)}
+    return {
+        "abs_rel": np.mean(np.abs(p - g) / g),
+        "sq_rel": np.mean((p - g) ** 2 / g),
+        "rmse": np.sqrt(np.mean((p - g) ** 2)),
+        "rmse_log": np.sqrt(np.mean(e**2)),
+        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
+        "delta1": np.mean(r < 1.25),
+        "delta2": np.mean(r < 1.25**2),
+        "delta3": np.mean(r < 1.25**3),
+        "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)),
+        "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
+    }
 
 
 def synthetic(rng, h: int = 480, w: int = 640) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,8 +195,10 @@ def main() -> int:
     for _ in range(args.images):
         gt, depth_pred, disp_pred = synthetic(rng)
         valid = P.valid_depth_mask(nyu, gt.astype(np.float64), "eigen")
-        for how, pred, alignment_name, kind in (("least_square", depth_pred, "depth", "depth"),
-                                                 ("least_square_disparity", disp_pred, "disparity", "disparity")):
+        for how, pred, alignment_name, kind in (
+            ("least_square", depth_pred, "depth", "depth"),
+            ("least_square_disparity", disp_pred, "disparity", "disparity"),
+        ):
             ours = P.score_depth(nyu, pred, gt.astype(np.float64), valid, alignment_name, kind)
             aligned = P.align_depth(pred, gt.astype(np.float64), valid, alignment_name, kind)[0]
             aligned = np.clip(np.clip(aligned, nyu.min_depth, nyu.max_depth), 1e-6, None)
@@ -194,8 +227,9 @@ def main() -> int:
             pred = gt_n + 0.3 * rng.standard_normal((h, w, 3))
             score = P.NormalsScore("opencv")
             row = score.add(pred, gt_n)
-            err = metric.compute_cosine_error(torch.from_numpy(pred.transpose(2, 0, 1)),
-                                              torch.from_numpy(gt_n.transpose(2, 0, 1)), masked=True)
+            err = metric.compute_cosine_error(
+                torch.from_numpy(pred.transpose(2, 0, 1)), torch.from_numpy(gt_n.transpose(2, 0, 1)), masked=True
+            )
             for k in P.MARIGOLD_NORMAL_KEYS:
                 d = abs(row[k] - float(getattr(metric, k)(err)))
                 note("Marigold normals (abs., 4 decimals)", "per image", k, d, TOL_NORMALS_ABS)

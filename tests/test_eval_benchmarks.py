@@ -164,11 +164,18 @@ def ref_depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> di
     p, g = pred[valid], gt[valid]
     e = np.log(p) - np.log(g)
     r = np.maximum(p / g, g / p)
-    return {"abs_rel": np.mean(np.abs(p - g) / g), "sq_rel": np.mean((p - g) ** 2 / g),
-            "rmse": np.sqrt(np.mean((p - g) ** 2)), "rmse_log": np.sqrt(np.mean(e**2)),
-            "log10": np.mean(np.abs(np.log10(p) - np.log10(g))), "delta1": np.mean(r < 1.25),
-            "delta2": np.mean(r < 1.5625), "delta3": np.mean(r < 1.953125),
-            "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)), "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2)}
+    return {
+        "abs_rel": np.mean(np.abs(p - g) / g),
+        "sq_rel": np.mean((p - g) ** 2 / g),
+        "rmse": np.sqrt(np.mean((p - g) ** 2)),
+        "rmse_log": np.sqrt(np.mean(e**2)),
+        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
+        "delta1": np.mean(r < 1.25),
+        "delta2": np.mean(r < 1.5625),
+        "delta3": np.mean(r < 1.953125),
+        "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)),
+        "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
+    }
 
 
 def nyu_valid(gt: np.ndarray) -> np.ndarray:
@@ -207,8 +214,9 @@ def test_nyu_least_squares_crop_range_and_metrics_match_an_independent_computati
         aligned = np.clip(np.clip(pred * scale + shift, 1e-3, 10.0), 1e-6, None)
         expected.append(ref_depth_metrics(aligned, gt, valid))
     _save_preds(tmp_path / "pred", preds)
-    report, rows = evaluate_benchmark("nyuv2", str(tmp_path / "nyuv2" / "nyu_labeled_extracted.tar"),
-                                      predictions=str(tmp_path / "pred"))
+    report, rows = evaluate_benchmark(
+        "nyuv2", str(tmp_path / "nyuv2" / "nyu_labeled_extracted.tar"), predictions=str(tmp_path / "pred")
+    )
     want = _mean_rows(expected)
     for k, v in want.items():
         assert report["depth"][k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
@@ -242,16 +250,21 @@ def test_marigolds_own_prediction_folders_are_read_as_they_are(tmp_path, name):
 
 def test_disparity_alignment_recovers_an_affine_in_disparity_prediction(tmp_path):
     gts = write_nyu(tmp_path / "nyu.tar", n=1)
-    (rel, gt), = gts.items()
+    ((rel, gt),) = gts.items()
     disparity = 0.3 / np.where(gt > 0, gt, 1.0) + 0.05  # affine in the ground truth's disparity
     _save_preds(tmp_path / "as_depth", {rel: (1.0 / disparity).astype(np.float64)})
     _save_preds(tmp_path / "as_disp", {rel: disparity})
     root = str(tmp_path / "nyu.tar")
-    disp = evaluate_benchmark("nyuv2", root, predictions=str(tmp_path / "as_depth"),
-                              options=EvalOptions(alignment="disparity"))[0]["depth"]
+    disp = evaluate_benchmark(
+        "nyuv2", root, predictions=str(tmp_path / "as_depth"), options=EvalOptions(alignment="disparity")
+    )[0]["depth"]
     assert disp["abs_rel"] < 1e-6 and disp["delta1"] == 1.0
-    kind = evaluate_benchmark("nyuv2", root, predictions=str(tmp_path / "as_disp"),
-                              options=EvalOptions(alignment="disparity", prediction_kind="disparity"))[0]["depth"]
+    kind = evaluate_benchmark(
+        "nyuv2",
+        root,
+        predictions=str(tmp_path / "as_disp"),
+        options=EvalOptions(alignment="disparity", prediction_kind="disparity"),
+    )[0]["depth"]
     assert kind["abs_rel"] < 1e-6
     depth = evaluate_benchmark("nyuv2", root, predictions=str(tmp_path / "as_depth"))[0]["depth"]
     valid = nyu_valid(gt)
@@ -273,8 +286,12 @@ def test_nonfinite_predictions_are_counted_never_scored_as_numbers(tmp_path):
     bad = int(valid[200, 200:210].sum() + valid[300, 300:303].sum())
     assert bad > 5 and not valid[0, 0]
     for alignment in ("none", "depth", "disparity"):
-        report, rows = evaluate_benchmark("nyuv2", str(tmp_path / "nyu.tar"), predictions=str(tmp_path / "pred"),
-                                          options=EvalOptions(alignment=alignment))
+        report, rows = evaluate_benchmark(
+            "nyuv2",
+            str(tmp_path / "nyu.tar"),
+            predictions=str(tmp_path / "pred"),
+            options=EvalOptions(alignment=alignment),
+        )
         d = report["depth"]
         assert d["nonfinite_pixels"] == bad and d["nonfinite_images"] == 1, alignment
         assert np.isnan(d["abs_rel"]) and np.isnan(d["rmse"]) and np.isnan(d["i_rmse"]), alignment
@@ -291,8 +308,9 @@ def test_kitti_png_scale_benchmark_crop_and_eigen_garg_crops(tmp_path):
         metres[rel] = d
         preds[rel] = np.where(d > 0, d, 7.0)
     _save_preds(tmp_path / "pred", preds)
-    report, rows = evaluate_benchmark("kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"),
-                                      options=EvalOptions(alignment="none"))
+    report, rows = evaluate_benchmark(
+        "kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"), options=EvalOptions(alignment="none")
+    )
     assert report["benchmark"]["images"] == 2  # the image without ground truth is left out
     assert report["depth"]["abs_rel"] == pytest.approx(0.0, abs=1e-12) and report["depth"]["delta1"] == 1.0
 
@@ -304,13 +322,21 @@ def test_kitti_png_scale_benchmark_crop_and_eigen_garg_crops(tmp_path):
 
     eigen = [crop_valid(metres[k], (0.3324324, 0.91351351), (0.0359477, 0.96405229)) for k in sorted(metres)]
     assert [r["pixels"] for r in rows] == [int(m.sum()) for m in eigen]
-    garg_rows = evaluate_benchmark("kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"),
-                                   options=EvalOptions(alignment="none", crop="garg"))[1]
+    garg_rows = evaluate_benchmark(
+        "kitti",
+        str(tmp_path / "kitti"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(alignment="none", crop="garg"),
+    )[1]
     garg = [crop_valid(metres[k], (0.40810811, 0.99189189), (0.03594771, 0.96405229)) for k in sorted(metres)]
     assert [r["pixels"] for r in garg_rows] == [int(m.sum()) for m in garg] != [int(m.sum()) for m in eigen]
     # the same PNGs read as millimetres (the old silent default) give another, wrong, answer
-    wrong = evaluate_benchmark("kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"),
-                               options=EvalOptions(alignment="none", depth_scale=1000.0))[0]["depth"]
+    wrong = evaluate_benchmark(
+        "kitti",
+        str(tmp_path / "kitti"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(alignment="none", depth_scale=1000.0),
+    )[0]["depth"]
     expected = []
     for rel, v in gts.items():
         g = v[top : top + 352, left : left + 1216].astype(np.float64) / 1000.0
@@ -339,8 +365,9 @@ def test_each_depth_layout_reads_right(tmp_path, name):
         valid = {k: m & (d > 0) for k, (d, m) in both.items() if k.startswith(part)}  # the mask; no range
     preds = {k: np.where(np.isfinite(d) & (d > 0), d, 3.0) for k, d in gts.items()}
     _save_preds(tmp_path / "pred", preds)
-    report, rows = evaluate_benchmark(name, str(root), predictions=str(tmp_path / "pred"),
-                                      options=EvalOptions(alignment="none"))
+    report, rows = evaluate_benchmark(
+        name, str(root), predictions=str(tmp_path / "pred"), options=EvalOptions(alignment="none")
+    )
     assert report["benchmark"]["images"] == len(gts) and [r["image"] for r in rows] == sorted(gts)
     assert [r["pixels"] for r in rows] == [int(valid[k].sum()) for k in sorted(gts)]
     if name.startswith("diode"):  # DIODE values outside 0.6..350 m are clipped: not zero error
@@ -396,18 +423,29 @@ def test_eth3d_raw_depth_of_the_wrong_size_is_refused(tmp_path):
 def test_split_file_in_marigolds_format(tmp_path):
     write_kitti(tmp_path / "kitti")
     drive = "2011_09_26_drive_0002_sync"
-    lines = [f"2011_09_26/{drive}/image_02/data/0000000054.png {drive}/proj_depth/groundtruth/image_02/0000000054.png "
-             "721.5377", f"2011_09_26/{drive}/image_02/data/0000000075.png None 721.5377"]
+    lines = [
+        f"2011_09_26/{drive}/image_02/data/0000000054.png {drive}/proj_depth/groundtruth/image_02/0000000054.png "
+        "721.5377",
+        f"2011_09_26/{drive}/image_02/data/0000000075.png None 721.5377",
+    ]
     (tmp_path / "list.txt").write_text("\n".join(lines))
     rel = f"2011_09_26/{drive}/image_02/data/0000000054.png"
     _save_preds(tmp_path / "pred", {rel: np.full((352, 1216), 10.0)})
-    report, rows = evaluate_benchmark("kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"),
-                                      options=EvalOptions(split_file=str(tmp_path / "list.txt")))
+    report, rows = evaluate_benchmark(
+        "kitti",
+        str(tmp_path / "kitti"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(split_file=str(tmp_path / "list.txt")),
+    )
     assert [r["image"] for r in rows] == [rel] and report["benchmark"]["split"].startswith("other")
     (tmp_path / "bad.txt").write_text(f"{rel} nothing/here.png\n")
     with pytest.raises(UserError, match="line 1: nothing/here.png is not in --root"):
-        evaluate_benchmark("kitti", str(tmp_path / "kitti"), predictions=str(tmp_path / "pred"),
-                           options=EvalOptions(split_file=str(tmp_path / "bad.txt")))
+        evaluate_benchmark(
+            "kitti",
+            str(tmp_path / "kitti"),
+            predictions=str(tmp_path / "pred"),
+            options=EvalOptions(split_file=str(tmp_path / "bad.txt")),
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -442,8 +480,9 @@ def test_normals_per_image_and_pooled_with_frames(tmp_path):
         errs.append(theta[keep])
     lay.close()
     _save_preds(tmp_path / "pred", preds)
-    report, rows = evaluate_benchmark("nyuv2-normals", str(tmp_path / "nyuv2" / "test"),
-                                      predictions=str(tmp_path / "pred"))
+    report, rows = evaluate_benchmark(
+        "nyuv2-normals", str(tmp_path / "nyuv2" / "test"), predictions=str(tmp_path / "pred")
+    )
     per, pooled = report["normals_per_image"], report["normals_pooled"]
     assert per["mean_angular_error"] == pytest.approx(np.mean([e.mean() for e in errs]), abs=1e-4)
     assert per["median_angular_error"] == pytest.approx(np.mean([np.median(e) for e in errs]), abs=1e-4)
@@ -454,16 +493,22 @@ def test_normals_per_image_and_pooled_with_frames(tmp_path):
     assert pooled["rmse"] == pytest.approx(np.sqrt(np.mean(allerr**2)), abs=1e-4)
     assert pooled["a30"] == pytest.approx(100 * np.mean(allerr < 30)) and pooled["pixels"] == allerr.size
     assert per["mean_angular_error"] != pytest.approx(pooled["mean"], abs=1e-6)  # two different averages
-    wrong = evaluate_benchmark("nyuv2-normals", str(tmp_path / "nyuv2" / "test"), predictions=str(tmp_path / "pred"),
-                               options=EvalOptions(normals_frame="opencv"))[0]
+    wrong = evaluate_benchmark(
+        "nyuv2-normals",
+        str(tmp_path / "nyuv2" / "test"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(normals_frame="opencv"),
+    )[0]
     assert wrong["normals_pooled"]["mean"] > 60  # the frame matters
 
 
 NORMALS_LAYOUTS = {  # Marigold's normals sets: (image, ground truth) relative paths, as its data_split lists
     "scannet-normals": ("scene0001_01/001170_img.png", "scene0001_01/001170_normal.npy"),
     "ibims-normals": ("corridor_01_img.png", "corridor_01_normal.npy"),
-    "diode-normals": ("outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030.png",
-                      "outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030_normal.npy"),
+    "diode-normals": (
+        "outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030.png",
+        "outdoor/scene_00024/scan_00201/00024_00201_outdoor_070_030_normal.npy",
+    ),
     "oasis-normals": ("268584_ALI_img.png", "268584_ALI_normal.npy"),
 }
 
@@ -508,8 +553,12 @@ def test_cityscapes_miou_through_a_class_map(tmp_path):
     _save_preds(tmp_path / "pred", preds)
     cmap = tmp_path / "map.json"
     cmap.write_text(json.dumps({"1": "road", "2": 13, "3": "sky"}))
-    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
-                                   options=EvalOptions(class_map=str(cmap)))
+    report, _ = evaluate_benchmark(
+        "cityscapes",
+        str(tmp_path / "cityscapes"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(class_map=str(cmap)),
+    )
     gt_train = {7: 0, 26: 13, 23: 10}
     g = np.vectorize(lambda v: gt_train.get(int(v), 255))(label_ids).ravel()
     p = np.vectorize(lambda v: {1: 0, 2: 13, 3: 10}.get(int(v), -1))(ours).ravel()
@@ -526,8 +575,12 @@ def test_cityscapes_miou_through_a_class_map(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"1": "roads"}))
     with pytest.raises(UserError, match="'roads' is not a cityscapes class"):
-        evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
-                           options=EvalOptions(class_map=str(bad)))
+        evaluate_benchmark(
+            "cityscapes",
+            str(tmp_path / "cityscapes"),
+            predictions=str(tmp_path / "pred"),
+            options=EvalOptions(class_map=str(bad)),
+        )
 
 
 def _write_cityscapes(root: Path, label_ids: np.ndarray) -> list[str]:
@@ -545,8 +598,11 @@ def _ref_miou(p: np.ndarray, g: np.ndarray, classes, ignore) -> float:
     keep = g != ignore
     ious = []
     for c in classes:
-        tp, fp, fn = (np.sum((p == c) & (g == c) & keep), np.sum((p == c) & (g != c) & keep),
-                      np.sum((p != c) & (g == c) & keep))
+        tp, fp, fn = (
+            np.sum((p == c) & (g == c) & keep),
+            np.sum((p == c) & (g != c) & keep),
+            np.sum((p != c) & (g == c) & keep),
+        )
         if tp + fp + fn:
             ious.append(tp / (tp + fp + fn))
     return float(np.mean(ious))
@@ -558,16 +614,24 @@ def test_published_class_map_scores_our_labels_on_cityscapes(tmp_path, monkeypat
     class hit) is sky."""
     import rgbify.scenes.classes as vocabulary
 
-    monkeypatch.setattr(vocabulary, "CITYSCAPES", {"road": "road", "car": "car", "tree": "vegetation",
-                                                   "bench": "static", "chair": None}, raising=False)
+    monkeypatch.setattr(
+        vocabulary,
+        "CITYSCAPES",
+        {"road": "road", "car": "car", "tree": "vegetation", "bench": "static", "chair": None},
+        raising=False,
+    )
     ours = {n: vocabulary.CLASSES.index(n) + 1 for n in ("road", "car", "tree", "bench", "chair")}
     rng = np.random.default_rng(21)
     label_ids = rng.choice([7, 26, 21, 23, 4, 0], size=(2, 6, 9))  # road car vegetation sky static unlabeled
     rels = _write_cityscapes(tmp_path / "cityscapes", label_ids)
     pred = rng.choice([0, *ours.values()], size=(2, 6, 9))
     _save_preds(tmp_path / "pred", dict(zip(rels, pred, strict=True)))
-    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
-                                   options=EvalOptions(class_map="published"))
+    report, _ = evaluate_benchmark(
+        "cityscapes",
+        str(tmp_path / "cityscapes"),
+        predictions=str(tmp_path / "pred"),
+        options=EvalOptions(class_map="published"),
+    )
     train = {7: 0, 26: 13, 21: 8, 23: 10}
     g = np.vectorize(lambda v: train.get(int(v), 255))(label_ids)
     to_train = {0: 10, ours["road"]: 0, ours["car"]: 13, ours["tree"]: 8}  # bench, chair: -1
@@ -576,8 +640,12 @@ def test_published_class_map_scores_our_labels_on_cityscapes(tmp_path, monkeypat
     assert report["benchmark"]["class_map"] == "published" and report["iou_per_class"]["sky"] > 0
     monkeypatch.delattr(vocabulary, "CITYSCAPES")
     with pytest.raises(UserError, match="no published map to cityscapes"):
-        evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), predictions=str(tmp_path / "pred"),
-                           options=EvalOptions(class_map="published"))
+        evaluate_benchmark(
+            "cityscapes",
+            str(tmp_path / "cityscapes"),
+            predictions=str(tmp_path / "pred"),
+            options=EvalOptions(class_map="published"),
+        )
 
 
 def test_the_vocabularys_published_maps_name_real_benchmark_classes():
@@ -609,16 +677,18 @@ def test_nyu40_from_the_official_mat_files(tmp_path):
     scipy_io.savemat(tmp_path / "classMapping40.mat", {"mapClass": map_class[None, :]})
     scipy_io.savemat(tmp_path / "splits.mat", {"testNdxs": np.array([[2], [3]]), "trainNdxs": np.array([[1]])})
     gt40 = np.where(labels > 0, map_class[np.maximum(labels.astype(int) - 1, 0)], 0)
-    preds = {f"{i:04d}": np.where(rng.random((h, w)) < 0.6, gt40[i - 1], rng.integers(1, 41, (h, w)))
-             for i in (2, 3)}
+    preds = {f"{i:04d}": np.where(rng.random((h, w)) < 0.6, gt40[i - 1], rng.integers(1, 41, (h, w))) for i in (2, 3)}
     _save_preds(tmp_path / "pred", preds)
     report, _ = evaluate_benchmark("nyuv2-seg40", str(tmp_path), predictions=str(tmp_path / "pred"))
     g = gt40[1:].ravel()
     p = np.stack([preds["0002"], preds["0003"]]).ravel()
     ious = []
     for c in range(1, 41):
-        tp, fp, fn = (np.sum((p == c) & (g == c) & (g > 0)), np.sum((p == c) & (g != c) & (g > 0)),
-                      np.sum((p != c) & (g == c)))
+        tp, fp, fn = (
+            np.sum((p == c) & (g == c) & (g > 0)),
+            np.sum((p == c) & (g != c) & (g > 0)),
+            np.sum((p != c) & (g == c)),
+        )
         if tp + fp + fn:
             ious.append(tp / (tp + fp + fn))
     assert report["semantic"]["miou"] == pytest.approx(np.mean(ious)) and report["semantic"]["images"] == 2
@@ -631,19 +701,34 @@ def test_nyu40_from_the_official_mat_files(tmp_path):
 def test_cli_scores_a_predictions_folder_and_refuses_bad_input(tmp_path):
     write_kitti(tmp_path / "kitti")
     drive = "2011_09_26_drive_0002_sync"
-    _save_preds(tmp_path / "pred", {f"2011_09_26/{drive}/image_02/data/{f}.png": np.full((352, 1216), 12.0)
-                                    for f in ("0000000069", "0000000054")})
+    _save_preds(
+        tmp_path / "pred",
+        {f"2011_09_26/{drive}/image_02/data/{f}.png": np.full((352, 1216), 12.0) for f in ("0000000069", "0000000054")},
+    )
     out = tmp_path / "report" / "kitti.json"
-    cmd = [sys.executable, "-m", "rgbify", "eval", "--benchmark", "kitti", "--root", str(tmp_path / "kitti"),
-           "--predictions", str(tmp_path / "pred"), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rgbify",
+        "eval",
+        "--benchmark",
+        "kitti",
+        "--root",
+        str(tmp_path / "kitti"),
+        "--predictions",
+        str(tmp_path / "pred"),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["benchmark"]["alignment"] == "depth" and report["benchmark"]["depth_scale"] == 256
     assert np.isfinite(report["depth"]["abs_rel"]) and "i_rmse" in report["depth"]
     assert out.with_suffix(".md").exists() and len(out.with_suffix(".per_image.csv").read_text().splitlines()) == 3
-    bad = subprocess.run(cmd[:-2] + ["--out", str(tmp_path / "r2.json"), "--depth-scale", "0"], capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        cmd[:-2] + ["--out", str(tmp_path / "r2.json"), "--depth-scale", "0"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--depth-scale 0" in bad.stderr
     assert not (tmp_path / "r2.json").exists()
 
@@ -676,8 +761,9 @@ def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_p
     monkeypatch.setattr(rgbify.train.infer, "predict_measurement", fake_predict)
     run = _fake_run(("semantic",))
     cmap = {"street": "road", "automobile": "car", "heaven": 10}
-    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run,
-                                   options=EvalOptions(class_map=cmap))
+    report, _ = evaluate_benchmark(
+        "cityscapes", str(tmp_path / "cityscapes"), run=run, options=EvalOptions(class_map=cmap)
+    )
     assert asked == [{1: "street", 2: "automobile", 3: "heaven"}]
     iou = report["iou_per_class"]
     assert (iou["road"], iou["car"], iou["sky"]) == (pytest.approx(2 / 3), 1.0, 1.0)  # road: one pixel left black
@@ -685,11 +771,13 @@ def test_a_run_is_asked_for_the_class_maps_names_and_its_labels_are_mapped(tmp_p
         evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run)
     import rgbify.scenes.classes as vocabulary
 
-    monkeypatch.setattr(vocabulary, "CITYSCAPES", {"road": "road", "car": "car", "bench": "static", "rug": None},
-                        raising=False)
+    monkeypatch.setattr(
+        vocabulary, "CITYSCAPES", {"road": "road", "car": "car", "bench": "static", "rug": None}, raising=False
+    )
     asked.clear()
-    report, _ = evaluate_benchmark("cityscapes", str(tmp_path / "cityscapes"), run=run,
-                                   options=EvalOptions(class_map="published"))
+    report, _ = evaluate_benchmark(
+        "cityscapes", str(tmp_path / "cityscapes"), run=run, options=EvalOptions(class_map="published")
+    )
     assert asked == [{1: "road", 2: "car"}]  # the classes the benchmark scores, no ignored or unmapped ones
     iou = report["iou_per_class"]  # label 3 is no class asked for: a miss; label 0 is sky
     assert (iou["road"], iou["car"], iou["sky"]) == (pytest.approx(2 / 3), 1.0, 0.0)
@@ -719,21 +807,27 @@ def test_a_run_on_a_normals_and_a_depth_benchmark_gets_the_protocols_settings(tm
     lay.add("000000_img.png", _png_bytes(_image(6, 8, 0)))
     lay.add("000000_normal.npy", _npy_bytes(np.broadcast_to(np.array([0, 0, 1.0], np.float32), (6, 8, 3)).copy()))
     lay.close()
-    report, _ = evaluate_benchmark("nyuv2-normals", str(tmp_path / "normals"), run=run,
-                                   options=EvalOptions(ensemble=3, processing_res=0))
+    report, _ = evaluate_benchmark(
+        "nyuv2-normals", str(tmp_path / "normals"), run=run, options=EvalOptions(ensemble=3, processing_res=0)
+    )
     assert report["normals_pooled"]["mean"] == pytest.approx(0.0, abs=1e-6)  # -z OpenCV = +z toward the viewer
     assert (calls[-1]["ensemble"], calls[-1]["processing_res"], calls[-1]["out_hw"]) == (3, 0, (6, 8))
     write_kitti(tmp_path / "kitti")
     for alignment, members in (("depth", "depth"), ("disparity", "disparity")):
         calls.clear()
-        report, _ = evaluate_benchmark("kitti", str(tmp_path / "kitti"), run=run,
-                                       options=EvalOptions(ensemble=2, alignment=alignment, max_items=1))
+        report, _ = evaluate_benchmark(
+            "kitti", str(tmp_path / "kitti"), run=run, options=EvalOptions(ensemble=2, alignment=alignment, max_items=1)
+        )
         assert calls[0]["rgb"] == (352, 1216, 3) and calls[0]["out_hw"] == (352, 1216)
         assert (calls[0]["invariance"], calls[0]["members_as"]) == ("affine", members)
         assert report["benchmark"]["prediction_kind"] == members and report["benchmark"]["ensemble"] == 2
     with pytest.raises(UserError, match="gives relative depth in"):
-        evaluate_benchmark("kitti", str(tmp_path / "kitti"), run=run,
-                           options=EvalOptions(ensemble=2, alignment="none", ensemble_invariance="affine"))
+        evaluate_benchmark(
+            "kitti",
+            str(tmp_path / "kitti"),
+            run=run,
+            options=EvalOptions(ensemble=2, alignment="none", ensemble_invariance="affine"),
+        )
 
 
 @pytest.mark.slow
@@ -749,9 +843,30 @@ def test_cli_predicts_a_benchmark_with_a_tiny_run_and_an_ensemble(tmp_path):
     train(cfg, MemoryTaskDataset())
     write_nyu(tmp_path / "nyu.tar", n=1)
     out = tmp_path / "eval" / "nyu.json"
-    done = subprocess.run([sys.executable, "-m", "rgbify", "eval", "--benchmark", "nyuv2", "--root",
-                           str(tmp_path / "nyu.tar"), "--run", cfg.out, "--ensemble", "2", "--steps", "1",
-                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rgbify",
+            "eval",
+            "--benchmark",
+            "nyuv2",
+            "--root",
+            str(tmp_path / "nyu.tar"),
+            "--run",
+            cfg.out,
+            "--ensemble",
+            "2",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     head = report["benchmark"]

@@ -41,8 +41,9 @@ def reference_affine_ensemble(members: np.ndarray) -> np.ndarray:
         return reference_cost(a, p)
 
     s = 1 / (a.max(1) - a.min(1))
-    res = scipy.optimize.minimize(cost, np.concatenate([s, -s * a.min(1)]), method="BFGS", tol=1e-6,
-                                  options={"maxiter": 50})
+    res = scipy.optimize.minimize(
+        cost, np.concatenate([s, -s * a.min(1)]), method="BFGS", tol=1e-6, options={"maxiter": 50}
+    )
     out = _lower_median(aligned(res.x))
     return ((out - out.min()) / (out.max() - out.min())).reshape(members.shape[1:])
 
@@ -52,8 +53,9 @@ def _members(n=4, seed=0, noise=0.02):
     yy, xx = np.mgrid[0:20, 0:30] / 30
     base = 1 + 3 * xx + np.sin(6 * yy)
     scales, shifts = rng.uniform(0.5, 2, n), rng.uniform(-1, 1, n)
-    return base, np.stack([s * base + t + noise * rng.standard_normal(base.shape)
-                           for s, t in zip(scales, shifts, strict=True)])
+    return base, np.stack(
+        [s * base + t + noise * rng.standard_normal(base.shape) for s, t in zip(scales, shifts, strict=True)]
+    )
 
 
 def _affine_residual(x: np.ndarray, base: np.ndarray) -> float:

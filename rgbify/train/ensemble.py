@@ -57,9 +57,15 @@ def ensemble_cost(aligned: torch.Tensor, reduction: str = "median", regularizer_
     return total
 
 
-def ensemble_depth(depth: torch.Tensor, invariance: str = "affine", reduction: str = "median",
-                   regularizer_strength: float = 0.02, max_iter: int = 50, tol: float = 1e-6,
-                   max_res: int | None = 1024) -> torch.Tensor:
+def ensemble_depth(
+    depth: torch.Tensor,
+    invariance: str = "affine",
+    reduction: str = "median",
+    regularizer_strength: float = 0.02,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    max_res: int | None = 1024,
+) -> torch.Tensor:
     """Ensemble (N, H, W) depth (or disparity) maps into one (H, W) map, on their device (float32 as Marigold;
     float64 input stays float64)."""
     if invariance not in INVARIANCES:
@@ -93,8 +99,9 @@ def ensemble_depth(depth: torch.Tensor, invariance: str = "affine", reduction: s
     def cost(param: np.ndarray) -> float:
         return ensemble_cost(align(a, param), reduction, regularizer_strength)
 
-    res = scipy.optimize.minimize(cost, param0.double().cpu().numpy(), method="BFGS", tol=tol,
-                                  options={"maxiter": max_iter, "disp": False})
+    res = scipy.optimize.minimize(
+        cost, param0.double().cpu().numpy(), method="BFGS", tol=tol, options={"maxiter": max_iter, "disp": False}
+    )
     out = _reduce(align(x0, res.x), reduction).masked_fill(bad, float("nan"))
     finite = out[~bad]
     top = finite.max()

@@ -74,10 +74,23 @@ def resize_back(x: np.ndarray, out_hw: tuple[int, int], task: str) -> np.ndarray
     return out.numpy()
 
 
-def predict_measurement(run, task: str, rgb: np.ndarray, prompt: str, decode: dict, *, processing_res: int,
-                        out_hw: tuple[int, int], ensemble: int = 1, invariance: str = "none", seed: int = 0,
-                        members_as: str = "depth", steps: int | None = None, chunk: int = 4,
-                        keep_raw: list | None = None) -> np.ndarray:
+def predict_measurement(
+    run,
+    task: str,
+    rgb: np.ndarray,
+    prompt: str,
+    decode: dict,
+    *,
+    processing_res: int,
+    out_hw: tuple[int, int],
+    ensemble: int = 1,
+    invariance: str = "none",
+    seed: int = 0,
+    members_as: str = "depth",
+    steps: int | None = None,
+    chunk: int = 4,
+    keep_raw: list | None = None,
+) -> np.ndarray:
     """The decoded measurement of ``task`` for uint8 (H, W, 3) ``rgb`` at ``out_hw``: depth float32 (H, W) metres
     (or, ensembled with invariance affine/scale, relative depth in [0, 1]; with ``members_as="disparity"`` the
     members are turned into disparity 1/d before the ensemble, and the answer is relative disparity), normals
@@ -89,8 +102,15 @@ def predict_measurement(run, task: str, rgb: np.ndarray, prompt: str, decode: di
     members = []
     for c, start in enumerate(range(0, ensemble, chunk)):
         k = min(chunk, ensemble - start)
-        draws = sample(run.components, run.cfg, image.expand(k, -1, -1, -1).contiguous(), [prompt] * k,
-                       prompts=run.prompts, steps=steps, seed=seed + c).numpy()
+        draws = sample(
+            run.components,
+            run.cfg,
+            image.expand(k, -1, -1, -1).contiguous(),
+            [prompt] * k,
+            prompts=run.prompts,
+            steps=steps,
+            seed=seed + c,
+        ).numpy()
         for raw in draws[:, :h, :w]:
             if keep_raw is not None:
                 keep_raw.append(raw)

@@ -55,8 +55,9 @@ class Archive:
 
     def read_bytes(self, rel: str) -> bytes:
         if not self.exists(rel):
-            raise UserError(f"{self.root}: no file {rel}; is --root the benchmark's folder or tar "
-                            "(docs/evaluation.md)?")
+            raise UserError(
+                f"{self.root}: no file {rel}; is --root the benchmark's folder or tar (docs/evaluation.md)?"
+            )
         if self._tar is not None:
             f = self._tar.extractfile(self._members[rel])
             assert f is not None  # a regular file

@@ -26,8 +26,10 @@ def published_class_map(bench: Benchmark) -> tuple[dict[str, int], int | None]:
         raise UserError(f"--class-map {PUBLISHED} is for semantic benchmarks; {bench.name} is {bench.task}")
     mapping = getattr(vocabulary, table, None)
     if not isinstance(mapping, dict) or not mapping:
-        raise UserError(f"--class-map {PUBLISHED}: this rgbify has no published map to {bench.labels} "
-                        f"(rgbify.scenes.classes.{table}); give --class-map JSON {{our class: {bench.name} class}}")
+        raise UserError(
+            f"--class-map {PUBLISHED}: this rgbify has no published map to {bench.labels} "
+            f"(rgbify.scenes.classes.{table}); give --class-map JSON {{our class: {bench.name} class}}"
+        )
     ids = dict(zip(bench.class_names, bench.class_ids, strict=True))
     out = {}
     for ours, theirs in mapping.items():

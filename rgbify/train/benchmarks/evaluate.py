@@ -77,14 +77,18 @@ def load_class_map(value: str | dict, bench: Benchmark, keys: str) -> tuple[dict
         if isinstance(v, str) and v in names:
             v = names[v]
         if isinstance(v, bool) or not isinstance(v, int) or v not in bench.class_ids:
-            raise UserError(f"{where}: {k!r} -> {v!r} is not a {bench.name} class (ids {bench.class_ids[0]}.."
-                            f"{bench.class_ids[-1]} or names such as {bench.class_names[0]!r})")
+            raise UserError(
+                f"{where}: {k!r} -> {v!r} is not a {bench.name} class (ids {bench.class_ids[0]}.."
+                f"{bench.class_ids[-1]} or names such as {bench.class_names[0]!r})"
+            )
         if keys == "ids":
             try:
                 k = int(k)
             except ValueError:
-                raise UserError(f"{where}: key {k!r} is not an integer label; prediction files hold integer "
-                                "labels, so the map's keys are those labels") from None
+                raise UserError(
+                    f"{where}: key {k!r} is not an integer label; prediction files hold integer "
+                    "labels, so the map's keys are those labels"
+                ) from None
         out[k] = v
     return out, None
 
@@ -112,8 +116,10 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
     if not root.is_dir():
         raise UserError(f"--predictions {pred_dir}: no such folder")
     if opts.ensemble != 1 or opts.processing_res is not None or opts.ensemble_invariance is not None:
-        raise UserError("--ensemble, --ensemble-invariance and --processing-res are for --run; a predictions folder "
-                        "holds final answers")
+        raise UserError(
+            "--ensemble, --ensemble-invariance and --processing-res are for --run; a predictions folder "
+            "holds final answers"
+        )
     paths, missing = {}, []
     for i in items:
         found = [p for p in prediction_paths(root, bench, i.rgb) if p.is_file()]
@@ -122,8 +128,10 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
         else:
             missing.append(prediction_paths(root, bench, i.rgb)[0])
     if missing:
-        raise UserError(f"--predictions {pred_dir}: {len(missing)} of {len(items)} prediction files are missing, "
-                        f"e.g. {missing[0]} (one NAME.npy per image, at the image's relative path)")
+        raise UserError(
+            f"--predictions {pred_dir}: {len(missing)} of {len(items)} prediction files are missing, "
+            f"e.g. {missing[0]} (one NAME.npy per image, at the image's relative path)"
+        )
     lut = None
     if bench.task == "semantic" and opts.class_map is not None:
         lut = load_class_map(opts.class_map, bench, "ids")[0]
@@ -133,8 +141,10 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
         want = sample.gt.shape
         if pred.shape != want:
             where = ", after the KB crop" if bench.kb_crop else ""
-            raise UserError(f"--predictions: {paths[item.rgb]} has shape {pred.shape}; its ground truth is "
-                            f"{want} (predict at the ground truth's resolution{where})")
+            raise UserError(
+                f"--predictions: {paths[item.rgb]} has shape {pred.shape}; its ground truth is "
+                f"{want} (predict at the ground truth's resolution{where})"
+            )
         if lut is not None:  # a label the map does not name is -1: a miss
             labels, inverse = np.unique(np.asarray(pred, np.int64), return_inverse=True)
             pred = np.array([lut.get(int(v), -1) for v in labels], np.int64)[inverse].reshape(pred.shape)
@@ -152,9 +162,11 @@ def _run_prompt(run, bench: Benchmark, opts: EvalOptions) -> tuple[str, dict, np
     if bench.task != "semantic":
         return *run_prompt(run, bench.task, None, opts.seed), None
     if opts.class_map is None:
-        raise UserError(f"--benchmark {bench.name} with --run needs --class-map {PUBLISHED} (rgbify's classes "
-                        f"through the published map) or --class-map JSON {{our class name: {bench.name} class}} "
-                        "(the classes the prompt asks for)")
+        raise UserError(
+            f"--benchmark {bench.name} with --run needs --class-map {PUBLISHED} (rgbify's classes "
+            f"through the published map) or --class-map JSON {{our class name: {bench.name} class}} "
+            "(the classes the prompt asks for)"
+        )
     cmap, background = load_class_map(opts.class_map, bench, "names")
     prompt, decode = run_prompt(run, bench.task, list(cmap), opts.seed)
     index = {int(c["index"]): c["name"] for c in decode["classes"]}
@@ -171,8 +183,9 @@ def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> 
     from rgbify.train.infer import predict_measurement
 
     if bench.task not in run.cfg.tasks:
-        raise UserError(f"--benchmark {bench.name} scores {bench.task}, but the run was trained on "
-                        f"{', '.join(run.cfg.tasks)}")
+        raise UserError(
+            f"--benchmark {bench.name} scores {bench.task}, but the run was trained on {', '.join(run.cfg.tasks)}"
+        )
     if opts.ensemble < 1:
         raise UserError(f"--ensemble {opts.ensemble}: give the number of predictions to ensemble (>= 1)")
     if opts.ensemble > 1 and bench.task == "semantic":
@@ -181,8 +194,10 @@ def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> 
     if invariance not in ENSEMBLE_INVARIANCES:
         raise UserError(f"--ensemble-invariance {invariance}: use one of {', '.join(ENSEMBLE_INVARIANCES)}")
     if invariance != "none" and alignment == "none" and opts.ensemble > 1:
-        raise UserError(f"--ensemble-invariance {invariance} gives relative depth in [0, 1]; score it with "
-                        "--alignment depth or disparity, or ensemble metric depth with --ensemble-invariance none")
+        raise UserError(
+            f"--ensemble-invariance {invariance} gives relative depth in [0, 1]; score it with "
+            "--alignment depth or disparity, or ensemble metric depth with --ensemble-invariance none"
+        )
     if opts.prediction_kind != "depth":
         raise UserError("--prediction-kind is for --predictions files; a run predicts metric depth")
     relative = opts.ensemble > 1 and invariance != "none" and bench.task == "depth"
@@ -193,32 +208,55 @@ def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> 
     prompt, decode, lut = _run_prompt(run, bench, opts)
 
     def predict(item: Item, sample: Sample) -> np.ndarray:
-        value = predict_measurement(run, bench.task, sample.rgb, prompt, decode, processing_res=res,
-                                    out_hw=sample.gt.shape[:2], ensemble=opts.ensemble,
-                                    invariance=invariance if bench.task == "depth" else "none",
-                                    members_as=kind, seed=opts.seed, steps=opts.steps)
+        value = predict_measurement(
+            run,
+            bench.task,
+            sample.rgb,
+            prompt,
+            decode,
+            processing_res=res,
+            out_hw=sample.gt.shape[:2],
+            ensemble=opts.ensemble,
+            invariance=invariance if bench.task == "depth" else "none",
+            members_as=kind,
+            seed=opts.seed,
+            steps=opts.steps,
+        )
         if lut is None:
             return value
         known = (value >= 0) & (value < len(lut))  # a label no asked class has: a miss
         return np.where(known, lut[np.clip(value, 0, len(lut) - 1)], -1)
 
-    info = {"ensemble": opts.ensemble, "ensemble_invariance": invariance if opts.ensemble > 1 else None,
-            "processing_res": res, "seed": opts.seed, "steps": opts.steps or run.cfg.inference_steps,
-            "prompt": prompt}
+    info = {
+        "ensemble": opts.ensemble,
+        "ensemble_invariance": invariance if opts.ensemble > 1 else None,
+        "processing_res": res,
+        "seed": opts.seed,
+        "steps": opts.steps or run.cfg.inference_steps,
+        "prompt": prompt,
+    }
     if bench.task == "semantic":
         info["class_map"] = _map_name(opts.class_map)
     return predict, kind, info
 
 
-def evaluate_benchmark(name: str, root: str, *, run=None, predictions: str | None = None,
-                       options: EvalOptions = EvalOptions(), progress: Callable | None = None) -> tuple[dict, list]:
+def evaluate_benchmark(
+    name: str,
+    root: str,
+    *,
+    run=None,
+    predictions: str | None = None,
+    options: EvalOptions = EvalOptions(),
+    progress: Callable | None = None,
+) -> tuple[dict, list]:
     """(report, per-image rows) of a run or a predictions folder on benchmark ``name`` read from ``root``."""
     bench = get_benchmark(name)
     if (run is None) == (predictions is None):
         raise UserError("give --run RUN (predict now) or --predictions DIR (score saved predictions), not both")
     alignment = options.alignment or ("depth" if bench.task == "depth" else "none")
-    crop, frame = P.check_protocol(bench, alignment, options.prediction_kind, options.crop, options.depth_scale,
-                                   options.normals_frame)
+    crop, frame = P.check_protocol(
+        bench, alignment, options.prediction_kind, options.crop, options.depth_scale, options.normals_frame
+    )
     if options.max_items is not None and options.max_items < 1:
         raise UserError(f"--max-items {options.max_items}: give a positive number")
     if run is not None:  # the run and its options are checked before any file is read
@@ -238,14 +276,30 @@ def evaluate_benchmark(name: str, root: str, *, run=None, predictions: str | Non
         archive.close()
     reference = bench.split_sha256 is not None and fingerprint == bench.split_sha256
     complete = len(items) == bench.standard_images and (reference or bench.split_sha256 is None)
-    head = {"name": bench.name, "title": bench.title, "task": bench.task, "root": str(root), "images": len(items),
-            "standard_images": bench.standard_images, "complete": complete,
-            "split": "reference" if reference else f"other (not {bench.split_source})" if bench.split_sha256
-            else bench.split_source, "split_fingerprint": fingerprint}
+    head = {
+        "name": bench.name,
+        "title": bench.title,
+        "task": bench.task,
+        "root": str(root),
+        "images": len(items),
+        "standard_images": bench.standard_images,
+        "complete": complete,
+        "split": "reference"
+        if reference
+        else f"other (not {bench.split_source})"
+        if bench.split_sha256
+        else bench.split_source,
+        "split_fingerprint": fingerprint,
+    }
     if bench.task == "depth":
-        head.update(crop=crop, depth_range_m=list(bench.depth_range_m), alignment=alignment, prediction_kind=kind,
-                    alignment_max_res=bench.alignment_max_res,
-                    depth_scale=options.depth_scale or bench.png_scale)
+        head.update(
+            crop=crop,
+            depth_range_m=list(bench.depth_range_m),
+            alignment=alignment,
+            prediction_kind=kind,
+            alignment_max_res=bench.alignment_max_res,
+            depth_scale=options.depth_scale or bench.png_scale,
+        )
     elif bench.task == "normals":
         head.update(normals_frame=frame)
     else:
@@ -255,8 +309,18 @@ def evaluate_benchmark(name: str, root: str, *, run=None, predictions: str | Non
     return {"benchmark": head, **report}, rows
 
 
-def _score(bench: Benchmark, archive: Archive, items: list[Item], predict: Callable, alignment: str, kind: str,
-           crop: str, frame: str, opts: EvalOptions, progress: Callable | None) -> tuple[dict, list]:
+def _score(
+    bench: Benchmark,
+    archive: Archive,
+    items: list[Item],
+    predict: Callable,
+    alignment: str,
+    kind: str,
+    crop: str,
+    frame: str,
+    opts: EvalOptions,
+    progress: Callable | None,
+) -> tuple[dict, list]:
     rows: list[dict] = []
     normals = P.NormalsScore(frame) if bench.task == "normals" else None
     seg = P.SegmentationScore(bench) if bench.task == "semantic" else None

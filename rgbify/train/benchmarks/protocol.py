@@ -33,8 +33,15 @@ ALIGNMENTS = ("none", "depth", "disparity")
 PREDICTION_KINDS = ("depth", "disparity")
 MIN_EVAL_DEPTH_M = 1e-6  # Marigold: predictions clipped to > 0 after the range clip
 MIN_DISPARITY = 1e-3  # Marigold: the aligned disparity is clipped to this before it is inverted
-MARIGOLD_NORMAL_KEYS = ("mean_angular_error", "median_angular_error", "sub5_error", "sub7_5_error",
-                        "sub11_25_error", "sub22_5_error", "sub30_error")
+MARIGOLD_NORMAL_KEYS = (
+    "mean_angular_error",
+    "median_angular_error",
+    "sub5_error",
+    "sub7_5_error",
+    "sub11_25_error",
+    "sub22_5_error",
+    "sub30_error",
+)
 THRESHOLDS_DEG = (5.0, 7.5, 11.25, 22.5, 30.0)
 MEDIAN_BIN_DEG = 1e-4  # pooled medians come from a histogram with bins this wide (exact to half of it)
 
@@ -98,8 +105,9 @@ def _nearest_copy(x: np.ndarray, max_res: int | None) -> np.ndarray:
     return x[:, cols]
 
 
-def fit_scale_shift(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
-                    max_res: int | None = None) -> tuple[float, float]:
+def fit_scale_shift(
+    pred: np.ndarray, target: np.ndarray, mask: np.ndarray, max_res: int | None = None
+) -> tuple[float, float]:
     """Least-squares (scale, shift) minimising sum (scale * pred + shift - target)^2 over ``mask`` (float64)."""
     p, t, m = (_nearest_copy(a, max_res) for a in (pred, target, mask))
     x = np.asarray(p, np.float64)[m]
@@ -111,8 +119,9 @@ def fit_scale_shift(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
     return float(scale), float(shift)
 
 
-def align_depth(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: str, kind: str = "depth",
-                max_res: int | None = None) -> tuple[np.ndarray, float, float]:
+def align_depth(
+    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: str, kind: str = "depth", max_res: int | None = None
+) -> tuple[np.ndarray, float, float]:
     """(depth in metres, scale, shift) of a prediction under ``alignment`` (module docstring)."""
     pred = np.asarray(pred, np.float64)
     finite = np.isfinite(pred)
@@ -120,8 +129,9 @@ def align_depth(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: 
         return (pred if kind == "depth" else 1.0 / np.clip(pred, MIN_DISPARITY, None)), 1.0, 0.0
     if alignment == "depth":
         if kind != "depth":
-            raise UserError("--alignment depth fits depth predictions; fit disparity predictions with "
-                            "--alignment disparity")
+            raise UserError(
+                "--alignment depth fits depth predictions; fit disparity predictions with --alignment disparity"
+            )
         scale, shift = fit_scale_shift(pred, gt, valid & finite, max_res)
         return pred * scale + shift, scale, shift
     if alignment != "disparity":
@@ -134,8 +144,15 @@ def align_depth(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: 
     return 1.0 / aligned, scale, shift
 
 
-def score_depth(bench: Benchmark, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: str,
-                kind: str = "depth", max_res: int | None = None) -> dict:
+def score_depth(
+    bench: Benchmark,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray,
+    alignment: str,
+    kind: str = "depth",
+    max_res: int | None = None,
+) -> dict:
     """One image's depth_metrics row (plus scale, shift) under the benchmark's protocol."""
     depth, scale, shift = align_depth(pred, gt, valid, alignment, kind, max_res)
     finite = np.isfinite(depth)
@@ -174,9 +191,11 @@ class NormalsScore:
         row = {"pixels": int(err.size), "nonfinite_pixels": int(bad.sum())}
         if err.size:
             has_nan = bool(bad.any())
-            row.update(mean_angular_error=float("nan") if has_nan else float(np.mean(err)),
-                       median_angular_error=float("nan") if has_nan else float(np.median(err)),
-                       **{k: float(100.0 * u / err.size) for k, u in zip(MARIGOLD_NORMAL_KEYS[2:], under, strict=True)})
+            row.update(
+                mean_angular_error=float("nan") if has_nan else float(np.mean(err)),
+                median_angular_error=float("nan") if has_nan else float(np.median(err)),
+                **{k: float(100.0 * u / err.size) for k, u in zip(MARIGOLD_NORMAL_KEYS[2:], under, strict=True)},
+            )
             self.rows.append(row)
         self.n += err.size
         self.nonfinite += int(bad.sum())
@@ -194,14 +213,16 @@ class NormalsScore:
         return float(np.mean(centre))
 
     def result(self) -> dict[str, dict]:
-        per_image = {k: float(np.mean([r[k] for r in self.rows])) if self.rows else float("nan")
-                     for k in MARIGOLD_NORMAL_KEYS}
+        per_image = {
+            k: float(np.mean([r[k] for r in self.rows])) if self.rows else float("nan") for k in MARIGOLD_NORMAL_KEYS
+        }
         per_image.update(images=len(self.rows), nonfinite_images=sum(1 for r in self.rows if r["nonfinite_pixels"]))
         pooled: dict = {k: float("nan") for k in M.NORMAL_KEYS}
         if self.n:
             if not self.nonfinite:
-                pooled.update(mean=self.sum / self.n, median=self._pooled_median(),
-                              rmse=float(np.sqrt(self.sum_sq / self.n)))
+                pooled.update(
+                    mean=self.sum / self.n, median=self._pooled_median(), rmse=float(np.sqrt(self.sum_sq / self.n))
+                )
             pooled.update({k: float(100.0 * u / self.n) for k, u in zip(M.NORMAL_KEYS[3:], self.under, strict=True)})
         pooled.update(pixels=int(self.n), nonfinite_pixels=int(self.nonfinite))
         return {"normals_per_image": per_image, "normals_pooled": pooled}
@@ -234,25 +255,36 @@ class SegmentationScore:
     def result(self) -> dict[str, dict]:
         miou, iou = M.miou_from_confusion(self.cm, ignore_index=self.k)
         labelled = self.cm[: self.k].sum()
-        return {"semantic": {"miou": miou, "pixel_acc": float(np.trace(self.cm[: self.k, : self.k]) / labelled)
-                             if labelled else float("nan"), "classes": self.k, "images": self.images},
-                "iou_per_class": {n: float(v) for n, v in zip(self.bench.class_names, iou[: self.k], strict=True)}}
+        return {
+            "semantic": {
+                "miou": miou,
+                "pixel_acc": float(np.trace(self.cm[: self.k, : self.k]) / labelled) if labelled else float("nan"),
+                "classes": self.k,
+                "images": self.images,
+            },
+            "iou_per_class": {n: float(v) for n, v in zip(self.bench.class_names, iou[: self.k], strict=True)},
+        }
 
 
-def check_protocol(bench: Benchmark, alignment: str, kind: str, crop: str | None, depth_scale: float | None,
-                   normals_frame: str | None) -> tuple[str, str]:
+def check_protocol(
+    bench: Benchmark, alignment: str, kind: str, crop: str | None, depth_scale: float | None, normals_frame: str | None
+) -> tuple[str, str]:
     """Refuse options that do not apply to ``bench``; returns the (crop, normals frame) to use."""
     if alignment not in ALIGNMENTS:
         raise UserError(f"--alignment {alignment}: use one of {', '.join(ALIGNMENTS)}")
     if kind not in PREDICTION_KINDS:
         raise UserError(f"--prediction-kind {kind}: use one of {', '.join(PREDICTION_KINDS)}")
     if bench.task != "depth" and (alignment != "none" or kind != "depth"):
-        raise UserError(f"--alignment/--prediction-kind are for depth benchmarks; {bench.name} is {bench.task}: "
-                        "use --alignment none")
+        raise UserError(
+            f"--alignment/--prediction-kind are for depth benchmarks; {bench.name} is {bench.task}: "
+            "use --alignment none"
+        )
     if depth_scale is not None:
         if bench.depth_format != "png16":
-            raise UserError(f"--depth-scale is for benchmarks with 16-bit PNG depth; {bench.name} stores "
-                            f"{'no depth' if bench.task != 'depth' else 'float metres'}")
+            raise UserError(
+                f"--depth-scale is for benchmarks with 16-bit PNG depth; {bench.name} stores "
+                f"{'no depth' if bench.task != 'depth' else 'float metres'}"
+            )
         if not depth_scale > 0:
             raise UserError(f"--depth-scale {depth_scale}: give the PNG value of one metre (> 0), e.g. 1000 or 256")
     crop = crop or bench.crops[0]

@@ -66,8 +66,10 @@ def find_items(bench: Benchmark, archive: Archive, split_file: str | None = None
         if archive.exists(item.gt) and (item.mask is None or archive.exists(item.mask)):
             items.append(item)
     if not items:
-        raise UserError(f"--root {archive.root}: no {bench.name} image with its ground truth found; expected "
-                        f"{bench.root} (files matching {bench.rgb_pattern}; docs/evaluation.md)")
+        raise UserError(
+            f"--root {archive.root}: no {bench.name} image with its ground truth found; expected "
+            f"{bench.root} (files matching {bench.rgb_pattern}; docs/evaluation.md)"
+        )
     return items
 
 
@@ -113,8 +115,10 @@ def load_sample(bench: Benchmark, archive: Archive, item: Item, depth_scale: flo
         gt, mask = _labels(bench, archive, item), None
     for name, arr in (("ground truth", gt), ("mask", mask)):
         if arr is not None and arr.shape[:2] != rgb.shape[:2]:
-            raise UserError(f"{archive.root}: {name} of {item.rgb} is {arr.shape[1]}x{arr.shape[0]} but the image "
-                            f"{rgb.shape[1]}x{rgb.shape[0]}; the files do not belong together")
+            raise UserError(
+                f"{archive.root}: {name} of {item.rgb} is {arr.shape[1]}x{arr.shape[0]} but the image "
+                f"{rgb.shape[1]}x{rgb.shape[0]}; the files do not belong together"
+            )
     return Sample(rgb, gt, mask)
 
 
@@ -126,8 +130,10 @@ def _depth(bench: Benchmark, archive: Archive, item: Item, hw: tuple[int, int], 
     # ETH3D: raw little-endian float32 values of an image of the RGB's size, no header; inf = no value
     data = archive.read_bytes(item.gt)
     if len(data) != 4 * hw[0] * hw[1]:
-        raise UserError(f"{archive.root}: {item.gt} holds {len(data)} bytes, not the {4 * hw[0] * hw[1]} of a float32 "
-                        f"{hw[1]}x{hw[0]} depth map for its image")
+        raise UserError(
+            f"{archive.root}: {item.gt} holds {len(data)} bytes, not the {4 * hw[0] * hw[1]} of a float32 "
+            f"{hw[1]}x{hw[0]} depth map for its image"
+        )
     d = np.frombuffer(data, dtype="<f4").astype(np.float64).reshape(hw)
     d[np.isinf(d)] = 0.0
     return d
@@ -167,8 +173,10 @@ def _nyu40_items(archive: Archive) -> list[Item]:
         raise UserError("nyuv2-seg40 reads a folder (the .mat files are read in place); give the folder as --root")
     missing = [f for f in (NYU_MAT, NYU_SPLITS, NYU_MAPPING) if not archive.exists(f)]
     if missing:
-        raise UserError(f"--root {archive.root}: no {', '.join(missing)}; nyuv2-seg40 needs NYUv2's "
-                        f"{NYU_MAT} and {NYU_SPLITS} and Gupta et al.'s {NYU_MAPPING} in one folder")
+        raise UserError(
+            f"--root {archive.root}: no {', '.join(missing)}; nyuv2-seg40 needs NYUv2's "
+            f"{NYU_MAT} and {NYU_SPLITS} and Gupta et al.'s {NYU_MAPPING} in one folder"
+        )
     test = scipy.io.loadmat(str(archive.root / NYU_SPLITS))["testNdxs"].ravel()
     return [Item(f"{int(i):04d}", f"{int(i):04d}") for i in test]
 
