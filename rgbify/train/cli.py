@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rgbify.config import add_arguments, values_from
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_writable_parent, publishing
 from rgbify.train.benchmarks.catalog import BENCHMARKS, NORMALS_FRAMES
 from rgbify.train.config import TASKS, TrainConfig, make_config
 
@@ -140,7 +140,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_benchmark(args: argparse.Namespace) -> int:
     from rgbify.train.benchmarks.evaluate import EvalOptions, evaluate_benchmark, rows_csv
-    from rgbify.train.report import markdown_table, write_report
+    from rgbify.train.report import markdown_table
 
     _check_common(args)
     if args.data or args.images or args.depth_gt:
@@ -156,30 +156,30 @@ def _eval_benchmark(args: argparse.Namespace) -> int:
                           max_items=args.max_items, class_map=args.class_map, ensemble=args.ensemble,
                           ensemble_invariance=args.ensemble_invariance, processing_res=args.processing_res,
                           seed=args.seed, steps=args.steps)
+    out = Path(args.out) if args.out else Path(args.run) / "eval" / f"bench-{args.benchmark}.json"
+    check_writable_parent(out)  # before any work
     run = None
     if args.run:
         from rgbify.train.predict import load_run  # torch: only to predict
 
         run = load_run(args.run, args.device)
 
-    def progress(n: int, total: int) -> None:
+    def progress(n: int, total: int) -> None:  # a run predicting is slow; scoring saved predictions is not
         if n % 50 == 0 or n == total:
             print(f"{args.benchmark}: {n}/{total}", file=sys.stderr, flush=True)
 
     report, rows = evaluate_benchmark(args.benchmark, args.root, run=run, predictions=args.predictions,
-                                      options=options, progress=progress)
-    out = Path(args.out) if args.out else Path(args.run) / "eval" / f"bench-{args.benchmark}.json"
+                                      options=options, progress=progress if run else None)
     what = f"run {args.run} (step {run.step}, mode {run.cfg.mode})" if run else f"predictions {args.predictions}"
     header = f"# rgbify eval: {what} on {report['benchmark']['title']} ({args.root})\n\n"
-    js, md = write_report(report, out, header)
-    written = [js, md]
-    if rows:
-        csv = out.with_suffix(".per_image.csv")
-        with publishing(csv) as tmp:
-            tmp.write_text(rows_csv(rows))
-        written.append(csv)
+    texts = {out: json.dumps(report, indent=1), out.with_suffix(".md"): header + markdown_table(report)}
+    if rows:  # per image: depth and normals
+        texts[out.with_suffix(".per_image.csv")] = rows_csv(rows)
+    with contextlib.ExitStack() as stack:  # all three written before any is renamed into place
+        for path, text in texts.items():
+            stack.enter_context(publishing(path)).write_text(text)
     print(markdown_table(report))
-    print("wrote " + ", ".join(map(str, written)))
+    print("wrote " + ", ".join(map(str, texts)))
     return 0
 
 

@@ -257,6 +257,8 @@ def evaluate_benchmark(
     crop, frame = P.check_protocol(
         bench, alignment, options.prediction_kind, options.crop, options.depth_scale, options.normals_frame
     )
+    if options.class_map is not None and bench.task != "semantic":
+        raise UserError(f"--class-map is for semantic benchmarks; {bench.name} is {bench.task}")
     if options.max_items is not None and options.max_items < 1:
         raise UserError(f"--max-items {options.max_items}: give a positive number")
     if run is not None:  # the run and its options are checked before any file is read
