@@ -493,6 +493,16 @@ def test_normals_per_image_and_pooled_with_frames(tmp_path):
     assert pooled["rmse"] == pytest.approx(np.sqrt(np.mean(allerr**2)), abs=1e-4)
     assert pooled["a30"] == pytest.approx(100 * np.mean(allerr < 30)) and pooled["pixels"] == allerr.size
     assert per["mean_angular_error"] != pytest.approx(pooled["mean"], abs=1e-6)  # two different averages
+    marigold = {rel: np.moveaxis(pred * np.array([1.0, -1.0, -1.0]), -1, 0) for rel, pred in preds.items()}
+    _save_preds(tmp_path / "marigold", marigold)  # Marigold's own: (3, H, W) in the files' frame, at the same name
+    theirs = evaluate_benchmark(
+        "nyuv2-normals",
+        str(tmp_path / "nyuv2" / "test"),
+        predictions=str(tmp_path / "marigold"),
+        options=EvalOptions(prediction_frame="rub"),
+    )[0]
+    assert theirs["normals_pooled"]["mean"] == pytest.approx(pooled["mean"], abs=1e-9)
+    assert theirs["normals_per_image"] == pytest.approx(per) and theirs["benchmark"]["prediction_frame"] == "rub"
     wrong = evaluate_benchmark(
         "nyuv2-normals",
         str(tmp_path / "nyuv2" / "test"),

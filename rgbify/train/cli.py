@@ -152,7 +152,8 @@ def _eval_benchmark(args: argparse.Namespace) -> int:
     if args.predictions and not args.out:
         raise UserError("--predictions needs --out FILE.json (where the report goes)")
     options = EvalOptions(alignment=args.alignment, prediction_kind=args.prediction_kind, crop=args.crop,
-                          depth_scale=args.depth_scale, normals_frame=args.normals_frame, split_file=args.split_file,
+                          depth_scale=args.depth_scale, normals_frame=args.normals_frame,
+                          prediction_frame=args.prediction_frame, split_file=args.split_file,
                           max_items=args.max_items, class_map=args.class_map, ensemble=args.ensemble,
                           ensemble_invariance=args.ensemble_invariance, processing_res=args.processing_res,
                           seed=args.seed, steps=args.steps)
@@ -254,6 +255,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "class names the prompt asks for, with --predictions the integer labels of the files.")
     g.add_argument("--normals-frame", default=None, choices=tuple(NORMALS_FRAMES),
                    help="Frame of the ground-truth normal files (default: the benchmark's, rub for Marigold's set).")
+    g.add_argument("--prediction-frame", default="opencv", choices=tuple(NORMALS_FRAMES),
+                   help="Frame of the normals in --predictions files (rgbify's: opencv; Marigold's own predictions: "
+                   "rub; (3, H, W) arrays are read too).")
     _add_inference_arguments(g)
     g.add_argument("--ensemble-invariance", default=None, choices=("none", "affine", "scale"),
                    help="Depth ensembles (default: affine when aligned, as Marigold; none otherwise).")

@@ -20,7 +20,7 @@ import numpy as np
 from rgbify.errors import UserError
 from rgbify.train.benchmarks import protocol as P
 from rgbify.train.benchmarks.archive import Archive
-from rgbify.train.benchmarks.catalog import Benchmark, get_benchmark
+from rgbify.train.benchmarks.catalog import NORMALS_FRAMES, Benchmark, get_benchmark
 from rgbify.train.benchmarks.classmaps import PUBLISHED, published_class_map, vocabulary_index
 from rgbify.train.benchmarks.readers import Item, Sample, find_items, load_sample, split_fingerprint
 
@@ -36,6 +36,7 @@ class EvalOptions:
     crop: str | None = None
     depth_scale: float | None = None
     normals_frame: str | None = None
+    prediction_frame: str = "opencv"  # the frame of normals in --predictions files (Marigold's own: "rub")
     split_file: str | None = None
     max_items: int | None = None
     class_map: str | dict | None = None
@@ -136,15 +137,21 @@ def _folder_predictor(pred_dir: str, bench: Benchmark, items: list[Item], opts: 
     if bench.task == "semantic" and opts.class_map is not None:
         lut = load_class_map(opts.class_map, bench, "ids")[0]
 
+    signs = np.asarray(NORMALS_FRAMES[opts.prediction_frame])  # a frame's signs are their own inverse
+
     def predict(item: Item, sample: Sample) -> np.ndarray:
         pred = np.load(paths[item.rgb], allow_pickle=False)
         want = sample.gt.shape
+        if bench.task == "normals" and pred.shape == (3, *want[:2]):  # channels first, as Marigold saves them
+            pred = np.moveaxis(pred, 0, -1)
         if pred.shape != want:
             where = ", after the KB crop" if bench.kb_crop else ""
             raise UserError(
                 f"--predictions: {paths[item.rgb]} has shape {pred.shape}; its ground truth is "
                 f"{want} (predict at the ground truth's resolution{where})"
             )
+        if bench.task == "normals":
+            pred = pred * signs  # to the OpenCV frame
         if lut is not None:  # a label the map does not name is -1: a miss
             labels, inverse = np.unique(np.asarray(pred, np.int64), return_inverse=True)
             pred = np.array([lut.get(int(v), -1) for v in labels], np.int64)[inverse].reshape(pred.shape)
@@ -257,6 +264,12 @@ def evaluate_benchmark(
     crop, frame = P.check_protocol(
         bench, alignment, options.prediction_kind, options.crop, options.depth_scale, options.normals_frame
     )
+    if options.prediction_frame not in NORMALS_FRAMES:
+        raise UserError(f"--prediction-frame {options.prediction_frame}: use one of {', '.join(NORMALS_FRAMES)}")
+    if options.prediction_frame != "opencv" and (bench.task != "normals" or run is not None):
+        raise UserError(
+            "--prediction-frame is for --predictions files of a normals benchmark (a run predicts in the OpenCV frame)"
+        )
     if options.class_map is not None and bench.task != "semantic":
         raise UserError(f"--class-map is for semantic benchmarks; {bench.name} is {bench.task}")
     if options.max_items is not None and options.max_items < 1:
@@ -304,6 +317,8 @@ def evaluate_benchmark(
         )
     elif bench.task == "normals":
         head.update(normals_frame=frame)
+        if run is None:
+            head.update(prediction_frame=options.prediction_frame)
     else:
         head.update(ignore_index=bench.ignore_index)
     head.update(info)
