@@ -13,7 +13,7 @@ relative difference per metric; ETH3D's fit at 1024 px is checked on a 1200 x 18
 ``compute_cosine_error(masked=True)`` and its per-image metrics against protocol.NormalsScore. Ensembles:
 ``marigold/util/ensemble.py`` (affine and scale depth, closest normals) against rgbify.train.ensemble. Without
 ``--marigold`` only the formulas of ../shared/REFERENCES.md (written out here in NumPy) are compared.
-Exit status 1 when any difference exceeds 1e-5 relative (normals: 5e-5 absolute, Marigold rounds to 4 decimals).
+Exit status 1 when any difference exceeds 1e-5 relative (normals: 5.1e-5 absolute, Marigold rounds to 4 decimals).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MARIGOLD_FUNCS = (
     "silog_rmse",
 )
 TOL_REL = 1e-5
-TOL_NORMALS_ABS = 5e-5  # Marigold rounds its normals metrics to 4 decimals
+TOL_NORMALS_ABS = 5.1e-5  # Marigold rounds its normals metrics to 4 decimals: half of 1e-4, plus float error
 TOL_ENSEMBLE_ABS = 1e-4  # BFGS on float32 costs: the same optimum, not the same last bits
 
 
