@@ -267,3 +267,43 @@ def test_ctrl_c_of_a_process_pool_command_is_one_line(tmp_path):
     os.killpg(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and time.monotonic() - t0 < 5 and err.strip() == "rgbify: interrupted", err[-2000:]
+
+
+# --- rgbify eval --benchmark (scoring saved predictions: NumPy only) ---------------------------------------------
+
+
+def test_eval_benchmark_damaged_files_full_disk_and_bad_values(tmp_path, monkeypatch, capsys):
+    """A damaged benchmark file, a full disk while the report is written, and every option that does not apply:
+    one line naming the value and the fix, exit 2, no report (the JSON, Markdown and CSV appear together)."""
+    from test_eval_benchmarks import _save_preds, write_kitti
+
+    gts = write_kitti(tmp_path / "kitti")
+    _save_preds(tmp_path / "pred", {rel: np.full((352, 1216), 9.0) for rel in gts})
+    (tmp_path / "reports").mkdir()
+    out = tmp_path / "reports" / "kitti.json"
+    base = ["eval", "--benchmark", "kitti", "--root", str(tmp_path / "kitti"), "--predictions", str(tmp_path / "pred"),
+            "--out", str(out)]
+    before = listing(tmp_path)
+    cases = [
+        (["--depth-scale", "0"], "--depth-scale 0.0: give the PNG value of one metre"),
+        (["--crop", "middle"], "--crop middle: kitti has the crops eigen, garg, none"),
+        (["--normals-frame", "rub"], "--normals-frame is for normals benchmarks"),
+        (["--class-map", "published"], "--class-map is for semantic benchmarks"),
+        (["--ensemble", "3"], "are for --run; a predictions folder holds final answers"),
+        (["--split-file", str(tmp_path / "nope.txt")], "no such file"),
+        (["--max-items", "0"], "--max-items 0"),
+    ]
+    for extra, needle in cases:
+        assert main(base + extra) == 2, extra
+        assert needle in one_error_line(capsys), extra
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", failing_fsync)
+        assert main(base) == 2
+    line = one_error_line(capsys)
+    assert "no space left" in line and "run the same command again" in line, line
+    gt = tmp_path / "kitti" / "2011_09_26_drive_0002_sync/proj_depth/groundtruth/image_02/0000000054.png"
+    gt.write_bytes(gt.read_bytes()[:200])  # cut short
+    assert main(base) == 2
+    line = one_error_line(capsys)
+    assert "cannot read image" in line and "groundtruth/image_02/0000000054.png" in line, line
+    assert listing(tmp_path) == before  # no report, no temporary file
