@@ -1,16 +1,18 @@
 """Render a swatch of every material family's kinds: docs/img/materials.png (rendered with rgbify.render.render).
 
-    python scripts/material_swatches.py [--samples 32] [--size 1200x900] [--out docs/img/materials.png]
+    python scripts/material_swatches.py [--samples 32] [--tile 200] [--out docs/img/materials.png]
 
-Each swatch is a 0.5 m box with a 0.2 m sphere on it, made of one kind of one family (rgbify.scenes.materials
-FAMILIES), drawn with seed 0, under Blender's "courtyard" HDRI, AgX view transform; the label names family and
-pattern. The boxes are 0.5 m so a pattern's real-world scale can be judged (a wood plank, a tile, a weave cell).
+Each swatch is its own render of a 0.5 m box with a 0.2 m sphere on it, made of one kind of one family
+(rgbify.scenes.materials FAMILIES, the first seed that draws that kind), under Blender's "courtyard" HDRI, AgX view
+transform; the label names family and pattern. The box is 0.5 m so a pattern's real-world scale can be judged
+(a wood plank, a tile, a weave cell).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,46 +50,39 @@ def swatches() -> list[tuple[str, object]]:
     return out
 
 
-def scene(items: list, cols: int, w: int, h: int, samples: int) -> tuple[SceneSpec, list[tuple[float, float]]]:
-    objects, centres = [], []
-    rows = -(-len(items) // cols)
-    for i, (_, m) in enumerate(items):
-        x, y = (i % cols) * 0.75, -(i // cols) * 1.0
-        centres.append((x, y))
-        objects.append(Object(f"box{i}", Primitive("box", (0.5, 0.5, 0.5)), "box", 2 * i + 1,
-                              ((1, 0, 0, x), (0, 1, 0, y), (0, 0, 1, 0.25), (0, 0, 0, 1)), material=m))
-        objects.append(Object(f"ball{i}", Primitive("sphere", (0.2, 0.2, 0.2), segments=48), "ball", 2 * i + 2,
-                              ((1, 0, 0, x + 0.12), (0, 1, 0, y - 0.12), (0, 0, 1, 0.6), (0, 0, 0, 1)),
-                              shading="smooth", material=m))
-    cx, cy = (cols - 1) * 0.375, -(rows - 1) * 0.5
-    eye = (cx, cy - 0.55 * rows - 1.0, 0.8 * rows + 1.0)
-    cam = Camera.from_hfov(w, h, 62.0, look_at(eye, (cx, cy, 0.0)))
-    spec = SceneSpec(camera=cam, objects=tuple(objects), world=World(hdri="builtin:courtyard", strength=1.0),
+def swatch_scene(m, size: int, samples: int) -> SceneSpec:
+    """A 0.5 m box (one face seen square-on, one obliquely, the top) with a 0.2 m sphere on it, both of ``m``."""
+    objects = (Object("box", Primitive("box", (0.5, 0.5, 0.5)), "box", 1,
+                      ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0.25), (0, 0, 0, 1)), material=m),
+               Object("ball", Primitive("sphere", (0.2, 0.2, 0.2), segments=48), "ball", 2,
+                      ((1, 0, 0, 0.1), (0, 1, 0, -0.1), (0, 0, 1, 0.6), (0, 0, 0, 1)), shading="smooth", material=m))
+    cam = Camera.from_hfov(size, size, 40.0, look_at((0.75, -1.05, 1.0), (0.0, 0.0, 0.3)))
+    return SceneSpec(camera=cam, objects=objects, world=World(hdri="builtin:courtyard", strength=1.0),
                      render=RenderSettings(samples=samples, view_transform="AgX"), classes=("box", "ball"))
-    return spec, centres
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=32)
-    ap.add_argument("--size", default="1200x900")
+    ap.add_argument("--tile", type=int, default=200, help="side of one swatch in pixels")
     ap.add_argument("--cols", type=int, default=8)
     ap.add_argument("--out", default=str(ROOT / "docs" / "img" / "materials.png"))
+    ap.add_argument("--only", help="comma-separated parts of labels to render (e.g. 'floor,brick')")
     args = ap.parse_args()
-    w, h = (int(x) for x in args.size.split("x"))
     items = swatches()
-    spec, centres = scene(items, args.cols, w, h, args.samples)
-    result = render(spec)
-    img = Image.fromarray(result.rgb)
-    draw = ImageDraw.Draw(img)
-    K = np.asarray(result.K)
-    cam_from_world = np.linalg.inv(np.asarray(result.world_from_camera))
-    for (label, _), (x, y) in zip(items, centres, strict=True):
-        p = cam_from_world @ np.array([x - 0.3, y - 0.3, 0.0, 1.0])
-        u, v = K[0, 0] * p[0] / p[2] + K[0, 2], K[1, 1] * p[1] / p[2] + K[1, 2]
-        draw.text((u, v + 2), label, fill=(255, 255, 255))
-    img.save(args.out)
-    print(f"wrote {args.out}: {len(items)} swatches, {result.timings['total']:.1f} s")
+    if args.only:
+        items = [(label, m) for label, m in items if any(k in label for k in args.only.split(","))]
+    t, label_h = args.tile, 14
+    rows = -(-len(items) // args.cols)
+    sheet = Image.new("RGB", (args.cols * t, rows * (t + label_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    t0 = time.perf_counter()
+    for i, (label, m) in enumerate(items):
+        x, y = (i % args.cols) * t, (i // args.cols) * (t + label_h)
+        sheet.paste(Image.fromarray(render(swatch_scene(m, t, args.samples)).rgb), (x, y))
+        draw.text((x + 3, y + t + 1), label, fill=(0, 0, 0))
+    sheet.save(args.out)
+    print(f"wrote {args.out}: {len(items)} swatches, {time.perf_counter() - t0:.0f} s")
     return 0
 
 

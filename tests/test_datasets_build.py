@@ -11,31 +11,9 @@ import pytest
 
 from rgbify.datasets.build.config import BuildConfig
 from rgbify.datasets.build.planner import Planner
-from rgbify.datasets.build.work import Rendered, write_part
 from rgbify.datasets.storage import folder
 from rgbify.datasets.storage.reader import DatasetReader
-from rgbify.datasets.storage.shards import write_sample_file
-from tests.dataset_fakes import fake_sample
-
-
-class FakePool:
-    """Renders sample i as fake_sample(i); raises after ``die_after`` samples (a killed build)."""
-
-    def __init__(self, cfg: BuildConfig, die_after: int | None = None):
-        self.out, self.storage, self.die_after = Path(cfg.out), cfg.storage, die_after
-        self.rendered: list[int] = []
-
-    def run(self, config, jobs):
-        for job in jobs:
-            for i in job.todo:
-                if len(self.rendered) == self.die_after:
-                    raise KeyboardInterrupt
-                path = folder.work_file(self.out, job.k, i)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_sample_file(path, fake_sample(i))
-                self.rendered.append(i)
-                yield Rendered(1)
-            yield write_part(self.out, job, self.storage)
+from tests.dataset_fakes import FakePool, fake_sample
 
 
 def cfg_for(out: Path, count: int) -> BuildConfig:

@@ -293,3 +293,46 @@ def test_get_is_set_epoch_then_getitem_and_thread_safe(tmp_path):
     for (e, i), got in zip(keys * 3, threaded, strict=True):
         ds.set_epoch(e)
         _same_batches([got], [ds[i]])
+
+
+def test_photometric_augmentation_changes_the_input_image_only(tmp_path):
+    """Colour jitter and noise change the input image (train split), never the target or the ground truth, and
+    leave every other draw of the item alone (same crop, codec, prompt, target as with them off)."""
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=4, h=24, w=32)
+    plain = TaskDataset(d, split="all", augment=True, tasks=("depth", "normals"))
+    jit = TaskDataset(d, split="all", augment=True, tasks=("depth", "normals"), color_jitter=0.3, noise_std=4.0)
+    changed = 0
+    for i in range(4):
+        a, b = plain[i], jit[i]
+        assert a["prompt"] == b["prompt"] and torch.equal(a["target"], b["target"])
+        assert torch.equal(a["gt_depth"], b["gt_depth"]) and torch.equal(a["gt_normals"], b["gt_normals"])
+        diff = (a["image"].float() - b["image"].float()).abs()
+        changed += int(diff.mean() > 1.0)
+        assert b["image"].dtype == torch.uint8 and b["image"].shape == a["image"].shape
+    assert changed == 4
+    off = TaskDataset(d, split="all", augment=False, color_jitter=0.3, noise_std=4.0)
+    ref_ds = TaskDataset(d, split="all", augment=False)
+    assert torch.equal(off[0]["image"], ref_ds[0]["image"])  # augment=False (val) turns it off
+    with pytest.raises(ValueError, match="color_jitter 1.5"):
+        TaskDataset(d, color_jitter=1.5)
+
+
+def test_photometric_statistics():
+    """Brightness scales the mean; saturation 0 would grey; noise of sigma s adds variance s^2 (within 10 %)."""
+    from rgbify.datasets.loading.task_dataset import photometric
+
+    flat = torch.full((3, 64, 64), 128, dtype=torch.uint8)
+    noisy = photometric(flat, np.random.default_rng(0), 0.0, 8.0)
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.0, 8.0)
+    assert abs(noisy.float().std().item() - sigma) < 0.1 * sigma + 0.3
+    img = torch.from_numpy(np.random.default_rng(1).integers(60, 140, (3, 32, 32), dtype=np.uint8))
+    out = photometric(img, np.random.default_rng(2), 0.4, 0.0)
+    b, c, s = np.random.default_rng(2).uniform(0.6, 1.4, 3)
+    gains = np.random.default_rng(2).uniform(0.9, 1.1, 6)[3:]
+    # the mean grey is scaled by brightness x mean gain (contrast and saturation keep the mean grey)
+    grey = lambda x: (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0).mean().item()  # noqa: E731
+    expect = grey(img.float() * torch.from_numpy(gains * b).float().view(3, 1, 1))
+    assert abs(grey(out) - expect) < 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
+import subprocess
 
 import h5py
 import numpy as np
@@ -151,6 +153,41 @@ def test_foreign_hdf5_is_refused(tmp_path):
         sh.open_shard(q)
 
 
+def test_shards_describe_themselves(tmp_path):
+    """Every field carries description, units, frame, invalid value, codec and a pointer to the docs; the file carries
+    the class table and where the conventions are written; h5dump -A (no rgbify, no Python) shows all of it."""
+    d = fake_dataset(tmp_path)
+    p = d / "shards" / "shard-00000.h5"
+    with h5py.File(p) as f:
+        assert list(f.attrs["classes"]) == list(CLASSES)
+        assert f.attrs["conventions"].startswith("docs/conventions.md") and f.attrs["conventions_version"] == "1"
+        for name in sh.ALL_FIELDS:
+            attrs = dict(f[name].attrs)
+            assert {"description", "units", "frame", "invalid", "codec", "docs"} <= set(attrs), name
+            assert all(isinstance(v, str) and v for k, v in attrs.items() if k != "encoding"), name
+        assert f["depth"].attrs["units"] == "metres" and "+inf" in f["depth"].attrs["invalid"]
+        assert "OpenCV" in f["normals"].attrs["frame"] and "(0, 0, 0)" in f["normals"].attrs["invalid"]
+        assert "classes[i]" in f["semantic"].attrs["units"] and "zlib" in f["spec"].attrs["codec"]
+    with sh.ShardReader(p) as r:  # the attributes change nothing a reader reads
+        assert set(r.read(0)) == set(sh.ALL_FIELDS)
+    h5dump = shutil.which("h5dump")
+    if h5dump is None:
+        pytest.skip("h5dump not installed (apt install hdf5-tools; scripts/setup.sh does where apt exists)")
+    text = subprocess.run([h5dump, "-A", str(p)], capture_output=True, text=True, check=True).stdout
+    for needle in ('"metres"', "+inf where nothing is hit", "OpenCV camera: +x right, +y down, +z forward",
+                   "zlib-compressed UTF-8", '"floor", "table", "lamp"', "docs/conventions.md section 2"):
+        assert needle in text, needle
+
+
+def test_verify_checks_the_shard_class_table(tmp_path):
+    d = fake_dataset(tmp_path)
+    m = load_manifest(d)
+    m["classes"] = ["floor", "table", "chair"]
+    (d / "dataset.json").write_text(json.dumps(m))
+    text = verify(d).text()
+    assert "shards/shard-00000.h5: its class table (attribute classes) differs from dataset.json's" in text
+
+
 def test_verify_cleanfake_dataset(tmp_path):
     rep = verify(fake_dataset(tmp_path))
     assert rep.ok, rep.text()
@@ -240,13 +277,23 @@ def test_resolution_argument():
             _resolution(bad)
 
 
-def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+@pytest.mark.parametrize("budget", [0, 700, 5000])
+def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch, budget):
+    """The disk fills while a work file is written (at its first byte, inside a member, at the zip's directory):
+    OSError, no file left, and no second report from an unclosed zip ("Exception ignored in ZipFile.__del__")."""
+    import gc
+    import sys
 
-    monkeypatch.setattr(sh.np, "savez", full)
-    with pytest.raises(OSError):
+    from tests.fault_shims import full_disk_open
+
+    monkeypatch.setattr(sh, "open", full_disk_open(budget), raising=False)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(OSError) as e:
         sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
+    assert e.value.errno == errno.ENOSPC
+    gc.collect()
+    assert unraisable == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,6 +11,7 @@ import rgbify
 from rgbify.train.metrics import (
     depth_metrics,
     depth_metrics_affine,
+    mean_depth,
     miou,
     normal_metrics,
     panoptic_quality,
@@ -38,6 +39,23 @@ def test_depth_metrics_hand_computed():
     assert m["delta3"] == pytest.approx(1 / 3)  # 1.953 < 2 still
     e = np.array([ln2, 0, -ln2])
     assert m["silog"] == pytest.approx(100 * math.sqrt(np.mean(e**2) - np.mean(e) ** 2))
+    assert m["i_rmse"] == pytest.approx(math.sqrt(((1 / 2 - 1) ** 2 + 0 + (1 / 2 - 1 / 4) ** 2) / 3))  # 1/m
+    assert (m["pixels"], m["nonfinite_pixels"]) == (3, 0)
+
+
+def test_nonfinite_predictions_are_counted_not_turned_into_numbers():
+    gt = np.array([[1.0, 2.0, 4.0, 5.0]])
+    pred = np.array([[1.0, np.nan, np.inf, 5.0]])
+    m = depth_metrics(pred, gt)
+    assert m["nonfinite_pixels"] == 2 and m["pixels"] == 4
+    assert all(math.isnan(m[k]) for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "i_rmse", "silog"))
+    assert m["delta1"] == 0.5  # the two finite pixels hit, the two others are misses (as Marigold counts them)
+    clean = depth_metrics(gt, gt)
+    empty = depth_metrics(gt, gt, valid=np.zeros((1, 4), bool))
+    mean = mean_depth([m, clean, empty])
+    assert math.isnan(mean["abs_rel"]) and mean["delta1"] == pytest.approx(0.75)  # NaN is not skipped
+    assert (mean["nonfinite_pixels"], mean["nonfinite_images"], mean["empty_images"]) == (2, 1, 1)
+    assert mean_depth([clean, empty])["abs_rel"] == 0.0  # an image without valid pixels is left out
 
 
 def test_depth_metrics_valid_mask_and_perfect():

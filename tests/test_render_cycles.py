@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from oracles.raycast import cast
-from render_scenes import oracle_scene, tiny_scene
+from render_scenes import oracle_scene, tiny_scene, translate
 
 from rgbify.render import RenderResult, SceneError, render, write_render_dir
 from rgbify.scenes.spec import Camera, MeshFile, Object, spec_to_json
@@ -298,6 +298,32 @@ def test_every_material_light_and_world_feature_renders(tmp_path):
         render(too_few)
 
 
+def test_a_thin_pane_lets_the_sun_through_without_caustics():
+    """A thin glass pane between the sun and the floor lets the sun light the floor by direct (next-event) light
+    with caustics off, as bright as no pane times its Fresnel transmission; a refracting slab in the same place
+    (thin off) leaves only caustic paths, so with caustics off the floor under it is in shadow."""
+    from rgbify.scenes.spec import Light, Material, Object, Primitive, RenderSettings, World, look_at
+
+    base = tiny_scene(width=24, height=16)
+    cam = dataclasses.replace(base.camera, world_from_camera=look_at((0.0, -0.01, 4.0), (0.0, 0.0, 0.0)))
+    rs = RenderSettings(samples=16, denoise=False, caustics=False)
+
+    def floor_mean(pane: Material | None) -> float:
+        objs = [base.objects[0]]
+        if pane is not None:  # a 3 m pane 1 m above the floor, under the sun, seen through by the camera
+            objs.append(Object("pane", Primitive("box", size=(3.0, 3.0, 0.01)), "box", 2,
+                               world_from_object=translate(0, 0, 1.0), material=pane))
+        spec = dataclasses.replace(base, camera=cam, objects=tuple(objs), render=rs, world=World(strength=0.0),
+                                   lights=(Light("sun", power=3.0),))  # straight down
+        return float(render(spec).rgb[4:12, 6:18].mean())
+
+    glass = dict(base_color=(1.0, 1.0, 1.0), roughness=0.0, transmission=1.0, ior=1.5)
+    open_sky, thin, slab = floor_mean(None), floor_mean(Material(**glass, thin=True)), floor_mean(Material(**glass))
+    assert open_sky > 100
+    assert 0.75 * open_sky < thin <= open_sky  # two Fresnel passes (sun through, view through) at normal incidence
+    assert slab < 0.3 * open_sky
+
+
 @pytest.mark.slow
 def test_cli_renders_a_recipe_sample(tmp_path):
     import rgbify.scenes
@@ -345,3 +371,32 @@ def test_the_sampler_checks_the_triangles_blender_renders(recipe):
         kinds.add(o.geometry.type)
     assert {"primitive", "mesh"} <= kinds
     cycles.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,index", [("indoor", 3), ("tabletop", 1), ("outdoor", 2)])
+def test_recipe_scenes_match_the_oracle_with_an_hdri_and_depth_of_field(recipe, index):
+    """A whole recipe scene (its real meshes, settled clutter, part materials, window panes) under a builtin HDRI
+    and a wide-open f/1.4 lens: the ground truth is still the pinhole centre ray's, equal to the ray caster's."""
+    from rgbify.render.cli import resize_camera
+    from rgbify.scenes import sample_scene
+
+    spec = sample_scene(recipe, 0, index)
+    cam = dataclasses.replace(resize_camera(spec.camera, 96, 72), f_number=1.4, focus_distance_m=1.0)
+    world = dataclasses.replace(spec.world, hdri="builtin:forest", hdri_rotation_deg=40.0, physical_sky=False)
+    spec = dataclasses.replace(spec, camera=cam, world=world,
+                               render=dataclasses.replace(spec.render, samples=2, denoise=False)).validate()
+    r, o = render(spec), cast(spec)
+    n = r.depth.size
+    same = (r.instance == o.instance) & (o.instance > 0)
+    assert (r.instance == o.instance).sum() >= 0.998 * n, (r.instance != o.instance).sum()
+    both = np.isfinite(r.depth) & np.isfinite(o.depth)
+    assert (np.isfinite(r.depth) == np.isfinite(o.depth)).all()
+    rel = np.abs(r.depth[both].astype(np.float64) - o.depth[both]) / o.depth[both]
+    assert (rel <= 1e-5).sum() >= 0.998 * both.sum(), np.quantile(rel, [0.5, 0.998, 1.0])
+    angle = np.degrees(np.arccos(np.clip(np.sum(r.normals.astype(np.float64) * o.normals, axis=-1), -1, 1)))
+    flat, smooth = same & ~o.smooth, same & o.smooth
+    assert (angle[flat] <= 0.1).sum() >= 0.998 * flat.sum(), np.quantile(angle[flat], [0.5, 0.998, 1.0])
+    if smooth.sum():
+        assert (angle[smooth] <= 1.0).sum() >= 0.998 * smooth.sum(), np.quantile(angle[smooth], [0.5, 0.998, 1.0])
+    assert r.rgb.std() > 5  # the HDRI lit it

@@ -166,22 +166,17 @@ def test_twenty_specs_are_pure_functions_of_config_seed_index():
 PINNED_SCENES = {
     2: {"indoor": ["919e23cde6bea51e", "50cc55476ce20670"], "outdoor": ["dbd3b327d619e974", "bfd9f572eb9afb68"],
         "tabletop": ["f9e67cfb67a26c4a", "9effd11367c3c37a"]},
-    3: {"indoor": ["1bfb2e8d766e8ad2", "5774555ba8d5390e"], "outdoor": ["67a013e9fd4ea30a", "29527668bc10e68f"],
-        "tabletop": ["f5cdea490fd463c1", "7b35dfa16e65b83d"]},
-    4: {"indoor": ["aefaf8c04767bfae", "280f623d4d443cdb"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
-        "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},
-    5: {"indoor": ["aefaf8c04767bfae", "280f623d4d443cdb"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
-        "tabletop": ["777287b84beb2ba1", "3b76b32402a87dbe"]},  # version 5 changed scenes with --assets only
-    6: {"indoor": ["488ae3f7cb2948dd", "575b60a3058aeba7"], "outdoor": ["8992d30844c015dd", "1e7a5098e7bfc1fc"],
-        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # the physics step (outdoor: nothing loose here)
-    7: {"indoor": ["d142673c22128dc1", "60d97e875b9a7b44"], "outdoor": ["42873d13cd2983c3", "ce410b01ed451e93"],
-        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"]},  # dataset camera profiles (indoor and outdoor)
-    8: {"indoor": ["60043f1daee48a6b", "3e2282640e1e238e"], "outdoor": ["53a0b426c13ea0ac", "8e12b68a4d2a63d0"],
-        "tabletop": ["1702f60e0586a7f3", "781cbca29db0a7ec"],  # room types, homes; indoor furniture, outdoor
-        "bathroom": ["f3676febd6d282de", "89d3eaf790ca0e82"],  # cars and people from the Debian catalogue
-        "bedroom": ["8280ce471bd194f1", "99c71e91a02cd254"], "home": ["1f0ddf72bc98b796", "5e6027cfde094e19"],
-        "kitchen": ["b7b423e8e1066eea", "0153391ac896795c"], "living_room": ["be67f5d8fcbbaed2", "e3e6cc7cbdfcdbb9"],
-        "office": ["ffd73d8bc75cb48b", "15be28adbe96affc"]},
+    3: {"indoor": ["5c2bee93a13eb955", "8d28092e23ebd1cb"], "outdoor": ["66184e6f889164a0", "b56e5ce9fa164938"],
+        "tabletop": ["bf73d6c619e22381", "600b10ed4b524cc4"]},
+    4: {"indoor": ["5f34b4f72a9d9859", "899480ffd4fb1bce"], "outdoor": ["72c9299cf26332b0", "4143037b77730b29"],
+        "tabletop": ["9343d80b033ff130", "6ef171350ce0bf0b"]},
+    # versions 5-8 were sampled on the assets-layouts branch only (catalogue, user assets, physics, camera
+    # profiles, room types, homes, streets with people), never released; 9 is them merged with main's 4
+    9: {"indoor": ["180da8d36967f574", "91fc4c2dc4f8eb02"], "outdoor": ["66a0fa264039ce64", "6f2e72bf9e2a62ff"],
+        "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["23f99cf9c51e68c8", "51924ddee3806757"],
+        "bedroom": ["f15cb457c029e024", "fd78666508a4405c"], "home": ["37067765bd512112", "00f195c1fe6f696e"],
+        "kitchen": ["19f9a532a02a658f", "9f448e6f10e17836"], "living_room": ["8f4205a21e739b06", "bbeb13bca79c4f61"],
+        "office": ["7865e0c606767198", "f57f0ac390a7a734"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -683,3 +678,35 @@ def test_image_textures_and_hdris_from_folders(tmp_path):
     assert spec.world.hdri == str((tmp_path / "hdri" / "sky.hdr").resolve())
     with pytest.raises(ValueError, match="does not exist"):
         sample_scene(load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "missing")}), 0, 0)
+
+
+def test_images_that_are_not_images_are_skipped_with_one_line(tmp_path):
+    """An HDRI that is not an image, a PNG cut short and a text file named .jpg are skipped, each with one warning
+    naming it; the good files are still used."""
+    import warnings
+
+    from PIL import Image
+
+    from rgbify.scenes.assets import AssetWarning
+
+    (tmp_path / "tex").mkdir()
+    (tmp_path / "hdri").mkdir()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(tmp_path / "tex" / "red.png")
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(tmp_path / "tex" / "cut.png")
+    data = (tmp_path / "tex" / "cut.png").read_bytes()
+    (tmp_path / "tex" / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "tex" / "notes.jpg").write_text("not a picture")
+    (tmp_path / "hdri" / "sky.hdr").write_bytes(b"#?RADIANCE\n")
+    (tmp_path / "hdri" / "fake.exr").write_text("<html>404</html>")
+    cfg = load_recipe("indoor", **{"materials.image_texture_dir": str(tmp_path / "tex"),
+                                   "materials.image_texture_prob": 1.0,
+                                   "lighting.hdri_dir": str(tmp_path / "hdri"), "lighting.hdri_prob": 1.0})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs = [sample_scene(cfg, 0, i) for i in range(3)]
+    msgs = sorted(str(w.message) for w in caught if issubclass(w.category, AssetWarning))
+    assert len(msgs) == 3 and all("\n" not in m for m in msgs)  # once per file, not once per scene
+    assert [m.split(":")[0].rsplit("/", 1)[1] for m in msgs] == ["fake.exr", "cut.png", "notes.jpg"]
+    used = {o.material.image_texture for s in specs for o in s.objects} - {None}
+    assert used == {str((tmp_path / "tex" / "red.png").resolve())}
+    assert {s.world.hdri for s in specs} == {str((tmp_path / "hdri" / "sky.hdr").resolve())}

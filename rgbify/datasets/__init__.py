@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ProcessLoader", "TaskDataset", "ThreadLoader", "collate", "to_unit"]
+__all__ = ["DATASET_ERRORS", "ProcessLoader", "TaskDataset", "ThreadLoader", "collate", "to_unit"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "DATASET_ERRORS":  # what reading a damaged or missing dataset raises (ValueError subclasses)
+        from rgbify.datasets.storage.manifest import ManifestError
+        from rgbify.datasets.storage.shards import ShardError
+
+        return (ManifestError, ShardError)
     if name in ("ThreadLoader", "ProcessLoader"):
         from rgbify.datasets.loading import loader
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from rgbify.config import add_arguments, parse, values_from
 from rgbify.datasets.build.config import SCALE_OUT, BuildConfig, Storage
@@ -27,7 +25,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, BuildConfig, skip=SCALE_OUT)
     add_arguments(p.add_argument_group("scale-out (docs/scaling.md)"), BuildConfig, only=SCALE_OUT)
     p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary (notices such as a "
+                   "shard being repaired are still printed)")
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="check a dataset: checksums, shapes, dtypes, NaNs and invariants",
@@ -46,13 +45,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write (input, target, prompt) triples for other trainers",
                        description="png: OUT/images/*.png + OUT/metadata.jsonl (columns input_image, "
-                       "edit_prompt, edited_image; diffusers' InstructPix2Pix example reads it); webdataset: "
-                       "OUT/*.tar shards.")
+                       "edit_prompt, edited_image: a Hugging Face imagefolder, load_dataset('imagefolder', "
+                       "data_dir=OUT), which diffusers' InstructPix2Pix example reads); webdataset: OUT/*.tar "
+                       "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 16 classes gives several "
+                       "semantic items).")
     p.add_argument("dir", type=Path, help="dataset folder")
     p.add_argument("--format", choices=("png", "webdataset"), default="png")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder: new, empty, or an earlier export (replaced "
+                   "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
-                   help="comma-separated tasks to export (each sample gives one triple per task)")
+                   help="comma-separated tasks to export (each sample gives one triple per task, semantic "
+                   "one per 16 classes it shows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
     p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
     p.set_defaults(func=_export)
@@ -66,25 +69,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_repack)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _build(args: argparse.Namespace) -> int:
     from rgbify.datasets.build.planner import build
     from rgbify.datasets.build.progress import RichProgress
     from rgbify.datasets.build.work import SampleFailed
 
     cfg = parse(BuildConfig, values_from(args, BuildConfig), "rgbify build", flags=True)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    log = lambda msg: print(f"rgbify: {msg}", file=sys.stderr)  # noqa: E731 - notices (a repair) even with --quiet
+    try:  # SIGTERM stops it as Ctrl-C does (rgbify.cli): finished samples are kept
         stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)
     except SampleFailed as e:  # a scene that fails every retry: say which, keep what is done
         print(f"rgbify: error: {e}; finished samples are kept, run the same command again to retry", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         print(f"{cfg.out}: {stats.total} samples ({stats.rendered} rendered now, {stats.done_before} kept), "
               f"{stats.rejects} rejected scene draws, {stats.restarts} worker restarts, "
@@ -146,20 +142,34 @@ def _single_file(path: Path) -> None:
 
 def _preview(args: argparse.Namespace) -> int:
     from rgbify.datasets.preview import contact_sheet
+    from rgbify.fileio import check_writable_parent, disk_error
 
+    out = args.out or args.dir / "preview.png"
     with _reading(args.dir):
         if args.n < 1:
             raise UserError(f"--n {args.n} must be a positive integer")
-        path = contact_sheet(args.dir, args.out or args.dir / "preview.png", n=args.n)
+        if out.suffix.lower() != ".png":  # never a dataset.json, a shard or a text file turned into a PNG
+            raise UserError(f"--out {out}: a contact sheet is a PNG; give a name ending in .png")
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; give a .png file name")
+        check_writable_parent(out, "--out")
+        try:
+            path = contact_sheet(args.dir, out, n=args.n)
+        except OSError as e:
+            raise disk_error(e, out) from None
     print(path)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from rgbify.datasets.export import export
+    from rgbify.fileio import disk_error
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     with _reading(args.dir):
-        n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        try:
+            n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        except OSError as e:  # a full disk: nothing is left in --out (the export is written whole)
+            raise disk_error(e, args.out) from None
     print(f"{args.out}: {n} items")
     return 0

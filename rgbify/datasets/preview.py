@@ -14,8 +14,14 @@ from PIL import Image, ImageDraw, ImageFont
 from rgbify.datasets.loading.captions import caption
 from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.encode import encode_depth, encode_normals
+from rgbify.errors import UserError
 from rgbify.fileio import publishing
 from rgbify.scenes.spec import spec_from_json
+
+
+class PreviewError(UserError, ValueError):
+    """Nothing to show: the dataset has no published sample."""
+
 
 COLUMNS = ("RGB", "depth: cubewalk", "depth: hilbert24", "normals", "semantic", "instance", "edge")
 
@@ -50,7 +56,9 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
     reader = DatasetReader(directory)
     indices = reader.indices
     if not indices:
-        raise ValueError(f"{directory}: the dataset has no published samples yet; run `rgbify build` first")
+        reader.close()
+        raise PreviewError(f"{directory}: the dataset has no published samples yet; run `rgbify build` first (or "
+                           "let the running one publish its first shard)")
     picks = sorted({indices[round(j * (len(indices) - 1) / max(1, n - 1))] for j in range(min(n, len(indices)))})
     h0, w0 = reader.manifest["height"], reader.manifest["width"]
     tw = max(tile_width, 96)

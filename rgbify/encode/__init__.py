@@ -32,6 +32,8 @@ from rgbify.encode.labels import (
     instance_shades,
 )
 from rgbify.encode.prompts import (
+    COMPACT_MAX_CLASSES,
+    PROMPT_FORMAT_CHOICES,
     PROMPT_FORMATS,
     depth_prompt,
     instance_prompt,
@@ -45,6 +47,8 @@ __all__ = [
     "DEPTH_CODECS",
     "PALETTE",
     "PROMPT_FORMATS",
+    "PROMPT_FORMAT_CHOICES",
+    "COMPACT_MAX_CLASSES",
     "TASKS",
     "CodecInputError",
     "Colormap",

@@ -7,6 +7,10 @@ does not load numba).
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from rgbify.errors import UserError
 
 DEPTH_CODEC_HELP = (
     "depth codec: cubewalk (default, paper), hilbert24 (summary; --d-max, --gamma), colormap:viridis, "
@@ -31,20 +35,60 @@ def _add_depth_options(p: argparse.ArgumentParser, decode: bool) -> None:
                        help="decoder option: 3x3 / 5x5 median of the decoded depth (helps hilbert24 under noise)")
 
 
+MAX_D_MAX = 1e5
+"""Largest --d-max, metres (100 km: past any scene; a larger one leaves near depths without codes)."""
+MAX_GAMMA = 4.0
+
+
 def _codec(args: argparse.Namespace):
+    import math
+
     from rgbify.encode.codecs import depth_codec
 
     params = {}
     if args.d_max is not None:
+        if not (math.isfinite(args.d_max) and 0 < args.d_max <= MAX_D_MAX):
+            raise UserError(f"--d-max {args.d_max:g} must be a depth in metres in (0, {MAX_D_MAX:g}] (the far code; "
+                            "default 100)")
         params["d_max"] = args.d_max
     if args.gamma is not None:
+        if not (math.isfinite(args.gamma) and 0 < args.gamma <= MAX_GAMMA):
+            raise UserError(f"--gamma {args.gamma:g} must lie in (0, {MAX_GAMMA:g}] (default 0.5)")
         params["gamma"] = args.gamma
     if getattr(args, "robust", None):
         params["robust"] = args.robust
-    return depth_codec(args.codec, **params)
+    codec = depth_codec(args.codec, **params)
+    if "d_max" in params or "gamma" in params:
+        _check_resolution(codec, args)
+    return codec
+
+
+def _check_resolution(codec, args: argparse.Namespace) -> None:
+    """UserError if the given --d-max/--gamma leave near depths without codes of their own: a depth of 1 m (or half
+    the far code, if that is nearer) must decode within 1 %."""
+    import numpy as np
+
+    d = min(1.0, float(getattr(codec, "d_max", 2.0)) / 2)
+    back = float(codec.decode(codec.encode(np.full((1, 1), d, np.float32)))[0, 0])
+    if not abs(back - d) <= 0.01 * d:
+        given = f"--d-max {args.d_max or 'default'} --gamma {args.gamma or 'default'}"
+        raise UserError(f"--codec {args.codec} with {given}: a depth of {d:g} m decodes as {back:g} m; lower "
+                        "--d-max or --gamma")
+
+
+def _distinct(args: argparse.Namespace) -> None:
+    """UserError if OUT is IN (by name or by a link): writing the output would destroy the input."""
+    src, dst = Path(args.input), Path(args.output)
+    same = src.resolve() == dst.resolve()
+    if not same and src.exists() and dst.exists():
+        same = os.path.samefile(src, dst)
+    if same:
+        raise UserError(f"OUT {args.output} is the input file IN: writing it would destroy the input; give another "
+                        "output name")
 
 
 def _encode_depth(args: argparse.Namespace) -> int:
+    _distinct(args)
     from rgbify.encode import io
 
     depth, valid = io.read_depth(args.input)
@@ -53,6 +97,7 @@ def _encode_depth(args: argparse.Namespace) -> int:
 
 
 def _decode_depth(args: argparse.Namespace) -> int:
+    _distinct(args)
     from rgbify.encode import io
 
     rgb = io.read_target(args.input)
@@ -61,6 +106,7 @@ def _decode_depth(args: argparse.Namespace) -> int:
 
 
 def _encode_normals(args: argparse.Namespace) -> int:
+    _distinct(args)
     from rgbify.encode import io
     from rgbify.encode.codecs import NormalsCodec
 
@@ -69,6 +115,7 @@ def _encode_normals(args: argparse.Namespace) -> int:
 
 
 def _decode_normals(args: argparse.Namespace) -> int:
+    _distinct(args)
     from rgbify.encode import io
     from rgbify.encode.codecs import NormalsCodec
 

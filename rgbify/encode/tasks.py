@@ -22,7 +22,9 @@ from rgbify.encode.labels import (
     label_counts,
 )
 from rgbify.encode.prompts import (
-    PROMPT_FORMATS,
+    COMPACT,
+    COMPACT_MAX_CLASSES,
+    PROMPT_FORMAT_CHOICES,
     check_params,
     depth_prompt,
     instance_prompt,
@@ -95,9 +97,13 @@ def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **
 
 
 def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
-                     max_classes: int = len(PALETTE), **_: Any):
+                     max_classes: int = len(PALETTE), semantic_classes: Sequence[int] | None = None, **_: Any):
     semantic = _gt(gt, "semantic")
     present = [int(c) for c in label_counts(semantic)[0] if c > 0]
+    if semantic_classes is not None:  # one of several prompts that split a scene's classes
+        present = [c for c in present if c in set(semantic_classes)]
+    if prompt_format == COMPACT:
+        max_classes = min(max_classes, COMPACT_MAX_CLASSES)
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
     if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
@@ -147,7 +153,10 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
     depth_codecs (list of codec specs, one drawn per call, default cubewalk), colormap_prob (chance of a
     colormap codec instead), colormaps, depth_valid (bool (H, W); False pixels encode as nothing hit; default
     none: +inf already means nothing hit); flip_x (normals); prompt_format (one of
-    "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
+    "rgb", "hex", "json", "names"; None draws one; or "compact", which fits CLIP's 77 tokens); max_classes
+    (semantic: a scene with more classes is asked for a random subset; compact: at most COMPACT_MAX_CLASSES);
+    semantic_classes (semantic: ask only for these of the classes present, e.g. one group of a split scene; the
+    others are black in the target); instance_variant ("shades",
     "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng).
 
     Returns (target uint8 (H, W, 3), prompt str, decode_params JSON-serialisable dict for :func:`decode_target`).
@@ -155,8 +164,8 @@ def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **
     if task not in _BUILDERS:
         raise CodecInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     fmt = options.get("prompt_format")
-    if fmt is not None and fmt not in PROMPT_FORMATS:
-        raise CodecInputError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMATS)} or None")
+    if fmt is not None and fmt not in PROMPT_FORMAT_CHOICES:
+        raise CodecInputError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMAT_CHOICES)} or None")
     return _BUILDERS[task](gt, rng, **options)
 
 

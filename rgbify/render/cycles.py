@@ -336,13 +336,24 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     rs, c = spec.render, scene.cycles
     c.samples = int(rs.samples)
     c.use_adaptive_sampling = True
+    c.adaptive_threshold = float(rs.adaptive_threshold)
     c.seed = int(rs.seed)
     c.use_denoising = bool(rs.denoise)
     if rs.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
+        c.denoising_prefilter = rs.denoise_prefilter
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.filter_width = 1.5
     c.max_bounces = int(rs.max_bounces)
+    c.diffuse_bounces = int(rs.diffuse_bounces)
+    c.glossy_bounces = int(rs.glossy_bounces)
+    c.transmission_bounces = int(rs.transmission_bounces)
+    c.use_light_tree = bool(rs.light_tree)
+    c.sample_clamp_indirect = float(rs.clamp_indirect)
+    c.caustics_reflective = c.caustics_refractive = bool(rs.caustics)
+    if scene.world is not None and rs.world_map_resolution > 0:
+        scene.world.cycles.sampling_method = "MANUAL"
+        scene.world.cycles.sample_map_resolution = int(rs.world_map_resolution)
     vs = scene.view_settings
     vs.view_transform = rs.view_transform
     vs.look = "None"

@@ -28,7 +28,8 @@ PATTERN_RECIPES = {
     "checker": "Checker",
     "wave": "Wave bands",
     "brick": "Brick (mortar = color2)",
-    "wood": "Wave rings along the grain, distorted by noise; darker late wood = color2; fine grain bump",
+    "wood": "flat-sawn grain along the face: wavy bands of late wood (color2), long pores; a grain bump",
+    "planks": "floorboards pattern_scale_m wide and 6x as long, staggered, a tone and grain each, dark seams",
     "plaster": "multi-octave noise: slight colour drift, a fine bump",
     "fabric": "two crossed wave bands (warp and weft), a weave bump",
     "leather": "Voronoi creases (distance to the cell edge), a crease bump",
@@ -116,6 +117,31 @@ class _Graph:
         self.link(tc.outputs["Object"], mp.inputs["Vector"])
         return mp.outputs["Vector"]
 
+    def box2d(self, m: Material, stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Any:
+        """:meth:`coords` turned so that (x, y) of the result lie in the face: box projection on the axis the
+        object-space normal leans on most. A floor's face gives (x, y), a wall's (along the wall, up), so 2-D
+        patterns (bricks, tiles, planks, weaves, grain) stand the right way on every face of a box."""
+        p = self.nt.nodes.new("ShaderNodeSeparateXYZ")
+        self.link(self.coords(m, stretch), p.inputs["Vector"])
+        tc = self.nt.nodes.new("ShaderNodeTexCoord")
+        n = self.nt.nodes.new("ShaderNodeSeparateXYZ")
+        self.link(tc.outputs["Normal"], n.inputs["Vector"])
+        ax, ay, az = (self.math("ABSOLUTE", n.outputs[k]) for k in range(3))
+        wz = self.math("GREATER_THAN", az, self.math("MAXIMUM", ax, ay))  # 1 on faces that look up or down
+        wx = self.math("MULTIPLY", self.math("SUBTRACT", 1.0, wz), self.math("GREATER_THAN", ax, ay))
+        wy = self.math("SUBTRACT", self.math("SUBTRACT", 1.0, wz), wx)
+        x, y, z = (p.outputs[k] for k in range(3))
+
+        def pick(a: Any, b: Any, c: Any) -> Any:  # a on z faces, b on x faces, c on y faces
+            return self.math("ADD", self.math("ADD", self.math("MULTIPLY", a, wz), self.math("MULTIPLY", b, wx)),
+                             self.math("MULTIPLY", c, wy))
+
+        out = self.nt.nodes.new("ShaderNodeCombineXYZ")
+        self.link(pick(x, y, x), out.inputs[0])
+        self.link(pick(y, z, z), out.inputs[1])
+        self.link(pick(z, x, y), out.inputs[2])
+        return out.outputs["Vector"]
+
 
 # Each pattern builder returns (factor socket in [0, 1]: 0 = base_color, 1 = color2; height socket for the bump)
 PatternBuilder = Callable[[_Graph, Material], tuple[Any, Any]]
@@ -132,7 +158,7 @@ def _classic(kind: str) -> PatternBuilder:
         tex = g.nt.nodes.new(node_type)
         src = tc.outputs["Object"]
         if m.pattern_seed:
-            src = g.coords(m)
+            src = g.box2d(m) if kind in ("brick", "checker", "wave") else g.coords(m)
             _set(tex, "Scale", 1.0)
         else:
             _set(tex, "Scale", 1.0 / max(float(m.pattern_scale_m), 1e-6))
@@ -143,18 +169,44 @@ def _classic(kind: str) -> PatternBuilder:
     return build
 
 
+def _grain(g: _Graph, m: Material, v: Any, offset: Any = None) -> tuple[Any, Any]:
+    """Flat-sawn grain running along x of ``v`` (box2d coordinates, one unit = one pattern_scale_m): bands of
+    late wood across y, wavy from a low noise, with fine pores; ``offset`` (a socket) shifts the bands per board."""
+    sep = g.nt.nodes.new("ShaderNodeSeparateXYZ")
+    g.link(v, sep.inputs["Vector"])
+    y = sep.outputs[1] if offset is None else g.math("ADD", sep.outputs[1], g.math("MULTIPLY", offset, 17.0))
+    warp = g.node("ShaderNodeTexNoise", Scale=0.15, Detail=2.0)
+    g.link(v, warp.inputs["Vector"])
+    phase = g.math("ADD", y, g.math("MULTIPLY", warp.outputs["Fac"], 2.5))
+    bands = g.math("POWER", g.math("ABSOLUTE", g.math("SINE", g.math("MULTIPLY", phase, math.pi))), 6.0)
+    pores = g.node("ShaderNodeTexNoise", Scale=8.0, Detail=float(m.pattern_detail) + 2.0)
+    stretch = g.nt.nodes.new("ShaderNodeCombineXYZ")  # pores long along the grain
+    g.link(g.math("MULTIPLY", sep.outputs[0], 0.05), stretch.inputs[0])
+    g.link(y, stretch.inputs[1])
+    g.link(sep.outputs[2], stretch.inputs[2])
+    g.link(stretch.outputs["Vector"], pores.inputs["Vector"])
+    fac = g.math("ADD", g.math("MULTIPLY", bands, 0.9), g.math("MULTIPLY", pores.outputs["Fac"], 0.4))
+    return g.math("MINIMUM", fac, 1.0), g.math("ADD", bands, g.math("MULTIPLY", pores.outputs["Fac"], 0.5))
+
+
 def _wood(g: _Graph, m: Material) -> tuple[Any, Any]:
-    v = g.coords(m, (1.0, 0.25, 1.0))  # grain runs along y: stretched rings
-    noise = g.node("ShaderNodeTexNoise", Scale=2.0, Detail=float(m.pattern_detail) + 2.0)
-    g.link(v, noise.inputs["Vector"])
-    rings = g.node("ShaderNodeTexWave", wave_type="RINGS", rings_direction="Y", wave_profile="SAW", Scale=1.0,
-                   Distortion=6.0, Detail=float(m.pattern_detail))
-    g.link(v, rings.inputs["Vector"])
-    fac = g.math("POWER", rings.outputs["Fac"], 3.0)
-    fine = g.node("ShaderNodeTexNoise", Scale=60.0, Detail=2.0)
-    g.link(v, fine.inputs["Vector"])
-    fac = g.math("ADD", g.math("MULTIPLY", fac, 0.85), g.math("MULTIPLY", fine.outputs["Fac"], 0.15))
-    return fac, g.math("ADD", fac, g.math("MULTIPLY", noise.outputs["Fac"], 0.2))
+    return _grain(g, m, g.box2d(m))
+
+
+def _planks(g: _Graph, m: Material) -> tuple[Any, Any]:
+    """Floorboards: pattern_scale_m wide, 6x as long, staggered, each its own tone and grain, dark seams."""
+    v = g.box2d(m, (0.25, 1.0, 1.0))  # in board widths; x scaled so a unit brick of width 1.5 is 6 widths long
+    boards = g.node("ShaderNodeTexBrick", offset=0.37, offset_frequency=1, squash=1.0, squash_frequency=1,
+                    Scale=1.0, Mortar_Size=0.02, Mortar_Smooth=0.0, Bias=0.0, Brick_Width=1.5, Row_Height=1.0,
+                    Color1=(0.0, 0.0, 0.0, 1.0), Color2=(1.0, 1.0, 1.0, 1.0))
+    g.link(v, boards.inputs["Vector"])
+    tone = g.nt.nodes.new("ShaderNodeRGBToBW")
+    g.link(boards.outputs["Color"], tone.inputs["Color"])
+    grain, relief = _grain(g, m, g.box2d(m, (1.0, 4.0, 1.0)), tone.outputs["Val"])
+    seam = boards.outputs["Fac"]
+    fac = g.math("ADD", g.math("MULTIPLY", grain, 0.55), g.math("MULTIPLY", tone.outputs["Val"], 0.6))
+    fac = g.math("MAXIMUM", g.math("MINIMUM", fac, 1.0), seam)
+    return fac, g.math("SUBTRACT", g.math("MULTIPLY", relief, 0.2), seam)
 
 
 def _noise_pattern(scale: float, detail_add: float, weight: float) -> PatternBuilder:
@@ -169,7 +221,7 @@ def _noise_pattern(scale: float, detail_add: float, weight: float) -> PatternBui
 
 
 def _fabric(g: _Graph, m: Material) -> tuple[Any, Any]:
-    v = g.coords(m)
+    v = g.box2d(m)
     warp = g.node("ShaderNodeTexWave", wave_type="BANDS", bands_direction="X", Scale=1.0, Distortion=0.5)
     weft = g.node("ShaderNodeTexWave", wave_type="BANDS", bands_direction="Y", Scale=1.0, Distortion=0.5)
     g.link(v, warp.inputs["Vector"])
@@ -196,7 +248,7 @@ def _voronoi_edges(scale: float) -> PatternBuilder:
 
 
 def _tiles(g: _Graph, m: Material) -> tuple[Any, Any]:
-    v = g.coords(m)
+    v = g.box2d(m)
     b = g.node("ShaderNodeTexBrick", offset=0.0, offset_frequency=1, squash=1.0, squash_frequency=1, Scale=1.0,
                Mortar_Size=0.04, Mortar_Smooth=0.1, Bias=0.0, Brick_Width=1.0, Row_Height=1.0)
     g.link(v, b.inputs["Vector"])
@@ -245,7 +297,7 @@ def _brushed(g: _Graph, m: Material) -> tuple[Any, Any]:
 
 
 def _cardboard(g: _Graph, m: Material) -> tuple[Any, Any]:
-    v = g.coords(m)
+    v = g.box2d(m)
     w = g.node("ShaderNodeTexWave", wave_type="BANDS", bands_direction="X", Scale=4.0)
     n = g.node("ShaderNodeTexNoise", Scale=30.0, Detail=float(m.pattern_detail) + 4.0)
     g.link(v, w.inputs["Vector"])
@@ -275,6 +327,7 @@ def _grass(g: _Graph, m: Material) -> tuple[Any, Any]:
 PATTERNS: dict[str, PatternBuilder] = {
     **{k: _classic(k) for k in ("noise", "voronoi", "checker", "wave", "brick")},
     "wood": _wood,
+    "planks": _planks,
     "plaster": _noise_pattern(1.0, 8.0, 0.25),
     "fabric": _fabric,
     "leather": _voronoi_edges(1.0),
@@ -327,7 +380,24 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
             bump = g.node("ShaderNodeBump", Strength=1.0, Distance=float(m.bump_m))
             g.link(height, bump.inputs["Height"])
             g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    if m.thin and m.transmission > 0:
+        _thin_sheet(g, m)
     return mat
+
+
+def _thin_sheet(g: _Graph, m: Material) -> None:
+    """A thin pane: a Fresnel-weighted mix of a mirror-like reflection (Glossy BSDF at ``roughness``) and a
+    Transparent BSDF tinted by the base colour. A thin parallel slab displaces rays without bending them, so the
+    view through it is unrefracted; shadow rays pass a Transparent BSDF, so lamps and the sun light what is behind
+    the pane by next-event estimation instead of by caustic paths (noisy, and off in cheap settings)."""
+    through = g.node("ShaderNodeBsdfTransparent", Color=(*m.base_color, 1.0))
+    mirror = g.node("ShaderNodeBsdfGlossy", Color=(1.0, 1.0, 1.0, 1.0), Roughness=float(m.roughness))
+    fresnel = g.node("ShaderNodeFresnel", IOR=float(m.ior))
+    mix = g.node("ShaderNodeMixShader")
+    g.link(fresnel.outputs["Fac"], mix.inputs["Fac"])
+    g.link(through.outputs["BSDF"], mix.inputs[1])
+    g.link(mirror.outputs["BSDF"], mix.inputs[2])
+    g.link(mix.outputs["Shader"], g.nt.nodes.get("Material Output").inputs["Surface"])
 
 
 def _image(g: _Graph, m: Material, bsdf: Any, image: Any) -> None:

@@ -48,6 +48,7 @@ from rgbify.scenes.context import Context
 from rgbify.scenes.geometry import TriMesh, load_mesh_file, mesh_file_materials, resolve_path, rot_x, translate
 from rgbify.scenes.meshinfo import collision_boxes, support_surfaces
 from rgbify.scenes.placement import place_on_floor, place_on_surface
+from rgbify.scenes.recipe import AssetWarning
 from rgbify.scenes.spec import MeshFile
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl")
@@ -73,10 +74,6 @@ SURFACE_KINDS = {"table": "table", "shelf": "shelf", "cabinet": "cabinet", "bed"
                  "chair": "seat", "box": "box", "desk": "table", "counter": "counter", "nightstand": "cabinet",
                  "dresser": "cabinet", "bench": "seat"}
 """Classes whose assets offer support surfaces (found from their upward faces), and the kind of each."""
-
-
-class AssetWarning(UserWarning):
-    """An asset file or folder was skipped; the message names it and says why."""
 
 
 class AssetError(ValueError):

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_writable_parent, publishing
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +107,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return config, assets
 
 
+def _check_out(path: str, flag: str) -> None:
+    """Before the work: the output file can be written (not a folder; its folder exists or can be made)."""
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name")
+    check_writable_parent(path, flag)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rgbify.scenes.recipe import list_recipes, load_recipe, recipe_path
     for name in list_recipes():
@@ -122,6 +131,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     config, assets = _load(args)
     if args.index < 0:
         raise UserError(f"--index {args.index}: must be a non-negative integer")
+    if args.out:
+        _check_out(args.out, "--out")
     try:
         spec = sample_scene(config, args.seed, args.index, assets)
     except (SceneSamplingError, RecipeError) as e:
@@ -142,6 +153,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     config, assets = _load(args)
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
+    if args.json_out:
+        _check_out(args.json_out, "--json")
     try:
         s = recipe_stats(config, args.n, args.seed, assets, jobs=max(1, args.jobs))
     except (SceneSamplingError, RecipeError) as e:

@@ -176,8 +176,8 @@ def build_room(ctx: Context, b: SceneBuilder, size: tuple[float, float] | None =
                 pane = Parts().box(((a + bb) / 2, -t / 2, (bottom + top) / 2),
                                    (bb - a - 0.004, 0.012, top - bottom - 0.004))
                 pm = pane.model("window", "window_pane", material_hint="glass")
-                b.add(pm, frame, Material(base_color=(0.9, 0.95, 0.95), roughness=0.02, transmission=1.0, ior=1.5),
-                      check=False)
+                pane_mat = Material(base_color=(0.9, 0.95, 0.95), roughness=0.02, transmission=1.0, ior=1.5, thin=True)
+                b.add(pm, frame, pane_mat, check=False)
     return room, floor_id
 
 

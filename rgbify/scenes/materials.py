@@ -14,12 +14,13 @@ as a flat colour of the same family (a painted or plain surface).
 from __future__ import annotations
 
 import colorsys
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rgbify.scenes.recipe import MaterialConfig, RecipeError
+from rgbify.scenes.recipe import AssetWarning, MaterialConfig, RecipeError
 from rgbify.scenes.spec import Material
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".hdr", ".bmp")
@@ -61,7 +62,7 @@ FAMILIES: dict[str, tuple[Kind, ...]] = {
     "ceiling": (Kind("plaster", (0.0, 1.0), (0.0, 0.05), (0.82, 0.97), (0.8, 0.95), (0.1, 0.4),
                      bump_m=(0.0002, 0.0008)),),
     "floor": (
-        Kind("wood", (0.05, 0.11), (0.35, 0.75), (0.25, 0.75), (0.25, 0.55), (0.02, 0.05), bump_m=(0.0002, 0.0006),
+        Kind("planks", (0.05, 0.11), (0.35, 0.75), (0.25, 0.75), (0.25, 0.55), (0.09, 0.2), bump_m=(0.0003, 0.0008),
              rough_var=(0.1, 0.2), weight=4),
         Kind("tiles", (0.0, 1.0), (0.0, 0.25), (0.35, 0.9), (0.08, 0.3), (0.3, 0.6), GREY_GROUT,
              bump_m=(0.001, 0.003), rough_var=(0.2, 0.4), weight=2),
@@ -177,15 +178,63 @@ def hsv_color(rng: np.random.Generator, hue: Range, sat: Range, val: Range) -> t
     return (round(float(lin[0]), 4), round(float(lin[1]), 4), round(float(lin[2]), 4))
 
 
-def list_images(folder: str | None) -> list[str]:
-    """Image files in ``folder`` (sorted, absolute), or [] when no folder is given."""
+MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"II*\x00": "tiff", b"MM\x00*": "tiff",
+         b"BM": "bmp", b"\x76\x2f\x31\x01": "exr", b"#?RADIANCE": "hdr", b"#?RGBE": "hdr"}
+"""First bytes of each image format Blender reads here."""
+
+
+def image_problem(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable image (its first bytes are no known format, or an 8-bit image
+    does not decode), or None. HDR and EXR files are checked by their header only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    kind = next((k for magic, k in MAGIC.items() if head.startswith(magic)), None)
+    if kind is None:
+        return "is not an image (its first bytes are no PNG, JPEG, TIFF, BMP, EXR or Radiance HDR header)"
+    if kind in ("exr", "hdr"):
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a damaged file
+        return f"does not decode as an image ({type(e).__name__})"
+    return None
+
+
+def list_images(folder: str | None, hdr_only: bool = False) -> list[str]:
+    """Readable image files in ``folder`` (sorted, absolute; only .hdr/.exr with ``hdr_only``), or [] when no
+    folder is given. A file that is not a readable image is skipped with one warning naming it
+    (rgbify.scenes.recipe.AssetWarning); the check is cached until the folder's files change."""
     if not folder:
         return []
     p = Path(folder)
     if not p.is_dir():
         raise RecipeError(f"image folder {folder!r} does not exist; set the recipe's image_texture_dir / hdri_dir "
                           "to an existing folder of images")
-    return sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = (".hdr", ".exr") if hdr_only else IMAGE_SUFFIXES
+    files = sorted(f.resolve() for f in p.iterdir() if f.suffix.lower() in suffixes and f.is_file())
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return list(_readable(stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _readable(stamp: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
+    import warnings
+
+
+    good = []
+    for path, _, _ in stamp:
+        why = image_problem(path)
+        if why is None:
+            good.append(path)
+        else:
+            warnings.warn(f"skipping image {path}: it {why}", AssetWarning, stacklevel=2)
+    return tuple(good)
 
 
 def _u(rng: np.random.Generator, r: Range, digits: int = 4) -> float:

@@ -37,6 +37,10 @@ from rgbify.scenes.spec import (
 from rgbify.scenes.tabletop import sample_tabletop
 
 CAMERA_TRIES = 4
+CYCLES_FIELDS = ("samples", "denoise", "max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
+                 "adaptive_threshold", "light_tree", "clamp_indirect", "caustics", "denoise_prefilter",
+                 "world_map_resolution")
+"""The Cycles settings a recipe gives every scene's RenderSettings."""
 
 
 class SceneSamplingError(ValueError):
@@ -174,7 +178,7 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
         assets = None
     catalog = catalog_for(config)
     images = tuple(list_images(config.materials.image_texture_dir))
-    hdris = tuple(p for p in list_images(config.lighting.hdri_dir) if p.lower().endswith((".hdr", ".exr")))
+    hdris = tuple(list_images(config.lighting.hdri_dir, hdr_only=True))
     sampler = SAMPLERS[config.kind]
     rejects: list[str] = []
     for attempt in range(config.validity.max_attempts):
@@ -209,8 +213,7 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
             if catalog is None and getattr(config.layout, "catalog_prob", 0.0) > 0:
                 meta["catalogue"] = CATALOG_MISSING
             render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
-            render = dataclasses.replace(sensor, samples=config.samples, denoise=config.denoise, seed=render_seed,
-                                         max_bounces=config.max_bounces)
+            render = dataclasses.replace(sensor, seed=render_seed, **{f: getattr(config, f) for f in CYCLES_FIELDS})
             spec = SceneSpec(camera=camera, objects=tuple(draft.builder.objects), lights=lights, world=world,
                              render=render, classes=class_table(extra), meta=tuple(meta.items()))
             # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)

@@ -177,14 +177,14 @@ class InlineMesh:
 
 Geometry = Primitive | MeshFile | InlineMesh
 
-PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather", "tiles",
-            "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper", "cardboard",
-            "rubber", "foliage", "bark", "skin", "carpet", "grass")
+PATTERNS = ("none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric", "leather",
+            "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
+            "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass")
 """Procedural patterns of a Material (their node graphs: rgbify/render/shading.py; docs/rendering.md)."""
 
-Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "plaster", "fabric", "leather",
-                  "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic", "paper",
-                  "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
+Pattern = Literal["none", "noise", "voronoi", "checker", "wave", "brick", "wood", "planks", "plaster", "fabric",
+                  "leather", "tiles", "stone", "marble", "concrete", "asphalt", "brushed_metal", "plastic", "ceramic",
+                  "paper", "cardboard", "rubber", "foliage", "bark", "skin", "carpet", "grass"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,9 @@ class Material:
     """1.0 = glass-like. Depth and IDs see the first surface hit, transparent or not (docs/conventions.md)."""
     ior: float = 1.45
     """Index of refraction."""
+    thin: bool = False
+    """A thin transparent sheet (a window pane, a car window): seen through without refraction, lit through by
+    lamps and the sun without caustics, reflecting at its surface (Fresnel of ``ior``); with ``transmission`` > 0."""
     alpha: float = 1.0
     """Alpha below 1 is rendered in the RGB; depth and IDs still see the surface."""
     emission_strength: float = 0.0
@@ -339,7 +342,25 @@ class RenderSettings:
     seed: int = 0
     """Cycles noise seed."""
     max_bounces: int = 8
-    """Light path bounces."""
+    """Light path bounces (total)."""
+    diffuse_bounces: int = 4
+    """Diffuse bounces (Blender's default 4)."""
+    glossy_bounces: int = 4
+    """Glossy bounces (Blender's default 4)."""
+    transmission_bounces: int = 12
+    """Transmission bounces (Blender's default 12)."""
+    adaptive_threshold: float = 0.01
+    """Adaptive sampling's noise threshold (Blender's default 0.01; higher stops sooner)."""
+    light_tree: bool = True
+    """Cycles' light tree (many-light sampling)."""
+    clamp_indirect: float = 10.0
+    """Clamp of indirect light samples (0: none; Blender's default 10)."""
+    caustics: bool = True
+    """Reflective and refractive caustics (Blender's default on)."""
+    denoise_prefilter: Literal["ACCURATE", "FAST", "NONE"] = "ACCURATE"
+    """OpenImageDenoise's prefilter of its albedo and normal guides."""
+    world_map_resolution: int = 0
+    """Width of the map Cycles importance-samples an HDRI or sky world with (0: Blender's automatic choice)."""
     view_transform: Literal["Standard", "AgX"] = "Standard"
     """Blender's view transform from scene light to display: Standard (clip at 1) or AgX (a filmic curve)."""
     exposure_ev: float = 0.0
@@ -397,11 +418,38 @@ class SceneSpec:
             seen.add(o.instance_id)
             self.class_index(o.class_name)
         c = self.camera
-        if c.width < 1 or c.height < 1 or c.fx <= 0 or c.fy <= 0:
+        if c.width < 1 or c.height < 1 or not (c.fx > 0 and c.fy > 0):
             raise SpecError(f"camera: bad size {c.width}x{c.height} or focal ({c.fx}, {c.fy})")
+        if not all(math.isfinite(v) for v in (c.fx, c.fy, c.cx, c.cy)):
+            raise SpecError(f"camera: fx, fy, cx, cy must be finite, got ({c.fx}, {c.fy}, {c.cx}, {c.cy})")
+        if not (0 < c.clip_start < c.clip_end and math.isfinite(c.clip_end)):
+            raise SpecError(f"camera: clip_start {c.clip_start} and clip_end {c.clip_end} must satisfy "
+                            "0 < clip_start < clip_end")
+        problem = _pose_problem(c.world_from_camera)
+        if problem:
+            raise SpecError(f"camera.world_from_camera {problem}; give a rotation (orthonormal, determinant +1) "
+                            "and a translation, e.g. from rgbify.scenes.spec.look_at")
         if self.render.samples < 1:
             raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
+        if not 0 <= self.render.world_map_resolution <= 16384:
+            raise SpecError(f"render.world_map_resolution must be 0 (automatic) to 16384, got "
+                            f"{self.render.world_map_resolution}")
         return self
+
+
+def _pose_problem(m: Any) -> str | None:
+    """What makes ``m`` no rigid camera pose (None if it is one): NaN, infinite, not orthonormal, a mirror."""
+    a = np.asarray(m, dtype=np.float64)
+    if a.shape != (4, 4):
+        return f"has shape {a.shape}, not (4, 4)"
+    if not np.all(np.isfinite(a)):
+        return "holds NaN or infinite values"
+    if not np.allclose(a[3], (0.0, 0.0, 0.0, 1.0)):
+        return f"has last row {a[3].tolist()}, not [0, 0, 0, 1]"
+    r = a[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-5) or np.linalg.det(r) < 0:
+        return "is not a rigid transform (its 3x3 rotation is not orthonormal with determinant +1)"
+    return None
 
 
 def _freeze(x: Any) -> Any:

@@ -10,6 +10,7 @@ import numpy as np
 
 from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.sample import sample_scene_and_probe
+from rgbify.signals import quiet_worker, stop_pool
 
 DEPTH_BINS_M = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, np.inf)
 
@@ -45,9 +46,15 @@ def _summaries(config: RecipeConfig, n: int, seed: int, assets: Any, jobs: int) 
     if jobs <= 1 or n < 4:
         return [_scene_summary(config, seed, i, assets) for i in range(n)]
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
+    try:
         futures = [pool.submit(_scene_summary, config, seed, i, assets) for i in range(n)]
-        return [f.result() for f in futures]
+        rows = [f.result() for f in futures]
+    except BaseException:  # Ctrl-C: the workers (which ignore SIGINT) are ended, the scenes not started dropped
+        stop_pool(pool, interrupted=True)
+        raise
+    stop_pool(pool, interrupted=False)
+    return rows
 
 
 def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None, jobs: int = 1) -> dict[str, Any]:

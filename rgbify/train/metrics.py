@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog")
+DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "i_rmse", "silog")
 NORMAL_KEYS = ("mean", "median", "rmse", "a5", "a7_5", "a11_25", "a22_5", "a30")
-MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios
+MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios (the benchmarks pass their own floor)
 
 
 def _depth_mask(gt_m: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -26,24 +26,32 @@ def _depth_mask(gt_m: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     return mask
 
 
-def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
-    """Standard depth errors of one image (or any stack of pixels).
+def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None,
+                  min_pred_m: float = MIN_DEPTH_M) -> dict[str, float]:
+    """Standard depth errors of one image (or any stack of pixels), as Marigold names and computes them.
 
     pred_m, gt_m: float (H, W) metres; valid: bool (H, W) or None. Pixels with gt not finite or <= 0 are
-    always excluded; non-finite predictions count as ``MIN_DEPTH_M`` far off rather than being dropped
-    (a codec's "infinitely far" decodes to +inf and is clipped to 1e6 m).
-    Returns abs_rel, sq_rel, rmse (m), rmse_log, log10, delta1..3 (fraction in [0, 1]) and silog
-    (100 * sqrt(mean e^2 - (mean e)^2), e = ln pred - ln gt). All NaN when no pixel is valid.
+    always excluded; finite predictions are clipped to ``min_pred_m`` from below. A prediction that is NaN or
+    infinite on a scored pixel is never turned into a number: it is counted in ``nonfinite_pixels`` and makes
+    every metric of the image NaN except delta1..3, where it counts as a miss (as in Marigold's code).
+    Returns abs_rel, sq_rel, rmse (m), rmse_log, log10, delta1..3 (fraction in [0, 1]), i_rmse (1/m, of
+    1/pred - 1/gt) and silog (100 * sqrt(mean e^2 - (mean e)^2), e = ln pred - ln gt), plus ``pixels`` (scored)
+    and ``nonfinite_pixels``. All metrics NaN when no pixel is valid.
     """
     mask = _depth_mask(gt_m, valid)
     if not mask.any():
-        return {k: float("nan") for k in DEPTH_KEYS}
+        return {**{k: float("nan") for k in DEPTH_KEYS}, "pixels": 0, "nonfinite_pixels": 0}
     gt = np.asarray(gt_m, dtype=np.float64)[mask]
     pred = np.asarray(pred_m, dtype=np.float64)[mask]
-    pred = np.nan_to_num(pred, nan=MIN_DEPTH_M, posinf=1e6, neginf=MIN_DEPTH_M)
-    pred = np.clip(pred, MIN_DEPTH_M, None)
+    finite = np.isfinite(pred)
+    nonfinite = int(np.count_nonzero(~finite))
+    pred = np.clip(pred[finite], min_pred_m, None)
+    ratio = np.maximum(pred / gt[finite], gt[finite] / pred)
+    deltas = {f"delta{k}": float(np.count_nonzero(ratio < 1.25**k) / gt.size) for k in (1, 2, 3)}
+    if nonfinite:
+        return {**{k: float("nan") for k in DEPTH_KEYS}, **deltas, "pixels": int(gt.size),
+                "nonfinite_pixels": nonfinite}
     diff = pred - gt
-    ratio = np.maximum(pred / gt, gt / pred)
     e = np.log(pred) - np.log(gt)
     return {
         "abs_rel": float(np.mean(np.abs(diff) / gt)),
@@ -51,10 +59,11 @@ def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None
         "rmse": float(np.sqrt(np.mean(diff**2))),
         "rmse_log": float(np.sqrt(np.mean(e**2))),
         "log10": float(np.mean(np.abs(np.log10(pred) - np.log10(gt)))),
-        "delta1": float(np.mean(ratio < 1.25)),
-        "delta2": float(np.mean(ratio < 1.25**2)),
-        "delta3": float(np.mean(ratio < 1.25**3)),
+        **deltas,
+        "i_rmse": float(np.sqrt(np.mean((1.0 / pred - 1.0 / gt) ** 2))),
         "silog": float(100.0 * np.sqrt(max(np.mean(e**2) - np.mean(e) ** 2, 0.0))),
+        "pixels": int(gt.size),
+        "nonfinite_pixels": 0,
     }
 
 
@@ -121,8 +130,17 @@ def normal_stats(err: np.ndarray) -> dict[str, float]:
 
 
 def mean_depth(rows: list[dict[str, float]]) -> dict[str, float]:
-    """DEPTH_KEYS averaged over images (NaN-skipping) from per-image depth_metrics rows."""
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in DEPTH_KEYS}
+    """DEPTH_KEYS averaged over images from per-image ``depth_metrics`` rows, plus the counts behind them.
+
+    Images without a valid pixel are left out (``empty_images`` counts them); an image with a NaN or infinite
+    prediction has NaN metrics (deltas aside), and they stay NaN in the average: ``nonfinite_pixels`` and
+    ``nonfinite_images`` say why."""
+    scored = [r for r in rows if r["pixels"] > 0]
+    out = {k: float(np.mean([r[k] for r in scored])) if scored else float("nan") for k in DEPTH_KEYS}
+    out["nonfinite_pixels"] = int(sum(r.get("nonfinite_pixels", 0) for r in rows))
+    out["nonfinite_images"] = int(sum(1 for r in rows if r.get("nonfinite_pixels", 0)))
+    out["empty_images"] = len(rows) - len(scored)
+    return out
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None = 0) -> np.ndarray:

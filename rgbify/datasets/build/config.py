@@ -4,6 +4,7 @@ library: the CLI builds ``rgbify build --help`` from it on every run."""
 from __future__ import annotations
 
 import argparse
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,14 @@ def check(cfg: BuildConfig) -> None:
         v = getattr(cfg, name)
         if not isinstance(v, int) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} {v} must be a positive integer")
-    if not isinstance(cfg.task_retries, int) or cfg.task_retries < 0:
-        raise UserError(f"--task-retries {cfg.task_retries} must be 0 or more")
+    for name in ("task_retries", "retries"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 0:
+            raise UserError(f"--{name.replace('_', '-')} {v} must be 0 or more")
+    if not isinstance(cfg.max_scenes_per_worker, int) or cfg.max_scenes_per_worker < 1:
+        raise UserError(f"--max-scenes-per-worker {cfg.max_scenes_per_worker} must be a positive integer")
+    if not (isinstance(cfg.timeout, int | float) and math.isfinite(cfg.timeout) and cfg.timeout > 0):
+        raise UserError(f"--timeout {cfg.timeout} must be a positive number of seconds (default 600)")
     for name, kind in (("storage", Storage), ("device", Device)):
         if getattr(cfg, name) not in typing.get_args(kind):
             raise UserError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(typing.get_args(kind))}")

@@ -35,12 +35,13 @@ import rgbify
 from rgbify.datasets.build.config import BuildConfig, check
 from rgbify.datasets.build.pools import LocalPool, Pool, find_blender
 from rgbify.datasets.build.ray_pool import RayPool
-from rgbify.datasets.build.work import Rendered, ShardJob, ShardWritten, disk_error
+from rgbify.datasets.build.work import BUILD_RESUME, Rendered, ShardJob, ShardWritten
 from rgbify.datasets.storage import folder
 from rgbify.datasets.storage.manifest import (
     DATASET_FORMAT,
     MANIFEST_NAME,
     MANIFEST_SCHEMA_VERSION,
+    ManifestCorrupt,
     ManifestError,
     config_hash,
     fields_table,
@@ -49,9 +50,12 @@ from rgbify.datasets.storage.manifest import (
 )
 from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.datasets.storage.shards import (
+    ForeignShard,
+    NotHDF5,
     ShardError,
     check_header,
     check_shard,
+    nearly_equal,
     num_shards,
     open_shard,
     sha256_file,
@@ -59,7 +63,7 @@ from rgbify.datasets.storage.shards import (
     shard_range,
 )
 from rgbify.errors import UserError
-from rgbify.fileio import fsync_dir
+from rgbify.fileio import disk_error, fsync_dir
 from rgbify.scenes import SAMPLER_VERSION, load_recipe, sample_scene
 from rgbify.scenes.credits import write_credits
 
@@ -119,21 +123,27 @@ class Planner:
     def run(self) -> BuildStats:
         t0 = time.perf_counter()
         config = load_config(self.cfg)
+        created = not self.out.exists()
         folder.prepare(self.out)
-        with folder.locked(self.out):
-            self.manifest = self._manifest(config)
-            (self.out / folder.SHARDS_DIR).mkdir(exist_ok=True)
-            folder.remove_unpublished(self.out)
-            published = self._reconcile()
-            self.manifest["complete"] = False
-            self._save()
-            jobs = self._plan(published)
-            if jobs:
-                self._render(config, jobs)
-            self.manifest["complete"] = True
-            self._save()
-            shutil.rmtree(self.out / folder.WORK_DIR, ignore_errors=True)
-            self._credits()
+        try:
+            with folder.locked(self.out):
+                self.manifest = self._manifest(config)
+                (self.out / folder.SHARDS_DIR).mkdir(exist_ok=True)
+                folder.remove_unpublished(self.out)
+                published = self._reconcile()
+                self.manifest["complete"] = False
+                self._save()
+                jobs = self._plan(published)
+                if jobs:
+                    self._render(config, jobs)
+                self.manifest["complete"] = True
+                self._save()
+                shutil.rmtree(self.out / folder.WORK_DIR, ignore_errors=True)
+                self._credits()
+        except BaseException:
+            if created:  # a build refused or stopped before it wrote anything leaves no empty dataset folder
+                folder.remove_if_empty(self.out)
+            raise
         self.stats.wall_seconds = time.perf_counter() - t0
         return self.stats
 
@@ -149,6 +159,8 @@ class Planner:
             return new
         try:
             old = load_manifest(self.out)
+        except ManifestCorrupt as e:
+            return self._rebuilt_manifest(new, e)
         except ManifestError as e:
             raise UserError(f"--out {self.out}: {e}") from None
         check_compatible(old, new, self.out)
@@ -163,6 +175,31 @@ class Planner:
             write_credits(self.out, metas)
         finally:
             reader.close()
+
+    def _rebuilt_manifest(self, new: dict[str, Any], damage: ManifestCorrupt) -> dict[str, Any]:
+        """A damaged dataset.json: this run's manifest ``new``, to be filled by the resume scan from the shards
+        (each checked sample by sample), if every shard says it was built with this run's settings (else UserError:
+        the settings that made the dataset are unknown, and the shards are never deleted). The damaged file is kept
+        as dataset.json.damaged."""
+        count = new["count"]
+        for path in sorted((self.out / folder.SHARDS_DIR).glob("shard-*.h5")):
+            try:
+                with open_shard(path) as f:
+                    theirs = f.attrs.get("config_hash")
+                    end = int(f.attrs["first_index"]) + int(f.attrs["samples"])
+            except Exception:  # noqa: BLE001 - a damaged shard: the resume scan re-renders it
+                continue
+            if theirs != new["config_hash"] and not (isinstance(theirs, str)
+                                                     and nearly_equal(theirs, new["config_hash"])):
+                raise UserError(f"--out {self.out}: {damage}; and {folder.SHARDS_DIR}/{path.name} was built with "
+                                "other settings than this command's, so dataset.json cannot be rebuilt: run the "
+                                "build command that made the dataset (same recipe, resolution, samples, seed, "
+                                "shard size, assets)") from None
+            count = max(count, end)
+        os.replace(self.out / MANIFEST_NAME, self.out / (MANIFEST_NAME + ".damaged"))
+        self.log(f"{damage}: rebuilding {MANIFEST_NAME} from the shards (the damaged file is kept as "
+                 f"{MANIFEST_NAME}.damaged)")
+        return {**new, "count": count}
 
     def _reconcile(self) -> dict[int, int]:
         """Check shards/ against dataset.json and return {shard k: its samples} of the sound shards, listed or not
@@ -185,6 +222,9 @@ class Planner:
             if entry is None or entry["sha256"] != digests[path]:
                 try:
                     n = check_shard(path, m["config_hash"], shard_range(k, K, count), prefix=True)
+                except ForeignShard as e:  # someone else's file: never deleted
+                    raise UserError(f"{e}; it is not part of this dataset and is never deleted: move it out of "
+                                    f"{path.parent} and run the same command again") from None
                 except ShardError as e:
                     if entry is None and not _is_shard(path):
                         raise UserError(f"{path} is not a shard of this dataset ({e}); move it out of "
@@ -217,7 +257,7 @@ class Planner:
                 continue
             finished = folder.finished(self.out, k, samples[have:])
             todo = tuple(i for i in samples[have:] if i not in finished)
-            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"]))
+            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"], tuple(m["classes"])))
         st = self.stats
         st.total = count
         st.done = st.done_before = count - sum(len(job.todo) for job in jobs)
@@ -279,15 +319,18 @@ class Planner:
         try:
             save_manifest(self.out, self.manifest)
         except OSError as e:
-            raise disk_error(e, self.out / MANIFEST_NAME) from None
+            raise disk_error(e, self.out / MANIFEST_NAME, BUILD_RESUME) from None
 
 
 def _is_shard(path: Path) -> bool:
+    """An rgbify shard, possibly damaged (an unlisted file that is not is refused rather than deleted)."""
     try:
         open_shard(path).close()
         return True
-    except ShardError:
+    except (ForeignShard, NotHDF5):
         return False
+    except ShardError:
+        return True
 
 
 def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ own, ``shards/shard-K.h5.part-TOKEN`` (a :class:`ShardWritten` report), which th
 
 from __future__ import annotations
 
-import errno
 import json
 import threading
 import time
@@ -31,6 +30,7 @@ from rgbify.datasets.storage.shards import (
     write_shard,
 )
 from rgbify.errors import UserError
+from rgbify.fileio import disk_error
 from rgbify.render import SceneError
 from rgbify.scenes import sample_scene
 from rgbify.scenes.spec import spec_to_json
@@ -47,6 +47,8 @@ class ShardJob:
     have: int
     todo: tuple[int, ...]
     config_hash: str
+    classes: tuple[str, ...] | None = None
+    """The dataset's class table (stored in the shard)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class ShardWritten:
     k: int
     path: Path
     sha256: str
+
+
+BUILD_RESUME = "run the same command again (finished samples are kept)"
+"""What to do after a build stopped on a full disk."""
 
 
 class SampleFailed(RuntimeError):
@@ -106,7 +112,7 @@ def render_sample(cfg: BuildConfig, config: Any, worker: Any, i: int, path: Path
     try:
         write_sample_file(path, sample_from_result(result, spec, cfg.seed, i))
     except OSError as e:
-        raise disk_error(e, path) from None
+        raise disk_error(e, path, BUILD_RESUME) from None
     return Rendered(1, rejects_of(spec), worker.restarts - restarts, retried, seconds,
                     str(getattr(result, "blender_version", "")))
 
@@ -150,9 +156,10 @@ def write_part(out: Path, job: ShardJob, storage: str) -> ShardWritten:
     path = out / f"{folder.shard_file(job.k)}{folder.PART}{uuid.uuid4().hex[:12]}"
     try:
         digest = write_shard(path, _sources(out, job), shard=job.k, first_index=job.samples.start,
-                             count=len(job.samples), config_hash=job.config_hash, filters=STORAGE[storage])
+                             count=len(job.samples), config_hash=job.config_hash, filters=STORAGE[storage],
+                             classes=job.classes)
     except OSError as e:
-        raise disk_error(e, path) from None
+        raise disk_error(e, path, BUILD_RESUME) from None
     return ShardWritten(job.k, path, digest)
 
 
@@ -168,13 +175,3 @@ def _sources(out: Path, job: ShardJob) -> Iterator[dict[str, Any]]:
         except ShardError as e:
             path.unlink(missing_ok=True)
             raise UserError(f"{e}; it was removed, run the same command again to re-render sample {i}") from None
-
-
-def disk_error(e: OSError, path: Path) -> Exception:
-    """A full or read-only disk as a UserError saying what to do; other errors as they are."""
-    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return UserError(f"no space left writing {path} ({e.strerror}); free some space and run the same command "
-                         "again (finished samples are kept)")
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return UserError(f"cannot write {path} ({e.strerror}); make the folder writable")
-    return e

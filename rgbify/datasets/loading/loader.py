@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rgbify.signals import quiet_worker
+
 
 class ThreadLoader:
     """Iterate ``collate([dataset[k] for k in batch])`` over consecutive ``batch_size`` batches of ``keys``.
@@ -295,6 +297,7 @@ def _work(dataset: Any, collate: Callable, slots: list, jobs: Any, results: Any,
 
     from rgbify.datasets.loading.task_dataset import collate as rgbify_collate
 
+    quiet_worker()  # Ctrl-C is the training process's to handle; it stops the workers
     torch.set_num_threads(1)
     if keep_freed:
         from rgbify.datasets.loading.task_dataset import keep_freed_memory

@@ -14,6 +14,11 @@ Each item is one sample and one task drawn per item (by ``weights``), with its t
   depth is unchanged; instance pixel counts are recomputed after the crop;
 - depth codec and colormap augmentation, segmentation colours and prompt phrasing are drawn per item inside
   make_task_target (options ``depth_codecs``, ``colormap_prob`` ... via ``target_options``);
+- photometric augmentation of the input image only (never the target, never the ground truth), train only:
+  ``color_jitter`` s draws brightness, contrast and saturation factors in [1 - s, 1 + s] and per-channel gains
+  (a white-balance error) in [1 - s/4, 1 + s/4]; ``noise_std`` n adds Gaussian noise of a standard deviation
+  drawn in [0, n] 8-bit levels. Drawn after every other draw of the item, so crops, codecs and targets are the
+  same with it on or off;
 - generation-retention items (task "generate", probability ``generation_ratio``): the input image is black
   (zeros), the prompt a caption of the scene spec, the target the RGB itself.
 
@@ -40,7 +45,15 @@ from rgbify.datasets.loading import kernels
 from rgbify.datasets.loading.captions import caption
 from rgbify.datasets.loading.split import is_val_index
 from rgbify.datasets.storage.reader import DatasetReader
-from rgbify.encode import PROMPT_FORMATS, TASKS, CubeWalk, NormalsCodec, depth_prompt, make_task_target, normals_prompt
+from rgbify.encode import (
+    PROMPT_FORMAT_CHOICES,
+    TASKS,
+    CubeWalk,
+    NormalsCodec,
+    depth_prompt,
+    make_task_target,
+    normals_prompt,
+)
 from rgbify.encode.tasks import draw_depth_codec
 from rgbify.scenes.spec import spec_from_json
 
@@ -63,7 +76,9 @@ class TaskDataset(Dataset):
         seed: seed of every per-item draw (with the epoch and the sample index).
         crop_scale: (min, max) fraction of each side kept by the random crop; (1, 1) = no crop.
         hflip: probability of a horizontal flip.
-        augment: False turns crop and flip off (default: on for train, off otherwise).
+        color_jitter: strength of the photometric augmentation of the input image (0: none).
+        noise_std: largest standard deviation, in 8-bit levels, of Gaussian noise added to the input image (0: none).
+        augment: False turns crop, flip and photometric augmentation off (default: on for train, off otherwise).
         target_options: keyword options for make_task_target (depth_codecs, colormap_prob, flip_x, ...).
         return_gt: include the raw ground truth (gt_* and valid) in the item.
         keep_freed_memory: in DataLoader worker processes, call :func:`keep_freed_memory` once (glibc malloc keeps
@@ -74,7 +89,8 @@ class TaskDataset(Dataset):
     def __init__(self, directory: str | Path, tasks: Sequence[str] = TASKS, weights: Sequence[float] | None = None,
                  split: str = "train", resolution: int | tuple[int, int] | None = None,
                  generation_ratio: float = 0.0, seed: int = 0, val_fraction: float = 0.05,
-                 crop_scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5, augment: bool | None = None,
+                 crop_scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5, color_jitter: float = 0.0,
+                 noise_std: float = 0.0, augment: bool | None = None,
                  target_options: Mapping[str, Any] | None = None, return_gt: bool = True,
                  keep_freed_memory: bool = True):
         unknown = [t for t in tasks if t not in TASKS]
@@ -100,6 +116,11 @@ class TaskDataset(Dataset):
         self.seed = int(seed)
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.hflip = float(hflip)
+        if not 0.0 <= color_jitter < 1.0:
+            raise ValueError(f"color_jitter {color_jitter} must lie in [0, 1)")
+        if not 0.0 <= noise_std <= 64.0:
+            raise ValueError(f"noise_std {noise_std} must lie in [0, 64] (8-bit levels)")
+        self.color_jitter, self.noise_std = float(color_jitter), float(noise_std)
         self.augment = (split == "train") if augment is None else bool(augment)
         self.target_options = dict(target_options or {})
         self.return_gt = return_gt
@@ -151,6 +172,8 @@ class TaskDataset(Dataset):
             image = rgb
             target_rgb, prompt, decode = make_task_target(task, gt, rng, **self.target_options)
             target = _planes(target_rgb)
+        if not generate and self.augment and (self.color_jitter or self.noise_std):
+            image = photometric(image, rng, self.color_jitter, self.noise_std)
         out: dict[str, Any] = {
             "image": image, "target": target, "prompt": prompt, "task": task,
             "decode": json.dumps(decode, sort_keys=True), "index": index,
@@ -187,7 +210,7 @@ class TaskDataset(Dataset):
         opts = self.target_options
         if task not in ("depth", "normals") or s[task].dtype != np.float32 or opts.get("depth_valid") is not None:
             return None
-        if opts.get("prompt_format") not in (None, *PROMPT_FORMATS):
+        if opts.get("prompt_format") not in (None, *PROMPT_FORMAT_CHOICES):
             return None  # make_task_target raises
         (W, H), flip = view.size, view.flip
         rows, cols = view.nearest()
@@ -242,6 +265,24 @@ class TaskDataset(Dataset):
             table = json.loads(s["instances"])
             gt["instances"] = _recount(table, gt["instance"]) if "instance" in gt else table
         return gt
+
+
+def photometric(image: torch.Tensor, rng: np.random.Generator, jitter: float, noise_std: float) -> torch.Tensor:
+    """``image`` (uint8 (3,H,W)) with brightness, contrast, saturation and per-channel gains drawn in
+    [1 - jitter, 1 + jitter] ([1 - jitter/4, 1 + jitter/4] for the gains) and Gaussian noise of a standard deviation
+    drawn in [0, noise_std] levels; a new uint8 tensor (rounded, clipped to 0-255)."""
+    x = image.to(torch.float32)
+    if jitter:
+        brightness, contrast, saturation = rng.uniform(1 - jitter, 1 + jitter, 3)
+        gains = rng.uniform(1 - jitter / 4, 1 + jitter / 4, 3).astype(np.float32)
+        x *= torch.from_numpy(gains * np.float32(brightness)).view(3, 1, 1)
+        grey = x[0] * 0.299 + x[1] * 0.587 + x[2] * 0.114
+        x = grey + float(saturation) * (x - grey)  # saturation about each pixel's grey
+        x = (x - grey.mean()) * float(contrast) + grey.mean()  # contrast about the image's mean grey
+    if noise_std:
+        sigma = rng.uniform(0.0, noise_std)
+        x += torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32)) * float(sigma)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class _View:

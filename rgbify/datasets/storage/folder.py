@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
@@ -53,9 +54,10 @@ def finished(out: Path, k: int, samples: Container[int]) -> set[int]:
 
 
 def remove_unpublished(out: Path) -> None:
-    """Files a killed writer left half-written (``*.tmp``: shards and finished-sample files), and shard files that
-    were written but never published (``*.part-*``: a killed build, a dead or duplicate Ray task attempt)."""
-    for pattern in (f"{SHARDS_DIR}/*.tmp", f"{SHARDS_DIR}/*{PART}*", f"{WORK_DIR}/*/*.tmp"):
+    """Files a killed writer left half-written (``*.tmp``: dataset.json, shards and finished-sample files), and
+    shard files that were written but never published (``*.part-*``: a killed build, a dead or duplicate Ray task
+    attempt). Called under the writers' lock."""
+    for pattern in (f"{MANIFEST_NAME}.*tmp", f"{SHARDS_DIR}/*.tmp", f"{SHARDS_DIR}/*{PART}*", f"{WORK_DIR}/*/*.tmp"):
         for p in out.glob(pattern):
             p.unlink(missing_ok=True)
 
@@ -76,10 +78,30 @@ def prepare(out: Path) -> None:
     except OSError as e:
         raise UserError(f"--out {out} is not writable ({e.strerror}); choose a writable folder") from None
     if not (out / MANIFEST_NAME).exists():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_NAME, WORK_DIR, SHARDS_DIR))
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in (LOCK_NAME, WORK_DIR, SHARDS_DIR)
+                         and not p.name.startswith(MANIFEST_NAME + "."))  # a kill while dataset.json was written
         if foreign:
             raise UserError(f"--out {out} is not empty and is not an rgbify dataset (it holds {foreign[:3]}); "
                             "choose a new or empty folder")
+
+
+def remove_if_empty(out: Path) -> None:
+    """Remove ``out`` if it holds nothing but the lock and empty shards/ and .work/ folders: what a build that
+    created the folder and was refused (or stopped) before writing dataset.json leaves."""
+    try:
+        entries = {p.name: p for p in out.iterdir()}
+        if set(entries) - {LOCK_NAME, SHARDS_DIR, WORK_DIR}:
+            return
+        for name in (SHARDS_DIR, WORK_DIR):
+            if name in entries and (not entries[name].is_dir() or any(entries[name].iterdir())):
+                return
+        for name in (SHARDS_DIR, WORK_DIR):
+            if name in entries:
+                entries[name].rmdir()
+        (out / LOCK_NAME).unlink(missing_ok=True)
+        out.rmdir()
+    except OSError:
+        pass  # something appeared meanwhile, or it cannot be removed: leave it
 
 
 @contextmanager
@@ -96,3 +118,21 @@ def locked(out: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def writer_active(out: Path) -> bool:
+    """True while a build or repack holds ``out/.lock``; tested without creating or writing anything (verify may
+    read a dataset on a read-only mount)."""
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock taken here
+    return False

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS
+from rgbify.datasets.storage.shards import ARRAY_FIELDS, MATRIX_FIELDS, STRING_FIELDS, ZLIB_FIELDS, nearly_equal
 from rgbify.fileio import publishing
 
 MANIFEST_NAME = "dataset.json"
@@ -31,6 +32,19 @@ MANIFEST_SCHEMA_VERSION = 1
 
 class ManifestError(ValueError):
     """dataset.json is missing, unreadable or not ours; the message names the file."""
+
+
+class ManifestCorrupt(ManifestError):
+    """dataset.json exists but cannot be read or holds malformed fields (a damaged file, not another tool's):
+    ``rgbify verify`` reports it as a problem and ``rgbify build`` with the dataset's settings rebuilds it from the
+    shards."""
+
+
+SHARD_FILE = re.compile(r"shards/shard-\d{5,}\.h5")
+"""How dataset.json names a shard: always a file in the dataset's own shards/ folder."""
+
+_INT_FIELDS = {"count": 0, "width": 1, "height": 1, "seed": None, "shard_size": 1}
+"""Integer fields of dataset.json and their smallest value (None: any)."""
 
 
 def config_hash(config: dict[str, Any], assets: str | None, seed: int, shard_size: int,
@@ -54,21 +68,74 @@ def fields_table(width: int, height: int) -> dict[str, dict[str, Any]]:
     return t
 
 
-def load_manifest(directory: str | Path) -> dict[str, Any]:
+def load_manifest(directory: str | Path, check: bool = True) -> dict[str, Any]:
+    """dataset.json of ``directory``. ManifestError if there is none, if it is another tool's file or of another
+    schema version; ManifestCorrupt if it is damaged (unreadable bytes, not JSON, or, with ``check``, a field that
+    is missing or malformed: see :func:`check_manifest`)."""
     path = Path(directory) / MANIFEST_NAME
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"{path} does not exist: {directory} is not an rgbify dataset "
                             "(build one with `rgbify build --out DIR`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{path}: unreadable ({e})") from None
-    if not isinstance(m, dict) or m.get("format") != DATASET_FORMAT:
+    except IsADirectoryError:
+        raise ManifestError(f"{path} is a folder, not an rgbify dataset manifest") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ManifestCorrupt(f"{path}: unreadable ({type(e).__name__}: {_one_line(e)})") from None
+    if not isinstance(m, dict):
+        raise ManifestCorrupt(f"{path}: holds a JSON {type(m).__name__}, not an object")
+    if m.get("format") != DATASET_FORMAT:
+        if isinstance(m.get("format"), str) and nearly_equal(m["format"], DATASET_FORMAT):  # a damaged byte
+            raise ManifestCorrupt(f"{path}: format {m['format']!r} is damaged (expected {DATASET_FORMAT!r})")
         raise ManifestError(f"{path} is not an rgbify dataset manifest (format is not {DATASET_FORMAT!r})")
     if m.get("schema_version") != MANIFEST_SCHEMA_VERSION:
         raise ManifestError(f"{path}: schema_version {m.get('schema_version')!r} is not "
                             f"{MANIFEST_SCHEMA_VERSION}; rebuild the dataset with this rgbify")
+    if check:
+        problem = check_manifest(m)
+        if problem:
+            raise ManifestCorrupt(f"{path}: {problem}")
     return m
+
+
+def check_manifest(m: dict[str, Any]) -> str | None:
+    """The first malformed field of a parsed dataset.json (what readers rely on: the counts, sizes, class table
+    and shard list), or None. Shard files must lie in the dataset's own shards/ folder."""
+    for key, low in _INT_FIELDS.items():
+        v = m.get(key)
+        if not _is_int(v) or (low is not None and v < low):
+            return f"{key} is {_short(v)}, expected an integer" + (f" >= {low}" if low is not None else "")
+    for key, kind in (("config_hash", str), ("config", dict), ("classes", list), ("shards", list)):
+        if not isinstance(m.get(key), kind):
+            return f"{key} is {_short(m.get(key))}, expected a JSON {kind.__name__}"
+    if not all(isinstance(c, str) for c in m["classes"]):
+        return "classes holds a value that is not a class name"
+    if not isinstance(m.get("complete", False), bool):
+        return f"complete is {_short(m.get('complete'))}, expected true or false"
+    for e in m["shards"]:
+        if not isinstance(e, dict):
+            return f"shards holds {_short(e)}, expected an object"
+        f = e.get("file")
+        if not isinstance(f, str) or not SHARD_FILE.fullmatch(f):
+            return f"shards lists file {_short(f)}, expected shards/shard-KKKKK.h5 inside the dataset"
+        if not (_is_int(e.get("samples")) and e["samples"] >= 1 and _is_int(e.get("first_index"))
+                and e["first_index"] >= 0 and isinstance(e.get("sha256"), str)):
+            return f"shard entry of {f} is malformed ({_short(e)})"
+    return None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
 
 
 def save_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:

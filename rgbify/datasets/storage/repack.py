@@ -26,7 +26,17 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
     m = load_manifest(src)
     if dst.resolve() == src.resolve():
         raise UserError(f"--out {dst} is the dataset being repacked; choose a new folder")
+    created = not dst.exists()
     folder.prepare(dst)
+    try:
+        return _repack(src, dst, storage, m, log)
+    except BaseException:
+        if created:  # refused or stopped before its first shard: no empty folder left
+            folder.remove_if_empty(dst)
+        raise
+
+
+def _repack(src: Path, dst: Path, storage: str, m: dict, log: Callable[[str], None]) -> int:
     with folder.locked(dst):
         done: dict[str, str] = {}
         if (dst / MANIFEST_NAME).exists():
@@ -47,10 +57,11 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
             digest = done.get(entry["file"])
             if digest is None or have.get(path) != digest:
                 with ShardReader(src / entry["file"]) as r:
-                    n, shard = len(r), int(r.file.attrs["shard"])
+                    n, shard = len(r), int(entry["first_index"]) // int(m["shard_size"])
                     digest = write_shard(path, (r.read(j) for j in range(n)), shard=shard,
                                          first_index=int(entry["first_index"]), count=n,
-                                         config_hash=m["config_hash"], filters=STORAGE[storage])
+                                         config_hash=m["config_hash"], filters=STORAGE[storage],
+                                         classes=m["classes"])
                 written += 1
                 log(f"{entry['file']}: {n} samples")
             out["shards"].append({**entry, "sha256": digest})

@@ -4,7 +4,9 @@ A shard file ``shards/shard-KKKKK.h5`` holds the samples with indices ``[k * sha
 (the last shard of a dataset may hold fewer). Every per-sample field is one HDF5 dataset whose first axis is the
 sample; its chunk shape is one whole sample, so reading sample ``j`` decompresses exactly one chunk per field.
 
-Fields (N samples of H x W pixels; frames and units as in docs/conventions.md):
+Fields (N samples of H x W pixels; frames and units as in docs/conventions.md). Every field carries its own
+description as HDF5 attributes (``FIELD_ATTRS``: ``description``, ``units``, ``frame``, ``invalid``, ``codec``,
+``docs``), and the file carries the class table, so ``h5dump -A shard.h5`` tells a reader what each field is:
 
 =================  ==================  =========================================================================
 name               dtype, shape        meaning
@@ -27,7 +29,9 @@ checksum           str (N,)            sha256 of the sample's array bytes and st
 =================  ==================  =========================================================================
 
 File attributes: ``rgbify_format = "rgbify-shard"``, ``schema_version``, ``shard``, ``first_index``, ``samples``,
-``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``.
+``config_hash`` (ties the shard to its dataset.json), ``width``, ``height``; and, in shards written since they were
+added (readers of schema version 1 ignore them; older shards lack them): ``classes`` (the class table: semantic
+index i + 1 names classes[i]), ``conventions_version`` and ``conventions`` (where the contract is written).
 
 Every chunk also carries HDF5's Fletcher-32 checksum, so a flipped bit raises on read instead of returning
 garbage. Compression: see IMAGE_FILTERS and STORAGE (chosen by measurement, docs/datasets.md).
@@ -43,13 +47,16 @@ world_from_camera, index, seed) are read once per shard and kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
 import os
 import threading
+import uuid
+import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,6 +66,7 @@ import h5py
 import numpy as np
 from h5py import h5z
 
+from rgbify import CONVENTIONS_VERSION
 from rgbify.fileio import publishing
 
 SHARD_FORMAT = "rgbify-shard"
@@ -77,6 +85,56 @@ MATRIX_FIELDS: dict[str, tuple[int, int]] = {"K": (3, 3), "world_from_camera": (
 STRING_FIELDS = ("spec", "instances", "timings")
 SCALAR_FIELDS = ("index", "seed")
 ALL_FIELDS = (*SCALAR_FIELDS, *ARRAY_FIELDS, *MATRIX_FIELDS, *STRING_FIELDS, "checksum")
+
+CONVENTIONS_DOC = "docs/conventions.md in the rgbify source: the contract of units, frames and codecs"
+
+_DOC2 = "docs/conventions.md section 2 (ground truth per rendered sample)"
+FIELD_ATTRS: dict[str, dict[str, str]] = {
+    "index": {"description": "sample index in the dataset: the scene is a function of (recipe config, seed, index)",
+              "units": "none", "frame": "none", "invalid": "none", "codec": "int64", "docs": "docs/datasets.md"},
+    "seed": {"description": "base seed of the dataset", "units": "none", "frame": "none", "invalid": "none",
+             "codec": "int64", "docs": "docs/datasets.md"},
+    "rgb": {"description": "the rendered image: anti-aliased, denoised, the spec's view transform and post-process",
+            "units": "sRGB code values 0-255", "frame": "image: (H, W, RGB), row 0 at the top",
+            "invalid": "none: every pixel is rendered", "codec": "uint8 sRGB", "docs": _DOC2},
+    "depth": {"description": "planar depth z of the surface hit by the ray through the pixel centre",
+              "units": "metres", "frame": "OpenCV camera: +z forward along the optical axis",
+              "invalid": "+inf where nothing is hit", "codec": "float32, raw", "docs": _DOC2},
+    "normals": {"description": "unit shading normal (interpolated, no bump map), oriented toward the camera",
+                "units": "unit vector (x, y, z)", "frame": "OpenCV camera: +x right, +y down, +z forward",
+                "invalid": "(0, 0, 0) where nothing is hit", "codec": "float32, raw", "docs": _DOC2},
+    "instance": {"description": "instance id of the surface at the pixel centre (walls and floors too)",
+                 "units": "id (see the field instances)", "frame": "image: (H, W), row 0 at the top",
+                 "invalid": "0 where nothing is hit", "codec": "int32", "docs": _DOC2},
+    "semantic": {"description": "class index of the instance at the pixel centre",
+                 "units": "class index: i + 1 names the file attribute classes[i]",
+                 "frame": "image: (H, W), row 0 at the top", "invalid": "0 where nothing is hit or unlabeled",
+                 "codec": "int32", "docs": _DOC2},
+    "edge": {"description": "true where the anti-aliased RGB pixel mixes more than one surface",
+             "units": "bool", "frame": "image: (H, W), row 0 at the top", "invalid": "none", "codec": "bool",
+             "docs": _DOC2},
+    "K": {"description": "3x3 pinhole intrinsics; a camera point (x, y, z) projects to (fx x/z + cx, fy y/z + cy)",
+          "units": "pixels", "frame": "OpenCV pixels: the centre of pixel (row i, column j) is (u, v) = (j, i)",
+          "invalid": "none", "codec": "float64", "docs": "docs/conventions.md section 1"},
+    "world_from_camera": {"description": "4x4 rigid transform mapping camera-frame points to world points",
+                          "units": "metres", "frame": "OpenCV camera -> world (Blender's: right-handed, +Z up)",
+                          "invalid": "none", "codec": "float64", "docs": "docs/conventions.md section 1"},
+    "spec": {"description": "the scene spec (rgbify.scenes.spec.spec_from_json reads it)", "units": "none",
+             "frame": "world (Blender's: right-handed, +Z up), metres", "invalid": "none",
+             "codec": "zlib-compressed UTF-8 canonical JSON: zlib.decompress(f['spec'][j].tobytes()).decode()",
+             "docs": "docs/scenes.md"},
+    "instances": {"description": "instance table: JSON list of {id, class_name, class_index, object_name, "
+                  "pixel_count}", "units": "none", "frame": "none", "invalid": "none", "codec": "UTF-8 JSON string",
+                  "docs": _DOC2},
+    "timings": {"description": "render timings per phase", "units": "seconds", "frame": "none", "invalid": "none",
+                "codec": "UTF-8 JSON string {phase: seconds}", "docs": "docs/rendering.md"},
+    "checksum": {"description": "sha256 over the sample's fields (rgbify.datasets.storage.shards.sample_checksum)",
+                 "units": "none", "frame": "none", "invalid": "none", "codec": "hex string",
+                 "docs": "docs/datasets.md"},
+}
+"""The attributes each field's HDF5 dataset carries (``h5dump -A`` shows them): what a reader needs without rgbify.
+``docs`` names the page of rgbify's documentation that holds the definition."""
+
 
 def deflated(level: int, shuffle: bool = False) -> dict[str, Any]:
     """h5py filter options: gzip ``level`` (0 = stored blocks: uncompressed, still with zlib's Adler-32), after
@@ -111,6 +169,15 @@ _OPEN_LOCK = threading.Lock()
 
 class ShardError(ValueError):
     """A shard file is missing, not ours, truncated or corrupt; the message names the file (and sample)."""
+
+
+class NotHDF5(ShardError):
+    """A file where a shard should be that HDF5 cannot open at all (truncated, overwritten, or not HDF5)."""
+
+
+class ForeignShard(ShardError):
+    """A file where a shard should be that is not one of this dataset's: an HDF5 file that is not an rgbify shard,
+    or another dataset's shard. Never deleted: the build refuses and names it."""
 
 
 def shard_range(k: int, shard_size: int, count: int) -> range:
@@ -177,7 +244,24 @@ def write_sample_file(path: Path, sample: Mapping[str, Any]) -> None:
     s = normalize_sample(sample)
     arrays = {k: (np.array(v) if not isinstance(v, str) else np.frombuffer(v.encode(), np.uint8)) for k, v in s.items()}
     with publishing(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        _savez(f, arrays)
+
+
+def _savez(f: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez(f, **arrays)`` (the same file: an uncompressed zip of .npy members), with the zip closed on every
+    path: np.savez leaves it open when a write fails (a full disk), and its ``__del__`` then prints a second
+    traceback ("Exception ignored in ZipFile.__del__") after the error was reported."""
+    zf = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
+        for name, a in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
+        zf.close()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            zf.close()  # writes what it can; the original error is the one raised
+        zf.fp = None  # nothing left for ZipFile.__del__ to flush
+        raise
 
 
 def read_sample_file(path: Path) -> dict[str, Any]:
@@ -201,27 +285,35 @@ def read_sample_file(path: Path) -> dict[str, Any]:
 
 
 def write_shard(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, count: int,
-                config_hash: str, filters: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                config_hash: str, filters: Mapping[str, Mapping[str, Any]] | None = None,
+                classes: Sequence[str] | None = None) -> str:
     """Write ``count`` samples (indices ``first_index, first_index + 1, ...`` in order) into a new shard file at
-    ``path``, atomically; return its sha256. Samples are streamed: one is in memory at a time.
+    ``path``, atomically; return its sha256. Samples are streamed: one sample's arrays are in memory at a time, and
+    the compressed shard (about 0.7 MB per 512-px sample). ``classes``: the dataset's class table, stored as the file
+    attribute ``classes`` (the build and repack always give it; None writes no class table).
 
-    The file is written to ``path.tmp``, flushed, fsynced and renamed; on any error (a full disk included) the
-    temporary file is removed and ``path`` is untouched. ``filters``: h5py filter options per image field (default
-    IMAGE_FILTERS).
+    HDF5 builds the file in memory (its core driver, no backing store); its bytes are then written to ``path.tmp``
+    by Python, fsynced and renamed. So a full disk is one clean OSError from that write: HDF5 itself, when a write
+    to its file fails, raises from its close and then crashes the process (measured: a segmentation fault under a
+    file-size limit). On any error the temporary file is removed and ``path`` is untouched. ``filters``: h5py filter
+    options per image field (default IMAGE_FILTERS).
     """
     comp = {name: dict(v) for name, v in (IMAGE_FILTERS if filters is None else filters).items()}
     path = Path(path)
-    with publishing(path) as tmp:
-        _write_h5(tmp, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash, comp=comp)
-        digest = sha256_file(tmp)
-    return digest
+    image = _write_h5(path, samples, shard=shard, first_index=first_index, n=count, config_hash=config_hash,
+                      comp=comp, classes=None if classes is None else list(classes))
+    with publishing(path) as tmp, open(tmp, "wb") as f:
+        f.write(image)
+    return hashlib.sha256(image).hexdigest()
 
 
 def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, first_index: int, n: int,
-              config_hash: str, comp: dict[str, dict[str, Any]]) -> None:
+              config_hash: str, comp: dict[str, dict[str, Any]], classes: list[str] | None) -> bytes:
+    """The bytes of the shard file (built in memory; ``path`` only names it in messages)."""
     if n < 1:
         raise ShardError(f"{path}: refusing to write an empty shard")
-    with h5py.File(path, "w", libver=("v110", "latest")) as f:
+    with h5py.File(f"{path}.{uuid.uuid4().hex}", "w", driver="core", backing_store=False,
+                   libver=("v110", "latest")) as f:
         strings: dict[str, list[str]] = {name: [] for name in (*STRING_FIELDS, "checksum")}
         scalars: dict[str, list[int]] = {name: [] for name in SCALAR_FIELDS}
         j = -1
@@ -235,7 +327,10 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
                 _create_datasets(f, n, h, w, comp)
                 f.attrs.update({"rgbify_format": SHARD_FORMAT, "schema_version": SHARD_SCHEMA_VERSION,
                                 "shard": shard, "first_index": first_index, "samples": n,
-                                "config_hash": config_hash, "width": w, "height": h})
+                                "config_hash": config_hash, "width": w, "height": h,
+                                "conventions_version": CONVENTIONS_VERSION, "conventions": CONVENTIONS_DOC})
+                if classes is not None:
+                    f.attrs.create("classes", classes, dtype=_STR)
             for name in (*ARRAY_FIELDS, *MATRIX_FIELDS):
                 f[name][j] = s[name]
             for name in strings:
@@ -254,6 +349,10 @@ def _write_h5(path: Path, samples: Iterable[Mapping[str, Any]], *, shard: int, f
                 ds.attrs["encoding"] = "zlib+utf-8"
             else:
                 f.create_dataset(name, data=vals, dtype=_STR)
+        for name in ALL_FIELDS:
+            f[name].attrs.update(FIELD_ATTRS[name])
+        f.flush()
+        return f.id.get_file_image()
 
 
 def _create_datasets(f: h5py.File, n: int, h: int, w: int, comp: dict[str, dict[str, Any]]) -> None:
@@ -324,11 +423,18 @@ class ShardReader:
         self.close()
 
     def __len__(self) -> int:
-        return int(self.file.attrs["samples"])
+        return _attr_int(self.file, "samples", self.path)
 
     @property
     def first_index(self) -> int:
-        return int(self.file.attrs["first_index"])
+        return _attr_int(self.file, "first_index", self.path)
+
+    def _where(self, j: int) -> str:
+        """Sample j's global index for a message (its position in the shard when the header is unreadable)."""
+        try:
+            return str(self.first_index + j)
+        except ShardError:
+            return f"at position {j}"
 
     def read(self, j: int, fields: Iterable[str] | None = None) -> dict[str, Any]:
         """Sample ``j`` of this shard (0-based within the shard) as a dict of numpy arrays and strings."""
@@ -345,8 +451,9 @@ class ShardReader:
                 v = ds[j] if plan is None else _read_direct(ds, j, plan, self._map)
                 if name in ZLIB_FIELDS:
                     v = zlib.decompress(v.tobytes())
-            except (OSError, KeyError, zlib.error, deflate.DeflateError) as e:
-                raise ShardError(f"{self.path}: sample {self.first_index + j}: cannot read {name!r} ({e})") from None
+            except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError, ... on damage
+                raise ShardError(f"{self.path}: sample {self._where(j)}: cannot read {name!r} "
+                                 f"({_what(e)})") from None
             out[name] = v.decode() if isinstance(v, bytes) else v
         return out
 
@@ -405,19 +512,53 @@ def _read_direct(ds: h5py.Dataset, j: int, plan: _Plan, file_map: mmap.mmap) -> 
     return buf.view(plan.dtype).reshape(plan.shape)
 
 
+def _what(e: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def nearly_equal(a: str, b: str) -> bool:
+    """Strings of one length that differ in at most two characters: a damaged value (a flipped byte or two), not
+    another dataset's."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 2
+
+
+def _attr_int(f: h5py.File, name: str, path: Path) -> int:
+    try:
+        return int(f.attrs[name])
+    except Exception as e:  # noqa: BLE001 - a damaged attribute raises KeyError, OSError, RuntimeError, ...
+        raise ShardError(f"{path}: header attribute {name!r} unreadable ({_what(e)})") from None
+
+
 def open_shard(path: Path) -> h5py.File:
-    """Open a shard read-only; raise ShardError if it is not an HDF5 file or not an rgbify shard."""
+    """Open a shard read-only; raise ShardError if it is not a readable HDF5 file or its header is damaged,
+    ForeignShard if it is an HDF5 file that is not an rgbify shard."""
     try:
         f = h5py.File(path, "r")
-    except (OSError, ValueError) as e:
-        raise ShardError(f"{path}: not a readable HDF5 file ({e}); delete it or re-run `rgbify build`") from None
-    if f.attrs.get("rgbify_format") != SHARD_FORMAT:
+    except Exception as e:  # noqa: BLE001 - OSError, ValueError; other types on a damaged superblock
+        raise NotHDF5(f"{path}: not a readable HDF5 file ({_what(e)})") from None
+    try:
+        fmt = f.attrs.get("rgbify_format")
+        version = f.attrs.get("schema_version", -1)
+        ours = fmt == SHARD_FORMAT
+        if not ours and fmt is None:
+            ours = any(name in f for name in (*ARRAY_FIELDS, "checksum"))  # a shard whose attribute was damaged
+    except Exception as e:  # noqa: BLE001
         f.close()
-        raise ShardError(f"{path}: an HDF5 file that is not an rgbify shard (no rgbify_format attribute)")
-    if int(f.attrs.get("schema_version", -1)) != SHARD_SCHEMA_VERSION:
-        v = f.attrs.get("schema_version")
+        raise ShardError(f"{path}: HDF5 header unreadable ({_what(e)})") from None
+    if fmt != SHARD_FORMAT:
         f.close()
-        raise ShardError(f"{path}: shard schema_version {v} is not {SHARD_SCHEMA_VERSION}; rebuild the dataset")
+        if ours or fmt is not None:
+            raise ShardError(f"{path}: damaged shard header (rgbify_format is {fmt!r})")
+        raise ForeignShard(f"{path}: an HDF5 file that is not an rgbify shard (no rgbify_format attribute)")
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        version = None
+    if version != SHARD_SCHEMA_VERSION:
+        f.close()
+        raise ShardError(f"{path}: shard schema_version {version} is not {SHARD_SCHEMA_VERSION}; rebuild the "
+                         "dataset with the rgbify that made it, or build it anew")
     return f
 
 
@@ -425,11 +566,17 @@ def check_header(f: h5py.File, name: str, config_hash: str, samples: range, pref
     """The number of samples of the open shard ``f``, once its header says it belongs where it lies: to the dataset
     whose config hash is ``config_hash``, holding the sample indices ``samples`` (with ``prefix``: a non-empty
     prefix of them, as a short last shard that a larger count extends does). Raises ShardError naming ``name``
-    otherwise. The one check of a shard's header: the build's resume scan and its publishing step, and ``rgbify
-    verify``, use it."""
-    if f.attrs.get("config_hash") != config_hash:
-        raise ShardError(f"{name}: belongs to another dataset (config_hash differs)")
-    first, n = int(f.attrs.get("first_index", -1)), int(f.attrs.get("samples", -1))
+    otherwise (ForeignShard when it is another dataset's). The one check of a shard's header: the build's resume
+    scan and its publishing step, and ``rgbify verify``, use it."""
+    try:
+        theirs = f.attrs.get("config_hash")
+        first, n = int(f.attrs.get("first_index", -1)), int(f.attrs.get("samples", -1))
+    except Exception as e:  # noqa: BLE001 - a damaged attribute
+        raise ShardError(f"{name}: header unreadable ({_what(e)})") from None
+    if theirs != config_hash:
+        if isinstance(theirs, str) and nearly_equal(theirs, config_hash):
+            raise ShardError(f"{name}: damaged header (its config_hash is off by a character or two)")
+        raise ForeignShard(f"{name}: belongs to another dataset (config_hash differs)")
     if first != samples.start or not (1 <= n <= len(samples) if prefix else n == len(samples)):
         want = ("a prefix of " if prefix else "") + f"[{samples.start}, {samples.stop})"
         raise ShardError(f"{name}: holds samples [{first}, {first + n}), expected {want}")
@@ -438,12 +585,17 @@ def check_header(f: h5py.File, name: str, config_hash: str, samples: range, pref
 
 def check_shard(path: Path, config_hash: str, samples: range, prefix: bool = False) -> int:
     """:func:`check_header` of the shard file at ``path``, then every sample's index and checksum (each sample read
-    whole); returns its number of samples or raises ShardError."""
+    whole through HDF5, so that every chunk's Fletcher-32 is checked too, as ``rgbify verify`` does); returns its
+    number of samples or raises ShardError (ForeignShard for an HDF5 file that is not a shard)."""
     with open_shard(path) as f:
         n = check_header(f, str(path), config_hash, samples, prefix)
-    with ShardReader(path) as r:
+    with ShardReader(path, direct=False) as r:
         for j in range(n):
             s = r.read(j)
-            if int(s["index"]) != samples.start + j or sample_checksum(s) != s["checksum"]:
+            try:
+                sound = int(s["index"]) == samples.start + j and sample_checksum(s) == s["checksum"]
+            except Exception as e:  # noqa: BLE001 - a damaged field of another shape or type
+                raise ShardError(f"{path}: sample {samples.start + j}: unreadable ({_what(e)})") from None
+            if not sound:
                 raise ShardError(f"{path}: sample {samples.start + j}: checksum mismatch")
     return n

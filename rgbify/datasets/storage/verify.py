@@ -1,7 +1,8 @@
 """``rgbify verify DIR``: check a dataset's manifest, shard files and every sample against the conventions.
 
 Checks: dataset.json schema; each shard listed exists, its sha256 matches, it is an rgbify shard of this dataset
-(config_hash), it holds the indices the manifest says; every field has the documented shape and dtype; per sample:
+(config_hash), it holds the indices the manifest says, its class table (where the shard stores one) is the
+manifest's; every field has the documented shape and dtype; per sample:
 the stored checksum matches the data (and HDF5's per-chunk Fletcher-32 checksums), no NaN anywhere, and the
 invariants of docs/conventions.md:
 
@@ -12,6 +13,11 @@ invariants of docs/conventions.md:
 - K is a finite pinhole matrix, world_from_camera a rigid transform; the scene spec parses.
 
 Problems name the shard and the sample. ``verify`` returns them; the CLI prints a report and exits 1 if any.
+Each shard is checked inside an error boundary of its own, and each sample inside one of its own: a damaged file
+(HDF5 raises KeyError, RuntimeError, OSError, UnicodeDecodeError ... on damaged metadata) becomes a problem of that
+shard or sample, and the report of every other shard is complete. A checking process that dies (with ``jobs`` > 1)
+is reported as a problem of the shards it held. Every problem is one that ``rgbify build`` with the dataset's
+settings repairs (it re-renders a damaged shard, or rebuilds a damaged dataset.json from the shards).
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ import functools
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rgbify.datasets.storage.folder import SHARDS_DIR
-from rgbify.datasets.storage.manifest import MANIFEST_NAME, fields_table, load_manifest
+from rgbify.datasets.storage.folder import SHARDS_DIR, writer_active
+from rgbify.datasets.storage.manifest import MANIFEST_NAME, ManifestCorrupt, fields_table, load_manifest
 from rgbify.datasets.storage.shards import (
     ShardError,
     ShardReader,
@@ -38,6 +45,7 @@ from rgbify.datasets.storage.shards import (
     sha256_file,
 )
 from rgbify.scenes.spec import spec_from_json
+from rgbify.signals import quiet_worker, stop_pool
 
 NORMAL_UNIT_TOL = 1e-3
 FACING_TOL = 1e-3
@@ -63,42 +71,44 @@ class Report:
         return "\n".join(lines)
 
 
+REBUILD = "run the `rgbify build` command that made the dataset again to repair it"
+
+
 def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 1) -> Report:
-    """Check the dataset in ``directory``; raises ManifestError if there is no readable dataset.json. ``jobs``:
-    shards checked at once, in that many processes (h5py reads hold the GIL)."""
+    """Check the dataset in ``directory``; raises ManifestError if it holds no dataset.json (or another tool's),
+    reports a damaged one as a problem. ``jobs``: shards checked at once, in that many processes (h5py reads hold
+    the GIL)."""
     d = Path(directory)
-    m = load_manifest(d)
     rep = Report(d)
-    missing = [k for k in ("config_hash", "classes", "shards", "count", "width", "height", "seed", "config")
-               if k not in m]
-    if missing:
-        rep.problems.append(f"{MANIFEST_NAME}: missing fields {missing}")
+    busy = writer_active(d)
+    if busy:
+        rep.notes.append("a build or repack is writing this dataset now (its .lock is held): this report shows it "
+                         "mid-way; run verify again when that command has finished")
+    try:
+        m = load_manifest(d)
+    except ManifestCorrupt as e:
+        rep.problems.append(f"{e}; {REBUILD} (it rebuilds {MANIFEST_NAME} from the shards)")
         return rep
-    entries = sorted(m["shards"], key=lambda s: s.get("first_index", 0))
+    entries = sorted(m["shards"], key=lambda s: s["first_index"])
     jobs = max(1, min(jobs, len(entries)))
-    check = functools.partial(_check_shard, d, {k: m[k] for k in ("config_hash", "classes", "width", "height")})
-    with contextlib.ExitStack() as stack:
-        if jobs > 1:
-            ctx = multiprocessing.get_context("fork")  # no shard is open yet; spawn would re-run the caller's script
-            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=ctx))
-            results = pool.map(check, entries)
-        else:
-            results = map(check, entries)
-        expected_start = 0
-        for entry, (problems, samples) in zip(entries, results, strict=True):
-            if entry.get("first_index") != expected_start:
-                rep.problems.append(f"{entry.get('file')}: starts at sample {entry.get('first_index')}, expected "
-                                    f"{expected_start} (gap or overlap between shards)")
-            expected_start = int(entry.get("first_index", 0)) + int(entry.get("samples", 0))
-            rep.problems += problems[:max_problems_per_shard]
-            if len(problems) > max_problems_per_shard:
-                rep.problems.append(f"{entry['file']}: {len(problems) - max_problems_per_shard} more problem(s) "
-                                    "not shown")
-            rep.samples_checked += samples
-            rep.shards_checked += 1
+    check = functools.partial(_checked_shard, d, {**{k: m[k] for k in ("config_hash", "classes", "width", "height")},
+                                                  "pseudo": isinstance(m.get("pseudo_labels"), dict)})
+    expected_start = 0
+    for entry, (problems, samples) in zip(entries, _map_shards(check, entries, jobs), strict=True):
+        if entry["first_index"] != expected_start:
+            rep.problems.append(f"{entry['file']}: starts at sample {entry['first_index']}, expected "
+                                f"{expected_start} (gap or overlap between shards)")
+        expected_start = entry["first_index"] + entry["samples"]
+        rep.problems += problems[:max_problems_per_shard]
+        if len(problems) > max_problems_per_shard:
+            rep.problems.append(f"{entry['file']}: {len(problems) - max_problems_per_shard} more problem(s) "
+                                "not shown")
+        rep.samples_checked += samples
+        rep.shards_checked += 1
     if expected_start != m["count"] or not m.get("complete", False):
-        rep.problems.append(f"incomplete: {expected_start} of {m['count']} samples are in published shards; "
-                            "run the same `rgbify build` command again to finish it")
+        fix = ("the build writing it now will finish it" if busy else
+               "run the same `rgbify build` command again to finish it")
+        rep.problems.append(f"incomplete: {expected_start} of {m['count']} samples are in published shards; {fix}")
     listed = {Path(e["file"]).name for e in m["shards"]}
     for p in sorted((d / SHARDS_DIR).glob("*")) if (d / SHARDS_DIR).is_dir() else []:
         if p.name not in listed:
@@ -106,45 +116,83 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 
     return rep
 
 
+def _map_shards(check: Any, entries: list[dict[str, Any]], jobs: int) -> list[tuple[list[str], int]]:
+    """``check`` of every entry, in order; with ``jobs`` > 1 in forked processes. A process that dies (a crash in
+    the HDF5 library on a damaged file) fails the shards it held: each of those is checked again in a process of
+    its own, so that only the shard that crashes it is reported as such."""
+    if jobs == 1:
+        return [check(e) for e in entries]
+    ctx = multiprocessing.get_context("fork")  # no shard is open yet; spawn would re-run the caller's script
+    results: list[tuple[list[str], int] | None] = [None] * len(entries)
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=quiet_worker)
+    try:
+        futures = [pool.submit(check, e) for e in entries]
+        for i, fut in enumerate(futures):
+            with contextlib.suppress(BrokenProcessPool):
+                results[i] = fut.result()
+    except BaseException:  # Ctrl-C: the workers (which ignore SIGINT) are ended, the shards not started dropped
+        stop_pool(pool, interrupted=True)
+        raise
+    stop_pool(pool, interrupted=False)
+    for i, entry in enumerate(entries):
+        if results[i] is None:
+            with ProcessPoolExecutor(1, mp_context=ctx, initializer=quiet_worker) as alone:
+                try:
+                    results[i] = alone.submit(check, entry).result()
+                except BrokenProcessPool:
+                    results[i] = ([f"{entry['file']}: reading it crashed the checking process (a damaged HDF5 "
+                                   f"file); {REBUILD}"], 0)
+    return results  # type: ignore[return-value]
+
+
+def _checked_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
+    """:func:`_check_shard` inside an error boundary: whatever reading a damaged file raises becomes a problem of
+    this shard."""
+    try:
+        return _check_shard(d, m, entry)
+    except Exception as e:  # noqa: BLE001 - the boundary: one shard's damage never ends the report
+        return [f"{entry['file']}: unreadable ({type(e).__name__}: {' '.join(str(e).split())}); {REBUILD}"], 0
+
+
 def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
     """(problems, samples checked) of one shard listed in the manifest; ``m``: the manifest's config_hash, classes,
     width and height."""
     problems: list[str] = []
     samples = 0
-    rel = entry.get("file", "?")
+    rel = entry["file"]
     path = d / rel
     if not path.is_file():
-        problems.append(f"{rel}: missing")
+        problems.append(f"{rel}: missing; {REBUILD}")
         return problems, samples
     if sha256_file(path) != entry.get("sha256"):
         problems.append(f"{rel}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
     try:
         f = open_shard(path)
     except ShardError as e:
-        problems.append(str(e))
+        problems.append(f"{e}; {REBUILD}")
         return problems, samples
-    first, n = int(entry.get("first_index", -1)), int(entry.get("samples", -1))
+    first, n = entry["first_index"], entry["samples"]
     with f:
         try:
             check_header(f, rel, m["config_hash"], range(first, first + n))
         except ShardError as e:
             problems.append(str(e))
             return problems, samples
+        stored = f.attrs.get("classes")  # shards written before the attribute existed lack it
+        if stored is not None and [c.decode() if isinstance(c, bytes) else c for c in stored] != list(m["classes"]):
+            problems.append(f"{rel}: its class table (attribute classes) differs from {MANIFEST_NAME}'s")
         for name, spec in fields_table(m["width"], m["height"]).items():
-            if name not in f:
-                problems.append(f"{rel}: field {name!r} missing")
-                continue
-            ds = f[name]
-            want_dtype = spec["dtype"]
-            got_dtype = "str" if ds.dtype.kind in "OS" else str(ds.dtype)
-            if ds.attrs.get("encoding") == "zlib+utf-8":
-                got_dtype = "zlib+utf-8"
-            if ds.shape != (n, *spec["shape"]) or got_dtype != want_dtype:
-                problems.append(f"{rel}: field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} "
-                                f"{(n, *spec['shape'])}")
-        if any(p.startswith(f"{rel}: field") for p in problems):
+            try:
+                problem = _field_problem(f, name, spec, n)
+            except Exception as e:  # noqa: BLE001 - damaged metadata of this field
+                problem = f"field {name!r} unreadable ({type(e).__name__}: {' '.join(str(e).split())})"
+            if problem:
+                problems.append(f"{rel}: {problem}")
+        if problems and any(p.startswith(f"{rel}: field") for p in problems):
             return problems, samples
     classes = list(m["classes"])
+    # a teacher's pseudo-labels (rgbify distill) are stored like renders but hold none of their invariants
+    invariants = (lambda s, c: []) if m.get("pseudo") else check_sample
     with ShardReader(path, direct=False) as r:
         for j in range(n):
             where = f"{rel}: sample {first + j}"
@@ -154,12 +202,28 @@ def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[lis
                 problems.append(str(e))
                 continue
             samples += 1
-            if int(s["index"]) != first + j:
-                problems.append(f"{where}: stored index is {int(s['index'])}")
-            if sample_checksum(s) != s["checksum"]:
-                problems.append(f"{where}: checksum mismatch (data changed after it was written)")
-            problems.extend(f"{where}: {p}" for p in check_sample(s, classes))
+            try:
+                if int(s["index"]) != first + j:
+                    problems.append(f"{where}: stored index is {int(s['index'])}")
+                if sample_checksum(s) != s["checksum"]:
+                    problems.append(f"{where}: checksum mismatch (data changed after it was written)")
+                problems.extend(f"{where}: {p}" for p in invariants(s, classes))
+            except Exception as e:  # noqa: BLE001 - a damaged value of an unexpected type or shape
+                problems.append(f"{where}: unreadable ({type(e).__name__}: {' '.join(str(e).split())})")
     return problems, samples
+
+
+def _field_problem(f: Any, name: str, spec: dict[str, Any], n: int) -> str | None:
+    if name not in f:
+        return f"field {name!r} missing"
+    ds = f[name]
+    want_dtype = spec["dtype"]
+    got_dtype = "str" if ds.dtype.kind in "OS" else str(ds.dtype)
+    if ds.attrs.get("encoding") == "zlib+utf-8":
+        got_dtype = "zlib+utf-8"
+    if ds.shape != (n, *spec["shape"]) or got_dtype != want_dtype:
+        return f"field {name!r} is {got_dtype} {ds.shape}, expected {want_dtype} {(n, *spec['shape'])}"
+    return None
 
 
 def check_sample(s: dict[str, Any], classes: list[str]) -> list[str]:
