@@ -122,7 +122,9 @@ def test_a_dataset_whose_scenes_use_third_party_models_lists_their_credits(tmp_p
         s["spec"] = json.dumps(spec)
         return s
 
-    monkeypatch.setitem(globals(), "fake_sample", with_assets)  # what FakePool writes
+    import tests.dataset_fakes as fakes
+
+    monkeypatch.setattr(fakes, "fake_sample", with_assets)  # what FakePool writes
     d = tmp_path / "ds"
     run(cfg_for(d, 4))
     entries = json.loads((d / "credits.json").read_text())
