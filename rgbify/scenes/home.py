@@ -73,8 +73,9 @@ def sample_home(ctx: Context) -> Draft:
                      "depth_m": round(float(np.ptp(room.poly[:, 1])), 3), "height_m": round(room.height, 3),
                      "shape": "rect" if len(room.poly) == 4 else "L", "open_doors": len(room.open_doors),
                      "neighbours": [t for _r, _p, t in neighbours]}}
-    return Draft(builder=b, world=world, sample_camera=camera_sampler(ctx, b, room, lay.close_up_prob), meta=meta,
-                 enclosed=True, interior=interior(b, room))
+    others = [poly for _r, poly, _t in neighbours]
+    return Draft(builder=b, world=world, sample_camera=camera_sampler(ctx, b, room, lay.close_up_prob, others),
+                 meta=meta, enclosed=True, interior=interior(b, room))
 
 
 def _furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int, room_type: str, catalog) -> None:  # noqa: ANN001
@@ -152,9 +153,13 @@ def _overlap(p: np.ndarray, q: np.ndarray) -> bool:
     return True
 
 
-def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, close_up_prob: float):  # noqa: ANN201
-    """Close-ups and views through open doorways, else the generic room's views."""
-    base = indoor.camera_sampler(ctx, b, room)
+def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, close_up_prob: float,  # noqa: ANN201
+                   others: tuple[np.ndarray, ...] | list[np.ndarray] = ()):
+    """Close-ups and views through open doorways, else the generic room's views; what is aimed at stands in this
+    room (not in the neighbouring rooms, outlines ``others``, which are seen through doorways)."""
+    mine = [p for p in b.placed if not any(indoor.inside_polygon(poly, float(p.world_from_model[0, 3]),
+                                                                  float(p.world_from_model[1, 3])) for poly in others)]
+    base = indoor.camera_sampler(ctx, b, room, mine)
     cc = ctx.config.camera
 
     def free(eye: np.ndarray, r: float = 0.12) -> bool:
@@ -162,7 +167,7 @@ def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, close_up_prob: flo
         return not b.colliding_ids(probe) and indoor.inside_polygon(room.poly, eye[0], eye[1], 0.15)
 
     def close_up(rng: np.random.Generator):  # noqa: ANN202
-        targets = [p for p in b.placed if p.model.class_name not in STRUCTURE]
+        targets = [p for p in mine if p.model.class_name not in STRUCTURE]
         for _ in range(12):
             if not targets:
                 break

@@ -542,11 +542,13 @@ def _shoelace(poly: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def camera_sampler(ctx: Context, b: SceneBuilder, room: Room):  # noqa: ANN201
+def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, targets: list | None = None):  # noqa: ANN201
     """Cameras in free space: most stand near a wall and look across the room (overview), the rest look at a
-    piece of furniture or clutter from at least a metre away."""
-    targets = [p for p in b.placed if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
-                                                                  "window")]
+    piece of furniture or clutter (of ``targets``, default everything placed) from at least a metre away."""
+    if targets is None:
+        targets = b.placed
+    targets = [p for p in targets if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
+                                                                 "window")]
     centroid = room.poly.mean(0)
 
     def free_eye(rng: np.random.Generator, margin: float) -> np.ndarray:
