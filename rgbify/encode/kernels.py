@@ -411,3 +411,38 @@ def nearest_label(rgb, colors, labels, max_dist2, out):
                     best = dist
                     lab = labels[k]
             out[i, j] = lab
+
+
+# ----------------------------------------------------------------------------------------------- PNG rows
+@njit(**_OPTS)
+def png_unfilter(data, height, stride, bpp, out):
+    """Undo PNG's per-row filters (PNG spec section 9: 0 none, 1 sub, 2 up, 3 average, 4 Paeth) of the inflated
+    image ``data`` (uint8, height rows of 1 + stride bytes) into ``out`` (uint8 (height, stride)), ``bpp`` bytes per
+    pixel. Returns -1, or the first row whose filter type is unknown."""
+    for i in range(height):
+        ft = data[i * (stride + 1)]
+        base = i * (stride + 1) + 1
+        if ft > 4:
+            return i
+        for j in range(stride):
+            x = np.int32(data[base + j])
+            a = np.int32(out[i, j - bpp]) if j >= bpp else np.int32(0)
+            b = np.int32(out[i - 1, j]) if i > 0 else np.int32(0)
+            c = np.int32(out[i - 1, j - bpp]) if (i > 0 and j >= bpp) else np.int32(0)
+            if ft == 1:
+                x += a
+            elif ft == 2:
+                x += b
+            elif ft == 3:
+                x += (a + b) // 2
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                if pa <= pb and pa <= pc:
+                    x += a
+                elif pb <= pc:
+                    x += b
+                else:
+                    x += c
+            out[i, j] = np.uint8(x & 255)
+    return -1
