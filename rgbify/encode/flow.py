@@ -5,9 +5,10 @@ docs/conventions.md section 1): the pixel at (row i, column j) in frame t moves 
 
 ``flow/signedlog`` (rgbify's codec): R and G carry u and v through a signed logarithm scaled to the flow range,
 B carries the flow magnitude a second time, folded ``fine`` times (a triangle wave), to raise the precision of the
-magnitude. Every step of the code is continuous (a small change of the flow is a small change of the colour) and
-the decoder's error is bounded by the coarse channels' error plus one fold, so the code is locality-preserving both
-ways. Plain vectorised NumPy (the operations are element-wise; no numba kernel yet).
+magnitude. The code is continuous (a small change of the flow is a small change of the colour), and the decoder
+picks the solution of B nearest to the coarse magnitude, so its magnitude error (log domain) is at most twice the
+coarse channels' error: locality-preserving both ways. Plain vectorised NumPy (the operations are element-wise; no
+numba kernel yet).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class FlowCodec:
     R = 127 + sign(u) round(127 L(|u|, max_flow)), G likewise with v (levels 0..254; 127 is zero flow; components
     beyond max_flow clip), B = round(255 tri(fine L(|(u, v)|, sqrt(2) max_flow))), tri the triangle wave of
     period 2 (0, 1, 0, ...). ``fine = 0`` leaves B at 0 (R and G alone). Decode: (u, v) from R and G, then the
-    magnitude refined by B: the point of B's fold nearest to the coarse magnitude; the direction stays R and G's.
+    magnitude refined by B: of the points in [0, fine] where the triangle wave equals B / 255, the one nearest to
+    fine L(coarse magnitude); the direction stays R and G's.
     """
 
     max_flow: float = 256.0
@@ -119,7 +121,9 @@ class FlowCodec:
             b = rgb[..., 2].astype(np.float64) / 255.0
             up = 2.0 * _round((x - b) / 2.0) + b  # nearest point on a rising stretch of the triangle wave
             down = 2.0 * _round((x + b) / 2.0) - b  # ... on a falling stretch
-            fine_x = np.clip(np.where(np.abs(up - x) <= np.abs(down - x), up, down), 0.0, self.fine)
+            cand = np.stack([up - 2.0, down - 2.0, up, down, up + 2.0, down + 2.0])  # with their neighbours, for
+            dist = np.where((cand >= 0.0) & (cand <= self.fine), np.abs(cand - x), np.inf)  # the ends of [0, fine]
+            fine_x = np.take_along_axis(cand, np.argmin(dist, axis=0)[None], axis=0)[0]
             mag = self._unlog(fine_x / self.fine, m_max)
             with np.errstate(invalid="ignore", divide="ignore"):
                 f = np.where(coarse[..., None] > 0, f * (mag / coarse)[..., None], 0.0)
