@@ -84,6 +84,8 @@ def test_instance_options():
 def test_bad_task_and_options():
     gt = _gt()
     with pytest.raises(ValueError, match="unknown task"):
+        make_task_target("scene_flow", gt, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="ground truth has no 'flow'"):  # a task of encode now (docs/video.md)
         make_task_target("flow", gt, np.random.default_rng(0))
     with pytest.raises(ValueError, match="instance_variant"):
         make_task_target("instance", gt, np.random.default_rng(0), instance_variant="rainbow")
