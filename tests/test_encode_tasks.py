@@ -92,7 +92,7 @@ def test_bad_task_and_options():
     with pytest.raises(ValueError, match="normals"):
         make_task_target("normals", {"depth": gt["depth"]}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="task"):
-        decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "flow"})
+        decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "scene_flow"})
 
 
 def test_depth_valid_option_and_extra_gt_keys_ignored():
