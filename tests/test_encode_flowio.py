@@ -190,3 +190,24 @@ def test_cli_flow_errors_exit_2_without_output(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
         assert not (tmp_path / "o.png").exists()
+
+
+def test_a_full_disk_in_every_flow_writer_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import os
+
+    from tests.fault_shims import failing_fsync
+
+    f, _ = _flow()
+    write_flow(tmp_path / "a.flo", f)
+    assert main(["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "t.png")]) == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png")],
+                 ["decode", "flow", str(tmp_path / "t.png"), str(tmp_path / "o.flo")],
+                 ["decode", "flow", str(tmp_path / "t.png"), str(tmp_path / "o.png")],
+                 ["decode", "flow", str(tmp_path / "t.png"), str(tmp_path / "o.npy")]):
+        with monkeypatch.context() as m:
+            m.setattr(os, "fsync", failing_fsync)
+            assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "no space left" in err and args[-1] in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, args
