@@ -7,8 +7,8 @@ docs/conventions.md section 1): the pixel at (row i, column j) in frame t moves 
 B carries the flow magnitude a second time, folded ``fine`` times (a triangle wave), to raise the precision of the
 magnitude. The code is continuous (a small change of the flow is a small change of the colour), and the decoder
 picks the solution of B nearest to the coarse magnitude, so its magnitude error (log domain) is at most twice the
-coarse channels' error: locality-preserving both ways. Plain vectorised NumPy (the operations are element-wise; no
-numba kernel yet).
+coarse channels' error: locality-preserving both ways. The numba kernels are kernels.flow_encode and flow_decode,
+held to a one-pixel NumPy twin in tests/oracles/numpy_codecs.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rgbify.encode.codecs import check_rgb, raise_bad_values
 from rgbify.encode.errors import CodecInputError
 
 ZERO_LEVEL = 127
-"""R and G of zero flow; the code uses levels 0..254 so that zero is exact and the two signs are symmetric."""
+"""R and G of zero flow (= kernels.FLOW_ZERO); levels 0..254, so that zero is exact and the two signs symmetric."""
 MAX_MAX_FLOW = 1e5
 
 
@@ -52,14 +53,15 @@ def check_flow(flow: Any, valid: Any = None, what: str = "flow") -> tuple[np.nda
     return f, valid & finite
 
 
-def _triangle(x: np.ndarray) -> np.ndarray:
-    """Triangle wave: 0 at even integers, 1 at odd ones, linear between."""
-    r = np.mod(x, 2.0)
-    return np.where(r <= 1.0, r, 2.0 - r)
+def _check_shape(flow: Any) -> np.ndarray:
+    if not isinstance(flow, np.ndarray) or flow.ndim != 3 or flow.shape[2] != 2 or flow.dtype.kind != "f":
+        raise CodecInputError(f"flow must be a float32 array of shape (H, W, 2) in pixels (u right, v down), got a "
+                              f"{_describe(flow)}")
+    f = np.ascontiguousarray(flow)
+    return f if f.dtype in (np.float32, np.float64) else f.astype(np.float32)
 
 
-def _round(x: np.ndarray) -> np.ndarray:
-    return np.floor(x + 0.5)
+_FLOW_FIX = ("NaN or infinite", "pass valid= (False there) to encode them as zero flow, or fix the flow")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,47 +89,31 @@ class FlowCodec:
         if isinstance(self.fine, bool) or not isinstance(self.fine, int) or not 0 <= self.fine <= 16:
             raise CodecInputError(f"flow codec fine must be an integer number of folds in [0, 16], got {self.fine!r}")
 
-    # the two scalar maps
-    def _log(self, a: np.ndarray, m: float) -> np.ndarray:
-        return np.minimum(np.log1p(a / self.scale) / math.log1p(m / self.scale), 1.0)
-
-    def _unlog(self, t: np.ndarray, m: float) -> np.ndarray:
-        return self.scale * np.expm1(t * math.log1p(m / self.scale))
-
     def encode(self, flow: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """float (H, W, 2) pixels -> uint8 (H, W, 3). Pixels where ``valid`` is False (or not finite, when valid is
-        given) encode as zero flow; the target does not mark them (validity travels beside it, as in KITTI)."""
-        f, ok = check_flow(flow, valid)
-        f = np.where(ok[..., None], np.clip(f, -self.max_flow, self.max_flow), 0.0)
+        """float (H, W, 2) pixels -> uint8 (H, W, 3). Pixels where ``valid`` is False encode as zero flow; the
+        target does not mark them (validity travels beside it, as in KITTI). A NaN or infinite component at a
+        valid pixel raises CodecInputError naming how many and the first."""
+        from rgbify.encode import kernels
+
+        f = _check_shape(flow)
+        use_valid = valid is not None
+        if use_valid and (not isinstance(valid, np.ndarray) or valid.dtype != np.bool_ or valid.shape != f.shape[:2]):
+            raise CodecInputError(f"valid must be a bool array of shape {f.shape[:2]} like the flow, got a "
+                                  f"{_describe(valid)}")
         out = np.empty(f.shape[:2] + (3,), dtype=np.uint8)
-        out[..., :2] = ZERO_LEVEL + np.sign(f) * _round(ZERO_LEVEL * self._log(np.abs(f), self.max_flow))
-        if self.fine:
-            t = self._log(np.hypot(f[..., 0], f[..., 1]), math.sqrt(2.0) * self.max_flow)
-            out[..., 2] = _round(255.0 * _triangle(self.fine * t))
-        else:
-            out[..., 2] = 0
+        mask = np.ascontiguousarray(valid) if use_valid else np.ones((1, 1), dtype=np.bool_)
+        nbad, first = kernels.flow_encode(f, mask, use_valid, self.max_flow, self.scale, self.fine, out)
+        raise_bad_values(nbad, first, f.shape[:2], f, "flow", _FLOW_FIX)
         return out
 
     def decode(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) -> float32 (H, W, 2) pixels. Accepts any colours (R or G of 255 reads as the maximum)."""
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise CodecInputError(f"rgb must be a uint8 array of shape (H, W, 3), got a {_describe(rgb)}")
-        c = rgb[..., :2].astype(np.float64) - ZERO_LEVEL
-        f = np.sign(c) * self._unlog(np.minimum(np.abs(c) / ZERO_LEVEL, 1.0), self.max_flow)
-        if self.fine:
-            m_max = math.sqrt(2.0) * self.max_flow
-            coarse = np.hypot(f[..., 0], f[..., 1])
-            x = self.fine * self._log(coarse, m_max)  # coarse position along the folds, in [0, fine]
-            b = rgb[..., 2].astype(np.float64) / 255.0
-            up = 2.0 * _round((x - b) / 2.0) + b  # nearest point on a rising stretch of the triangle wave
-            down = 2.0 * _round((x + b) / 2.0) - b  # ... on a falling stretch
-            cand = np.stack([up - 2.0, down - 2.0, up, down, up + 2.0, down + 2.0])  # with their neighbours, for
-            dist = np.where((cand >= 0.0) & (cand <= self.fine), np.abs(cand - x), np.inf)  # the ends of [0, fine]
-            fine_x = np.take_along_axis(cand, np.argmin(dist, axis=0)[None], axis=0)[0]
-            mag = self._unlog(fine_x / self.fine, m_max)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                f = np.where(coarse[..., None] > 0, f * (mag / coarse)[..., None], 0.0)
-        return f.astype(np.float32)
+        """uint8 (H, W, 3) -> float32 (H, W, 2) pixels. Accepts any colours (R or G of 255 reads as 254)."""
+        from rgbify.encode import kernels
+
+        rgb = check_rgb(rgb)
+        out = np.empty(rgb.shape[:2] + (2,), dtype=np.float32)
+        kernels.flow_decode(rgb, self.max_flow, self.scale, self.fine, out)
+        return out
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "max_flow": self.max_flow, "scale": self.scale, "fine": self.fine}
