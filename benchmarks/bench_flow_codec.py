@@ -1,6 +1,6 @@
 """How the flow codec survives the errors of a generator's output, and how fast it is.
 
-    python benchmarks/bench_flow_codec.py [--size 256] [--seeds 3]
+    python benchmarks/bench_flow_codec.py [--size 256] [--seeds 3] [--picture PNG]
 
 Flow fields: the synthetic depth maps of bench_codec_robustness.py (an indoor room, a street with sky, a table
 top; planar z, ray-cast analytically) seen from a camera that moves between two frames (three motions per map: a
@@ -11,6 +11,8 @@ that land behind the camera are left out. Static scenes only (no moving objects 
 Each codec variant encodes the flow, the 8-bit target is perturbed (Gaussian noise of 1, 2 and 4 levels, rounded
 and clipped; JPEG at quality 95, 85 and 75 with PIL's defaults, 4:2:0 chroma), decoded, and scored with
 rgbify.train.metrics.flow_metrics: EPE (px) and Fl-all (%), the mean over flows of the per-flow value.
+--picture writes one flow as pictures (docs/img/flow_example.png): the Middlebury colour wheel, the flow in its
+colours, its flow/signedlog target, and the flow decoded from that target after JPEG 75, in the wheel's colours.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_codec_robustness import _rays, perturb, synthetic_scenes  # noqa: E402
 
-from rgbify.encode import FlowCodec  # noqa: E402
+from rgbify.encode import FlowCodec, flow_to_color  # noqa: E402
 from rgbify.train.metrics import flow_metrics  # noqa: E402
 
 CODECS = [
@@ -109,11 +112,41 @@ def speed(side: int = 1024, repeats: int = 3) -> tuple[float, float]:
     return tuple(side * side / 1e6 / max(b, 1e-9) for b in best)
 
 
+def write_picture(path: Path, size: int = 192) -> None:
+    depth = synthetic_scenes(size, size * 4 // 3, 0)["indoor"].astype(np.float64)
+    flow, ok = camera_flow(depth, *MOTIONS["step+pan"])
+    codec = FlowCodec()
+    target = codec.encode(flow, ok)
+    back = codec.decode(perturb(target, "jpeg 75", np.random.default_rng(0)))
+    top = float(np.hypot(flow[..., 0], flow[..., 1])[ok].max())
+    r = np.linspace(-1, 1, size)
+    wheel = np.stack(np.meshgrid(r, r), -1).astype(np.float32)  # (u, v) = (column, row) offsets: +y down
+    inside = np.hypot(wheel[..., 0], wheel[..., 1]) <= 1
+    panels = [("colour wheel (+x right, +y down)", flow_to_color(wheel, 1.0, inside)),
+              ("flow, Middlebury colours", flow_to_color(flow, top, ok)),
+              ("flow/signedlog target", target),
+              ("decoded after JPEG 75", flow_to_color(back, top, ok))]
+    pad, label = 8, 16
+    width = sum(p.shape[1] for _, p in panels) + pad * (len(panels) + 1)
+    img = Image.new("RGB", (width, size + label + 2 * pad), "white")
+    draw = ImageDraw.Draw(img)
+    x = pad
+    for name, p in panels:
+        img.paste(Image.fromarray(p), (x, label + pad))
+        draw.text((x, 3), name, fill="black")
+        x += p.shape[1] + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=256, help="flow height in pixels (width 4/3 of it)")
     ap.add_argument("--seeds", type=int, default=3, help="synthetic scene seeds (3 maps x 3 motions each)")
+    ap.add_argument("--picture", type=Path, default=None, help="also write one flow as pictures to this PNG")
     args = ap.parse_args()
+    if args.picture:
+        write_picture(args.picture)
     t0 = time.time()
     fields = flows(args.size, args.seeds)
     mags = np.concatenate([np.hypot(f[..., 0], f[..., 1])[ok] for f, ok in fields])
