@@ -182,8 +182,11 @@ def test_cli_flow_errors_exit_2_without_output(tmp_path, capsys):
     write_flow(tmp_path / "a.flo", f)
     for args, message in [
         (["encode", "flow", str(tmp_path / "bad.flo"), str(tmp_path / "o.png")], "bad.flo: damaged .flo"),
-        (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--fine", "99"], "fine"),
-        (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--max-flow", "nan"], "max_flow"),
+        (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--fine", "99"], "--fine 99"),
+        (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--max-flow", "nan"], "--max-flow nan"),
+        (["decode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--scale", "0"], "--scale 0"),
+        (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "o.png"), "--wheel", "--wheel-max", "-1"],
+         "--wheel-max -1"),
         (["encode", "flow", str(tmp_path / "a.flo"), str(tmp_path / "a.flo")], "destroy the input"),
     ]:
         assert main(args) == 2, args

@@ -128,17 +128,30 @@ def _decode_normals(args: argparse.Namespace) -> int:
 
 
 def _flow_codec(args: argparse.Namespace):
-    from rgbify.encode.flow import flow_codec
+    import math
 
+    from rgbify.encode.flow import MAX_MAX_FLOW, flow_codec
+
+    for flag, v in (("--max-flow", args.max_flow), ("--scale", args.scale)):
+        if not (math.isfinite(v) and 0 < v <= MAX_MAX_FLOW):
+            raise UserError(f"{flag} {v:g} must be a number of pixels in (0, {MAX_MAX_FLOW:g}] (defaults: --max-flow "
+                            "256, --scale 1)")
+    if not 0 <= args.fine <= 16:
+        raise UserError(f"--fine {args.fine} must be a number of folds in 0..16 (default 4; 0 leaves B unused)")
     return flow_codec(None, max_flow=args.max_flow, scale=args.scale, fine=args.fine)
 
 
 def _encode_flow(args: argparse.Namespace) -> int:
     _distinct(args)
+    import math
+
     from rgbify.encode import flowio, io
     from rgbify.encode.flow import flow_to_color
 
     codec = None if args.wheel else _flow_codec(args)  # bad options fail before the input is read
+    if args.wheel_max is not None and not (math.isfinite(args.wheel_max) and args.wheel_max > 0):
+        raise UserError(f"--wheel-max {args.wheel_max:g} must be a flow magnitude in pixels > 0 (default: the "
+                        "largest in the file)")
     flow, valid = flowio.read_flow(args.input)
     if args.wheel:
         rgb = flow_to_color(flow, args.wheel_max, valid)
