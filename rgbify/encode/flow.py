@@ -22,8 +22,6 @@ import numpy as np
 from rgbify.encode.codecs import check_rgb, raise_bad_values
 from rgbify.encode.errors import CodecInputError
 
-ZERO_LEVEL = 127
-"""R and G of zero flow (= kernels.FLOW_ZERO); levels 0..254, so that zero is exact and the two signs symmetric."""
 MAX_MAX_FLOW = 1e5
 
 
