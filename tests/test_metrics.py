@@ -111,3 +111,29 @@ def test_panoptic_quality_hand_computed():
     assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
     assert m["sq"] == pytest.approx(0.75)
     assert m["pq"] == pytest.approx(1.5 / (2 + 0.5 + 0.5))
+
+
+def test_flow_metrics_hand_computed():
+    from rgbify.train.metrics import flow_metrics
+
+    gt = np.array([[[10.0, 0.0], [0.0, 0.0]], [[100.0, 0.0], [np.nan, 1.0]]])
+    pred = np.array([[[13.0, 4.0], [0.0, 2.0]], [[104.0, 0.0], [5.0, 5.0]]])
+    # errors: 5 (outlier: > 3 and > 0.5), 2 (not > 3), 4 (> 3 but not > 5 % of 100); gt NaN: not scored
+    m = flow_metrics(pred, gt)
+    assert m["pixels"] == 3 and m["nonfinite_pixels"] == 0
+    assert m["epe"] == pytest.approx((5 + 2 + 4) / 3)
+    assert m["fl_all"] == pytest.approx(1 / 3)
+    valid = np.array([[False, True], [True, True]])
+    m = flow_metrics(pred, gt, valid)
+    assert m["pixels"] == 2 and m["epe"] == pytest.approx(3.0) and m["fl_all"] == 0.0
+    # a NaN prediction on a scored pixel: EPE NaN (never a number made up), counted as an outlier
+    pred[0, 1] = np.nan
+    m = flow_metrics(pred, gt)
+    assert math.isnan(m["epe"]) and m["nonfinite_pixels"] == 1 and m["fl_all"] == pytest.approx(2 / 3)
+    # zero-magnitude ground truth: an outlier needs only EPE > 3
+    m = flow_metrics(np.array([[[3.5, 0.0]]]), np.zeros((1, 1, 2)))
+    assert m["epe"] == pytest.approx(3.5) and m["fl_all"] == 1.0
+    m = flow_metrics(pred, gt, np.zeros((2, 2), bool))
+    assert m["pixels"] == 0 and math.isnan(m["epe"]) and math.isnan(m["fl_all"])
+    with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
+        flow_metrics(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))

@@ -168,3 +168,12 @@ def test_a_run_can_train_on_compact_prompts(tmp_path, tok):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="prompt.format"):
         make_config({"prompt_format": "tiny"})
+
+
+def test_flow_prompts_fit(tok):
+    from rgbify.encode.prompts import FLOW_TEMPLATES
+
+    # the longest numbers the codec accepts (max_flow and scale up to 1e5 px, 16 folds; %g keeps 6 digits)
+    texts = [t.format(max_flow=99999.5, scale=12345.6, fine=16) for t in FLOW_TEMPLATES]
+    counts = [token_count(tok, t) for t in texts]
+    assert max(counts) <= CLIP_WINDOW, max(zip(counts, texts, strict=True))

@@ -20,6 +20,7 @@ import numpy as np
 
 from rgbify.encode.codecs import Colormap, CubeWalk, DepthCodec, Hilbert24, NormalsCodec, get_codec
 from rgbify.encode.errors import CodecInputError
+from rgbify.encode.flow import FlowCodec, flow_codec
 from rgbify.encode.labels import (
     INSTANCE_THRESHOLD,
     RGB,
@@ -66,6 +67,15 @@ NORMALS_TEMPLATES = (
     "Surface normal map in camera space: red {x}, green up, blue toward the viewer.",
     "Estimate surface normals; colour = (normal + 1) / 2 with x pointing {xdir}, y up and z out of the image.",
     "Draw the surface normals of this image (camera frame, R = {xname}, G = up, B = toward the camera).",
+)
+
+FLOW_TEMPLATES = (
+    "Optical flow to the next frame, signed-log colour code (max {max_flow:g} px, scale {scale:g} px, {fine} folds): "
+    "red = rightward motion, green = downward, mid-grey = still; blue refines the speed.",
+    "Estimate the optical flow between frame t and frame t+1: R and G are the horizontal and vertical motion in "
+    "pixels on a log scale (127 = none, range {max_flow:g} px, scale {scale:g} px), B the speed folded {fine} times.",
+    "Draw the motion of every pixel to the next frame (flow/signedlog, max {max_flow:g} px, scale {scale:g} px, "
+    "{fine} folds).",
 )
 
 SEMANTIC_TEMPLATES = (
@@ -119,6 +129,15 @@ def normals_prompt(flip_x: bool = False, rng: np.random.Generator | None = None)
     xdir = "left" if flip_x else "right"
     text = _pick(NORMALS_TEMPLATES, rng).format(x=f"= facing {xdir}", xdir=xdir, xname=xdir)
     return text, {"task": "normals", "flip_x": bool(flip_x)}
+
+
+def flow_prompt(codec: str | dict | FlowCodec | None = None, rng: np.random.Generator | None = None
+                ) -> tuple[str, dict]:
+    """Prompt for a flow target (frame t -> t+1) under the flow codec; decode params {"task": "flow", "codec":
+    spec}. The text names every codec parameter, so the decoder's parameters can be read from the prompt."""
+    c = flow_codec(codec)
+    text = _pick(FLOW_TEMPLATES, rng).format(max_flow=c.max_flow, scale=c.scale, fine=c.fine)
+    return text, {"task": "flow", "codec": c.spec()}
 
 
 def format_mapping(names: list[str], colors: list[RGB], fmt: str) -> str:
@@ -207,9 +226,10 @@ def check_params(params: Any) -> dict[str, Any]:
             params = json.loads(params)
         except json.JSONDecodeError as e:
             raise CodecInputError(f"decode params are not valid JSON ({e}): {params[:80]!r}") from None
-    if not isinstance(params, dict) or params.get("task") not in ("depth", "normals", "semantic", "instance"):
+    if not isinstance(params, dict) or params.get("task") not in ("depth", "normals", "semantic", "instance",
+                                                                    "flow"):
         raise CodecInputError(
-            f"decode params need 'task' in depth, normals, semantic, instance; got {str(params)[:120]!r}"
+            f"decode params need 'task' in depth, normals, semantic, instance, flow; got {str(params)[:120]!r}"
         )
     return params
 

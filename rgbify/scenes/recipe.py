@@ -343,8 +343,9 @@ class RecipeConfig:
     denoise: bool = True
     """Denoise the RGB render (OpenImageDenoise)."""
     max_bounces: int = 12
-    """Cycles light path bounces of the RGB render (total). The defaults here are the measured quality/time front
-    (docs/performance.md): 12/8/8/12 bounces and no indirect clamp gain 0.1-0.6 dB over Blender's at equal cost."""
+    """Cycles light path bounces of the RGB render (total). These Cycles defaults come from the quality/time study
+    in docs/performance.md: 12/8/8/12 bounces and no indirect clamp (unbiased) cost no more than Blender's 8/4/4/12
+    and clamp 10, and look the same within that study's noise."""
     diffuse_bounces: int = 8
     """Cycles diffuse bounces."""
     glossy_bounces: int = 8
@@ -363,7 +364,8 @@ class RecipeConfig:
     """OpenImageDenoise's prefilter of its guides."""
     world_map_resolution: int = 256
     """Width of the map Cycles importance-samples the HDRI or sky with (0: Blender's automatic, 1024 for the
-    builtin HDRIs). 256 costs a quarter of a 16-spp 256 px render less and looks the same (docs/performance.md)."""
+    builtin HDRIs). 256 saves about 3 core-seconds per render, a quarter of a 16-spp 256 px render, for images that
+    differ by a third of a level of noise (benchmarks/bench_world_map.py, docs/performance.md)."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """[camera]: field of view, height, pitch, roll."""
     lighting: LightingConfig = field(default_factory=LightingConfig)

@@ -6,7 +6,8 @@ normal metrics, dataset-accumulated mIoU, COCO panoptic quality):
 - depth in metres, planar z; a pixel counts when ``valid`` is true and the ground truth is finite and > 0;
 - normals are unit vectors in one shared frame (any frame, as long as prediction and ground truth agree);
   angular errors in degrees, threshold accuracies in percent;
-- label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth.
+- label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth;
+- optical flow is float (H, W, 2) in pixels (KITTI's EPE and Fl-all).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import numpy as np
 
 DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "i_rmse", "silog")
 NORMAL_KEYS = ("mean", "median", "rmse", "a5", "a7_5", "a11_25", "a22_5", "a30")
+FLOW_KEYS = ("epe", "fl_all")
+FL_OUTLIER_PX = 3.0
+FL_OUTLIER_REL = 0.05
 MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios (the benchmarks pass their own floor)
 
 
@@ -127,6 +131,34 @@ def normal_stats(err: np.ndarray) -> dict[str, float]:
         "a22_5": float(100.0 * np.mean(err < 22.5)),
         "a30": float(100.0 * np.mean(err < 30.0)),
     }
+
+
+def flow_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """End-point error and KITTI's Fl-all of one flow field, over the valid pixels.
+
+    pred, gt: float (H, W, 2) pixels; valid: bool (H, W) or None. A pixel is scored when ``valid`` is true and both
+    ground-truth components are finite. epe = mean over scored pixels of |pred - gt| (Euclidean, pixels); fl_all =
+    the fraction (0..1; KITTI tables print percent) of scored pixels that are outliers: EPE > 3 px and
+    EPE > 5 % of |gt| (KITTI 2015's definition). A NaN or infinite prediction on a scored pixel makes epe NaN
+    (``nonfinite_pixels`` counts them) and counts as an outlier in fl_all, as depth_metrics treats its deltas.
+    Returns epe, fl_all, pixels, nonfinite_pixels; metrics NaN when no pixel is scored."""
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if p.shape != g.shape or g.ndim != 3 or g.shape[2] != 2:
+        raise ValueError(f"flow_metrics needs pred and gt of one shape (H, W, 2), got {p.shape} and {g.shape}")
+    mask = np.isfinite(g).all(axis=2)
+    if valid is not None:
+        mask &= np.asarray(valid, dtype=bool)
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return {"epe": float("nan"), "fl_all": float("nan"), "pixels": 0, "nonfinite_pixels": 0}
+    p, g = p[mask], g[mask]
+    finite = np.isfinite(p).all(axis=1)
+    err = np.hypot(*(p[finite] - g[finite]).T)
+    mag = np.hypot(*g[finite].T)
+    outliers = np.count_nonzero((err > FL_OUTLIER_PX) & (err > FL_OUTLIER_REL * mag)) + (n - finite.sum())
+    return {"epe": float(err.mean()) if finite.all() else float("nan"), "fl_all": float(outliers / n),
+            "pixels": n, "nonfinite_pixels": int(n - finite.sum())}
 
 
 def mean_depth(rows: list[dict[str, float]]) -> dict[str, float]:

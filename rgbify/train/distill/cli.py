@@ -69,7 +69,7 @@ def eval_student(args: argparse.Namespace) -> int:
 
     run = load_student(args.run, check_device(args.device))
     if args.images:
-        metrics = eval_student_depth_folder(run, args.images, args.depth_gt, args.max_items)
+        metrics = eval_student_depth_folder(run, args.images, args.depth_gt, args.max_items, args.depth_scale)
         name, source = "eval-depth-folder", f"images {args.images}, depth {args.depth_gt}"
     else:
         from rgbify.datasets import DATASET_ERRORS

@@ -1,7 +1,7 @@
 """``rgbify predict`` and ``rgbify eval`` on a student run (a folder with student.json).
 
 The student answers every task in one forward pass at its resolution; answers are resized back to the image's
-size as for a generator run (rgbify.train.predict.resize_measurement) and written in the same files, except the
+size as for a generator run (rgbify.train.infer.resize_back) and written in the same files, except the
 raw RGB drawing (a student draws none): ``NAME.TASK.npy`` (depth float32 metres, normals float32 (H, W, 3) unit
 OpenCV camera frame, semantic int32 with i + 1 = the student's classes[i]) and ``NAME.TASK.color.png``.
 ``eval`` scores the same metrics with the same formulas (rgbify.train.evaluate.MetricAccumulator) against a
@@ -27,7 +27,8 @@ from rgbify.train.distill.data import Source, resize_image
 from rgbify.train.distill.pseudo import read_image
 from rgbify.train.distill.students import build_student
 from rgbify.train.evaluate import MetricAccumulator
-from rgbify.train.predict import IMAGE_SUFFIXES, _save_png, colourise, load_depth_gt, resize_measurement
+from rgbify.train.infer import resize_back
+from rgbify.train.predict import IMAGE_SUFFIXES, _save_png, colourise, load_depth_gt
 
 
 @dataclasses.dataclass
@@ -106,7 +107,7 @@ def predict_student_files(
         answers = student_answers(run, np.stack([a for a, _ in loaded]))[task]
         for p, (_, size), value in zip(paths, loaded, answers, strict=True):
             stem = Path(p).stem
-            value = resize_measurement(value, size, task)
+            value = resize_back(value, size, task)
             with publishing(out / f"{stem}.{task}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, value)
             _save_png(out / f"{stem}.{task}.color.png", colourise(task, value))
@@ -125,7 +126,7 @@ def score_answers(acc: MetricAccumulator, answers: dict[str, np.ndarray], items:
         size = it["depth"].shape
         gt = {"gt_depth": it["depth"], "gt_normals": it["normals"], "valid": it["valid"]}
         for task, value in answers.items():
-            pred = resize_measurement(np.asarray(value[j]), size, task)
+            pred = resize_back(np.asarray(value[j]), size, task)
             acc.add(task, pred, gt, it["semantic"] if task == "semantic" else None)
 
 
@@ -163,7 +164,8 @@ def eval_student_dataset(
     return result
 
 
-def eval_student_depth_folder(run: StudentRun, images_dir: str, gt_dir: str, max_items: int | None = None) -> dict:
+def eval_student_depth_folder(run: StudentRun, images_dir: str, gt_dir: str, max_items: int | None = None,
+                              depth_scale: float | None = None) -> dict:
     """Depth metrics (metric and affine-aligned) on the user's images, as rgbify.train.predict.eval_depth_folder."""
     if "depth" not in run.tasks:
         raise UserError(f"this student answers {','.join(run.tasks)}, not depth")
@@ -175,8 +177,8 @@ def eval_student_depth_folder(run: StudentRun, images_dir: str, gt_dir: str, max
     metric, affine = [], []
     for img_path, gt_path in pairs:
         image, size = read_image(img_path, run.resolution)
-        gt = load_depth_gt(gt_path, size)
-        pred = resize_measurement(student_answers(run, image[None])["depth"][0], gt.shape, "depth")
+        gt = load_depth_gt(gt_path, depth_scale, size)
+        pred = resize_back(student_answers(run, image[None])["depth"][0], gt.shape, "depth")
         metric.append(M.depth_metrics(pred, gt))
         affine.append(M.depth_metrics_affine(pred, gt))
     return {
