@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rgbify.datasets.manifest import load_manifest, num_published  # noqa: E402
-from rgbify.datasets.reader import DatasetReader  # noqa: E402
-from rgbify.datasets.shards import IMAGE_FILTERS, STORAGE, ShardReader, deflated, write_shard  # noqa: E402
+from rgbify.datasets.storage.manifest import load_manifest, num_published  # noqa: E402
+from rgbify.datasets.storage.reader import DatasetReader  # noqa: E402
+from rgbify.datasets.storage.shards import IMAGE_FILTERS, STORAGE, ShardReader, deflated, write_shard  # noqa: E402
 
 
 def _all(filters: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -51,7 +51,7 @@ CANDIDATES = {
     "compact (chosen)": STORAGE["compact"],
     "fast": STORAGE["fast"],
 }
-"""Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.shards);
+"""Filters per image field. "compact" and "fast" are rgbify build's --storage choices (rgbify.datasets.storage.shards);
 "gzip1, normals unshuffled" was the default before 2026-11-27."""
 
 
@@ -99,7 +99,7 @@ def compression(d: Path) -> None:
 def stored_as(d: Path, storage: str) -> Path:
     """A copy of the dataset at ``d`` in a temporary folder, its shards rewritten with --storage ``storage``'s
     filters (the same samples: rgbify repack)."""
-    from rgbify.datasets.repack import repack
+    from rgbify.datasets.storage.repack import repack
 
     out = scratch_dir(f"rgbify-{storage}-") / "ds"
     repack(d, out, storage, log=lambda msg: None)
@@ -118,13 +118,10 @@ def baseline_package(ref: str) -> tuple[Any, Any, Any, Any]:
         text = re.sub(r"^(\s*)(from|import) rgbify\b", r"\1\2 rgbify_baseline", py.read_text(), flags=re.M)
         py.write_text(text)
     sys.path.insert(0, str(tmp))
-    from rgbify_baseline.datasets.torch_dataset import TaskDataset, collate
+    import rgbify_baseline.datasets as baseline  # its public names, whatever module holds them at that revision
 
-    try:
-        from rgbify_baseline.datasets import loader as loaders
-    except ImportError:  # older than ThreadLoader
-        loaders = None
-    return TaskDataset, collate, getattr(loaders, "ThreadLoader", None), getattr(loaders, "ProcessLoader", None)
+    return (baseline.TaskDataset, baseline.collate, getattr(baseline, "ThreadLoader", None),
+            getattr(baseline, "ProcessLoader", None))
 
 
 def loader(impl: tuple[Any, ...], d: Path, tasks: tuple[str, ...], kind: str, workers: int, items: int,
@@ -235,8 +232,9 @@ def peer_png(d: Path, items: int, rounds: int, resolution: int) -> None:
     import torch
     from PIL import Image
 
-    from rgbify.datasets import TaskDataset, collate, kernels
-    from rgbify.datasets.torch_dataset import _rgb_view
+    from rgbify.datasets import TaskDataset, collate
+    from rgbify.datasets.loading import kernels
+    from rgbify.datasets.loading.task_dataset import _rgb_view
 
     torch.set_num_threads(1)
     reader = DatasetReader(d)
@@ -299,11 +297,11 @@ def main() -> None:
                     "uint16 PNG in mm, Pillow) against rgbify's shards, one process")
     ap.add_argument("--storage", default="", help="comma-separated rgbify build --storage choices (compact,fast): "
                     "measure the loaders on copies of DIR rewritten with each, interleaved")
-    ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.torch_dataset."
+    ap.add_argument("--keep-freed-memory", action="store_true", help="call rgbify.datasets.loading.task_dataset."
                     "keep_freed_memory() in this process too (then main-process rows of both trees use it)")
     a = ap.parse_args()
     if a.keep_freed_memory:
-        from rgbify.datasets.torch_dataset import keep_freed_memory
+        from rgbify.datasets.loading.task_dataset import keep_freed_memory
 
         keep_freed_memory()
     d = a.dir or Path(tempfile.mkdtemp(prefix="rgbify-bench-")) / "ds"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rgbify.datasets.build import sample_from_result  # noqa: E402
-from rgbify.datasets.shards import write_shard  # noqa: E402
+from rgbify.datasets.build.work import sample_from_result  # noqa: E402
+from rgbify.datasets.storage.shards import write_shard  # noqa: E402
 from rgbify.render.worker import RenderWorker  # noqa: E402
 from rgbify.scenes import load_recipe, sample_scene  # noqa: E402
 

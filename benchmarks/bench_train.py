@@ -30,6 +30,8 @@ from rgbify.train.model import PromptEncoder, build_model, place_frozen, vae_sca
 from rgbify.train.step import step_generator, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+MODE_TASKS = {"instruct": ("depth", "normals", "semantic", "instance"), "lotus": ("depth", "normals", "semantic",
+              "instance"), "marigold": ("depth",)}  # marigold mode trains one task
 
 
 def fake_batch(n: int, res: int, device, tasks=("depth", "normals", "semantic", "instance")) -> dict:
@@ -46,7 +48,8 @@ def count_flops(args: argparse.Namespace) -> dict:
     """FLOPs of one training sample (UNet forward + backward, two VAE encodes) counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused"})
+    cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused",
+                       "tasks": MODE_TASKS[args.mode]})
     with torch.device("meta"):
         components = build_model(cfg)
     components.vae.to("meta")  # the tiny preset loads its trained VAE's weights: onto the CPU
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution,
-                       "batch_size": args.batch_size, "mixed_precision": args.mixed_precision, "out": "unused"})
+                       "tasks": MODE_TASKS[args.mode], "batch_size": args.batch_size,
+                       "mixed_precision": args.mixed_precision, "out": "unused"})
     torch.manual_seed(0)
     components = build_model(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision, torch.float32)

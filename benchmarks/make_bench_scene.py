@@ -14,7 +14,6 @@ from rgbify.scenes.spec import (
     Primitive,
     RenderSettings,
     SceneSpec,
-    Texture,
     World,
     look_at,
     matrix4,
@@ -38,15 +37,15 @@ def build() -> SceneSpec:
                            material=Material(**mat)))
 
     wall = dict(base_color=(0.75, 0.72, 0.66), roughness=0.9,
-                texture=Texture("noise", scale=3.0, color2=(0.65, 0.62, 0.58), detail=3.0))
+                pattern="noise", pattern_scale_m=1 / 3.0, color2=(0.65, 0.62, 0.58), pattern_detail=3.0)
     add("floor", Primitive("plane", size=(6, 5, 1)), "floor", pose(0, 0, 0), base_color=(0.45, 0.3, 0.2),
-        roughness=0.4, texture=Texture("wave", scale=2.0, color2=(0.35, 0.22, 0.14)))
+        roughness=0.4, pattern="wave", pattern_scale_m=0.5, color2=(0.35, 0.22, 0.14))
     add("wall_back", Primitive("box", size=(6, 0.1, 3)), "wall", pose(0, 2.5, 1.5), **wall)
     add("wall_left", Primitive("box", size=(0.1, 5, 3)), "wall", pose(-3, 0, 1.5), **wall)
     add("wall_right", Primitive("box", size=(0.1, 5, 3)), "wall", pose(3, 0, 1.5), **wall)
     add("ceiling", Primitive("plane", size=(6, 5, 1)), "ceiling", pose(0, 0, 3, rx=180), base_color=(0.9, 0.9, 0.9))
     add("rug", Primitive("box", size=(2.4, 1.6, 0.01)), "rug", pose(0, 0.3, 0.005),
-        texture=Texture("checker", scale=4.0, color2=(0.1, 0.15, 0.4)), base_color=(0.8, 0.75, 0.6))
+        pattern="checker", pattern_scale_m=0.25, color2=(0.1, 0.15, 0.4), base_color=(0.8, 0.75, 0.6))
     add("table_top", Primitive("box", size=(1.4, 0.8, 0.05)), "table", pose(0.2, 0.6, 0.75),
         base_color=(0.5, 0.35, 0.2), roughness=0.3)
     for i, (dx, dy) in enumerate([(-0.6, -0.33), (0.6, -0.33), (-0.6, 0.33), (0.6, 0.33)]):

@@ -13,6 +13,8 @@ import sys
 
 from rgbify import __version__
 from rgbify.errors import UserError
+from rgbify.fileio import disk_error
+from rgbify.signals import sigterm_as_interrupt
 
 COMMAND_MODULES = (
     "rgbify.encode.cli",
@@ -20,6 +22,7 @@ COMMAND_MODULES = (
     "rgbify.scenes.cli",
     "rgbify.datasets.cli",
     "rgbify.train.cli",
+    "rgbify.train.distill.cli",
 )
 
 
@@ -43,13 +46,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # a batch system's kill stops a command as Ctrl-C does: clean-up, exit 130
+            return int(args.func(args) or 0)
     except UserError as e:
-        print(f"rgbify: error: {e}", file=sys.stderr)
+        print(f"rgbify: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rgbify: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the last net: a refused write a command did not word itself (a full disk ...)
+        err = disk_error(e)
+        if not isinstance(err, UserError):
+            raise
+        print(f"rgbify: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(e: BaseException) -> str:
+    """An error message on one line (a library's message may carry newlines, e.g. HDF5's time stamps)."""
+    return " ".join(str(e).split())
+
 
 
 if __name__ == "__main__":

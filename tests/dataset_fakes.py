@@ -42,21 +42,61 @@ def fake_sample(index: int, h: int = 6, w: int = 8, seed: int = 0) -> dict:
             "spec": spec_to_json(spec), "instances": json.dumps(instances), "timings": json.dumps({"rgb": 0.1})}
 
 
-def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int = 8):
-    """A published dataset folder of ``n`` fake samples (manifest + shards), as `rgbify build` lays it out."""
-    from rgbify.datasets import shards as sh
-    from rgbify.datasets.manifest import fields_table, save_manifest
+def fake_dataset(tmp_path, n: int = 5, shard_size: int = 3, h: int = 6, w: int = 8, classes=CLASSES,
+                 make_sample=fake_sample):
+    """A published dataset folder of ``n`` fake samples (manifest + shards), as `rgbify build` lays it out;
+    ``make_sample(index, h, w)`` and ``classes`` (the class table) for other content."""
+    from rgbify.datasets.storage import shards as sh
+    from rgbify.datasets.storage.folder import shard_file
+    from rgbify.datasets.storage.manifest import fields_table, save_manifest
 
     d = tmp_path / "ds"
     (d / "shards").mkdir(parents=True)
     entries = []
     for k in range(sh.num_shards(n, shard_size)):
         r = sh.shard_range(k, shard_size, n)
-        rel = f"shards/{sh.shard_name(k)}"
-        digest = sh.write_shard(d / rel, (fake_sample(i, h, w) for i in r), shard=k, first_index=r.start,
-                                count=len(r), config_hash="h")
+        rel = shard_file(k)
+        digest = sh.write_shard(d / rel, (make_sample(i, h, w) for i in r), shard=k, first_index=r.start,
+                                count=len(r), config_hash="h", classes=classes)
         entries.append({"file": rel, "samples": len(r), "first_index": r.start, "sha256": digest})
-    save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(CLASSES),
+    save_manifest(d, {"format": "rgbify-dataset", "schema_version": 1, "config_hash": "h", "classes": list(classes),
                       "shards": entries, "count": n, "width": w, "height": h, "seed": 0, "config": {},
                       "complete": True, "fields": fields_table(w, h), "shard_size": shard_size})
     return d
+
+
+class FakePool:
+    """A build pool (rgbify.datasets.build.pools) that renders sample i as fake_sample(i), without Blender; raises
+    KeyboardInterrupt after ``die_after`` samples (a killed build)."""
+
+    def __init__(self, cfg, die_after: int | None = None):
+        from pathlib import Path
+
+        self.out, self.storage, self.die_after = Path(cfg.out), cfg.storage, die_after
+        self.rendered: list[int] = []
+
+    def run(self, config, jobs):
+        from rgbify.datasets.build.work import Rendered, write_part
+        from rgbify.datasets.storage import folder
+        from rgbify.datasets.storage.shards import write_sample_file
+
+        for job in jobs:
+            for i in job.todo:
+                if len(self.rendered) == self.die_after:
+                    raise KeyboardInterrupt
+                path = folder.work_file(self.out, job.k, i)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_sample_file(path, fake_sample(i))
+                self.rendered.append(i)
+                yield Rendered(1)
+            yield write_part(self.out, job, self.storage)
+
+
+class FakeFirstScene:
+    """Stands in for rgbify.scenes.sample_scene in the planner (which samples scene 0 for the class table), so that
+    a fake build's dataset.json has the fake samples' class table and verifies clean."""
+
+    classes = CLASSES
+
+    def __init__(self, *args, **kw):
+        pass

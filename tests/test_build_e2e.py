@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import rgbify
-from rgbify.datasets.reader import DatasetReader
+from rgbify.datasets.storage.reader import DatasetReader
 
 pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(rgbify.__file__).resolve().parents[1]
 TINY = ["--resolution", "32x24", "--samples", "4", "--shard-size", "3", "--quiet", "--no-preview"]
 COUNT = 4
-EXACT = ("depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera", "spec", "instances")
+EXACT = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera", "spec", "instances")
 
 
 def _env() -> dict[str, str]:
@@ -56,7 +56,8 @@ def build(out: Path, *extra: str, count: int = COUNT, workers: int = 2, check: b
 
 
 def assert_same(a: dict[int, dict], b: dict[int, dict], indices) -> None:
-    """Samples equal in every field that must not depend on how they were rendered (timings and RGB may)."""
+    """Samples equal in every field but the render timings, RGB included (the README promises bit-identical
+    datasets for one and N workers, and across kills and resumes: Cycles is seeded per scene)."""
     for i in indices:
         for name in EXACT:
             v, w = a[i][name], b[i][name]
@@ -100,9 +101,7 @@ def test_build_layout_and_verify(ds2):
 def test_one_worker_equals_two_workers(ds1, ds2):
     a, b = samples(ds1), samples(ds2)
     assert sorted(a) == sorted(b) == list(range(COUNT))
-    assert_same(a, b, range(COUNT))
-    rgb_equal = [bool(np.array_equal(a[i]["rgb"], b[i]["rgb"])) for i in a]
-    print(f"RGB bit-equal between 1 and 2 workers: {rgb_equal}")
+    assert_same(a, b, range(COUNT))  # RGB bit-equal too
 
 
 def test_kill_and_resume(tmp_path, ds1):
@@ -307,7 +306,7 @@ def test_disk_full_mid_shard(tmp_path, monkeypatch, capsys):
     import errno
 
     from rgbify.cli import main
-    from rgbify.datasets import build as b
+    from rgbify.datasets.build import work as b
 
     real = b.write_shard
 

@@ -41,13 +41,13 @@ def test_build_progress_off_a_terminal_prints_whole_lines(monkeypatch):
     import io
     import types
 
-    from rgbify.datasets import cli
+    from rgbify.datasets.build import progress
 
     clock = [100.0]
-    monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     out = io.StringIO()
     stats = types.SimpleNamespace(total=16, done=4, rendered=0, rejects=0, retried=0, restarts=0)
-    p = cli.RichProgress(interval=30.0, stream=out)
+    p = progress.RichProgress(interval=30.0, stream=out)
     p.start(stats)
     for t, done in ((10, 6), (40, 8), (50, 9)):
         clock[0] = 100.0 + t
@@ -62,3 +62,11 @@ def test_build_progress_off_a_terminal_prints_whole_lines(monkeypatch):
         "rendering 8/16  0.10 samples/s  0:00:40  ETA 0:01:20  rejects 3  retries 0  restarts 0",
         "rendering 16/16  0.15 samples/s  0:01:20  ETA 0:00:00  rejects 3  retries 0  restarts 1",
     ]
+
+
+def test_the_cli_imports_neither_numpy_nor_h5py():
+    """Every `rgbify` run builds the datasets commands' parsers: that must not load numpy or h5py."""
+    code = ("import argparse, sys, rgbify.datasets.cli as c; c.add_commands(argparse.ArgumentParser()"
+            ".add_subparsers()); print(sorted(m for m in ('numpy', 'h5py', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,5 +1,5 @@
 """The loader's numba kernels return exactly what their NumPy references return; TaskDataset items built with them
-equal the reference path (``TaskDataset._augment``: Pillow RGB within 1, ground truth exactly)."""
+equal the reference path (``oracles.numpy_loader.augment``: Pillow RGB within 1, ground truth exactly)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from oracles import numpy_loader as ref
 
-from rgbify.datasets import kernels
+from rgbify.datasets.loading import kernels
 from tests.dataset_fakes import fake_dataset
 
 RNG = np.random.default_rng(11)
@@ -28,7 +28,7 @@ def test_rgb_view_is_pillow_bilinear_within_one(shape):
     """The loader's RGB crop + resize + mirror (torch's uint8 bilinear, antialiased when shrinking) is Pillow's
     ``crop().resize(BILINEAR)`` up to rounding: never more than 1 apart, and equal almost everywhere."""
     torch = pytest.importorskip("torch")
-    from rgbify.datasets.torch_dataset import _pillow_view, _rgb_view, _View
+    from rgbify.datasets.loading.task_dataset import _rgb_view, _View
 
     h, w = shape
     rgb = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -37,7 +37,7 @@ def test_rgb_view_is_pillow_bilinear_within_one(shape):
     for box, size, flip in _boxes(h, w, n=40 if h < 100 else 10):
         got = _rgb_view(rgb, _View(box, size, flip, (h, w)))
         assert got.dtype == torch.uint8 and got.shape == (3, size[1], size[0]) and got.is_contiguous()
-        want = _pillow_view(rgb, box, size, flip).transpose(2, 0, 1).astype(int)
+        want = ref.pillow_view(rgb, box, size, flip).transpose(2, 0, 1).astype(int)
         diff = np.abs(got.numpy().astype(int) - want)
         assert diff.max() <= 1, (box, size, flip)
         differ += int((diff > 0).sum())
@@ -47,7 +47,7 @@ def test_rgb_view_is_pillow_bilinear_within_one(shape):
 
 def test_to_unit_scales_uint8_to_unit_interval():
     torch = pytest.importorskip("torch")
-    from rgbify.datasets.torch_dataset import to_unit
+    from rgbify.datasets import to_unit
 
     x = torch.arange(256, dtype=torch.uint8)
     np.testing.assert_array_equal(to_unit(x).numpy(), np.arange(256, dtype=np.float32) / np.float32(127.5) - 1)
@@ -62,7 +62,9 @@ def test_unshuffle_matches_reference_and_hdf5(tmp_path, size):
     dtype = {1: np.uint8, 2: np.int16, 4: np.float32, 8: np.float64}[size]
     a = RNG.normal(size=(3, 37, 5)).astype(dtype)
     raw = np.ascontiguousarray(a.view(np.uint8).reshape(-1, size).T).reshape(-1)  # HDF5's byte shuffle
-    got = kernels.unshuffle(raw, size, np.empty_like(raw))
+    from rgbify.datasets.storage.kernels import unshuffle
+
+    got = unshuffle(raw, size, np.empty_like(raw))
     np.testing.assert_array_equal(got, ref.unshuffle(raw, size))
     np.testing.assert_array_equal(got.view(dtype).reshape(a.shape), a)
     with h5py.File(tmp_path / "s.h5", "w") as f:
@@ -177,8 +179,8 @@ def test_fused_targets_equal_make_task_target(tmp_path, monkeypatch, options, re
 def test_fused_targets_raise_like_the_codecs(tmp_path):
     """A NaN depth or normal in view raises the codec's own error through the fused path too."""
     from rgbify.datasets import TaskDataset
-    from rgbify.datasets.torch_dataset import _View
-    from rgbify.encode.errors import CodecInputError
+    from rgbify.datasets.loading.task_dataset import _View
+    from rgbify.encode import CodecInputError
 
     ds = TaskDataset(fake_dataset(tmp_path, n=1, h=6, w=8), split="all", augment=False, return_gt=False)
     view = _View((0, 0, 8, 6), (8, 6), False, (6, 8))
@@ -193,7 +195,7 @@ def test_fused_targets_raise_like_the_codecs(tmp_path):
 @pytest.mark.parametrize("resolution", [None, (16, 12), (5, 9), (40, 30)])
 def test_items_match_the_pillow_path(tmp_path, resolution):
     """Items' RGB is Pillow's view within 1 (see test_rgb_view_is_pillow_bilinear_within_one); ground truth and K
-    are exactly the reference's (``TaskDataset._augment``, same rng draws)."""
+    are exactly the reference's (``oracles.numpy_loader.augment``, same rng draws)."""
     torch = pytest.importorskip("torch")
     from rgbify.datasets import TaskDataset
 
@@ -210,7 +212,7 @@ def test_items_match_the_pillow_path(tmp_path, resolution):
                 rng.random()
             if it["task"] != "generate":
                 rng.choice(len(ds.tasks), p=ds.weights)
-            gt = ds._augment(ds.reader.read(index), rng)
+            gt = ref.augment(ds, ds.reader.read(index), rng)
             rgb = it["target" if it["task"] == "generate" else "image"]
             assert rgb.dtype == torch.uint8 and it["target"].dtype == torch.uint8
             diff = np.abs(rgb.permute(1, 2, 0).numpy().astype(int) - gt["rgb"])

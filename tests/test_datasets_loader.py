@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgbify.datasets.captions import caption, color_name, plural
+from rgbify.datasets.loading.captions import caption, color_name, plural
 from rgbify.scenes.spec import Camera, Material, Object, Primitive, SceneSpec
 from tests.dataset_fakes import fake_dataset, fake_sample
+from tests.oracles import numpy_loader as ref
 
 torch = pytest.importorskip("torch")
 
@@ -36,7 +37,7 @@ def test_flip_negates_normal_x_and_moves_cx(tmp_path):
     ds = TaskDataset(fake_dataset(tmp_path, n=2, h=12, w=16), split="all", crop_scale=(1, 1), hflip=1.0,
                      augment=True)
     s = fake_sample(0, 12, 16)
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(0))
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(0))
     np.testing.assert_array_equal(gt["depth"], s["depth"][:, ::-1])
     np.testing.assert_array_equal(gt["normals"][..., 0], -s["normals"][:, ::-1, 0] + 0.0)
     assert not np.signbit(gt["normals"][..., 0][gt["instance"] == 0]).any()
@@ -54,7 +55,7 @@ def test_crop_and_resize_keep_K_consistent(tmp_path):
     d = fake_dataset(tmp_path, n=1, h=12, w=16)
     s = fake_sample(0, 12, 16)
     ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=0.0, augment=True, resolution=(16, 12))
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(3))
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(3))
     assert gt["depth"].shape == (12, 16) and gt["rgb"].shape == (12, 16, 3)
     # every output pixel samples the input pixel whose centre it maps to: same depth, same 3-D point
     for v in range(12):
@@ -116,8 +117,8 @@ def test_crop_and_flip_without_resize_is_plain_slicing(tmp_path, seed):
     d = fake_dataset(tmp_path, n=1, h=12, w=16)
     s = fake_sample(0, 12, 16)
     ds = TaskDataset(d, split="all", crop_scale=(0.5, 0.5), hflip=1.0, augment=True)
-    gt = ds._augment(ds.reader.read(0), np.random.default_rng(seed))
-    r = np.random.default_rng(seed)  # the same draws as _augment: crop offsets, then the flip
+    gt = ref.augment(ds, ds.reader.read(0), np.random.default_rng(seed))
+    r = np.random.default_rng(seed)  # the same draws as ref.augment: crop offsets, then the flip
     y0, x0 = int(r.integers(0, 12 - 6 + 1)), int(r.integers(0, 16 - 8 + 1))
     for k in ("depth", "instance", "semantic", "edge", "rgb"):
         np.testing.assert_array_equal(gt[k], s[k][y0:y0 + 6, x0:x0 + 8][:, ::-1])
@@ -135,8 +136,7 @@ def _same_batches(a, b):
 
 def test_thread_loader_gives_the_dataloader_batches(tmp_path):
     """Threads change nothing but speed: the batches of 0, 1 and 3 threads equal a DataLoader's, in order."""
-    from rgbify.datasets import TaskDataset, collate
-    from rgbify.datasets.loader import ThreadLoader
+    from rgbify.datasets import TaskDataset, ThreadLoader, collate
 
     ds = TaskDataset(fake_dataset(tmp_path, n=9), split="all", resolution=(8, 6), generation_ratio=0.2)
     ds.set_epoch(3)
@@ -155,8 +155,7 @@ def test_thread_loader_gives_the_dataloader_batches(tmp_path):
 def test_thread_loader_endless_keys_errors_and_bad_arguments(tmp_path):
     import itertools
 
-    from rgbify.datasets import TaskDataset
-    from rgbify.datasets.loader import ThreadLoader
+    from rgbify.datasets import TaskDataset, ThreadLoader
 
     ds = TaskDataset(fake_dataset(tmp_path, n=4), split="all")
     it = iter(ThreadLoader(ds, 3, keys=itertools.cycle(range(4)), threads=2, keep_freed_memory=False))
@@ -294,3 +293,46 @@ def test_get_is_set_epoch_then_getitem_and_thread_safe(tmp_path):
     for (e, i), got in zip(keys * 3, threaded, strict=True):
         ds.set_epoch(e)
         _same_batches([got], [ds[i]])
+
+
+def test_photometric_augmentation_changes_the_input_image_only(tmp_path):
+    """Colour jitter and noise change the input image (train split), never the target or the ground truth, and
+    leave every other draw of the item alone (same crop, codec, prompt, target as with them off)."""
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=4, h=24, w=32)
+    plain = TaskDataset(d, split="all", augment=True, tasks=("depth", "normals"))
+    jit = TaskDataset(d, split="all", augment=True, tasks=("depth", "normals"), color_jitter=0.3, noise_std=4.0)
+    changed = 0
+    for i in range(4):
+        a, b = plain[i], jit[i]
+        assert a["prompt"] == b["prompt"] and torch.equal(a["target"], b["target"])
+        assert torch.equal(a["gt_depth"], b["gt_depth"]) and torch.equal(a["gt_normals"], b["gt_normals"])
+        diff = (a["image"].float() - b["image"].float()).abs()
+        changed += int(diff.mean() > 1.0)
+        assert b["image"].dtype == torch.uint8 and b["image"].shape == a["image"].shape
+    assert changed == 4
+    off = TaskDataset(d, split="all", augment=False, color_jitter=0.3, noise_std=4.0)
+    ref_ds = TaskDataset(d, split="all", augment=False)
+    assert torch.equal(off[0]["image"], ref_ds[0]["image"])  # augment=False (val) turns it off
+    with pytest.raises(ValueError, match="color_jitter 1.5"):
+        TaskDataset(d, color_jitter=1.5)
+
+
+def test_photometric_statistics():
+    """Brightness scales the mean; saturation 0 would grey; noise of sigma s adds variance s^2 (within 10 %)."""
+    from rgbify.datasets.loading.task_dataset import photometric
+
+    flat = torch.full((3, 64, 64), 128, dtype=torch.uint8)
+    noisy = photometric(flat, np.random.default_rng(0), 0.0, 8.0)
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.0, 8.0)
+    assert abs(noisy.float().std().item() - sigma) < 0.1 * sigma + 0.3
+    img = torch.from_numpy(np.random.default_rng(1).integers(60, 140, (3, 32, 32), dtype=np.uint8))
+    out = photometric(img, np.random.default_rng(2), 0.4, 0.0)
+    b, c, s = np.random.default_rng(2).uniform(0.6, 1.4, 3)
+    gains = np.random.default_rng(2).uniform(0.9, 1.1, 6)[3:]
+    # the mean grey is scaled by brightness x mean gain (contrast and saturation keep the mean grey)
+    grey = lambda x: (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0).mean().item()  # noqa: E731
+    expect = grey(img.float() * torch.from_numpy(gains * b).float().view(3, 1, 1))
+    assert abs(grey(out) - expect) < 1.0

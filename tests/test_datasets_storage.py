@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
+import subprocess
 
 import h5py
 import numpy as np
 import pytest
 
-from rgbify.datasets import shards as sh
-from rgbify.datasets.manifest import ManifestError, load_manifest
-from rgbify.datasets.verify import check_sample, verify
+from rgbify.datasets.storage import shards as sh
+from rgbify.datasets.storage.manifest import ManifestError, load_manifest
+from rgbify.datasets.storage.verify import check_sample, verify
 from tests.dataset_fakes import CLASSES, fake_dataset, fake_sample
 
 FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "world_from_camera")
@@ -151,6 +153,41 @@ def test_foreign_hdf5_is_refused(tmp_path):
         sh.open_shard(q)
 
 
+def test_shards_describe_themselves(tmp_path):
+    """Every field carries description, units, frame, invalid value, codec and a pointer to the docs; the file carries
+    the class table and where the conventions are written; h5dump -A (no rgbify, no Python) shows all of it."""
+    d = fake_dataset(tmp_path)
+    p = d / "shards" / "shard-00000.h5"
+    with h5py.File(p) as f:
+        assert list(f.attrs["classes"]) == list(CLASSES)
+        assert f.attrs["conventions"].startswith("docs/conventions.md") and f.attrs["conventions_version"] == "1"
+        for name in sh.ALL_FIELDS:
+            attrs = dict(f[name].attrs)
+            assert {"description", "units", "frame", "invalid", "codec", "docs"} <= set(attrs), name
+            assert all(isinstance(v, str) and v for k, v in attrs.items() if k != "encoding"), name
+        assert f["depth"].attrs["units"] == "metres" and "+inf" in f["depth"].attrs["invalid"]
+        assert "OpenCV" in f["normals"].attrs["frame"] and "(0, 0, 0)" in f["normals"].attrs["invalid"]
+        assert "classes[i]" in f["semantic"].attrs["units"] and "zlib" in f["spec"].attrs["codec"]
+    with sh.ShardReader(p) as r:  # the attributes change nothing a reader reads
+        assert set(r.read(0)) == set(sh.ALL_FIELDS)
+    h5dump = shutil.which("h5dump")
+    if h5dump is None:
+        pytest.skip("h5dump not installed (apt install hdf5-tools; scripts/setup.sh does where apt exists)")
+    text = subprocess.run([h5dump, "-A", str(p)], capture_output=True, text=True, check=True).stdout
+    for needle in ('"metres"', "+inf where nothing is hit", "OpenCV camera: +x right, +y down, +z forward",
+                   "zlib-compressed UTF-8", '"floor", "table", "lamp"', "docs/conventions.md section 2"):
+        assert needle in text, needle
+
+
+def test_verify_checks_the_shard_class_table(tmp_path):
+    d = fake_dataset(tmp_path)
+    m = load_manifest(d)
+    m["classes"] = ["floor", "table", "chair"]
+    (d / "dataset.json").write_text(json.dumps(m))
+    text = verify(d).text()
+    assert "shards/shard-00000.h5: its class table (attribute classes) differs from dataset.json's" in text
+
+
 def test_verify_cleanfake_dataset(tmp_path):
     rep = verify(fake_dataset(tmp_path))
     assert rep.ok, rep.text()
@@ -232,7 +269,7 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
 def test_resolution_argument():
     import argparse
 
-    from rgbify.datasets.build import parse_size as _resolution
+    from rgbify.datasets.build.config import parse_size as _resolution
 
     assert _resolution("256") == (256, 256) and _resolution("320x240") == (320, 240)
     for bad in ("0", "x", "3x4x5", "-2"):
@@ -240,13 +277,23 @@ def test_resolution_argument():
             _resolution(bad)
 
 
-def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch):
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+@pytest.mark.parametrize("budget", [0, 700, 5000])
+def test_work_file_write_failure_leaves_nothing(tmp_path, monkeypatch, budget):
+    """The disk fills while a work file is written (at its first byte, inside a member, at the zip's directory):
+    OSError, no file left, and no second report from an unclosed zip ("Exception ignored in ZipFile.__del__")."""
+    import gc
+    import sys
 
-    monkeypatch.setattr(sh.np, "savez", full)
-    with pytest.raises(OSError):
+    from tests.fault_shims import full_disk_open
+
+    monkeypatch.setattr(sh, "open", full_disk_open(budget), raising=False)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(OSError) as e:
         sh.write_sample_file(tmp_path / "000000001.npz", fake_sample(1))
+    assert e.value.errno == errno.ENOSPC
+    gc.collect()
+    assert unraisable == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -254,8 +301,8 @@ def test_repack_resumes_and_refuses(tmp_path, monkeypatch):
     """repack: the copy holds the same samples stored as asked and verifies; a repack killed mid-way resumes and
     writes only the shards still missing; a second run writes none; it never writes over the source or a folder
     that is not a repack of the same dataset."""
-    from rgbify.datasets import repack as rp
-    from rgbify.datasets.reader import DatasetReader
+    from rgbify.datasets.storage import repack as rp
+    from rgbify.datasets.storage.reader import DatasetReader
     from rgbify.errors import UserError
 
     src = fake_dataset(tmp_path, n=7, shard_size=3)
@@ -297,3 +344,43 @@ def test_sha256_files_equal_one_at_a_time(tmp_path):
         paths[-1].write_bytes(np.random.default_rng(i).bytes(3 << 20 if i == 2 else 1000 * i))
     assert sh.sha256_files(paths) == {p: sh.sha256_file(p) for p in paths}
     assert sh.sha256_files([]) == {}
+
+
+def test_the_header_check(tmp_path):
+    """One check of a shard's header (resume scan, publishing, verify): the dataset's config hash and the samples
+    it must hold, exactly or (a short last shard being extended) as a non-empty prefix."""
+    p = tmp_path / "shard-00001.h5"
+    _write(p, first=3, n=2)
+    with sh.open_shard(p) as f:
+        assert sh.check_header(f, "s1", "abc", range(3, 5)) == 2
+        assert sh.check_header(f, "s1", "abc", range(3, 6), prefix=True) == 2
+        with pytest.raises(sh.ShardError, match="s1: belongs to another dataset"):
+            sh.check_header(f, "s1", "other", range(3, 5))
+        with pytest.raises(sh.ShardError, match=r"s1: holds samples \[3, 5\), expected \[3, 6\)"):
+            sh.check_header(f, "s1", "abc", range(3, 6))
+        with pytest.raises(sh.ShardError, match=r"expected a prefix of \[0, 3\)"):
+            sh.check_header(f, "s1", "abc", range(0, 3), prefix=True)
+    assert sh.check_shard(p, "abc", range(3, 5)) == 2
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from rgbify.datasets.storage import folder
+    from rgbify.errors import UserError
+
+    folder.prepare(tmp_path / "ds")
+    with folder.locked(tmp_path / "ds"):
+        with pytest.raises(UserError, match="another rgbify process"):
+            with folder.locked(tmp_path / "ds"):
+                pass
+    with folder.locked(tmp_path / "ds"):  # released
+        pass
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [".lock"]
+
+
+def test_storage_choices_are_the_filters_the_shards_know():
+    """`rgbify build --storage` (a standard-library config, for a fast --help) offers exactly the filter sets."""
+    import typing
+
+    from rgbify.datasets.build.config import Storage
+
+    assert typing.get_args(Storage) == tuple(sh.STORAGE)

@@ -120,13 +120,15 @@ def test_instance_options():
 def test_bad_task_and_options():
     gt = _gt()
     with pytest.raises(ValueError, match="unknown task"):
+        make_task_target("scene_flow", gt, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="ground truth has no 'flow'"):  # a task of encode now (docs/video.md)
         make_task_target("flow", gt, np.random.default_rng(0))
     with pytest.raises(ValueError, match="instance_variant"):
         make_task_target("instance", gt, np.random.default_rng(0), instance_variant="rainbow")
     with pytest.raises(ValueError, match="normals"):
         make_task_target("normals", {"depth": gt["depth"]}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="task"):
-        decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "flow"})
+        decode_target(np.zeros((2, 2, 3), np.uint8), {"task": "scene_flow"})
 
 
 def test_depth_valid_option_and_extra_gt_keys_ignored():

@@ -11,6 +11,7 @@ import rgbify
 from rgbify.train.metrics import (
     depth_metrics,
     depth_metrics_affine,
+    mean_depth,
     miou,
     normal_metrics,
     panoptic_quality,
@@ -38,6 +39,23 @@ def test_depth_metrics_hand_computed():
     assert m["delta3"] == pytest.approx(1 / 3)  # 1.953 < 2 still
     e = np.array([ln2, 0, -ln2])
     assert m["silog"] == pytest.approx(100 * math.sqrt(np.mean(e**2) - np.mean(e) ** 2))
+    assert m["i_rmse"] == pytest.approx(math.sqrt(((1 / 2 - 1) ** 2 + 0 + (1 / 2 - 1 / 4) ** 2) / 3))  # 1/m
+    assert (m["pixels"], m["nonfinite_pixels"]) == (3, 0)
+
+
+def test_nonfinite_predictions_are_counted_not_turned_into_numbers():
+    gt = np.array([[1.0, 2.0, 4.0, 5.0]])
+    pred = np.array([[1.0, np.nan, np.inf, 5.0]])
+    m = depth_metrics(pred, gt)
+    assert m["nonfinite_pixels"] == 2 and m["pixels"] == 4
+    assert all(math.isnan(m[k]) for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "i_rmse", "silog"))
+    assert m["delta1"] == 0.5  # the two finite pixels hit, the two others are misses (as Marigold counts them)
+    clean = depth_metrics(gt, gt)
+    empty = depth_metrics(gt, gt, valid=np.zeros((1, 4), bool))
+    mean = mean_depth([m, clean, empty])
+    assert math.isnan(mean["abs_rel"]) and mean["delta1"] == pytest.approx(0.75)  # NaN is not skipped
+    assert (mean["nonfinite_pixels"], mean["nonfinite_images"], mean["empty_images"]) == (2, 1, 1)
+    assert mean_depth([clean, empty])["abs_rel"] == 0.0  # an image without valid pixels is left out
 
 
 def test_depth_metrics_valid_mask_and_perfect():
@@ -93,3 +111,29 @@ def test_panoptic_quality_hand_computed():
     assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
     assert m["sq"] == pytest.approx(0.75)
     assert m["pq"] == pytest.approx(1.5 / (2 + 0.5 + 0.5))
+
+
+def test_flow_metrics_hand_computed():
+    from rgbify.train.metrics import flow_metrics
+
+    gt = np.array([[[10.0, 0.0], [0.0, 0.0]], [[100.0, 0.0], [np.nan, 1.0]]])
+    pred = np.array([[[13.0, 4.0], [0.0, 2.0]], [[104.0, 0.0], [5.0, 5.0]]])
+    # errors: 5 (outlier: > 3 and > 0.5), 2 (not > 3), 4 (> 3 but not > 5 % of 100); gt NaN: not scored
+    m = flow_metrics(pred, gt)
+    assert m["pixels"] == 3 and m["nonfinite_pixels"] == 0
+    assert m["epe"] == pytest.approx((5 + 2 + 4) / 3)
+    assert m["fl_all"] == pytest.approx(1 / 3)
+    valid = np.array([[False, True], [True, True]])
+    m = flow_metrics(pred, gt, valid)
+    assert m["pixels"] == 2 and m["epe"] == pytest.approx(3.0) and m["fl_all"] == 0.0
+    # a NaN prediction on a scored pixel: EPE NaN (never a number made up), counted as an outlier
+    pred[0, 1] = np.nan
+    m = flow_metrics(pred, gt)
+    assert math.isnan(m["epe"]) and m["nonfinite_pixels"] == 1 and m["fl_all"] == pytest.approx(2 / 3)
+    # zero-magnitude ground truth: an outlier needs only EPE > 3
+    m = flow_metrics(np.array([[[3.5, 0.0]]]), np.zeros((1, 1, 2)))
+    assert m["epe"] == pytest.approx(3.5) and m["fl_all"] == 1.0
+    m = flow_metrics(pred, gt, np.zeros((2, 2), bool))
+    assert m["pixels"] == 0 and math.isnan(m["epe"]) and math.isnan(m["fl_all"])
+    with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
+        flow_metrics(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))

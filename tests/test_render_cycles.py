@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from oracles.raycast import cast
-from render_scenes import oracle_scene, tiny_scene
+from render_scenes import oracle_scene, tiny_scene, translate
 
 from rgbify.render import RenderResult, SceneError, render, write_render_dir
 from rgbify.scenes.spec import Camera, MeshFile, Object, spec_to_json
@@ -242,22 +242,29 @@ def test_resized_camera_keeps_the_view():
 
 
 def test_every_material_light_and_world_feature_renders(tmp_path):
+    """Every pattern, an image texture, material slots, every light kind, an HDRI file, a built-in HDRI, the
+    physical sky, AgX with exposure and white balance, depth of field and the post-process render; the ground
+    truth of a scene with all of them still matches the oracle exactly."""
     from PIL import Image
 
-    from rgbify.scenes.spec import Light, Material, Texture, World, look_at
+    from rgbify.scenes.spec import PATTERNS, InlineMesh, Light, Material, PostProcess, RenderSettings, World, look_at
 
     tex = tmp_path / "tex.png"
     Image.fromarray((np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)).convert("RGB").save(tex)
     sky = tmp_path / "sky.png"
     Image.fromarray(np.tile(np.linspace(0, 255, 16, dtype=np.uint8)[:, None, None], (1, 32, 3))).save(sky)
     base = tiny_scene(width=24, height=16, samples=2)
-    kinds = ("noise", "voronoi", "checker", "wave", "brick")
     objs = [base.objects[0]] + [
         dataclasses.replace(base.objects[1], name=f"o{i}", instance_id=10 + i,
-                            material=Material(texture=Texture(k, color2=(0.1, 0.9, 0.2)), emission_strength=float(i)))
-        for i, k in enumerate(kinds)]
-    objs.append(dataclasses.replace(base.objects[1], name="img", instance_id=20,
-                                    material=Material(image_texture=str(tex), metallic=0.5)))
+                            material=Material(pattern=k, color2=(0.1, 0.9, 0.2), bump_m=0.001, roughness_variation=0.3,
+                                              pattern_seed=float(i), emission_strength=float(i % 3)))
+        for i, k in enumerate(PATTERNS)]
+    objs.append(dataclasses.replace(base.objects[1], name="img", instance_id=200,
+                                    material=Material(image_texture=str(tex), metallic=0.5, image_scale_m=0.3)))
+    two = InlineMesh(((0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0)), ((0, 1, 2), (1, 3, 2)), face_materials=(0, 1))
+    objs.append(dataclasses.replace(base.objects[1], name="slots", instance_id=201, geometry=two,
+                                    material=Material(base_color=(1, 0, 0)),
+                                    materials=(Material(base_color=(0, 0, 1)),)))
     lights = (Light("point", power=50.0, color=(1.0, 0.5, 0.5)), Light("spot", look_at((0, 0, 3), (0, 0, 0)), 80.0),
               Light("area", look_at((1, 1, 3), (0, 0, 0)), 40.0, temperature_k=3000.0, size=0.5),
               Light("sun", power=1.0, size=1.0))
@@ -265,13 +272,56 @@ def test_every_material_light_and_world_feature_renders(tmp_path):
                                world=World(hdri=str(sky), hdri_rotation_deg=45.0, strength=0.5))
     r = render(spec)
     assert r.rgb.std() > 0 and np.isfinite(r.depth).any()
+    camera = dataclasses.replace(spec.camera, f_number=2.0, focus_distance_m=3.0)
+    post = PostProcess(noise_std=2.0, jpeg_quality=80, vignetting=0.3, chromatic_aberration_px=0.5,
+                       motion_blur_px=2.0, seed=3)
+    for world in (World(hdri="builtin:forest", strength=0.7), World(physical_sky=True, sun_elevation_deg=30.0,
+                                                                      strength=0.05)):
+        looks = dataclasses.replace(spec, camera=camera, world=world,
+                                    render=RenderSettings(samples=2, view_transform="AgX", exposure_ev=0.5,
+                                                          white_balance_k=4000.0, post=post))
+        r2 = render(looks)
+        assert r2.rgb.std() > 0 and not np.array_equal(r2.rgb, r.rgb)
+        for name in ("depth", "normals", "instance", "semantic"):  # ground truth untouched by all of it
+            assert np.array_equal(getattr(r2, name), getattr(r, name)), name
+        assert (r2.edge >= r.edge).all() and r2.edge.sum() > r.edge.sum()  # blur widens the mixed-pixel mask
     missing = dataclasses.replace(spec, world=World(hdri=str(tmp_path / "nosky.hdr")))
     with pytest.raises(SceneError, match="nosky.hdr"):
         render(missing)
-    bad_tex = dataclasses.replace(spec, objects=spec.objects[:-1] + (dataclasses.replace(
-        spec.objects[-1], material=Material(image_texture=str(tmp_path / "notex.png"))),))
+    bad_tex = dataclasses.replace(spec, objects=spec.objects[:-2] + (dataclasses.replace(
+        spec.objects[-2], material=Material(image_texture=str(tmp_path / "notex.png"))),))
     with pytest.raises(SceneError, match="notex.png"):
         render(bad_tex)
+    too_few = dataclasses.replace(spec, objects=spec.objects[:-1] + (dataclasses.replace(spec.objects[-1],
+                                                                                          materials=()),))
+    with pytest.raises(SceneError, match="2 material slots"):
+        render(too_few)
+
+
+def test_a_thin_pane_lets_the_sun_through_without_caustics():
+    """A thin glass pane between the sun and the floor lets the sun light the floor by direct (next-event) light
+    with caustics off, as bright as no pane times its Fresnel transmission; a refracting slab in the same place
+    (thin off) leaves only caustic paths, so with caustics off the floor under it is in shadow."""
+    from rgbify.scenes.spec import Light, Material, Object, Primitive, RenderSettings, World, look_at
+
+    base = tiny_scene(width=24, height=16)
+    cam = dataclasses.replace(base.camera, world_from_camera=look_at((0.0, -0.01, 4.0), (0.0, 0.0, 0.0)))
+    rs = RenderSettings(samples=16, denoise=False, caustics=False)
+
+    def floor_mean(pane: Material | None) -> float:
+        objs = [base.objects[0]]
+        if pane is not None:  # a 3 m pane 1 m above the floor, under the sun, seen through by the camera
+            objs.append(Object("pane", Primitive("box", size=(3.0, 3.0, 0.01)), "box", 2,
+                               world_from_object=translate(0, 0, 1.0), material=pane))
+        spec = dataclasses.replace(base, camera=cam, objects=tuple(objs), render=rs, world=World(strength=0.0),
+                                   lights=(Light("sun", power=3.0),))  # straight down
+        return float(render(spec).rgb[4:12, 6:18].mean())
+
+    glass = dict(base_color=(1.0, 1.0, 1.0), roughness=0.0, transmission=1.0, ior=1.5)
+    open_sky, thin, slab = floor_mean(None), floor_mean(Material(**glass, thin=True)), floor_mean(Material(**glass))
+    assert open_sky > 100
+    assert 0.75 * open_sky < thin <= open_sky  # two Fresnel passes (sun through, view through) at normal incidence
+    assert slab < 0.3 * open_sky
 
 
 @pytest.mark.slow
@@ -321,3 +371,32 @@ def test_the_sampler_checks_the_triangles_blender_renders(recipe):
         kinds.add(o.geometry.type)
     assert {"primitive", "mesh"} <= kinds
     cycles.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,index", [("indoor", 3), ("tabletop", 1), ("outdoor", 2)])
+def test_recipe_scenes_match_the_oracle_with_an_hdri_and_depth_of_field(recipe, index):
+    """A whole recipe scene (its real meshes, settled clutter, part materials, window panes) under a builtin HDRI
+    and a wide-open f/1.4 lens: the ground truth is still the pinhole centre ray's, equal to the ray caster's."""
+    from rgbify.render.cli import resize_camera
+    from rgbify.scenes import sample_scene
+
+    spec = sample_scene(recipe, 0, index)
+    cam = dataclasses.replace(resize_camera(spec.camera, 96, 72), f_number=1.4, focus_distance_m=1.0)
+    world = dataclasses.replace(spec.world, hdri="builtin:forest", hdri_rotation_deg=40.0, physical_sky=False)
+    spec = dataclasses.replace(spec, camera=cam, world=world,
+                               render=dataclasses.replace(spec.render, samples=2, denoise=False)).validate()
+    r, o = render(spec), cast(spec)
+    n = r.depth.size
+    same = (r.instance == o.instance) & (o.instance > 0)
+    assert (r.instance == o.instance).sum() >= 0.998 * n, (r.instance != o.instance).sum()
+    both = np.isfinite(r.depth) & np.isfinite(o.depth)
+    assert (np.isfinite(r.depth) == np.isfinite(o.depth)).all()
+    rel = np.abs(r.depth[both].astype(np.float64) - o.depth[both]) / o.depth[both]
+    assert (rel <= 1e-5).sum() >= 0.998 * both.sum(), np.quantile(rel, [0.5, 0.998, 1.0])
+    angle = np.degrees(np.arccos(np.clip(np.sum(r.normals.astype(np.float64) * o.normals, axis=-1), -1, 1)))
+    flat, smooth = same & ~o.smooth, same & o.smooth
+    assert (angle[flat] <= 0.1).sum() >= 0.998 * flat.sum(), np.quantile(angle[flat], [0.5, 0.998, 1.0])
+    if smooth.sum():
+        assert (angle[smooth] <= 1.0).sum() >= 0.998 * smooth.sum(), np.quantile(angle[smooth], [0.5, 0.998, 1.0])
+    assert r.rgb.std() > 5  # the HDRI lit it

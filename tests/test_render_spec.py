@@ -21,7 +21,6 @@ from rgbify.scenes.spec import (
     RenderSettings,
     SceneSpec,
     SpecError,
-    Texture,
     World,
     look_at,
     spec_from_json,
@@ -34,7 +33,7 @@ def full_spec() -> SceneSpec:
     base = oracle_scene()
     extra = (
         Object("mesh", MeshFile("assets/chair.glb", scale=0.01), "box", 20, shading="smooth",
-               material=Material(texture=Texture("voronoi", scale=3.0, color2=(0.1, 0.2, 0.3)),
+               material=Material(pattern="voronoi", pattern_scale_m=0.3, color2=(0.1, 0.2, 0.3),
                                  image_texture="tex.png", emission_strength=2.0, metallic=1.0)),
         Object("tri", InlineMesh(((0, 0, 0), (1, 0, 0), (0, 1, 0)), ((0, 1, 2),)), "box", 21),
     )

@@ -22,7 +22,7 @@ import pytest
 from render_scenes import tiny_scene
 
 import rgbify
-from rgbify.datasets.reader import DatasetReader
+from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.render.blender_boot import MIN_VERSION, blender_version, boot_code
 from rgbify.render.worker import RenderWorker
 

@@ -5,6 +5,7 @@ GPU renders at the end run only where CUDA is visible (marked gpu)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 
 import rgbify
-from rgbify.datasets import scaleout
-from rgbify.datasets.build import BuildConfig
+from rgbify.datasets.build import pools
+from rgbify.datasets.build.config import BuildConfig, check
 from rgbify.errors import UserError
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
@@ -30,31 +31,33 @@ def _run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def test_gpu_workers_are_spread_over_gpus():
-    cfg = scaleout.resolve(BuildConfig(device="gpu", workers_per_gpu=2), gpus=["0", "3"])
-    assert cfg.workers == 4
-    slots = [scaleout.worker_kwargs(cfg, s, gpus=["0", "3"]) for s in range(cfg.workers)]
-    assert [k["env"]["CUDA_VISIBLE_DEVICES"] for k in slots] == ["0", "3", "0", "3"]
-    assert all(k["device"] == "gpu" and k["blender"] is None for k in slots)
-    cpu = scaleout.worker_kwargs(BuildConfig(workers=3), 2)
-    assert cpu["env"] == {} and cpu["device"] == "cpu"
+    cfg = BuildConfig(device="gpu", workers_per_gpu=2)
+    envs = pools.LocalPool(cfg, gpus=["0", "3"]).envs
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "3", "0", "3"]  # --workers is not used
+    with contextlib.closing(pools.make_worker(cfg, envs[1])) as w:  # not started
+        assert w.device == "gpu" and w.blender is None and w.extra_env == {"CUDA_VISIBLE_DEVICES": "3"}
+    assert pools.worker_envs(BuildConfig(workers=3)) == [{}, {}, {}]
+    with contextlib.closing(pools.make_worker(BuildConfig(workers=3))) as w:
+        assert w.device == "cpu" and w.extra_env == {}
 
 
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
-    assert scaleout.visible_gpus() == ["2", "5"]
+    assert pools.visible_gpus() == ["2", "5"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert scaleout.visible_gpus() == []
+    assert pools.visible_gpus() == []
     with pytest.raises(UserError, match="no CUDA GPU is visible"):
-        scaleout.resolve(BuildConfig(device="gpu"))
+        pools.LocalPool(BuildConfig(device="gpu"))
 
 
 def test_ray_gpu_tasks_share_gpus_and_leave_assignment_to_ray():
-    from rgbify.datasets.ray_build import task_options
+    from rgbify.datasets.build.ray_pool import task_options
 
-    cfg = scaleout.resolve(BuildConfig(device="gpu", workers_per_gpu=4, ray="auto", cpus_per_task=2), gpus=[])
-    assert cfg.workers == BuildConfig().workers  # Ray places the tasks; no local GPU needed on the driver
+    cfg = BuildConfig(device="gpu", workers_per_gpu=4, ray="auto", cpus_per_task=2)
+    check(cfg)  # Ray places the tasks; no local GPU needed on the driver
     assert task_options(cfg) == {"num_cpus": 2, "num_gpus": 0.25, "max_retries": 3, "retry_exceptions": False}
-    assert scaleout.worker_kwargs(cfg, 1, gpus=["0"])["env"] == {}  # Ray sets the task's CUDA_VISIBLE_DEVICES
+    with contextlib.closing(pools.make_worker(cfg, threads=2)) as w:
+        assert w.extra_env == {} and w.threads == 2  # Ray sets the task's CUDA_VISIBLE_DEVICES
     assert "num_gpus" not in task_options(BuildConfig(ray="local"))
 
 
@@ -67,12 +70,12 @@ def test_ray_gpu_tasks_share_gpus_and_leave_assignment_to_ray():
 ])
 def test_bad_scale_values_are_refused(field, value, message):
     with pytest.raises(UserError, match=message.replace("'", ".")):
-        scaleout.resolve(BuildConfig(**{field: value}), gpus=["0"])
+        check(BuildConfig(**{field: value}))
 
 
 def test_cli_flags_reach_the_config():
     from rgbify.config import add_arguments, parse, values_from
-    from rgbify.datasets.build import SCALE_OUT
+    from rgbify.datasets.build.config import SCALE_OUT
 
     p = argparse.ArgumentParser()
     add_arguments(p, BuildConfig, only=SCALE_OUT)
@@ -125,7 +128,7 @@ def test_train_refuses_more_processes_than_gpus(monkeypatch):
 
 # --- real GPUs (skipped without CUDA) ------------------------------------------------------------------------
 
-needs_gpu = pytest.mark.skipif(not scaleout.visible_gpus(), reason="needs a CUDA GPU")
+needs_gpu = pytest.mark.skipif(not pools.visible_gpus(), reason="needs a CUDA GPU")
 
 
 @pytest.mark.gpu
@@ -162,18 +165,16 @@ def test_gpu_build_with_two_workers_per_gpu(tmp_path):
 
 
 def test_ray_tasks_get_absolute_paths(tmp_path, monkeypatch):
-    from rgbify.datasets.ray_build import task_config
+    from rgbify.datasets.build.ray_pool import task_config
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "mine.toml").write_text("")
     cfg = task_config(BuildConfig(out=Path("ds"), recipe="mine.toml", assets=Path("assets"), ray="local"))
     assert cfg.out == tmp_path / "ds" and cfg.assets == tmp_path / "assets"
-    assert cfg.recipe == str(tmp_path / "mine.toml")
-    assert task_config(BuildConfig(recipe="indoor")).recipe == "indoor"
+    assert cfg.recipe == "mine.toml"  # the recipe travels with each task, loaded by the driver
 
 
 def test_infeasible_ray_tasks_are_refused_before_they_hang():
-    from rgbify.datasets.ray_build import check_feasible
+    from rgbify.datasets.build.ray_pool import check_feasible
 
     nodes = [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
     check_feasible(BuildConfig(ray="auto", cpus_per_task=4), nodes)

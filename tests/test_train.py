@@ -57,8 +57,10 @@ class MemoryTaskDataset(torch.utils.data.Dataset):
 
 
 def cfg_for(tmp_path, mode="instruct", **kw):
+    """A tiny run's config; marigold mode trains depth alone (one task, as Marigold)."""
+    tasks = ("depth",) if mode == "marigold" else ("depth", "normals")
     base = dict(out=str(tmp_path / f"run-{mode}"), mode=mode, resolution=RES, batch_size=2, steps=3, num_workers=0,
-                checkpoint_every=2, warmup_steps=1, tasks=("depth", "normals"))
+                checkpoint_every=2, warmup_steps=1, tasks=tasks)
     base.update(kw)
     return make_config(base)
 
@@ -69,7 +71,7 @@ def log_rows(cfg):
 
 def test_tiny_model_is_small_and_adapted():
     for mode in ("instruct", "lotus", "marigold"):
-        components = build_model(make_config({"mode": mode, "resolution": RES}))
+        components = build_model(make_config({"mode": mode, "resolution": RES, "tasks": ("depth",)}))
         n = sum(p.numel() for m in (components.unet, components.vae, components.text_encoder) for p in m.parameters())
         assert n < 3e6
         assert components.unet.config.in_channels == 8
@@ -149,7 +151,7 @@ def test_epoch_items_of_a_set_epoch_dataset_are_right_from_threads():
 @pytest.mark.parametrize("mode", ["instruct", "lotus", "marigold"])
 def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     cfg = cfg_for(tmp_path, mode, generation_ratio=0.3)
-    data = MemoryTaskDataset(generation_ratio=0.5 if mode == "instruct" else 0.0)
+    data = MemoryTaskDataset(generation_ratio=0.5 if mode == "instruct" else 0.0, tasks=cfg.tasks)
     result = train(cfg, data)
     assert result["step"] == 3 and not result["stopped_early"]
     rows = log_rows(cfg)
@@ -159,6 +161,7 @@ def test_each_mode_trains_checkpoints_and_exports(tmp_path, mode):
     assert (ck / "latest").resolve().name == "step-0000003" and (ck / "step-0000002").is_dir()
     model = tmp_path / f"run-{mode}" / "model"
     assert {p.name for p in model.iterdir()} >= {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "run.json"}
+    assert (model / "model_index.json").exists() == (mode != "lotus")  # the stock pipeline's (none for lotus)
     assert list((tmp_path / f"run-{mode}" / "logs").iterdir())  # TensorBoard events
     assert make_config({}, tmp_path / f"run-{mode}" / "config.toml") == cfg  # the saved config reloads
 
@@ -172,7 +175,7 @@ def test_instruct_mixes_generation_items(tmp_path):
 
 def test_resume_is_bit_exact(tmp_path):
     """Stop after one step (--exit-after), resume, and get the same losses and weights as one straight run."""
-    data = MemoryTaskDataset()
+    data = MemoryTaskDataset(tasks=("depth",))
     straight = cfg_for(tmp_path / "a", "marigold", steps=4, ema_decay=0.9, grad_accum=2)
     train(straight, data)
     split = cfg_for(tmp_path / "b", "marigold", steps=4, ema_decay=0.9, grad_accum=2, exit_after=1e-9)
@@ -231,6 +234,12 @@ def test_config_errors_and_toml(tmp_path):
         make_config({"tasks": ("depth", "smell")})
     with pytest.raises(UserError, match="--learning-rate: unknown key"):
         make_config({"learning_rate": 1})
+    with pytest.raises(UserError, match="--mode marigold trains one task, depth or normals"):
+        make_config({"mode": "marigold", "tasks": ("depth", "normals")})
+    with pytest.raises(UserError, match="--mode marigold trains one task"):
+        make_config({"mode": "marigold", "tasks": ("semantic",)})
+    with pytest.raises(UserError, match="--multi-res-noise is for --mode marigold and instruct"):
+        make_config({"mode": "lotus", "multi_res_noise": 0.9})
     toml = tmp_path / "c.toml"
     toml.write_text('mode = "lotus"\ntasks = ["depth"]\nsteps = 7\n')
     cfg = make_config({"steps": 9}, toml)
@@ -265,11 +274,11 @@ def test_bf16_gradient_checkpointing_and_ema(tmp_path):
 def test_a_second_precision_in_one_process_is_refused(tmp_path):
     """Runs in one process share accelerate's state: the same settings train again, another precision is refused
     (one line, before anything is written)."""
-    assert train(cfg_for(tmp_path / "a", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
-    assert train(cfg_for(tmp_path / "b", "marigold", steps=1), MemoryTaskDataset())["step"] == 1
+    assert train(cfg_for(tmp_path / "a", "marigold", steps=1), MemoryTaskDataset(tasks=("depth",)))["step"] == 1
+    assert train(cfg_for(tmp_path / "b", "marigold", steps=1), MemoryTaskDataset(tasks=("depth",)))["step"] == 1
     bf16 = cfg_for(tmp_path / "c", "marigold", steps=1, mixed_precision="bf16")
     with pytest.raises(UserError, match="--mixed-precision bf16: this process already trained with 'no'"):
-        train(bf16, MemoryTaskDataset())
+        train(bf16, MemoryTaskDataset(tasks=("depth",)))
     assert not Path(bf16.out).exists()
 
 

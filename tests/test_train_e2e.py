@@ -19,7 +19,7 @@ import rgbify
 torch = pytest.importorskip("torch")
 pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
-pytest.importorskip("rgbify.datasets.torch_dataset")
+pytest.importorskip("rgbify.datasets.loading.task_dataset")
 pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
@@ -82,14 +82,15 @@ def test_instruct_trains_through_the_cli(instruct_run):
 @pytest.mark.parametrize("mode", ["lotus", "marigold"])
 def test_other_modes_train(dataset, tmp_path, mode):
     run = tmp_path / mode
-    assert _train("--data", str(dataset), "--mode", mode, *TRAIN, "--out", str(run)) == 0
+    one_task = ["--tasks", "normals"] if mode == "marigold" else []  # marigold mode: one task
+    assert _train("--data", str(dataset), "--mode", mode, *TRAIN, *one_task, "--out", str(run)) == 0
     rows = _rows(run)
     assert len(rows) == 2 and all(np.isfinite(r["loss"]) for r in rows)
     assert (run / "checkpoints" / "step-0000001").is_dir()
 
 
 def test_resume_matches_straight_run(dataset, tmp_path):
-    args = ["--data", str(dataset), "--mode", "marigold", *TRAIN]
+    args = ["--data", str(dataset), "--mode", "marigold", *TRAIN, "--tasks", "depth"]
     assert _train(*args, "--out", str(tmp_path / "a")) == 0
     assert _train(*args, "--exit-after", "1e-9", "--out", str(tmp_path / "b")) == 0  # stops after step 1
     assert [r["step"] for r in _rows(tmp_path / "b")] == [1]
@@ -100,7 +101,7 @@ def test_resume_matches_straight_run(dataset, tmp_path):
 
 def test_predict_and_eval(dataset, instruct_run, tmp_path):
     from rgbify.cli import main
-    from rgbify.datasets.reader import DatasetReader
+    from rgbify.datasets.storage.reader import DatasetReader
 
     reader = DatasetReader(dataset)
     s = reader.read(reader.indices[0])

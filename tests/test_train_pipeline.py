@@ -1,10 +1,12 @@
 """Sampling pinned to its reference: the DDIM / three-way guidance / one-step loop as it was written in trainer.py
-before the trainer was split (kept here, self-contained, as the oracle). For the same weights, images, prompts and
-seed, ``sample`` must give the same bytes in every mode."""
+before the trainer was split (kept here, self-contained, as the oracle), changed where run format 2 adopted the
+stock pipelines' conventions (instruct: unscaled image latent, the stock guidance sum; marigold: image latent
+first, the bare empty prompt; both: DDIM with the run's prediction type, noise from manual_seed(seed)). For the
+same weights, images, prompts and seed, ``sample`` must give the same bytes in every mode. The stock pipelines
+themselves are the oracle of tests/test_train_stock.py."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -21,18 +23,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @torch.no_grad()
 def oracle_sample(components, cfg, image, prompt_list, *, prompts, steps=None, seed=0, text_guidance=1.0,
                   image_guidance=1.0):
-    """The sampling loop as of commit 01885fe (rgbify.train.trainer.sample), with its helpers inlined."""
+    """The sampling loop as of commit 01885fe (rgbify.train.trainer.sample), with its helpers inlined and run format
+    2's conventions."""
     from diffusers import DDIMScheduler
 
     unet, vae = components.unet, components.vae
     device = vae.device
     x_in = image.to(device=device)
     x_in = x_in.float() / 127.5 - 1.0 if x_in.dtype == torch.uint8 else x_in
-    img = (vae.encode(x_in.to(dtype=vae.dtype)).latent_dist.mode() * vae.config.scaling_factor).float()
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(np.random.SeedSequence([seed, 0, 1]).generate_state(1, np.uint64)[0]) & (2**63 - 1))
-    text, mask = prompts(prompt_list)
+    img = vae.encode(x_in.to(dtype=vae.dtype)).latent_dist.mode()
+    img = (img if cfg.mode == "instruct" else img * vae.config.scaling_factor).float()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if cfg.mode == "marigold":
+        bare = components.tokenizer("", padding="do_not_pad", max_length=77, truncation=True).input_ids
+        text, mask = components.text_encoder(torch.tensor([bare]))[0].repeat(img.shape[0], 1, 1), None
+    else:
+        text, mask = prompts(prompt_list)
     text = text.to(unet.dtype)
+    order = (lambda a, b: torch.cat([b, a], 1)) if cfg.mode == "marigold" else (lambda a, b: torch.cat([a, b], 1))
     x = torch.randn(img.shape, generator=gen, device=device)
     T = components.noise_scheduler.config.num_train_timesteps
     if cfg.mode == "lotus":
@@ -44,7 +52,8 @@ def oracle_sample(components, cfg, image, prompt_list, *, prompts, steps=None, s
         z = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text, encoder_attention_mask=mask,
                  class_labels=label.to(unet.dtype)).sample
     else:
-        ddim = DDIMScheduler.from_config(components.noise_scheduler.config, timestep_spacing="trailing")
+        ddim = DDIMScheduler.from_config(components.noise_scheduler.config, timestep_spacing="trailing",
+                                         prediction_type=cfg.prediction_type)
         ddim.set_timesteps(steps or cfg.inference_steps, device=device)
         guided = cfg.mode == "instruct" and (text_guidance != 1.0 or image_guidance != 1.0)
         if guided:
@@ -57,9 +66,9 @@ def oracle_sample(components, cfg, image, prompt_list, *, prompts, steps=None, s
                 masks = torch.cat([mask, empty_mask, empty_mask])
                 e_full, e_img, e_none = unet(torch.cat([xs, imgs], 1).to(unet.dtype), t, encoder_hidden_states=texts,
                                              encoder_attention_mask=masks).sample.chunk(3)
-                out = e_none + image_guidance * (e_img - e_none) + text_guidance * (e_full - e_img)
+                out = e_none + text_guidance * (e_full - e_img) + image_guidance * (e_img - e_none)
             else:
-                out = unet(torch.cat([x, img], 1).to(unet.dtype), t, encoder_hidden_states=text,
+                out = unet(order(x, img).to(unet.dtype), t, encoder_hidden_states=text,
                            encoder_attention_mask=mask).sample
             x = ddim.step(out.float(), t, x).prev_sample
         z = x
@@ -81,7 +90,7 @@ def perturbed_model(cfg):
 
 CASES = [
     ("marigold", {}, {}),
-    ("marigold", {"prediction_type": "epsilon"}, {"steps": 3}),
+    ("marigold", {"prediction_type": "epsilon", "tasks": ("normals",)}, {"steps": 3}),
     ("lotus", {}, {}),
     ("lotus", {"lotus_deterministic": True}, {}),
     ("instruct", {}, {}),
@@ -91,7 +100,8 @@ CASES = [
 
 @pytest.mark.parametrize(("mode", "options", "sample_kw"), CASES)
 def test_sample_matches_the_reference_loop(mode, options, sample_kw):
-    cfg = make_config({"mode": mode, "resolution": RES, "inference_steps": 2, **options})
+    tasks = ("depth",) if mode == "marigold" else ("depth", "normals")
+    cfg = make_config({"mode": mode, "resolution": RES, "inference_steps": 2, "tasks": tasks, **options})
     components = perturbed_model(cfg)
     data = MemoryTaskDataset()
     images = torch.stack([data[i]["image"] for i in range(2)])

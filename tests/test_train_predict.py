@@ -16,6 +16,7 @@ from test_train import MemoryTaskDataset, cfg_for  # noqa: E402
 import rgbify.encode  # noqa: E402
 import rgbify.encode.tasks  # noqa: E402
 from rgbify.cli import main as rgbify_main  # noqa: E402
+from rgbify.errors import UserError  # noqa: E402
 from rgbify.train.evaluate import evaluate  # noqa: E402
 from rgbify.train.predict import eval_depth_folder, load_run, predict_files, task_prompt  # noqa: E402
 from rgbify.train.trainer import train  # noqa: E402
@@ -54,7 +55,7 @@ def fake_codec(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    cfg = cfg_for(tmp, "marigold", steps=1, inference_steps=2)
+    cfg = cfg_for(tmp, "instruct", steps=1, inference_steps=2)
     train(cfg, MemoryTaskDataset())
     return cfg.out
 
@@ -71,8 +72,6 @@ def _write_images(folder, n=2, size=(40, 30)):
 
 
 def test_task_prompt_checks_classes(fake_codec):
-    from rgbify.errors import UserError
-
     assert task_prompt("semantic", ["chair", "table"])[0] == "semantic please chair,table"
     with pytest.raises(UserError, match="--classes"):
         task_prompt("semantic")
@@ -89,7 +88,7 @@ def test_predict_files(tmp_path, tiny_run, fake_codec, task):
     assert value.shape[:2] == (30, 40)  # back at the input's size
     assert {"depth": np.float32, "normals": np.float32, "semantic": np.int32}[task] == value.dtype
     raw = np.asarray(Image.open(tmp_path / "out" / f"img0.{task}.rgb.png"))
-    assert raw.shape == (64, 64, 3)
+    assert raw.shape == (48, 64, 3)  # 40 x 30 at the run's 64 px, aspect ratio kept (not squashed to 64 x 64)
     assert np.asarray(Image.open(tmp_path / "out" / f"img1.{task}.color.png")).shape == (30, 40, 3)
     if task == "normals":
         assert np.allclose(np.linalg.norm(value, axis=-1), 1, atol=1e-4)
@@ -106,9 +105,13 @@ def test_evaluate_and_depth_folder(tmp_path, tiny_run, fake_codec):
     gt_dir.mkdir()
     Image.fromarray(np.full((30, 40), 2500, np.uint16)).save(gt_dir / "img0.png")  # 2.5 m as millimetres
     np.save(gt_dir / "img1.npy", np.full((30, 40), 3.0, np.float32))
-    m = eval_depth_folder(run, str(tmp_path / "imgs"), str(gt_dir))
+    with pytest.raises(UserError, match="16-bit PNG of unknown scale; give --depth-scale"):
+        eval_depth_folder(run, str(tmp_path / "imgs"), str(gt_dir))  # millimetres? KITTI's x256? never guessed
+    m = eval_depth_folder(run, str(tmp_path / "imgs"), str(gt_dir), depth_scale=1000)
     assert m["depth"]["images"] == 2 and len(images) == 2
     assert np.isfinite(m["depth"]["abs_rel"]) and np.isfinite(m["depth_affine"]["abs_rel"])
+    pred = 1.0 + 4.0 * np.asarray(Image.open(tmp_path / "imgs" / "img0.png"))[..., 0] / 255.0  # the fake decode
+    assert m["depth"]["nonfinite_pixels"] == 0 and pred.shape == (30, 40)
 
 
 def test_cli_predict_and_eval(tmp_path, tiny_run, fake_codec, capsys):
@@ -128,6 +131,23 @@ def test_cli_predict_and_eval(tmp_path, tiny_run, fake_codec, capsys):
     assert rgbify_main(["predict", "--run", str(tmp_path / "nope"), "--task", "depth", *images, "--out", "x"]) == 2
     assert rgbify_main(["eval", "--run", tiny_run, "--images", str(tmp_path / "imgs")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_predict_ensemble(tmp_path, tiny_run, capsys):
+    """--ensemble N with the real codecs: N draws, ensembled (depth: median in metres, or Marigold's affine
+    ensemble in [0, 1]; normals: the member closest to the mean); labels refuse it."""
+    images = _write_images(tmp_path / "imgs", n=1, size=(50, 20))
+    for task, extra in (("depth", []), ("depth", ["--ensemble-invariance", "affine"]), ("normals", [])):
+        out = tmp_path / f"p-{task}-{len(extra)}"
+        assert rgbify_main(["predict", "--run", tiny_run, "--task", task, *images, "--out", str(out), "--steps", "1",
+                            "--device", "cpu", "--ensemble", "3", *extra]) == 0
+        value = np.load(out / f"img0.{task}.npy")
+        assert value.shape[:2] == (20, 50) and json.loads((out / "predict.json").read_text())["ensemble"] == 3
+        if extra:
+            assert 0 <= np.nanmin(value) < np.nanmax(value) <= 1 + 1e-6  # relative depth, resized back
+    assert rgbify_main(["predict", "--run", tiny_run, "--task", "semantic", "--classes", "chair", *images,
+                        "--out", str(tmp_path / "s"), "--ensemble", "2", "--device", "cpu"]) == 2
+    assert "not ensembled" in capsys.readouterr().err
 
 
 def test_validation_during_training_logs_metrics_and_grids(tmp_path, fake_codec):

@@ -1,25 +1,23 @@
-"""Subcommands ``rgbify build``, ``verify``, ``preview`` and ``export`` (heavy imports happen inside ``func``)."""
+"""Subcommands ``rgbify build``, ``verify``, ``preview``, ``export`` and ``repack``. The parsers are built on every
+``rgbify`` run, so this module and ``add_commands`` import only the standard library, rgbify.config and the build
+config; each command imports what it needs when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-import signal
 import sys
-import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from rgbify.config import add_arguments, parse, values_from
+from rgbify.datasets.build.config import SCALE_OUT, BuildConfig, Storage
 from rgbify.errors import UserError
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from rgbify.datasets.build import SCALE_OUT, BuildConfig
-    from rgbify.datasets.shards import STORAGE
-
     p = sub.add_parser("build", help="render a recipe into a sharded HDF5 dataset (resumable, parallel)",
                        description="Render COUNT scenes of a recipe with WORKERS Blender processes into "
                        "OUT/dataset.json + OUT/shards/*.h5, then write OUT/preview.png. Run the same command "
@@ -27,7 +25,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, BuildConfig, skip=SCALE_OUT)
     add_arguments(p.add_argument_group("scale-out (docs/scaling.md)"), BuildConfig, only=SCALE_OUT)
     p.add_argument("--no-preview", action="store_true", help="do not write OUT/preview.png at the end")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary (notices such as a "
+                   "shard being repaired are still printed)")
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="check a dataset: checksums, shapes, dtypes, NaNs and invariants",
@@ -46,13 +45,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write (input, target, prompt) triples for other trainers",
                        description="png: OUT/images/*.png + OUT/metadata.jsonl (columns input_image, "
-                       "edit_prompt, edited_image; diffusers' InstructPix2Pix example reads it); webdataset: "
-                       "OUT/*.tar shards.")
+                       "edit_prompt, edited_image: a Hugging Face imagefolder, load_dataset('imagefolder', "
+                       "data_dir=OUT), which diffusers' InstructPix2Pix example reads); webdataset: OUT/*.tar "
+                       "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 16 classes gives several "
+                       "semantic items).")
     p.add_argument("dir", type=Path, help="dataset folder")
     p.add_argument("--format", choices=("png", "webdataset"), default="png")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder: new, empty, or an earlier export (replaced "
+                   "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
-                   help="comma-separated tasks to export (each sample gives one triple per task)")
+                   help="comma-separated tasks to export (each sample gives one triple per task, semantic "
+                   "one per 16 classes it shows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
     p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
     p.set_defaults(func=_export)
@@ -61,108 +64,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Rewrite the shards of DIR into OUT with another --storage choice; the samples "
                        "and the config stay, nothing is rendered. Run it again to resume.")
     p.add_argument("dir", type=Path, help="dataset folder")
-    p.add_argument("--storage", choices=tuple(STORAGE), required=True, help="storage of the copy")
+    p.add_argument("--storage", choices=typing.get_args(Storage), required=True, help="storage of the copy")
     p.add_argument("--out", type=Path, required=True, help="folder of the copy (new, or a repack to resume)")
     p.set_defaults(func=_repack)
 
 
-class RichProgress:
-    """The build's progress: samples done, rate, elapsed time, ETA, rejects, retries and worker restarts. A live
-    rich bar on a terminal; elsewhere (a log file, a batch job's output) one plain line every ``interval`` seconds
-    and at the end, as a live bar cannot redraw there."""
-
-    def __init__(self, enabled: bool = True, interval: float = 30.0, stream: Any = None):
-        self.enabled = enabled
-        self.interval = interval
-        self.stream = stream
-        self._p: Any = None
-        self._plain = False
-
-    def start(self, stats: Any) -> None:
-        if not self.enabled:
-            return
-        from rich.console import Console
-
-        self._t0 = self._last = time.perf_counter()
-        console = Console(file=self.stream or sys.stderr)
-        if not console.is_terminal:
-            self._plain = True
-            self._line(stats)
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                           TimeRemainingColumn(), TextColumn("{task.fields[extra]}"), console=console)
-        self._p.start()
-        self._task = self._p.add_task("build", total=stats.total, completed=stats.done, rate="", extra="")
-
-    def _rate(self, stats: Any) -> float:
-        dt = time.perf_counter() - self._t0
-        return stats.rendered / dt if dt > 0 else 0.0  # samples rendered by this run
-
-    def _extra(self, stats: Any) -> str:
-        return f"rejects {stats.rejects}  retries {stats.retried}  restarts {stats.restarts}"
-
-    def _line(self, stats: Any) -> None:
-        self._last = time.perf_counter()
-        rate = self._rate(stats)
-        left = stats.total - stats.done
-        eta = _clock(left / rate) if rate > 0 else "?" if left else _clock(0)
-        print(f"rendering {stats.done}/{stats.total}  {rate:.2f} samples/s  {_clock(self._last - self._t0)}  "
-              f"ETA {eta}  {self._extra(stats)}", file=self.stream or sys.stderr, flush=True)
-
-    def update(self, stats: Any) -> None:
-        if self._plain:
-            if time.perf_counter() - self._last >= self.interval:
-                self._line(stats)
-            return
-        if self._p is None:
-            return
-        rate = self._rate(stats)
-        self._p.update(self._task, completed=stats.done, rate=f"{rate:.2f} samples/s" if rate else "",
-                       extra=self._extra(stats))
-
-    def stop(self, stats: Any) -> None:
-        if self._plain:
-            self._line(stats)
-            self._plain = False
-        elif self._p is not None:
-            self.update(stats)
-            self._p.stop()
-            self._p = None
-
-
-def _clock(seconds: float) -> str:
-    """seconds as H:MM:SS."""
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _build(args: argparse.Namespace) -> int:
-    from rgbify.datasets.build import BuildConfig, SampleFailed, build
+    from rgbify.datasets.build.planner import build
+    from rgbify.datasets.build.progress import RichProgress
+    from rgbify.datasets.build.work import SampleFailed
 
     cfg = parse(BuildConfig, values_from(args, BuildConfig), "rgbify build", flags=True)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    log = lambda msg: print(f"rgbify: {msg}", file=sys.stderr)  # noqa: E731 - notices (a repair) even with --quiet
+    try:  # SIGTERM stops it as Ctrl-C does (rgbify.cli): finished samples are kept
         stats = build(cfg, progress=RichProgress(enabled=not args.quiet), log=log)
     except SampleFailed as e:  # a scene that fails every retry: say which, keep what is done
         print(f"rgbify: error: {e}; finished samples are kept, run the same command again to retry", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         print(f"{cfg.out}: {stats.total} samples ({stats.rendered} rendered now, {stats.done_before} kept), "
               f"{stats.rejects} rejected scene draws, {stats.restarts} worker restarts, "
@@ -177,7 +95,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _repack(args: argparse.Namespace) -> int:
-    from rgbify.datasets.repack import repack
+    from rgbify.datasets.storage.repack import repack
 
     with _reading(args.dir):
         written = repack(args.dir, args.out, args.storage, log=lambda msg: print(msg, file=sys.stderr))
@@ -189,8 +107,8 @@ def _repack(args: argparse.Namespace) -> int:
 def _reading(directory: Path) -> Iterator[None]:
     """A dataset folder is about to be read: a shard file given instead, an unreadable manifest or shard become
     one-line UserErrors."""
-    from rgbify.datasets.manifest import ManifestError
-    from rgbify.datasets.shards import ShardError
+    from rgbify.datasets.storage.manifest import ManifestError
+    from rgbify.datasets.storage.shards import ShardError
 
     if directory.is_file():
         _single_file(directory)
@@ -201,7 +119,7 @@ def _reading(directory: Path) -> Iterator[None]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from rgbify.datasets.verify import verify
+    from rgbify.datasets.storage.verify import verify
 
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs} must be a positive integer")
@@ -213,7 +131,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _single_file(path: Path) -> None:
     """A file was given where a dataset folder is expected: say what it is."""
-    from rgbify.datasets.shards import ShardError, open_shard
+    from rgbify.datasets.storage.shards import ShardError, open_shard
 
     try:
         open_shard(path).close()
@@ -224,20 +142,34 @@ def _single_file(path: Path) -> None:
 
 def _preview(args: argparse.Namespace) -> int:
     from rgbify.datasets.preview import contact_sheet
+    from rgbify.fileio import check_writable_parent, disk_error
 
+    out = args.out or args.dir / "preview.png"
     with _reading(args.dir):
         if args.n < 1:
             raise UserError(f"--n {args.n} must be a positive integer")
-        path = contact_sheet(args.dir, args.out or args.dir / "preview.png", n=args.n)
+        if out.suffix.lower() != ".png":  # never a dataset.json, a shard or a text file turned into a PNG
+            raise UserError(f"--out {out}: a contact sheet is a PNG; give a name ending in .png")
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; give a .png file name")
+        check_writable_parent(out, "--out")
+        try:
+            path = contact_sheet(args.dir, out, n=args.n)
+        except OSError as e:
+            raise disk_error(e, out) from None
     print(path)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from rgbify.datasets.export import export
+    from rgbify.fileio import disk_error
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     with _reading(args.dir):
-        n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        try:
+            n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)
+        except OSError as e:  # a full disk: nothing is left in --out (the export is written whole)
+            raise disk_error(e, args.out) from None
     print(f"{args.out}: {n} items")
     return 0

@@ -3,15 +3,28 @@
 - ``--format png``: ``OUT/images/IIIIIIIII.png`` (input RGB, once per sample) and ``OUT/images/IIIIIIIII_TASK.png``
   (target), plus two JSON-lines indexes of the same rows:
   ``metadata.jsonl`` with ``input_image_file_name``, ``edited_image_file_name``, ``edit_prompt`` (Hugging Face
-  ``imagefolder`` layout with two image columns, so diffusers' InstructPix2Pix example reads it with
+  ``imagefolder`` layout with two image columns: ``datasets.load_dataset("imagefolder", data_dir=OUT)`` loads
+  every row with both images decoded, and diffusers' InstructPix2Pix example reads it with
   ``--train_data_dir OUT --original_image_column input_image --edited_image_column edited_image
-  --edit_prompt_column edit_prompt``), and ``train.jsonl`` with plain ``input_image``, ``edited_image`` (paths
+  --edit_prompt_column edit_prompt``), and ``pairs.jsonl`` with plain ``input_image``, ``edited_image`` (paths
   relative to OUT) and ``edit_prompt`` for simpler loaders. Every row also has ``task``, ``index`` and ``decode``
-  (the decode parameters, for rgbify.encode.decode_target).
+  (the decode parameters, for rgbify.encode.decode_target; in metadata.jsonl as a JSON string, so that every row
+  has one Arrow type).
 - ``--format webdataset``: ``OUT/rgbify-NNNNNN.tar`` with members ``KEY.input.png``, ``KEY.target.png``,
   ``KEY.txt`` (prompt) and ``KEY.json`` (task, index, decode), KEY = ``IIIIIIIII_TASK``.
 
+Every prompt fits CLIP's 77-token window, which stock pipelines and scripts cut prompts at: semantic and instance
+prompts are written in the compact format (rgbify.encode.prompts), and a scene with more than
+``COMPACT_MAX_CLASSES`` classes gets several semantic items, ``IIIIIIIII_semantic.png``,
+``IIIIIIIII_semantic-1.png``, ..., each asking for a share of its classes (the others black in its target).
+
 Item draws (codec, colours, phrasing) use ``numpy.random.default_rng([seed, index, task number])``.
+
+The export is written whole: into a temporary folder beside OUT (``.NAME.partial-HOST-PID``) that becomes OUT at
+the end, with ``OUT/.rgbify-export.json`` (dataset, format, tasks, seed, items) marking it as an export. OUT may be
+new, an empty folder, or an earlier export, which is replaced once the new one is complete; any other folder is
+refused before anything is read. A killed export leaves only the temporary folder, which the next export there
+sweeps.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,28 +41,68 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from rgbify.datasets.reader import DatasetReader, ground_truth
-from rgbify.encode.tasks import TASKS
+from rgbify.datasets.storage.reader import DatasetReader
+from rgbify.encode import COMPACT_MAX_CLASSES, TASKS, make_task_target
+from rgbify.encode.prompts import COMPACT
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_output_dir, publishing, publishing_dir
+
+MARKER = ".rgbify-export.json"
+PLAIN_INDEX = "pairs.jsonl"
+"""The plain index of a PNG export. Not ``train.jsonl``, as it was: Hugging Face ``datasets`` takes a file with
+"train" in its name for the whole train split, and ``load_dataset("imagefolder", data_dir=OUT)`` then found no
+images."""
+_TAR = re.compile(r"rgbify-\d{6}\.tar")
+
+
+def is_export_dir(path: Path) -> bool:
+    """An earlier export: a folder with the marker file, or (an export made before the marker existed) holding only
+    the names an export writes."""
+    names = {p.name for p in Path(path).iterdir()}
+    if MARKER in names:
+        return True
+    return bool(names) and all(n in ("images", "metadata.jsonl", "train.jsonl", PLAIN_INDEX) or _TAR.fullmatch(n)
+                               for n in names)
 
 
 def _items(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[tuple[int, np.ndarray, list[tuple]]]:
-    from rgbify.encode import make_task_target
-
+    """(index, input RGB, rows) of every sample; a row is (name, task, target, prompt, decode), name the task, or
+    for the later prompts of a scene split into several, ``semantic-K``."""
     reader = DatasetReader(directory)
     try:
         for index in reader.indices:
             s = reader.read(index)
-            gt = ground_truth(s, reader.classes)
+            gt = _ground_truth(s, reader.classes)
             rows = []
             for task in tasks:
                 rng = np.random.default_rng([seed, index, TASKS.index(task)])
-                target, prompt, decode = make_task_target(task, gt, rng)
-                rows.append((task, target, prompt, decode))
+                for k, options in enumerate(_prompt_groups(task, gt, rng)):
+                    target, prompt, decode = make_task_target(task, gt, rng, prompt_format=COMPACT, **options)
+                    rows.append((f"{task}-{k}" if k else task, task, target, prompt, decode))
             yield index, s["rgb"], rows
     finally:
         reader.close()
+
+
+def _prompt_groups(task: str, gt: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """make_task_target options of each prompt of ``task`` for one sample: one prompt, but a semantic target whose
+    scene shows more than COMPACT_MAX_CLASSES classes is split into prompts of at most that many classes each (in
+    a random order, each class in one of them), so that every prompt fits CLIP's 77 tokens."""
+    if task != "semantic":
+        return [{}]
+    present = [int(c) for c in np.unique(gt["semantic"]) if c > 0]
+    if len(present) <= COMPACT_MAX_CLASSES:
+        return [{}]
+    order = rng.permutation(present).tolist()
+    n = -(-len(order) // COMPACT_MAX_CLASSES)  # groups of near-equal size
+    return [{"semantic_classes": order[k::n]} for k in range(n)]
+
+
+def _ground_truth(sample: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    """The ``gt`` dict of rgbify.encode.make_task_target for one stored sample."""
+    return {"rgb": sample["rgb"], "depth": sample["depth"], "normals": sample["normals"],
+            "instance": sample["instance"], "semantic": sample["semantic"], "edge": sample["edge"],
+            "K": sample["K"], "class_names": classes, "instances": json.loads(sample["instances"])}
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -65,32 +119,39 @@ def export(directory: str | Path, out: str | Path, fmt: str = "png", tasks: Sequ
         raise UserError(f"--tasks {','.join(tasks)}: each must be one of {','.join(TASKS)}")
     if shard_size < 1:
         raise UserError(f"--shard-size {shard_size} must be a positive integer")
+    if fmt not in ("png", "webdataset"):
+        raise UserError(f"--format {fmt!r} must be png or webdataset")
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
-    if fmt == "png":
-        return _export_png(Path(directory), out, tasks, seed)
-    if fmt == "webdataset":
-        return _export_wds(Path(directory), out, tasks, seed, shard_size)
-    raise UserError(f"--format {fmt!r} must be png or webdataset")
+    check_output_dir(out, is_export_dir, what="export")
+    reader = DatasetReader(directory)  # a bad dataset is refused before anything is written
+    reader.close()
+    with publishing_dir(out, is_export_dir, what="export") as tmp:
+        if fmt == "png":
+            n = _export_png(Path(directory), tmp, tasks, seed)
+        else:
+            n = _export_wds(Path(directory), tmp, tasks, seed, shard_size)
+        marker = {"dataset": str(Path(directory).resolve()), "format": fmt, "tasks": list(tasks), "seed": seed,
+                  "items": n}
+        with publishing(tmp / MARKER) as m:
+            m.write_text(json.dumps(marker, indent=1) + "\n")
+    return n
 
 
 def _export_png(directory: Path, out: Path, tasks: Sequence[str], seed: int) -> int:
     (out / "images").mkdir(exist_ok=True)
     n = 0
-    with (publishing(out / "metadata.jsonl") as meta_tmp, publishing(out / "train.jsonl") as plain_tmp,
+    with (publishing(out / "metadata.jsonl") as meta_tmp, publishing(out / PLAIN_INDEX) as plain_tmp,
           open(meta_tmp, "w") as meta, open(plain_tmp, "w") as plain):
         for index, rgb, rows in _items(directory, tasks, seed):
             inp = f"images/{index:09d}.png"
             Image.fromarray(rgb).save(out / inp)
-            for task, target, prompt, decode in rows:
-                tgt = f"images/{index:09d}_{task}.png"
+            for name, task, target, prompt, decode in rows:
+                tgt = f"images/{index:09d}_{name}.png"
                 Image.fromarray(target).save(out / tgt)
-                common = {"edit_prompt": prompt, "task": task, "index": index, "decode": decode}
-                meta.write(json.dumps({"input_image_file_name": inp, "edited_image_file_name": tgt, **common}) + "\n")
-                plain.write(json.dumps({"input_image": inp, "edited_image": tgt, **common}) + "\n")
+                common = {"edit_prompt": prompt, "task": task, "index": index}
+                meta.write(json.dumps({"input_image_file_name": inp, "edited_image_file_name": tgt, **common,
+                                       "decode": json.dumps(decode)}) + "\n")  # a string: one Arrow type
+                plain.write(json.dumps({"input_image": inp, "edited_image": tgt, **common, "decode": decode}) + "\n")
                 n += 1
     return n
 
@@ -99,9 +160,9 @@ def _wds_records(directory: Path, tasks: Sequence[str], seed: int) -> Iterator[t
     """(key, {extension: file bytes}) of every exported item, streamed."""
     for index, rgb, rows in _items(directory, tasks, seed):
         inp = _png_bytes(rgb)
-        for task, target, prompt, decode in rows:
+        for name, task, target, prompt, decode in rows:
             meta: dict[str, Any] = {"task": task, "index": index, "decode": decode}
-            yield f"{index:09d}_{task}", {"input.png": inp, "target.png": _png_bytes(target),
+            yield f"{index:09d}_{name}", {"input.png": inp, "target.png": _png_bytes(target),
                                           "txt": prompt.encode(), "json": json.dumps(meta).encode()}
 
 

@@ -11,8 +11,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from rgbify.datasets.reader import DatasetReader
+from rgbify.datasets.loading.captions import caption
+from rgbify.datasets.storage.reader import DatasetReader
+from rgbify.encode import encode_depth, encode_normals
+from rgbify.errors import UserError
 from rgbify.fileio import publishing
+from rgbify.scenes.spec import spec_from_json
+
+
+class PreviewError(UserError, ValueError):
+    """Nothing to show: the dataset has no published sample."""
+
 
 COLUMNS = ("RGB", "depth: cubewalk", "depth: hilbert24", "normals", "semantic", "instance", "edge")
 
@@ -36,8 +45,6 @@ def label_colors(ids: np.ndarray, salt: int = 0) -> np.ndarray:
 
 def sample_views(s: dict) -> list[np.ndarray]:
     """The contact sheet's columns for one stored sample, each uint8 (H,W,3)."""
-    from rgbify.encode import encode_depth, encode_normals
-
     depth = s["depth"]
     edge = np.repeat(s["edge"][..., None].astype(np.uint8) * 255, 3, axis=-1)
     return [s["rgb"], encode_depth(depth, "cubewalk"), encode_depth(depth, "hilbert24"),
@@ -49,7 +56,9 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
     reader = DatasetReader(directory)
     indices = reader.indices
     if not indices:
-        raise ValueError(f"{directory}: the dataset has no published samples yet; run `rgbify build` first")
+        reader.close()
+        raise PreviewError(f"{directory}: the dataset has no published samples yet; run `rgbify build` first (or "
+                           "let the running one publish its first shard)")
     picks = sorted({indices[round(j * (len(indices) - 1) / max(1, n - 1))] for j in range(min(n, len(indices)))})
     h0, w0 = reader.manifest["height"], reader.manifest["width"]
     tw = max(tile_width, 96)
@@ -79,9 +88,6 @@ def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width
 
 def _row_caption(s: dict) -> str:
     """Scene caption, instance count and depth range of one sample."""
-    from rgbify.datasets.captions import caption
-    from rgbify.scenes.spec import spec_from_json
-
     depth = s["depth"][np.isfinite(s["depth"])]
     rng = f"depth {depth.min():.2f}-{depth.max():.2f} m" if depth.size else "no surface hit"
     ids = set(np.unique(s["instance"][s["instance"] > 0]).tolist())

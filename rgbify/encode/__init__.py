@@ -1,8 +1,8 @@
 """Encode stage: every task's answer as an RGB image, and back (docs/codecs.md).
 
-Depth (metres) and normals (OpenCV camera frame) through named codecs, semantic and instance labels through
-colours named in the prompt, and the prompt builders. Importing this package loads numpy only; numba kernels
-compile (or load from their on-disk cache) on first use. Never imports torch or bpy.
+Depth (metres), normals (OpenCV camera frame) and optical flow (pixels) through named codecs, semantic and instance
+labels through colours named in the prompt, and the prompt builders. Importing this package loads numpy only; numba
+kernels compile (or load from their on-disk cache) on first use. Never imports torch or bpy.
 """
 
 from rgbify.encode.codecs import (
@@ -21,6 +21,7 @@ from rgbify.encode.codecs import (
     get_codec,
 )
 from rgbify.encode.errors import CodecInputError
+from rgbify.encode.flow import FLOW_CODECS, FlowCodec, decode_flow, encode_flow, flow_codec, flow_to_color
 from rgbify.encode.labels import (
     PALETTE,
     NamedColor,
@@ -33,19 +34,32 @@ from rgbify.encode.labels import (
     instance_shades,
 )
 from rgbify.encode.prompts import (
+    COMPACT_MAX_CLASSES,
+    PROMPT_FORMAT_CHOICES,
     PROMPT_FORMATS,
     depth_prompt,
+    flow_prompt,
     instance_prompt,
     normals_prompt,
     semantic_prompt,
 )
-from rgbify.encode.tasks import TASKS, decode_target, make_task_target
+from rgbify.encode.tasks import FLOW_TASK, TASKS, decode_target, make_task_target
 
 __all__ = [
     "COLORMAPS",
     "DEPTH_CODECS",
+    "FLOW_CODECS",
+    "FLOW_TASK",
+    "FlowCodec",
+    "decode_flow",
+    "encode_flow",
+    "flow_codec",
+    "flow_prompt",
+    "flow_to_color",
     "PALETTE",
     "PROMPT_FORMATS",
+    "PROMPT_FORMAT_CHOICES",
+    "COMPACT_MAX_CLASSES",
     "TASKS",
     "Affine",
     "CodecInputError",

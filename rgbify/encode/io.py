@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_writable_parent, disk_error, publishing
 
 DEPTH_PNG_SCALE = 1000.0
 """16-bit depth PNGs hold millimetres: value / 1000 = metres; 0 means no depth."""
@@ -37,11 +37,21 @@ def _load_npy(path: Path) -> np.ndarray:
         raise UserError(f"{path}: not a readable .npy array ({e})") from None
 
 
-def _open_png(path: Path):
+def png_bits(img) -> int:
+    """Bits per sample of an opened, not yet loaded, PNG (Pillow reads 16-bit RGB as 8-bit RGB, silently)."""
+    raw = img.tile[0][3] if getattr(img, "tile", None) else ""
+    raw = raw[0] if isinstance(raw, tuple) else raw
+    return 16 if isinstance(raw, str) and ";16" in raw else 8
+
+
+def _open_png(path: Path, want_8bit_rgb: bool = False):
     from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(path)
+        if want_8bit_rgb and img.mode in ("RGB", "RGBA") and png_bits(img) == 16:
+            raise UserError(f"{path}: a 16-bit RGB PNG; RGB targets are 8-bit (reading it would drop the low byte "
+                            "of every value): save it as an 8-bit RGB PNG, or as a uint8 .npy")
         img.load()
         return img
     except FileNotFoundError:
@@ -65,10 +75,22 @@ def _exr_channels(path: Path) -> dict[str, np.ndarray]:
 
 
 def _publish(path: Path, write: Callable[[str], None]) -> None:
-    """Write through ``write(temporary path)`` and publish atomically (the suffix stays, for format detection)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with publishing(path, tmp_suffix=".tmp" + path.suffix) as tmp:
-        write(str(tmp))
+    """Write through ``write(temporary path)`` and publish atomically (the suffix stays, for format detection); a
+    write the file system refuses (a full disk, a folder that cannot be made) becomes a one-line UserError."""
+    if path.is_dir():
+        raise UserError(f"output {path} is a folder; give a file name")
+    check_writable_parent(path, "output")
+    try:
+        with publishing(path, tmp_suffix=".tmp" + path.suffix) as tmp:
+            write(str(tmp))
+    except OSError as e:
+        raise disk_error(e, path) from None
+
+
+def _not_empty(path: Path, a: np.ndarray) -> np.ndarray:
+    if a.ndim >= 2 and 0 in a.shape[:2]:
+        raise UserError(f"{path}: an empty image of shape {a.shape}; give at least one pixel")
+    return a
 
 
 def _write_exr(path: Path, channels: dict[str, np.ndarray]) -> None:
@@ -109,7 +131,7 @@ def read_depth(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         a = _load_npy(path)
         if a.ndim != 2 or a.dtype.kind != "f":
             raise UserError(f"{path}: expected float depth in metres of shape (H, W), got {a.dtype} {a.shape}")
-        return a, None
+        return _not_empty(path, a), None
     if s == ".png":
         img = _open_png(path)
         if img.mode not in ("I;16", "I;16B", "I"):
@@ -119,9 +141,9 @@ def read_depth(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     chans = _exr_channels(path)
     for key in ("Z", "depth", "Y", "R"):
         if key in chans:
-            return chans[key].astype(np.float32), None
+            return _not_empty(path, chans[key].astype(np.float32)), None
     if len(chans) == 1:
-        return next(iter(chans.values())).astype(np.float32), None
+        return _not_empty(path, next(iter(chans.values())).astype(np.float32)), None
     raise UserError(f"{path}: no depth channel (Z, depth, Y or R) among {sorted(chans)}")
 
 
@@ -156,7 +178,7 @@ def read_normals(path: str | Path) -> np.ndarray:
             raise UserError(f"{path}: needs channels X, Y, Z (or R, G, B), found {sorted(chans)}")
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype.kind != "f":
         raise UserError(f"{path}: expected float unit normals of shape (H, W, 3), got {a.dtype} {a.shape}")
-    return a
+    return _not_empty(path, a)
 
 
 def write_normals(path: str | Path, normals_cam: np.ndarray) -> None:
@@ -176,13 +198,13 @@ def read_target(path: str | Path) -> np.ndarray:
     if s == ".npy":
         a = _load_npy(path)
     else:
-        img = _open_png(path)
+        img = _open_png(path, want_8bit_rgb=True)
         if img.mode not in ("RGB", "RGBA"):
             raise UserError(f"{path}: an RGB target must be an 8-bit RGB PNG, got mode {img.mode}")
         a = np.asarray(img.convert("RGB"))
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
         raise UserError(f"{path}: expected a uint8 RGB image of shape (H, W, 3), got {a.dtype} {a.shape}")
-    return np.ascontiguousarray(a)
+    return np.ascontiguousarray(_not_empty(path, a))
 
 
 def write_target(path: str | Path, rgb: np.ndarray) -> None:

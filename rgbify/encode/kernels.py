@@ -455,3 +455,114 @@ def nearest_label(rgb, colors, labels, max_dist2, out):
                     best = dist
                     lab = labels[k]
             out[i, j] = lab
+
+
+# ----------------------------------------------------------------------------------------------- PNG rows
+@njit(**_OPTS)
+def png_unfilter(data, height, stride, bpp, out):
+    """Undo PNG's per-row filters (PNG spec section 9: 0 none, 1 sub, 2 up, 3 average, 4 Paeth) of the inflated
+    image ``data`` (uint8, height rows of 1 + stride bytes) into ``out`` (uint8 (height, stride)), ``bpp`` bytes per
+    pixel. Returns -1, or the first row whose filter type is unknown."""
+    for i in range(height):
+        ft = data[i * (stride + 1)]
+        base = i * (stride + 1) + 1
+        if ft > 4:
+            return i
+        for j in range(stride):
+            x = np.int32(data[base + j])
+            a = np.int32(out[i, j - bpp]) if j >= bpp else np.int32(0)
+            b = np.int32(out[i - 1, j]) if i > 0 else np.int32(0)
+            c = np.int32(out[i - 1, j - bpp]) if (i > 0 and j >= bpp) else np.int32(0)
+            if ft == 1:
+                x += a
+            elif ft == 2:
+                x += b
+            elif ft == 3:
+                x += (a + b) // 2
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                if pa <= pb and pa <= pc:
+                    x += a
+                elif pb <= pc:
+                    x += b
+                else:
+                    x += c
+            out[i, j] = np.uint8(x & 255)
+    return -1
+
+
+# ----------------------------------------------------------------------------------------------- flow/signedlog
+FLOW_ZERO = 127
+"""flow/signedlog: R and G of zero flow (levels 0..254)."""
+
+
+@njit(**_OPTS)
+def _flow_log(a, inv_log_m, scale):
+    """L(a, m) = ln(1 + a/scale) / ln(1 + m/scale), clipped to 1 (inv_log_m = 1 / ln(1 + m/scale))."""
+    return min(math.log1p(a / scale) * inv_log_m, 1.0)
+
+
+@njit(**_OPTS)
+def flow_encode(flow, valid, use_valid, max_flow, scale, fine, out):
+    """flow float (H, W, 2) px -> out uint8 (H, W, 3) under flow/signedlog. Pixels with valid False encode as zero
+    flow; a non-finite component at a valid pixel is counted. Returns (bad count, flat index of the first)."""
+    h, w = flow.shape[0], flow.shape[1]
+    inv_axis = 1.0 / math.log1p(max_flow / scale)
+    inv_mag = 1.0 / math.log1p(math.sqrt(2.0) * max_flow / scale)
+    nbad, first = 0, -1
+    for i in range(h):
+        for j in range(w):
+            u, v = np.float64(flow[i, j, 0]), np.float64(flow[i, j, 1])
+            if use_valid and not valid[i, j]:
+                u, v = 0.0, 0.0
+            elif not (math.isfinite(u) and math.isfinite(v)):
+                if nbad == 0:
+                    first = i * w + j
+                nbad += 1
+                u, v = 0.0, 0.0
+            u, v = min(max(u, -max_flow), max_flow), min(max(v, -max_flow), max_flow)
+            for c in range(2):
+                x = u if c == 0 else v
+                level = math.floor(FLOW_ZERO * _flow_log(abs(x), inv_axis, scale) + 0.5)
+                out[i, j, c] = np.uint8(FLOW_ZERO + level if x > 0 else FLOW_ZERO - level)
+            if fine > 0:
+                x = fine * _flow_log(math.hypot(u, v), inv_mag, scale)
+                r = x - 2.0 * math.floor(x / 2.0)
+                tri = r if r <= 1.0 else 2.0 - r
+                out[i, j, 2] = np.uint8(math.floor(255.0 * tri + 0.5))
+            else:
+                out[i, j, 2] = 0
+    return nbad, first
+
+
+@njit(**_OPTS)
+def flow_decode(rgb, max_flow, scale, fine, out):
+    """uint8 (H, W, 3) -> out float32 (H, W, 2) px under flow/signedlog: coarse (u, v) from R and G; with fine
+    folds, the magnitude is the solution of tri(x) = B/255 in [0, fine] nearest to the coarse x (the first of two
+    equally near), the direction the coarse one."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    log_axis = math.log1p(max_flow / scale)
+    log_mag = math.log1p(math.sqrt(2.0) * max_flow / scale)
+    axis = np.empty(256)  # R or G level -> signed component
+    for level in range(256):
+        d = level - FLOW_ZERO
+        a = scale * math.expm1(min(abs(d) / FLOW_ZERO, 1.0) * log_axis)
+        axis[level] = a if d > 0 else (-a if d < 0 else 0.0)
+    for i in range(h):
+        for j in range(w):
+            u, v = axis[rgb[i, j, 0]], axis[rgb[i, j, 1]]
+            coarse = math.hypot(u, v)
+            if fine > 0 and coarse > 0:
+                xc = fine * min(math.log1p(coarse / scale) / log_mag, 1.0)
+                b = rgb[i, j, 2] / 255.0
+                best, best_d = 0.0, np.inf
+                for k in range(fine):
+                    cand = k + (b if k % 2 == 0 else 1.0 - b)
+                    dist = abs(cand - xc)
+                    if dist < best_d:
+                        best, best_d = cand, dist
+                mag = scale * math.expm1(best / fine * log_mag)
+                u, v = u * mag / coarse, v * mag / coarse
+            out[i, j, 0] = u
+            out[i, j, 1] = v

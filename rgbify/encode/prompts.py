@@ -4,7 +4,11 @@ JSON-serialisable parameters that :func:`rgbify.encode.decode_target` needs to d
 Every task has several phrasing templates (drawn by ``rng``); the text always states everything the decoder
 uses (codec and its parameters, the colour of each class), so a target can be decoded from its prompt alone.
 Class colour lists come in four formats (paper): plain names with RGB tuples ("rgb"), hex codes ("hex"), JSON
-("json") and colour names ("names").
+("json") and colour names ("names"), drawn at random; and a fifth, "compact" ("wall red, floor lime"), which is
+never drawn, only asked for: a compact prompt fits CLIP's 77-token window (the text encoder of Stable Diffusion
+and of the stock diffusers pipelines, which cut longer prompts) for any ``COMPACT_MAX_CLASSES`` classes of
+rgbify's vocabulary in any palette colours (tests/test_encode_prompt_tokens.py measures it with CLIP's BPE
+vocabulary). A scene with more classes is asked for in several prompts (rgbify export splits it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 from rgbify.encode.codecs import Affine, Colormap, CubeWalk, DepthCodec, Hilbert24, NormalsCodec, get_codec
 from rgbify.encode.errors import CodecInputError
+from rgbify.encode.flow import FlowCodec, flow_codec
 from rgbify.encode.labels import (
     INSTANCE_THRESHOLD,
     RGB,
@@ -24,6 +29,13 @@ from rgbify.encode.labels import (
 )
 
 PROMPT_FORMATS = ("rgb", "hex", "json", "names")
+"""The class colour formats a prompt draws from when none is asked for."""
+COMPACT = "compact"
+PROMPT_FORMAT_CHOICES = (*PROMPT_FORMATS, COMPACT)
+"""Every format that can be asked for."""
+COMPACT_MAX_CLASSES = 16
+"""The most classes one compact semantic prompt lists: its worst case (the 16 classes of rgbify's vocabulary and the
+16 palette colours with the most CLIP tokens) is 68 of CLIP's 77 tokens (tests/test_encode_prompt_tokens.py)."""
 
 _CMAP_ENDS = {"viridis": ("dark purple", "yellow"), "plasma": ("dark blue", "yellow"),
               "inferno": ("black", "pale yellow"), "gray": ("black", "white")}
@@ -64,10 +76,24 @@ NORMALS_TEMPLATES = (
     "Draw the surface normals of this image (camera frame, R = {xname}, G = up, B = toward the camera).",
 )
 
+FLOW_TEMPLATES = (
+    "Optical flow to the next frame, signed-log colour code (max {max_flow:g} px, scale {scale:g} px, {fine} folds): "
+    "red = rightward motion, green = downward, mid-grey = still; blue refines the speed.",
+    "Estimate the optical flow between frame t and frame t+1: R and G are the horizontal and vertical motion in "
+    "pixels on a log scale (127 = none, range {max_flow:g} px, scale {scale:g} px), B the speed folded {fine} times.",
+    "Draw the motion of every pixel to the next frame (flow/signedlog, max {max_flow:g} px, scale {scale:g} px, "
+    "{fine} folds).",
+)
+
 SEMANTIC_TEMPLATES = (
     "Semantic segmentation. Paint each class in its colour: {mapping}. Everything else black.",
     "Colour the scene by class, {mapping}; all other pixels black.",
     "Segment the image into classes with these colours: {mapping}. Unlisted classes and empty space: black.",
+)
+
+COMPACT_SEMANTIC_TEMPLATES = (
+    "Segmentation: {mapping}; else black.",
+    "Colour by class: {mapping}; rest black.",
 )
 
 INSTANCE_TEMPLATES = {
@@ -114,8 +140,17 @@ def normals_prompt(flip_x: bool = False, rng: np.random.Generator | None = None)
     return text, {"task": "normals", "flip_x": bool(flip_x)}
 
 
+def flow_prompt(codec: str | dict | FlowCodec | None = None, rng: np.random.Generator | None = None
+                ) -> tuple[str, dict]:
+    """Prompt for a flow target (frame t -> t+1) under the flow codec; decode params {"task": "flow", "codec":
+    spec}. The text names every codec parameter, so the decoder's parameters can be read from the prompt."""
+    c = flow_codec(codec)
+    text = _pick(FLOW_TEMPLATES, rng).format(max_flow=c.max_flow, scale=c.scale, fine=c.fine)
+    return text, {"task": "flow", "codec": c.spec()}
+
+
 def format_mapping(names: list[str], colors: list[RGB], fmt: str) -> str:
-    """'chair (255, 0, 0), table (0, 128, 255)' in one of PROMPT_FORMATS."""
+    """'chair (255, 0, 0), table (0, 128, 255)' in one of PROMPT_FORMAT_CHOICES."""
     if fmt == "rgb":
         return ", ".join(f"{n} ({r}, {g}, {b})" for n, (r, g, b) in zip(names, colors, strict=True))
     if fmt == "hex":
@@ -124,27 +159,35 @@ def format_mapping(names: list[str], colors: list[RGB], fmt: str) -> str:
         return json.dumps({n: list(c) for n, c in zip(names, colors, strict=True)})
     if fmt == "names":
         return ", ".join(f"{n} in {color_name(c)}" for n, c in zip(names, colors, strict=True))
-    raise CodecInputError(f"unknown prompt format {fmt!r}; use one of {', '.join(PROMPT_FORMATS)}")
+    if fmt == COMPACT:
+        return ", ".join(f"{n} {color_name(c)}" for n, c in zip(names, colors, strict=True))
+    raise CodecInputError(f"unknown prompt format {fmt!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
 
 
 def format_color(rgb: RGB, fmt: str) -> str:
-    """One colour in one of PROMPT_FORMATS: '(255, 0, 0)', '#FF0000', '[255, 0, 0]' or 'red'."""
+    """One colour in one of PROMPT_FORMAT_CHOICES: '(255, 0, 0)', '#FF0000', '[255, 0, 0]' or 'red' (names and
+    compact)."""
     r, g, b = (int(v) for v in rgb)
     return {"rgb": f"({r}, {g}, {b})", "hex": f"#{r:02X}{g:02X}{b:02X}", "json": json.dumps([r, g, b]),
-            "names": color_name((r, g, b))}[fmt]
+            "names": color_name((r, g, b)), COMPACT: color_name((r, g, b))}[fmt]
 
 
 def semantic_prompt(classes: list[tuple[int, str]], colors: list[RGB], rng: np.random.Generator | None = None,
                     fmt: str | None = None, threshold: float = SEMANTIC_THRESHOLD) -> tuple[str, dict]:
-    """Prompt asking for ``classes`` [(class index, name)] in ``colors``; ``fmt`` None draws one by rng.
+    """Prompt asking for ``classes`` [(class index, name)] in ``colors``; ``fmt`` None draws one of PROMPT_FORMATS
+    by rng; "compact" takes at most COMPACT_MAX_CLASSES classes.
 
     Decode params: {"task": "semantic", "classes": [{"index", "name", "color"}], "threshold"}."""
     if len(classes) != len(colors):
         raise CodecInputError(f"semantic_prompt: {len(classes)} classes but {len(colors)} colours")
     if fmt is None:
         fmt = _pick(PROMPT_FORMATS, rng)
+    if fmt == COMPACT and len(classes) > COMPACT_MAX_CLASSES:
+        raise CodecInputError(f"a compact semantic prompt lists at most {COMPACT_MAX_CLASSES} classes (CLIP's 77 "
+                              f"tokens), got {len(classes)}: ask for them in several prompts")
     mapping = format_mapping([n for _, n in classes], [tuple(c) for c in colors], fmt)
-    text = _pick(SEMANTIC_TEMPLATES, rng).format(mapping=mapping)
+    templates = COMPACT_SEMANTIC_TEMPLATES if fmt == COMPACT else SEMANTIC_TEMPLATES
+    text = _pick(templates, rng).format(mapping=mapping)
     params = {
         "task": "semantic",
         "classes": [{"index": int(i), "name": n, "color": [int(v) for v in c]}
@@ -192,9 +235,10 @@ def check_params(params: Any) -> dict[str, Any]:
             params = json.loads(params)
         except json.JSONDecodeError as e:
             raise CodecInputError(f"decode params are not valid JSON ({e}): {params[:80]!r}") from None
-    if not isinstance(params, dict) or params.get("task") not in ("depth", "normals", "semantic", "instance"):
+    if not isinstance(params, dict) or params.get("task") not in ("depth", "normals", "semantic", "instance",
+                                                                    "flow"):
         raise CodecInputError(
-            f"decode params need 'task' in depth, normals, semantic, instance; got {str(params)[:120]!r}"
+            f"decode params need 'task' in depth, normals, semantic, instance, flow; got {str(params)[:120]!r}"
         )
     return params
 

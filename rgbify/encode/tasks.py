@@ -9,6 +9,7 @@ import numpy as np
 
 from rgbify.encode.codecs import COLORMAPS, DepthCodec, depth_codec, get_codec
 from rgbify.encode.errors import CodecInputError
+from rgbify.encode.flow import flow_codec
 from rgbify.encode.labels import (
     INSTANCE_THRESHOLD,
     PALETTE,
@@ -22,9 +23,12 @@ from rgbify.encode.labels import (
     label_counts,
 )
 from rgbify.encode.prompts import (
-    PROMPT_FORMATS,
+    COMPACT,
+    COMPACT_MAX_CLASSES,
+    PROMPT_FORMAT_CHOICES,
     check_params,
     depth_prompt,
+    flow_prompt,
     instance_prompt,
     normals_codec,
     normals_prompt,
@@ -32,6 +36,10 @@ from rgbify.encode.prompts import (
 )
 
 TASKS = ("depth", "normals", "semantic", "instance")
+"""The tasks of still images (datasets store them, the loader and training draw them)."""
+FLOW_TASK = "flow"
+"""Optical flow between two frames: make_task_target, task_prompt and decode_target take it; it is not in TASKS
+because datasets do not store clips yet (docs/video.md)."""
 INSTANCE_VARIANTS = ("shades", "distinct")
 
 
@@ -113,9 +121,14 @@ def _normals_target(gt: dict, rng: np.random.Generator, flip_x: bool = False, **
 
 
 def _semantic_target(gt: dict, rng: np.random.Generator, prompt_format: str | None = None,
-                     max_classes: int = len(PALETTE), semantic_colors: str = "drawn", **_: Any):
+                     max_classes: int = len(PALETTE), semantic_classes: Sequence[int] | None = None,
+                     semantic_colors: str = "drawn", **_: Any):
     semantic = _gt(gt, "semantic")
     present = [int(c) for c in label_counts(semantic)[0] if c > 0]
+    if semantic_classes is not None:  # one of several prompts that split a scene's classes
+        present = [c for c in present if c in set(semantic_classes)]
+    if prompt_format == COMPACT:
+        max_classes = min(max_classes, COMPACT_MAX_CLASSES)
     if len(present) > max_classes:
         present = sorted(rng.choice(present, size=max_classes, replace=False).tolist())
     if not present:  # nothing labeled in view: ask for one class of the table; the target is all black
@@ -152,31 +165,44 @@ def _instance_target(gt: dict, rng: np.random.Generator, instance_variant: str =
     return encode_instance(instance, colors), prompt, params
 
 
+def _flow_target(gt: dict, rng: np.random.Generator, flow_codec_spec: Any = None, flow_valid: Any = None,
+                 **_: Any):
+    codec = flow_codec(flow_codec_spec)
+    prompt, params = flow_prompt(codec, rng)
+    flow = _gt(gt, "flow")
+    return codec.encode(flow.astype(np.float32, copy=False), flow_valid), prompt, params
+
+
 _BUILDERS = {"depth": _depth_target, "normals": _normals_target, "semantic": _semantic_target,
-             "instance": _instance_target}
+             "instance": _instance_target, FLOW_TASK: _flow_target}
 
 
 def make_task_target(task: str, gt: dict[str, Any], rng: np.random.Generator, **options: Any
                      ) -> tuple[np.ndarray, str, dict[str, Any]]:
     """Encode one task's ground truth as an RGB target with its prompt.
 
-    task: "depth", "normals", "semantic" or "instance". gt: dict with depth float32 (H, W) metres (+inf nothing
+    task: "depth", "normals", "semantic", "instance" or "flow" (gt["flow"] float (H, W, 2) pixels, frame t -> t+1,
+    +x right, +y down; options flow_codec_spec, a flow/signedlog spec, and flow_valid, a bool mask).
+    gt: dict with depth float32 (H, W) metres (+inf nothing
     hit), normals float32 (H, W, 3) OpenCV camera frame, instance int32 (H, W), semantic int32 (H, W),
     class_names list[str] (class index i + 1 -> class_names[i]), optionally instances (table). Options:
     depth_codecs (list of codec specs, one drawn per call, default cubewalk), colormap_prob (chance of a
     colormap codec instead), colormaps, depth_valid (bool (H, W); False pixels encode as nothing hit; default
     none: +inf already means nothing hit); flip_x (normals); prompt_format (one of
-    "rgb", "hex", "json", "names"; None draws one); max_classes (semantic); instance_variant ("shades",
+    "rgb", "hex", "json", "names"; None draws one; or "compact", which fits CLIP's 77 tokens); max_classes
+    (semantic: a scene with more classes is asked for a random subset; compact: at most COMPACT_MAX_CLASSES);
+    semantic_classes (semantic: ask only for these of the classes present, e.g. one group of a split scene; the
+    others are black in the target); instance_variant ("shades",
     "distinct" or "random"), instance_class (a class name; default: a class present, drawn by rng); semantic_colors
     ("drawn": a colour per class drawn per call, the default; "fixed": class i always in PALETTE[(i - 1) % 26]).
 
     Returns (target uint8 (H, W, 3), prompt str, decode_params JSON-serialisable dict for :func:`decode_target`).
     """
     if task not in _BUILDERS:
-        raise CodecInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+        raise CodecInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}, {FLOW_TASK}")
     fmt = options.get("prompt_format")
-    if fmt is not None and fmt not in PROMPT_FORMATS:
-        raise CodecInputError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMATS)} or None")
+    if fmt is not None and fmt not in PROMPT_FORMAT_CHOICES:
+        raise CodecInputError(f"prompt_format {fmt!r}: use one of {', '.join(PROMPT_FORMAT_CHOICES)} or None")
     return _BUILDERS[task](gt, rng, **options)
 
 
@@ -193,6 +219,8 @@ def task_prompt(task: str, rng: np.random.Generator, classes: Sequence[str] = ()
         return depth_prompt(codec, rng)
     if task == "normals":
         return normals_prompt(bool(options.get("flip_x", False)), rng)
+    if task == FLOW_TASK:
+        return flow_prompt(options.get("flow_codec_spec"), rng)
     if task == "semantic":
         if not classes:
             raise CodecInputError("a semantic prompt needs the classes to ask for")
@@ -208,7 +236,8 @@ def task_prompt(task: str, rng: np.random.Generator, classes: Sequence[str] = ()
 def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.ndarray:
     """Decode a target (or a generator's prediction of it), uint8 (H, W, 3), with the params of its prompt.
 
-    Returns depth float32 (H, W) metres; normals float32 (H, W, 3) OpenCV camera frame; semantic int32 (H, W)
+    Returns depth float32 (H, W) metres; flow float32 (H, W, 2) pixels;
+    normals float32 (H, W, 3) OpenCV camera frame; semantic int32 (H, W)
     class indices of the class table (0 = unlabeled); instance int32 (H, W) instance ids (0 = none).
     """
     p = check_params(decode_params)
@@ -217,6 +246,8 @@ def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.nd
         return depth_codec(p.get("codec", "depth/cubewalk")).decode(rgb)
     if task == "normals":
         return normals_codec(p).decode(rgb)
+    if task == FLOW_TASK:
+        return flow_codec(p.get("codec")).decode(rgb)
     if task == "semantic":
         colors = {int(c["index"]): tuple(c["color"]) for c in p.get("classes", [])}
         return decode_semantic(rgb, colors, p.get("threshold", SEMANTIC_THRESHOLD))
@@ -225,4 +256,4 @@ def decode_target(rgb: np.ndarray, decode_params: dict[str, Any] | str) -> np.nd
                            bool(p.get("split_regions", False)))
 
 
-__all__ = ["TASKS", "decode_target", "draw_depth_codec", "get_codec", "make_task_target", "task_prompt"]
+__all__ = ["FLOW_TASK", "TASKS", "decode_target", "draw_depth_codec", "get_codec", "make_task_target", "task_prompt"]

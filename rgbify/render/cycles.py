@@ -30,9 +30,11 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from rgbify.render.passes import passes_to_arrays
+from rgbify.render import shading
+from rgbify.render.passes import passes_to_arrays, widen_edges
+from rgbify.render.postprocess import postprocess
 from rgbify.render.result import RenderResult, SceneError, instance_table, semantic_from_instance
-from rgbify.scenes.geometry import GeometryError, TriMesh, scene_meshes, vertex_normals
+from rgbify.scenes.geometry import GeometryError, TriMesh, file_image, resolve_path, scene_meshes, vertex_normals
 from rgbify.scenes.spec import Camera, Light, Material, SceneSpec, SpecError
 
 MAX_INSTANCE_ID = 32767
@@ -61,73 +63,33 @@ def reset() -> None:
 # --- scene building -----------------------------------------------------------------------------------------
 
 
-def _set_input(node, name: str, value) -> None:
-    sock = node.inputs.get(name)
-    if sock is not None:
-        sock.default_value = value
-
-
-def _socket(sockets, identifier: str):
-    for s in sockets:
-        if s.identifier == identifier:
-            return s
-    raise KeyError(identifier)
-
-
-def _load_image(path: str, what: str):
+def _load_image(ref: str, what: str):
+    """The bpy image of an image reference: a file path, or ``PATH#K`` (the K-th image embedded in mesh file
+    PATH, read through rgbify.scenes.geometry.file_image)."""
+    if "#" in ref and ref.rpartition("#")[2].isdigit():
+        name = f"rgbify:{ref}"
+        if name in bpy.data.images:
+            return bpy.data.images[name]
+        try:
+            im = file_image(ref).convert("RGBA")
+        except GeometryError as e:
+            raise BlenderSceneError(f"{what}: {e}") from None
+        img = bpy.data.images.new(name, im.width, im.height, alpha=True)
+        px = np.asarray(im, dtype=np.float32)[::-1] / 255.0  # Blender's rows go bottom up
+        img.pixels.foreach_set(px.ravel())
+        img.pack()
+        return img
+    path = resolve_path(ref)  # ``cache:`` references: the asset cache's files (rgbify.scenes.catalog)
     if not os.path.isfile(path):
-        raise BlenderSceneError(f"{what} {path!r} does not exist (relative paths are taken from {os.getcwd()!r})")
+        raise BlenderSceneError(f"{what} {ref!r} does not exist (relative paths are taken from {os.getcwd()!r})")
     try:
         return bpy.data.images.load(os.path.abspath(path), check_existing=True)
     except RuntimeError as e:
-        raise BlenderSceneError(f"{what} {path!r} could not be read by Blender: {e}") from None
-
-
-_TEXTURE_NODES = {
-    "noise": ("ShaderNodeTexNoise", "Fac"),
-    "voronoi": ("ShaderNodeTexVoronoi", "Distance"),
-    "checker": ("ShaderNodeTexChecker", "Fac"),
-    "wave": ("ShaderNodeTexWave", "Fac"),
-    "brick": ("ShaderNodeTexBrick", "Fac"),
-}
+        raise BlenderSceneError(f"{what} {ref!r} could not be read by Blender: {e}") from None
 
 
 def _make_material(m: Material, name: str):
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nt = mat.node_tree
-    bsdf = nt.nodes.get("Principled BSDF")
-    color = (*m.base_color, 1.0)
-    _set_input(bsdf, "Base Color", color)
-    _set_input(bsdf, "Roughness", float(m.roughness))
-    _set_input(bsdf, "Metallic", float(m.metallic))
-    _set_input(bsdf, "Transmission Weight", float(m.transmission))
-    _set_input(bsdf, "IOR", float(m.ior))
-    _set_input(bsdf, "Alpha", float(m.alpha))
-    if m.emission_strength > 0:
-        _set_input(bsdf, "Emission Color", color)
-        _set_input(bsdf, "Emission Strength", float(m.emission_strength))
-    coords = None
-    if m.texture is not None or m.image_texture is not None:
-        coords = nt.nodes.new("ShaderNodeTexCoord")
-    if m.image_texture is not None:
-        tex = nt.nodes.new("ShaderNodeTexImage")
-        tex.image = _load_image(m.image_texture, "image texture")
-        nt.links.new(coords.outputs["Generated"], tex.inputs["Vector"])
-        nt.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    elif m.texture is not None:
-        node_type, out_name = _TEXTURE_NODES[m.texture.kind]
-        tex = nt.nodes.new(node_type)
-        nt.links.new(coords.outputs["Object"], tex.inputs["Vector"])
-        _set_input(tex, "Scale", float(m.texture.scale))
-        _set_input(tex, "Detail", float(m.texture.detail))
-        mix = nt.nodes.new("ShaderNodeMix")
-        mix.data_type = "RGBA"
-        nt.links.new(tex.outputs[out_name], _socket(mix.inputs, "Factor_Float"))
-        _socket(mix.inputs, "A_Color").default_value = color
-        _socket(mix.inputs, "B_Color").default_value = (*m.texture.color2, 1.0)
-        nt.links.new(_socket(mix.outputs, "Result_Color"), bsdf.inputs["Base Color"])
-    return mat
+    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"))
 
 
 def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
@@ -141,6 +103,11 @@ def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
     me.polygons.add(len(f))
     me.polygons.foreach_set("loop_start", np.arange(0, f.size, 3, dtype=np.int32))
     me.polygons.foreach_set("use_smooth", np.full(len(f), smooth, dtype=bool))
+    if mesh.face_material is not None:
+        me.polygons.foreach_set("material_index", np.ascontiguousarray(mesh.face_material, dtype=np.int32))
+    if mesh.uv is not None:  # per face corner, in loop order (a loop is a corner here: faces are triangles)
+        layer = me.uv_layers.new(name="UVMap")
+        layer.data.foreach_set("uv", np.ascontiguousarray(mesh.uv, dtype=np.float32).ravel())
     me.update(calc_edges=True)
     me.validate(verbose=False)
     if smooth:  # pin Blender's normals to ours, so that oracle and renderer interpolate the same vectors
@@ -180,16 +147,34 @@ def _world(spec: SceneSpec):
     bg.inputs["Strength"].default_value = float(w.strength)
     if w.hdri:
         env = nt.nodes.new("ShaderNodeTexEnvironment")
-        env.image = _load_image(w.hdri, "HDRI")
+        env.image = _load_image(hdri_path(w.hdri), "HDRI")
         coords = nt.nodes.new("ShaderNodeTexCoord")
         mapping = nt.nodes.new("ShaderNodeMapping")
         mapping.inputs["Rotation"].default_value = (0.0, 0.0, math.radians(w.hdri_rotation_deg))
         nt.links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
         nt.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         nt.links.new(env.outputs["Color"], bg.inputs["Color"])
+    elif w.physical_sky:
+        sky = nt.nodes.new("ShaderNodeTexSky")
+        sky.sky_type = "NISHITA"
+        sky.sun_disc = False  # the sun is the spec's sun lamp (its light and its shadows)
+        sky.sun_elevation = math.radians(w.sun_elevation_deg)
+        # Blender's sun_rotation is measured from -y toward +x... turned so it matches rgbify's azimuth from +x
+        sky.sun_rotation = math.radians(90.0 - w.sun_azimuth_deg)
+        sky.air_density = float(w.air_density)
+        sky.dust_density = float(w.dust_density)
+        nt.links.new(sky.outputs["Color"], bg.inputs["Color"])
     else:
         bg.inputs["Color"].default_value = (*w.background_color, 1.0)
     return world
+
+
+def hdri_path(ref: str) -> str:
+    """A World.hdri reference as a file: ``builtin:NAME`` is Blender's own studio-light HDRI NAME.exr."""
+    if ref.startswith("builtin:"):
+        return os.path.join(bpy.utils.resource_path("LOCAL"), "datafiles", "studiolights", "world",
+                            ref.split(":", 1)[1] + ".exr")
+    return ref
 
 
 @dataclass
@@ -205,7 +190,13 @@ def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
     coll = scene.collection
     for obj, mesh in zip(spec.objects, meshes, strict=True):
         me = _make_mesh(obj.name, mesh, obj.shading == "smooth")
-        me.materials.append(_make_material(obj.material, f"{obj.name}.material"))
+        slots = obj.slots()
+        used = int(mesh.face_material.max()) + 1 if mesh.face_material is not None and len(mesh.faces) else 1
+        if used > len(slots):
+            raise BlenderSceneError(f"object {obj.name!r}: its geometry uses {used} material slots, the spec gives "
+                                    f"{len(slots)} (material + materials)")
+        for k, m in enumerate(slots):
+            me.materials.append(_make_material(m, f"{obj.name}.material{k}"))
         ob = bpy.data.objects.new(obj.name, me)
         ob.matrix_world = np.asarray(obj.world_from_object, dtype=np.float64).T.tolist()
         ob.pass_index = int(obj.instance_id)
@@ -250,8 +241,12 @@ def set_camera(cam, camera: Camera, scene) -> None:
     data = cam.data
     data.type = "PERSP"
     data.sensor_fit = "HORIZONTAL"
-    data.sensor_width = SENSOR_WIDTH_MM
-    data.lens = camera.fx * SENSOR_WIDTH_MM / w
+    data.sensor_width = float(camera.sensor_width_mm)
+    data.lens = camera.fx * float(camera.sensor_width_mm) / w
+    data.dof.use_dof = camera.f_number is not None
+    if camera.f_number is not None:
+        data.dof.aperture_fstop = float(camera.f_number)
+        data.dof.focus_distance = float(camera.focus_distance_m)
     # With a horizontal sensor fit, shifts are in units of the image width (Blender's viewplane).
     data.shift_x = ((w - 1) / 2.0 - camera.cx) / w
     data.shift_y = (camera.cy - (h - 1) / 2.0) / w
@@ -267,7 +262,7 @@ def fine_camera(camera: Camera) -> Camera:
     """The camera of the data render: a (2W+1) x (2H+1) grid whose sample (2i+1, 2j+1) is pixel (i, j)'s centre."""
     return Camera(width=2 * camera.width + 1, height=2 * camera.height + 1, fx=2 * camera.fx, fy=2 * camera.fy,
                   cx=2 * camera.cx + 1, cy=2 * camera.cy + 1, world_from_camera=camera.world_from_camera,
-                  clip_start=camera.clip_start, clip_end=camera.clip_end)
+                  clip_start=camera.clip_start, clip_end=camera.clip_end)  # a pinhole: no depth of field
 
 
 @contextlib.contextmanager
@@ -341,17 +336,33 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     rs, c = spec.render, scene.cycles
     c.samples = int(rs.samples)
     c.use_adaptive_sampling = True
+    c.adaptive_threshold = float(rs.adaptive_threshold)
     c.seed = int(rs.seed)
     c.use_denoising = bool(rs.denoise)
     if rs.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
+        c.denoising_prefilter = rs.denoise_prefilter
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.filter_width = 1.5
     c.max_bounces = int(rs.max_bounces)
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.view_settings.exposure = 0.0
-    scene.view_settings.gamma = 1.0
+    c.diffuse_bounces = int(rs.diffuse_bounces)
+    c.glossy_bounces = int(rs.glossy_bounces)
+    c.transmission_bounces = int(rs.transmission_bounces)
+    c.use_light_tree = bool(rs.light_tree)
+    c.sample_clamp_indirect = float(rs.clamp_indirect)
+    c.caustics_reflective = c.caustics_refractive = bool(rs.caustics)
+    if scene.world is not None and rs.world_map_resolution > 0:
+        scene.world.cycles.sampling_method = "MANUAL"
+        scene.world.cycles.sample_map_resolution = int(rs.world_map_resolution)
+    vs = scene.view_settings
+    vs.view_transform = rs.view_transform
+    vs.look = "None"
+    vs.exposure = float(rs.exposure_ev)
+    vs.gamma = 1.0
+    vs.use_white_balance = rs.white_balance_k is not None
+    if rs.white_balance_k is not None:
+        vs.white_balance_temperature = float(rs.white_balance_k)
+        vs.white_balance_tint = float(rs.white_balance_tint)
     scene.display_settings.display_device = "sRGB"
     scene.render.dither_intensity = 0.0
     scene.view_layers[0].material_override = None
@@ -364,14 +375,15 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     scene.render.filepath = path
     _render_still()
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    return postprocess(rgb, rs.post)
 
 
 def render_data(built: BuiltScene, spec: SceneSpec, path: str) -> dict[str, np.ndarray]:
     """The data render on the fine grid; returns float32 passes (2H+1, 2W+1, C) keyed position (world m),
     normal (world, unit shading normal), true_normal (world, geometric), index (instance id)."""
     scene = built.scene
-    set_camera(built.camera, fine_camera(spec.camera), scene)
+    set_camera(built.camera, fine_camera(spec.camera), scene)  # fine_camera is a pinhole (no depth of field)
     c = scene.cycles
     c.samples = 1
     c.use_adaptive_sampling = False
@@ -473,6 +485,7 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
     timings["scene_build"] += t_meshes
     t1 = time.perf_counter()
     arrays = passes_to_arrays(passes, spec.camera, fine_camera(spec.camera))
+    arrays["edge"] = widen_edges(arrays["edge"], arrays["depth"], spec.camera, spec.render.post)
     semantic = semantic_from_instance(spec, arrays["instance"])
     result = RenderResult(
         rgb=rgb, depth=arrays["depth"], normals=arrays["normals"], instance=arrays["instance"], semantic=semantic,

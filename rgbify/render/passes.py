@@ -13,8 +13,9 @@ centre depth is recovered by intersecting the centre ray with the plane through 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-from rgbify.scenes.spec import Camera
+from rgbify.scenes.spec import Camera, PostProcess
 
 EDGE_DEPTH_TOL = 0.02
 """Relative depth jump between neighbouring samples of one instance that counts as a discontinuity."""
@@ -113,3 +114,33 @@ def passes_to_arrays(passes: dict[str, np.ndarray], camera: Camera, fine: Camera
     instance = fd["id"][centre].astype(np.int32)
     assert depth.shape == (h, w), (depth.shape, h, w)
     return {"depth": depth, "normals": normals, "instance": instance, "edge": edge_mask(fd, h, w)}
+
+
+def blur_radius_px(depth: np.ndarray, camera: Camera) -> np.ndarray:
+    """Radius in pixels of the circle of confusion at each pixel's depth for the camera's depth of field (thin
+    lens; 0 for a pinhole or nothing hit): c = f^2 |d - d_f| / (N d (d_f - f)) on the sensor, in pixels."""
+    if camera.f_number is None:
+        return np.zeros(depth.shape)
+    f_mm = camera.fx * camera.sensor_width_mm / camera.width
+    d = np.where(np.isfinite(depth), depth, 1e6) * 1000.0
+    df = max(camera.focus_distance_m * 1000.0, f_mm * 1.001)
+    c_mm = f_mm * f_mm * np.abs(d - df) / (camera.f_number * d * (df - f_mm))
+    return 0.5 * c_mm / camera.sensor_width_mm * camera.width
+
+
+def widen_edges(edge: np.ndarray, depth: np.ndarray, camera: Camera, post: PostProcess) -> np.ndarray:
+    """The edge mask of an RGB image that depth of field, chromatic aberration or motion blur spread: a pixel mixes
+    surfaces when a discontinuity lies within its own blur radius, or within the blur radius of the discontinuity's
+    pixel (a blurred foreground bleeds over the background); chromatic aberration and motion blur widen every edge
+    by their shift (at most half the blur's length)."""
+    shift = max(float(post.chromatic_aberration_px), float(post.motion_blur_px) / 2.0)
+    out = edge
+    if shift > 0:
+        r = int(np.ceil(shift))
+        disk = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= shift + 0.5
+        out = ndimage.binary_dilation(edge, structure=disk)
+    if camera.f_number is not None and edge.any():
+        radius = blur_radius_px(depth, camera)
+        dist, (iy, ix) = ndimage.distance_transform_edt(~edge, return_indices=True)
+        out = out | (dist <= np.maximum(radius, radius[iy, ix]) + 0.5)
+    return out

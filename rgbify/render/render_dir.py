@@ -13,12 +13,24 @@ import trimesh
 from PIL import Image
 
 from rgbify import CONVENTIONS_VERSION
-from rgbify.fileio import publishing
+from rgbify.fileio import publishing, publishing_dir
 from rgbify.render.result import RenderResult
 from rgbify.scenes.geometry import world_mesh
 from rgbify.scenes.spec import SceneSpec, spec_to_dict
 
 RENDER_DIR_SCHEMA_VERSION = 1
+RENDER_FILES = ("rgb.png", "depth.npy", "normals.npy", "instance.npy", "semantic.npy", "edge.npy", "camera.json",
+                "scene.json", "geometry.glb")
+"""The files of a render directory; a folder holding nothing else is an earlier render, which a new one replaces."""
+
+
+def is_render_dir(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a folder holding only render-directory files (an earlier render to replace)."""
+    try:
+        names = {p.name for p in os.scandir(path)}
+    except OSError:
+        return False
+    return bool(names) and names <= set(RENDER_FILES)
 
 
 def _publish(path: str, write) -> None:
@@ -67,13 +79,21 @@ def scene_json_dict(result: RenderResult, spec: SceneSpec) -> dict[str, Any]:
 
 
 def write_render_dir(result: RenderResult, spec: SceneSpec, out_dir: str | os.PathLike) -> dict[str, float]:
-    """Write the files of CONVENTIONS §5 into ``out_dir`` (created if needed), each published atomically.
+    """Write the files of CONVENTIONS §5 into the folder ``out_dir``, whole: they are written into a temporary
+    folder beside it (``.NAME.partial-HOST-PID``) that then becomes ``out_dir``, so ``out_dir`` never holds some of
+    the files only (a run killed meanwhile leaves the temporary folder, which the next render there sweeps).
+    ``out_dir`` may be new, an empty folder, or an earlier render (a folder of render files only), which is
+    replaced; anything else raises rgbify.fileio.OutputError (a ValueError) before anything is written.
 
     Returns the updated timings (``write`` and ``total`` included), which are also stored in ``scene.json``.
     """
+    with publishing_dir(out_dir, is_render_dir, what="render folder") as tmp:
+        return _write_files(result, spec, tmp)
+
+
+def _write_files(result: RenderResult, spec: SceneSpec, out: str | os.PathLike) -> dict[str, float]:
     t0 = time.perf_counter()
-    out = os.fspath(out_dir)
-    os.makedirs(out, exist_ok=True)
+    out = os.fspath(out)
     _write_png(os.path.join(out, "rgb.png"), result.rgb)
     for name in ("depth", "normals", "instance", "semantic", "edge"):
         _write_npy(os.path.join(out, f"{name}.npy"), getattr(result, name))

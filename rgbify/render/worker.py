@@ -172,8 +172,8 @@ class RenderWorker:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(kill=exc_type is not None)  # leaving on an error or Ctrl-C: no polite wait for a busy process
 
     def start(self) -> None:
         """Start the subprocess if none is running (it imports bpy in the background)."""
@@ -232,15 +232,17 @@ class RenderWorker:
         self._ready = True
         self._startup_s = time.perf_counter() - self._started_at
 
-    def close(self) -> None:
-        """Ask the subprocess to exit (kill it if it does not within 10 s). A render in progress in another thread
-        then fails with SceneError, and no new process is started until ``start()`` or ``with``."""
+    def close(self, kill: bool = False) -> None:
+        """Ask the subprocess to exit (kill it if it does not within 10 s; at once with ``kill``, as when a ``with``
+        block is left by an exception or Ctrl-C, which Blender would ignore until its render ends). A render in
+        progress in another thread then fails with SceneError, and no new process is started until ``start()`` or
+        ``with``."""
         self._closed = True
         proc, self._proc = self._proc, None
         if proc is None:
             self._drop_scratch()
             return
-        if proc.poll() is None and not self._busy:  # a busy worker (render in another thread) is killed at once
+        if proc.poll() is None and not self._busy and not kill:  # a busy worker is killed at once
             try:
                 send(proc.stdin, {"op": "exit"})
                 proc.wait(timeout=10)

@@ -5,16 +5,30 @@
         a.glb  b.obj
       chair/          -> the built-in class "chair"
         c.ply
-        class.toml    -> optional: size_m = [0.8, 1.0]   placement = "floor"   up = "y"
+        class.toml    -> optional: units = "cm"  size_m = [0.8, 1.0]  placement = "floor"  up = "y"
+                                   license = "CC-BY-4.0"  credit = "Chair by A. Maker"
 
-Each mesh is scaled so that its largest extent falls in the class's plausible size range (built-in sizes below,
-or ``size_m`` from ``class.toml``; unknown classes default to 0.1-0.4 m) and stood upright: glTF (.glb, .gltf)
-and .obj files are Y-up by convention and are turned Z-up; .ply and .stl are taken as Z-up (``up`` overrides).
-Small assets (largest size <= 0.6 m) go on supporting surfaces, larger ones on the floor or ground.
+Each mesh is stood upright (glTF and OBJ files are Y-up by convention and are turned Z-up; PLY and STL are taken as
+Z-up; ``up`` overrides) and keeps its materials, textures and UVs (an OBJ's MTL, a glTF's materials; a file that
+describes no surface, a PLY or STL, gets a material drawn for its class). Its size, the rule:
 
-A file that cannot be read, holds no triangles or has a degenerate size gets an :class:`AssetWarning` naming it
-and is skipped; with ``strict=True`` it raises :class:`AssetError` instead. Reading happens once, in
-:func:`load_assets`; sampling then only draws from the loaded library.
+* ``size_m = [low, high]`` in class.toml: every copy is scaled so its largest side falls in that range (the old
+  behaviour, for meshes in arbitrary units);
+* else ``units`` (``m``, ``cm``, ``mm``, ``in``, ``ft``): the mesh is in those units and keeps its true size;
+* else glTF/GLB files are in metres (the glTF specification) and keep their size;
+* else (OBJ, PLY, STL carry no units, ``units = "auto"``) the first of metres, centimetres, millimetres and inches
+  in which the largest side is plausible for the class (within a third of its low and three times its high size,
+  SIZE_M; other classes 2 cm-3 m) is taken; if none is, the mesh is scaled into the class's range as with size_m.
+
+Copies of a true-size mesh vary by +-3% (SIZE_JITTER). Small assets (largest side at most 0.6 m at their true
+size, or their size_m) go on supporting surfaces, larger ones on the floor or ground (``placement`` overrides).
+Support surfaces (tables, shelves, seats) are found from the mesh's upward faces (rgbify.scenes.meshinfo), so
+clutter can stand on an imported table; collision boxes follow its parts.
+
+A file that cannot be read, holds no triangles, has non-finite coordinates or a degenerate size, or names a
+texture that does not exist gets an :class:`AssetWarning` naming it and is skipped; with ``strict=True`` it raises
+:class:`AssetError` instead. Reading happens once, in :func:`load_assets`; sampling then only draws from the loaded
+library. Every sample records the assets it used (spec.meta["assets"]: file, licence and credit from class.toml).
 """
 
 from __future__ import annotations
@@ -29,10 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rgbify.scenes.builder import Model, SceneBuilder, WorldSurface
+from rgbify.scenes.builder import Model, SceneBuilder, Surface, WorldSurface
 from rgbify.scenes.context import Context
-from rgbify.scenes.geometry import load_mesh_file, rot_x, translate
+from rgbify.scenes.geometry import TriMesh, load_mesh_file, mesh_file_materials, resolve_path, rot_x, translate
+from rgbify.scenes.meshinfo import collision_boxes, support_surfaces
 from rgbify.scenes.placement import place_on_floor, place_on_surface
+from rgbify.scenes.recipe import AssetWarning
 from rgbify.scenes.spec import MeshFile
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl")
@@ -49,10 +65,15 @@ SIZE_M: dict[str, tuple[float, float]] = {
 }
 DEFAULT_SIZE_M = (0.1, 0.4)
 SMALL_MAX_M = 0.6
-
-
-class AssetWarning(UserWarning):
-    """An asset file or folder was skipped; the message names it and says why."""
+UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "ft": 0.3048}
+"""class.toml ``units``: metres per file unit."""
+PLAUSIBLE_OTHER_M = (0.02, 3.0)
+"""Largest side, metres, that a mesh of a class without a SIZE_M entry may have at its true size."""
+SIZE_JITTER = 0.03
+SURFACE_KINDS = {"table": "table", "shelf": "shelf", "cabinet": "cabinet", "bed": "bed", "sofa": "seat",
+                 "chair": "seat", "box": "box", "desk": "table", "counter": "counter", "nightstand": "cabinet",
+                 "dresser": "cabinet", "bench": "seat"}
+"""Classes whose assets offer support surfaces (found from their upward faces), and the kind of each."""
 
 
 class AssetError(ValueError):
@@ -69,22 +90,44 @@ class Asset:
     lo: tuple[float, float, float]
     """Bounds of the upright mesh at scale 1 (file units)."""
     hi: tuple[float, float, float]
-    size_m: tuple[float, float]
+    size_m: tuple[float, float] | None
+    """Largest side of a copy is drawn from this range (None: the true size, ``unit_m`` metres per file unit)."""
     placement: str
     """'surface' or 'floor'."""
+    unit_m: float = 1.0
+    """Metres per file unit (true-size assets)."""
+    boxes: tuple = ()
+    """Collision boxes of the upright mesh in metres at its true size (or at largest side 1, with size_m)."""
+    surfaces: tuple = ()
+    """Support surfaces, (z, cx, cy, hx, hy, clear) in the same units as ``boxes``."""
+    own_materials: bool = False
+    """The file describes its surfaces (materials, textures): they are kept."""
+    licence: str = "unknown"
+    credit: str = ""
 
     def model(self, rng: np.random.Generator) -> Model:
         lo, hi = np.asarray(self.lo), np.asarray(self.hi)
         ext = hi - lo
-        scale = float(rng.uniform(*self.size_m)) / float(ext.max())
+        if self.size_m is None:
+            unit = self.unit_m * float(1.0 + rng.uniform(-SIZE_JITTER, SIZE_JITTER))  # metres per box unit: 1
+            s_box = unit / self.unit_m
+        else:
+            unit = float(rng.uniform(*self.size_m)) / float(ext.max())
+            s_box = unit * float(ext.max())
+        scale = round(unit, 6)
         centre = (lo + hi) / 2.0
         model_from_geometry = translate(-centre[0] * scale, -centre[1] * scale, -lo[2] * scale) @ np.asarray(
             self.up_from_file)
-        half = ext * scale / 2.0
-        box = (np.array([0.0, 0.0, half[2]]), half)
-        # no support surfaces: the top of a user mesh's bounding box need not be a flat surface
-        return Model(self.class_name, f"asset_{Path(self.path).stem}", MeshFile(self.path, round(scale, 6)),
-                     model_from_geometry, [box], [], "smooth", "object")
+        boxes = [(np.asarray(c) * s_box, np.asarray(h) * s_box) for c, h in self.boxes] or \
+            [(np.array([0.0, 0.0, ext[2] * scale / 2.0]), ext * scale / 2.0)]
+        kind = SURFACE_KINDS.get(self.class_name, "")
+        surfaces = [Surface(z * s_box, cx * s_box, cy * s_box, hx * s_box, hy * s_box, kind, clear * s_box)
+                    for z, cx, cy, hx, hy, clear in self.surfaces] if kind else []
+        mats = mesh_file_materials(self.path) if self.own_materials else ()
+        credit = {"id": f"assets:{self.class_name}/{Path(self.path).name}", "name": Path(self.path).stem,
+                  "creator": self.credit, "holder": "", "licence": self.licence, "source": self.path}
+        return Model(self.class_name, f"asset_{Path(self.path).stem}", MeshFile(self.path, scale),
+                     model_from_geometry, boxes, surfaces, "smooth", "object", file_materials=mats, credit=credit)
 
 
 @dataclass
@@ -103,8 +146,14 @@ class AssetLibrary:
         return sorted({a.class_name for a in self.assets})
 
     def _pick(self, rng: np.random.Generator, placement: str) -> Asset | None:
-        pool = [a for a in self.assets if a.placement == placement] or self.assets
+        pool = [a for a in self.assets if a.placement == placement]
+        if not pool and placement == "floor":
+            pool = self.assets  # small assets may stand on the floor; large ones never go on tables
         return pool[int(rng.integers(len(pool)))] if pool else None
+
+    def has(self, placement: str) -> bool:
+        """Whether any asset goes on surfaces (``surface``) or on the floor (``floor``)."""
+        return any(a.placement == placement for a in self.assets)
 
     def place_small(self, ctx: Context, b: SceneBuilder, ws: WorldSurface) -> int | None:
         a = self._pick(ctx.rng, "surface")
@@ -130,9 +179,15 @@ def _class_options(folder: Path, lib: AssetLibrary, strict: bool) -> dict:
         return {}
     try:
         opts = tomllib.loads(f.read_text())
-        unknown = set(opts) - {"size_m", "placement", "up"}
+        known = {"size_m", "placement", "up", "units", "license", "credit"}
+        unknown = set(opts) - known
         if unknown:
-            raise ValueError(f"unknown key(s) {sorted(unknown)}; known: size_m, placement, up")
+            raise ValueError(f"unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        if opts.get("units", "auto") not in (*UNITS, "auto"):
+            raise ValueError(f"units {opts['units']!r} must be one of {', '.join([*UNITS, 'auto'])}")
+        for key in ("license", "credit"):
+            if not isinstance(opts.get(key, ""), str):
+                raise ValueError(f"{key} must be a string")
         if "size_m" in opts:
             lo, hi = (float(x) for x in opts["size_m"])
             if not 0 < lo <= hi:
@@ -195,8 +250,13 @@ def _read_asset(lib: AssetLibrary, class_name: str, f: Path, opts: dict, strict:
     path = str(f.resolve())
     try:
         mesh = load_mesh_file(path)
+        mats = mesh_file_materials(path)
     except ValueError as e:
         _problem(lib, path, str(e).replace(f"mesh file {path!r}", "file").strip(), strict)
+        return None
+    missing = [m.image for m in mats if m.image and "#" not in m.image and not Path(resolve_path(m.image)).is_file()]
+    if missing:
+        _problem(lib, path, f"texture {missing[0]!r} does not exist", strict)
         return None
     up = opts.get("up", "y" if f.suffix.lower() in (".glb", ".gltf", ".obj") else "z")
     up_from_file = rot_x(90.0) if up == "y" else np.eye(4)
@@ -206,7 +266,32 @@ def _read_asset(lib: AssetLibrary, class_name: str, f: Path, opts: dict, strict:
     if not np.all(np.isfinite(ext)) or ext.max() <= 1e-9:
         _problem(lib, path, f"degenerate size {ext.tolist()}", strict)
         return None
-    size = tuple(float(x) for x in opts.get("size_m", SIZE_M.get(class_name, DEFAULT_SIZE_M)))
-    placement = opts.get("placement", "surface" if size[1] <= SMALL_MAX_M else "floor")
+    size, unit = _size_rule(class_name, f.suffix.lower(), float(ext.max()), opts)
+    box_unit = unit if size is None else 1.0 / float(ext.max())  # boxes: metres, or largest side 1
+    centre = np.array([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]])
+    upright = TriMesh((v - centre) * box_unit, mesh.faces)
+    boxes = tuple((tuple(float(x) for x in c), tuple(float(x) for x in h)) for c, h in collision_boxes(upright))
+    surfaces = ()
+    if class_name in SURFACE_KINDS:
+        surfaces = tuple((s.z, s.cx, s.cy, s.hx, s.hy, s.clear_m) for s in support_surfaces(upright, ""))
+    largest = size[1] if size is not None else float(ext.max()) * unit
+    placement = opts.get("placement", "surface" if largest <= SMALL_MAX_M else "floor")
     return Asset(class_name, path, tuple(tuple(float(x) for x in r) for r in up_from_file),
-                 tuple(float(x) for x in lo), tuple(float(x) for x in hi), size, placement)  # type: ignore[arg-type]
+                 tuple(float(x) for x in lo), tuple(float(x) for x in hi), size, placement, unit,  # type: ignore
+                 boxes, surfaces, any(m.defined for m in mats), opts.get("license", "unknown"),
+                 opts.get("credit", ""))
+
+
+def _size_rule(class_name: str, suffix: str, largest: float, opts: dict) -> tuple[tuple[float, float] | None, float]:
+    """(size_m range to rescale into, or None for the true size; metres per file unit) by the rule of the module
+    docstring."""
+    if "size_m" in opts:
+        return tuple(float(x) for x in opts["size_m"]), 1.0  # type: ignore[return-value]
+    units = opts.get("units", "m" if suffix in (".glb", ".gltf") else "auto")
+    if units != "auto":
+        return None, UNITS[units]
+    lo, hi = SIZE_M.get(class_name, (PLAUSIBLE_OTHER_M[0] * 3.0, PLAUSIBLE_OTHER_M[1] / 3.0))
+    for unit in (1.0, 0.01, 0.001, 0.0254):
+        if lo / 3.0 <= largest * unit <= hi * 3.0:
+            return None, unit
+    return SIZE_M.get(class_name, DEFAULT_SIZE_M), 1.0

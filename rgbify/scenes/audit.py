@@ -8,7 +8,9 @@ its normal (so that touching is allowed), lies inside a closed part of the other
 structural pieces (walls, floor, ceiling, ground, road, sidewalk) are not checked against each other: walls meet
 at corners and the road is laid into the ground plane by design.
 Resting: an object that is not structure and not wall-mounted (door, window, picture) must have, straight below
-the centre of its lowest vertices, a surface of another object within 5 mm of its lowest point.
+the centre of its lowest vertices, a surface of another object within 5 mm of its lowest point, or hang on a wall:
+a horizontal ray from its centre reaches a wall within 3.5 cm past its own side (upper cabinets, mirrors, towel
+rails, whiteboards, curtains: hooks and rails are not modelled).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ STRUCTURE = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
 MOUNTED = {"door", "window", "picture"}
 TOUCH_M = 2.5e-3
 REST_M = 5e-3
+HANG_M = 0.035
+"""A wall-hung object's back may be this far from the wall (hooks, rails, a cabinet's mounting gap)."""
 
 
 @dataclass
@@ -116,6 +120,25 @@ def _resting(spec: SceneSpec, meshes: list[trimesh.Trimesh], names: list[str], c
             if len(locs) and np.any(np.abs(locs[:, 2] - zmin) <= REST_M):
                 supported = True
                 break
-        if not supported:
+        if not supported and not _hangs_on_wall(meshes, classes, bounds, k):
             out.append(Problem("not_resting", (names[k],), f"lowest point z={zmin:.4f} m"))
     return out
+
+
+def _hangs_on_wall(meshes: list[trimesh.Trimesh], classes: list[str], bounds: np.ndarray, k: int) -> bool:
+    """Object k hangs on a wall: from its centre, along +-x and +-y, its bounding box's side and a wall's surface
+    are within HANG_M of each other."""
+    lo, hi = bounds[k]
+    centre = (lo + hi) / 2.0
+    half = (hi - lo) / 2.0
+    for j, other in enumerate(meshes):
+        if classes[j] != "wall" or np.any(bounds[j, 0] > hi + HANG_M) or np.any(bounds[j, 1] < lo - HANG_M):
+            continue
+        for axis in (0, 1):
+            for sign in (1.0, -1.0):
+                ray = np.zeros((1, 3))
+                ray[0, axis] = sign
+                hit, _, _ = other.ray.intersects_location(centre[None], ray, multiple_hits=False)
+                if len(hit) and float(np.dot(hit[0] - centre, ray[0])) - half[axis] <= HANG_M:
+                    return True
+    return False

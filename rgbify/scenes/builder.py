@@ -47,9 +47,16 @@ class Model:
     surfaces: list[Surface] = field(default_factory=list)
     shading: str = "flat"
     material_hint: str = ""
-    """Which palette the material comes from (see materials.py); defaults to the class name."""
+    """Which material family slot 0 is drawn from (rgbify.scenes.materials.FAMILIES); defaults to the class name."""
+    slot_hints: tuple[str, ...] = ()
+    """The families of material slots 1, 2, ... (parts such as legs, a seat's cushion, wheels, window glass)."""
     lights: list[tuple[np.ndarray, str]] = field(default_factory=list)
     """Lights attached to the model: (position in the model frame, 'point' or 'spot' pointing down)."""
+    file_materials: tuple = ()
+    """A mesh file's own materials (rgbify.scenes.geometry.FileMaterial), slot by slot: its slots are made from
+    these (rgbify.scenes.materials.from_file) instead of the hints."""
+    credit: dict | None = None
+    """Where an imported model comes from and its licence (recorded in spec.meta["assets"])."""
 
     @property
     def extents(self) -> np.ndarray:
@@ -74,14 +81,26 @@ class Parts:
 
     def __init__(self) -> None:
         self.meshes: list[tuple[np.ndarray, np.ndarray]] = []
+        self.part_slots: list[str | None] = []
+        """The material family of each part (None: the model's own, slot 0)."""
         self.boxes: list[tuple[np.ndarray, np.ndarray]] = []
         self.single: tuple[Primitive, np.ndarray] | None = None
+        self.slot: str | None = None
+        """The family the next parts are made of (see :meth:`of`)."""
+
+    def of(self, hint: str | None) -> Parts:
+        """Parts added from here on are made of material family ``hint`` (a slot of its own; None: slot 0)."""
+        self.slot = hint
+        return self
 
     def _add(self, vertices: np.ndarray, faces: np.ndarray, box: bool = True) -> Parts:
         self.meshes.append((vertices, faces))
+        self.part_slots.append(self.slot)
         if box:
             lo, hi = vertices.min(0), vertices.max(0)
             self.boxes.append(((lo + hi) / 2.0, (hi - lo) / 2.0))
+        if self.slot is not None:
+            self.single = None
         return self
 
     def _add_mesh(self, m: trimesh.Trimesh, box: bool = True) -> Parts:
@@ -93,7 +112,7 @@ class Parts:
         first = len(self.meshes) == 0
         m = primitive_mesh(p).transformed(model_from_part)
         self._add(m.vertices, m.faces)
-        self.single = (p, model_from_part) if single and first else None
+        self.single = (p, model_from_part) if single and first and self.slot is None else None
         return self
 
     def box(self, centre: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0) -> Parts:
@@ -132,17 +151,22 @@ class Parts:
 
     def model(self, class_name: str, kind: str, surfaces: list[Surface] | None = None, shading: str = "flat",
               material_hint: str = "") -> Model:
+        """The Model of the parts: one Primitive if it is a single plain part, else one inline mesh whose faces name
+        their material slot (slot 0: ``material_hint``; then each other family in the order parts came)."""
+        hints = list(dict.fromkeys(h for h in self.part_slots if h is not None))
         if self.single is not None and len(self.meshes) == 1:
             geometry, model_from_geometry = self.single
         else:
-            vs, fs, offset = [], [], 0
-            for v, f in self.meshes:
+            vs, fs, slots, offset = [], [], [], 0
+            for (v, f), h in zip(self.meshes, self.part_slots, strict=True):
                 vs.append(v)
                 fs.append(f + offset)
+                slots.append(np.full(len(f), 0 if h is None else hints.index(h) + 1))
                 offset += len(v)
-            geometry, model_from_geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs)), np.eye(4)
+            geometry = inline_mesh(np.concatenate(vs), np.concatenate(fs), np.concatenate(slots) if hints else None)
+            model_from_geometry = np.eye(4)
         return Model(class_name, kind, geometry, model_from_geometry, list(self.boxes), surfaces or [], shading,
-                     material_hint or class_name)
+                     material_hint or class_name, tuple(hints))
 
 
 @dataclass
@@ -179,6 +203,10 @@ class SceneBuilder:
     # -- collision ------------------------------------------------------------------------------------------
     @staticmethod
     def world_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+        """Rows (cx, cy, hx, hy, cos, sin, z0, z1) of the model's boxes placed by ``world_from_model``: rectangles
+        turned by its yaw, or, for a tilted pose (after the physics step), each box's world axis-aligned bounds."""
+        if abs(world_from_model[2, 2] - 1.0) > 1e-9:
+            return _tilted_boxes(model, world_from_model)
         yaw = np.arctan2(world_from_model[1, 0], world_from_model[0, 0])
         c, s = np.cos(yaw), np.sin(yaw)
         rows = []
@@ -211,9 +239,12 @@ class SceneBuilder:
         self._boxes = np.vstack([self._boxes, np.asarray(row)[None]])
 
     # -- placement ------------------------------------------------------------------------------------------
-    def add(self, model: Model, world_from_model: np.ndarray, material: Material, name: str | None = None,
-            support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()) -> int | None:
-        """Place ``model``; returns its instance id, or None (nothing added) when it would collide."""
+    def add(self, model: Model, world_from_model: np.ndarray, material: Material | tuple[Material, ...],
+            name: str | None = None, support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()
+            ) -> int | None:
+        """Place ``model`` made of ``material`` (or one material per slot); returns its instance id, or None (nothing
+        added) when it would collide."""
+        mats = material if isinstance(material, tuple) else (material,)
         boxes = self.world_boxes(model, world_from_model)
         if check and self.colliding_ids(boxes, ignore):
             return None
@@ -224,8 +255,27 @@ class SceneBuilder:
         pose = world_from_model @ model.model_from_geometry
         self.objects.append(Object(name=name or f"{model.kind}_{iid:03d}", geometry=model.geometry,
                                    class_name=model.class_name, instance_id=iid, world_from_object=matrix4(pose),
-                                   shading=model.shading, material=material))  # type: ignore[arg-type]
+                                   shading=model.shading, material=mats[0], materials=mats[1:]))  # type: ignore
         return iid
+
+    def move(self, instance_id: int, world_from_model: np.ndarray) -> None:
+        """Put a placed object somewhere else (the physics step settles loose objects): its pose, its object's
+        pose and its collision boxes follow."""
+        k = next(i for i, p in enumerate(self.placed) if p.instance_id == instance_id)
+        p = self.placed[k]
+        self.placed[k] = dataclasses.replace(p, world_from_model=world_from_model)
+        j = next(i for i, o in enumerate(self.objects) if o.instance_id == instance_id)
+        self.objects[j] = dataclasses.replace(self.objects[j], world_from_object=matrix4(
+            world_from_model @ p.model.model_from_geometry))
+        keep = self._boxes[:, 8] != instance_id
+        boxes = self.world_boxes(p.model, world_from_model)
+        self._boxes = np.vstack([self._boxes[keep], np.hstack([boxes, np.full((len(boxes), 1), instance_id)])])
+
+    def remove(self, instance_id: int) -> None:
+        """Take a placed object out of the scene (its id is not reused)."""
+        self.placed = [p for p in self.placed if p.instance_id != instance_id]
+        self.objects = [o for o in self.objects if o.instance_id != instance_id]
+        self._boxes = self._boxes[self._boxes[:, 8] != instance_id]
 
     def surfaces(self, kinds: tuple[str, ...] | None = None) -> list[WorldSurface]:
         out = []
@@ -235,10 +285,22 @@ class SceneBuilder:
                     out.append(WorldSurface(p.instance_id, s, p.world_from_model))
         return out
 
-    def replace_material(self, instance_id: int, material: Material) -> None:
+    def replace_materials(self, instance_id: int, materials: tuple[Material, ...]) -> None:
+        """Give the object other materials, one per slot."""
         for k, o in enumerate(self.objects):
             if o.instance_id == instance_id:
-                self.objects[k] = dataclasses.replace(o, material=material)
+                self.objects[k] = dataclasses.replace(o, material=materials[0], materials=tuple(materials[1:]))
+
+
+def _tilted_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+    rows = []
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+    for centre, half in model.boxes:
+        pts = (centre + corners * half) @ world_from_model[:3, :3].T + world_from_model[:3, 3]
+        lo, hi = pts.min(0), pts.max(0)
+        rows.append(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2, 1.0, 0.0,
+                     lo[2], hi[2]))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 8)
 
 
 def _rects_overlap(b: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from rgbify.errors import UserError
-from rgbify.fileio import publishing
+from rgbify.fileio import check_writable_parent, publishing
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tp.add_argument("--json", dest="json_out", help="also write the statistics as JSON to this file")
     tp.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; results do not depend on it)")
     tp.set_defaults(func=cmd_stats)
+
+    rp = ss.add_parser("credits", help="the attributions owed for the third-party models of scenes or a dataset",
+                       description="List the third-party 3-D models (Sweet Home 3D catalogues, --assets) that scene "
+                       "specs use, with the attributions their CC BY licences require. PATH: a scene spec JSON "
+                       "(`rgbify scenes sample --out`), a render directory's scene.json or the directory, or a "
+                       "dataset directory (its credits.json, written by `rgbify build`).")
+    rp.add_argument("paths", nargs="+", metavar="PATH", help="spec files, render directories or dataset directories")
+    rp.add_argument("--json", dest="as_json", action="store_true", help="print the entries as JSON")
+    rp.set_defaults(func=cmd_credits)
+
+    cp = ss.add_parser("catalog", help="import the Sweet Home 3D furniture catalogues into the asset cache, list "
+                       "them", description="The Sweet Home 3D furniture catalogues (Debian: apt install "
+                       "sweethome3d-furniture): `import` converts every model into the asset cache "
+                       "($RGBIFY_ASSET_CACHE, else $XDG_CACHE_HOME/rgbify/assets) once; `list` prints what the "
+                       "library holds per catalogue and class, and what was skipped.")
+    cp.add_argument("action", choices=["import", "list"], help="import (or finish importing) the catalogues; list "
+                    "them")
+    cp.add_argument("--dir", dest="dirs", action="append", default=None, metavar="DIR",
+                    help="a folder of .sh3f files or one .sh3f file (repeatable; default $RGBIFY_SH3D_DIR, else "
+                    "/usr/share/sweethome3d/furniture)")
+    cp.add_argument("--strict", action="store_true", help="fail on a model that cannot be imported instead of "
+                    "skipping it")
+    cp.set_defaults(func=cmd_catalog)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -84,6 +107,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return config, assets
 
 
+def _check_out(path: str, flag: str) -> None:
+    """Before the work: the output file can be written (not a folder; its folder exists or can be made)."""
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name")
+    check_writable_parent(path, flag)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rgbify.scenes.recipe import list_recipes, load_recipe, recipe_path
     for name in list_recipes():
@@ -99,6 +131,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     config, assets = _load(args)
     if args.index < 0:
         raise UserError(f"--index {args.index}: must be a non-negative integer")
+    if args.out:
+        _check_out(args.out, "--out")
     try:
         spec = sample_scene(config, args.seed, args.index, assets)
     except (SceneSamplingError, RecipeError) as e:
@@ -119,6 +153,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     config, assets = _load(args)
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
+    if args.json_out:
+        _check_out(args.json_out, "--json")
     try:
         s = recipe_stats(config, args.n, args.seed, assets, jobs=max(1, args.jobs))
     except (SceneSamplingError, RecipeError) as e:
@@ -127,4 +163,81 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json_out:
         with publishing(args.json_out) as tmp:
             tmp.write_text(json.dumps(s, indent=1) + "\n")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    import warnings
+    from collections import Counter
+
+    from rgbify.scenes.catalog import CatalogError, CatalogWarning, find_catalogs, import_catalog, load_catalog
+    from rgbify.scenes.geometry import asset_cache_dir
+
+    paths = find_catalogs(args.dirs)
+    if not paths:
+        where = ", ".join(args.dirs) if args.dirs else "$RGBIFY_SH3D_DIR or /usr/share/sweethome3d/furniture"
+        raise UserError(f"no .sh3f catalogues in {where}; install them (Debian/Ubuntu: apt install "
+                        "sweethome3d-furniture) or pass --dir FOLDER")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CatalogWarning)
+        try:
+            if args.action == "import":
+                for path in paths:
+                    part = import_catalog(path, strict=args.strict)
+                    for line in part.skipped:
+                        print(f"rgbify: warning: skipping {line}", file=sys.stderr)
+            lib = load_catalog(args.dirs, strict=args.strict)
+        except CatalogError as e:
+            raise UserError(str(e)) from None
+    if args.action == "list":
+        for w in caught:
+            print(f"rgbify: warning: {w.message}", file=sys.stderr)
+    by_catalog = Counter(m.catalog for m in lib.models)
+    print(f"{len(lib.models) - len(lib.skipped)} models from {len(paths)} catalogue(s) in {asset_cache_dir()} "
+          f"({len(lib.skipped)} skipped{'' if args.action == 'import' else ' by the last import'})")
+    for name, n in sorted(by_catalog.items()):
+        licence = next(m.licence for m in lib.models if m.catalog == name)
+        print(f"  {name:<24} {n:>4} models  {licence}")
+    if args.action == "list":
+        classes = Counter(m.class_name for m in lib.models)
+        roles = Counter(m.role for m in lib.models)
+        print(f"{len(classes)} classes: " + ", ".join(f"{c} {n}" for c, n in classes.most_common()))
+        print("placement: " + ", ".join(f"{r} {n}" for r, n in roles.most_common()))
+    return 0
+
+
+def _metas(path: str) -> list:
+    """The spec metas a credits PATH holds (see `scenes credits --help`)."""
+    from pathlib import Path
+
+    from rgbify.scenes.credits import CREDITS_JSON
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / CREDITS_JSON).is_file():  # a dataset (the build wrote it)
+            entries = json.loads((p / CREDITS_JSON).read_text())
+            return [{"assets": [e]} for e in entries for _ in range(int(e.get("samples", 1)))]
+        if (p / "dataset.json").is_file():
+            return []  # a dataset whose scenes use no third-party models
+        p = p / "scene.json"
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a scene spec, render directory or dataset ({e})") from None
+    spec = d.get("spec", d) if isinstance(d, dict) else None
+    if not isinstance(spec, dict) or "meta" not in spec:
+        raise UserError(f"{path}: not a scene spec, render directory or dataset (no spec meta)")
+    return [dict((k, v) for k, v in spec["meta"])]
+
+
+def cmd_credits(args: argparse.Namespace) -> int:
+    from rgbify.scenes.credits import collect, credits_text
+
+    entries = collect(m for path in args.paths for m in _metas(path))
+    if args.as_json:
+        print(json.dumps(entries, indent=1, sort_keys=True))
+    elif not entries:
+        print("no third-party models: nothing to credit")
+    else:
+        print(credits_text(entries), end="")
     return 0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rgbify.scenes.builder import Model, SceneBuilder
-from rgbify.scenes.materials import sample_material
+from rgbify.scenes.materials import from_file, sample_material
 from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.spec import Camera, Material, World
 
@@ -69,6 +69,10 @@ class Context:
     assets: Any = None
     images: tuple[str, ...] = ()
     hdris: tuple[str, ...] = ()
+    catalog: Any = None
+    """The Sweet Home 3D catalogue library (rgbify.scenes.catalog.Catalog) when the recipe uses it."""
+    room: str = "generic"
+    """The room type being furnished (rgbify.scenes.rooms): which catalogue objects suit its surfaces."""
 
     @staticmethod
     def root(config: RecipeConfig, seed: int, index: int, attempt: int, **kw: Any) -> Context:
@@ -81,9 +85,20 @@ class Context:
         """This context with the stream of ``phase`` (and of object ``index`` within it)."""
         return dataclasses.replace(self, rng=stream(self.key, phase, *index))
 
-    def material(self, model: Model, texture_prob: float | None = None) -> Material:
-        return sample_material(self.rng, model.material_hint, self.config.materials, model.class_name,
-                               list(self.images), texture_prob)
+    def scope(self, phase: str, *index: int) -> Context:
+        """As :meth:`child`, and every stream drawn from it below is its own: a part of the scene built by the same
+        code as another (a neighbouring room furnished as a room is) draws other numbers than that one."""
+        return dataclasses.replace(self, key=(*self.key, name_hash(phase), *(int(i) for i in index)),
+                                   rng=stream(self.key, phase, *index))
+
+    def material(self, model: Model, texture_prob: float | None = None) -> tuple[Material, ...]:
+        """A material for each of the model's slots (slot 0 from its material hint, then its parts' families; a
+        mesh file's slots from its own materials)."""
+        if model.file_materials:
+            return tuple(from_file(self.rng, fm) for fm in model.file_materials)
+        hints = (model.material_hint, *model.slot_hints)
+        return tuple(sample_material(self.rng, h, self.config.materials, model.class_name if k == 0 else "",
+                                     list(self.images), texture_prob) for k, h in enumerate(hints))
 
     def temperature(self) -> float:
         return round(float(self.rng.uniform(*self.config.lighting.temperature_k)), 1)

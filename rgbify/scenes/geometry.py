@@ -9,7 +9,9 @@ Conventions (rgbify/scenes/spec.py): a Primitive is centred at the object origin
 cylinders, cones and tori have their axis along +z; a plane lies in z = 0. Primitives are tessellated by this
 module (not by Blender's ``primitive_*_add`` operators); polygons of inline meshes are fan-triangulated; mesh files
 are read with trimesh (all their meshes merged, scene-graph transforms applied, no axis conversion) and scaled by
-``scale``, and each file is read once per process while it is unchanged.
+``scale``, and each file is read once per process while it is unchanged. A ``.npz`` mesh file is rgbify's own
+format (:func:`write_mesh_npz`: triangles, material slots, UVs and the materials; what the asset importers write
+into their cache, read here without trimesh).
 
 Smooth shading uses per-vertex normals weighted by the corner angle of each adjacent triangle (what Blender
 computes for a mesh without custom normals), interpolated barycentrically and renormalised across a triangle.
@@ -18,9 +20,13 @@ NumPy and trimesh only: no bpy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
+import json
 import math
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,17 +44,27 @@ class GeometryError(ValueError):
 
 @dataclass(frozen=True)
 class TriMesh:
-    """A triangle mesh: ``vertices`` float64 (N,3) metres, ``faces`` int64 (M,3) counter-clockwise outward."""
+    """A triangle mesh: ``vertices`` float64 (N,3) metres, ``faces`` int64 (M,3) counter-clockwise outward;
+    optionally the material slot of each face (int64 (M,), None: all slot 0) and texture coordinates per face
+    corner (float64 (M,3,2), None: none)."""
 
     vertices: np.ndarray
     faces: np.ndarray
+    face_material: np.ndarray | None = None
+    uv: np.ndarray | None = None
 
     def transformed(self, matrix: np.ndarray) -> TriMesh:
         """The mesh with a 4x4 affine ``matrix`` applied to its vertices."""
         m = np.asarray(matrix, dtype=np.float64)
         v = self.vertices @ m[:3, :3].T + m[:3, 3]
-        f = self.faces if np.linalg.det(m[:3, :3]) > 0 else self.faces[:, ::-1]  # keep outward winding
-        return TriMesh(v, np.ascontiguousarray(f))
+        if np.linalg.det(m[:3, :3]) > 0:
+            return TriMesh(v, self.faces, self.face_material, self.uv)
+        uv = None if self.uv is None else np.ascontiguousarray(self.uv[:, ::-1])
+        return TriMesh(v, np.ascontiguousarray(self.faces[:, ::-1]), self.face_material, uv)  # outward winding
+
+    def slots(self) -> np.ndarray:
+        """The material slot of every face (zeros when the mesh has one material)."""
+        return np.zeros(len(self.faces), np.int64) if self.face_material is None else self.face_material
 
     @property
     def triangles(self) -> np.ndarray:
@@ -231,47 +247,285 @@ def triangulate(faces: Sequence[Sequence[int]], n_vertices: int, where: str) -> 
     return f
 
 
-def inline_mesh(vertices: np.ndarray, faces: np.ndarray) -> InlineMesh:
-    """An InlineMesh of the spec from arrays (vertices rounded to ROUND decimals)."""
+def inline_mesh(vertices: np.ndarray, faces: np.ndarray, face_materials: np.ndarray | None = None) -> InlineMesh:
+    """An InlineMesh of the spec from arrays (vertices rounded to ROUND decimals), with each face's material slot."""
     v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
+    slots = () if face_materials is None else tuple(int(x) for x in np.asarray(face_materials).tolist())
     return InlineMesh(vertices=tuple(tuple(r) for r in v.tolist()),  # type: ignore[arg-type]
-                      faces=tuple(tuple(r) for r in np.asarray(faces, dtype=np.int64).tolist()))
+                      faces=tuple(tuple(r) for r in np.asarray(faces, dtype=np.int64).tolist()), face_materials=slots)
+
+
+@dataclass(frozen=True)
+class FileMaterial:
+    """One material of a mesh file, as the file describes it (an OBJ's .mtl entry, a glTF material): the sampler
+    turns it into a spec Material of the object's slot."""
+
+    name: str
+    base_color: tuple[float, float, float]
+    """Linear RGB (OBJ Kd, glTF baseColorFactor)."""
+    alpha: float
+    """1 - transparency (OBJ d, glTF alpha)."""
+    roughness: float
+    """From the specular exponent (OBJ Ns: 1 - sqrt(Ns / 1000), as Blender's importer) or glTF roughnessFactor."""
+    metallic: float
+    """glTF metallicFactor; 0 for OBJ."""
+    image: str | None
+    """The base-colour image: a file path, ``PATH#K`` for the K-th image embedded in the mesh file PATH, or None."""
+    defined: bool = True
+    """False where the file says nothing of its surface (a PLY or STL, an OBJ without an MTL): these values are
+    defaults, and the sampler draws a material instead."""
+
+
+CACHE_PREFIX = "cache:"
+"""A path that starts with this is relative to the asset cache (:func:`asset_cache_dir`): where the catalogue
+importer (rgbify.scenes.catalog) keeps its models, so that specs name them the same way on every machine."""
+
+
+def asset_cache_dir() -> str:
+    """The asset cache: ``$RGBIFY_ASSET_CACHE``, else ``$XDG_CACHE_HOME/rgbify/assets``, else
+    ``~/.cache/rgbify/assets``."""
+    root = os.environ.get("RGBIFY_ASSET_CACHE")
+    if root:
+        return os.path.abspath(os.path.expanduser(root))
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(xdg), "rgbify", "assets")
+
+
+def resolve_path(ref: str) -> str:
+    """The file a mesh or image reference names: ``cache:REL`` is REL inside the asset cache, anything else a
+    path as it is."""
+    if ref.startswith(CACHE_PREFIX):
+        return os.path.join(asset_cache_dir(), ref[len(CACHE_PREFIX):])
+    return ref
 
 
 def load_mesh_file(path: str, scale: float = 1.0) -> TriMesh:
-    """A mesh file as one triangle mesh times ``scale``. Raises GeometryError naming the file when it does not
-    exist, cannot be read, holds no triangles or has non-finite coordinates. Files are read once per process while
-    their size and modification time stay the same."""
+    """A mesh file as one triangle mesh times ``scale``, with each face's material slot (the file's materials, in
+    the order :func:`mesh_file_materials` lists them) and its UVs where the file has them. Raises GeometryError
+    naming the file when it does not exist, cannot be read, holds no triangles or has non-finite coordinates.
+    Files are read once per process while their size and modification time stay the same."""
+    mesh, _ = _read_path(path)
+    return TriMesh(mesh.vertices * float(scale), mesh.faces, mesh.face_material, mesh.uv) if scale != 1.0 else mesh
+
+
+def mesh_file_materials(path: str) -> tuple[FileMaterial, ...]:
+    """The materials of a mesh file, slot by slot (slot k of :func:`load_mesh_file`'s faces)."""
+    return _read_path(path)[1]
+
+
+def _read_path(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    real = resolve_path(path)
     try:
-        st = os.stat(path)
+        st = os.stat(real)
     except OSError:
+        if path.startswith(CACHE_PREFIX):
+            raise GeometryError(f"mesh file {path!r} is not in the asset cache {asset_cache_dir()!r} (run `rgbify "
+                                "scenes catalog import` here, or set RGBIFY_ASSET_CACHE to the cache that has it)"
+                                ) from None
         raise GeometryError(f"mesh file {path!r} does not exist (paths are relative to the working directory "
                             f"{os.getcwd()!r})") from None
-    mesh = _read_mesh(os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    return TriMesh(mesh.vertices * float(scale), mesh.faces) if scale != 1.0 else mesh
+    return _read_mesh(os.path.abspath(real), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
-def _read_mesh(path: str, size: int, mtime_ns: int) -> TriMesh:
+def _read_mesh(path: str, size: int, mtime_ns: int) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
     del size, mtime_ns  # part of the cache key: a changed file is read again
+    return read_mesh_file(path)
+
+
+def read_mesh_file(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    """A mesh file's triangles and materials, read now (not cached; :func:`load_mesh_file` caches). GeometryError
+    names the file when it cannot be read, holds no triangles or has non-finite coordinates."""
+    if path.lower().endswith(".npz"):
+        return _read_npz(path)
     import trimesh
 
     try:
-        loaded = trimesh.load(path, force="mesh", process=False)
+        loaded = trimesh.load(path, process=False)
     except Exception as e:  # noqa: BLE001 - trimesh raises many kinds of errors for bad files
         raise GeometryError(f"mesh file {path!r} could not be read: {type(e).__name__}: {e}") from None
-    if isinstance(loaded, list | tuple):
-        parts = [m for m in loaded if isinstance(m, trimesh.Trimesh)]
-        loaded = trimesh.util.concatenate(parts) if parts else None
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+    parts = _scene_parts(loaded) if isinstance(loaded, trimesh.Scene) else (
+        [(np.eye(4), loaded)] if isinstance(loaded, trimesh.Trimesh) else [])
+    parts = [(t, g) for t, g in parts if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+    if not parts:
         raise GeometryError(f"mesh file {path!r} holds no triangles")
-    v = np.asarray(loaded.vertices, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
+    mtl = _mtl_images(path) if path.lower().endswith(".obj") else {}
+    vs, fs, slots, uvs, materials, names = [], [], [], [], [], {}
+    offset = 0
+    has_uv = any(getattr(g.visual, "uv", None) is not None for _, g in parts)
+    for transform, g in parts:
+        v = np.asarray(g.vertices, dtype=np.float64) @ transform[:3, :3].T + transform[:3, 3]
+        f = np.asarray(g.faces, dtype=np.int64)
+        material = getattr(g.visual, "material", None)
+        key = getattr(material, "name", None) or f"material{len(names)}"
+        if key not in names:
+            names[key] = len(materials)
+            materials.append(_file_material(material, key, path, mtl, len(materials)))
+        vs.append(v)
+        fs.append(f + offset)
+        slots.append(np.full(len(f), names[key], np.int64))
+        uv = getattr(g.visual, "uv", None)
+        uvs.append(np.asarray(uv, np.float64)[f] if uv is not None and len(uv) == len(v) else np.zeros((len(f), 3, 2)))
+        offset += len(v)
+    vertices = np.concatenate(vs)
+    if not np.all(np.isfinite(vertices)):
         raise GeometryError(f"mesh file {path!r} has non-finite vertex coordinates")
-    v.setflags(write=False)
-    f = np.asarray(loaded.faces, dtype=np.int64)
-    f.setflags(write=False)
-    return TriMesh(v, f)
+    faces = np.concatenate(fs)
+    face_material = np.concatenate(slots) if len(materials) > 1 else None
+    uv = np.concatenate(uvs) if has_uv else None
+    for a in (vertices, faces, face_material, uv):
+        if a is not None:
+            a.setflags(write=False)
+    return TriMesh(vertices, faces, face_material, uv), tuple(materials)
+
+
+NPZ_FORMAT = "rgbify-mesh-1"
+"""The ``format`` entry of a .npz mesh file."""
+
+
+def write_mesh_npz(path: str, mesh: TriMesh, materials: Sequence[FileMaterial]) -> None:
+    """Write ``mesh`` and its slots' ``materials`` as a .npz mesh file (arrays ``vertices`` float64 (N,3), ``faces``
+    int32 (M,3), ``face_material`` int32 (M,) (absent: one slot), ``uv`` float32 (M,3,2) (absent: none) and the
+    materials as JSON). The bytes are a function of the content alone (fixed zip timestamps), so an import writes
+    the same file every time. Not atomic: write to a temporary name and rename (rgbify.fileio.publishing)."""
+    arrays = {"format": np.frombuffer(NPZ_FORMAT.encode(), np.uint8),
+              "vertices": np.ascontiguousarray(mesh.vertices, np.float64),
+              "faces": np.ascontiguousarray(mesh.faces, np.int32),
+              "materials": np.frombuffer(json.dumps([dataclasses.asdict(m) for m in materials],
+                                                    sort_keys=True).encode(), np.uint8)}
+    if mesh.face_material is not None:
+        arrays["face_material"] = np.ascontiguousarray(mesh.face_material, np.int32)
+    if mesh.uv is not None:
+        arrays["uv"] = np.ascontiguousarray(mesh.uv, np.float32)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a, allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue(),
+                       zipfile.ZIP_DEFLATED)
+
+
+def _read_npz(path: str) -> tuple[TriMesh, tuple[FileMaterial, ...]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z or bytes(z["format"]).decode() != NPZ_FORMAT:
+                raise ValueError(f"not an rgbify mesh file (no format {NPZ_FORMAT!r})")
+            vertices = np.asarray(z["vertices"], np.float64)
+            faces = np.asarray(z["faces"], np.int64)
+            face_material = np.asarray(z["face_material"], np.int64) if "face_material" in z else None
+            uv = np.asarray(z["uv"], np.float64) if "uv" in z else None
+            materials = tuple(FileMaterial(**{**m, "base_color": tuple(m["base_color"])})
+                              for m in json.loads(bytes(z["materials"]).decode()))
+    except Exception as e:  # noqa: BLE001 - zipfile, numpy and json raise many kinds of errors
+        raise GeometryError(f"mesh file {path!r} could not be read: {type(e).__name__}: {e}") from None
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3 or not len(faces):
+        raise GeometryError(f"mesh file {path!r} holds no triangles")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise GeometryError(f"mesh file {path!r}: face index out of range 0..{len(vertices) - 1}")
+    if not np.all(np.isfinite(vertices)):
+        raise GeometryError(f"mesh file {path!r} has non-finite vertex coordinates")
+    slots = 1 if face_material is None else int(face_material.max()) + 1
+    if face_material is not None and (len(face_material) != len(faces) or face_material.min() < 0):
+        raise GeometryError(f"mesh file {path!r}: face_material does not match its faces")
+    if slots > max(len(materials), 1):
+        raise GeometryError(f"mesh file {path!r}: its faces use {slots} material slots, it has {len(materials)}")
+    if uv is not None and uv.shape != (len(faces), 3, 2):
+        raise GeometryError(f"mesh file {path!r}: uv of shape {uv.shape}, expected {(len(faces), 3, 2)}")
+    for a in (vertices, faces, face_material, uv):
+        if a is not None:
+            a.setflags(write=False)
+    return TriMesh(vertices, faces, face_material, uv), materials
+
+
+def _scene_parts(scene) -> list:  # noqa: ANN001 - a trimesh.Scene
+    """(transform, geometry) of every geometry node of a trimesh scene, in the file's order."""
+    out = []
+    for node in scene.graph.nodes_geometry:
+        transform, name = scene.graph[node]
+        out.append((np.asarray(transform, dtype=np.float64), scene.geometry[name]))
+    return out
+
+
+def _mtl_images(obj_path: str) -> dict[str, str]:
+    """{material name: absolute path of its map_Kd image} from the .mtl files an OBJ names (trimesh loads the
+    images but forgets where they came from)."""
+    folder = os.path.dirname(obj_path)
+    images: dict[str, str] = {}
+    try:
+        with open(obj_path, errors="replace") as f:
+            libs = [line.split(None, 1)[1].strip() for line in f if line.startswith("mtllib ") and " " in line]
+    except OSError:
+        return images
+    for lib in libs:
+        current = None
+        try:
+            with open(os.path.join(folder, lib), errors="replace") as f:
+                for line in f:
+                    key, _, rest = line.strip().partition(" ")
+                    if key == "newmtl":
+                        current = rest.strip()
+                    elif key.lower() == "map_kd" and current and rest.strip():
+                        image = rest.split()[-1]  # the file name follows any options (-s, -o, ...)
+                        images[current] = os.path.normpath(os.path.join(folder, image))
+        except OSError:
+            continue
+    return images
+
+
+def _file_material(material, name: str, path: str, mtl: dict[str, str], index: int) -> FileMaterial:  # noqa: ANN001
+    """What a trimesh material says of a surface (OBJ SimpleMaterial or glTF PBRMaterial)."""
+    kw = getattr(material, "kwargs", {}) or {}
+    if material is not None and type(material).__name__ == "PBRMaterial":
+        factor = np.asarray(material.baseColorFactor if material.baseColorFactor is not None else [255] * 4, float)
+        factor = factor / 255.0 if factor.max() > 1.0 else factor
+        image = f"{path}#{index}" if material.baseColorTexture is not None else None
+        rough = material.roughnessFactor
+        metal = material.metallicFactor
+        return FileMaterial(name, tuple(float(x) for x in factor[:3]), float(factor[3]) if len(factor) > 3 else 1.0,
+                            1.0 if rough is None else float(rough), 0.0 if metal is None else float(metal), image,
+                            material.baseColorFactor is not None or image is not None)
+    kd = kw.get("kd")
+    color = tuple(float(x) for x in (kd if kd is not None else [0.8, 0.8, 0.8])[:3])
+    d = kw.get("d")
+    alpha = float(np.asarray(d, dtype=float).ravel()[0]) if d is not None and np.size(d) else 1.0
+    ns = kw.get("ns")
+    ns = float(np.asarray(ns, dtype=float).ravel()[0]) if ns is not None and np.size(ns) else 50.0
+    rough = float(np.clip(1.0 - np.sqrt(max(ns, 0.0) / 1000.0), 0.0, 1.0))
+    image = mtl.get(name)
+    if image is None and getattr(material, "image", None) is not None:
+        image = f"{path}#{index}"
+    return FileMaterial(name, color, float(np.clip(alpha, 0.0, 1.0)), rough, 0.0, image,  # type: ignore[arg-type]
+                        kd is not None or image is not None)
+
+
+def file_image(ref: str):  # noqa: ANN201 - a PIL image
+    """The image of a FileMaterial.image reference: a file path, or ``PATH#K`` (the K-th material's image of mesh
+    file PATH). Raises GeometryError naming it when it cannot be read."""
+    from PIL import Image
+
+    path, _, k = ref.rpartition("#") if "#" in ref and ref.rpartition("#")[2].isdigit() else (ref, "", "")
+    path = resolve_path(path)
+    try:
+        if not k:
+            with Image.open(path) as im:
+                im.load()
+                return im.copy()
+        import trimesh
+
+        loaded = trimesh.load(path, process=False)
+        parts = _scene_parts(loaded) if isinstance(loaded, trimesh.Scene) else [(None, loaded)]
+        seen: dict[str, object] = {}
+        for _, g in parts:
+            m = getattr(g.visual, "material", None)
+            name = getattr(m, "name", None) or f"material{len(seen)}"
+            seen.setdefault(name, m)
+        m = list(seen.values())[int(k)]
+        im = getattr(m, "image", None) or getattr(m, "baseColorTexture", None)
+        if im is None:
+            raise ValueError("no image")
+        return im.copy()
+    except Exception as e:  # noqa: BLE001 - PIL and trimesh raise many kinds of errors
+        raise GeometryError(f"image {ref!r} could not be read: {type(e).__name__}: {e}") from None
 
 
 # --- objects and scenes ----------------------------------------------------------------------------------------
@@ -286,7 +540,15 @@ def object_mesh(obj: Object) -> TriMesh:
         return load_mesh_file(g.path, g.scale)
     if isinstance(g, InlineMesh):
         v = np.asarray(g.vertices, dtype=np.float64).reshape(-1, 3)
-        return TriMesh(v, triangulate(g.faces, len(v), f"object {obj.name!r}"))
+        faces = triangulate(g.faces, len(v), f"object {obj.name!r}")
+        slots = None
+        if g.face_materials:
+            if len(g.face_materials) != len(g.faces):
+                raise GeometryError(f"object {obj.name!r}: {len(g.face_materials)} face_materials for "
+                                    f"{len(g.faces)} faces")
+            per_poly = np.asarray(g.face_materials, dtype=np.int64)
+            slots = np.repeat(per_poly, [max(len(f) - 2, 0) for f in g.faces])
+        return TriMesh(v, faces, slots)
     raise GeometryError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
 
 

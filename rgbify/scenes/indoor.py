@@ -8,12 +8,14 @@ ceiling light ("light", k), the sun ("sun"), the sky ("world") draw from streams
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from rgbify.scenes import models
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, pose
+from rgbify.scenes.catalog import pick, small_model
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.geometry import rot_z, translate
 from rgbify.scenes.lighting import sky_world, sun_light
@@ -62,6 +64,8 @@ class Room:
     def __init__(self, poly: np.ndarray, height: float) -> None:
         self.poly = poly
         self.height = height
+        self.open_doors: list[tuple[int, float, float, float]] = []
+        """(wall, start, end, top) of every door left open onto a neighbouring room (rgbify.scenes.home)."""
         self.walls: list[dict] = []
         n = len(poly)
         for k in range(n):
@@ -140,43 +144,65 @@ def _wall_model(room: Room, k: int) -> Model:
     return parts.model("wall", "wall", material_hint="wall")
 
 
-def build_room(ctx: Context, b: SceneBuilder) -> tuple[Room, int]:
+def build_room(ctx: Context, b: SceneBuilder, size: tuple[float, float] | None = None, floor_hint: str = "floor",
+               wall_hint: str = "wall", open_door_prob: float = 0.0) -> tuple[Room, int]:
+    """The room: floor, ceiling, walls with their doors and windows. ``size`` (width, depth) instead of the
+    recipe's ranges; the floor and walls made of the families ``floor_hint`` and ``wall_hint``; each door on an
+    outer wall left open (swung 70-100 degrees into the room) with probability ``open_door_prob``, listed in
+    ``room.open_doors`` for a neighbouring room behind it."""
     rng, lay = ctx.rng, ctx.config.layout
-    w, d = rng.uniform(*lay.room_width_m), rng.uniform(*lay.room_depth_m)
+    w, d = (rng.uniform(*lay.room_width_m), rng.uniform(*lay.room_depth_m)) if size is None else size
     room = Room(room_polygon(rng, w, d, lay.l_shape_prob), float(rng.uniform(*lay.room_height_m)))
     _openings(ctx, room)
     t = WALL_T
-    floor = Parts().box((0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1)).model("floor", "floor", material_hint="floor")
-    floor_id = b.add(floor, pose(w / 2, d / 2, 0.0), ctx.material(floor, 0.6), check=False)
+    floor = Parts().box((0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1)).model("floor", "floor", material_hint=floor_hint)
+    floor_id = b.add(floor, pose(w / 2, d / 2, 0.0), ctx.material(floor), check=False)
     ceil = Parts().box((0, 0, 0.05), (w + 2 * t, d + 2 * t, 0.1)).model("ceiling", "ceiling", material_hint="ceiling")
-    b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil, 0.1), check=False)
-    wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint="wall"), 0.35)
+    b.add(ceil, pose(w / 2, d / 2, room.height), ctx.material(ceil), check=False)
+    wall_mat = ctx.material(Parts().box((0, 0, 0), (1, 1, 1)).model("wall", "wall", material_hint=wall_hint), 0.35)
     for k, wall in enumerate(room.walls):
         wc = ctx.child("wall", k)
         wm = _wall_model(room, k)
         same = wc.rng.random() < 0.8  # most rooms have one wall paint
-        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else wc.material(wm, 0.35), check=False)
+        wall["iid"] = b.add(wm, room.wall_frame(k), wall_mat if same else wc.material(wm), check=False)
         for a, bb, bottom, top, kind in wall["openings"]:
             frame = room.wall_frame(k)
             if kind == "door":
-                _door(wc, b, frame, a, bb, top)
+                opened = open_door_prob > 0 and _outer(room, k) and wc.rng.random() < open_door_prob
+                _door(wc, b, frame, a, bb, top, float(wc.rng.uniform(70.0, 100.0)) if opened else 0.0)
+                if opened:
+                    room.open_doors.append((k, a, bb, top))
             elif wc.rng.random() < 0.7:  # glazed window; otherwise an open one
                 pane = Parts().box(((a + bb) / 2, -t / 2, (bottom + top) / 2),
                                    (bb - a - 0.004, 0.012, top - bottom - 0.004))
                 pm = pane.model("window", "window_pane", material_hint="glass")
-                b.add(pm, frame, Material(base_color=(0.9, 0.95, 0.95), roughness=0.02, transmission=1.0, ior=1.5),
-                      check=False)
+                pane_mat = Material(base_color=(0.9, 0.95, 0.95), roughness=0.02, transmission=1.0, ior=1.5, thin=True)
+                b.add(pm, frame, pane_mat, check=False)
     return room, floor_id
 
 
-def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float, top: float) -> None:
+def _outer(room: Room, k: int) -> bool:
+    """Wall ``k`` lies on the room's bounding box: nothing of the room is behind it (a neighbour fits there)."""
+    wall = room.walls[k]
+    p, q = wall["p"], wall["p"] + wall["u"] * wall["length"]
+    lo, hi = room.poly.min(0), room.poly.max(0)
+    return any(abs(p[i] - e) < 1e-6 and abs(q[i] - e) < 1e-6 for i in (0, 1) for e in (lo[i], hi[i]))
+
+
+def _door(ctx: Context, b: SceneBuilder, frame: np.ndarray, a: float, bb: float, top: float,
+          open_deg: float = 0.0) -> None:
+    """A door panel in the opening (a, bb) of a wall, closed, or swung open by ``open_deg`` into the room about its
+    hinge at ``a``."""
     t, w = WALL_T, bb - a
     parts = Parts().box(((a + bb) / 2, -t / 2, top / 2), (w - 0.01, 0.04, top - 0.005))
     hx = a + w * 0.85
-    parts.cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
+    parts.of("metal").cylinder((hx, -t / 2 + 0.02 + 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     parts.cylinder((hx, -t / 2 - 0.02 - 0.03, 1.0), 0.012, 0.06, axis="y", sections=10)
     dm = parts.model("door", "door", material_hint=str(ctx.rng.choice(["wood", "painted"])))
-    b.add(dm, frame, ctx.material(dm, 0.3), check=False)
+    if open_deg:  # about the hinge line (x = a + 5 mm, y = the panel's inner face), into the room (+y)
+        hinge = translate(a + 0.005, -t / 2 + 0.02, 0.0)
+        frame = frame @ hinge @ rot_z(open_deg) @ np.linalg.inv(hinge)
+    b.add(dm, frame, ctx.material(dm), check=False)
     # keep the swing in front of the door free
     c = frame @ np.array([(a + bb) / 2, w / 2 + 0.05, 1.0, 1.0])
     b.keep_out((c[0], c[1], 1.0), (w / 2 + 0.05, w / 2 + 0.05, 1.0), math.degrees(math.atan2(frame[1, 0], frame[0, 0])))
@@ -224,14 +250,15 @@ def _free_standing(ctx: Context, b: SceneBuilder, room: Room, model: Model, floo
     return None
 
 
-def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int) -> None:
+def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: np.ndarray, floor_id: int,
+                   chair: Model | None = None) -> None:
     rng = ctx.rng
     ext = table.extents
-    mat = None
+    ch = chair or models.chair(rng, stool=False)  # a set: the same chair, the same materials, around the table
+    mat = ctx.material(ch)
     for side in range(4):
         if rng.random() < 0.35:
             continue
-        ch = models.chair(rng, stool=False)
         along = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]][side], dtype=np.float64)
         half = ext[1] / 2 if side in (0, 2) else ext[0] / 2
         for pull in (rng.uniform(0.0, 0.25), 0.3, 0.45):
@@ -242,7 +269,6 @@ def _chairs_around(ctx: Context, b: SceneBuilder, room: Room, table: Model, w: n
             wc = pose(p[0], p[1], 0.0, yaw)
             if not room.contains_model(ch, wc, 0.02):
                 continue
-            mat = mat or ctx.material(ch)
             if b.add(ch, wc, mat, support=floor_id) is not None:
                 break
 
@@ -266,10 +292,11 @@ def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
                                    lambda m, w: room.contains_model(m, w, 0.02))
         elif what in ("shelf", "cabinet", "sofa", "bed"):
             m = {"shelf": models.shelf, "cabinet": models.cabinet, "sofa": models.sofa, "bed": models.bed}[what](rng)
+            m = _from_catalog(c, what, m, k)
             iid = against_wall(c, b, room, m, floor_id)
             have_bed |= what == "bed" and iid is not None
         elif what == "lamp":
-            m = models.lamp(rng, floor=True)
+            m = _from_catalog(c, what, models.lamp(rng, floor=True), k)
             if rng.random() < 0.5:
                 iid = against_wall(c, b, room, m, floor_id)
             else:
@@ -279,31 +306,93 @@ def furnish(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
                 _lamp_light(c, b, iid)
         elif what in ("table_set", "desk_set"):
             kind = str(rng.choice(["dining", "round"])) if what == "table_set" else "desk"
-            m = models.table(rng, kind)
+            m = _from_catalog(c, kind, models.table(rng, kind), k)
             r = against_wall(c, b, room, m, floor_id) if kind == "desk" else \
                 _free_standing(c, b, room, m, floor_id)
+            chair = _from_catalog(c, "chair", None, k)
             if isinstance(r, tuple):
-                _chairs_around(c, b, room, m, r[1], floor_id)
+                _chairs_around(c, b, room, m, r[1], floor_id, chair)
             elif r is not None:
-                _chairs_around(c, b, room, m, b.placed[-1].world_from_model, floor_id)
+                _chairs_around(c, b, room, m, b.placed[-1].world_from_model, floor_id, chair)
         else:
-            m = models.table(rng, "coffee" if what == "coffee" else "side")
+            kind = "coffee" if what == "coffee" else "side"
+            m = _from_catalog(c, kind, models.table(rng, kind), k)
             _free_standing(c, b, room, m, floor_id)
+
+
+NOT_IN_A_ROOM = ("baby", "child", "crib", "bunk", "mezzanine", "hospital", "opened", "tv", "television", "stool",
+                 "bar ")
+"""Catalogue models the generic room leaves out (by words of their names)."""
+CATALOG_PIECES: dict[str, dict] = {
+    "shelf": {"classes": ("shelf",), "rooms": ("living", "office")},
+    "cabinet": {"classes": ("cabinet", "dresser"), "rooms": ("living", "bedroom", "office")},
+    "sofa": {"classes": ("sofa",), "rooms": ("living",), "max_size": 2.6},
+    "bed": {"classes": ("bed",), "rooms": ("bedroom",), "max_size": 2.3},
+    "lamp": {"classes": ("lamp",), "rooms": ("any", "living", "bedroom", "office")},
+    "dining": {"classes": ("table",), "rooms": ("living", "kitchen"), "max_size": 2.2, "max_height": 0.8,
+               "min_height": 0.65},
+    "round": {"classes": ("table",), "rooms": ("living", "kitchen"), "max_size": 1.6, "max_height": 0.8,
+              "min_height": 0.65},
+    "desk": {"classes": ("desk",), "rooms": ("office",), "max_size": 1.8},
+    "coffee": {"classes": ("table",), "rooms": ("living",), "max_height": 0.55},
+    "side": {"classes": ("table",), "rooms": ("living", "bedroom"), "max_size": 0.7, "max_height": 0.75},
+    "chair": {"classes": ("chair",), "rooms": ("living", "kitchen", "office"), "max_height": 1.15},
+}
+"""What the catalogue gives for each piece of the generic room (rgbify.scenes.catalog.pick's arguments)."""
+
+
+def _from_catalog(ctx: Context, what: str, made: Model | None, k: int) -> Model | None:
+    """With the catalogue, and with probability ``[layout] catalog_prob``, a catalogue model instead of ``made``
+    for piece ``k`` (drawn from a stream of its own: without the catalogue the room is what it was)."""
+    p = getattr(ctx.config.layout, "catalog_prob", 0.0)
+    if ctx.catalog is None or p <= 0:
+        return made
+    c = ctx.child("catalog_" + what, k)
+    if c.rng.random() >= p:
+        return made
+    kw = dict(CATALOG_PIECES[what])
+    m = pick(ctx.catalog, c.rng, kw.pop("classes"), ("floor",),
+             name=lambda n: not any(w in n for w in NOT_IN_A_ROOM), **kw)
+    return m if m is not None else made
+
+
+LAMP_WORDS = ("bulb", "light", "lamp", "shade", "glow", "emit", "lumi", "pantalla", "abat")
+"""A catalogue lamp's materials that glow: those whose names say bulb, light, lamp, shade..."""
 
 
 def _lamp_light(ctx: Context, b: SceneBuilder, iid: int) -> None:
     placed = next(p for p in b.placed if p.instance_id == iid)
+    if placed.model.file_materials:
+        _catalog_lamp(ctx, b, placed)
+        return
     small = placed.model.kind == "table_lamp"
     for pos, _kind in placed.model.lights:
         wpos = placed.world_from_model @ np.append(pos, 1.0)
         power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
         b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
                               power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.05))
-    # the shade glows a little, as lit fabric does
+    # the shade (slot 1) glows, as lit fabric does
     obj = next(o for o in b.objects if o.instance_id == iid)
-    if obj.material.transmission == 0:
-        b.replace_material(iid, Material(base_color=obj.material.base_color, roughness=0.6,
-                                         metallic=obj.material.metallic))
+    if obj.materials and obj.materials[0].transmission == 0:
+        shade = dataclasses.replace(obj.materials[0], emission_strength=round(float(ctx.rng.uniform(0.5, 2.5)), 3))
+        b.replace_materials(iid, (obj.material, shade, *obj.materials[1:]))
+
+
+def _catalog_lamp(ctx: Context, b: SceneBuilder, placed) -> None:  # noqa: ANN001
+    """A catalogue lamp: a point light at each of its light sources, its bulb and shade materials glowing."""
+    small = placed.model.height < 0.9
+    for pos, _kind in placed.model.lights:
+        wpos = placed.world_from_model @ np.append(pos, 1.0)
+        power = ctx.rng.uniform(1, 5) if small else ctx.rng.uniform(15, 50)
+        b.lights.append(Light(kind="point", world_from_light=matrix4(translate(*wpos[:3])),
+                              power=round(float(power), 2), temperature_k=ctx.temperature(), size=0.03))
+    obj = next(o for o in b.objects if o.instance_id == placed.instance_id)
+    slots = list(obj.slots())
+    strength = round(float(ctx.rng.uniform(1.0, 4.0)), 3)
+    for k, fm in enumerate(placed.model.file_materials):
+        if k < len(slots) and any(w in fm.name.lower() for w in LAMP_WORDS):
+            slots[k] = dataclasses.replace(slots[k], emission_strength=strength)
+    b.replace_materials(placed.instance_id, tuple(slots))
 
 
 def decorate(ctx: Context, b: SceneBuilder, room: Room, floor_id: int) -> None:
@@ -359,7 +448,18 @@ def scatter_clutter(ctx: Context, b: SceneBuilder, n: int, kinds: tuple[str, ...
         ws = surfaces[int(rng.choice(len(surfaces), p=area / area.sum()))]
         menu = SURFACE_MENUS.get(ws.surface.kind, SURFACE_MENUS["table"])
         what = str(rng.choice(menu))
-        if c.assets and rng.random() < c.config.layout.asset_prob:
+        catalog_prob = getattr(c.config.layout, "catalog_prob", 0.0)
+        if c.catalog is not None and catalog_prob > 0 and what not in ("books", "pillow") and \
+                rng.random() < catalog_prob:
+            s = ws.surface
+            m = small_model(c.catalog, rng, s.kind, c.room, s.clear_m, min(s.hx, s.hy))
+            if m is not None:
+                iid = place_on_surface(c, b, m, ws)
+                if iid is not None and m.lights and ws.instance_id not in lit_supports:
+                    _lamp_light(c, b, iid)
+                    lit_supports.add(ws.instance_id)
+                continue
+        if c.assets and c.assets.has("surface") and rng.random() < c.config.layout.asset_prob:
             c.assets.place_small(c, b, ws)
         elif what == "books":
             _book_row(c, b, ws)
@@ -442,11 +542,13 @@ def _shoelace(poly: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def camera_sampler(ctx: Context, b: SceneBuilder, room: Room):  # noqa: ANN201
+def camera_sampler(ctx: Context, b: SceneBuilder, room: Room, targets: list | None = None):  # noqa: ANN201
     """Cameras in free space: most stand near a wall and look across the room (overview), the rest look at a
-    piece of furniture or clutter from at least a metre away."""
-    targets = [p for p in b.placed if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
-                                                                  "window")]
+    piece of furniture or clutter (of ``targets``, default everything placed) from at least a metre away."""
+    if targets is None:
+        targets = b.placed
+    targets = [p for p in targets if p.model.class_name not in ("wall", "floor", "ceiling", "lamp", "rug", "door",
+                                                                 "window")]
     centroid = room.poly.mean(0)
 
     def free_eye(rng: np.random.Generator, margin: float) -> np.ndarray:

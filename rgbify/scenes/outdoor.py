@@ -12,6 +12,8 @@ import math
 import numpy as np
 
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface, pose
+from rgbify.scenes.cameras import PROFILES
+from rgbify.scenes.catalog import pick
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
@@ -51,7 +53,7 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
         for x, _y in top:
             for y in (-body_w / 2 + 0.12, body_w / 2 - 0.12):
                 pts.append((x, y, height))
-        p.hull(np.array(pts))
+        p.of("glass").hull(np.array(pts)).of(None)  # the cabin: windows
     elif cls == "truck":
         cab = _u(rng, 1.6, 2.2)
         cab_h, box_h = height * 0.8 - clearance, height - clearance
@@ -60,6 +62,7 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
     else:
         p.box((0, 0, clearance + (height - clearance) / 2), (length, width, height - clearance))
     axle = length / 2 - max(0.7, length * 0.17)
+    p.of("tyre")
     for x in (-axle, axle):
         for y in (-1, 1):
             p.cylinder((x, y * (width / 2 - wheel_w / 2), wheel_r), wheel_r, wheel_w, axis="y", sections=16)
@@ -67,8 +70,14 @@ def vehicle(rng: np.random.Generator, cls: str) -> Model:
                    material_hint="car")
 
 
-def building(rng: np.random.Generator, width: float, depth: float, height: float) -> Model:
-    p = Parts().box((0, 0, height / 2), (width, depth, height))
+def building(rng: np.random.Generator, width: float, depth: float, height: float, facade_prob: float = 0.0
+             ) -> Model:
+    """A block ``width`` x ``depth`` x ``height`` (its street front toward -y), sometimes a stepped or gabled roof;
+    with probability ``facade_prob`` a front of inset windows and a door (:func:`_facade`)."""
+    inset = _u(rng, 0.12, 0.25) if rng.random() < facade_prob and height >= 3.0 and width >= 4.0 else 0.0
+    p = Parts().box((0, inset / 2, height / 2), (width, depth - inset, height))
+    if inset:
+        _facade(rng, p, width, depth, height, inset)
     if rng.random() < 0.4:
         h2 = height * _u(rng, 0.15, 0.4)
         p.box((0, -depth * 0.1, height + h2 / 2), (width * _u(rng, 0.5, 0.85), depth * _u(rng, 0.5, 0.75), h2))
@@ -78,6 +87,60 @@ def building(rng: np.random.Generator, width: float, depth: float, height: float
         pts += [(x, 0.0, height + r) for x in (-width / 2, width / 2)]
         p.hull(np.array(pts))
     return p.model("building", "building", material_hint="building")
+
+
+def _facade(rng: np.random.Generator, p: Parts, width: float, depth: float, height: float, inset: float) -> None:
+    """The front (y = -depth/2) of a block whose body starts ``inset`` behind it: floors (ground floor 3.3-4.5 m,
+    upper ones 2.8-3.4 m) of bays 2.4-4 m wide, each with a window set ``inset`` into the wall (dark glass in a
+    frame, a sill), one door on the ground floor; the wall between them as piers and bands. Collision: one box for
+    the whole block."""
+    n0 = len(p.boxes)
+    y0, t = -depth / 2, inset
+    yc = y0 + t / 2
+    ground, upper = _u(rng, 3.3, 4.5), _u(rng, 2.8, 3.4)
+    levels = [0.0, ground]
+    while levels[-1] + upper <= height - 0.5:
+        levels.append(levels[-1] + upper)
+    bays = max(1, int(width // _u(rng, 2.4, 4.0)))
+    bay = width / bays
+    win_w = bay * _u(rng, 0.4, 0.65)
+    sill, win_h = _u(rng, 0.8, 1.0), upper * _u(rng, 0.45, 0.6)
+    door_bay = int(rng.integers(bays))
+    xs = [-width / 2 + (k + 0.5) * bay for k in range(bays)]
+    for f in range(len(levels) - 1):
+        z0, z1 = levels[f], levels[f + 1]
+        lo, hi = z0 + sill, min(z0 + sill + win_h, z1 - 0.3)
+        if f == 0:  # shop-window height on the ground floor
+            lo, hi = 0.6, z1 - 0.6
+        p.of(None)
+        dw = min(win_w, 1.6)
+        door = (xs[door_bay] - dw / 2, xs[door_bay] + dw / 2) if f == 0 else (width / 2, width / 2)
+        for a, b in ((-width / 2, door[0]), (door[1], width / 2)):  # below the windows (and beside the door)
+            if b - a > 1e-3:
+                p.box(((a + b) / 2, yc, (z0 + lo) / 2), (b - a, t, lo - z0))
+        p.box((0, yc, (hi + z1) / 2), (width, t, z1 - hi))  # above them
+        edges = [-width / 2] + [x for c in xs for x in (c - win_w / 2, c + win_w / 2)] + [width / 2]
+        for a, b in zip(edges[::2], edges[1::2], strict=True):  # piers between the windows
+            if b - a > 1e-3:
+                p.box(((a + b) / 2, yc, (lo + hi) / 2), (b - a, t, hi - lo))
+        for k, c in enumerate(xs):
+            if f == 0 and k == door_bay:  # the door: from the pavement up, set into the wall
+                p.of("wood" if rng.random() < 0.6 else "metal")
+                p.box((c, y0 + t - 0.03, hi / 2), (dw, 0.06, hi))
+                if win_w - dw > 0.02:  # wall beside a door narrower than the bay's window
+                    side = (win_w - dw) / 2
+                    p.of(None).box((c - dw / 2 - side / 2, yc, (lo + hi) / 2), (side, t, hi - lo))
+                    p.box((c + dw / 2 + side / 2, yc, (lo + hi) / 2), (side, t, hi - lo))
+                continue
+            p.of("facade_glass").box((c, y0 + t - 0.02, (lo + hi) / 2), (win_w, 0.04, hi - lo))
+            p.of("metal").box((c, y0 + t - 0.05, (lo + hi) / 2), (0.05, 0.04, hi - lo))  # a mullion
+            p.box((c, y0 + t * 0.5 - 0.01, lo - 0.03), (win_w + 0.1, t + 0.02, 0.06))  # the sill
+    p.of(None)
+    top = levels[-1]
+    if height - top > 1e-3:  # the parapet above the last floor
+        p.box((0, yc, (top + height) / 2), (width, t, height - top))
+    del p.boxes[n0:]
+    p.boxes[0] = (np.array([0.0, 0.0, height / 2]), np.array([width / 2, depth / 2, height / 2]))
 
 
 def street_pole(rng: np.random.Generator) -> Model:
@@ -94,16 +157,17 @@ def traffic_sign(rng: np.random.Generator) -> Model:
     h = _u(rng, 2.0, 3.0)
     s = _u(rng, 0.5, 0.9)
     p = Parts().cylinder((0, 0, h / 2), 0.04, h, sections=10)
+    p.of("painted")  # the sign on its metal post
     if rng.random() < 0.5:
         p.cylinder((0, 0.05, h + s / 2 - 0.1), s / 2, 0.03, axis="y", sections=24)
     else:
         p.box((0, 0.05, h + s / 2 - 0.1), (s, 0.03, s))
-    return p.model("traffic_sign", "sign", material_hint="painted")
+    return p.model("traffic_sign", "sign", material_hint="metal")
 
 
 def tree(rng: np.random.Generator) -> Model:
     trunk_h, trunk_r = _u(rng, 1.5, 4.0), _u(rng, 0.1, 0.3)
-    p = Parts().cylinder((0, 0, trunk_h / 2), trunk_r, trunk_h, sections=12)
+    p = Parts().of("bark").cylinder((0, 0, trunk_h / 2), trunk_r, trunk_h, sections=12).of(None)
     crown = _u(rng, 2.0, 6.0)
     if rng.random() < 0.3:  # conifer
         pts = [(crown / 2 * math.cos(a), crown / 2 * math.sin(a), trunk_h * 0.6) for a in np.linspace(0, 6.28, 9)[:-1]]
@@ -134,9 +198,10 @@ def bench(rng: np.random.Generator) -> Model:
     w, d, h = _u(rng, 1.2, 2.0), _u(rng, 0.4, 0.55), _u(rng, 0.42, 0.48)
     p = Parts().box((0, 0, h - 0.03), (w, d, 0.06))
     p.box((0, -d / 2 + 0.03, h + 0.25), (w, 0.04, 0.35))
+    p.of("metal")  # the legs
     for x in (-w / 2 + 0.1, w / 2 - 0.1):
         p.box((x, 0, (h - 0.06) / 2), (0.06, d - 0.05, h - 0.06))
-    return p.model("bench", "bench", material_hint=str(rng.choice(["wood", "metal"])))
+    return p.model("bench", "bench", material_hint="wood")
 
 
 def fence(rng: np.random.Generator, length: float) -> Model:
@@ -171,18 +236,18 @@ class Street:
 
 
 def _slab(b: SceneBuilder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y0: float, y1: float, z0: float,
-          z1: float, support: int, tex: float = 0.7) -> int | None:
+          z1: float, support: int) -> int | None:
     m = Parts().box(((x0 + x1) / 2, (y0 + y1) / 2, (z1 - z0) / 2), (x1 - x0, y1 - y0, z1 - z0)).model(
         cls, cls, [Surface(z1 - z0, (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2, cls, 50.0)],
         material_hint=hint)
-    return b.add(m, pose(0, 0, z0), ctx.material(m, tex), support=support)
+    return b.add(m, pose(0, 0, z0), ctx.material(m), support=support)
 
 
 def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
     lay = ctx.config.layout
     g = lay.ground_size_m
     ground = Parts().box((0, 0, -0.25), (g, g, 0.5)).model("ground", "ground", material_hint="ground")
-    ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground, 0.8), check=False)}
+    ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground), check=False)}
     half = st.length / 2
     ids["road"] = _slab(b, ctx, "road", "road", -half, half, -st.width / 2, st.width / 2, 0.0, ROAD_Z, ids["ground"])
     road_mat = b.objects[-1].material
@@ -199,7 +264,7 @@ def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
     for sgn in (-1, 1):
         y0, y1 = sorted((sgn * st.width / 2, sgn * st.kerb_y))
         for x0, x1 in xs:
-            iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"], 0.8)
+            iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"])
             ids[f"sidewalk{sgn}{x0:.0f}"] = iid or 0
     return ids
 
@@ -238,14 +303,16 @@ def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> 
             h = float(np.exp(rng.uniform(np.log(lay.building_height_m[0]), np.log(lay.building_height_m[1]))))
             setback = _u(rng, 0.2, 8.0)
             if not st.in_cross(x, x + w, 2.0):
-                m = building(rng, w, d, h)
+                m = building(rng, w, d, h, lay.facade_prob)
                 y = sgn * (st.kerb_y + setback + d / 2)
-                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m, 0.7),
+                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m),
                       support=ids["ground"])
             x += w + (_u(rng, 0, 12) if rng.random() < 0.6 else _u(rng, 15, 40))
             count += 1
     _vehicles(ctx, b, st, ids)
     _street_furniture(ctx, b, st, ids)
+    if ctx.catalog is not None:
+        _people_and_bicycles(ctx, b, st, ids)
 
 
 def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -256,14 +323,41 @@ def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
         rng = c.rng
         cls = str(rng.choice(["car", "car", "car", "truck", "bus"]))
         m = vehicle(rng, cls)
+        turn = 0.0
+        if cls == "car" and ctx.catalog is not None:
+            cc = ctx.child("catalog_vehicle", k)
+            if cc.rng.random() < lay.catalog_prob:
+                real = pick(ctx.catalog, cc.rng, ("car",), ("floor",), max_size=5.0, max_height=2.0)
+                if real is not None:  # a catalogue model's length runs along its y axis
+                    m, turn = real, -90.0
         for _try in range(8):
             side = 1 if rng.random() < 0.5 else -1
             parked = rng.random() < 0.35
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
             xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
-            if b.add(m, pose(xv, y, ROAD_Z, yaw), c.material(m, 0.05), support=ids["road"]) is not None:
+            if b.add(m, pose(xv, y, ROAD_Z, yaw + turn), c.material(m), support=ids["road"]) is not None:
                 break
+
+
+def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
+    """Pedestrians on the sidewalks, facing along them or across (some standing, turned any way), and bicycles
+    parked at the kerb, along the stretch of street the cameras look at (catalogue models)."""
+    lay = ctx.config.layout
+    rng = ctx.child("people").rng
+    for k in range(int(rng.integers(lay.pedestrians[0], lay.pedestrians[1] + 1))):
+        c = ctx.child("pedestrian", k)
+        m = pick(ctx.catalog, c.rng, ("person",), ("floor",), name=lambda n: "child" not in n)
+        if m is not None:
+            yaw = float(c.rng.choice([0.0, 180.0]) + c.rng.normal(0, 10)) if c.rng.random() < 0.7 else \
+                float(c.rng.uniform(0, 360))
+            _on_sidewalk(c, b, st, m, ids, edge=False, yaw=yaw - 90.0, x_range=(-130.0, 80.0))
+    for k in range(int(rng.integers(lay.bicycles[0], lay.bicycles[1] + 1))):
+        c = ctx.child("bicycle", k)
+        m = pick(ctx.catalog, c.rng, ("bicycle",), ("floor",), min_height=0.6)
+        if m is not None:
+            _on_sidewalk(c, b, st, m, ids, edge=False, yaw=float(c.rng.choice([0.0, 180.0])) - 90.0,
+                         x_range=(-130.0, 80.0), kerb=True)
 
 
 def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -298,18 +392,28 @@ def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, 
                                  ids["ground"], None)
 
 
-def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool) -> None:
+def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool,
+                 yaw: float | None = None, x_range: tuple[float, float] = (-80.0, 180.0), kerb: bool = False) -> None:
+    """``m`` on a sidewalk: at its kerb edge facing the road (``edge``), else anywhere across it facing along it
+    (or turned by ``yaw``); ``kerb``: just inside the kerb, its own yaw."""
     rng = ctx.rng
+    given = yaw
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
-        x = _u(rng, -80.0, 180.0)
+        x = _u(rng, *x_range)
         if st.in_cross(x - 2, x + 2):
             continue
         mid, spread = st.width / 2 + st.sidewalk / 2, max(0.0, st.sidewalk / 2 - m.radius_xy)
         y = sgn * (st.width / 2 + 0.4) if edge else sgn * (mid + _u(rng, -spread, spread))
-        yaw = (180.0 if sgn > 0 else 0.0) if edge else float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
+        if kerb:
+            y = sgn * (st.width / 2 + 0.1 + m.radius_xy)
+        if given is not None:
+            yaw = given
+        else:
+            yaw = (180.0 if sgn > 0 else 0.0) if edge else \
+                float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
         sup = next((v for k, v in ids.items() if k.startswith(f"sidewalk{sgn}")), ids["ground"])
-        if b.add(m, pose(x, y, KERB, yaw), ctx.material(m, 0.4), support=sup) is not None:
+        if b.add(m, pose(x, y, KERB, yaw), ctx.material(m), support=sup) is not None:
             return
 
 
@@ -323,7 +427,7 @@ def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[st
         if st.in_cross(x - m.radius_xy, x + m.radius_xy, 1.0):
             continue
         a = float(rng.uniform(0, 360)) if yaw is None else yaw
-        if b.add(m, pose(x, y, 0.0, a), ctx.material(m, 0.6), support=ids["ground"]) is not None:
+        if b.add(m, pose(x, y, 0.0, a), ctx.material(m), support=ids["ground"]) is not None:
             return
 
 
@@ -337,15 +441,18 @@ def sample_outdoor(ctx: Context) -> Draft:
     az = sun.rng.uniform(0, 2 * math.pi)
     d = np.array([-math.cos(el) * math.cos(az), -math.cos(el) * math.sin(az), -math.sin(el)])
     b.lights.append(sun_light(sun, d, sun.rng.uniform(1.5, 5.0), round(float(sun.rng.uniform(4500, 6500)), 1)))
-    world = sky_world(ctx.child("world"))
+    world = sky_world(ctx.child("world"), sun=b.lights[-1])
 
     def sample_camera(r: np.random.Generator):  # noqa: ANN202
         cc = ctx.config.camera
         for _ in range(30):
             mode = r.random()
             x = _u(r, -120.0, 40.0)
+            kitti = mode < 0.7 and "kitti" in cc.profiles  # a car's forward camera: KITTI's height and lens
             if mode < 0.7:  # driving
                 y, h = r.choice([-1, 1]) * st.width / 4 + r.normal(0, 0.3), _u(r, *cc.height_m)
+                if kitti:
+                    h = PROFILES["kitti"].height_m + float(r.normal(0.0, 0.02))
                 z0 = ROAD_Z
             elif mode < 0.9:  # pedestrian on the sidewalk
                 y, h, z0 = r.choice([-1, 1]) * _u(r, st.width / 2 + 0.3, st.kerb_y - 0.3), _u(r, 1.4, 1.8), KERB
@@ -357,8 +464,11 @@ def sample_outdoor(ctx: Context) -> Draft:
                 continue
             yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 12 if mode < 0.7 else 30))
             pitch = math.radians(_u(r, *cc.pitch_deg) - (15.0 if mode >= 0.9 else 0.0))
+            if kitti:  # along the lane, level: a camera fixed to a car
+                yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 3))
+                pitch = math.radians(float(np.clip(r.normal(0.0, 1.0), -3.0, 3.0)))
             target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(pitch)])
-            return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0))
+            return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0), roll=not kitti)
         raise Reject("camera_inside_geometry", "no free spot for the camera")
 
     meta = {"street": {"road_width_m": round(st.width, 3), "sidewalk_m": round(st.sidewalk, 3),

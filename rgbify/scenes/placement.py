@@ -8,15 +8,18 @@ from collections.abc import Callable
 import numpy as np
 
 from rgbify.scenes.builder import Model, SceneBuilder, WorldSurface, pose
+from rgbify.scenes.cameras import draw_fov
 from rgbify.scenes.context import Context
 from rgbify.scenes.geometry import rot_z, translate
 from rgbify.scenes.spec import Camera, look_at
 
 
 def make_camera(ctx: Context, rng: np.random.Generator, eye: np.ndarray, target: np.ndarray,
-                pitch_range: tuple[float, float] | None = None, fov: float | None = None) -> Camera:
+                pitch_range: tuple[float, float] | None = None, fov: float | None = None, roll: bool = True
+                ) -> Camera:
     """A camera at ``eye`` looking toward ``target`` with the pitch clamped to the recipe's range, a FOV drawn from
-    the recipe and an occasional roll (drawn from ``rng``, the camera stream)."""
+    the recipe (its camera profiles, rgbify.scenes.cameras, or fov_deg) and an occasional roll (``roll``; drawn from
+    ``rng``, the camera stream)."""
     cc = ctx.config.camera
     d = np.asarray(target, dtype=np.float64) - eye
     yaw = math.atan2(d[1], d[0])
@@ -24,12 +27,12 @@ def make_camera(ctx: Context, rng: np.random.Generator, eye: np.ndarray, target:
     lo, hi = pitch_range or cc.pitch_deg
     pitch = math.radians(min(max(pitch, lo), hi))
     direction = np.array([math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch), math.sin(pitch)])
-    roll = 0.0
-    if rng.random() < cc.roll_prob:
-        roll = float(rng.uniform(-cc.roll_max_deg, cc.roll_max_deg))
-    fov = fov if fov is not None else float(rng.uniform(*cc.fov_deg))
+    roll_deg = 0.0
+    if roll and rng.random() < cc.roll_prob:
+        roll_deg = float(rng.uniform(-cc.roll_max_deg, cc.roll_max_deg))
+    fov = fov if fov is not None else draw_fov(rng, cc)[0]
     w, h = ctx.config.resolution
-    return Camera.from_hfov(w, h, round(fov, 3), look_at(eye, eye + direction, roll_deg=round(roll, 3)))
+    return Camera.from_hfov(w, h, round(fov, 3), look_at(eye, eye + direction, roll_deg=round(roll_deg, 3)))
 
 
 def place_on_surface(ctx: Context, b: SceneBuilder, model: Model, ws: WorldSurface, tries: int = 6,

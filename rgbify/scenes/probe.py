@@ -26,6 +26,7 @@ import numpy as np
 import trimesh
 
 from rgbify.scenes.geometry import TriMesh, world_mesh
+from rgbify.scenes.lighting import sky_model
 from rgbify.scenes.spec import Camera, Light, Material, Object, World
 
 LIGHT_UNIT = {"point": 1.0, "spot": 1.0, "area": 1.0, "sun": 1.0}
@@ -51,13 +52,20 @@ def luminance(c: tuple[float, float, float] | np.ndarray) -> float:
     return float(np.asarray(c, dtype=np.float64) @ LUMA)
 
 
+PATTERN_SHARE = {"none": 0.0, "plaster": 0.12, "plastic": 0.03, "ceramic": 0.04, "paper": 0.12, "rubber": 0.05,
+                 "marble": 0.1, "tiles": 0.1, "wood": 0.3, "skin": 0.15, "fabric": 0.4, "carpet": 0.17,
+                 "cardboard": 0.2, "brushed_metal": 0.5}
+"""Mean share of ``color2`` in a pattern's colour (the rest is base_color); 0.5 for patterns not listed."""
+
+
 def albedo(m: Material) -> np.ndarray:
     """Effective diffuse reflectance, linear RGB (3,)."""
     a = np.asarray(m.base_color, dtype=np.float64)
-    if m.texture is not None:
-        a = 0.5 * (a + np.asarray(m.texture.color2, dtype=np.float64))
+    if m.pattern != "none":
+        share = PATTERN_SHARE.get(m.pattern, 0.5)
+        a = (1.0 - share) * a + share * np.asarray(m.color2, dtype=np.float64)
     if m.image_texture:
-        a = np.full(3, 0.35)
+        a = a * 0.45  # an average image times the base colour
     if m.metallic > 0.5:
         a = a * 0.45  # a metal mostly mirrors its (darker than white) surroundings
     if m.transmission > 0.5:
@@ -67,12 +75,17 @@ def albedo(m: Material) -> np.ndarray:
 
 @dataclass
 class SceneRays:
-    """The scene's triangles, with a map from triangle to object, for ray casting."""
+    """The scene's triangles, with a map from triangle to object and each triangle's albedo and emission (from its
+    material slot), for ray casting."""
 
     mesh: trimesh.Trimesh
     tri_object: np.ndarray
     objects: tuple[Object, ...]
     intersector: object
+    tri_albedo: np.ndarray
+    """(T, 3) linear RGB diffuse reflectance of each triangle's material."""
+    tri_emission: np.ndarray
+    """(T, 3) linear RGB emitted radiance of each triangle's material."""
 
     @staticmethod
     def build(objects: tuple[Object, ...] | list[Object]) -> SceneRays:
@@ -83,9 +96,18 @@ class SceneRays:
         vertices = np.concatenate([m.vertices for m in meshes]) if meshes else np.zeros((0, 3))
         faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=False)]) if meshes else \
             np.zeros((0, 3), np.int64)
+        alb, emit = [], []
+        for o, m in zip(objects, meshes, strict=True):
+            slots = o.slots()
+            table = np.array([albedo(x) for x in slots]).reshape(-1, 3)
+            etable = np.array([x.emission_strength * np.asarray(x.base_color) for x in slots]).reshape(-1, 3)
+            idx = np.minimum(m.slots(), len(slots) - 1)
+            alb.append(table[idx])
+            emit.append(etable[idx])
         mesh = TriMesh(vertices, faces).to_trimesh()
         return SceneRays(mesh, np.concatenate(owner) if owner else np.zeros(0, np.int64), tuple(objects),
-                         _intersector(mesh))
+                         _intersector(mesh), np.concatenate(alb) if alb else np.zeros((0, 3)),
+                         np.concatenate(emit) if emit else np.zeros((0, 3)))
 
     def cast(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First hit per ray: (triangle index or -1, distance or inf)."""
@@ -130,6 +152,8 @@ class Probe:
     height: int
     object_index: np.ndarray
     """(H*W,) index into the scene's objects, -1 where nothing is hit."""
+    triangle: np.ndarray
+    """(H*W,) index of the triangle hit, -1 where nothing is hit."""
     depth_z_m: np.ndarray
     """(H*W,) planar depth, +inf where nothing is hit."""
     distance_m: np.ndarray
@@ -153,7 +177,7 @@ def probe(rays: SceneRays, camera: Camera, width: int, height: int) -> Probe:
         back[hit] = facing > 0
         normals[hit] = np.where((facing > 0)[:, None], -n, n)
     pts = origins + dirs * np.where(hit, dist, 0.0)[:, None]
-    return Probe(width, height, obj, np.where(hit, dist * cos, np.inf), dist, pts, normals, back, dirs)
+    return Probe(width, height, obj, tri, np.where(hit, dist * cos, np.inf), dist, pts, normals, back, dirs)
 
 
 @dataclass
@@ -245,11 +269,8 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
     n = len(hit)
     rho = np.zeros((n, 3))
     emit = np.zeros((n, 3))
-    mats = [o.material for o in rays.objects]
-    alb = np.array([albedo(m) for m in mats]).reshape(-1, 3)
-    em = np.array([m.emission_strength * np.asarray(m.base_color) for m in mats]).reshape(-1, 3)
-    rho[hit] = alb[p.object_index[hit]]
-    emit[hit] = em[p.object_index[hit]]
+    rho[hit] = rays.tri_albedo[p.triangle[hit]]
+    emit[hit] = rays.tri_emission[p.triangle[hit]]
     pts = p.points[hit] + p.normals[hit] * 1e-3
     nrm = p.normals[hit]
     e_direct = np.zeros(len(pts))
@@ -261,8 +282,7 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
             e = e.copy()
             e[lit] = e[lit] * (d_hit >= dist[lit] - 0.05)
         e_direct += e
-    bg = np.asarray(world.background_color, dtype=np.float64) * world.strength if not world.hdri else \
-        np.full(3, 0.5 * world.strength)
+    bg, sky_irradiance = sky_model(world)
     e_ind = 0.0
     if interreflection and interior is not None:  # integrating-sphere model of the room
         area, rho_room = interior
@@ -271,7 +291,7 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
     elif interreflection and hit.any():
         rho_mean = float(np.clip(rho[hit] @ LUMA, 0.0, 0.75).mean())
         e_ind = float(e_direct.mean()) * rho_mean / (1.0 - rho_mean) * (1.0 if enclosed else OUTDOOR_BOUNCE)
-    sky = math.pi * luminance(bg) * (1.0 + nrm[:, 2]) / 2.0 * (0.05 if enclosed else OUTDOOR_SKY)
+    sky = sky_irradiance(nrm) * (0.05 if enclosed else OUTDOOR_SKY)
     lit_part = np.broadcast_to(bg, (n, 3)).copy()
     e_total = e_direct + e_ind + sky
     lit_part[hit] = rho[hit] / math.pi * e_total[:, None]
@@ -283,16 +303,31 @@ def _srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
+AGX_WHITE = 16.29
+"""Scene-linear value Blender's AgX view transform maps to display white (it compresses, not clips, below it)."""
+
+
+def _agx_display(x: np.ndarray) -> np.ndarray:
+    """An approximation of AgX's display value (0-1) of scene-linear luminance: a log2 curve over about 16.5 stops
+    around middle grey, through an S-shaped contrast curve (enough for an exposure estimate, not for colour)."""
+    v = np.clip((np.log2(np.maximum(x, 1e-10)) + 12.47) / 16.5, 0.0, 1.0)
+    return np.clip(v * v * (3.0 - 2.0 * v) * 1.03 - 0.015, 0.0, 1.0)
+
+
 def exposure(lit: np.ndarray, emit: np.ndarray, target: float, ok: tuple[float, float],
-             max_relight: float) -> Exposure:
+             max_relight: float, view_transform: str = "Standard", exposure_ev: float = 0.0) -> Exposure:
     """Meter the frame (median luminance, sky included, as a camera would), pick a relight factor when it is
-    outside ``ok``, and measure the result: pixels with any channel >= 1 are clipped, luminance < 0.01 is dark."""
+    outside ``ok``, and measure the result through the view transform (``exposure_ev`` stops brighter): under
+    Standard pixels with any channel >= 1 are clipped, under AgX >= AGX_WHITE; luminance < 0.01 is dark."""
     lum = lit @ LUMA
     med = float(np.median(lum))
     factor = 1.0
     if not ok[0] <= med <= ok[1]:
         factor = float(np.clip(target / max(med, 1e-9), 1.0 / max_relight, max_relight))
-    total = lit * factor + emit
+    total = (lit * factor + emit) * 2.0 ** float(exposure_ev)
     total_lum = total @ LUMA
-    return Exposure(median=med, relight=factor, clipped_fraction=float(np.mean(total.max(1) >= 1.0)),
-                    dark_fraction=float(np.mean(total_lum < 0.01)), mean_srgb=float(_srgb(total).mean()))
+    agx = view_transform == "AgX"
+    clip = AGX_WHITE if agx else 1.0
+    shown = _agx_display(total_lum) if agx else _srgb(total).mean(1)
+    return Exposure(median=med, relight=factor, clipped_fraction=float(np.mean(total.max(1) >= clip)),
+                    dark_fraction=float(np.mean(total_lum < 0.01)), mean_srgb=float(np.mean(shown)))

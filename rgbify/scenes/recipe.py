@@ -30,14 +30,47 @@ class RecipeError(ConfigError):
     """A recipe file or override is malformed; the message names the key, the value and the fix."""
 
 
+class AssetWarning(UserWarning):
+    """An asset file or folder (a model, an HDRI, a texture) was skipped; the message names it and says why."""
+
+
+AT_LEAST = {"temperature_k": 1.0, "world_strength": 0.0, "exposure_target": 1e-6, "exposure_ok": 0.0,
+            "max_relight": 1.0, "roll_max_deg": 0.0, "max_attempts": 1, "min_visible_instances": 0,
+            "probe_resolution": 1}
+"""Smallest value of fields that no naming rule below covers."""
+
+
+def value_problem(name: str, v: Any) -> str | None:
+    """What is wrong with a recipe value, by the rules its name implies (None if nothing): a [low, high] pair
+    needs low <= high; ``*_prob`` and ``*_fraction`` lie in [0, 1]; a count range (two integers) is >= 0; a length
+    (``*_m``) is > 0; the fields of AT_LEAST have their own lower bound."""
+    pair = isinstance(v, tuple) and len(v) == 2
+    values = list(v) if isinstance(v, tuple) else [v]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in values):
+        return None
+    if pair and name not in NOT_RANGES and v[0] > v[1]:
+        return "low is above high"
+    if name.endswith(("_prob", "_fraction")) and not all(0.0 <= x <= 1.0 for x in values):
+        return "must lie in [0, 1] (a probability or a share)"
+    if pair and name not in NOT_RANGES and all(isinstance(x, int) for x in values) and v[0] < 0:
+        return "a count cannot be negative"
+    if name.endswith("_m") and not all(x > 0 for x in values):
+        return "a length in metres must be positive"
+    if name in AT_LEAST and not all(x >= AT_LEAST[name] for x in values):
+        return f"must be at least {AT_LEAST[name]:g}"
+    return None
+
+
 class _Ranges:
-    """Checks, on construction, that every [low, high] pair of a section has low <= high."""
+    """Checks, on construction, every value of a section by :func:`value_problem`."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
-            if f.name not in NOT_RANGES and isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
-                raise RecipeError(f"{type(self).__name__}.{f.name} {list(v)}: low is above high")
+            problem = value_problem(f.name, v)
+            if problem:
+                shown = list(v) if isinstance(v, tuple) else v
+                raise RecipeError(f"{f.name} {shown}: {problem}; fix it in the recipe file (or --set)")
 
 
 @dataclass(frozen=True)
@@ -45,7 +78,12 @@ class CameraConfig(_Ranges):
     __pydantic_config__ = STRICT
 
     fov_deg: Range = (50.0, 90.0)
-    """Horizontal field of view in degrees."""
+    """Horizontal field of view in degrees (when no profiles are named)."""
+    profiles: tuple[Literal["nyuv2", "scannet", "kitti"], ...] = ()
+    """Dataset cameras to match (rgbify/scenes/cameras.py): each view draws one and takes its horizontal FOV (and,
+    for kitti, its 1.65 m mounting height in the driving views) instead of fov_deg."""
+    profile_jitter_deg: float = 1.0
+    """A profile's FOV varies by +- this many degrees."""
     height_m: Range = (1.0, 1.8)
     """Camera height above the floor / ground in metres (tabletop: above the table top)."""
     pitch_deg: Range = (-35.0, 5.0)
@@ -56,6 +94,18 @@ class CameraConfig(_Ranges):
     """Largest roll magnitude in degrees when rolled."""
     distance_m: Range = (0.4, 1.6)
     """Tabletop only: distance from the camera to the point it looks at on the table, metres."""
+    view_transform: Literal["Standard", "AgX"] = "AgX"
+    """Blender's view transform of the RGB render: AgX (a filmic curve, as a camera's) or Standard (clip at 1)."""
+    exposure_ev: Range = (-0.4, 0.4)
+    """Exposure offset of the view transform, stops (drawn per image and recorded)."""
+    white_balance: bool = True
+    """White-balance each image to its scene's light (the mean colour temperature of its lights, plus a residual)."""
+    white_balance_residual_k: Range = (-250.0, 250.0)
+    """Error of the white balance, Kelvin (recorded in the spec as white_balance_k)."""
+    dof_prob: float = 0.0
+    """Probability of depth of field in the RGB render (ground truth stays the pinhole's)."""
+    f_number: Range = (1.8, 5.6)
+    """Aperture f-number when depth of field is on; the plane in focus is the probe's median depth."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +116,13 @@ class LightingConfig(_Ranges):
     """Colour temperature of every light, Kelvin."""
     world_strength: Range = (0.2, 1.0)
     """Strength of the background (sky) colour; the HDRI strength when an HDRI is used."""
+    builtin_hdris: bool = True
+    """Without hdri_dir: light scenes with Blender's own CC0 daylight HDRIs (city, courtyard, forest, sunrise,
+    sunset), with probability hdri_prob."""
+    physical_sky_prob: float = 0.0
+    """Probability of Blender's physical sky (its sun matching the scene's sun lamp) instead of an HDRI or colour."""
+    sky_to_sun: Range = (0.15, 0.35)
+    """Physical sky: its irradiance on the ground as a share of the sun's (sets the sky's strength)."""
     hdri_dir: str | None = None
     """Optional folder of equirectangular .hdr/.exr files; one is drawn per scene with probability hdri_prob."""
     hdri_prob: float = 0.5
@@ -96,6 +153,46 @@ class MaterialConfig(_Ranges):
     """Optional folder of .png/.jpg images used as base-colour textures with probability image_texture_prob."""
     image_texture_prob: float = 0.3
     """Probability of an image texture from image_texture_dir (when it holds any)."""
+
+
+@dataclass(frozen=True)
+class SensorConfig(_Ranges):
+    """What the camera adds to the RGB image after the lens (rgbify.render.postprocess); drawn per image."""
+
+    __pydantic_config__ = STRICT
+
+    noise_std: Range = (0.0, 0.0)
+    """Read noise, standard deviation in 8-bit levels (shot noise grows with it)."""
+    jpeg_prob: float = 0.0
+    """Probability of JPEG compression."""
+    jpeg_quality: IntRange = (70, 95)
+    """JPEG quality when compressed."""
+    vignetting: Range = (0.0, 0.0)
+    """Brightness lost at the corners (0-1)."""
+    chromatic_aberration_px: Range = (0.0, 0.0)
+    """Lateral chromatic aberration at the corners, pixels."""
+    motion_blur_prob: float = 0.0
+    """Probability of a linear motion blur."""
+    motion_blur_px: Range = (1.0, 4.0)
+    """Length of the motion blur, pixels."""
+
+
+@dataclass(frozen=True)
+class PhysicsConfig(_Ranges):
+    """Loose small objects dropped and settled by a rigid-body simulation (PyBullet; rgbify/scenes/physics.py)."""
+
+    __pydantic_config__ = STRICT
+
+    enabled: bool = True
+    """Settle the loose objects (clutter, books, pillows, small things on the floor) before the camera is placed."""
+    tip_prob: float = 0.15
+    """Probability that a loose object is dropped tipped over (turned 60-110 degrees about a horizontal axis), so
+    that it lands on its side, leans or rests on another object."""
+    drop_m: Range = (0.002, 0.02)
+    """Height above its resting place an upright object is dropped from, metres (tipped ones: enough to clear
+    their support)."""
+    max_seconds: float = 1.5
+    """Simulated seconds at most; objects still moving then are taken out of the scene."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +243,20 @@ class IndoorLayout(_Ranges):
     """Framed pictures tried on the walls."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
+    room_types: tuple[Literal["generic", "kitchen", "bathroom", "bedroom", "living", "office", "corridor"], ...] = (
+        "generic",)
+    """Room types (rgbify/scenes/rooms.py); each scene draws one. generic: the procedural room of sampler versions
+    up to 7; a type's size is the ranges above held to its limits (bathroom 1.8-3.6 m, corridor 1.1-1.8 m wide,
+    living room and office up to 15 m)."""
+    catalog_prob: float = 0.0
+    """Probability that a piece of furniture or a small object comes from the Sweet Home 3D catalogue (Debian:
+    apt install sweethome3d-furniture); 0: procedural models only."""
+    open_door_prob: float = 0.0
+    """Probability that a door on an outer wall stands open onto a furnished neighbouring room."""
+    neighbour_depth_m: Range = (2.5, 5.0)
+    """Depth of a neighbouring room behind an open door, metres."""
+    close_up_prob: float = 0.0
+    """Probability that a view is a close-up: the camera 0.45-1.0 m from an object or a piece of furniture."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +309,15 @@ class OutdoorLayout(_Ranges):
     """Side of the square ground plane, metres."""
     asset_prob: float = 0.35
     """With user assets, the probability that a placed object is drawn from them."""
+    facade_prob: float = 0.0
+    """Probability that a building's street front has windows set into it and a door (else a plain wall)."""
+    pedestrians: IntRange = (0, 0)
+    """People standing or walking on the sidewalks near the camera's stretch of street (Sweet Home 3D catalogue
+    models: none without it)."""
+    bicycles: IntRange = (0, 0)
+    """Bicycles parked at the kerb (catalogue models: none without it)."""
+    catalog_prob: float = 0.0
+    """Probability that a car is a Sweet Home 3D catalogue model (true size, its own materials); 0: no catalogue."""
 
 
 Layout = IndoorLayout | TabletopLayout | OutdoorLayout
@@ -222,8 +342,30 @@ class RecipeConfig:
     """Cycles samples per pixel."""
     denoise: bool = True
     """Denoise the RGB render (OpenImageDenoise)."""
-    max_bounces: int = 8
-    """Cycles light path bounces of the RGB render."""
+    max_bounces: int = 12
+    """Cycles light path bounces of the RGB render (total). These Cycles defaults come from the quality/time study
+    in docs/performance.md: 12/8/8/12 bounces and no indirect clamp (unbiased) cost no more than Blender's 8/4/4/12
+    and clamp 10, and look the same within that study's noise."""
+    diffuse_bounces: int = 8
+    """Cycles diffuse bounces."""
+    glossy_bounces: int = 8
+    """Cycles glossy bounces."""
+    transmission_bounces: int = 12
+    """Cycles transmission bounces."""
+    adaptive_threshold: float = 0.01
+    """Cycles adaptive sampling's noise threshold."""
+    light_tree: bool = True
+    """Cycles' light tree."""
+    clamp_indirect: float = 0.0
+    """Clamp of indirect light samples (0: none)."""
+    caustics: bool = True
+    """Reflective and refractive caustics."""
+    denoise_prefilter: Literal["ACCURATE", "FAST", "NONE"] = "ACCURATE"
+    """OpenImageDenoise's prefilter of its guides."""
+    world_map_resolution: int = 256
+    """Width of the map Cycles importance-samples the HDRI or sky with (0: Blender's automatic, 1024 for the
+    builtin HDRIs). 256 saves about 3 core-seconds per render, a quarter of a 16-spp 256 px render, for images that
+    differ by a third of a level of noise (benchmarks/bench_world_map.py, docs/performance.md)."""
     camera: CameraConfig = field(default_factory=CameraConfig)
     """[camera]: field of view, height, pitch, roll."""
     lighting: LightingConfig = field(default_factory=LightingConfig)
@@ -232,6 +374,10 @@ class RecipeConfig:
     """[materials]: glass, metal and texture probabilities."""
     validity: ValidityConfig = field(default_factory=ValidityConfig)
     """[validity]: the checks a view must pass (coverage, sky, nearness, exposure)."""
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+    """[sensor]: noise, JPEG, vignetting, chromatic aberration, motion blur of the RGB image."""
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    """[physics]: loose objects dropped and settled by a rigid-body simulation."""
     layout: Layout = field(default_factory=IndoorLayout)
     """[layout]: what the sampler of ``kind`` builds (room, table or street sizes and counts)."""
 
@@ -241,6 +387,11 @@ class RecipeConfig:
             raise RecipeError(f"resolution {list(self.resolution)} must be two positive integers [width, height]")
         if self.samples < 1:
             raise RecipeError(f"samples {self.samples} must be >= 1")
+        if self.max_bounces < 0:
+            raise RecipeError(f"max_bounces {self.max_bounces} must be >= 0")
+        if not 0 <= self.world_map_resolution <= 16384:
+            raise RecipeError(f"world_map_resolution {self.world_map_resolution} must be 0 (automatic) or a width "
+                              "of at most 16384")
         lo, hi = self.camera.fov_deg
         if not 1.0 <= lo <= hi < 179.0:
             raise RecipeError(f"camera.fov_deg {list(self.camera.fov_deg)} must be [low, high] within (1, 179)")

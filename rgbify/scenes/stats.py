@@ -10,6 +10,7 @@ import numpy as np
 
 from rgbify.scenes.recipe import RecipeConfig
 from rgbify.scenes.sample import sample_scene_and_probe
+from rgbify.signals import quiet_worker, stop_pool
 
 DEPTH_BINS_M = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, np.inf)
 
@@ -21,19 +22,39 @@ def _scene_summary(config: RecipeConfig, seed: int, index: int, assets: Any) -> 
     finite = d[np.isfinite(d)]
     return {"rejects": list(meta["rejects"]), "classes": [o.class_name for o in spec.objects],
             "visible": meta["coverage"]["visible_instances"], "relight": meta["exposure"]["relight"],
-            "lights": len(spec.lights),
+            "lights": len(spec.lights), "physics": meta.get("physics", {}),
+            "models": [_model_key(o) for o in spec.objects if o.class_name not in STRUCTURE],
             "hist": np.histogram(finite, bins=np.asarray(DEPTH_BINS_M[:-1] + (1e9,)))[0],
             "sky": int(np.sum(~np.isfinite(d))), "rays": len(d),
             "depth": (float(finite.min()), float(np.median(finite)), float(finite.max())) if len(finite) else None}
+
+
+STRUCTURE = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
+"""Classes left out of the model counts (they are the room or the street, not things in it)."""
+
+
+def _model_key(o: Any) -> str:
+    """What a distinct model is: a mesh file (a catalogue or user model) by its path, a made one by its object
+    kind (its name up to the instance number: 'dining_table', 'sofa', 'mug'...)."""
+    g = o.geometry
+    if getattr(g, "path", None):
+        return "file:" + str(g.path)
+    return "made:" + o.name.rsplit("_", 1)[0]
 
 
 def _summaries(config: RecipeConfig, n: int, seed: int, assets: Any, jobs: int) -> list[dict[str, Any]]:
     if jobs <= 1 or n < 4:
         return [_scene_summary(config, seed, i, assets) for i in range(n)]
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
+    try:
         futures = [pool.submit(_scene_summary, config, seed, i, assets) for i in range(n)]
-        return [f.result() for f in futures]
+        rows = [f.result() for f in futures]
+    except BaseException:  # Ctrl-C: the workers (which ignore SIGINT) are ended, the scenes not started dropped
+        stop_pool(pool, interrupted=True)
+        raise
+    stop_pool(pool, interrupted=False)
+    return rows
 
 
 def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None, jobs: int = 1) -> dict[str, Any]:
@@ -74,7 +95,55 @@ def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None
         "relight_factor": summary([r["relight"] for r in rows]),
         "classes": {c: {"scenes": classes_in_scene[c], "instances_per_scene": round(instances[c] / n, 3)}
                     for c in sorted(instances, key=lambda c: -instances[c])},
+        "physics": _physics(rows),
+        "models": _models(rows),
+        "coverage": _coverage(instances),
     }
+
+
+def _models(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Distinct models (mesh files, made kinds) over the scenes, how many scenes it takes for half of them to have
+    appeared, and the share of non-structure objects that are mesh files."""
+    seen: set[str] = set()
+    first: list[int] = []
+    for k, r in enumerate(rows):
+        for m in r["models"]:
+            if m not in seen:
+                seen.add(m)
+                first.append(k)
+    objects = sum(len(r["models"]) for r in rows)
+    files = sum(m.startswith("file:") for r in rows for m in r["models"])
+    return {"distinct": len(seen), "distinct_files": sum(m.startswith("file:") for m in seen),
+            "per_1000_scenes": round(1000 * len(seen) / max(len(rows), 1), 1),
+            "scenes_until_half_seen": (sorted(first)[(len(first) - 1) // 2] + 1) if first else 0,
+            "file_share_of_objects": round(files / max(objects, 1), 4)}
+
+
+def _coverage(instances: Counter) -> dict[str, Any]:
+    """The NYU40 and Cityscapes classes the scenes' classes map to (rgbify.scenes.classes)."""
+    from rgbify.scenes.classes import cityscapes_ids, nyu40_id
+
+    known = [c for c in instances if c in _vocabulary()]
+    nyu = sorted({nyu40_id(c) for c in known} - {0})
+    city = sorted({cityscapes_ids(c)[1] for c in known} - {255})
+    return {"nyu40": len(nyu), "nyu40_ids": nyu, "cityscapes_train": len(city), "cityscapes_train_ids": city}
+
+
+def _vocabulary() -> set[str]:
+    from rgbify.scenes.classes import CLASSES
+
+    return set(CLASSES)
+
+
+def _physics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Loose objects settled by the physics step: per scene, and the share that came to rest tilted."""
+    loose = sum(int(r["physics"].get("loose", 0)) for r in rows)
+    tilted = sum(int(r["physics"].get("tilted", 0)) for r in rows)
+    objects = sum(len(r["classes"]) for r in rows)
+    return {"loose_per_scene": round(loose / max(len(rows), 1), 2), "tilted": tilted, "loose": loose,
+            "tilted_share_of_loose": round(tilted / max(loose, 1), 4), "tilted_share_of_objects":
+            round(tilted / max(objects, 1), 4),
+            "removed": sum(int(r["physics"].get("removed", 0)) for r in rows)}
 
 
 def format_stats(s: dict[str, Any]) -> str:
@@ -94,6 +163,16 @@ def format_stats(s: dict[str, Any]) -> str:
     lines.append(f"instances per scene {_fmt(s['instances_per_scene'])}; classes per scene "
                  f"{_fmt(s['classes_per_scene'])}; visible instances per view {_fmt(s['visible_instances_per_view'])}")
     lines.append("lights per scene " + _fmt(s["lights_per_scene"]) + "; relight factor " + _fmt(s["relight_factor"]))
+    ph = s["physics"]
+    lines.append(f"physics: {ph['loose_per_scene']:g} loose objects settled per scene; {ph['tilted']} of {ph['loose']} "
+                 f"came to rest tilted ({100 * ph['tilted_share_of_loose']:.1f}%; "
+                 f"{100 * ph['tilted_share_of_objects']:.1f}% of all objects); {ph['removed']} taken out")
+    mo, cov = s["models"], s["coverage"]
+    lines.append(f"models: {mo['distinct']} distinct ({mo['distinct_files']} mesh files; {mo['per_1000_scenes']:g} "
+                 f"per 1,000 scenes), half of them seen within {mo['scenes_until_half_seen']} scenes; "
+                 f"{100 * mo['file_share_of_objects']:.1f}% of objects are mesh files")
+    lines.append(f"class coverage: {cov['nyu40']} of 40 NYU40 classes, {cov['cityscapes_train']} of 19 Cityscapes "
+                 "train classes")
     lines.append("classes (scenes containing it, instances per scene):")
     for c, v in s["classes"].items():
         lines.append(f"  {c:<14} {v['scenes']:>5} {v['instances_per_scene']:>8.2f}")

@@ -16,6 +16,11 @@ from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
 PRESETS = ("tiny", "tiny-random", "sd2-random")
+MARIGOLD_TASKS = ("depth", "normals")
+MARIGOLD_DEPTH_CODEC = "depth/colormap:gray"
+"""The depth codec of marigold mode: f(d) = 1 - (1 + d/10 m)^-2 as grey, the same value in R, G and B, which is the
+form of Marigold's depth targets (one value repeated in three channels): diffusers' MarigoldDepthPipeline, which
+averages the three channels, returns f(d) in [0, 1] (docs/training.md)."""
 
 
 @dataclass(frozen=True)
@@ -35,14 +40,19 @@ class TrainConfig:
     text_encoder/, tokenizer/, scheduler/)."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
-    generation items mixed in, conditioning dropout; lotus: x0 prediction at t=T in one step with the detail
-    preserver; marigold: noise/v prediction, multi-step DDIM at inference."""
+    generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);
+    lotus: x0 prediction at t=T in one step with the detail preserver; marigold: one task (depth or normals) on the
+    empty prompt, noise/v prediction, multi-step DDIM at inference (runs load in diffusers' Marigold pipelines)."""
     tasks: tuple[str, ...] = TASKS
     """Tasks to train on (comma-separated on the command line), from depth,normals,semantic,instance."""
     task_weights: tuple[float, ...] = ()
     """Sampling weight of each task, one per task (comma-separated; empty: equal)."""
     generation_ratio: float = 0.05
     """Fraction of items that are plain image generation (caption -> RGB) to retain generation; instruct only."""
+    color_jitter: float = 0.0
+    """Photometric augmentation of training input images: brightness, contrast and saturation in [1-s, 1+s] (0: off)."""
+    noise_std: float = 0.0
+    """Gaussian noise on training input images, standard deviation drawn in [0, this] 8-bit levels (0: off)."""
     resolution: int = 512
     """Training side length in pixels (a multiple of 8; the latent is resolution/8, resolution/4 with 'tiny')."""
     batch_size: int = 4
@@ -69,8 +79,17 @@ class TrainConfig:
     """Recompute UNet activations in backward to save memory."""
     ema_decay: float = 0.0
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
+    prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
+    """Class colour format of semantic and instance prompts: drawn per item from rgb, hex, json and names, or one of
+    them; compact ("wall red, floor lime", at most 16 classes per item) keeps every prompt within CLIP's 77 tokens,
+    which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
+    multi_res_noise: float = 0.0
+    """marigold/instruct: Marigold's multi-resolution (pyramid) training noise, its strength (Marigold: 0.9); 0 draws
+    plain Gaussian noise."""
+    multi_res_noise_annealed: bool = True
+    """marigold/instruct: scale the multi-resolution noise's strength by t/T per item (Marigold's annealing)."""
     cond_dropout: float = 0.05
     """instruct: probability of dropping the prompt, the image, and both (each), for classifier-free guidance."""
     detail_preserver: bool = True
@@ -107,14 +126,76 @@ class TrainConfig:
             raise ConfigError(f"--task-weights has {len(self.task_weights)} values for {len(self.tasks)} tasks")
         if self.resolution % 8 or self.resolution < 16:
             raise ConfigError(f"--resolution {self.resolution} must be a multiple of 8 and at least 16")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ConfigError(f"--color-jitter {self.color_jitter} must lie in [0, 1)")
+        if not 0.0 <= self.noise_std <= 64.0:
+            raise ConfigError(f"--noise-std {self.noise_std} must lie in [0, 64] (8-bit levels)")
+        self._check_mode_options()
         if not 0.0 <= self.generation_ratio < 1.0:
             raise ConfigError(f"--generation-ratio {self.generation_ratio} must lie in [0, 1)")
-        for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints"):
+        for name in ("batch_size", "grad_accum", "steps", "checkpoint_every", "inference_steps", "keep_checkpoints",
+                     "eval_samples", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 0 or more")
+        if not 0 < self.lr <= 1:
+            raise ConfigError(f"--lr {self.lr} must be a positive learning rate (at most 1; e.g. 3e-5)")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"--ema-decay {self.ema_decay} must lie in [0, 1) (0: no EMA; e.g. 0.999)")
+        if not 0 <= self.cond_dropout <= 1 / 3:
+            raise ConfigError(f"--cond-dropout {self.cond_dropout} must lie in [0, 1/3] (the prompt, the image and "
+                              "both are each dropped with this probability)")
+        if self.task_weights and (min(self.task_weights) < 0 or sum(self.task_weights) <= 0):
+            raise ConfigError(f"--task-weights {','.join(map(str, self.task_weights))} must be non-negative and not "
+                              "all 0")
+
+    def _check_mode_options(self) -> None:
+        """The options that only some modes take (marigold: one task; multi-resolution noise)."""
+        if self.mode == "marigold" and (len(self.tasks) != 1 or self.tasks[0] not in MARIGOLD_TASKS):
+            raise ConfigError(
+                f"--tasks {','.join(self.tasks)}: --mode marigold trains one task, depth or normals, on "
+                "the empty prompt as Marigold does; use --mode instruct or lotus for several tasks"
+            )
+        if not 0.0 <= self.multi_res_noise <= 1.0:
+            raise ConfigError(f"--multi-res-noise {self.multi_res_noise} must lie in [0, 1] (Marigold: 0.9)")
+        if self.multi_res_noise and self.mode == "lotus":
+            raise ConfigError("--multi-res-noise is for --mode marigold and instruct (lotus starts from t = T)")
 
     def to_dict(self) -> dict[str, Any]:
         return to_data(self)
+
+    def target_options(self) -> dict[str, Any]:
+        """make_task_target options of this run's targets (rgbify.encode): marigold mode's fixed depth codec, the
+        prompt format if one is set."""
+        options: dict[str, Any] = {"depth_codecs": (MARIGOLD_DEPTH_CODEC,)} if self.mode == "marigold" else {}
+        if self.prompt_format != "drawn":
+            options["prompt_format"] = self.prompt_format
+        return options
+
+
+RESUMABLE = ("steps", "exit_after", "resume", "data", "out", "num_workers", "loader", "eval_every", "eval_samples",
+             "log_every", "checkpoint_every", "keep_checkpoints", "inference_steps")
+"""Fields a resumed run may change: its length (``steps``: the LR schedule is stretched to the new length from
+the step resumed), how it stops, reads, logs, validates and checkpoints, and where its dataset lies (a moved
+dataset; its content must be the same for an exact resume). Every other field fixes what the run is: a resume
+with another value is refused (docs/training.md)."""
+
+
+def config_differences(old: dict[str, Any], new: TrainConfig) -> list[str]:
+    """The fields outside RESUMABLE whose value in the run's saved config ``old`` (plain data) differs from
+    ``new``'s, as ``--flag old -> new``."""
+    ref = to_data(new)
+    diffs = []
+    for name in ref:
+        if name in RESUMABLE:
+            continue
+        before = old.get(name, to_data(TrainConfig()).get(name))
+        if before != ref[name]:
+            shown = (",".join(map(str, v)) if isinstance(v, list) else v for v in (before, ref[name]))
+            diffs.append("--{} {} -> {}".format(name.replace("_", "-"), *shown))
+    return diffs
 
 
 def make_config(overrides: dict[str, Any], toml_path: str | Path | None = None) -> TrainConfig:

@@ -61,7 +61,8 @@ class EpochItems(torch.utils.data.Dataset):
 
 def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float | None = None, **kw) -> TaskDataset:
     """The rgbify.datasets.TaskDataset of ``cfg.data`` for ``split`` at ``cfg.resolution`` (crop/flip augmentation
-    on for the train split only, unless ``augment=`` is given in ``kw``)."""
+    on for the train split only, unless ``augment=`` is given in ``kw``), its targets drawn with the run's
+    ``target_options`` (marigold: the grey depth codec)."""
     if generation_ratio is None:
         generation_ratio = cfg.generation_ratio if (cfg.mode == "instruct" and split == "train") else 0.0
     return TaskDataset(
@@ -72,7 +73,9 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         resolution=cfg.resolution,
         generation_ratio=generation_ratio,
         seed=cfg.seed,
-        **kw,
+        color_jitter=cfg.color_jitter if split == "train" else 0.0,
+        noise_std=cfg.noise_std if split == "train" else 0.0,
+        **{"target_options": cfg.target_options(), **kw},
     )
 
 
@@ -88,6 +91,12 @@ def open_data(cfg: TrainConfig, train_data=None, val_data=None):
             val_data = None
         val_data = val_data if val_data is not None and len(val_data) else None
     if len(train_data) < cfg.batch_size:
+        manifest = getattr(getattr(train_data, "reader", None), "manifest", None) or {}
+        if manifest and not manifest.get("complete", True):
+            published = sum(int(e["samples"]) for e in manifest.get("shards", []))
+            raise UserError(f"--data {cfg.data} is an unfinished dataset ({published} of {manifest.get('count')} "
+                            f"samples published, {len(train_data)} in the train split): finish it with the same "
+                            "`rgbify build` command (or wait for the running one)")
         raise UserError(f"--batch-size {cfg.batch_size} exceeds the {len(train_data)} training items; lower it")
     return train_data, val_data
 

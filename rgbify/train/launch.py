@@ -84,7 +84,7 @@ def maybe_relaunch(args: argparse.Namespace) -> int | None:
     if n == 1 or under_launcher():
         return None
     import rgbify
-    from rgbify.datasets.scaleout import visible_gpus
+    from rgbify.datasets.build.pools import visible_gpus
 
     env = dict(os.environ)
     gpus = visible_gpus()

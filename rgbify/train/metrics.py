@@ -6,16 +6,20 @@ normal metrics, dataset-accumulated mIoU, COCO panoptic quality):
 - depth in metres, planar z; a pixel counts when ``valid`` is true and the ground truth is finite and > 0;
 - normals are unit vectors in one shared frame (any frame, as long as prediction and ground truth agree);
   angular errors in degrees, threshold accuracies in percent;
-- label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth.
+- label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth;
+- optical flow is float (H, W, 2) in pixels (KITTI's EPE and Fl-all).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog")
+DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "i_rmse", "silog")
 NORMAL_KEYS = ("mean", "median", "rmse", "a5", "a7_5", "a11_25", "a22_5", "a30")
-MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios
+FLOW_KEYS = ("epe", "fl_all")
+FL_OUTLIER_PX = 3.0
+FL_OUTLIER_REL = 0.05
+MIN_DEPTH_M = 1e-3  # predictions are clipped to this before logs and ratios (the benchmarks pass their own floor)
 
 
 def _depth_mask(gt_m: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -26,24 +30,32 @@ def _depth_mask(gt_m: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     return mask
 
 
-def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
-    """Standard depth errors of one image (or any stack of pixels).
+def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None = None,
+                  min_pred_m: float = MIN_DEPTH_M) -> dict[str, float]:
+    """Standard depth errors of one image (or any stack of pixels), as Marigold names and computes them.
 
     pred_m, gt_m: float (H, W) metres; valid: bool (H, W) or None. Pixels with gt not finite or <= 0 are
-    always excluded; non-finite predictions count as ``MIN_DEPTH_M`` far off rather than being dropped
-    (a codec's "infinitely far" decodes to +inf and is clipped to 1e6 m).
-    Returns abs_rel, sq_rel, rmse (m), rmse_log, log10, delta1..3 (fraction in [0, 1]) and silog
-    (100 * sqrt(mean e^2 - (mean e)^2), e = ln pred - ln gt). All NaN when no pixel is valid.
+    always excluded; finite predictions are clipped to ``min_pred_m`` from below. A prediction that is NaN or
+    infinite on a scored pixel is never turned into a number: it is counted in ``nonfinite_pixels`` and makes
+    every metric of the image NaN except delta1..3, where it counts as a miss (as in Marigold's code).
+    Returns abs_rel, sq_rel, rmse (m), rmse_log, log10, delta1..3 (fraction in [0, 1]), i_rmse (1/m, of
+    1/pred - 1/gt) and silog (100 * sqrt(mean e^2 - (mean e)^2), e = ln pred - ln gt), plus ``pixels`` (scored)
+    and ``nonfinite_pixels``. All metrics NaN when no pixel is valid.
     """
     mask = _depth_mask(gt_m, valid)
     if not mask.any():
-        return {k: float("nan") for k in DEPTH_KEYS}
+        return {**{k: float("nan") for k in DEPTH_KEYS}, "pixels": 0, "nonfinite_pixels": 0}
     gt = np.asarray(gt_m, dtype=np.float64)[mask]
     pred = np.asarray(pred_m, dtype=np.float64)[mask]
-    pred = np.nan_to_num(pred, nan=MIN_DEPTH_M, posinf=1e6, neginf=MIN_DEPTH_M)
-    pred = np.clip(pred, MIN_DEPTH_M, None)
+    finite = np.isfinite(pred)
+    nonfinite = int(np.count_nonzero(~finite))
+    pred = np.clip(pred[finite], min_pred_m, None)
+    ratio = np.maximum(pred / gt[finite], gt[finite] / pred)
+    deltas = {f"delta{k}": float(np.count_nonzero(ratio < 1.25**k) / gt.size) for k in (1, 2, 3)}
+    if nonfinite:
+        return {**{k: float("nan") for k in DEPTH_KEYS}, **deltas, "pixels": int(gt.size),
+                "nonfinite_pixels": nonfinite}
     diff = pred - gt
-    ratio = np.maximum(pred / gt, gt / pred)
     e = np.log(pred) - np.log(gt)
     return {
         "abs_rel": float(np.mean(np.abs(diff) / gt)),
@@ -51,10 +63,11 @@ def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, valid: np.ndarray | None
         "rmse": float(np.sqrt(np.mean(diff**2))),
         "rmse_log": float(np.sqrt(np.mean(e**2))),
         "log10": float(np.mean(np.abs(np.log10(pred) - np.log10(gt)))),
-        "delta1": float(np.mean(ratio < 1.25)),
-        "delta2": float(np.mean(ratio < 1.25**2)),
-        "delta3": float(np.mean(ratio < 1.25**3)),
+        **deltas,
+        "i_rmse": float(np.sqrt(np.mean((1.0 / pred - 1.0 / gt) ** 2))),
         "silog": float(100.0 * np.sqrt(max(np.mean(e**2) - np.mean(e) ** 2, 0.0))),
+        "pixels": int(gt.size),
+        "nonfinite_pixels": 0,
     }
 
 
@@ -120,9 +133,46 @@ def normal_stats(err: np.ndarray) -> dict[str, float]:
     }
 
 
+def flow_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """End-point error and KITTI's Fl-all of one flow field, over the valid pixels.
+
+    pred, gt: float (H, W, 2) pixels; valid: bool (H, W) or None. A pixel is scored when ``valid`` is true and both
+    ground-truth components are finite. epe = mean over scored pixels of |pred - gt| (Euclidean, pixels); fl_all =
+    the fraction (0..1; KITTI tables print percent) of scored pixels that are outliers: EPE > 3 px and
+    EPE > 5 % of |gt| (KITTI 2015's definition). A NaN or infinite prediction on a scored pixel makes epe NaN
+    (``nonfinite_pixels`` counts them) and counts as an outlier in fl_all, as depth_metrics treats its deltas.
+    Returns epe, fl_all, pixels, nonfinite_pixels; metrics NaN when no pixel is scored."""
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if p.shape != g.shape or g.ndim != 3 or g.shape[2] != 2:
+        raise ValueError(f"flow_metrics needs pred and gt of one shape (H, W, 2), got {p.shape} and {g.shape}")
+    mask = np.isfinite(g).all(axis=2)
+    if valid is not None:
+        mask &= np.asarray(valid, dtype=bool)
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return {"epe": float("nan"), "fl_all": float("nan"), "pixels": 0, "nonfinite_pixels": 0}
+    p, g = p[mask], g[mask]
+    finite = np.isfinite(p).all(axis=1)
+    err = np.hypot(*(p[finite] - g[finite]).T)
+    mag = np.hypot(*g[finite].T)
+    outliers = np.count_nonzero((err > FL_OUTLIER_PX) & (err > FL_OUTLIER_REL * mag)) + (n - finite.sum())
+    return {"epe": float(err.mean()) if finite.all() else float("nan"), "fl_all": float(outliers / n),
+            "pixels": n, "nonfinite_pixels": int(n - finite.sum())}
+
+
 def mean_depth(rows: list[dict[str, float]]) -> dict[str, float]:
-    """DEPTH_KEYS averaged over images (NaN-skipping) from per-image depth_metrics rows."""
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in DEPTH_KEYS}
+    """DEPTH_KEYS averaged over images from per-image ``depth_metrics`` rows, plus the counts behind them.
+
+    Images without a valid pixel are left out (``empty_images`` counts them); an image with a NaN or infinite
+    prediction has NaN metrics (deltas aside), and they stay NaN in the average: ``nonfinite_pixels`` and
+    ``nonfinite_images`` say why."""
+    scored = [r for r in rows if r["pixels"] > 0]
+    out = {k: float(np.mean([r[k] for r in scored])) if scored else float("nan") for k in DEPTH_KEYS}
+    out["nonfinite_pixels"] = int(sum(r.get("nonfinite_pixels", 0) for r in rows))
+    out["nonfinite_images"] = int(sum(1 for r in rows if r.get("nonfinite_pixels", 0)))
+    out["empty_images"] = len(rows) - len(scored)
+    return out
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int | None = 0) -> np.ndarray:

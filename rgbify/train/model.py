@@ -1,14 +1,26 @@
 """The model of a run: diffusers components built from a preset or loaded from a folder, adapted to the mode.
 
 - ``build_model(cfg)`` -> ``Components`` (tokenizer, text encoder, VAE, UNet, noise scheduler; only the UNet trains).
-  The UNet gets 8 input channels, [noisy (or starting) target latent, image latent]; in lotus mode also the task
-  switch (a class embedding of ``lotus_switch``). A folder exported by a run is used as it is.
-- The frozen components as functions: ``vae_encode`` / ``vae_decode`` (images <-> scaled latents) and ``PromptEncoder``
-  (prompts of any length -> cross-attention states and mask).
+  The UNet gets 8 input channels, the noisy (or starting) target latent and the image latent in the order of the
+  mode's stock pipeline (``unet_input``); in lotus mode also the task switch (a class embedding of ``lotus_switch``).
+  A folder whose UNet has 8 channels already (a run's RUN/model, an InstructPix2Pix or Marigold checkpoint) is used
+  as it is when its conventions are the mode's, and refused in one line otherwise.
+- The frozen components as functions: ``vae_encode`` / ``vae_decode`` (images <-> latents), ``image_latent`` (the
+  image latent as the mode feeds it) and ``PromptEncoder`` (prompts of any length -> cross-attention states and mask;
+  Marigold's empty prompt).
+
+The conventions of each mode are those of the stock diffusers pipeline that loads its runs (docs/training.md):
+
+| mode | UNet input | image latent | prompt | stock pipeline |
+|---|---|---|---|---|
+| instruct | [noisy target, image] | VAE mean, unscaled | the item's | StableDiffusionInstructPix2PixPipeline |
+| marigold | [image, noisy target] | VAE mean x scaling_factor | empty: start, end | MarigoldDepth/NormalsPipeline |
+| lotus | [start target, image] | VAE mean x scaling_factor | the item's | none in diffusers |
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +38,18 @@ from rgbify.train.config import PRESETS, TrainConfig
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 """The file name of a diffusers model's weights (safetensors)."""
+RUN_FORMAT = 2
+"""Version of the conventions a run's RUN/model follows (run.json ``run_format``). 2: instruct's image latent
+unscaled and marigold's image latent first, on the empty prompt (the stock pipelines' conventions); 1 (no
+``run_format``): both modes scaled the image latent and put it second. Lotus is the same in both."""
+IMAGE_FIRST = {"instruct": False, "lotus": False, "marigold": True}
+"""Whether the mode's UNet input is [image latent, target latent] (Marigold) or [target latent, image latent]."""
+SCALED_IMAGE_LATENT = {"instruct": False, "lotus": True, "marigold": True}
+"""Whether the mode multiplies the image latent by the VAE's scaling factor (Marigold, Lotus) or not
+(InstructPix2Pix). The target latent is always scaled: it is what the noise schedule is made for."""
+STOCK_PIPELINES = {"StableDiffusionInstructPix2PixPipeline": "instruct", "MarigoldDepthPipeline": "marigold",
+                   "MarigoldNormalsPipeline": "marigold"}
+"""model_index.json classes whose 8-channel UNet follows one of rgbify's modes' conventions."""
 
 
 @dataclass
@@ -198,9 +222,41 @@ def lotus_switch(n: int, rgb: bool, device) -> torch.Tensor:
     return torch.cat([torch.sin(onehot), torch.cos(onehot)]).expand(n, 4)
 
 
+def conventions_of(folder: str | Path) -> tuple[str | None, str]:
+    """(mode, whose) of the 8-channel UNet in a diffusers folder: the mode whose conventions it follows (None if the
+    folder does not say) and what says so. An rgbify run's run.json names its mode ("old-<mode>" for instruct and
+    marigold runs of run format 1, whose conventions were others); a stock pipeline's model_index.json its class."""
+    root = Path(folder)
+    if (root / "run.json").exists():
+        meta = json.loads((root / "run.json").read_text())
+        mode = meta["config"]["mode"]
+        old = meta.get("run_format", 1) < RUN_FORMAT and mode != "lotus"
+        return ("old-" if old else "") + mode, f"an rgbify {mode}-mode run"
+    if (root / "model_index.json").exists():
+        name = json.loads((root / "model_index.json").read_text()).get("_class_name", "")
+        return STOCK_PIPELINES.get(name), f"a {name} checkpoint"
+    return None, "a folder that names no pipeline"
+
+
+def _check_conventions(cfg: TrainConfig) -> None:
+    """An 8-channel base model is used as it is only in the mode whose conventions it was trained with."""
+    mode, whose = conventions_of(cfg.base_model)
+    if mode is not None and mode.startswith("old-"):
+        raise UserError(f"--base-model {cfg.base_model}: exported by an earlier rgbify whose {mode[4:]} mode fed the "
+                        "UNet another image latent (scaled, or second); retrain it with this rgbify")
+    if mode is None:
+        raise UserError(f"--base-model {cfg.base_model}: its UNet has 8 input channels, but it is {whose} (no rgbify "
+                        "run.json, no model_index.json of StableDiffusionInstructPix2PixPipeline or a Marigold "
+                        "pipeline), so its input conventions are unknown; give a 4-channel Stable Diffusion folder")
+    if mode != cfg.mode:
+        raise UserError(f"--base-model {cfg.base_model}: {whose}, whose 8-channel UNet takes {mode}-mode inputs; "
+                        f"train it with --mode {mode}")
+
+
 def build_model(cfg: TrainConfig) -> Components:
-    """The components for ``cfg.base_model`` (preset or folder), adapted to ``cfg.mode``. A folder exported by an
-    earlier rgbify run (8 input channels already) is used as it is, so a trained run can be fine-tuned further."""
+    """The components for ``cfg.base_model`` (preset or folder), adapted to ``cfg.mode``. A folder whose UNet has 8
+    input channels already (an rgbify run, so that a trained run can be fine-tuned further; an InstructPix2Pix or
+    Marigold checkpoint) is used as it is in the mode whose conventions it follows, and refused in any other."""
     if cfg.base_model in PRESETS:
         components = _build_preset(cfg.base_model, cfg.resolution)
     else:
@@ -208,7 +264,9 @@ def build_model(cfg: TrainConfig) -> Components:
     unet = components.unet
     if unet.config.in_channels == 4:
         _expand_conv_in(unet, cfg.mode)
-    elif unet.config.in_channels != 8:
+    elif unet.config.in_channels == 8:
+        _check_conventions(cfg)
+    else:
         raise UserError(
             f"--base-model {cfg.base_model}: UNet has {unet.config.in_channels} input channels; need 4 (SD) or 8"
         )
@@ -231,11 +289,23 @@ def place_frozen(components: Components, device, mixed_precision: str) -> None:
 
 
 @torch.no_grad()
-def vae_encode(vae, x: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) uint8, or float in [-1,1] -> scaled latent mean (B,4,H/s,W/s), s = vae_scale_down(vae) (the
-    mean, not a sample: deterministic). uint8 batches (TaskDataset's) are scaled on the VAE's device."""
+def vae_encode(vae, x: torch.Tensor, scaled: bool = True) -> torch.Tensor:
+    """(B,3,H,W) uint8, or float in [-1,1] -> latent mean (B,4,H/s,W/s), s = vae_scale_down(vae) (the mean, not a
+    sample: deterministic), times the VAE's scaling factor if ``scaled``. uint8 batches (TaskDataset's) are scaled
+    on the VAE's device."""
     x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
-    return vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
+    z = vae.encode(x).latent_dist.mode()
+    return z * vae.config.scaling_factor if scaled else z
+
+
+def image_latent(vae, mode: str, image: torch.Tensor) -> torch.Tensor:
+    """The image latent as ``mode`` feeds it to the UNet (float32): scaled or not (``SCALED_IMAGE_LATENT``)."""
+    return vae_encode(vae, image, scaled=SCALED_IMAGE_LATENT[mode]).float()
+
+
+def unet_input(mode: str, target: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The UNet's 8 input channels: [target latent, image latent], or [image, target] in marigold mode."""
+    return torch.cat([image, target] if IMAGE_FIRST[mode] else [target, image], dim=1)
 
 
 @torch.no_grad()
@@ -253,6 +323,24 @@ class PromptEncoder:
 
     def __init__(self, tokenizer, text_encoder, max_cache: int = 8192):
         self.tok, self.enc, self.cache, self.max_cache = tokenizer, text_encoder, {}, max_cache
+        self._bare_empty: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def bare_empty(self, n: int) -> torch.Tensor:
+        """(n, 2, D): the empty prompt as Marigold encodes it (start and end token, no padding; what diffusers'
+        Marigold pipelines condition on), for marigold mode."""
+        if self._bare_empty is None:
+            device = next(self.enc.parameters()).device
+            ids = self.tok("", padding="do_not_pad", max_length=self.tok.model_max_length, truncation=True).input_ids
+            self._bare_empty = self.enc(torch.tensor([ids], device=device))[0]
+        return self._bare_empty.expand(n, -1, -1)
+
+    def conditioning(self, mode: str, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(states, mask) the UNet is conditioned on in ``mode``: the prompts' (``__call__``), or in marigold mode
+        the bare empty prompt for every item, without a mask."""
+        if mode == "marigold":
+            return self.bare_empty(len(prompts)), None
+        return self(prompts)
 
     @torch.no_grad()
     def one(self, prompt: str) -> torch.Tensor:

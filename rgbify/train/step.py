@@ -1,10 +1,12 @@
 """The training objective of the three modes: ``train_step`` turns a micro-batch into its loss (docs/training.md).
 
-All modes encode image and target with the frozen VAE (latent mean), feed the UNet [noisy or starting target
-latent, image latent] and the prompt's states, and take the MSE in latent space:
+All modes encode image and target with the frozen VAE (latent mean), feed the UNet the noisy or starting target
+latent and the image latent (in the mode's order and scale: rgbify.train.model) and the prompt's states (marigold:
+the bare empty prompt), and take the MSE in latent space:
 
 - marigold / instruct: t uniform in [0, T), the UNet predicts epsilon or v; instruct also drops the prompt, the
-  image, or both, each with probability ``cond_dropout`` (classifier-free guidance at inference).
+  image, or both, each with probability ``cond_dropout`` (classifier-free guidance at inference). The noise is
+  Gaussian, or Marigold's multi-resolution noise (``multi_res_noise``) with ``--multi-res-noise``.
 - lotus: t = T-1, the UNet predicts the clean target latent (x0); the detail preserver adds the same batch again
   with the task switch on "reconstruct the image".
 
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from rgbify.train.config import TrainConfig
-from rgbify.train.model import Components, PromptEncoder, lotus_switch, vae_encode
+from rgbify.train.model import SCALED_IMAGE_LATENT, Components, PromptEncoder, lotus_switch, unet_input, vae_encode
 
 
 def step_generator(seed: int, step: int, device, salt: int = 0) -> torch.Generator:
@@ -29,34 +31,61 @@ def step_generator(seed: int, step: int, device, salt: int = 0) -> torch.Generat
     return g
 
 
+def multi_res_noise(noise: torch.Tensor, strength: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Marigold's multi-resolution noise (its ``multi_res_noise_like``, "original" strategy): to the white noise
+    (B,C,H,W) add up to 10 coarser Gaussian fields, each drawn at the previous size divided by r^i (r uniform in
+    [2, 4), i the level) and upsampled bilinearly, weighted strength^i (``strength`` per item, (B,)), then divide by
+    the standard deviation. Fields from ``gen``; the sizes from a host generator seeded by ``gen``'s seed (Marigold
+    draws r on the device and reads it back: a host sync per level)."""
+    b, c, h, w = noise.shape
+    s = strength.reshape(-1, 1, 1, 1).to(noise)
+    sizes = np.random.default_rng([gen.initial_seed(), 0x6D72]).random(10) * 2 + 2
+    out = noise.clone()
+    hh, ww = h, w
+    for i, r in enumerate(sizes):
+        hh, ww = max(1, int(hh / r**i)), max(1, int(ww / r**i))
+        field = torch.randn((b, c, hh, ww), generator=gen, device=noise.device)
+        out += F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False) * s**i
+        if hh == 1 or ww == 1:
+            break
+    return out / out.std()
+
+
 def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig, batch: dict,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one micro-batch and its per-item losses (for per-task logging), both on the device. Uses only
     ``gen`` for noise, timesteps and dropout."""
     unet, sched = components.unet, components.noise_scheduler
     device = components.vae.device
-    target, image = vae_encode(components.vae, torch.cat([batch["target"], batch["image"]])).float().chunk(2)
+    scale = components.vae.config.scaling_factor
+    target, image = vae_encode(components.vae, torch.cat([batch["target"], batch["image"]]), scaled=False).chunk(2)
+    target, image = (target * scale).float(), (image * scale if SCALED_IMAGE_LATENT[cfg.mode] else image).float()
     for i, task in enumerate(batch["task"]):  # zeroed in place, not masked: no host-to-device copy (a CUDA sync)
         if task == "generate":
             image[i].zero_()
-    text, mask = prompts(batch["prompt"])
+    text, mask = prompts.conditioning(cfg.mode, batch["prompt"])
     b = target.shape[0]
     noise = torch.randn(target.shape, generator=gen, device=device)
     if cfg.mode == "lotus":
         t = torch.full((b,), sched.config.num_train_timesteps - 1, device=device, dtype=torch.long)
         start = torch.zeros_like(noise) if cfg.lotus_deterministic else sched.add_noise(target, noise, t)
-        inp = torch.cat([start, image], dim=1)
+        inp = unet_input(cfg.mode, start, image)
         label, goal = lotus_switch(b, False, device), target
         if cfg.detail_preserver:
             noise2 = torch.randn(target.shape, generator=gen, device=device)
             start2 = torch.zeros_like(noise2) if cfg.lotus_deterministic else sched.add_noise(image, noise2, t)
-            inp = torch.cat([inp, torch.cat([start2, image], dim=1)])
+            inp = torch.cat([inp, unet_input(cfg.mode, start2, image)])
             label = torch.cat([label, lotus_switch(b, True, device)])
             goal = torch.cat([goal, image])
             t, text, mask = torch.cat([t, t]), torch.cat([text, text]), torch.cat([mask, mask])
         pred = unet(inp, t, encoder_hidden_states=text, encoder_attention_mask=mask, class_labels=label).sample
     else:
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=gen, device=device)
+        if cfg.multi_res_noise:
+            strength = torch.full((b,), cfg.multi_res_noise, device=device)
+            if cfg.multi_res_noise_annealed:
+                strength = strength * t / sched.config.num_train_timesteps
+            noise = multi_res_noise(noise, strength, gen)
         noisy = sched.add_noise(target, noise, t)
         if cfg.mode == "instruct" and cfg.cond_dropout > 0:
             r = torch.rand(b, generator=gen, device=device)
@@ -68,6 +97,7 @@ def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig,
             mask = torch.where(drop_text[:, None], empty_mask, mask)
             image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image), image)
         goal = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(target, noise, t)
-        pred = unet(torch.cat([noisy, image], dim=1), t, encoder_hidden_states=text, encoder_attention_mask=mask).sample
+        pred = unet(unet_input(cfg.mode, noisy, image), t, encoder_hidden_states=text,
+                    encoder_attention_mask=mask).sample
     per_item = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3))
     return per_item.mean(), per_item[:b].detach()

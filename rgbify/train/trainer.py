@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -21,10 +22,19 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, is_initialized
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from filelock import FileLock, Timeout
 
 from rgbify.errors import UserError
-from rgbify.train.checkpoint import export_model, load_latest, save_checkpoint
-from rgbify.train.config import TrainConfig, config_toml
+from rgbify.fileio import publishing
+from rgbify.train.checkpoint import (
+    export_model,
+    latest_checkpoint,
+    load_latest,
+    save_checkpoint,
+    saved_config,
+    sweep_temporary,
+)
+from rgbify.train.config import RESUMABLE, TrainConfig, config_differences, config_toml
 from rgbify.train.data import make_loader, open_data
 from rgbify.train.evaluate import evaluate
 from rgbify.train.launch import use_cpu_if_no_gpu
@@ -42,6 +52,57 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     started = time.monotonic()
     use_cpu_if_no_gpu()  # DDP over gloo when torchrun/accelerate launch started us on a machine without CUDA
     accelerator = _accelerator(cfg)
+    with _run_lock(out, accelerator.is_main_process):
+        _check_resume(cfg, out, accelerator.is_main_process)
+        return _train(cfg, out, started, accelerator, train_data, val_data)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path, main: bool):
+    """Hold RUN/.lock (an flock: the kernel releases it when the process dies) while training: a second training
+    into the same --out is refused in one line instead of both writing the run. Only the main process of a DDP
+    run takes it."""
+    if not main:
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the run folder ({e.strerror}); choose a writable place") from None
+    lock = FileLock(out / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"--out {out}: another `rgbify train` is writing this run ({out / LOCK_NAME} is held); wait "
+                        "for it to finish, or train into another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _check_resume(cfg: TrainConfig, out: Path, main: bool) -> None:
+    """A run's settings are fixed: a resume whose config differs from the one the run's latest checkpoint was
+    trained with (beyond RESUMABLE) is refused in one line. ``--no-resume`` starts the run over: the run's
+    checkpoints, logs and model are removed first. Leftovers of a killed checkpoint write are swept."""
+    if main:
+        sweep_temporary(out)
+    if cfg.resume:
+        old = saved_config(out)
+        diffs = config_differences(old, cfg) if old is not None else []
+        if diffs:
+            raise UserError(f"--out {out} holds a run trained with other settings ({'; '.join(diffs[:4])}); resume "
+                            "with the run's settings (only --" + ", --".join(n.replace("_", "-") for n in RESUMABLE)
+                            + " may change), start it over with --no-resume (its checkpoints are replaced), or "
+                            "train into a new --out")
+    elif main and latest_checkpoint(out) is not None:
+        for name in ("checkpoints", "logs", "model"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("log.jsonl", "val.jsonl"):
+            (out / name).unlink(missing_ok=True)
+
+
+def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator, train_data, val_data) -> dict:
     train_data, val_data = open_data(cfg, train_data, val_data)
 
     # model, optimizer, schedule, EMA
@@ -123,7 +184,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         # a checkpoint: the main process writes UNet, AdamW state (2x the UNet) and EMA, every rank its RNG
         # state; all ranks wait for it at barriers
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or time_up:
-            save_checkpoint(accelerator, out, step, cfg.keep_checkpoints)
+            save_checkpoint(accelerator, out, step, cfg.keep_checkpoints, cfg.to_dict())
         # validation samples --eval-samples items on the main process (DDIM: --inference-steps UNet calls each)
         if val_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
             metrics = _validate(components, cfg, val_data, ema, accelerator, writer, step, prompts)
@@ -138,6 +199,10 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
         writer.close()
     accelerator.wait_for_everyone()
     return {"step": step, "stopped_early": stopped_early, "metrics": metrics}
+
+
+LOCK_NAME = ".lock"
+"""RUN/.lock: held by the training writing the run."""
 
 
 def _accelerator(cfg: TrainConfig) -> Accelerator:
@@ -189,10 +254,18 @@ def _log_row(path: Path, row: dict) -> None:
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop log rows after ``step``."""
+    """Drop log rows after ``step``, and a row a kill cut short."""
     if path.exists():
-        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        path.write_text("".join(r + "\n" for r in rows))
+        rows = [ln for ln in path.read_text(errors="replace").splitlines() if _row_step(ln) <= step]
+        with publishing(path) as tmp:
+            tmp.write_text("".join(r + "\n" for r in rows))
+
+
+def _row_step(line: str) -> float:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _log_step(writer, out: Path, cfg: TrainConfig, step: int, row: dict) -> None:

@@ -6,6 +6,8 @@ same bytes (encoders) or the same float32 values (decoders) as its oracle. They 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rgbify.encode import hilbert
@@ -179,3 +181,56 @@ def median_filter(a: np.ndarray, radius: int) -> np.ndarray:
     h, w = a.shape
     stack = np.stack([p[i : i + h, j : j + w] for i in range(k) for j in range(k)])
     return np.median(stack, axis=0)
+
+
+# ----------------------------------------------------------------------------------------------- flow/signedlog
+def _flow_log(a: float, m: float, scale: float) -> float:
+    return min(math.log(1.0 + a / scale) / math.log(1.0 + m / scale), 1.0)
+
+
+def _flow_unlog(t: float, m: float, scale: float) -> float:
+    return scale * (math.exp(t * math.log(1.0 + m / scale)) - 1.0)
+
+
+def flow_encode(flow: np.ndarray, max_flow: float, scale: float, fine: int) -> np.ndarray:
+    """One pixel at a time, straight from docs/codecs.md ("Flow")."""
+    h, w, _ = flow.shape
+    out = np.zeros((h, w, 3), np.uint8)
+    for i in range(h):
+        for j in range(w):
+            u, v = (min(max(float(x), -max_flow), max_flow) for x in flow[i, j])
+            for c, x in enumerate((u, v)):
+                level = math.floor(127.0 * _flow_log(abs(x), max_flow, scale) + 0.5)
+                out[i, j, c] = 127 + (level if x > 0 else -level)
+            if fine:
+                x = fine * _flow_log(math.hypot(u, v), math.sqrt(2.0) * max_flow, scale)
+                half, frac = int(x), x - int(x)  # which half-period of the triangle wave, and where in it
+                tri = frac if half % 2 == 0 else 1.0 - frac
+                out[i, j, 2] = math.floor(255.0 * tri + 0.5)
+    return out
+
+
+def flow_decode(rgb: np.ndarray, max_flow: float, scale: float, fine: int) -> np.ndarray:
+    """One pixel at a time: the coarse flow from R and G; with fine folds, the magnitude is the solution of
+    tri(x) = B/255 nearest the coarse x, found by trying every half-period of the wave."""
+    h, w, _ = rgb.shape
+    out = np.zeros((h, w, 2), np.float32)
+    m2 = math.sqrt(2.0) * max_flow
+    for i in range(h):
+        for j in range(w):
+            comp = []
+            for c in range(2):
+                d = int(rgb[i, j, c]) - 127
+                a = _flow_unlog(min(abs(d) / 127.0, 1.0), max_flow, scale)
+                comp.append(a if d > 0 else -a if d < 0 else 0.0)
+            u, v = comp
+            coarse = math.hypot(u, v)
+            if fine and coarse > 0:
+                xc = fine * _flow_log(coarse, m2, scale)
+                b = rgb[i, j, 2] / 255.0
+                cands = [k + (b if k % 2 == 0 else 1.0 - b) for k in range(fine)]
+                x = min(cands, key=lambda c: abs(c - xc))
+                mag = _flow_unlog(x / fine, m2, scale)
+                u, v = u * mag / coarse, v * mag / coarse
+            out[i, j] = (u, v)
+    return out
