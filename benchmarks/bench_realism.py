@@ -21,7 +21,7 @@ specs (--specs scenes, indices 0..N-1, seed 0):
   distinct materials (pattern or texture, base colour quantised to eighths) and distinct classes, over the first
   1000 scenes (or all if fewer); scenes until half of all distinct meshes have appeared;
 - NYU40 and Cityscapes coverage: classes of those benchmarks that the scenes' classes map to
-  (rgbify.scenes.vocabulary's published mappings), out of 40 and 19.
+  (rgbify.scenes.classes' published maps), out of 40 and 19.
 """
 
 from __future__ import annotations
@@ -140,11 +140,14 @@ def tilted(o: dict) -> bool:
 
 
 def benchmark_maps() -> tuple[dict[str, str], dict[str, str]]:
-    try:
-        from rgbify.scenes import vocabulary
-    except ImportError:
-        return {}, {}
-    return dict(getattr(vocabulary, "NYU40", {})), dict(getattr(vocabulary, "CITYSCAPES", {}))
+    """The published maps of this tree's vocabulary (rgbify.scenes.classes): our class -> an NYU40 class, and ->
+    one of Cityscapes' 19 training classes (classes Cityscapes ignores in training are left out)."""
+    from rgbify.scenes import classes as vocabulary
+
+    nyu = {c: v for c, v in getattr(vocabulary, "NYU40", {}).items() if v}
+    train = {name for name, _, train_id in getattr(vocabulary, "CITYSCAPES_LABELS", ()) if train_id != 255}
+    city = {c: v for c, v in getattr(vocabulary, "CITYSCAPES", {}).items() if v in train}
+    return nyu, city
 
 
 def measure(folder: str, recipe: str) -> dict:

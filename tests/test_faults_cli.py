@@ -253,7 +253,7 @@ def test_ctrl_c_of_a_process_pool_command_is_one_line(tmp_path):
     import time
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    p = subprocess.Popen([sys.executable, "-m", "rgbify", "scenes", "stats", "indoor", "--n", "200", "--jobs", "2"],
+    p = subprocess.Popen([sys.executable, "-m", "rgbify", "scenes", "stats", "tabletop", "--n", "99999", "--jobs", "2"],
                          env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     deadline = time.monotonic() + 120

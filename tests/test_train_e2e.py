@@ -128,8 +128,8 @@ def test_predict_and_eval(dataset, instruct_run, tmp_path):
     gt.mkdir()
     mm = np.where(np.isfinite(s["depth"]), np.clip(s["depth"] * 1000, 0, 65535), 0).astype(np.uint16)
     Image.fromarray(mm).save(gt / "scene.png")
-    assert main(["eval", "--run", str(instruct_run), "--images", str(tmp_path), "--depth-gt", str(gt), "--out",
-                 str(tmp_path / "own.json")]) == 0
+    assert main(["eval", "--run", str(instruct_run), "--images", str(tmp_path), "--depth-gt", str(gt),
+                 "--depth-scale", "1000", "--out", str(tmp_path / "own.json")]) == 0
     assert "delta1" in json.loads((tmp_path / "own.json").read_text())["depth_affine"]
 
 
