@@ -2,7 +2,7 @@
 
 Semantic prompts of a dataset's samples (``--data DIR``: every class each sample shows, as make_task_target asks),
 or of ``--n`` random scenes showing 1 to 26 classes of rgbify's vocabulary; the compact format as rgbify export
-writes it (more than 16 classes split into several prompts). Prints, per format, the median and largest length and
+writes it (more than 14 classes split into several prompts). Prints, per format, the median and largest length and
 the share of prompts over 77 tokens (the part a stock pipeline cuts off).
 
     python benchmarks/bench_prompt_tokens.py [--data DIR] [--n 500] [--seed 0]

@@ -93,7 +93,11 @@ def test_build_layout_and_verify(ds2):
     assert m["blender_version"] and m["classes"] and m["seed"] == 0
     assert [(s["file"], s["samples"]) for s in m["shards"]] == [("shards/shard-00000.h5", 3),
                                                                ("shards/shard-00001.h5", 1)]
-    assert sorted(p.name for p in ds2.iterdir()) == [".lock", "dataset.json", "shards"]
+    names = sorted(p.name for p in ds2.iterdir())  # credits when the scenes use catalogue or user models
+    plain = [".lock", "dataset.json", "shards"]
+    assert names in (plain, [".lock", "CREDITS.md", "credits.json", "dataset.json", "shards"])
+    if "credits.json" in names:
+        assert json.loads((ds2 / "credits.json").read_text()) and (ds2 / "CREDITS.md").read_text().strip()
     p = run("verify", str(ds2))
     assert "OK" in p.stdout and "4 sample(s) checked" in p.stdout
 

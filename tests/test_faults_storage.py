@@ -246,10 +246,10 @@ from rgbify.datasets.build import planner
 from tests.dataset_fakes import FakeFirstScene, FakePool
 
 
-class SlowPool(FakePool):  # a fake render takes 20 ms: signals land while samples and shards are written
+class SlowPool(FakePool):  # a fake render takes 50 ms: signals land while samples and shards are written
     def run(self, config, jobs):
         for report in super().run(config, jobs):
-            time.sleep(0.02)
+            time.sleep(0.05)
             yield report
 
 

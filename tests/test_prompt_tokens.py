@@ -72,7 +72,7 @@ def test_compact_semantic_prompts_fit_for_any_classes_and_colours(tok):
     worst = [
         token_count(tok, t.format(mapping=format_mapping(names, colors, "compact"))) for t in COMPACT_SEMANTIC_TEMPLATES
     ]
-    assert max(worst) <= CLIP_WINDOW and max(worst) > CLIP_WINDOW - 15  # tight: 16 is near the limit
+    assert max(worst) <= CLIP_WINDOW and max(worst) > CLIP_WINDOW - 15  # tight: one class more would not fit
 
     rng = np.random.default_rng(0)
     for _ in range(100):
@@ -88,13 +88,13 @@ def test_compact_semantic_prompts_fit_for_any_classes_and_colours(tok):
         assert n <= max(worst)
         assert params["format"] == "compact" and [c["name"] for c in params["classes"]] == [c for _, c in cls]
 
-    cls = [(i + 1, CLASSES[i]) for i in range(COMPACT_MAX_CLASSES)]
-    cols = [PALETTE[i].rgb for i in range(COMPACT_MAX_CLASSES)]
+    cls = [(CLASSES.index(n) + 1, n) for n in names]  # the worst case above, in every drawn format
+    cols = list(colors)
     drawn = {
         fmt: token_count(tok, semantic_prompt(cls, cols, np.random.default_rng(0), fmt)[0]) for fmt in PROMPT_FORMATS
     }
     assert min(drawn.values()) > CLIP_WINDOW, drawn  # why the compact format exists
-    with pytest.raises(CodecInputError, match="at most 16 classes .*several prompts"):
+    with pytest.raises(CodecInputError, match=f"at most {COMPACT_MAX_CLASSES} classes .*several prompts"):
         semantic_prompt([*cls, (17, "rock")], [*cols, PALETTE[16].rgb], None, "compact")
 
 
@@ -113,7 +113,7 @@ def test_compact_instance_prompts_fit(tok):
 
 
 def test_a_compact_target_asks_for_a_subset_that_fits_and_decodes(tok):
-    """A scene showing 30 classes: make_task_target with the compact format asks for 16 of them (the rest black),
+    """A scene showing 30 classes: make_task_target with the compact format asks for 14 of them (the rest black),
     in a prompt within 77 tokens, and the target decodes back to those classes; ``semantic_classes`` picks them."""
     semantic = np.tile(np.arange(1, 31, dtype=np.int32), (12, 1))
     gt = {"semantic": semantic, "class_names": list(CLASSES)}
@@ -133,7 +133,7 @@ def test_a_compact_target_asks_for_a_subset_that_fits_and_decodes(tok):
 
 def test_a_run_can_train_on_compact_prompts(tmp_path, tok):
     """--prompt-format compact: the run's items (TaskDataset through build_data) ask in compact prompts that fit,
-    a scene of 21 classes for 16 of them; predict's prompt for more than 16 classes is one line asking to split."""
+    a scene of 21 classes for 14 of them; predict's prompt for more than 14 classes is one line asking to split."""
     from types import SimpleNamespace
 
     from rgbify.errors import UserError
@@ -160,11 +160,11 @@ def test_a_run_can_train_on_compact_prompts(tmp_path, tok):
     for it in items:
         assert token_count(tok, it["prompt"]) <= CLIP_WINDOW
         assert json.loads(it["decode"])["format"] == "compact"
-    assert max(len(json.loads(it["decode"])["classes"]) for it in items) == COMPACT_MAX_CLASSES  # 16 of 21
-    prompt, _ = run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[:16]))
+    assert max(len(json.loads(it["decode"])["classes"]) for it in items) == COMPACT_MAX_CLASSES  # 14 of 21
+    prompt, _ = run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[:COMPACT_MAX_CLASSES]))
     assert token_count(tok, prompt) <= CLIP_WINDOW
-    with pytest.raises(UserError, match="at most 16 classes") as e:
-        run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[:17]))
+    with pytest.raises(UserError, match=f"at most {COMPACT_MAX_CLASSES} classes") as e:
+        run_prompt(SimpleNamespace(cfg=cfg), "semantic", list(CLASSES[: COMPACT_MAX_CLASSES + 1]))
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="prompt.format"):
         make_config({"prompt_format": "tiny"})

@@ -47,7 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="png: OUT/images/*.png + OUT/metadata.jsonl (columns input_image, "
                        "edit_prompt, edited_image: a Hugging Face imagefolder, load_dataset('imagefolder', "
                        "data_dir=OUT), which diffusers' InstructPix2Pix example reads); webdataset: OUT/*.tar "
-                       "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 16 classes gives several "
+                       "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 14 classes gives several "
                        "semantic items).")
     p.add_argument("dir", type=Path, help="dataset folder")
     p.add_argument("--format", choices=("png", "webdataset"), default="png")
@@ -55,7 +55,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
                    help="comma-separated tasks to export (each sample gives one triple per task, semantic "
-                   "one per 16 classes it shows)")
+                   "one per 14 classes it shows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item draws (codec, colours, prompt)")
     p.add_argument("--shard-size", type=int, default=1000, help="webdataset: items per tar file")
     p.set_defaults(func=_export)

@@ -33,9 +33,10 @@ PROMPT_FORMATS = ("rgb", "hex", "json", "names")
 COMPACT = "compact"
 PROMPT_FORMAT_CHOICES = (*PROMPT_FORMATS, COMPACT)
 """Every format that can be asked for."""
-COMPACT_MAX_CLASSES = 16
-"""The most classes one compact semantic prompt lists: its worst case (the 16 classes of rgbify's vocabulary and the
-16 palette colours with the most CLIP tokens) is 68 of CLIP's 77 tokens (tests/test_encode_prompt_tokens.py)."""
+COMPACT_MAX_CLASSES = 14
+"""The most classes one compact semantic prompt lists: its worst case (the 14 classes of rgbify's vocabulary and the
+14 palette colours with the most CLIP tokens) is 75 of CLIP's 77 tokens (tests/test_prompt_tokens.py; 16 fitted
+the 40-class vocabulary, 81 tokens with the 77 classes of sampler version 9)."""
 
 _CMAP_ENDS = {"viridis": ("dark purple", "yellow"), "plasma": ("dark blue", "yellow"),
               "inferno": ("black", "pale yellow"), "gray": ("black", "white")}

@@ -81,7 +81,7 @@ class TrainConfig:
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
     prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
     """Class colour format of semantic and instance prompts: drawn per item from rgb, hex, json and names, or one of
-    them; compact ("wall red, floor lime", at most 16 classes per item) keeps every prompt within CLIP's 77 tokens,
+    them; compact ("wall red, floor lime", at most 14 classes per item) keeps every prompt within CLIP's 77 tokens,
     which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
