@@ -65,3 +65,10 @@ def fsize_limit(nbytes: int):
         resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
     return limit
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child that a test sends Ctrl-C: SIGINT back to its default action. A shell starts background
+    jobs (`cmd &`, nohup) with SIGINT ignored, the ignore is inherited, and Python then installs no KeyboardInterrupt
+    handler: without this a test run from such a job would test the harness, not rgbify."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,7 +18,7 @@ import pytest
 import rgbify
 from rgbify.cli import main
 from tests.dataset_fakes import fake_dataset
-from tests.fault_shims import failing_fsync, fsize_limit
+from tests.fault_shims import failing_fsync, fsize_limit, sigint_default
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
 
@@ -255,7 +255,7 @@ def test_ctrl_c_of_a_process_pool_command_is_one_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     p = subprocess.Popen([sys.executable, "-m", "rgbify", "scenes", "stats", "tabletop", "--n", "99999", "--jobs", "2"],
                          env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the pool's workers have started
         kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()

@@ -27,7 +27,7 @@ from rgbify.render import RenderResult
 from rgbify.render import cli as render_cli
 from rgbify.render import render_dir as rd
 from rgbify.scenes.spec import spec_to_dict, spec_to_json
-from tests.fault_shims import failing_fsync
+from tests.fault_shims import failing_fsync, sigint_default
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
 
@@ -163,7 +163,7 @@ def _env(tmpdir: Path) -> dict[str, str]:
 
 def _start(args: list[str], tmpdir: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "rgbify", "render", *args], env=_env(tmpdir), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
 
 def _children(pid: int) -> list[int]:

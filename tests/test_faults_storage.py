@@ -27,6 +27,7 @@ from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.datasets.storage.verify import verify
 from rgbify.errors import UserError
 from tests.dataset_fakes import FakeFirstScene, FakePool
+from tests.fault_shims import sigint_default
 
 TRIALS = 200
 COUNT, SHARD = 6, 3
@@ -244,6 +245,7 @@ import sys, time
 sys.path.insert(0, sys.argv[2])
 from rgbify.datasets.build import planner
 from tests.dataset_fakes import FakeFirstScene, FakePool
+from tests.fault_shims import sigint_default
 
 
 class SlowPool(FakePool):  # a fake render takes 50 ms: signals land while samples and shards are written
@@ -279,7 +281,7 @@ def test_build_signals_at_random_moments_then_resume(tmp_path):
     hit = 0
     for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * 3:
         p = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(d), root], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
         deadline = time.monotonic() + 120
         while not folder.writer_active(d) and p.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)  # until the build holds the dataset's lock
