@@ -143,8 +143,12 @@ def export_model(components: Components, unet, out: Path, cfg: TrainConfig, step
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        pipe = stock_pipeline(components, cfg, unet)
-        if pipe is not None:
+        pipe = stock_pipeline(components, cfg, unet) if components.family == "unet" else None
+        if components.family == "sd3":  # StableDiffusion3Pipeline folder + conditioned/ (rgbify.train.dit)
+            from rgbify.train.dit import export
+
+            export(components, unet, tmp, cfg)
+        elif pipe is not None:
             pipe.save_pretrained(tmp)
         else:  # lotus: no stock pipeline; the training scheduler (its T is all one-step sampling uses)
             unet.save_pretrained(tmp / "unet")

@@ -15,7 +15,9 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-PRESETS = ("tiny", "tiny-random", "sd2-random")
+TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random")
+"""Presets of the transformer family (rgbify.train.dit): flow matching, SD3Transformer2DModel."""
+PRESETS = ("tiny", "tiny-random", "sd2-random", *TRANSFORMER_PRESETS)
 MARIGOLD_TASKS = ("depth", "normals")
 MARIGOLD_DEPTH_CODEC = "depth/colormap:gray"
 """The depth codec of marigold mode: f(d) = 1 - (1 + d/10 m)^-2 as grey, the same value in R, G and B, which is the
@@ -36,8 +38,10 @@ class TrainConfig:
     base_model: str = "tiny"
     """'tiny' (a small UNet and text encoder with random weights, and a small VAE trained on rgbify renders and targets
     that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
-    with random weights, for benchmarks) or PATH to a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/,
-    text_encoder/, tokenizer/, scheduler/)."""
+    with random weights, for benchmarks), 'tiny-dit' (a tiny random SD3 transformer on the tiny VAE, flow matching;
+    no download), 'sd3-random' (SD3-medium-sized parts, random weights) or PATH to a local diffusers Stable Diffusion
+    1.x/2.x folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or Stable Diffusion 3 folder (transformer/,
+    text_encoder/, text_encoder_2/, ...; T5 is not used)."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);
@@ -84,7 +88,19 @@ class TrainConfig:
     them; compact ("wall red, floor lime", at most 14 classes per item) keeps every prompt within CLIP's 77 tokens,
     which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
-    """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
+    """marigold/instruct objective of UNets: epsilon or v_prediction (lotus always predicts x0; transformers predict
+    the flow velocity noise - x0)."""
+    timestep_sampling: Literal["logit_normal", "mode", "uniform"] = "logit_normal"
+    """Transformers (flow matching): how the training timestep is drawn (diffusers' SD3 scripts'
+    compute_density_for_timestep_sampling), as an index into the scheduler's shifted schedule."""
+    logit_mean: float = 0.0
+    """Transformers: mean of the logit-normal timestep draw."""
+    logit_std: float = 1.0
+    """Transformers: standard deviation of the logit-normal timestep draw."""
+    mode_scale: float = 1.29
+    """Transformers: scale of the 'mode' timestep draw."""
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = "none"
+    """Transformers: per-sample loss weight of sigma (diffusers' compute_loss_weighting_for_sd3; none: 1)."""
     multi_res_noise: float = 0.0
     """marigold/instruct: Marigold's multi-resolution (pyramid) training noise, its strength (Marigold: 0.9); 0 draws
     plain Gaussian noise."""

@@ -28,6 +28,8 @@ from rgbify.train.pipeline import sample
 def model_stride(components) -> int:
     """Image side multiple the model needs: the VAE's downsampling times the UNet's."""
     vae = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    if components.family == "sd3":  # the transformer's patches
+        return vae * components.unet.config.patch_size
     unet = 2 ** (len(components.unet.config.down_block_types) - 1)
     return vae * unet
 

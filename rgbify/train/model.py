@@ -34,7 +34,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from rgbify.datasets import to_unit
 from rgbify.errors import UserError
-from rgbify.train.config import PRESETS, TrainConfig
+from rgbify.train.config import PRESETS, TRANSFORMER_PRESETS, TrainConfig
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 """The file name of a diffusers model's weights (safetensors)."""
@@ -54,13 +54,31 @@ STOCK_PIPELINES = {"StableDiffusionInstructPix2PixPipeline": "instruct", "Marigo
 
 @dataclass
 class Components:
-    """The diffusers components of a run. ``unet`` is the only trained one."""
+    """The diffusers components of a run. ``unet`` is the only trained one: the denoiser, a UNet2DConditionModel
+    (family "unet", SD 1.x/2.x) or an SD3Transformer2DModel (family "sd3": rgbify.train.dit, which also has a
+    second CLIP text encoder and tokenizer)."""
 
     tokenizer: Any
     text_encoder: Any
     vae: Any
     unet: Any
     noise_scheduler: Any
+    family: str = "unet"
+    text_encoder_2: Any = None
+    tokenizer_2: Any = None
+
+    def frozen(self) -> list:
+        """The frozen modules: VAE and text encoder(s)."""
+        return [m for m in (self.vae, self.text_encoder, self.text_encoder_2) if m is not None]
+
+
+def make_prompts(components: Components):
+    """The family's prompt encoder (cached): ``PromptEncoder`` for UNets, ``rgbify.train.dit.SD3Prompts``."""
+    if components.family == "sd3":
+        from rgbify.train.dit import SD3Prompts
+
+        return SD3Prompts(components)
+    return PromptEncoder(components.tokenizer, components.text_encoder)
 
 
 def tiny_tokenizer(max_length: int = 77) -> CLIPTokenizer:
@@ -187,6 +205,12 @@ def _load_pretrained(path: str) -> Components:
         raise UserError(f"--base-model {path}: cannot load it ({e})") from e
 
 
+def _is_sd3(path: str) -> bool:
+    from rgbify.train.dit import is_sd3_folder
+
+    return is_sd3_folder(path)
+
+
 def _expand_conv_in(unet, mode: str) -> None:
     """Give the UNet 8 input channels: [noisy target latent (4), image latent (4)].
 
@@ -257,6 +281,17 @@ def build_model(cfg: TrainConfig) -> Components:
     """The components for ``cfg.base_model`` (preset or folder), adapted to ``cfg.mode``. A folder whose UNet has 8
     input channels already (an rgbify run, so that a trained run can be fine-tuned further; an InstructPix2Pix or
     Marigold checkpoint) is used as it is in the mode whose conventions it follows, and refused in any other."""
+    if cfg.base_model in TRANSFORMER_PRESETS or (cfg.base_model not in PRESETS and _is_sd3(cfg.base_model)):
+        from rgbify.train import dit
+
+        if cfg.base_model in TRANSFORMER_PRESETS:
+            components = dit.build_preset(cfg.base_model, cfg.resolution)
+        else:
+            components = dit.load_folder(cfg.base_model)
+        dit.adapt(components, cfg)
+        for frozen in components.frozen():
+            frozen.requires_grad_(False)
+        return components
     if cfg.base_model in PRESETS:
         components = _build_preset(cfg.base_model, cfg.resolution)
     else:
@@ -282,7 +317,7 @@ def build_model(cfg: TrainConfig) -> Components:
 def place_frozen(components: Components, device, mixed_precision: str) -> None:
     """The frozen VAE and text encoder go to the device, in bf16/fp16 under mixed precision."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
-    for frozen in (components.vae, components.text_encoder):
+    for frozen in components.frozen():
         frozen.to(device)
         if dtype is not None:
             frozen.to(dtype=dtype)

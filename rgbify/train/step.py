@@ -55,6 +55,10 @@ def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one micro-batch and its per-item losses (for per-task logging), both on the device. Uses only
     ``gen`` for noise, timesteps and dropout."""
+    if components.family == "sd3":
+        from rgbify.train.dit import flow_step
+
+        return flow_step(components, prompts, cfg, batch, gen)
     unet, sched = components.unet, components.noise_scheduler
     device = components.vae.device
     scale = components.vae.config.scaling_factor

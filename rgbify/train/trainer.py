@@ -38,7 +38,7 @@ from rgbify.train.config import RESUMABLE, TrainConfig, config_differences, conf
 from rgbify.train.data import make_loader, open_data
 from rgbify.train.evaluate import evaluate
 from rgbify.train.launch import use_cpu_if_no_gpu
-from rgbify.train.model import Components, PromptEncoder, build_model, place_frozen
+from rgbify.train.model import Components, PromptEncoder, build_model, make_prompts, place_frozen
 from rgbify.train.step import step_generator, train_step
 
 
@@ -134,7 +134,7 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
     # with --num-workers 0 this thread reads every batch itself, between steps.
     batches = iter(make_loader(train_data, cfg, step * per_step,
                                shard=(accelerator.process_index, accelerator.num_processes)))
-    prompts = PromptEncoder(components.tokenizer, components.text_encoder)  # a prompt is encoded once, then cached
+    prompts = make_prompts(components)  # a prompt is encoded once, then cached
     writer = _summary_writer(out) if accelerator.is_main_process else None
 
     # the loop: one optimizer step per iteration, grad_accum micro-batches each

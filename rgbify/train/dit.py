@@ -1,0 +1,587 @@
+"""The transformer family: Stable Diffusion 3 (MMDiT) generators trained with flow matching, in rgbify's three modes.
+
+``rgbify.train.model.build_model`` hands a config here when ``--base-model`` is a transformer preset (``tiny-dit``,
+``sd3-random``) or a local diffusers folder whose model_index.json names ``StableDiffusion3Pipeline`` (or whose
+transformer/config.json names ``SD3Transformer2DModel``). The components are SD3's: two CLIP text encoders with
+projection (CLIP-L, CLIP-G), an AutoencoderKL, an ``SD3Transformer2DModel`` and a ``FlowMatchEulerDiscreteScheduler``.
+T5 is dropped: its tokens are zeros, which is what ``StableDiffusion3Pipeline`` feeds with ``text_encoder_3=None``.
+
+The objective (``flow_step``) is the one of diffusers' SD3 training scripts (train_dreambooth_sd3.py): latents
+x0 = (VAE mean - shift_factor) x scaling_factor; u drawn logit-normal (``--timestep-sampling``), t the training
+scheduler's (shifted) timestep at index u x T, sigma its sigma; x_t = (1 - sigma) x0 + sigma noise; the transformer
+predicts the velocity noise - x0; the squared error is weighted by ``compute_loss_weighting_for_sd3``
+(``--loss-weighting``, default none: the logit-normal draw is the weighting). Modes:
+
+- instruct and marigold: the image latent enters as extra latent channels: the patch embedding's convolution takes
+  2C channels, [x_t, image] (marigold [image, x_t]), the image half zero-initialised in instruct mode (InstructPix2Pix)
+  and the pretrained kernel copied into both halves and halved in marigold mode (Marigold). Sampling is Euler on
+  ``FlowMatchEulerDiscreteScheduler`` from noise, ``--inference-steps`` steps. Instruct also drops prompt / image /
+  both with ``--cond-dropout`` and guides three ways at inference (as the UNet's instruct mode).
+- lotus: one step at the end of the schedule (sigma = 1, t = T), from noise (or zeros, Lotus-D), the transformer
+  predicts the clean target latent x0; the task switch is 4 extra inputs of the pooled text projection (zero-
+  initialised columns of ``time_text_embed.text_embedder.linear_1``: the pretrained model is unchanged at step 0),
+  the detail preserver reconstructs the image latent with the switch on.
+
+Why channels, not tokens: concatenating the image's patches as extra tokens doubles the image sequence, so
+attention costs about 4x and every linear layer 2x per sample; channels cost one wider patch-embedding kernel
+(C x p^2 x D more weights) and keep the token count. The dense tasks are pixel-aligned with the image, which is
+what channel concatenation expresses; tokens would let the model attend across positions, at that price.
+
+A run's RUN/model (``export``) is a ``StableDiffusion3Pipeline`` folder whose transformer/ is the C-channel text-to-
+image model (the trained weights with the image half of the patch embedding, and the task-switch columns, removed:
+for instruct runs exactly the trained model on generation items, whose image latent is zero), so
+``StableDiffusion3Pipeline.from_pretrained(RUN/model, text_encoder_3=None, tokenizer_3=None)`` generates (diffusers'
+own way to load SD3 without T5); conditioned/ holds the full trained transformer
+(``SD3Transformer2DModel.from_pretrained(RUN/model, subfolder="conditioned")``), which rgbify predicts with.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+
+from rgbify.datasets import to_unit
+from rgbify.errors import UserError
+from rgbify.train.config import TrainConfig
+
+SD3_PIPELINES = ("StableDiffusion3Pipeline",)
+"""model_index.json classes of the SD3 family."""
+SWITCH_DIM = 4
+"""Inputs of the lotus task switch (``lotus_switch``'s [sin, cos] of a one-hot pair) added to the pooled projection."""
+T5_TOKENS = 256
+"""Zero T5 tokens after the 77 CLIP tokens: StableDiffusion3Pipeline's default max_sequence_length."""
+CONDITIONED = "conditioned"
+"""RUN/model's subfolder with the full trained transformer (image channels, task switch)."""
+
+
+def is_sd3_folder(path: str | Path) -> bool:
+    """Whether a local folder is a diffusers SD3-family pipeline (model_index.json) or holds one's transformer."""
+    root = Path(path)
+    index = root / "model_index.json"
+    if index.is_file():
+        try:
+            return json.loads(index.read_text()).get("_class_name") in SD3_PIPELINES
+        except ValueError:
+            return False
+    cfg = root / "transformer" / "config.json"
+    try:
+        return cfg.is_file() and json.loads(cfg.read_text()).get("_class_name") == "SD3Transformer2DModel"
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------- presets
+
+
+def preset_configs(name: str) -> dict[str, Any]:
+    """Configs of the transformer presets' parts. sd3-random: the shapes of stabilityai/stable-diffusion-3-medium-
+    diffusers (transformer, VAE, CLIP-L, CLIP-G; T5 dropped), random weights. tiny-dit: a 2-layer MMDiT of width 32
+    on the tiny preset's trained VAE (4 latent channels, 4x down) and two 2-layer CLIP encoders of width 32."""
+    if name == "tiny-dit":
+        return {
+            "transformer": dict(
+                patch_size=2,
+                in_channels=4,
+                out_channels=4,
+                num_layers=2,
+                attention_head_dim=8,
+                num_attention_heads=4,
+                joint_attention_dim=64,
+                caption_projection_dim=32,
+                pooled_projection_dim=64,
+                pos_embed_max_size=64,
+            ),
+            "text": dict(
+                hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32
+            ),
+            "text_2": dict(
+                hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32
+            ),
+            "vae": None,  # the tiny preset's trained VAE
+            "shift": 3.0,
+        }
+    if name == "sd3-random":
+        return {
+            "transformer": dict(
+                patch_size=2,
+                in_channels=16,
+                out_channels=16,
+                num_layers=24,
+                attention_head_dim=64,
+                num_attention_heads=24,
+                joint_attention_dim=4096,
+                caption_projection_dim=1536,
+                pooled_projection_dim=2048,
+                pos_embed_max_size=192,
+            ),
+            "text": dict(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                projection_dim=768,
+                hidden_act="quick_gelu",
+            ),
+            "text_2": dict(
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=20,
+                projection_dim=1280,
+                hidden_act="gelu",
+            ),
+            "vae": dict(
+                in_channels=3,
+                out_channels=3,
+                latent_channels=16,
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                block_out_channels=(128, 256, 512, 512),
+                layers_per_block=2,
+                scaling_factor=1.5305,
+                shift_factor=0.0609,
+                use_quant_conv=False,
+                use_post_quant_conv=False,
+            ),
+            "shift": 3.0,
+        }
+    raise ValueError(f"not a transformer preset: {name}")
+
+
+def build_preset(name: str, resolution: int) -> Any:
+    from rgbify.train.model import Components, load_tiny_vae, tiny_tokenizer, vae_scale_down
+
+    cfgs = preset_configs(name)
+    tokenizer = tiny_tokenizer()
+
+    def clip(kw):
+        return CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                max_position_embeddings=77,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **kw,
+            )
+        )
+
+    text_encoder, text_encoder_2 = clip(cfgs["text"]), clip(cfgs["text_2"])
+    vae = load_tiny_vae() if cfgs["vae"] is None else AutoencoderKL(sample_size=resolution, **cfgs["vae"])
+    if vae.config.shift_factor is None:  # SD3's pipeline adds it back when decoding
+        vae.register_to_config(shift_factor=0.0)
+    transformer = SD3Transformer2DModel(sample_size=resolution // vae_scale_down(vae), **cfgs["transformer"])
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfgs["shift"])
+    return Components(
+        tokenizer,
+        text_encoder,
+        vae,
+        transformer,
+        scheduler,
+        family="sd3",
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=copy.deepcopy(tokenizer),
+    )
+
+
+def load_folder(path: str) -> Any:
+    """The components of a local SD3-family folder: the full trained transformer of an rgbify run (conditioned/)
+    when there is one, else transformer/. T5 (text_encoder_3/) is not loaded."""
+    from rgbify.train.model import Components
+
+    root = Path(path)
+    need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
+    missing = [d for d in need if not (root / d).is_dir()]
+    if missing:
+        raise UserError(
+            f"--base-model {path}: an SD3 folder without {', '.join(missing)}; give a local diffusers "
+            "Stable Diffusion 3 folder (transformer/, vae/, text_encoder/, text_encoder_2/, tokenizer/, "
+            "tokenizer_2/, scheduler/; text_encoder_3/ is not used)"
+        )
+    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
+    try:
+        vae = AutoencoderKL.from_pretrained(root / "vae")
+        if vae.config.shift_factor is None:
+            vae.register_to_config(shift_factor=0.0)
+        return Components(
+            tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
+            text_encoder=CLIPTextModelWithProjection.from_pretrained(root / "text_encoder"),
+            vae=vae,
+            unet=SD3Transformer2DModel.from_pretrained(root / sub),
+            noise_scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
+            family="sd3",
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(root / "text_encoder_2"),
+            tokenizer_2=CLIPTokenizer.from_pretrained(root / "tokenizer_2"),
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
+
+
+# ------------------------------------------------------------------------------------------------- mode adaptation
+
+
+def text_pooled_dim(components) -> int:
+    return components.text_encoder.config.projection_dim + components.text_encoder_2.config.projection_dim
+
+
+def has_switch(components) -> bool:
+    return components.unet.config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
+
+
+def _expand_patch_embed(transformer, mode: str) -> None:
+    """Give the patch embedding 2C input channels ([x_t, image], marigold [image, x_t]): instruct keeps the kernel
+    on x_t and zeros the image half; marigold and lotus copy it into both halves and halve it."""
+    old = transformer.pos_embed.proj
+    c = old.in_channels
+    new = torch.nn.Conv2d(2 * c, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    with torch.no_grad():
+        if mode == "instruct":
+            new.weight.zero_()
+            new.weight[:, :c] = old.weight  # instruct: [x_t, image]
+        else:
+            new.weight.copy_(torch.cat([old.weight, old.weight], dim=1) * 0.5)
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    transformer.pos_embed.proj = new
+    transformer.register_to_config(in_channels=2 * c)
+
+
+def _add_switch(transformer) -> None:
+    """Lotus's task switch: SWITCH_DIM more inputs of the pooled projection, zero-initialised."""
+    old = transformer.time_text_embed.text_embedder.linear_1
+    new = torch.nn.Linear(old.in_features + SWITCH_DIM, old.out_features)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_features] = old.weight
+        new.bias.copy_(old.bias)
+    transformer.time_text_embed.text_embedder.linear_1 = new
+    transformer.register_to_config(pooled_projection_dim=old.in_features + SWITCH_DIM)
+
+
+def adapt(components, cfg: TrainConfig) -> None:
+    """Adapt the transformer to ``cfg.mode`` (image channels; lotus: the switch). A transformer with 2C channels
+    already is used as it is only if it is an rgbify run of the same mode."""
+    from rgbify.train.model import conventions_of
+
+    t = components.unet
+    c = components.vae.config.latent_channels
+    if t.config.in_channels == c:
+        _expand_patch_embed(t, cfg.mode)
+    elif t.config.in_channels == 2 * c:
+        mode, whose = conventions_of(cfg.base_model)
+        if mode != cfg.mode:
+            raise UserError(
+                f"--base-model {cfg.base_model}: its transformer takes {2 * c} input channels and it is "
+                f"{whose}; train it with --mode {mode}"
+                if mode
+                else f"--base-model {cfg.base_model}: its transformer takes {2 * c} input channels but it is "
+                f"{whose}, so its conventions are unknown; give a {c}-channel SD3 folder"
+            )
+    else:
+        raise UserError(
+            f"--base-model {cfg.base_model}: the transformer takes {t.config.in_channels} input "
+            f"channels; the VAE gives {c} (need {c}, or {2 * c} for an rgbify run)"
+        )
+    if cfg.mode == "lotus" and not has_switch(components):
+        _add_switch(t)
+
+
+# ------------------------------------------------------------------------------------------------------- latents
+
+
+@torch.no_grad()
+def encode(vae, x: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) uint8 or float in [-1,1] -> (latent mean - shift_factor) x scaling_factor, float32 (SD3's)."""
+    x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
+    z = vae.encode(x).latent_dist.mode()
+    return ((z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor).float()
+
+
+@torch.no_grad()
+def decode(vae, z: torch.Tensor) -> torch.Tensor:
+    """Normalised latent -> (B,3,H,W) float in [-1,1] (StableDiffusion3Pipeline's inverse)."""
+    z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+    return vae.decode(z.to(vae.dtype)).sample.clamp(-1, 1)
+
+
+# -------------------------------------------------------------------------------------------------------- prompts
+
+
+class SD3Prompts:
+    """Prompt -> (states (B, 77 + 256, joint_attention_dim), pooled (B, 2 x projection)) as StableDiffusion3Pipeline's
+    ``encode_prompt`` makes them without T5 (it is called: the same penultimate CLIP layers, zero padding, zero T5
+    tokens), cached per prompt. Prompts longer than CLIP's 77-token window are cut, as the stock pipeline cuts them."""
+
+    def __init__(self, components, max_cache: int = 8192):
+        from diffusers import StableDiffusion3Pipeline
+
+        self.pipe = StableDiffusion3Pipeline(
+            transformer=components.unet,
+            scheduler=components.noise_scheduler,
+            vae=components.vae,
+            text_encoder=components.text_encoder,
+            tokenizer=components.tokenizer,
+            text_encoder_2=components.text_encoder_2,
+            tokenizer_2=components.tokenizer_2,
+            text_encoder_3=None,
+            tokenizer_3=None,
+        )
+        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.max_cache = max_cache
+
+    @torch.no_grad()
+    def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if prompt not in self.cache:
+            device = self.pipe.text_encoder.device
+            states, _, pooled, _ = self.pipe.encode_prompt(
+                prompt=[prompt],
+                prompt_2=None,
+                prompt_3=None,
+                device=device,
+                do_classifier_free_guidance=False,
+                max_sequence_length=T5_TOKENS,
+            )
+            if len(self.cache) >= self.max_cache:
+                return states[0], pooled[0]
+            self.cache[prompt] = (states[0], pooled[0])
+        return self.cache[prompt]
+
+    def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [self.one(p) for p in prompts]
+        return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+
+    def conditioning(self, mode: str, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """marigold mode: the empty prompt for every item (Marigold's); otherwise the items' prompts."""
+        return self([""] * len(prompts) if mode == "marigold" else prompts)
+
+
+# ----------------------------------------------------------------------------------------------------- objective
+
+
+def sample_sigmas(sched, cfg: TrainConfig, b: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(timesteps, sigmas) of a batch, as diffusers' SD3 training scripts draw them: u from
+    ``compute_density_for_timestep_sampling`` (logit-normal, mode or uniform), the index u x T into the training
+    scheduler's shifted schedule."""
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    u = compute_density_for_timestep_sampling(
+        cfg.timestep_sampling,
+        b,
+        logit_mean=cfg.logit_mean,
+        logit_std=cfg.logit_std,
+        mode_scale=cfg.mode_scale,
+        device=device,
+        generator=gen,
+    )
+    n = sched.config.num_train_timesteps
+    idx = (u * n).long().clamp(0, n - 1)
+    return sched.timesteps.to(device)[idx], sched.sigmas.to(device)[idx]
+
+
+def _call(transformer, mode: str, x, image, t, states, pooled):
+    from rgbify.train.model import unet_input
+
+    return transformer(
+        hidden_states=unet_input(mode, x, image).to(transformer.dtype),
+        timestep=t,
+        encoder_hidden_states=states.to(transformer.dtype),
+        pooled_projections=pooled.to(transformer.dtype),
+        return_dict=False,
+    )[0]
+
+
+def with_switch(pooled: torch.Tensor, rgb: bool) -> torch.Tensor:
+    from rgbify.train.model import lotus_switch
+
+    return torch.cat([pooled, lotus_switch(pooled.shape[0], rgb, pooled.device).to(pooled.dtype)], dim=1)
+
+
+def flow_step(
+    components, prompts: SD3Prompts, cfg: TrainConfig, batch: dict, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one micro-batch (mean, and per item on the device), as ``rgbify.train.step.train_step``."""
+    from diffusers.training_utils import compute_loss_weighting_for_sd3
+
+    from rgbify.train.step import multi_res_noise
+
+    t_model, sched, vae = components.unet, components.noise_scheduler, components.vae
+    device = vae.device
+    target, image = encode(vae, torch.cat([batch["target"], batch["image"]])).chunk(2)
+    for i, task in enumerate(batch["task"]):
+        if task == "generate":
+            image[i].zero_()
+    states, pooled = prompts.conditioning(cfg.mode, batch["prompt"])
+    b = target.shape[0]
+    noise = torch.randn(target.shape, generator=gen, device=device)
+    weight = torch.ones(b, device=device)
+    if cfg.mode == "lotus":
+        t = torch.full((b,), float(sched.config.num_train_timesteps), device=device)
+        start = torch.zeros_like(noise) if cfg.lotus_deterministic else noise
+        x, img, goal, pooled_in = start, image, target, with_switch(pooled, False)
+        if cfg.detail_preserver:
+            noise2 = torch.randn(target.shape, generator=gen, device=device)
+            start2 = torch.zeros_like(noise2) if cfg.lotus_deterministic else noise2
+            x, img, goal = torch.cat([x, start2]), torch.cat([image, image]), torch.cat([target, image])
+            pooled_in = torch.cat([pooled_in, with_switch(pooled, True)])
+            t, states, weight = torch.cat([t, t]), torch.cat([states, states]), torch.cat([weight, weight])
+        pred = _call(t_model, cfg.mode, x, img, t, states, pooled_in)
+    else:
+        t, sigma = sample_sigmas(sched, cfg, b, gen, device)
+        if cfg.multi_res_noise:
+            strength = torch.full((b,), cfg.multi_res_noise, device=device)
+            if cfg.multi_res_noise_annealed:
+                strength = strength * sigma
+            noise = multi_res_noise(noise, strength, gen)
+        s = sigma.view(-1, 1, 1, 1)
+        noisy = (1.0 - s) * target + s * noise
+        if cfg.mode == "instruct" and cfg.cond_dropout > 0:
+            r = torch.rand(b, generator=gen, device=device)
+            p = cfg.cond_dropout
+            drop_text, drop_image = r < 2 * p, (r >= p) & (r < 3 * p)  # as the UNet's instruct mode
+            empty, empty_pooled = prompts([""] * b)
+            states = torch.where(drop_text[:, None, None], empty, states)
+            pooled = torch.where(drop_text[:, None], empty_pooled, pooled)
+            image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image), image)
+        if has_switch(components):  # a lotus-adapted transformer fine-tuned in another mode: switch off
+            pooled = with_switch(pooled, False)
+        goal = noise - target
+        weight = compute_loss_weighting_for_sd3(cfg.loss_weighting, sigma).float()
+        pred = _call(t_model, cfg.mode, noisy, image, t, states, pooled)
+    per_item = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3)) * weight
+    return per_item.mean(), per_item[:b].detach()
+
+
+# ------------------------------------------------------------------------------------------------------ sampling
+
+
+def sampling_scheduler(components) -> FlowMatchEulerDiscreteScheduler:
+    """A fresh copy of the run's flow-matching Euler scheduler (set_timesteps changes a scheduler's state)."""
+    return FlowMatchEulerDiscreteScheduler.from_config(components.noise_scheduler.config)
+
+
+@torch.no_grad()
+def sample_latent(
+    components,
+    cfg: TrainConfig,
+    img: torch.Tensor,
+    states,
+    pooled,
+    gen: torch.Generator,
+    steps: int,
+    guidance: tuple | None = None,
+) -> torch.Tensor:
+    """The drawn target latent. lotus: one x0 call at t = T. marigold/instruct: Euler from noise over ``steps``
+    steps of the flow scheduler (StableDiffusion3Pipeline's loop); ``guidance``: None or (empty states, empty
+    pooled, text scale, image scale), InstructPix2Pix's three-way guidance."""
+    t_model = components.unet
+    device = img.device
+    x = torch.randn(img.shape, generator=gen, device=device)
+    b = img.shape[0]
+    if has_switch(components):
+        pooled = with_switch(pooled, False)
+    if cfg.mode == "lotus":
+        if cfg.lotus_deterministic:
+            x = torch.zeros_like(x)
+        t = torch.full((b,), float(components.noise_scheduler.config.num_train_timesteps), device=device)
+        return _call(t_model, cfg.mode, x, img, t, states, pooled).float()
+    sched = sampling_scheduler(components)
+    sched.set_timesteps(steps, device=device)
+    for t in sched.timesteps:
+        if guidance is None:
+            v = _call(t_model, cfg.mode, x, img, t.expand(b), states, pooled)
+        else:
+            empty, empty_pooled, tg, ig = guidance
+            if has_switch(components):
+                empty_pooled = with_switch(empty_pooled, False)
+            full, only_img, none = _call(
+                t_model,
+                cfg.mode,
+                torch.cat([x, x, x]),
+                torch.cat([img, img, torch.zeros_like(img)]),
+                t.expand(3 * b),
+                torch.cat([states, empty, empty]),
+                torch.cat([pooled, empty_pooled, empty_pooled]),
+            ).chunk(3)
+            v = none + tg * (full - only_img) + ig * (only_img - none)
+        x = sched.step(v.float(), t, x).prev_sample
+    return x
+
+
+@torch.no_grad()
+def sample(
+    components,
+    cfg: TrainConfig,
+    image: torch.Tensor,
+    prompt_list: list[str],
+    *,
+    prompts=None,
+    steps: int | None = None,
+    seed: int = 0,
+    text_guidance: float = 1.0,
+    image_guidance: float = 1.0,
+) -> torch.Tensor:
+    """As ``rgbify.train.pipeline.sample`` for the transformer family: uint8 (B,H,W,3) on the CPU."""
+    device = components.vae.device
+    prompts = prompts or SD3Prompts(components)
+    img = encode(components.vae, image)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    states, pooled = prompts.conditioning(cfg.mode, prompt_list)
+    guidance = None
+    if cfg.mode == "instruct" and (text_guidance != 1.0 or image_guidance != 1.0):
+        guidance = (*prompts([""] * img.shape[0]), text_guidance, image_guidance)
+    z = sample_latent(components, cfg, img, states, pooled, gen, steps or cfg.inference_steps, guidance)
+    rgb = decode(components.vae, z).float()
+    return ((rgb.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+
+
+# ------------------------------------------------------------------------------------------------------- export
+
+
+def text_to_image(components, transformer, mode: str) -> SD3Transformer2DModel:
+    """The C-channel text-to-image transformer in ``transformer``: the x_t half of the patch embedding, the image
+    half dropped. For an instruct run this is the trained model on generation items (their image latent is zero).
+    Marigold and lotus runs train no generation: theirs is the same slice (lotus: without the switch's columns),
+    loadable but not a text-to-image model they were trained to be."""
+    from rgbify.train.model import IMAGE_FIRST
+
+    c = components.vae.config.latent_channels
+    config = dict(transformer.config)
+    config["in_channels"] = c
+    switch = has_switch(components)
+    if switch:
+        config["pooled_projection_dim"] -= SWITCH_DIM
+    out = SD3Transformer2DModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    state = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+    w = state["pos_embed.proj.weight"]
+    state["pos_embed.proj.weight"] = w[:, c:] if IMAGE_FIRST[mode] else w[:, :c]
+    if switch:
+        k = "time_text_embed.text_embedder.linear_1.weight"
+        state[k] = state[k][:, : config["pooled_projection_dim"]]
+    out.load_state_dict(state)
+    return out if out.dtype == transformer.dtype else out.to(transformer.dtype)
+
+
+def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
+    """Write a StableDiffusion3Pipeline folder (transformer/: ``text_to_image``) plus conditioned/ into ``folder``."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline(
+        transformer=text_to_image(components, transformer, cfg.mode),
+        scheduler=components.noise_scheduler,
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        text_encoder_2=components.text_encoder_2,
+        tokenizer_2=components.tokenizer_2,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
+    pipe.save_pretrained(folder)
+    transformer.save_pretrained(folder / CONDITIONED)
