@@ -50,6 +50,17 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokeni
 from rgbify.datasets import to_unit
 from rgbify.errors import UserError
 from rgbify.train.config import TrainConfig
+from rgbify.train.parts import (
+    IMAGE_FIRST,
+    Components,
+    conventions_of,
+    load_tiny_vae,
+    lotus_switch,
+    multi_res_noise,
+    tiny_tokenizer,
+    unet_input,
+    vae_scale_down,
+)
 
 SD3_PIPELINES = ("StableDiffusion3Pipeline",)
 """model_index.json classes of the SD3 family."""
@@ -156,8 +167,6 @@ def preset_configs(name: str) -> dict[str, Any]:
 
 
 def build_preset(name: str, resolution: int) -> Any:
-    from rgbify.train.model import Components, load_tiny_vae, tiny_tokenizer, vae_scale_down
-
     cfgs = preset_configs(name)
     tokenizer = tiny_tokenizer()
 
@@ -194,8 +203,6 @@ def build_preset(name: str, resolution: int) -> Any:
 def load_folder(path: str) -> Any:
     """The components of a local SD3-family folder: the full trained transformer of an rgbify run (conditioned/)
     when there is one, else transformer/. T5 (text_encoder_3/) is not loaded."""
-    from rgbify.train.model import Components
-
     root = Path(path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
     missing = [d for d in need if not (root / d).is_dir()]
@@ -268,8 +275,6 @@ def _add_switch(transformer) -> None:
 def adapt(components, cfg: TrainConfig) -> None:
     """Adapt the transformer to ``cfg.mode`` (image channels; lotus: the switch). A transformer with 2C channels
     already is used as it is only if it is an rgbify run of the same mode."""
-    from rgbify.train.model import conventions_of
-
     t = components.unet
     c = components.vae.config.latent_channels
     if t.config.in_channels == c:
@@ -386,8 +391,6 @@ def sample_sigmas(sched, cfg: TrainConfig, b: int, gen: torch.Generator, device)
 
 
 def _call(transformer, mode: str, x, image, t, states, pooled):
-    from rgbify.train.model import unet_input
-
     return transformer(
         hidden_states=unet_input(mode, x, image).to(transformer.dtype),
         timestep=t,
@@ -398,8 +401,6 @@ def _call(transformer, mode: str, x, image, t, states, pooled):
 
 
 def with_switch(pooled: torch.Tensor, rgb: bool) -> torch.Tensor:
-    from rgbify.train.model import lotus_switch
-
     return torch.cat([pooled, lotus_switch(pooled.shape[0], rgb, pooled.device).to(pooled.dtype)], dim=1)
 
 
@@ -408,8 +409,6 @@ def flow_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one micro-batch (mean, and per item on the device), as ``rgbify.train.step.train_step``."""
     from diffusers.training_utils import compute_loss_weighting_for_sd3
-
-    from rgbify.train.step import multi_res_noise
 
     t_model, sched, vae = components.unet, components.noise_scheduler, components.vae
     device = vae.device
@@ -549,8 +548,6 @@ def text_to_image(components, transformer, mode: str) -> SD3Transformer2DModel:
     half dropped. For an instruct run this is the trained model on generation items (their image latent is zero).
     Marigold and lotus runs train no generation: theirs is the same slice (lotus: without the switch's columns),
     loadable but not a text-to-image model they were trained to be."""
-    from rgbify.train.model import IMAGE_FIRST
-
     c = components.vae.config.latent_channels
     config = dict(transformer.config)
     config["in_channels"] = c
