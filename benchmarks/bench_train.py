@@ -3,6 +3,8 @@
     python benchmarks/bench_train.py --model tiny --resolution 64 --batch-size 4            # CPU
     python benchmarks/bench_train.py --model sd2-random --resolution 512 --batch-size 16 \\
         --mixed-precision bf16 --device cuda                                                  # one GPU
+    python benchmarks/bench_train.py --model sd3-random --resolution 1024 --flops-only --memory-plan  # anywhere
+    python benchmarks/bench_train.py --model tiny-dit --resolution 64 --batch-size 4          # CPU, transformer
 
 Measures ``rgbify.train.step.train_step`` + backward + AdamW step on synthetic batches that already sit on
 the device (the data pipeline is measured by the dataset's own benchmark): both VAE encodes (image and
@@ -10,6 +12,11 @@ target), the text encoder (cached per prompt, as in training), the UNet forward 
 optimizer step are counted once with torch.utils.flop_counter (matmuls and convolutions); MFU divides the
 achieved FLOP/s by --peak-tflops (default: 989 for H100/H200 bf16 dense, else not reported).
 Never loads weights: 'tiny' and 'sd2-random' are built from configs with random weights; a PATH must be on disk.
+
+Transformers (tiny-dit, sd3-random, flux-random; rgbify.train.plan): FLOPs per sample are the transformer's forward
+and backward counted on the meta device (attention included: on a CPU tensor pass torch's flop counter misses the
+CPU flash kernel) plus the two VAE encodes; the timed run (tiny-dit, sd3-random; FLUX does not train yet) uses
+that count for MFU. ``--memory-plan`` prints the computed peak memory per GPU of each training option.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
-from rgbify.train.model import PromptEncoder, build_model, place_frozen, vae_scale_down  # noqa: E402
+from rgbify.train.model import build_model, make_prompts, place_frozen, vae_scale_down  # noqa: E402
 from rgbify.train.step import step_generator, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -44,9 +51,44 @@ def fake_batch(n: int, res: int, device, tasks=("depth", "normals", "semantic", 
     }
 
 
+TRANSFORMERS = ("tiny-dit", "sd3-random", "flux-random")
+
+
+def transformer_flops(args: argparse.Namespace) -> dict:
+    """FLOPs of one training sample of a transformer preset (forward + backward, two VAE encodes), counted on the
+    meta device (rgbify.train.plan); lotus runs the transformer on the reconstruction copy too."""
+    from rgbify.train import plan
+
+    parts = plan.meta_parts(args.model, args.resolution)
+    t = plan.transformer_flops(parts)["train"] * (2 if args.mode == "lotus" else 1)
+    vae = plan.vae_encode_flops(parts, args.resolution)
+    result = {"model": args.model, "mode": args.mode, "resolution": args.resolution,
+              "transformer_params_B": round(plan.n_params(parts.transformer) / 1e9, 4),
+              "image_tokens": parts.image_tokens, "text_tokens": parts.text_tokens,
+              "tflop_transformer_fwd_bwd": round(t / 1e12, 6), "tflop_vae_encode_x2": round(vae / 1e12, 6),
+              "tflop_per_sample": round((t + vae) / 1e12, 6)}
+    print(json.dumps(result))
+    return result
+
+
+def memory_plan(args: argparse.Namespace) -> list[dict]:
+    """The computed peak memory per GPU of each training option (rgbify.train.plan.memory_plan), as JSON lines."""
+    from rgbify.train import plan
+
+    parts = plan.meta_parts(args.model, args.resolution)
+    rows = plan.memory_plan(parts, args.batch_size)
+    for row in rows:
+        print(json.dumps({"model": args.model, "resolution": args.resolution, "batch_per_gpu": args.batch_size,
+                          **{k: round(v / 2**30, 2) if isinstance(v, int) else v for k, v in row.items()}}))
+    return rows
+
+
 def count_flops(args: argparse.Namespace) -> dict:
     """FLOPs of one training sample (UNet forward + backward, two VAE encodes) counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
+
+    if args.model in TRANSFORMERS:
+        return transformer_flops(args)
 
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused",
                        "tasks": MODE_TASKS[args.mode]})
@@ -92,9 +134,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
     ap.add_argument("--flops-only", action="store_true",
                     help="count FLOPs per sample on the meta device (no weights, no compute) and exit")
+    ap.add_argument("--memory-plan", action="store_true",
+                    help="transformers: print the computed peak memory per GPU of each training option and exit")
     args = ap.parse_args(argv)
-    if args.flops_only:
-        return count_flops(args)
+    if args.memory_plan or args.flops_only:
+        out = count_flops(args) if args.flops_only else {}
+        if args.memory_plan:
+            if args.model not in TRANSFORMERS:
+                ap.error(f"--memory-plan is for {', '.join(TRANSFORMERS)}")
+            out["memory_plan"] = memory_plan(args)
+        return out
+    if args.model == "flux-random":
+        ap.error("flux-random has FLOP and memory counts only (--flops-only, --memory-plan): FLUX does not train yet")
 
     device = torch.device(args.device)
     if args.threads:
@@ -114,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.compile:
         components.unet = torch.compile(components.unet)
     opt = torch.optim.AdamW(unet_eager.parameters(), lr=1e-5)
-    prompts = PromptEncoder(components.tokenizer, components.text_encoder)
+    prompts = make_prompts(components)
     batch = fake_batch(args.batch_size, args.resolution, device)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
@@ -134,6 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
     with counter:
         step(args.warmup)
     flops_per_step = counter.get_total_flops()
+    if args.model in TRANSFORMERS:  # the CPU flash-attention kernel has no FLOP formula: count on the meta device
+        flops_per_step = transformer_flops(args)["tflop_per_sample"] * 1e12 * args.batch_size
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
