@@ -80,7 +80,15 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """no, bf16 or fp16 (accelerate autocast)."""
     gradient_checkpointing: bool = False
-    """Recompute UNet activations in backward to save memory."""
+    """Recompute the UNet's (transformer's: per block) activations in backward to save memory."""
+    optimizer: Literal["adamw", "adafactor", "adamw8bit"] = "adamw"
+    """adamw (torch), adafactor (transformers' Adafactor at --lr, factored second moment, no momentum: about 4 bytes
+    per parameter less than AdamW's 8) or adamw8bit (bitsandbytes' AdamW8bit, 2 bytes of moments per parameter;
+    needs bitsandbytes and, for its kernels, a GPU)."""
+    lora_rank: int = 0
+    """Train LoRA adapters of this rank (peft; alpha = rank) on the attention projections instead of every weight;
+    the layers the mode adds or widens (conv_in / patch embedding, the lotus switch) train in full. The exported
+    model has the adapters merged in (a plain diffusers model). 0: full fine-tuning."""
     ema_decay: float = 0.0
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
     prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
@@ -153,7 +161,8 @@ class TrainConfig:
                      "eval_samples", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
-        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after"):
+        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after",
+                     "lora_rank"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 0 or more")
         if not 0 < self.lr <= 1:

@@ -145,3 +145,40 @@ def multi_res_noise(noise: torch.Tensor, strength: torch.Tensor, gen: torch.Gene
         if hh == 1 or ww == 1:
             break
     return out / out.std()
+
+
+LORA_TARGETS = {"unet": ("to_q", "to_k", "to_v", "to_out.0"),
+                "sd3": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")}
+"""Modules that get LoRA adapters: the attention projections (the SD3 transformer's context stream too)."""
+FULLY_TRAINED = {"unet": ("conv_in", "class_embedding"),
+                 "sd3": ("pos_embed.proj", "time_text_embed.text_embedder.linear_1")}
+"""Modules a LoRA run still trains in full: those the mode widens or adds (image channels, the lotus switch)."""
+
+
+def add_lora(model, family: str, rank: int) -> int:
+    """Put rank-``rank`` LoRA adapters (peft, alpha = rank, Gaussian A and zero B: the model is unchanged at step 0)
+    on ``model``'s attention projections and freeze every other weight except FULLY_TRAINED's. Returns the number
+    of trained parameters."""
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise UserError(f"--lora-rank {rank} needs peft: pip install peft (rgbify's train extra has it)") from None
+    model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                 target_modules=list(LORA_TARGETS[family])))
+    for name, module in model.named_modules():
+        if name in FULLY_TRAINED[family]:
+            module.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def merged(model):
+    """``model`` itself, or, when it has LoRA adapters, a copy with them merged into the weights and removed (a
+    plain diffusers model, what a run exports)."""
+    if not getattr(model, "_hf_peft_config_loaded", False):
+        return model
+    import copy
+
+    out = copy.deepcopy(model)
+    out.fuse_lora(lora_scale=1.0)
+    out.unload_lora()
+    return out
