@@ -240,9 +240,15 @@ def test_base_model_sd3_folder_trains_and_resumes_exactly(tmp_path):
     torch.manual_seed(0)
     parts = dit.build_preset("tiny-dit", RES)
     StableDiffusion3Pipeline(
-        transformer=parts.unet, scheduler=parts.noise_scheduler, vae=parts.vae, text_encoder=parts.text_encoder,
-        tokenizer=parts.tokenizer, text_encoder_2=parts.text_encoder_2, tokenizer_2=parts.tokenizer_2,
-        text_encoder_3=None, tokenizer_3=None,
+        transformer=parts.unet,
+        scheduler=parts.noise_scheduler,
+        vae=parts.vae,
+        text_encoder=parts.text_encoder,
+        tokenizer=parts.tokenizer,
+        text_encoder_2=parts.text_encoder_2,
+        tokenizer_2=parts.tokenizer_2,
+        text_encoder_3=None,
+        tokenizer_3=None,
     ).save_pretrained(tmp_path / "sd3")
     base = str(tmp_path / "sd3")
     straight = dit_cfg(tmp_path / "a", "instruct", base_model=base, steps=4, lr_schedule="constant")
@@ -268,8 +274,11 @@ def test_lora_trains_adapters_and_exports_them_merged(tmp_path):
     torch.manual_seed(cfg.seed)
     base = build_model(cfg).unet.state_dict()
     assert set(out) == set(base)
-    for key in ("transformer_blocks.0.attn.to_q.weight", "transformer_blocks.0.attn.add_k_proj.weight",
-                "pos_embed.proj.weight"):
+    for key in (
+        "transformer_blocks.0.attn.to_q.weight",
+        "transformer_blocks.0.attn.add_k_proj.weight",
+        "pos_embed.proj.weight",
+    ):
         assert not torch.allclose(out[key], base[key]), key
     for key in ("transformer_blocks.0.ff.net.0.proj.weight", "proj_out.weight", "context_embedder.weight"):
         assert torch.equal(out[key], base[key]), key
