@@ -112,7 +112,7 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
     place_frozen(components, accelerator.device, cfg.mixed_precision)
     unet = components.unet
     if cfg.lora_rank:
-        add_lora(unet, components.family, cfg.lora_rank)
+        add_lora(unet, components.family, cfg.lora_rank, cfg.mixed_precision)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
