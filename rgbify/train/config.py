@@ -15,7 +15,7 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random")
+TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux")
 """Presets of the transformer family (rgbify.train.dit): flow matching, SD3Transformer2DModel."""
 PRESETS = ("tiny", "tiny-random", "sd2-random", *TRANSFORMER_PRESETS)
 MARIGOLD_TASKS = ("depth", "normals")
@@ -39,9 +39,9 @@ class TrainConfig:
     """'tiny' (a small UNet and text encoder with random weights, and a small VAE trained on rgbify renders and targets
     that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
     with random weights, for benchmarks), 'tiny-dit' (a tiny random SD3 transformer on the tiny VAE, flow matching;
-    no download), 'sd3-random' (SD3-medium-sized parts, random weights) or PATH to a local diffusers Stable Diffusion
-    1.x/2.x folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or Stable Diffusion 3 folder (transformer/,
-    text_encoder/, text_encoder_2/, ...; T5 is not used)."""
+    no download), 'tiny-flux' (the same for FLUX), 'sd3-random' (SD3-medium-sized parts, random weights) or PATH to
+    a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/), Stable
+    Diffusion 3 folder (transformer/, text_encoder/, text_encoder_2/, ...; T5 is not used) or FLUX.1 folder."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);

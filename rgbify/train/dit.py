@@ -33,6 +33,15 @@ for instruct runs exactly the trained model on generation items, whose image lat
 ``StableDiffusion3Pipeline.from_pretrained(RUN/model, text_encoder_3=None, tokenizer_3=None)`` generates (diffusers'
 own way to load SD3 without T5); conditioned/ holds the full trained transformer
 (``SD3Transformer2DModel.from_pretrained(RUN/model, subfolder="conditioned")``), which rgbify predicts with.
+
+
+FLUX.1 (``--base-model tiny-flux`` or a local folder whose model_index.json names ``FluxPipeline``) is the same
+recipe on ``FluxTransformer2DModel``: CLIP-L's pooled output and T5's 512 token states (T5 is needed: it is FLUX's
+only sequence conditioning), 2x2 latents packed per token (``FluxPipeline._pack_latents``) with x_t and the image
+latent packed separately and concatenated per token (the token embedding ``x_embedder`` widened from 4C to 8C
+features, as SD3's patch embedding), the guidance embedding fed ``FLUX_GUIDANCE``, timestep / 1000, the training
+scheduler's unshifted sigmas (FLUX's scheduler shifts by resolution at inference: FluxPipeline's ``mu``), and a
+``FluxPipeline`` folder as RUN/model.
 """
 
 from __future__ import annotations
@@ -72,20 +81,33 @@ CONDITIONED = "conditioned"
 """RUN/model's subfolder with the full trained transformer (image channels, task switch)."""
 
 
-def is_sd3_folder(path: str | Path) -> bool:
-    """Whether a local folder is a diffusers SD3-family pipeline (model_index.json) or holds one's transformer."""
+FLUX_PIPELINES = ("FluxPipeline",)
+"""model_index.json classes of the FLUX family."""
+FLUX_T5_TOKENS = 512
+"""T5 tokens of a FLUX prompt: FluxPipeline's default max_sequence_length."""
+FLUX_GUIDANCE = 3.5
+"""The guidance embedding's value in training and sampling (FLUX.1-dev's guidance-distilled input; diffusers' FLUX
+training scripts' and FluxPipeline's default 3.5)."""
+TRANSFORMER_CLASSES = {"SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux"}
+
+
+def folder_family(path: str | Path) -> str | None:
+    """ "sd3" or "flux" for a local diffusers folder of that family (model_index.json's pipeline, or
+    transformer/config.json's class), else None."""
     root = Path(path)
     index = root / "model_index.json"
-    if index.is_file():
-        try:
-            return json.loads(index.read_text()).get("_class_name") in SD3_PIPELINES
-        except ValueError:
-            return False
-    cfg = root / "transformer" / "config.json"
     try:
-        return cfg.is_file() and json.loads(cfg.read_text()).get("_class_name") == "SD3Transformer2DModel"
+        if index.is_file():
+            name = json.loads(index.read_text()).get("_class_name")
+            return "sd3" if name in SD3_PIPELINES else "flux" if name in FLUX_PIPELINES else None
+        cfg = root / "transformer" / "config.json"
+        return TRANSFORMER_CLASSES.get(json.loads(cfg.read_text()).get("_class_name")) if cfg.is_file() else None
     except ValueError:
-        return False
+        return None
+
+
+def is_sd3_folder(path: str | Path) -> bool:
+    return folder_family(path) == "sd3"
 
 
 # ---------------------------------------------------------------------------------------------------------- presets
@@ -163,11 +185,91 @@ def preset_configs(name: str) -> dict[str, Any]:
             ),
             "shift": 3.0,
         }
+    if name == "tiny-flux":  # FLUX's layout at tiny-dit's scale: 1 double + 1 single block, width 32, T5 + CLIP
+        return {
+            "transformer": dict(
+                patch_size=1,
+                in_channels=16,
+                out_channels=16,
+                num_layers=1,
+                num_single_layers=1,
+                attention_head_dim=8,
+                num_attention_heads=4,
+                joint_attention_dim=32,
+                pooled_projection_dim=32,
+                guidance_embeds=True,
+                axes_dims_rope=(2, 2, 4),
+            ),
+            "text": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
+            "t5": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
+            "vae": None,
+        }
     raise ValueError(f"not a transformer preset: {name}")
+
+
+def tiny_t5_tokenizer():
+    """A T5 (unigram) tokenizer that needs no files: printable ASCII characters, alone and word-initial, T5's
+    pad, end and unknown tokens (192 ids)."""
+    from transformers import T5TokenizerFast
+
+    chars = [chr(c) for c in range(33, 127)]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -1.0) for c in chars] + [("\u2581" + c, -1.5) for c in chars]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0)
+
+
+def _build_flux(cfgs: dict, resolution: int) -> Components:
+    from diffusers import FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    tokenizer, t5_tok = tiny_tokenizer(), tiny_t5_tokenizer()
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **cfgs["text"],
+        )
+    )
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(t5_tok),
+            pad_token_id=t5_tok.pad_token_id,
+            eos_token_id=t5_tok.eos_token_id,
+            decoder_start_token_id=0,
+            **cfgs["t5"],
+        )
+    )
+    vae = load_tiny_vae()
+    if vae.config.shift_factor is None:
+        vae.register_to_config(shift_factor=0.0)
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    return Components(
+        tokenizer,
+        clip,
+        vae,
+        FluxTransformer2DModel(**cfgs["transformer"]),
+        scheduler,
+        family="flux",
+        text_encoder_2=t5,
+        tokenizer_2=t5_tok,
+    )
 
 
 def build_preset(name: str, resolution: int) -> Any:
     cfgs = preset_configs(name)
+    if name == "tiny-flux":
+        return _build_flux(cfgs, resolution)
     tokenizer = tiny_tokenizer()
 
     def clip(kw):
@@ -204,6 +306,8 @@ def load_folder(path: str) -> Any:
     """The components of a local SD3-family folder: the full trained transformer of an rgbify run (conditioned/)
     when there is one, else transformer/. T5 (text_encoder_3/) is not loaded."""
     root = Path(path)
+    if folder_family(path) == "flux":
+        return _load_flux(root, path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
     missing = [d for d in need if not (root / d).is_dir()]
     if missing:
@@ -231,11 +335,50 @@ def load_folder(path: str) -> Any:
         raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
 
 
+def _load_flux(root: Path, path: str) -> Components:
+    from diffusers import FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5EncoderModel, T5TokenizerFast
+
+    need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
+    missing = [d for d in need if not (root / d).is_dir()]
+    if missing:
+        raise UserError(
+            f"--base-model {path}: a FLUX folder without {', '.join(missing)}; give a local diffusers "
+            "FLUX.1 folder (transformer/, vae/, text_encoder/ (CLIP), text_encoder_2/ (T5), tokenizer/, "
+            "tokenizer_2/, scheduler/)"
+        )
+    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
+    try:
+        vae = AutoencoderKL.from_pretrained(root / "vae")
+        if vae.config.shift_factor is None:
+            vae.register_to_config(shift_factor=0.0)
+        return Components(
+            tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
+            text_encoder=CLIPTextModel.from_pretrained(root / "text_encoder"),
+            vae=vae,
+            unet=FluxTransformer2DModel.from_pretrained(root / sub),
+            noise_scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
+            family="flux",
+            text_encoder_2=T5EncoderModel.from_pretrained(root / "text_encoder_2"),
+            tokenizer_2=T5TokenizerFast.from_pretrained(root / "tokenizer_2"),
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"--base-model {path}: cannot load it as FLUX ({e})") from e
+
+
 # ------------------------------------------------------------------------------------------------- mode adaptation
 
 
 def text_pooled_dim(components) -> int:
+    if components.family == "flux":  # CLIP's pooled output
+        return components.text_encoder.config.hidden_size
     return components.text_encoder.config.projection_dim + components.text_encoder_2.config.projection_dim
+
+
+def latent_inputs(components) -> int:
+    """The transformer's input features of one latent (SD3: C channels; FLUX: 4C, 2x2 latents packed per token)."""
+    c = components.vae.config.latent_channels
+    return 4 * c if components.family == "flux" else c
 
 
 def has_switch(components) -> bool:
@@ -260,6 +403,23 @@ def _expand_patch_embed(transformer, mode: str) -> None:
     transformer.register_to_config(in_channels=2 * c)
 
 
+def _expand_x_embedder(transformer, mode: str) -> None:
+    """FLUX: the token embedding takes [packed x_t, packed image] (marigold: image first), 2 x 4C features, as
+    ``_expand_patch_embed`` does for SD3's convolution."""
+    old = transformer.x_embedder
+    n = old.in_features
+    new = torch.nn.Linear(2 * n, old.out_features)
+    with torch.no_grad():
+        if mode == "instruct":
+            new.weight.zero_()
+            new.weight[:, :n] = old.weight
+        else:
+            new.weight.copy_(torch.cat([old.weight, old.weight], dim=1) * 0.5)
+        new.bias.copy_(old.bias)
+    transformer.x_embedder = new
+    transformer.register_to_config(in_channels=2 * n)
+
+
 def _add_switch(transformer) -> None:
     """Lotus's task switch: SWITCH_DIM more inputs of the pooled projection, zero-initialised."""
     old = transformer.time_text_embed.text_embedder.linear_1
@@ -276,9 +436,9 @@ def adapt(components, cfg: TrainConfig) -> None:
     """Adapt the transformer to ``cfg.mode`` (image channels; lotus: the switch). A transformer with 2C channels
     already is used as it is only if it is an rgbify run of the same mode."""
     t = components.unet
-    c = components.vae.config.latent_channels
+    c = latent_inputs(components)
     if t.config.in_channels == c:
-        _expand_patch_embed(t, cfg.mode)
+        (_expand_x_embedder if components.family == "flux" else _expand_patch_embed)(t, cfg.mode)
     elif t.config.in_channels == 2 * c:
         mode, whose = conventions_of(cfg.base_model)
         if mode != cfg.mode:
@@ -327,6 +487,12 @@ class SD3Prompts:
     def __init__(self, components, max_cache: int = 8192):
         from diffusers import StableDiffusion3Pipeline
 
+        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.max_cache = max_cache
+        self.flux = components.family == "flux"
+        if self.flux:
+            self.pipe = _flux_pipeline(components, components.unet)
+            return
         self.pipe = StableDiffusion3Pipeline(
             transformer=components.unet,
             scheduler=components.noise_scheduler,
@@ -343,6 +509,14 @@ class SD3Prompts:
 
     @torch.no_grad()
     def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if prompt not in self.cache and self.flux:  # FluxPipeline's: T5 states, CLIP's pooled output
+            device = self.pipe.text_encoder.device
+            states, pooled, _ = self.pipe.encode_prompt(
+                prompt=[prompt], prompt_2=None, device=device, max_sequence_length=FLUX_T5_TOKENS
+            )
+            if len(self.cache) >= self.max_cache:
+                return states[0], pooled[0]
+            self.cache[prompt] = (states[0], pooled[0])
         if prompt not in self.cache:
             device = self.pipe.text_encoder.device
             states, _, pooled, _ = self.pipe.encode_prompt(
@@ -390,7 +564,48 @@ def sample_sigmas(sched, cfg: TrainConfig, b: int, gen: torch.Generator, device)
     return sched.timesteps.to(device)[idx], sched.sigmas.to(device)[idx]
 
 
+def _flux_pipeline(components, transformer):
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(
+        scheduler=components.noise_scheduler,
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        text_encoder_2=components.text_encoder_2,
+        tokenizer_2=components.tokenizer_2,
+        transformer=transformer,
+    )
+
+
+def _call_flux(transformer, mode: str, x, image, t, states, pooled):
+    """FLUX on (B,C,H,W) latents: x_t and the image latent packed 2x2 per token (FluxPipeline's packing) and
+    concatenated per token, position ids, the guidance input, timestep / 1000 (FluxPipeline's scale); the
+    prediction unpacked to (B,C,H,W)."""
+    from diffusers import FluxPipeline
+
+    b, c, h, w = x.shape
+    dtype = transformer.dtype
+    packed = [FluxPipeline._pack_latents(z.to(dtype), b, c, h, w) for z in (x, image)]
+    tokens = torch.cat(packed[::-1] if IMAGE_FIRST[mode] else packed, dim=2)
+    ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x.device, dtype)
+    guidance = torch.full((b,), FLUX_GUIDANCE, device=x.device) if transformer.config.guidance_embeds else None
+    out = transformer(
+        hidden_states=tokens,
+        timestep=t / 1000,
+        guidance=guidance,
+        pooled_projections=pooled.to(dtype),
+        encoder_hidden_states=states.to(dtype),
+        txt_ids=torch.zeros(states.shape[1], 3, device=x.device),
+        img_ids=ids,
+        return_dict=False,
+    )[0]
+    return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
 def _call(transformer, mode: str, x, image, t, states, pooled):
+    if type(transformer).__name__ == "FluxTransformer2DModel":
+        return _call_flux(transformer, mode, x, image, t, states, pooled)
     return transformer(
         hidden_states=unet_input(mode, x, image).to(transformer.dtype),
         timestep=t,
@@ -491,7 +706,21 @@ def sample_latent(
         t = torch.full((b,), float(components.noise_scheduler.config.num_train_timesteps), device=device)
         return _call(t_model, cfg.mode, x, img, t, states, pooled).float()
     sched = sampling_scheduler(components)
-    sched.set_timesteps(steps, device=device)
+    if sched.config.use_dynamic_shifting:  # FLUX: FluxPipeline's sigmas and resolution-dependent shift
+        import numpy as np
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        c = sched.config
+        mu = calculate_shift(
+            (img.shape[2] // 2) * (img.shape[3] // 2),
+            c.base_image_seq_len,
+            c.max_image_seq_len,
+            c.base_shift,
+            c.max_shift,
+        )
+        sched.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), device=device, mu=mu)
+    else:
+        sched.set_timesteps(steps, device=device)
     for t in sched.timesteps:
         if guidance is None:
             v = _call(t_model, cfg.mode, x, img, t.expand(b), states, pooled)
@@ -543,21 +772,22 @@ def sample(
 # ------------------------------------------------------------------------------------------------------- export
 
 
-def text_to_image(components, transformer, mode: str) -> SD3Transformer2DModel:
+def text_to_image(components, transformer, mode: str):
     """The C-channel text-to-image transformer in ``transformer``: the x_t half of the patch embedding, the image
     half dropped. For an instruct run this is the trained model on generation items (their image latent is zero).
     Marigold and lotus runs train no generation: theirs is the same slice (lotus: without the switch's columns),
     loadable but not a text-to-image model they were trained to be."""
-    c = components.vae.config.latent_channels
+    c = latent_inputs(components)
     config = dict(transformer.config)
     config["in_channels"] = c
     switch = has_switch(components)
     if switch:
         config["pooled_projection_dim"] -= SWITCH_DIM
-    out = SD3Transformer2DModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    out = type(transformer).from_config({k: v for k, v in config.items() if not k.startswith("_")})
     state = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
-    w = state["pos_embed.proj.weight"]
-    state["pos_embed.proj.weight"] = w[:, c:] if IMAGE_FIRST[mode] else w[:, :c]
+    key = "x_embedder.weight" if components.family == "flux" else "pos_embed.proj.weight"
+    w = state[key]
+    state[key] = w[:, c:] if IMAGE_FIRST[mode] else w[:, :c]
     if switch:
         k = "time_text_embed.text_embedder.linear_1.weight"
         state[k] = state[k][:, : config["pooled_projection_dim"]]
@@ -569,6 +799,10 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
     """Write a StableDiffusion3Pipeline folder (transformer/: ``text_to_image``) plus conditioned/ into ``folder``."""
     from diffusers import StableDiffusion3Pipeline
 
+    if components.family == "flux":  # a FluxPipeline folder
+        _flux_pipeline(components, text_to_image(components, transformer, cfg.mode)).save_pretrained(folder)
+        transformer.save_pretrained(folder / CONDITIONED)
+        return
     pipe = StableDiffusion3Pipeline(
         transformer=text_to_image(components, transformer, cfg.mode),
         scheduler=components.noise_scheduler,

@@ -30,6 +30,8 @@ def model_stride(components) -> int:
     vae = 2 ** (len(components.vae.config.block_out_channels) - 1)
     if components.family == "sd3":  # the transformer's patches
         return vae * components.unet.config.patch_size
+    if components.family == "flux":  # 2x2 latents packed per token
+        return vae * 2
     unet = 2 ** (len(components.unet.config.down_block_types) - 1)
     return vae * unet
 

@@ -51,7 +51,7 @@ from rgbify.train.parts import (  # noqa: F401 (re-exported: callers import them
 
 def make_prompts(components: Components):
     """The family's prompt encoder (cached): ``PromptEncoder`` for UNets, ``rgbify.train.dit.SD3Prompts``."""
-    if components.family == "sd3":
+    if components.family in ("sd3", "flux"):
         from rgbify.train.dit import SD3Prompts
 
         return SD3Prompts(components)
@@ -150,9 +150,10 @@ def _load_pretrained(path: str) -> Components:
 
 
 def _is_sd3(path: str) -> bool:
-    from rgbify.train.dit import is_sd3_folder
+    """Whether ``path`` is a transformer-family folder (SD3 or FLUX: rgbify.train.dit)."""
+    from rgbify.train.dit import folder_family
 
-    return is_sd3_folder(path)
+    return folder_family(path) is not None
 
 
 def _expand_conv_in(unet, mode: str) -> None:
