@@ -349,3 +349,56 @@ def test_tiny_flux_overfits_and_loads_as_base_model(tmp_path):
     assert end < 0.15 * start, (start, end)  # measured: 0.75 -> 0.020 (ratio 0.027), 5.6 s
     again = build_model(dit_cfg(tmp_path, "lotus", base_model=f"{cfg.out}/model", tasks=("depth",)))
     assert again.family == "flux" and dit.has_switch(again)
+
+
+def test_tiny_pixart_instruct_run_generates_in_stock_pixart_sigma_pipeline(tmp_path):
+    """The PixArt family (tiny-pixart: PixArtTransformer2DModel, T5 cross-attention, learned sigma, DDPM epsilon
+    objective, DPM-Solver++ sampling): PixArtSigmaPipeline.from_pretrained(RUN/model) draws what rgbify draws for
+    a generation item; lotus mode is refused in one line (PixArt has no input for the task switch)."""
+    from diffusers import PixArtSigmaPipeline
+
+    cfg = dit_cfg(tmp_path, "instruct", base_model="tiny-pixart", steps=2, lr=1e-2)
+    train(cfg, MemoryTaskDataset(generation_ratio=0.5))
+    model = tmp_path / "run-instruct" / "model"
+    assert json.loads((model / "model_index.json").read_text())["_class_name"] == "PixArtSigmaPipeline"
+    pipe = _quiet(PixArtSigmaPipeline.from_pretrained(model))
+    stock = pipe(
+        PROMPT,
+        height=RES,
+        width=RES,
+        num_inference_steps=STEPS,
+        guidance_scale=1.0,
+        use_resolution_binning=False,
+        generator=torch.Generator().manual_seed(SEED),
+        output_type="np",
+    ).images[0]
+    run = load_run(cfg.out, "cpu")
+    assert run.components.unet.pos_embed.proj.weight[:, 4:].abs().max() > 0
+    states, mask = run.prompts([PROMPT])
+    zero = torch.zeros(1, 4, RES // 4, RES // 4)
+    z = dit.sample_latent(run.components, run.cfg, zero, states, mask, torch.Generator().manual_seed(SEED), STEPS)
+    ours = ((dit.decode(run.components.vae, z)[0].permute(1, 2, 0) + 1) / 2).numpy()
+    assert np.abs(ours - stock).max() < 1e-4, np.abs(ours - stock).max()
+    with pytest.raises(UserError, match="--mode lotus needs a task-switch"):
+        build_model(dit_cfg(tmp_path, "lotus", base_model="tiny-pixart"))
+
+
+def test_tiny_pixart_overfits(tmp_path):
+    data = MemoryTaskDataset(n=2, tasks=("depth",))
+    cfg = dit_cfg(
+        tmp_path,
+        "marigold",
+        base_model="tiny-pixart",
+        steps=60,
+        lr=3e-3,
+        warmup_steps=0,
+        lr_schedule="constant",
+        checkpoint_every=1000,
+        tasks=("depth",),
+        prediction_type="epsilon",
+    )
+    train(cfg, data)
+    losses = [r["loss"] for r in log_rows(cfg)]
+    start, end = np.mean(losses[:10]), np.mean(losses[-10:])
+    print(f"pixart overfit {start:.3f} -> {end:.3f} ratio {end / start:.3f}")
+    assert end < 0.5 * start, (start, end)

@@ -146,7 +146,7 @@ def export_model(components: Components, unet, out: Path, cfg: TrainConfig, step
     try:
         unet = merged(unet)  # a LoRA run exports its adapters merged in
         pipe = stock_pipeline(components, cfg, unet) if components.family == "unet" else None
-        if components.family in ("sd3", "flux"):  # Stable Diffusion 3 / FLUX folder + conditioned/ (rgbify.train.dit)
+        if components.family != "unet":  # a transformer: its pipeline folder + conditioned/ (rgbify.train.dit)
             from rgbify.train.dit import export
 
             export(components, unet, tmp, cfg)

@@ -15,7 +15,7 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux")
+TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux", "tiny-pixart")
 """Presets of the transformer family (rgbify.train.dit): flow matching, SD3Transformer2DModel."""
 PRESETS = ("tiny", "tiny-random", "sd2-random", *TRANSFORMER_PRESETS)
 MARIGOLD_TASKS = ("depth", "normals")

@@ -88,7 +88,15 @@ FLUX_T5_TOKENS = 512
 FLUX_GUIDANCE = 3.5
 """The guidance embedding's value in training and sampling (FLUX.1-dev's guidance-distilled input; diffusers' FLUX
 training scripts' and FluxPipeline's default 3.5)."""
-TRANSFORMER_CLASSES = {"SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux"}
+PIXART_PIPELINES = ("PixArtSigmaPipeline",)
+"""model_index.json classes of the PixArt family."""
+PIXART_T5_TOKENS = 300
+"""T5 tokens of a PixArt-Sigma prompt: PixArtSigmaPipeline's default max_sequence_length."""
+TRANSFORMER_CLASSES = {
+    "SD3Transformer2DModel": "sd3",
+    "FluxTransformer2DModel": "flux",
+    "PixArtTransformer2DModel": "pixart",
+}
 
 
 def folder_family(path: str | Path) -> str | None:
@@ -99,7 +107,12 @@ def folder_family(path: str | Path) -> str | None:
     try:
         if index.is_file():
             name = json.loads(index.read_text()).get("_class_name")
-            return "sd3" if name in SD3_PIPELINES else "flux" if name in FLUX_PIPELINES else None
+            families = {
+                **dict.fromkeys(SD3_PIPELINES, "sd3"),
+                **dict.fromkeys(FLUX_PIPELINES, "flux"),
+                **dict.fromkeys(PIXART_PIPELINES, "pixart"),
+            }
+            return families.get(name)
         cfg = root / "transformer" / "config.json"
         return TRANSFORMER_CLASSES.get(json.loads(cfg.read_text()).get("_class_name")) if cfg.is_file() else None
     except ValueError:
@@ -204,7 +217,46 @@ def preset_configs(name: str) -> dict[str, Any]:
             "t5": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
             "vae": None,
         }
+    if name == "tiny-pixart":  # PixArt-Sigma's layout: a 2-layer DiT of width 32, cross-attention to T5, learned sigma
+        return {
+            "transformer": dict(
+                num_attention_heads=4,
+                attention_head_dim=8,
+                in_channels=4,
+                out_channels=8,
+                num_layers=2,
+                norm_num_groups=8,
+                cross_attention_dim=32,
+                caption_channels=32,
+                patch_size=2,
+                norm_type="ada_norm_single",
+                use_additional_conditions=False,
+            ),
+            "t5": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
+            "vae": None,
+        }
     raise ValueError(f"not a transformer preset: {name}")
+
+
+def _build_pixart(cfgs: dict, resolution: int) -> Components:
+    from diffusers import DDPMScheduler, PixArtTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tok = tiny_t5_tokenizer()
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tok),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=0,
+            **cfgs["t5"],
+        )
+    )
+    vae = load_tiny_vae()
+    transformer = PixArtTransformer2DModel(sample_size=resolution // vae_scale_down(vae), **cfgs["transformer"])
+    # PixArt-Sigma's schedule: linear betas 1e-4 .. 2e-2 over 1000 steps, epsilon prediction
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02)
+    return Components(tok, t5, vae, transformer, scheduler, family="pixart")
 
 
 def tiny_t5_tokenizer():
@@ -270,6 +322,8 @@ def build_preset(name: str, resolution: int) -> Any:
     cfgs = preset_configs(name)
     if name == "tiny-flux":
         return _build_flux(cfgs, resolution)
+    if name == "tiny-pixart":
+        return _build_pixart(cfgs, resolution)
     tokenizer = tiny_tokenizer()
 
     def clip(kw):
@@ -308,6 +362,8 @@ def load_folder(path: str) -> Any:
     root = Path(path)
     if folder_family(path) == "flux":
         return _load_flux(root, path)
+    if folder_family(path) == "pixart":
+        return _load_pixart(root, path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
     missing = [d for d in need if not (root / d).is_dir()]
     if missing:
@@ -333,6 +389,30 @@ def load_folder(path: str) -> Any:
         )
     except (OSError, ValueError) as e:
         raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
+
+
+def _load_pixart(root: Path, path: str) -> Components:
+    from diffusers import DDPMScheduler, PixArtTransformer2DModel
+    from transformers import T5EncoderModel, T5TokenizerFast
+
+    missing = [d for d in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler") if not (root / d).is_dir()]
+    if missing:
+        raise UserError(
+            f"--base-model {path}: a PixArt folder without {', '.join(missing)}; give a local diffusers "
+            "PixArt-Sigma folder (transformer/, vae/, text_encoder/ (T5), tokenizer/, scheduler/)"
+        )
+    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
+    try:
+        return Components(
+            tokenizer=T5TokenizerFast.from_pretrained(root / "tokenizer"),
+            text_encoder=T5EncoderModel.from_pretrained(root / "text_encoder"),
+            vae=AutoencoderKL.from_pretrained(root / "vae"),
+            unet=PixArtTransformer2DModel.from_pretrained(root / sub),
+            noise_scheduler=DDPMScheduler.from_pretrained(root / "scheduler"),  # the training schedule of any scheduler
+            family="pixart",
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"--base-model {path}: cannot load it as PixArt-Sigma ({e})") from e
 
 
 def _load_flux(root: Path, path: str) -> Components:
@@ -382,6 +462,8 @@ def latent_inputs(components) -> int:
 
 
 def has_switch(components) -> bool:
+    if components.family == "pixart":
+        return False
     return components.unet.config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
 
 
@@ -454,8 +536,15 @@ def adapt(components, cfg: TrainConfig) -> None:
             f"--base-model {cfg.base_model}: the transformer takes {t.config.in_channels} input "
             f"channels; the VAE gives {c} (need {c}, or {2 * c} for an rgbify run)"
         )
+    if cfg.mode == "lotus" and components.family == "pixart":
+        raise UserError(
+            f"--base-model {cfg.base_model}: --mode lotus needs a task-switch input, and PixArt has no "
+            "pooled or class conditioning to carry one; train PixArt with --mode instruct or marigold"
+        )
     if cfg.mode == "lotus" and not has_switch(components):
         _add_switch(t)
+    if components.family == "pixart":
+        components.noise_scheduler.register_to_config(prediction_type=cfg.prediction_type)
 
 
 # ------------------------------------------------------------------------------------------------------- latents
@@ -490,8 +579,12 @@ class SD3Prompts:
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_cache = max_cache
         self.flux = components.family == "flux"
+        self.pixart = components.family == "pixart"
         if self.flux:
             self.pipe = _flux_pipeline(components, components.unet)
+            return
+        if self.pixart:
+            self.pipe = _pixart_pipeline(components, components.unet)
             return
         self.pipe = StableDiffusion3Pipeline(
             transformer=components.unet,
@@ -509,6 +602,14 @@ class SD3Prompts:
 
     @torch.no_grad()
     def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if prompt not in self.cache and self.pixart:  # PixArtSigmaPipeline's: T5 states and their mask
+            device = self.pipe.text_encoder.device
+            states, mask, _, _ = self.pipe.encode_prompt(
+                prompt=[prompt], do_classifier_free_guidance=False, device=device, max_sequence_length=PIXART_T5_TOKENS
+            )
+            if len(self.cache) >= self.max_cache:
+                return states[0], mask[0]
+            self.cache[prompt] = (states[0], mask[0])
         if prompt not in self.cache and self.flux:  # FluxPipeline's: T5 states, CLIP's pooled output
             device = self.pipe.text_encoder.device
             states, pooled, _ = self.pipe.encode_prompt(
@@ -578,6 +679,40 @@ def _flux_pipeline(components, transformer):
     )
 
 
+def _pixart_pipeline(components, transformer):
+    from diffusers import PixArtSigmaPipeline
+
+    return PixArtSigmaPipeline(
+        tokenizer=components.tokenizer,
+        text_encoder=components.text_encoder,
+        vae=components.vae,
+        transformer=transformer,
+        scheduler=pixart_scheduler(components),
+    )
+
+
+def pixart_scheduler(components):
+    """The scheduler PixArt runs sample with and save (PixArt-Sigma's): DPM-Solver++ on the training schedule."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    config = components.noise_scheduler.config
+    return DPMSolverMultistepScheduler.from_config(config, prediction_type=config.prediction_type)
+
+
+def _call_pixart(transformer, mode: str, x, image, t, states, mask):
+    """PixArt on [x_t, image] with the T5 states and their mask; the learned-sigma half of the output dropped (as
+    PixArtSigmaPipeline drops it)."""
+    out = transformer(
+        unet_input(mode, x, image).to(transformer.dtype),
+        encoder_hidden_states=states.to(transformer.dtype),
+        encoder_attention_mask=mask,
+        timestep=t,
+        added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+        return_dict=False,
+    )[0]
+    return out.chunk(2, dim=1)[0] if out.shape[1] == 2 * x.shape[1] else out
+
+
 def _call_flux(transformer, mode: str, x, image, t, states, pooled):
     """FLUX on (B,C,H,W) latents: x_t and the image latent packed 2x2 per token (FluxPipeline's packing) and
     concatenated per token, position ids, the guidance input, timestep / 1000 (FluxPipeline's scale); the
@@ -606,6 +741,8 @@ def _call_flux(transformer, mode: str, x, image, t, states, pooled):
 def _call(transformer, mode: str, x, image, t, states, pooled):
     if type(transformer).__name__ == "FluxTransformer2DModel":
         return _call_flux(transformer, mode, x, image, t, states, pooled)
+    if type(transformer).__name__ == "PixArtTransformer2DModel":
+        return _call_pixart(transformer, mode, x, image, t, states, pooled)
     return transformer(
         hidden_states=unet_input(mode, x, image).to(transformer.dtype),
         timestep=t,
@@ -647,14 +784,18 @@ def flow_step(
             t, states, weight = torch.cat([t, t]), torch.cat([states, states]), torch.cat([weight, weight])
         pred = _call(t_model, cfg.mode, x, img, t, states, pooled_in)
     else:
-        t, sigma = sample_sigmas(sched, cfg, b, gen, device)
+        if components.family == "pixart":  # diffusion (DDPM): t uniform, epsilon or v (PixArt-Sigma's epsilon)
+            t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=gen, device=device)
+            sigma = t.float() / sched.config.num_train_timesteps  # the noise level, for the annealed noise only
+        else:
+            t, sigma = sample_sigmas(sched, cfg, b, gen, device)
         if cfg.multi_res_noise:
             strength = torch.full((b,), cfg.multi_res_noise, device=device)
             if cfg.multi_res_noise_annealed:
                 strength = strength * sigma
             noise = multi_res_noise(noise, strength, gen)
         s = sigma.view(-1, 1, 1, 1)
-        noisy = (1.0 - s) * target + s * noise
+        noisy = sched.add_noise(target, noise, t) if components.family == "pixart" else (1.0 - s) * target + s * noise
         if cfg.mode == "instruct" and cfg.cond_dropout > 0:
             r = torch.rand(b, generator=gen, device=device)
             p = cfg.cond_dropout
@@ -665,8 +806,11 @@ def flow_step(
             image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image), image)
         if has_switch(components):  # a lotus-adapted transformer fine-tuned in another mode: switch off
             pooled = with_switch(pooled, False)
-        goal = noise - target
-        weight = compute_loss_weighting_for_sd3(cfg.loss_weighting, sigma).float()
+        if components.family == "pixart":
+            goal = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(target, noise, t)
+        else:
+            goal = noise - target
+            weight = compute_loss_weighting_for_sd3(cfg.loss_weighting, sigma).float()
         pred = _call(t_model, cfg.mode, noisy, image, t, states, pooled)
     per_item = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3)) * weight
     return per_item.mean(), per_item[:b].detach()
@@ -705,8 +849,11 @@ def sample_latent(
             x = torch.zeros_like(x)
         t = torch.full((b,), float(components.noise_scheduler.config.num_train_timesteps), device=device)
         return _call(t_model, cfg.mode, x, img, t, states, pooled).float()
-    sched = sampling_scheduler(components)
-    if sched.config.use_dynamic_shifting:  # FLUX: FluxPipeline's sigmas and resolution-dependent shift
+    sched = pixart_scheduler(components) if components.family == "pixart" else sampling_scheduler(components)
+    if components.family == "pixart":  # PixArtSigmaPipeline's DPM-Solver++ loop
+        sched.set_timesteps(steps, device=device)
+        x = x * sched.init_noise_sigma
+    elif sched.config.use_dynamic_shifting:  # FLUX: FluxPipeline's sigmas and resolution-dependent shift
         import numpy as np
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
@@ -799,8 +946,9 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
     """Write a StableDiffusion3Pipeline folder (transformer/: ``text_to_image``) plus conditioned/ into ``folder``."""
     from diffusers import StableDiffusion3Pipeline
 
-    if components.family == "flux":  # a FluxPipeline folder
-        _flux_pipeline(components, text_to_image(components, transformer, cfg.mode)).save_pretrained(folder)
+    if components.family in ("flux", "pixart"):  # a FluxPipeline / PixArtSigmaPipeline folder
+        make = _flux_pipeline if components.family == "flux" else _pixart_pipeline
+        make(components, text_to_image(components, transformer, cfg.mode)).save_pretrained(folder)
         transformer.save_pretrained(folder / CONDITIONED)
         return
     pipe = StableDiffusion3Pipeline(

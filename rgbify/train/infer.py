@@ -28,7 +28,7 @@ from rgbify.train.pipeline import sample
 def model_stride(components) -> int:
     """Image side multiple the model needs: the VAE's downsampling times the UNet's."""
     vae = 2 ** (len(components.vae.config.block_out_channels) - 1)
-    if components.family == "sd3":  # the transformer's patches
+    if components.family in ("sd3", "pixart"):  # the transformer's patches
         return vae * components.unet.config.patch_size
     if components.family == "flux":  # 2x2 latents packed per token
         return vae * 2

@@ -149,11 +149,13 @@ def multi_res_noise(noise: torch.Tensor, strength: torch.Tensor, gen: torch.Gene
 
 LORA_TARGETS = {"unet": ("to_q", "to_k", "to_v", "to_out.0"),
                 "sd3": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"),
-                "flux": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")}
+                "flux": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"),
+                "pixart": ("to_q", "to_k", "to_v", "to_out.0")}
 """Modules that get LoRA adapters: the attention projections (the SD3 transformer's context stream too)."""
 FULLY_TRAINED = {"unet": ("conv_in", "class_embedding"),
                  "sd3": ("pos_embed.proj", "time_text_embed.text_embedder.linear_1"),
-                 "flux": ("x_embedder", "time_text_embed.text_embedder.linear_1")}
+                 "flux": ("x_embedder", "time_text_embed.text_embedder.linear_1"),
+                 "pixart": ("pos_embed.proj",)}
 """Modules a LoRA run still trains in full: those the mode widens or adds (image channels, the lotus switch)."""
 
 
