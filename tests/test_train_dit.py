@@ -384,6 +384,7 @@ def test_tiny_pixart_instruct_run_generates_in_stock_pixart_sigma_pipeline(tmp_p
 
 
 def test_tiny_pixart_overfits(tmp_path):
+    """Two depth items, marigold mode, epsilon objective, 60 steps: the loss falls well below where it starts."""
     data = MemoryTaskDataset(n=2, tasks=("depth",))
     cfg = dit_cfg(
         tmp_path,
@@ -400,5 +401,4 @@ def test_tiny_pixart_overfits(tmp_path):
     train(cfg, data)
     losses = [r["loss"] for r in log_rows(cfg)]
     start, end = np.mean(losses[:10]), np.mean(losses[-10:])
-    print(f"pixart overfit {start:.3f} -> {end:.3f} ratio {end / start:.3f}")
-    assert end < 0.5 * start, (start, end)
+    assert end < 0.35 * start, (start, end)  # measured: 1.04 -> 0.23 (ratio 0.22), 1.4 s

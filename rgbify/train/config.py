@@ -38,10 +38,10 @@ class TrainConfig:
     base_model: str = "tiny"
     """'tiny' (a small UNet and text encoder with random weights, and a small VAE trained on rgbify renders and targets
     that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
-    with random weights, for benchmarks), 'tiny-dit' (a tiny random SD3 transformer on the tiny VAE, flow matching;
-    no download), 'tiny-flux' (the same for FLUX), 'sd3-random' (SD3-medium-sized parts, random weights) or PATH to
-    a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/), Stable
-    Diffusion 3 folder (transformer/, text_encoder/, text_encoder_2/, ...; T5 is not used) or FLUX.1 folder."""
+    with random weights, for benchmarks), transformers (docs/training.md, "Transformers"): 'tiny-dit', 'tiny-flux',
+    'tiny-pixart' (tiny random SD3 / FLUX / PixArt-Sigma transformers on the tiny VAE; no download), 'sd3-random'
+    (SD3-medium-sized parts, random weights); or PATH to a local diffusers folder: Stable Diffusion 1.x/2.x (unet/,
+    vae/, text_encoder/, tokenizer/, scheduler/), Stable Diffusion 3 (T5 not used), FLUX.1 or PixArt-Sigma."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);
