@@ -91,11 +91,19 @@ training scripts' and FluxPipeline's default 3.5)."""
 PIXART_PIPELINES = ("PixArtSigmaPipeline",)
 """model_index.json classes of the PixArt family."""
 PIXART_T5_TOKENS = 300
+SANA_PIPELINES = ("SanaPipeline",)
+"""model_index.json classes of the SANA family."""
+SANA_TOKENS = 300
+"""Gemma tokens of a SANA prompt: SanaPipeline's default max_sequence_length (without its complex human
+instruction, which rgbify does not prepend: pass complex_human_instruction=None to the stock pipeline)."""
+PATCH_EMBED = {"sd3": "pos_embed.proj", "pixart": "pos_embed.proj", "sana": "patch_embed.proj", "flux": "x_embedder"}
+"""The module that embeds latents as tokens, which a conditioned mode widens."""
 """T5 tokens of a PixArt-Sigma prompt: PixArtSigmaPipeline's default max_sequence_length."""
 TRANSFORMER_CLASSES = {
     "SD3Transformer2DModel": "sd3",
     "FluxTransformer2DModel": "flux",
     "PixArtTransformer2DModel": "pixart",
+    "SanaTransformer2DModel": "sana",
 }
 
 
@@ -111,6 +119,7 @@ def folder_family(path: str | Path) -> str | None:
                 **dict.fromkeys(SD3_PIPELINES, "sd3"),
                 **dict.fromkeys(FLUX_PIPELINES, "flux"),
                 **dict.fromkeys(PIXART_PIPELINES, "pixart"),
+                **dict.fromkeys(SANA_PIPELINES, "sana"),
             }
             return families.get(name)
         cfg = root / "transformer" / "config.json"
@@ -217,6 +226,42 @@ def preset_configs(name: str) -> dict[str, Any]:
             "t5": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
             "vae": None,
         }
+    if name == "tiny-sana":  # SANA's layout: linear-attention DiT, Gemma-2 text encoder, a DC-AE (random)
+        return {
+            "transformer": dict(
+                in_channels=8,
+                out_channels=8,
+                num_attention_heads=4,
+                attention_head_dim=8,
+                num_layers=2,
+                num_cross_attention_heads=4,
+                cross_attention_head_dim=8,
+                cross_attention_dim=32,
+                caption_channels=32,
+                mlp_ratio=2.5,
+                patch_size=1,
+            ),
+            "text": dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                head_dim=8,
+            ),
+            "vae": dict(
+                latent_channels=8,
+                attention_head_dim=8,
+                encoder_block_types="ResBlock",
+                decoder_block_types="ResBlock",
+                encoder_block_out_channels=(16, 32, 32),
+                decoder_block_out_channels=(16, 32, 32),
+                encoder_layers_per_block=(1, 1, 1),
+                decoder_layers_per_block=(1, 1, 1),
+                encoder_qkv_multiscales=((), (), ()),
+                decoder_qkv_multiscales=((), (), ()),
+            ),
+        }
     if name == "tiny-pixart":  # PixArt-Sigma's layout: a 2-layer DiT of width 32, cross-attention to T5, learned sigma
         return {
             "transformer": dict(
@@ -236,6 +281,36 @@ def preset_configs(name: str) -> dict[str, Any]:
             "vae": None,
         }
     raise ValueError(f"not a transformer preset: {name}")
+
+
+def tiny_gemma_tokenizer():
+    """A Gemma (BPE) tokenizer that needs no files: printable ASCII characters, alone and word-initial, no merges,
+    Gemma's special tokens (194 ids)."""
+    from transformers import GemmaTokenizerFast
+
+    chars = [chr(c) for c in range(33, 127)]
+    pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "\u2581", *chars, *("\u2581" + c for c in chars)]
+    return GemmaTokenizerFast(vocab={t: i for i, t in enumerate(pieces)}, merges=[])
+
+
+def _build_sana(cfgs: dict, resolution: int) -> Components:
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    tok = tiny_gemma_tokenizer()
+    gemma = Gemma2Model(
+        Gemma2Config(
+            vocab_size=len(tok),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
+            **cfgs["text"],
+        )
+    )
+    vae = AutoencoderDC(**cfgs["vae"])
+    transformer = SanaTransformer2DModel(sample_size=resolution // vae_scale_down(vae), **cfgs["transformer"])
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)  # SANA's flow_shift 3
+    return Components(tok, gemma, vae, transformer, scheduler, family="sana")
 
 
 def _build_pixart(cfgs: dict, resolution: int) -> Components:
@@ -324,6 +399,8 @@ def build_preset(name: str, resolution: int) -> Any:
         return _build_flux(cfgs, resolution)
     if name == "tiny-pixart":
         return _build_pixart(cfgs, resolution)
+    if name == "tiny-sana":
+        return _build_sana(cfgs, resolution)
     tokenizer = tiny_tokenizer()
 
     def clip(kw):
@@ -364,6 +441,8 @@ def load_folder(path: str) -> Any:
         return _load_flux(root, path)
     if folder_family(path) == "pixart":
         return _load_pixart(root, path)
+    if folder_family(path) == "sana":
+        return _load_sana(root, path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
     missing = [d for d in need if not (root / d).is_dir()]
     if missing:
@@ -389,6 +468,32 @@ def load_folder(path: str) -> Any:
         )
     except (OSError, ValueError) as e:
         raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
+
+
+def _load_sana(root: Path, path: str) -> Components:
+    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, SanaTransformer2DModel
+    from transformers import AutoTokenizer, Gemma2Model
+
+    missing = [d for d in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler") if not (root / d).is_dir()]
+    if missing:
+        raise UserError(
+            f"--base-model {path}: a SANA folder without {', '.join(missing)}; give a local diffusers "
+            "SANA folder (transformer/, vae/ (DC-AE), text_encoder/ (Gemma-2), tokenizer/, scheduler/)"
+        )
+    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
+    try:
+        saved = DPMSolverMultistepScheduler.from_pretrained(root / "scheduler").config
+        return Components(
+            tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer"),
+            text_encoder=Gemma2Model.from_pretrained(root / "text_encoder"),
+            vae=AutoencoderDC.from_pretrained(root / "vae"),
+            unet=SanaTransformer2DModel.from_pretrained(root / sub),
+            # training: flow matching on SANA's shift (its saved scheduler is DPM-Solver with flow sigmas)
+            noise_scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=saved.flow_shift),
+            family="sana",
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(f"--base-model {path}: cannot load it as SANA ({e})") from e
 
 
 def _load_pixart(root: Path, path: str) -> Components:
@@ -462,7 +567,7 @@ def latent_inputs(components) -> int:
 
 
 def has_switch(components) -> bool:
-    if components.family == "pixart":
+    if components.family in ("pixart", "sana"):
         return False
     return components.unet.config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
 
@@ -470,7 +575,8 @@ def has_switch(components) -> bool:
 def _expand_patch_embed(transformer, mode: str) -> None:
     """Give the patch embedding 2C input channels ([x_t, image], marigold [image, x_t]): instruct keeps the kernel
     on x_t and zeros the image half; marigold and lotus copy it into both halves and halve it."""
-    old = transformer.pos_embed.proj
+    owner = transformer.patch_embed if hasattr(transformer, "patch_embed") else transformer.pos_embed  # SANA's
+    old = owner.proj
     c = old.in_channels
     new = torch.nn.Conv2d(2 * c, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
     with torch.no_grad():
@@ -481,7 +587,7 @@ def _expand_patch_embed(transformer, mode: str) -> None:
             new.weight.copy_(torch.cat([old.weight, old.weight], dim=1) * 0.5)
         if old.bias is not None:
             new.bias.copy_(old.bias)
-    transformer.pos_embed.proj = new
+    owner.proj = new
     transformer.register_to_config(in_channels=2 * c)
 
 
@@ -536,10 +642,11 @@ def adapt(components, cfg: TrainConfig) -> None:
             f"--base-model {cfg.base_model}: the transformer takes {t.config.in_channels} input "
             f"channels; the VAE gives {c} (need {c}, or {2 * c} for an rgbify run)"
         )
-    if cfg.mode == "lotus" and components.family == "pixart":
+    if cfg.mode == "lotus" and components.family in ("pixart", "sana"):
+        name = {"pixart": "PixArt", "sana": "SANA"}[components.family]
         raise UserError(
-            f"--base-model {cfg.base_model}: --mode lotus needs a task-switch input, and PixArt has no "
-            "pooled or class conditioning to carry one; train PixArt with --mode instruct or marigold"
+            f"--base-model {cfg.base_model}: --mode lotus needs a task-switch input, and {name} has no "
+            f"pooled or class conditioning to carry one; train {name} with --mode instruct or marigold"
         )
     if cfg.mode == "lotus" and not has_switch(components):
         _add_switch(t)
@@ -554,14 +661,15 @@ def adapt(components, cfg: TrainConfig) -> None:
 def encode(vae, x: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) uint8 or float in [-1,1] -> (latent mean - shift_factor) x scaling_factor, float32 (SD3's)."""
     x = to_unit(x.to(device=vae.device)).to(dtype=vae.dtype)
-    z = vae.encode(x).latent_dist.mode()
-    return ((z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor).float()
+    out = vae.encode(x)
+    z = out.latent if hasattr(out, "latent") else out.latent_dist.mode()  # DC-AE (SANA) is deterministic
+    return ((z - (vae.config.get("shift_factor") or 0.0)) * vae.config.scaling_factor).float()
 
 
 @torch.no_grad()
 def decode(vae, z: torch.Tensor) -> torch.Tensor:
     """Normalised latent -> (B,3,H,W) float in [-1,1] (StableDiffusion3Pipeline's inverse)."""
-    z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+    z = z / vae.config.scaling_factor + (vae.config.get("shift_factor") or 0.0)
     return vae.decode(z.to(vae.dtype)).sample.clamp(-1, 1)
 
 
@@ -579,12 +687,14 @@ class SD3Prompts:
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_cache = max_cache
         self.flux = components.family == "flux"
-        self.pixart = components.family == "pixart"
+        self.pixart = components.family in ("pixart", "sana")
         if self.flux:
             self.pipe = _flux_pipeline(components, components.unet)
             return
         if self.pixart:
-            self.pipe = _pixart_pipeline(components, components.unet)
+            make = _pixart_pipeline if components.family == "pixart" else _sana_pipeline
+            self.pipe = make(components, components.unet)
+            self.sana = components.family == "sana"
             return
         self.pipe = StableDiffusion3Pipeline(
             transformer=components.unet,
@@ -604,8 +714,13 @@ class SD3Prompts:
     def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         if prompt not in self.cache and self.pixart:  # PixArtSigmaPipeline's: T5 states and their mask
             device = self.pipe.text_encoder.device
+            extra = {"complex_human_instruction": None} if self.sana else {}
             states, mask, _, _ = self.pipe.encode_prompt(
-                prompt=[prompt], do_classifier_free_guidance=False, device=device, max_sequence_length=PIXART_T5_TOKENS
+                prompt=[prompt],
+                do_classifier_free_guidance=False,
+                device=device,
+                max_sequence_length=PIXART_T5_TOKENS,
+                **extra,
             )
             if len(self.cache) >= self.max_cache:
                 return states[0], mask[0]
@@ -691,6 +806,42 @@ def _pixart_pipeline(components, transformer):
     )
 
 
+def _sana_pipeline(components, transformer):
+    from diffusers import SanaPipeline
+
+    return SanaPipeline(
+        tokenizer=components.tokenizer,
+        text_encoder=components.text_encoder,
+        vae=components.vae,
+        transformer=transformer,
+        scheduler=sana_scheduler(components),
+    )
+
+
+def sana_scheduler(components):
+    """The scheduler SANA runs sample with and save (SANA's): DPM-Solver++ with flow sigmas, the training shift."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        use_flow_sigmas=True,
+        prediction_type="flow_prediction",
+        flow_shift=components.noise_scheduler.config.shift,
+    )
+
+
+def _call_sana(transformer, mode: str, x, image, t, states, mask):
+    """SANA on [x_t, image] with the Gemma states and their mask; timestep x timestep_scale (SanaPipeline's)."""
+    out = transformer(
+        unet_input(mode, x, image).to(transformer.dtype),
+        encoder_hidden_states=states.to(transformer.dtype),
+        encoder_attention_mask=mask,
+        timestep=t * transformer.config.timestep_scale,
+        return_dict=False,
+    )[0]
+    return out.float().chunk(2, dim=1)[0] if out.shape[1] == 2 * x.shape[1] else out.float()
+
+
 def pixart_scheduler(components):
     """The scheduler PixArt runs sample with and save (PixArt-Sigma's): DPM-Solver++ on the training schedule."""
     from diffusers import DPMSolverMultistepScheduler
@@ -743,6 +894,8 @@ def _call(transformer, mode: str, x, image, t, states, pooled):
         return _call_flux(transformer, mode, x, image, t, states, pooled)
     if type(transformer).__name__ == "PixArtTransformer2DModel":
         return _call_pixart(transformer, mode, x, image, t, states, pooled)
+    if type(transformer).__name__ == "SanaTransformer2DModel":
+        return _call_sana(transformer, mode, x, image, t, states, pooled)
     return transformer(
         hidden_states=unet_input(mode, x, image).to(transformer.dtype),
         timestep=t,
@@ -849,8 +1002,8 @@ def sample_latent(
             x = torch.zeros_like(x)
         t = torch.full((b,), float(components.noise_scheduler.config.num_train_timesteps), device=device)
         return _call(t_model, cfg.mode, x, img, t, states, pooled).float()
-    sched = pixart_scheduler(components) if components.family == "pixart" else sampling_scheduler(components)
-    if components.family == "pixart":  # PixArtSigmaPipeline's DPM-Solver++ loop
+    sched = {"pixart": pixart_scheduler, "sana": sana_scheduler}.get(components.family, sampling_scheduler)(components)
+    if components.family in ("pixart", "sana"):  # PixArtSigmaPipeline's / SanaPipeline's DPM-Solver++ loop
         sched.set_timesteps(steps, device=device)
         x = x * sched.init_noise_sigma
     elif sched.config.use_dynamic_shifting:  # FLUX: FluxPipeline's sigmas and resolution-dependent shift
@@ -932,7 +1085,7 @@ def text_to_image(components, transformer, mode: str):
         config["pooled_projection_dim"] -= SWITCH_DIM
     out = type(transformer).from_config({k: v for k, v in config.items() if not k.startswith("_")})
     state = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
-    key = "x_embedder.weight" if components.family == "flux" else "pos_embed.proj.weight"
+    key = PATCH_EMBED[components.family] + ".weight"
     w = state[key]
     state[key] = w[:, c:] if IMAGE_FIRST[mode] else w[:, :c]
     if switch:
@@ -946,8 +1099,8 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
     """Write a StableDiffusion3Pipeline folder (transformer/: ``text_to_image``) plus conditioned/ into ``folder``."""
     from diffusers import StableDiffusion3Pipeline
 
-    if components.family in ("flux", "pixart"):  # a FluxPipeline / PixArtSigmaPipeline folder
-        make = _flux_pipeline if components.family == "flux" else _pixart_pipeline
+    if components.family in ("flux", "pixart", "sana"):  # a FluxPipeline / PixArtSigmaPipeline / SanaPipeline folder
+        make = {"flux": _flux_pipeline, "pixart": _pixart_pipeline, "sana": _sana_pipeline}[components.family]
         make(components, text_to_image(components, transformer, cfg.mode)).save_pretrained(folder)
         transformer.save_pretrained(folder / CONDITIONED)
         return

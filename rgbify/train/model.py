@@ -51,7 +51,7 @@ from rgbify.train.parts import (  # noqa: F401 (re-exported: callers import them
 
 def make_prompts(components: Components):
     """The family's prompt encoder (cached): ``PromptEncoder`` for UNets, ``rgbify.train.dit.SD3Prompts``."""
-    if components.family in ("sd3", "flux", "pixart"):
+    if components.family != "unet":
         from rgbify.train.dit import SD3Prompts
 
         return SD3Prompts(components)

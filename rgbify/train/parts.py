@@ -82,7 +82,8 @@ def tiny_tokenizer(max_length: int = 77) -> CLIPTokenizer:
 
 def vae_scale_down(vae) -> int:
     """Pixels per latent along a side: 2 ** (levels - 1) (what diffusers pipelines call vae_scale_factor)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    levels = vae.config.get("block_out_channels") or vae.config["encoder_block_out_channels"]  # KL or DC-AE
+    return 2 ** (len(levels) - 1)
 
 
 def tiny_vae_dir() -> Path:
@@ -150,12 +151,14 @@ def multi_res_noise(noise: torch.Tensor, strength: torch.Tensor, gen: torch.Gene
 LORA_TARGETS = {"unet": ("to_q", "to_k", "to_v", "to_out.0"),
                 "sd3": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"),
                 "flux": ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"),
-                "pixart": ("to_q", "to_k", "to_v", "to_out.0")}
+                "pixart": ("to_q", "to_k", "to_v", "to_out.0"),
+                "sana": ("to_q", "to_k", "to_v", "to_out.0")}
 """Modules that get LoRA adapters: the attention projections (the SD3 transformer's context stream too)."""
 FULLY_TRAINED = {"unet": ("conv_in", "class_embedding"),
                  "sd3": ("pos_embed.proj", "time_text_embed.text_embedder.linear_1"),
                  "flux": ("x_embedder", "time_text_embed.text_embedder.linear_1"),
-                 "pixart": ("pos_embed.proj",)}
+                 "pixart": ("pos_embed.proj",),
+                 "sana": ("patch_embed.proj",)}
 """Modules a LoRA run still trains in full: those the mode widens or adds (image channels, the lotus switch)."""
 
 

@@ -36,7 +36,7 @@ def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one micro-batch and its per-item losses (for per-task logging), both on the device. Uses only
     ``gen`` for noise, timesteps and dropout."""
-    if components.family in ("sd3", "flux", "pixart"):
+    if components.family != "unet":
         from rgbify.train.dit import flow_step
 
         return flow_step(components, prompts, cfg, batch, gen)
