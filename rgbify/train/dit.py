@@ -42,6 +42,12 @@ latent packed separately and concatenated per token (the token embedding ``x_emb
 features, as SD3's patch embedding), the guidance embedding fed ``FLUX_GUIDANCE``, timestep / 1000, the training
 scheduler's unshifted sigmas (FLUX's scheduler shifts by resolution at inference: FluxPipeline's ``mu``), and a
 ``FluxPipeline`` folder as RUN/model.
+
+PixArt-Sigma (``tiny-pixart``, ``PixArtSigmaPipeline`` folders) is a diffusion model: DDPM epsilon / v objective,
+the learned-sigma half of the output ignored, DPM-Solver++ sampling, T5 states with their mask. SANA
+(``tiny-sana``, ``SanaPipeline`` folders) is a flow model with Gemma-2 states and mask and a DC-AE, sampled with
+DPM-Solver++ on flow sigmas. Both widen the patch embedding; neither has an input for the lotus switch, so lotus
+mode is refused for them.
 """
 
 from __future__ import annotations

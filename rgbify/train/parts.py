@@ -49,8 +49,8 @@ STOCK_PIPELINES = {
 @dataclass
 class Components:
     """The diffusers components of a run. ``unet`` is the only trained one: the denoiser, a UNet2DConditionModel
-    (family "unet", SD 1.x/2.x) or an SD3Transformer2DModel (family "sd3": rgbify.train.dit, which also has a
-    second CLIP text encoder and tokenizer)."""
+    (family "unet", SD 1.x/2.x) or a transformer (family "sd3", "flux", "pixart" or "sana": rgbify.train.dit; SD3
+    and FLUX have a second text encoder and tokenizer)."""
 
     tokenizer: Any
     text_encoder: Any
