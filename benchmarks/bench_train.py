@@ -89,6 +89,9 @@ def count_flops(args: argparse.Namespace) -> dict:
 
     if args.model in TRANSFORMERS:
         return transformer_flops(args)
+    if args.model.startswith("tiny-"):  # tiny-flux, tiny-pixart, tiny-sana: no meta shapes in rgbify.train.plan
+        raise SystemExit(f"--flops-only: meta-device counts are for {', '.join(TRANSFORMERS)}; a timed run of "
+                         f"{args.model} counts FLOPs on its own pass (attention uncounted on CPU)")
 
     cfg = make_config({"base_model": args.model, "mode": args.mode, "resolution": args.resolution, "out": "unused",
                        "tasks": MODE_TASKS[args.mode]})
