@@ -5,6 +5,8 @@
         --mixed-precision bf16 --device cuda                                                  # one GPU
     python benchmarks/bench_train.py --model sd3-random --resolution 1024 --flops-only --memory-plan  # anywhere
     python benchmarks/bench_train.py --model tiny-dit --resolution 64 --batch-size 4          # CPU, transformer
+    python benchmarks/bench_train.py --model flux-random --resolution 1024 --batch-size 1 --mixed-precision bf16 \\
+        --gradient-checkpointing --optimizer adafactor --device cuda                          # one H200
 
 Measures ``rgbify.train.step.train_step`` + backward + AdamW step on synthetic batches that already sit on
 the device (the data pipeline is measured by the dataset's own benchmark): both VAE encodes (image and
@@ -13,10 +15,10 @@ optimizer step are counted once with torch.utils.flop_counter (matmuls and convo
 achieved FLOP/s by --peak-tflops (default: 989 for H100/H200 bf16 dense, else not reported).
 Never loads weights: 'tiny' and 'sd2-random' are built from configs with random weights; a PATH must be on disk.
 
-Transformers (tiny-dit, sd3-random, flux-random; rgbify.train.plan): FLOPs per sample are the transformer's forward
-and backward counted on the meta device (attention included: on a CPU tensor pass torch's flop counter misses the
-CPU flash kernel) plus the two VAE encodes; the timed run (tiny-dit, sd3-random; FLUX does not train yet) uses
-that count for MFU. ``--memory-plan`` prints the computed peak memory per GPU of each training option.
+Transformers (tiny-dit, sd3-random, flux-random; rgbify.train.plan): FLOPs per sample are the transformer's
+forward and backward counted on the meta device (attention included: on a CPU tensor pass torch's flop counter
+misses the CPU flash kernel) plus the two VAE encodes; the timed run uses that count for MFU. ``--memory-plan``
+prints the computed peak memory per GPU of each training option.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import torch  # noqa: E402
 
 from rgbify.train.config import make_config  # noqa: E402
 from rgbify.train.model import build_model, make_prompts, place_frozen, vae_scale_down  # noqa: E402
+from rgbify.train.parts import add_lora  # noqa: E402
 from rgbify.train.step import step_generator, train_step  # noqa: E402
+from rgbify.train.trainer import _optimizer  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 MODE_TASKS = {"instruct": ("depth", "normals", "semantic", "instance"), "lotus": ("depth", "normals", "semantic",
@@ -131,6 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--optimizer", default="adamw", choices=("adamw", "adafactor", "adamw8bit"),
+                    help="as rgbify train --optimizer (adafactor: FLUX-sized full fine-tuning on one 141 GB GPU)")
+    ap.add_argument("--lora-rank", type=int, default=0, help="as rgbify train --lora-rank (peft adapters)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default by GPU name)")
@@ -147,8 +154,6 @@ def main(argv: list[str] | None = None) -> dict:
                 ap.error(f"--memory-plan is for {', '.join(TRANSFORMERS)}")
             out["memory_plan"] = memory_plan(args)
         return out
-    if args.model == "flux-random":
-        ap.error("flux-random has FLOP and memory counts only (--flops-only, --memory-plan): FLUX does not train yet")
 
     device = torch.device(args.device)
     if args.threads:
@@ -160,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     components = build_model(cfg)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision, torch.float32)
     place_frozen(components, device, args.mixed_precision)
+    if args.lora_rank:
+        add_lora(components.unet, components.family, args.lora_rank, args.mixed_precision)
     components.unet.to(device).train()
     if args.gradient_checkpointing:
         components.unet.enable_gradient_checkpointing()
@@ -167,7 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     unet_eager = components.unet
     if args.compile:
         components.unet = torch.compile(components.unet)
-    opt = torch.optim.AdamW(unet_eager.parameters(), lr=1e-5)
+    opt = _optimizer(make_config({"optimizer": args.optimizer, "lr": 1e-5}),
+                     [p for p in unet_eager.parameters() if p.requires_grad])
     prompts = make_prompts(components)
     batch = fake_batch(args.batch_size, args.resolution, device)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
@@ -210,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "device": name, "model": args.model, "mode": args.mode, "resolution": args.resolution,
         "batch_size": args.batch_size, "mixed_precision": args.mixed_precision, "compile": args.compile,
-        "gradient_checkpointing": args.gradient_checkpointing, "unet_params_M": round(n_params / 1e6, 2),
+        "gradient_checkpointing": args.gradient_checkpointing, "optimizer": args.optimizer, "lora_rank": args.lora_rank,
+        "unet_params_M": round(n_params / 1e6, 2),
         "samples_per_s": round(samples_per_s, 2), "step_s": round(dt / args.steps, 4),
         "peak_memory_GiB": round(peak_mem / 2**30, 3),
         "tflop_per_sample": float(f"{flops_per_step / args.batch_size / 1e12:.4g}"), "threads": torch.get_num_threads(),

@@ -15,7 +15,7 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux", "tiny-pixart", "tiny-sana")
+TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux", "flux-random", "tiny-pixart", "tiny-sana")
 """Presets of the transformer family (rgbify.train.dit): flow matching, SD3Transformer2DModel."""
 PRESETS = ("tiny", "tiny-random", "sd2-random", *TRANSFORMER_PRESETS)
 MARIGOLD_TASKS = ("depth", "normals")
@@ -40,9 +40,9 @@ class TrainConfig:
     that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
     with random weights, for benchmarks), transformers (docs/training.md, "Transformers"): 'tiny-dit', 'tiny-flux',
     'tiny-pixart', 'tiny-sana' (tiny random SD3 / FLUX / PixArt-Sigma / SANA transformers; no download),
-    'sd3-random' (SD3-medium-sized parts, random weights); or PATH to a local diffusers folder: Stable Diffusion
-    1.x/2.x (unet/, vae/, text_encoder/, tokenizer/, scheduler/), Stable Diffusion 3 (T5 not used), FLUX.1,
-    PixArt-Sigma or SANA."""
+    'sd3-random', 'flux-random' (SD3-medium's and FLUX.1-dev's shapes, random weights); or PATH to a local
+    diffusers folder: Stable Diffusion 1.x/2.x (unet/, vae/, text_encoder/, tokenizer/, scheduler/), Stable
+    Diffusion 3 (T5 not used), FLUX.1, PixArt-Sigma or SANA."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);

@@ -141,6 +141,49 @@ def is_sd3_folder(path: str | Path) -> bool:
 # ---------------------------------------------------------------------------------------------------------- presets
 
 
+FLUX_DEV = {
+    "transformer": dict(
+        patch_size=1,
+        in_channels=64,
+        num_layers=19,
+        num_single_layers=38,
+        attention_head_dim=128,
+        num_attention_heads=24,
+        joint_attention_dim=4096,
+        pooled_projection_dim=768,
+        guidance_embeds=True,
+        axes_dims_rope=(16, 56, 56),
+    ),
+    "clip": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        vocab_size=49408,
+    ),
+    "t5": dict(
+        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"
+    ),
+    "vae": dict(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=16,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    ),
+    "text_tokens": 512,  # FluxPipeline's max_sequence_length for FLUX.1-dev (T5)
+}
+"""FLUX.1-dev's shapes (black-forest-labs/FLUX.1-dev: transformer, CLIP-L, T5-XXL encoder, VAE): 16 latent
+channels packed 2x2 into 64 per token, 19 double-stream and 38 single-stream blocks of width 3072, guidance
+embedding. The flux-random preset (benchmarks, memory planning on large GPUs) and rgbify.train.plan's tables."""
+
+
 def preset_configs(name: str) -> dict[str, Any]:
     """Configs of the transformer presets' parts. sd3-random: the shapes of stabilityai/stable-diffusion-3-medium-
     diffusers (transformer, VAE, CLIP-L, CLIP-G; T5 dropped), random weights. tiny-dit: a 2-layer MMDiT of width 32
@@ -183,6 +226,7 @@ def preset_configs(name: str) -> dict[str, Any]:
                 pos_embed_max_size=192,
             ),
             "text": dict(
+                vocab_size=49408,
                 hidden_size=768,
                 intermediate_size=3072,
                 num_hidden_layers=12,
@@ -191,6 +235,7 @@ def preset_configs(name: str) -> dict[str, Any]:
                 hidden_act="quick_gelu",
             ),
             "text_2": dict(
+                vocab_size=49408,
                 hidden_size=1280,
                 intermediate_size=5120,
                 num_hidden_layers=32,
@@ -212,6 +257,13 @@ def preset_configs(name: str) -> dict[str, Any]:
                 use_post_quant_conv=False,
             ),
             "shift": 3.0,
+        }
+    if name == "flux-random":  # FLUX.1-dev's shapes, random weights (T5-XXL: 4.8 B frozen parameters)
+        return {
+            "transformer": dict(FLUX_DEV["transformer"], out_channels=64),
+            "text": FLUX_DEV["clip"],
+            "t5": FLUX_DEV["t5"],
+            "vae": FLUX_DEV["vae"],
         }
     if name == "tiny-flux":  # FLUX's layout at tiny-dit's scale: 1 double + 1 single block, width 32, T5 + CLIP
         return {
@@ -358,24 +410,22 @@ def _build_flux(cfgs: dict, resolution: int) -> Components:
     tokenizer, t5_tok = tiny_tokenizer(), tiny_t5_tokenizer()
     clip = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(tokenizer),
             max_position_embeddings=77,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
-            **cfgs["text"],
+            **{"vocab_size": len(tokenizer), **cfgs["text"]},  # the real vocabulary size where the preset gives one
         )
     )
     t5 = T5EncoderModel(
         T5Config(
-            vocab_size=len(t5_tok),
             pad_token_id=t5_tok.pad_token_id,
             eos_token_id=t5_tok.eos_token_id,
             decoder_start_token_id=0,
-            **cfgs["t5"],
+            **{"vocab_size": len(t5_tok), **cfgs["t5"]},
         )
     )
-    vae = load_tiny_vae()
+    vae = load_tiny_vae() if cfgs["vae"] is None else AutoencoderKL(sample_size=resolution, **cfgs["vae"])
     if vae.config.shift_factor is None:
         vae.register_to_config(shift_factor=0.0)
     scheduler = FlowMatchEulerDiscreteScheduler(
@@ -401,7 +451,7 @@ def _build_flux(cfgs: dict, resolution: int) -> Components:
 
 def build_preset(name: str, resolution: int) -> Any:
     cfgs = preset_configs(name)
-    if name == "tiny-flux":
+    if name in ("tiny-flux", "flux-random"):
         return _build_flux(cfgs, resolution)
     if name == "tiny-pixart":
         return _build_pixart(cfgs, resolution)
@@ -412,12 +462,11 @@ def build_preset(name: str, resolution: int) -> Any:
     def clip(kw):
         return CLIPTextModelWithProjection(
             CLIPTextConfig(
-                vocab_size=len(tokenizer),
                 max_position_embeddings=77,
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
-                **kw,
+                **{"vocab_size": len(tokenizer), **kw},
             )
         )
 

@@ -28,53 +28,11 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, FluxTransformer2DModel, SD3Transformer2DModel
-from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-from rgbify.train.dit import T5_TOKENS, preset_configs
+from rgbify.train.dit import FLUX_DEV, T5_TOKENS, preset_configs
 
 SHAPE_PRESETS = ("tiny-dit", "sd3-random", "flux-random")
-FLUX_DEV = {
-    "transformer": dict(
-        patch_size=1,
-        in_channels=64,
-        num_layers=19,
-        num_single_layers=38,
-        attention_head_dim=128,
-        num_attention_heads=24,
-        joint_attention_dim=4096,
-        pooled_projection_dim=768,
-        guidance_embeds=True,
-        axes_dims_rope=(16, 56, 56),
-    ),
-    "clip": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        projection_dim=768,
-        vocab_size=49408,
-    ),
-    "t5": dict(
-        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"
-    ),
-    "vae": dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=16,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    ),
-    "text_tokens": 512,  # FluxPipeline's max_sequence_length for FLUX.1-dev (T5)
-}
-"""FLUX.1-dev's shapes (black-forest-labs/FLUX.1-dev: transformer, CLIP-L, T5-XXL encoder, VAE): 16 latent
-channels packed 2x2 into 64 per token, 19 double-stream and 38 single-stream blocks of width 3072, guidance
-embedding. The trainer does not train FLUX yet: this is for the FLOP and memory tables."""
 
 
 @dataclass
@@ -102,7 +60,7 @@ def meta_parts(name: str, resolution: int, conditioned: bool = True) -> Parts:
                 cfg["in_channels"] *= 2
             transformer = FluxTransformer2DModel(out_channels=64, **cfg)
             frozen = {
-                "clip_l": CLIPTextModelWithProjection(CLIPTextConfig(**FLUX_DEV["clip"])),
+                "clip_l": CLIPTextModel(CLIPTextConfig(**FLUX_DEV["clip"])),
                 "t5_xxl": T5EncoderModel(T5Config(**FLUX_DEV["t5"])),
                 "vae": AutoencoderKL(**FLUX_DEV["vae"]),
             }
@@ -128,8 +86,8 @@ def meta_parts(name: str, resolution: int, conditioned: bool = True) -> Parts:
         side = resolution // down
         transformer = SD3Transformer2DModel(sample_size=side, **tcfg)
         frozen = {
-            "clip_l": CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **cfgs["text"])),
-            "clip_g": CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **cfgs["text_2"])),
+            "clip_l": CLIPTextModelWithProjection(CLIPTextConfig(**{"vocab_size": 49408, **cfgs["text"]})),
+            "clip_g": CLIPTextModelWithProjection(CLIPTextConfig(**{"vocab_size": 49408, **cfgs["text_2"]})),
             "vae": vae,
         }
         p = tcfg["patch_size"]
