@@ -35,6 +35,27 @@ def test_meta_flops_equal_the_analytic_count(name, res):
     assert 2.95 * counted["forward"] < counted["train"] <= 3 * counted["forward"]
 
 
+def test_flux_meta_flops_equal_the_analytic_count():
+    """FLUX's count on the meta device (a 2 + 2-block FLUX of FLUX.1-dev's widths at 256 px) equals the analytic
+    one: double-stream weights on their own tokens, single-stream weights on the joined sequence."""
+    import dataclasses
+
+    from diffusers import FluxTransformer2DModel
+
+    parts = plan.meta_parts("flux-random", 256)
+    with torch.device("meta"):
+        small = FluxTransformer2DModel(
+            **{
+                **{k: v for k, v in parts.transformer.config.items() if not k.startswith("_")},
+                "num_layers": 2,
+                "num_single_layers": 2,
+            }
+        )
+    parts = dataclasses.replace(parts, transformer=small)
+    counted = plan.transformer_flops(parts, batch=2)["forward"]
+    assert counted == plan.analytic_flux_flops(small, parts.image_tokens, parts.text_tokens, 2)
+
+
 def _tiny_cpu(parts):
     from diffusers import SD3Transformer2DModel
 
