@@ -451,3 +451,33 @@ def test_tiny_sana_instruct_run_generates_in_stock_sana_pipeline_and_overfits(tm
     losses = [r["loss"] for r in log_rows(fit)]
     start, end = np.mean(losses[:10]), np.mean(losses[-10:])
     assert end < 0.35 * start, (start, end)  # measured: 4.26 -> 0.93 (ratio 0.22)
+
+
+def test_sd3_with_t5_loads_in_the_stock_pipeline_as_saved(tmp_path):
+    """--sd3-t5: tiny-dit with a (tiny) T5 encoder as SD3's third text encoder; the run's folder holds it and
+    StableDiffusion3Pipeline.from_pretrained(RUN/model) (no components left out) draws rgbify's generation; the T5
+    tokens are not zeros."""
+    from diffusers import StableDiffusion3Pipeline
+
+    cfg = dit_cfg(tmp_path, "instruct", steps=1, sd3_t5=True)
+    train(cfg, MemoryTaskDataset(generation_ratio=0.5))
+    pipe = _quiet(StableDiffusion3Pipeline.from_pretrained(tmp_path / "run-instruct" / "model"))
+    assert pipe.text_encoder_3 is not None
+    stock = pipe(
+        PROMPT,
+        height=RES,
+        width=RES,
+        num_inference_steps=STEPS,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(SEED),
+        output_type="np",
+    ).images[0]
+    run = load_run(cfg.out, "cpu")
+    states, pooled = run.prompts([PROMPT])
+    assert states[0, 77:].abs().max() > 0  # T5's states follow CLIP's 77
+    zero = torch.zeros(1, 4, RES // 4, RES // 4)
+    z = dit.sample_latent(run.components, run.cfg, zero, states, pooled, torch.Generator().manual_seed(SEED), STEPS)
+    ours = ((dit.decode(run.components.vae, z)[0].permute(1, 2, 0) + 1) / 2).numpy()
+    assert np.abs(ours - stock).max() < 1e-4
+    with pytest.raises(UserError, match="--sd3-t5 is for Stable Diffusion 3"):
+        build_model(dit_cfg(tmp_path, "instruct", base_model="tiny-flux", sd3_t5=True))

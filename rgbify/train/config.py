@@ -99,6 +99,10 @@ class TrainConfig:
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     """marigold/instruct objective of UNets: epsilon or v_prediction (lotus always predicts x0; transformers predict
     the flow velocity noise - x0)."""
+    sd3_t5: bool = False
+    """Stable Diffusion 3: also encode prompts with T5 (text_encoder_3/, tokenizer_3/; 4.8 B frozen parameters for
+    SD3-medium), as the stock pipeline does when it has one. Off: T5 is dropped, its 256 tokens zeros (the stock
+    pipeline with text_encoder_3=None)."""
     timestep_sampling: Literal["logit_normal", "mode", "uniform"] = "logit_normal"
     """Transformers (flow matching): how the training timestep is drawn (diffusers' SD3 scripts'
     compute_density_for_timestep_sampling), as an index into the scheduler's shifted schedule."""

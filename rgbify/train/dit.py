@@ -4,7 +4,8 @@
 ``sd3-random``) or a local diffusers folder whose model_index.json names ``StableDiffusion3Pipeline`` (or whose
 transformer/config.json names ``SD3Transformer2DModel``). The components are SD3's: two CLIP text encoders with
 projection (CLIP-L, CLIP-G), an AutoencoderKL, an ``SD3Transformer2DModel`` and a ``FlowMatchEulerDiscreteScheduler``.
-T5 is dropped: its tokens are zeros, which is what ``StableDiffusion3Pipeline`` feeds with ``text_encoder_3=None``.
+T5 is dropped by default: its tokens are zeros, which is what ``StableDiffusion3Pipeline`` feeds with
+``text_encoder_3=None``; ``--sd3-t5`` keeps it (text_encoder_3/, tokenizer_3/) as the stock pipeline uses it.
 
 The objective (``flow_step``) is the one of diffusers' SD3 training scripts (train_dreambooth_sd3.py): latents
 x0 = (VAE mean - shift_factor) x scaling_factor; u drawn logit-normal (``--timestep-sampling``), t the training
@@ -449,7 +450,30 @@ def _build_flux(cfgs: dict, resolution: int) -> Components:
     )
 
 
-def build_preset(name: str, resolution: int) -> Any:
+def _t5_for(joint_dim: int):
+    """A tiny random T5 encoder whose width is the transformer's joint_attention_dim (SD3 concatenates T5's states
+    after the padded CLIP states, unprojected), and the T5 tokenizer built in code."""
+    from transformers import T5Config, T5EncoderModel
+
+    tok = tiny_t5_tokenizer()
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tok),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=0,
+            d_model=joint_dim,
+            d_kv=8,
+            d_ff=2 * joint_dim,
+            num_layers=2,
+            num_heads=joint_dim // 8,
+        )
+    )
+    return t5, tok
+
+
+def build_preset(name: str, resolution: int, t5: bool = False) -> Any:
+    """The components of a transformer preset; ``t5``: SD3 presets also get a T5 encoder (tiny-dit's: 2 layers)."""
     cfgs = preset_configs(name)
     if name in ("tiny-flux", "flux-random"):
         return _build_flux(cfgs, resolution)
@@ -476,6 +500,7 @@ def build_preset(name: str, resolution: int) -> Any:
         vae.register_to_config(shift_factor=0.0)
     transformer = SD3Transformer2DModel(sample_size=resolution // vae_scale_down(vae), **cfgs["transformer"])
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfgs["shift"])
+    t5_model, t5_tok = _t5_for(transformer.config.joint_attention_dim) if t5 else (None, None)
     return Components(
         tokenizer,
         text_encoder,
@@ -485,12 +510,14 @@ def build_preset(name: str, resolution: int) -> Any:
         family="sd3",
         text_encoder_2=text_encoder_2,
         tokenizer_2=copy.deepcopy(tokenizer),
+        text_encoder_3=t5_model,
+        tokenizer_3=t5_tok,
     )
 
 
-def load_folder(path: str) -> Any:
-    """The components of a local SD3-family folder: the full trained transformer of an rgbify run (conditioned/)
-    when there is one, else transformer/. T5 (text_encoder_3/) is not loaded."""
+def load_folder(path: str, t5: bool = False) -> Any:
+    """The components of a local transformer folder: the full trained transformer of an rgbify run (conditioned/)
+    when there is one, else transformer/. SD3's T5 (text_encoder_3/) is loaded only with ``t5``."""
     root = Path(path)
     if folder_family(path) == "flux":
         return _load_flux(root, path)
@@ -499,12 +526,13 @@ def load_folder(path: str) -> Any:
     if folder_family(path) == "sana":
         return _load_sana(root, path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
+    need += ["text_encoder_3", "tokenizer_3"] if t5 else []
     missing = [d for d in need if not (root / d).is_dir()]
     if missing:
         raise UserError(
             f"--base-model {path}: an SD3 folder without {', '.join(missing)}; give a local diffusers "
             "Stable Diffusion 3 folder (transformer/, vae/, text_encoder/, text_encoder_2/, tokenizer/, "
-            "tokenizer_2/, scheduler/; text_encoder_3/ is not used)"
+            "tokenizer_2/, scheduler/; text_encoder_3/ and tokenizer_3/ with --sd3-t5)"
         )
     sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
     try:
@@ -520,9 +548,19 @@ def load_folder(path: str) -> Any:
             family="sd3",
             text_encoder_2=CLIPTextModelWithProjection.from_pretrained(root / "text_encoder_2"),
             tokenizer_2=CLIPTokenizer.from_pretrained(root / "tokenizer_2"),
+            **(_load_t5(root) if t5 else {}),
         )
     except (OSError, ValueError) as e:
         raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
+
+
+def _load_t5(root: Path) -> dict:
+    from transformers import T5EncoderModel, T5TokenizerFast
+
+    return {
+        "text_encoder_3": T5EncoderModel.from_pretrained(root / "text_encoder_3"),
+        "tokenizer_3": T5TokenizerFast.from_pretrained(root / "tokenizer_3"),
+    }
 
 
 def _load_sana(root: Path, path: str) -> Components:
@@ -759,8 +797,8 @@ class SD3Prompts:
             tokenizer=components.tokenizer,
             text_encoder_2=components.text_encoder_2,
             tokenizer_2=components.tokenizer_2,
-            text_encoder_3=None,
-            tokenizer_3=None,
+            text_encoder_3=components.text_encoder_3,
+            tokenizer_3=components.tokenizer_3,
         )
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_cache = max_cache
@@ -1167,8 +1205,8 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
         tokenizer=components.tokenizer,
         text_encoder_2=components.text_encoder_2,
         tokenizer_2=components.tokenizer_2,
-        text_encoder_3=None,
-        tokenizer_3=None,
+        text_encoder_3=components.text_encoder_3,
+        tokenizer_3=components.tokenizer_3,
     )
     pipe.save_pretrained(folder)
     transformer.save_pretrained(folder / CONDITIONED)

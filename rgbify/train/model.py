@@ -208,9 +208,12 @@ def build_model(cfg: TrainConfig) -> Components:
         from rgbify.train import dit
 
         if cfg.base_model in TRANSFORMER_PRESETS:
-            components = dit.build_preset(cfg.base_model, cfg.resolution)
+            components = dit.build_preset(cfg.base_model, cfg.resolution, t5=cfg.sd3_t5)
         else:
-            components = dit.load_folder(cfg.base_model)
+            components = dit.load_folder(cfg.base_model, t5=cfg.sd3_t5)
+        if cfg.sd3_t5 and components.family != "sd3":
+            raise UserError(f"--sd3-t5 is for Stable Diffusion 3 models; --base-model {cfg.base_model} is "
+                            f"{components.family} (FLUX and PixArt always use T5); leave the flag off")
         dit.adapt(components, cfg)
         for frozen in components.frozen():
             frozen.requires_grad_(False)

@@ -60,10 +60,12 @@ class Components:
     family: str = "unet"
     text_encoder_2: Any = None
     tokenizer_2: Any = None
+    text_encoder_3: Any = None
+    tokenizer_3: Any = None
 
     def frozen(self) -> list:
         """The frozen modules: VAE and text encoder(s)."""
-        return [m for m in (self.vae, self.text_encoder, self.text_encoder_2) if m is not None]
+        return [m for m in (self.vae, self.text_encoder, self.text_encoder_2, self.text_encoder_3) if m is not None]
 
 
 def tiny_tokenizer(max_length: int = 77) -> CLIPTokenizer:
