@@ -770,65 +770,54 @@ def decode(vae, z: torch.Tensor) -> torch.Tensor:
 
 
 class SD3Prompts:
-    """Prompt -> (states (B, 77 + 256, joint_attention_dim), pooled (B, 2 x projection)) as StableDiffusion3Pipeline's
-    ``encode_prompt`` makes them without T5 (it is called: the same penultimate CLIP layers, zero padding, zero T5
-    tokens), cached per prompt. Prompts longer than CLIP's 77-token window are cut, as the stock pipeline cuts them."""
+    """Prompt -> (states, second) as the family's stock pipeline's ``encode_prompt`` makes them (it is called),
+    cached per prompt (the text encoders are frozen). second: the pooled vector (SD3: CLIP-L + CLIP-G projections;
+    FLUX: CLIP-L's pooled output) or the states' attention mask (PixArt: T5; SANA: Gemma-2, without its complex
+    human instruction). SD3 states: 77 CLIP tokens (penultimate layers, zero-padded to the joint width) then 256 T5
+    tokens (zeros without T5). Prompts longer than an encoder's window are cut, as the stock pipeline cuts them."""
 
     def __init__(self, components, max_cache: int = 8192):
         from diffusers import StableDiffusion3Pipeline
 
+        self.family = components.family
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_cache = max_cache
-        self.flux = components.family == "flux"
-        self.pixart = components.family in ("pixart", "sana")
-        if self.flux:
-            self.pipe = _flux_pipeline(components, components.unet)
-            return
-        if self.pixart:
-            make = _pixart_pipeline if components.family == "pixart" else _sana_pipeline
+        if self.family == "sd3":
+            self.pipe = StableDiffusion3Pipeline(
+                transformer=components.unet,
+                scheduler=components.noise_scheduler,
+                vae=components.vae,
+                text_encoder=components.text_encoder,
+                tokenizer=components.tokenizer,
+                text_encoder_2=components.text_encoder_2,
+                tokenizer_2=components.tokenizer_2,
+                text_encoder_3=components.text_encoder_3,
+                tokenizer_3=components.tokenizer_3,
+            )
+        else:
+            make = {"flux": _flux_pipeline, "pixart": _pixart_pipeline, "sana": _sana_pipeline}[self.family]
             self.pipe = make(components, components.unet)
-            self.sana = components.family == "sana"
-            return
-        self.pipe = StableDiffusion3Pipeline(
-            transformer=components.unet,
-            scheduler=components.noise_scheduler,
-            vae=components.vae,
-            text_encoder=components.text_encoder,
-            tokenizer=components.tokenizer,
-            text_encoder_2=components.text_encoder_2,
-            tokenizer_2=components.tokenizer_2,
-            text_encoder_3=components.text_encoder_3,
-            tokenizer_3=components.tokenizer_3,
-        )
-        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.max_cache = max_cache
 
-    @torch.no_grad()
-    def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if prompt not in self.cache and self.pixart:  # PixArtSigmaPipeline's: T5 states and their mask
-            device = self.pipe.text_encoder.device
-            extra = {"complex_human_instruction": None} if self.sana else {}
-            states, mask, _, _ = self.pipe.encode_prompt(
+    def _encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.pipe.text_encoder.device
+        if self.family == "flux":  # T5 states, CLIP's pooled output
+            states, second, _ = self.pipe.encode_prompt(
+                prompt=[prompt], prompt_2=None, device=device, max_sequence_length=FLUX_T5_TOKENS
+            )
+        elif self.family == "pixart":  # T5 states and their mask
+            states, second, _, _ = self.pipe.encode_prompt(
+                prompt=[prompt], do_classifier_free_guidance=False, device=device, max_sequence_length=PIXART_T5_TOKENS
+            )
+        elif self.family == "sana":  # Gemma-2 states and their mask
+            states, second, _, _ = self.pipe.encode_prompt(
                 prompt=[prompt],
                 do_classifier_free_guidance=False,
                 device=device,
-                max_sequence_length=PIXART_T5_TOKENS,
-                **extra,
+                max_sequence_length=SANA_TOKENS,
+                complex_human_instruction=None,
             )
-            if len(self.cache) >= self.max_cache:
-                return states[0], mask[0]
-            self.cache[prompt] = (states[0], mask[0])
-        if prompt not in self.cache and self.flux:  # FluxPipeline's: T5 states, CLIP's pooled output
-            device = self.pipe.text_encoder.device
-            states, pooled, _ = self.pipe.encode_prompt(
-                prompt=[prompt], prompt_2=None, device=device, max_sequence_length=FLUX_T5_TOKENS
-            )
-            if len(self.cache) >= self.max_cache:
-                return states[0], pooled[0]
-            self.cache[prompt] = (states[0], pooled[0])
-        if prompt not in self.cache:
-            device = self.pipe.text_encoder.device
-            states, _, pooled, _ = self.pipe.encode_prompt(
+        else:  # CLIP-L, CLIP-G (and T5) states, the two pooled projections
+            states, _, second, _ = self.pipe.encode_prompt(
                 prompt=[prompt],
                 prompt_2=None,
                 prompt_3=None,
@@ -836,10 +825,16 @@ class SD3Prompts:
                 do_classifier_free_guidance=False,
                 max_sequence_length=T5_TOKENS,
             )
-            if len(self.cache) >= self.max_cache:
-                return states[0], pooled[0]
-            self.cache[prompt] = (states[0], pooled[0])
-        return self.cache[prompt]
+        return states[0], second[0]
+
+    @torch.no_grad()
+    def one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if prompt in self.cache:
+            return self.cache[prompt]
+        out = self._encode(prompt)
+        if len(self.cache) < self.max_cache:
+            self.cache[prompt] = out
+        return out
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [self.one(p) for p in prompts]
