@@ -5,6 +5,10 @@ transformer), `rgbify predict` / `rgbify eval`, gradient checkpointing, and an o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -481,3 +485,39 @@ def test_sd3_with_t5_loads_in_the_stock_pipeline_as_saved(tmp_path):
     assert np.abs(ours - stock).max() < 1e-4
     with pytest.raises(UserError, match="--sd3-t5 is for Stable Diffusion 3"):
         build_model(dit_cfg(tmp_path, "instruct", base_model="tiny-flux", sd3_t5=True))
+
+
+BF16_RUNS = """
+import sys
+from pathlib import Path
+from test_train import MemoryTaskDataset, cfg_for
+from rgbify.train.trainer import train
+out = Path(sys.argv[1])
+for base, mode, kw in (("tiny-dit", "lotus", dict(gradient_checkpointing=True, ema_decay=0.9, lora_rank=4)),
+                       ("tiny-flux", "instruct", dict(gradient_checkpointing=True)),
+                       ("tiny-sana", "marigold", dict(tasks=("depth",)))):
+    cfg = cfg_for(out / base, mode, base_model=base, steps=1, mixed_precision="bf16", **kw)
+    train(cfg, MemoryTaskDataset(tasks=cfg.tasks))
+"""
+
+
+def test_bf16_runs_of_the_transformer_families(tmp_path):
+    """In a process of its own (accelerate sets the precision once per process): bf16 autocast trains tiny-dit
+    (lotus, gradient checkpointing, EMA, LoRA with its frozen base stored in bf16), tiny-flux (instruct) and
+    tiny-sana (marigold); the losses are finite and the exported runs load."""
+    here = Path(__file__).resolve().parent
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]),
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", BF16_RUNS, str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert p.returncode == 0, p.stderr[-4000:]
+    for base, mode in (("tiny-dit", "lotus"), ("tiny-flux", "instruct"), ("tiny-sana", "marigold")):
+        rows = log_rows(dit_cfg(tmp_path / base, mode, base_model=base))
+        assert [r["step"] for r in rows] == [1] and np.isfinite(rows[0]["loss"])
+        assert load_run(tmp_path / base / f"run-{mode}", "cpu").components.family == base.split("-")[1].replace(
+            "dit", "sd3"
+        )
