@@ -530,6 +530,9 @@ def test_lotus_on_pixart_and_sana_overfits_and_loads_stock(tmp_path, base):
     assert again.family == fresh.family and dit.has_switch(again)
     with pytest.raises(UserError, match="train it with --mode lotus"):
         build_model(dit_cfg(tmp_path, "marigold", base_model=str(model)))
+    if base == "tiny-pixart":  # diffusers' PixArtTransformer2DModel has no PeftAdapterMixin
+        with pytest.raises(UserError, match="no LoRA adapters for PixArtTransformer2DModel"):
+            train(dit_cfg(tmp_path / "lora", "lotus", base_model=base, lora_rank=4), data)
 
 
 def test_sd3_with_t5_loads_in_the_stock_pipeline_as_saved(tmp_path):

@@ -83,7 +83,8 @@ from rgbify.train.parts import (
 SD3_PIPELINES = ("StableDiffusion3Pipeline",)
 """model_index.json classes of the SD3 family."""
 SWITCH_DIM = 4
-"""Inputs of the lotus task switch (``lotus_switch``'s [sin, cos] of a one-hot pair) added to the pooled projection."""
+"""Inputs of the lotus task switch (``lotus_switch``'s [sin, cos] of a one-hot pair): columns added to the pooled
+projection (SD3, FLUX) or input channels of the patch embedding (PixArt, SANA: ``CHANNEL_SWITCH``)."""
 T5_TOKENS = 256
 """Zero T5 tokens after the 77 CLIP tokens: StableDiffusion3Pipeline's default max_sequence_length."""
 CONDITIONED = "conditioned"
