@@ -67,6 +67,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     render_cycles(clip.frame(0), device=args.device, threads=args.threads)  # warm-up: bpy, kernels, caches
+    render_clip(clip, device=args.device, threads=args.threads, frames=[0, 1])  # and the clip's code path
 
     def clip_way() -> None:
         render_clip(clip, device=args.device, threads=args.threads)
