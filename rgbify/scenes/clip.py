@@ -102,6 +102,9 @@ class ClipConfig(_Ranges):
     """Speed of a moving small thing, m/s, in any horizontal direction."""
     turn_deg_per_s: Range = (-30.0, 30.0)
     """Turn rate of a moving person or small thing about its vertical axis, degrees/s (vehicles: a fifth)."""
+    shutter: float = 0.0
+    """Motion blur of the RGB render: the fraction of the frame interval the shutter is open, centred on the
+    frame's instant (0: none; 0.5: a 180-degree shutter). Ground truth never sees it (the data render is sharp)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,6 +112,8 @@ class ClipConfig(_Ranges):
             raise RecipeError(f"clip frames {self.frames} must be >= 1")
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise RecipeError(f"clip fps {self.fps} must be a positive number")
+        if not 0.0 <= self.shutter <= 1.0:
+            raise RecipeError(f"clip shutter {self.shutter} must lie in [0, 1] (a fraction of the frame interval)")
 
 
 def load_clip_config(data: dict[str, Any] | None = None, **overrides: Any) -> ClipConfig:
@@ -146,6 +151,8 @@ class ClipSpec:
     cameras: tuple[Matrix4, ...]
     """``world_from_camera`` (OpenCV frame) at each frame."""
     motions: tuple[ObjectMotion, ...] = ()
+    shutter: float = 0.0
+    """Motion blur of the RGB render, the fraction of the frame interval the shutter is open (0: none)."""
     """The moving objects; every other object keeps its pose in ``scene``."""
     meta: tuple[tuple[str, Any], ...] = ()
     """Provenance: recipe, seed, index, trajectory and its parameters, clip version."""
@@ -384,6 +391,7 @@ def clip_from_scene(scene: SceneSpec, config: RecipeConfig, clip: ClipConfig, ke
     return ClipSpec(
         scene=scene,
         fps=float(clip.fps),
+        shutter=float(clip.shutter),
         cameras=tuple(matrix4(c) for c in cams),
         motions=tuple(motions),
         meta=tuple(meta.items()),
