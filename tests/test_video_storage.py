@@ -18,7 +18,7 @@ from rgbify.datasets.storage.clips import (
 from rgbify.datasets.storage.shards import ShardError
 from rgbify.scenes import load_recipe
 from rgbify.scenes.clip import load_clip_config, sample_clip
-from rgbify.scenes.sceneflow import clip_flow
+from rgbify.scenes.sceneflow import clip_flow, flow_between
 
 
 def _frames(clip, rng):
@@ -122,3 +122,63 @@ def test_clip_shard_refuses_bad_input(tmp_path, clips):
         f.attrs["rgbify_format"] = "rgbify-shard"
     with pytest.raises(ShardError, match="not an rgbify clip shard"):
         ClipShardReader(tmp_path / "d.h5")
+
+
+@pytest.fixture(scope="module")
+def clip_shard(tmp_path_factory, clips):
+    path = tmp_path_factory.mktemp("clipshard") / "clips-00000.h5"
+    samples = [clip_sample(c, f, index=k, seed=0) for k, (c, f) in enumerate(clips)]
+    write_clip_shard(path, samples, first_index=0, count=2, config_hash="x", classes=(), fps=24.0)
+    return path
+
+
+def test_clip_items_without_augmentation_are_the_stored_frames(clip_shard, clips):
+    from rgbify.datasets.loading.clip_items import ClipItems
+
+    items = ClipItems([clip_shard], kind="clip", frames=2, stride=1)
+    assert len(items) == 2 * 2  # two clips of 3 frames: windows starting at frames 0 and 1
+    it = items[3]
+    clip, frames = clips[1]
+    assert list(it["frames"]) == [1, 2] and it["clip"] == 1 and not it["flipped"]
+    np.testing.assert_array_equal(it["rgb"][0], frames[1].rgb)
+    np.testing.assert_array_equal(it["depth"][1], frames[2].depth)
+    fwd = clip_flow(clip, [x.depth for x in frames], [x.instance for x in frames], 1, 2)
+    np.testing.assert_array_equal(it["flow_fwd"][0], fwd.flow)
+    assert not it["valid_fwd"][1].any()  # frame 2's forward flow leaves the item
+    strided = ClipItems([clip_shard], kind="clip", frames=2, stride=2)
+    assert len(strided) == 2 and "flow_fwd" not in strided[0]
+    pairs = ClipItems([clip_shard], kind="pair")
+    assert len(pairs) == 4 and pairs[1]["rgb"].shape == (2, 12, 16, 3)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_clip_item_views_keep_flow_normals_and_K_consistent(clip_shard, flip):
+    """A cropped (and mirrored) pair: its flow is the flow that geometry gives for its own depth, ids and K, with
+    the camera mirrored when flipped; the normals face its camera."""
+    from rgbify.datasets.loading.clip_items import ClipItems
+
+    items = ClipItems(
+        [clip_shard], kind="pair", crop_scale=(0.75, 0.75), size=(12, 9), flip_prob=1.0 if flip else 0.0, seed=3
+    )
+    for i in range(len(items)):
+        it = items[i]
+        assert it["flipped"] == flip and it["rgb"].shape == (2, 9, 12, 3)
+        mirror = np.diag([-1.0, 1.0, 1.0, 1.0]) if flip else np.eye(4)
+        r, j, t = items.items[i]
+        clip = items.readers[r].clip_spec(j)
+        poses = [it["world_from_camera"][k] @ mirror for k in (0, 1)]
+        ours = flow_between(
+            it["depth"][0], it["instance"][0], it["K"][0], poses[0], poses[1], clip.motion(t, t + 1), it["depth"][1]
+        )
+        np.testing.assert_allclose(it["flow_fwd"][0][ours.hit], ours.flow[ours.hit], atol=1e-3)
+        hit0 = ours.hit
+        mine_out = ~it["valid_fwd"][0] & ~it["occluded_fwd"][0]  # not valid, not occluded: out of the item's view
+        np.testing.assert_array_equal(mine_out[hit0], ours.out_of_view[hit0])
+        assert (it["valid_fwd"][0][hit0] == ours.valid[hit0]).mean() >= 0.95
+        np.testing.assert_allclose(it["scene_flow_fwd"][0][ours.hit], ours.scene_flow[ours.hit], atol=1e-4)
+        hit = it["depth"][0] < np.inf
+        k = it["K"][0]
+        h, w = hit.shape
+        ii, jj = np.mgrid[0:h, 0:w]
+        rays = np.stack([(jj - k[0, 2]) / k[0, 0], (ii - k[1, 2]) / k[1, 1], np.ones((h, w))], -1)
+        assert np.all(np.sum(it["normals"][0] * rays, -1)[hit] < 0)  # still toward the (mirrored) camera
