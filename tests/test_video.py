@@ -3,6 +3,8 @@ session), held to the ray-casting oracle at both times and to depth + poses."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from oracles.raycast import cast, cast_rays
@@ -17,6 +19,7 @@ from rgbify.scenes.clip import (
     sample_clip,
 )
 from rgbify.scenes.sceneflow import clip_flow, flow_between
+from rgbify.scenes.spec import SpecError
 
 CLIPS = {"indoor": 4, "tabletop": 4, "outdoor": 11}
 """Recipe -> sample index whose clip has moving objects in view at 32x24."""
@@ -241,3 +244,18 @@ def test_shutter_blurs_the_rgb_only():
         np.testing.assert_allclose(sharp.depth, blurred.depth, rtol=1e-5)
         detail = [np.abs(np.diff(x.rgb.astype(float), axis=1)).mean() for x in (sharp, blurred)]
         assert detail[1] < 0.92 * detail[0], detail
+
+
+def test_clip_spec_is_checked():
+    clip = _clip("tabletop", 4)
+    with pytest.raises(SpecError, match="has 3 poses for 4 frames"):
+        dataclasses.replace(clip, cameras=clip.cameras[:2] + clip.cameras[:2])
+    bad = dataclasses.replace(clip.motions[0], instance_id=9999)
+    with pytest.raises(SpecError, match="not an object of the scene"):
+        dataclasses.replace(clip, motions=(bad,))
+    with pytest.raises(SpecError, match="not valid JSON"):
+        clip_from_json("{")
+    with pytest.raises(IndexError):
+        clip.frame(3)
+    with pytest.raises(RecipeError, match="shutter"):
+        ClipConfig(shutter=1.5)
