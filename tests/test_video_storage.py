@@ -182,3 +182,25 @@ def test_clip_item_views_keep_flow_normals_and_K_consistent(clip_shard, flip):
         ii, jj = np.mgrid[0:h, 0:w]
         rays = np.stack([(jj - k[0, 2]) / k[0, 0], (ii - k[1, 2]) / k[1, 1], np.ones((h, w))], -1)
         assert np.all(np.sum(it["normals"][0] * rays, -1)[hit] < 0)  # still toward the (mirrored) camera
+
+
+def test_clip_preview_writes_a_filmstrip_and_a_gif(tmp_path, clip_shard):
+    from PIL import Image
+
+    from rgbify.datasets.preview import CLIP_ROWS, PreviewError, clip_preview
+
+    png, gif = clip_preview(clip_shard, 1, tmp_path / "strip.png", tmp_path / "clip.gif", tile_width=48)
+    with Image.open(png) as im:
+        w, h = im.size
+        assert w > 3 * 48 and h > len(CLIP_ROWS) * 36  # three frames across, four views down (48x36 tiles)
+    with Image.open(gif) as im:
+        assert (
+            im.n_frames == 3 and abs(im.info["duration"] - 1000 / 24) <= 10
+        )  # GIF keeps centiseconds and im.size == (4 * 48 + 3 * 2, 36)
+        im.seek(1)
+        frame = np.asarray(im.convert("RGB"))
+    flow_tile = frame[:, 2 * 50 : 2 * 50 + 48]  # the flow view of frame 1: not all black, not all white
+    assert flow_tile.max() > 0 and flow_tile.min() < 255
+    with pytest.raises(PreviewError, match="clip 5 is not in this shard"):
+        clip_preview(clip_shard, 5, tmp_path / "x.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif", "strip.png"]
