@@ -83,8 +83,8 @@ class ClipConfig(_Ranges):
     """Walk: speed along the camera's horizontal heading, m/s."""
     shake_deg: Range = (0.2, 0.8)
     """Walk: amplitude of the hand-held shake of the view (yaw, pitch, roll), degrees."""
-    bob_m: Range = (0.005, 0.02)
-    """Walk: amplitude of the vertical bob of each step, metres."""
+    bob_metres: Range = (0.005, 0.02)
+    """Walk: amplitude of the vertical bob of each step, metres (0 allowed: no bob)."""
     orbit_deg_per_s: Range = (10.0, 30.0)
     """Orbit: turn rate about the vertical axis through the point the still camera looks at (either way)."""
     dolly_speed_mps: Range = (0.2, 0.6)
@@ -278,7 +278,7 @@ def _camera_path(
         speed = float(rng.uniform(*(cfg.walk_speed_mps if traj == "walk" else cfg.drive_speed_mps)))
         heading = _heading(m0)
         if traj == "walk":
-            shake, bob = _shake(rng, float(rng.uniform(*cfg.shake_deg))), float(rng.uniform(*cfg.bob_m))
+            shake, bob = _shake(rng, float(rng.uniform(*cfg.shake_deg))), float(rng.uniform(*cfg.bob_metres))
             step_hz = float(rng.uniform(1.6, 2.2))
         else:  # a car's camera: a little vibration of the body
             shake, bob, step_hz = _shake(rng, 0.08), 0.002, float(rng.uniform(8.0, 14.0))
