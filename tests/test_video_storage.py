@@ -204,3 +204,28 @@ def test_clip_preview_writes_a_filmstrip_and_a_gif(tmp_path, clip_shard):
     with pytest.raises(PreviewError, match="clip 5 is not in this shard"):
         clip_preview(clip_shard, 5, tmp_path / "x.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif", "strip.png"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".flo"])
+def test_clip_flow_exports_to_standard_files(tmp_path, clip_shard, suffix):
+    from rgbify.datasets.export import export_clip_flow
+    from rgbify.encode.flowio import read_flow
+
+    out = tmp_path / "flow"
+    assert export_clip_flow(clip_shard, out, suffix) == 2 * 2  # two clips, frames 0 -> 1 and 1 -> 2
+    with ClipShardReader(clip_shard) as r:
+        stored = r.frame(1, 1, ["flow_fwd", "valid_fwd"])
+    flow, valid = read_flow(out / "000000001" / f"000001{suffix}")
+    np.testing.assert_array_equal(valid, stored["valid_fwd"])
+    np.testing.assert_allclose(flow[valid], stored["flow_fwd"][valid], atol=1 / 64 if suffix == ".png" else 0)
+    assert sorted(p.name for p in (out / "000000000").iterdir()) == [f"000000{suffix}", f"000001{suffix}"]
+    assert export_clip_flow(clip_shard, out, suffix, "bwd") == 4  # an earlier export is replaced
+    assert (out / "000000000" / f"000002{suffix}").exists() and not (out / "000000000" / f"000000{suffix}").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    from rgbify.errors import UserError
+
+    with pytest.raises(UserError):
+        export_clip_flow(clip_shard, tmp_path / "other")
+    with pytest.raises(UserError, match="flow file type"):
+        export_clip_flow(clip_shard, tmp_path / "x", ".jpg")
