@@ -259,3 +259,19 @@ def test_clip_spec_is_checked():
         clip.frame(3)
     with pytest.raises(RecipeError, match="shutter"):
         ClipConfig(shutter=1.5)
+
+
+@pytest.mark.blender
+def test_a_render_worker_renders_a_clip(rendered_clips):
+    """RenderWorker.render_clip: the clip rendered in the worker process (one Blender scene) gives the ground truth
+    of the in-process render."""
+    from rgbify.render.worker import RenderWorker
+
+    clip, frames = rendered_clips["tabletop"]
+    with RenderWorker() as worker:
+        got = worker.render_clip(clip, frames=[1, 2])
+        assert worker.scenes_rendered == 1
+    assert len(got) == 2 and got[0].timings["worker_roundtrip"] > 0
+    for mine, theirs in zip(got, frames[1:], strict=True):
+        np.testing.assert_array_equal(mine.instance, theirs.instance)
+        np.testing.assert_allclose(mine.depth, theirs.depth, rtol=1e-5)
