@@ -350,13 +350,14 @@ PATTERNS: dict[str, PatternBuilder] = {
 }
 
 
-def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) -> Any:
-    """A Blender material of ``m``. ``image_loader(ref)`` returns the bpy image of an ``image_texture`` reference."""
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nt = mat.node_tree
-    g = _Graph(nt)
-    bsdf = nt.nodes.get("Principled BSDF")
+DIFFUSE_RAY_DETAIL = "pattern"
+"""What a diffuse ray (an indirect bounce off a diffuse surface) sees of a patterned material: "full" (the same
+graph as the camera), "pattern" (the pattern's colour, no bump, constant roughness) or "flat" (mean colour)."""
+
+
+def _principled(g: _Graph, m: Material, bsdf: Any = None) -> Any:
+    """A Principled BSDF (``bsdf`` if given, else a new one) set to ``m``'s constant inputs."""
+    bsdf = bsdf if bsdf is not None else g.nt.nodes.new("ShaderNodeBsdfPrincipled")
     color = (*m.base_color, 1.0)
     _set(bsdf, "Base Color", color)
     _set(bsdf, "Roughness", float(m.roughness))
@@ -367,11 +368,23 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
     if m.emission_strength > 0:
         _set(bsdf, "Emission Color", color)
         _set(bsdf, "Emission Strength", float(m.emission_strength))
+    return bsdf
+
+
+def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) -> Any:
+    """A Blender material of ``m``. ``image_loader(ref)`` returns the bpy image of an ``image_texture`` reference."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    g = _Graph(nt)
+    bsdf = _principled(g, m, nt.nodes.get("Principled BSDF"))
     if m.image_texture is not None:
         _image(g, m, bsdf, image_loader(m.image_texture))
     elif m.pattern != "none":
         fac, height = PATTERNS[m.pattern](g, m)
-        g.link(g.mix_color(fac, tuple(m.base_color), tuple(m.color2)), bsdf.inputs["Base Color"])
+        col = g.mix_color(fac, tuple(m.base_color), tuple(m.color2))
+        g.link(col, bsdf.inputs["Base Color"])
+        detailed = m.roughness_variation > 0 or m.bump_m > 0
         if m.roughness_variation > 0:
             r = g.math("ADD", float(m.roughness), g.math("MULTIPLY", g.math("SUBTRACT", fac, 0.5),
                                                             2.0 * float(m.roughness_variation)))
@@ -380,9 +393,29 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
             bump = g.node("ShaderNodeBump", Strength=1.0, Distance=float(m.bump_m))
             g.link(height, bump.inputs["Height"])
             g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
+        if DIFFUSE_RAY_DETAIL != "full" and (detailed or DIFFUSE_RAY_DETAIL == "flat") and not m.thin:
+            _diffuse_lod(g, m, bsdf, col)
     if m.thin and m.transmission > 0:
         _thin_sheet(g, m)
     return mat
+
+
+def _diffuse_lod(g: _Graph, m: Material, bsdf: Any, col: Any) -> None:
+    """Diffuse rays see a cheaper copy of the surface: Cycles compiles a Mix Shader into a jump, so the nodes
+    that only the detailed branch uses (the bump's three evaluations of the height graph, roughness variation,
+    with "flat" the whole pattern) run only for camera, glossy and transmission rays."""
+    cheap = _principled(g, m)
+    if DIFFUSE_RAY_DETAIL == "pattern":
+        g.link(col, cheap.inputs["Base Color"])
+    else:
+        mean = tuple(0.5 * (a + b) for a, b in zip(m.base_color, m.color2, strict=True))
+        _set(cheap, "Base Color", (*mean, 1.0))
+    path = g.nt.nodes.new("ShaderNodeLightPath")
+    mix = g.nt.nodes.new("ShaderNodeMixShader")
+    g.link(path.outputs["Is Diffuse Ray"], mix.inputs["Fac"])
+    g.link(bsdf.outputs["BSDF"], mix.inputs[1])
+    g.link(cheap.outputs["BSDF"], mix.inputs[2])
+    g.link(mix.outputs["Shader"], g.nt.nodes.get("Material Output").inputs["Surface"])
 
 
 def _thin_sheet(g: _Graph, m: Material) -> None:
