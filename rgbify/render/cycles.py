@@ -88,8 +88,9 @@ def _load_image(ref: str, what: str):
         raise BlenderSceneError(f"{what} {ref!r} could not be read by Blender: {e}") from None
 
 
-def _make_material(m: Material, name: str):
-    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"))
+def _make_material(m: Material, name: str, emission_is_light: bool = True):
+    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"),
+                                 emission_is_light)
 
 
 def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
@@ -196,7 +197,7 @@ def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
             raise BlenderSceneError(f"object {obj.name!r}: its geometry uses {used} material slots, the spec gives "
                                     f"{len(slots)} (material + materials)")
         for k, m in enumerate(slots):
-            me.materials.append(_make_material(m, f"{obj.name}.material{k}"))
+            me.materials.append(_make_material(m, f"{obj.name}.material{k}", emission_is_light=not spec.lights))
         ob = bpy.data.objects.new(obj.name, me)
         ob.matrix_world = np.asarray(obj.world_from_object, dtype=np.float64).T.tolist()
         ob.pass_index = int(obj.instance_id)
