@@ -330,6 +330,11 @@ def _enable_gpu() -> None:
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
+DENOISE_QUALITY = "HIGH"
+"""OIDN's quality mode for the RGB render (HIGH, BALANCED, FAST): a renderer setting the benchmarks vary
+(benchmarks/bench_cycles_settings.py; docs/performance.md has what each costs and loses)."""
+
+
 def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     """The RGB render, written as an 8-bit PNG at ``path`` and returned as uint8 (H,W,3)."""
     scene = built.scene
@@ -343,6 +348,7 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     if rs.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
         c.denoising_prefilter = rs.denoise_prefilter
+        c.denoising_quality = DENOISE_QUALITY
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.filter_width = 1.5
     c.max_bounces = int(rs.max_bounces)
