@@ -132,7 +132,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scenes", type=int, default=2, help="scenes per recipe")
     ap.add_argument("--size", default="256x192")
     ap.add_argument("--quick", action="store_true", help=f"only {sorted(QUICK)}")
-    ap.add_argument("--only", help="comma-separated candidate names to run (besides the build default)")
+    ap.add_argument("--only", help="semicolon-separated candidate names to run (besides the build default)")
     ap.add_argument("--save", help="folder to write the reference and the candidates' PNGs to")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rgbify-cycles-references"),
                     help="folder of reference renders, by spec hash (reused)")
@@ -140,7 +140,7 @@ def main(argv=None) -> None:
     w, h = (int(v) for v in args.size.split("x"))
     candidates = [c for c in CANDIDATES if not args.quick or c[0] in QUICK]
     if args.only:
-        keep = {BASE, *args.only.split(",")}
+        keep = {BASE, *args.only.split(";")}
         candidates = [c for c in candidates if c[0] in keep]
     from rgbify.scenes.spec import spec_hash
 
