@@ -12,7 +12,7 @@ range, clip to 1e-6, its metric functions) and rgbify.train.benchmarks.protocol.
 relative difference per metric; ETH3D's fit at 1024 px is checked on a 1200 x 1800 image. Normals: Marigold's
 ``compute_cosine_error(masked=True)`` and its per-image metrics against protocol.NormalsScore. Ensembles:
 ``marigold/util/ensemble.py`` (affine and scale depth, closest normals) against rgbify.train.ensemble. Without
-``--marigold`` only the formulas of ../shared/REFERENCES.md (written out here in NumPy) are compared.
+``--marigold`` only the formulas of ../shared/REFERENCES.md (in NumPy: tests/oracles/depth_metrics.py) are compared.
 Exit status 1 when any difference exceeds 1e-5 relative (normals: 5.1e-5 absolute, Marigold rounds to 4 decimals).
 """
 
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from rgbify.train.benchmarks import protocol as P  # noqa: E402
 from rgbify.train.benchmarks.catalog import get_benchmark  # noqa: E402
+from tests.oracles.depth_metrics import depth_formulas  # noqa: E402
 
 KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "i_rmse", "silog")
 MARIGOLD_FUNCS = (
@@ -128,24 +129,6 @@ def compare_ensembles(ens, rng, note, n_sets: int) -> None:
         )
 
 
-def formulas(p: np.ndarray, g: np.ndarray) -> dict[str, float]:
-    """REFERENCES.md's depth metrics on the scored pixels."""
-    e = np.log(p) - np.log(g)
-    r = np.maximum(p / g, g / p)
-    return {
-        "abs_rel": np.mean(np.abs(p - g) / g),
-        "sq_rel": np.mean((p - g) ** 2 / g),
-        "rmse": np.sqrt(np.mean((p - g) ** 2)),
-        "rmse_log": np.sqrt(np.mean(e**2)),
-        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
-        "delta1": np.mean(r < 1.25),
-        "delta2": np.mean(r < 1.25**2),
-        "delta3": np.mean(r < 1.25**3),
-        "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)),
-        "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
-    }
-
-
 def synthetic(rng, h: int = 480, w: int = 640) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ground truth m, affine-in-depth prediction, affine-in-disparity prediction), float32 as Marigold reads."""
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
@@ -202,7 +185,7 @@ def main() -> int:
             ours = P.score_depth(nyu, pred, gt.astype(np.float64), valid, alignment_name, kind)
             aligned = P.align_depth(pred, gt.astype(np.float64), valid, alignment_name, kind)[0]
             aligned = np.clip(np.clip(aligned, nyu.min_depth, nyu.max_depth), 1e-6, None)
-            ref = formulas(aligned[valid], gt.astype(np.float64)[valid])
+            ref = depth_formulas(aligned[valid], gt.astype(np.float64)[valid])
             for k in KEYS:
                 note("REFERENCES.md formulas", how, k, rel(ours[k], ref[k]))
             if metric is not None:

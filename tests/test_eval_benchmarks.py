@@ -23,6 +23,7 @@ from PIL import Image
 from rgbify.errors import UserError
 from rgbify.train.benchmarks import protocol as P
 from rgbify.train.benchmarks.evaluate import EvalOptions, evaluate_benchmark
+from tests.oracles.depth_metrics import depth_formulas
 
 # ---------------------------------------------------------------------------------------------------------------
 # fixtures in the released layouts
@@ -161,21 +162,7 @@ def write_diode(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def ref_depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict[str, float]:
-    p, g = pred[valid], gt[valid]
-    e = np.log(p) - np.log(g)
-    r = np.maximum(p / g, g / p)
-    return {
-        "abs_rel": np.mean(np.abs(p - g) / g),
-        "sq_rel": np.mean((p - g) ** 2 / g),
-        "rmse": np.sqrt(np.mean((p - g) ** 2)),
-        "rmse_log": np.sqrt(np.mean(e**2)),
-        "log10": np.mean(np.abs(np.log10(p) - np.log10(g))),
-        "delta1": np.mean(r < 1.25),
-        "delta2": np.mean(r < 1.5625),
-        "delta3": np.mean(r < 1.953125),
-        "i_rmse": np.sqrt(np.mean((1 / p - 1 / g) ** 2)),
-        "silog": 100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
-    }
+    return depth_formulas(pred[valid], gt[valid])
 
 
 def nyu_valid(gt: np.ndarray) -> np.ndarray:

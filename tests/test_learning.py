@@ -1,5 +1,6 @@
 """The loop learns: a short run of the tiny preset on rendered samples predicts held-out depth better than a constant
-(the training split's mean depth) does, scored by rgbify's own decode and metrics. Not only its loss falls.
+(the training split's mean depth) does, in metres and (by a clear margin) after per-image affine alignment, scored
+by rgbify's own decode and metrics. Not only its loss falls.
 
 benchmarks/bench_learning.py is the full study (every codec, normals, semantic, 400 samples); docs/learning.md.
 """
@@ -23,10 +24,13 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.usefixtures("on
 
 ROOT = Path(rgbify.__file__).resolve().parents[1]
 COUNT, RENDER, RES, VAL_FRACTION, STEPS = 96, 48, 32, 0.25, 300
-MARGIN = 0.95
-"""The trained model's held-out abs_rel must be below MARGIN x the mean-depth baseline's, and its delta1 above.
-Measured after merging main's scene sampler: abs_rel 0.552 against 0.583 (0.947x, a thin margin), delta1 0.43
-against 0.36; 135 s wall, 196 CPU seconds with the build (before that merge: 0.91x, 115 CPU s)."""
+AFFINE_MARGIN = 0.8
+"""The trained model must beat the mean-depth constant on held-out samples in metres (abs_rel below, delta1 above)
+and, scored after Marigold's per-image least-squares scale and shift, by a clear margin: affine abs_rel below
+AFFINE_MARGIN x the constant's (which alignment turns into each image's best constant). The run is deterministic
+(seeded renders and training, one torch thread). Measured on 2026-12-02 (SAMPLER_VERSION 9): abs_rel 0.552
+against 0.583 (0.95x) and delta1 0.43 against 0.36 in metres; affine abs_rel 0.278 against 0.416 (0.67x);
+144 CPU seconds with the build (373 s wall on the shared 2-core machine at load 5-9)."""
 
 
 def _split(data: Path, which: str, **kw):
@@ -59,16 +63,18 @@ def test_a_short_run_beats_the_mean_depth_baseline_on_held_out_samples(tmp_path)
         it = val_ds[i]
         gt = {k: np.asarray(it[k]) for k in ("gt_depth", "valid")}
         baseline.add("depth", np.full(gt["gt_depth"].shape, mean_depth, np.float32), gt)
-    base = baseline.result()["depth"]
+    base, base_affine = (baseline.result()[k] for k in ("depth", "depth_affine"))
 
     cfg = make_config({"data": str(data), "out": str(tmp_path / "run"), "mode": "lotus", "lotus_deterministic": True,
                        "detail_preserver": False, "tasks": ("depth",), "resolution": RES, "batch_size": 8,
                        "steps": STEPS, "lr": 1e-3, "warmup_steps": 5, "checkpoint_every": STEPS, "num_workers": 1})
     train(cfg, train_ds, val_ds)
     run = load_run(cfg.out, "cpu")
-    model = evaluate(run.components, run.cfg, val_ds)["depth"]
-    report = {"model": {k: model[k] for k in ("abs_rel", "delta1")}, "mean_depth": {k: base[k] for k in
-              ("abs_rel", "delta1")}, "val_items": len(val_ds)}
+    scores = evaluate(run.components, run.cfg, val_ds)
+    model, model_affine = scores["depth"], scores["depth_affine"]
+    keys = ("abs_rel", "delta1")
+    scored = {"model": model, "mean_depth": base, "model_affine": model_affine, "mean_depth_affine": base_affine}
+    report = {**{name: {k: m[k] for k in keys} for name, m in scored.items()}, "val_items": len(val_ds)}
     print(json.dumps(report))
-    assert model["abs_rel"] < MARGIN * base["abs_rel"], report
-    assert model["delta1"] > base["delta1"], report
+    assert model["abs_rel"] < base["abs_rel"] and model["delta1"] > base["delta1"], report
+    assert model_affine["abs_rel"] < AFFINE_MARGIN * base_affine["abs_rel"], report

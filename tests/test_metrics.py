@@ -137,3 +137,56 @@ def test_flow_metrics_hand_computed():
     assert m["pixels"] == 0 and math.isnan(m["epe"]) and math.isnan(m["fl_all"])
     with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
         flow_metrics(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))
+
+
+def _panning_clip(t: int = 3, h: int = 12, w: int = 16, shift: float = 2.0):
+    """Depth of a slanted plane that slides ``shift`` px right per frame and recedes 0.1 m per frame: gt[k](x) =
+    2 + 0.05 (x - k shift) + 0.1 k; forward flow (shift, 0) everywhere; the last ceil(shift) columns leave the view."""
+    cols = np.arange(w, dtype=np.float64)[None, :].repeat(h, 0)
+    gt = np.stack([2 + 0.05 * (cols - k * shift) + 0.1 * k for k in range(t)])
+    flow = np.zeros((t - 1, h, w, 2))
+    flow[..., 0] = shift
+    valid = np.ones((t - 1, h, w), bool)
+    valid[:, :, w - int(np.ceil(shift)) :] = False
+    return gt, flow, valid
+
+
+@pytest.mark.parametrize("shift", [2.0, 1.5])  # on pixel centres, and between them (bilinear: exact on a plane)
+def test_depth_temporal_metrics_follow_the_flow(shift):
+    from rgbify.train.metrics import depth_temporal_metrics
+
+    gt, flow, valid = _panning_clip(shift=shift)
+    perfect = depth_temporal_metrics(gt, gt, flow, valid)
+    assert perfect["temporal_abs_rel"] < 1e-12 and perfect["temporal_log"] < 1e-12 and perfect["pairs"] == 2
+    assert perfect["pixels"] == 2 * 12 * 14  # the 2 columns of each pair that leave the view are not scored
+    # a constant wrong scale: the change of depth is scaled too (0.1 m per frame becomes 0.13), the ratio is not
+    scaled = depth_temporal_metrics(1.3 * gt, gt, flow, valid)
+    g1 = gt[:-1, :, :14] + 0.1  # gt[k+1] at p' (the plane slides with the flow and recedes 0.1 m)
+    assert scaled["temporal_abs_rel"] == pytest.approx(np.mean(0.3 * 0.1 / g1)) and scaled["temporal_log"] < 1e-12
+    assert depth_temporal_metrics(1.3 * gt + 0.5, gt, flow, valid, alignment="affine")["temporal_abs_rel"] < 1e-9
+    # flicker: every other frame 10 % too far; a per-clip fit cannot remove it
+    flicker = gt * np.array([1.0, 1.1, 1.0])[:, None, None]
+    m = depth_temporal_metrics(flicker, gt, flow, valid, alignment="affine")
+    assert depth_temporal_metrics(flicker, gt, flow, valid)["temporal_log"] == pytest.approx(np.log(1.1))
+    assert m["temporal_log"] > 0.05
+    # frames right one by one but read without following the flow: the error the warp removes
+    still = depth_temporal_metrics(gt, gt, np.zeros_like(flow), valid)
+    assert still["temporal_abs_rel"] < 1e-12  # the same mistake on both sides cancels...
+    wrong = gt.copy()
+    wrong[1:] = np.roll(gt[1:], 1, axis=2)  # ...a prediction one pixel off in the later frames does not: 0.05 m
+    m = depth_temporal_metrics(wrong, gt, flow, valid)
+    assert m["temporal_abs_rel"] > 0.01 and m["pixels"] < perfect["pixels"] + 1
+
+
+def test_depth_temporal_metrics_nonfinite_and_shapes():
+    from rgbify.train.metrics import depth_temporal_metrics
+
+    gt, flow, valid = _panning_clip()
+    pred = gt.copy()
+    pred[1, 5, 6] = np.nan  # read at p' by pixel (5, 4) of pair 0 (on a pixel centre: it alone) and at p in pair 1
+    m = depth_temporal_metrics(pred, gt, flow, valid)
+    assert math.isnan(m["temporal_abs_rel"]) and math.isnan(m["temporal_log"]) and m["nonfinite_pixels"] == 2
+    with pytest.raises(ValueError, match="T-1"):
+        depth_temporal_metrics(gt, gt, flow[:1], valid)
+    with pytest.raises(ValueError, match="alignment"):
+        depth_temporal_metrics(gt, gt, flow, valid, alignment="scale")

@@ -29,6 +29,7 @@ from rgbify.config import read_toml
 from rgbify.errors import UserError
 from rgbify.train.config import TrainConfig
 from rgbify.train.model import RUN_FORMAT, Components
+from rgbify.train.parts import merged
 from rgbify.train.pipeline import stock_pipeline
 
 
@@ -143,8 +144,13 @@ def export_model(components: Components, unet, out: Path, cfg: TrainConfig, step
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        pipe = stock_pipeline(components, cfg, unet)
-        if pipe is not None:
+        unet = merged(unet)  # a LoRA run exports its adapters merged in
+        pipe = stock_pipeline(components, cfg, unet) if components.family == "unet" else None
+        if components.family != "unet":  # a transformer: its pipeline folder + conditioned/ (rgbify.train.dit)
+            from rgbify.train.dit import export
+
+            export(components, unet, tmp, cfg)
+        elif pipe is not None:
             pipe.save_pretrained(tmp)
         else:  # lotus: no stock pipeline; the training scheduler (its T is all one-step sampling uses)
             unet.save_pretrained(tmp / "unet")

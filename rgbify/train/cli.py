@@ -125,22 +125,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {folder}: no such folder")
     if args.data:
         _check_dataset(args.data)
-    from rgbify.train.distill.cli import eval_student, is_student_run
+    from rgbify.train.distill.config import is_student_run
 
-    if is_student_run(args.run):  # a run of `rgbify distill`
-        return eval_student(args)
-    run = load_run(args.run, args.device)
+    student = is_student_run(args.run)  # a run of `rgbify distill`: the same reports, no prompt
+    if student:
+        from rgbify.train.distill import predict as S
+        from rgbify.train.predict import check_device
+
+        run = S.load_student(args.run, check_device(args.device))
+        what = f"student run {args.run} (step {run.step}, {run.meta['student']})"
+    else:
+        run = load_run(args.run, args.device)
+        what = f"run {args.run} (step {run.step}, mode {run.cfg.mode})"
     if args.images:
-        metrics = eval_depth_folder(run, args.images, args.depth_gt, args.max_items, args.seed, args.steps,
-                                    depth_scale=args.depth_scale)
+        if student:
+            metrics = S.eval_student_depth_folder(run, args.images, args.depth_gt, args.max_items, args.depth_scale)
+        else:
+            metrics = eval_depth_folder(run, args.images, args.depth_gt, args.max_items, args.seed, args.steps,
+                                        depth_scale=args.depth_scale)
         name, source = "eval-depth-folder", f"images {args.images}, depth {args.depth_gt}"
     else:
         with _reading_data(args.data):
-            metrics = eval_dataset(run, args.data, args.split, args.max_items, seed=args.seed, steps=args.steps)
+            if student:
+                metrics = S.eval_student_dataset(run, args.data, args.split, args.max_items)
+            else:
+                metrics = eval_dataset(run, args.data, args.split, args.max_items, seed=args.seed, steps=args.steps)
         name, source = f"eval-{args.split}", f"dataset {args.data}, split {args.split}"
     out = Path(args.out) if args.out else Path(args.run) / "eval" / f"{name}.json"
-    header = f"# rgbify eval: run {args.run} (step {run.step}, mode {run.cfg.mode}) on {source}\n\n"
-    js, md = write_report(metrics, out, header)
+    js, md = write_report(metrics, out, f"# rgbify eval: {what} on {source}\n\n")
     print(markdown_table(metrics))
     print(f"wrote {js} and {md}")
     return 0
@@ -180,10 +192,18 @@ def _eval_benchmark(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run) / "eval" / f"bench-{args.benchmark}.json"
     check_writable_parent(out)  # before any work
     run = None
-    if args.run:
-        from rgbify.train.predict import load_run  # torch: only to predict
+    if args.run:  # torch: only to predict
+        from rgbify.train.distill.config import is_student_run
 
-        run = load_run(args.run, args.device)
+        if is_student_run(args.run):
+            from rgbify.train.distill.predict import load_student
+            from rgbify.train.predict import check_device
+
+            run = load_student(args.run, check_device(args.device))
+        else:
+            from rgbify.train.predict import load_run
+
+            run = load_run(args.run, args.device)
 
     def progress(n: int, total: int) -> None:  # a run predicting is slow; scoring saved predictions is not
         if n % 50 == 0 or n == total:
@@ -191,7 +211,12 @@ def _eval_benchmark(args: argparse.Namespace) -> int:
 
     report, rows = evaluate_benchmark(args.benchmark, args.root, run=run, predictions=args.predictions,
                                       options=options, progress=progress if run else None)
-    what = f"run {args.run} (step {run.step}, mode {run.cfg.mode})" if run else f"predictions {args.predictions}"
+    if run is None:
+        what = f"predictions {args.predictions}"
+    elif hasattr(run, "meta"):
+        what = f"student run {args.run} (step {run.step}, {run.meta['student']})"
+    else:
+        what = f"run {args.run} (step {run.step}, mode {run.cfg.mode})"
     header = f"# rgbify eval: {what} on {report['benchmark']['title']} ({args.root})\n\n"
     texts = {out: json.dumps(report, indent=1), out.with_suffix(".md"): header + markdown_table(report)}
     if rows:  # per image: depth and normals

@@ -15,7 +15,9 @@ from rgbify.config import STRICT, ConfigError, parse, read_toml, to_data, to_tom
 from rgbify.encode.tasks import TASKS
 
 MODES = ("instruct", "lotus", "marigold")
-PRESETS = ("tiny", "tiny-random", "sd2-random")
+TRANSFORMER_PRESETS = ("tiny-dit", "sd3-random", "tiny-flux", "flux-random", "tiny-pixart", "tiny-sana")
+"""Presets of the transformer family (rgbify.train.dit): flow matching, SD3Transformer2DModel."""
+PRESETS = ("tiny", "tiny-random", "sd2-random", *TRANSFORMER_PRESETS)
 MARIGOLD_TASKS = ("depth", "normals")
 MARIGOLD_DEPTH_CODEC = "depth/colormap:gray"
 """The depth codec of marigold mode: f(d) = 1 - (1 + d/10 m)^-2 as grey, the same value in R, G and B, which is the
@@ -36,8 +38,11 @@ class TrainConfig:
     base_model: str = "tiny"
     """'tiny' (a small UNet and text encoder with random weights, and a small VAE trained on rgbify renders and targets
     that ships with rgbify; no download), 'tiny-random' (the same with a random VAE), 'sd2-random' (SD-2-sized parts
-    with random weights, for benchmarks) or PATH to a local diffusers Stable Diffusion 1.x/2.x folder (unet/, vae/,
-    text_encoder/, tokenizer/, scheduler/)."""
+    with random weights, for benchmarks), transformers (docs/training.md, "Transformers"): 'tiny-dit', 'tiny-flux',
+    'tiny-pixart', 'tiny-sana' (tiny random SD3 / FLUX / PixArt-Sigma / SANA transformers; no download),
+    'sd3-random', 'flux-random' (SD3-medium's and FLUX.1-dev's shapes, random weights); or PATH to a local
+    diffusers folder: Stable Diffusion 1.x/2.x (unet/, vae/, text_encoder/, tokenizer/, scheduler/), Stable
+    Diffusion 3 (T5 not used), FLUX.1, PixArt-Sigma or SANA."""
     mode: Literal["instruct", "lotus", "marigold"] = "instruct"
     """instruct: prompt chooses task, codec and colours, image latent through zero-initialised extra conv_in channels,
     generation items mixed in, conditioning dropout (runs load in diffusers' StableDiffusionInstructPix2PixPipeline);
@@ -76,7 +81,15 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """no, bf16 or fp16 (accelerate autocast)."""
     gradient_checkpointing: bool = False
-    """Recompute UNet activations in backward to save memory."""
+    """Recompute the UNet's (transformer's: per block) activations in backward to save memory."""
+    optimizer: Literal["adamw", "adafactor", "adamw8bit"] = "adamw"
+    """adamw (torch), adafactor (transformers' Adafactor at --lr, factored second moment, no momentum: about 4 bytes
+    per parameter less than AdamW's 8) or adamw8bit (bitsandbytes' AdamW8bit, 2 bytes of moments per parameter;
+    needs bitsandbytes and, for its kernels, a GPU)."""
+    lora_rank: int = 0
+    """Train LoRA adapters of this rank (peft; alpha = rank) on the attention projections instead of every weight;
+    the layers the mode adds or widens (conv_in / patch embedding, the lotus switch) train in full. The exported
+    model has the adapters merged in (a plain diffusers model). 0: full fine-tuning."""
     ema_decay: float = 0.0
     """Exponential moving average of UNet weights (e.g. 0.999); 0 turns EMA off."""
     prompt_format: Literal["drawn", "rgb", "hex", "json", "names", "compact"] = "drawn"
@@ -84,7 +97,23 @@ class TrainConfig:
     them; compact ("wall red, floor lime", at most 14 classes per item) keeps every prompt within CLIP's 77 tokens,
     which stock pipelines cut prompts at (docs/training.md, "Stock pipelines")."""
     prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
-    """marigold/instruct objective: epsilon or v_prediction (lotus always predicts x0)."""
+    """marigold/instruct objective of UNets: epsilon or v_prediction (lotus always predicts x0; transformers predict
+    the flow velocity noise - x0)."""
+    sd3_t5: bool = False
+    """Stable Diffusion 3: also encode prompts with T5 (text_encoder_3/, tokenizer_3/; 4.8 B frozen parameters for
+    SD3-medium), as the stock pipeline does when it has one. Off: T5 is dropped, its 256 tokens zeros (the stock
+    pipeline with text_encoder_3=None)."""
+    timestep_sampling: Literal["logit_normal", "mode", "uniform"] = "logit_normal"
+    """Transformers (flow matching): how the training timestep is drawn (diffusers' SD3 scripts'
+    compute_density_for_timestep_sampling), as an index into the scheduler's shifted schedule."""
+    logit_mean: float = 0.0
+    """Transformers: mean of the logit-normal timestep draw."""
+    logit_std: float = 1.0
+    """Transformers: standard deviation of the logit-normal timestep draw."""
+    mode_scale: float = 1.29
+    """Transformers: scale of the 'mode' timestep draw."""
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = "none"
+    """Transformers: per-sample loss weight of sigma (diffusers' compute_loss_weighting_for_sd3; none: 1)."""
     multi_res_noise: float = 0.0
     """marigold/instruct: Marigold's multi-resolution (pyramid) training noise, its strength (Marigold: 0.9); 0 draws
     plain Gaussian noise."""
@@ -137,7 +166,8 @@ class TrainConfig:
                      "eval_samples", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
-        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after"):
+        for name in ("warmup_steps", "eval_every", "num_workers", "weight_decay", "max_grad_norm", "exit_after",
+                     "lora_rank"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 0 or more")
         if not 0 < self.lr <= 1:

@@ -22,12 +22,17 @@ import torch.nn.functional as F
 from rgbify import encode
 from rgbify.train.benchmarks.protocol import to_disparity
 from rgbify.train.ensemble import ensemble_depth, ensemble_normals
+from rgbify.train.parts import vae_scale_down
 from rgbify.train.pipeline import sample
 
 
 def model_stride(components) -> int:
     """Image side multiple the model needs: the VAE's downsampling times the UNet's."""
-    vae = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    vae = vae_scale_down(components.vae)
+    if components.family in ("sd3", "pixart", "sana"):  # the transformer's patches
+        return vae * components.unet.config.patch_size
+    if components.family == "flux":  # 2x2 latents packed per token
+        return vae * 2
     unet = 2 ** (len(components.unet.config.down_block_types) - 1)
     return vae * unet
 

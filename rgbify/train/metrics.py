@@ -7,7 +7,8 @@ normal metrics, dataset-accumulated mIoU, COCO panoptic quality):
 - normals are unit vectors in one shared frame (any frame, as long as prediction and ground truth agree);
   angular errors in degrees, threshold accuracies in percent;
 - label maps are integer arrays of one shape; ``ignore_index`` marks unlabeled ground truth;
-- optical flow is float (H, W, 2) in pixels (KITTI's EPE and Fl-all).
+- optical flow is float (H, W, 2) in pixels (KITTI's EPE and Fl-all); video depth's temporal consistency is scored
+  through the ground truth's flow (depth_temporal_metrics).
 """
 
 from __future__ import annotations
@@ -159,6 +160,76 @@ def flow_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = No
     outliers = np.count_nonzero((err > FL_OUTLIER_PX) & (err > FL_OUTLIER_REL * mag)) + (n - finite.sum())
     return {"epe": float(err.mean()) if finite.all() else float("nan"), "fl_all": float(outliers / n),
             "pixels": n, "nonfinite_pixels": int(n - finite.sum())}
+
+
+def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, inside) of (H, W) ``img`` (H, W >= 2) at column ``x``, row ``y`` (pixel centres at integers):
+    ``inside`` is false where the point leaves the image or a neighbour it weighs is not finite (a point on a
+    pixel centre reads that pixel alone)."""
+    h, w = img.shape
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    x0 = np.clip(np.floor(np.where(inside, x, 0)), 0, w - 2).astype(np.int64)
+    y0 = np.clip(np.floor(np.where(inside, y, 0)), 0, h - 2).astype(np.int64)
+    fx, fy = np.where(inside, x - x0, 0), np.where(inside, y - y0, 0)
+    total = np.zeros(x.shape)
+    for dy, dx, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        value, used = img[y0 + dy, x0 + dx], weight > 0
+        inside &= ~used | np.isfinite(value)
+        total += np.where(used, weight * np.where(np.isfinite(value), value, 0), 0)
+    return np.where(inside, total, np.nan), inside
+
+
+def depth_temporal_metrics(pred: np.ndarray, gt: np.ndarray, flow: np.ndarray, valid: np.ndarray,
+                           alignment: str = "none") -> dict[str, float]:
+    """How consistently a video's depth predictions change from frame to frame, through the ground truth's flow.
+
+    pred, gt: float (T, H, W) metres (pred in any units with ``alignment="affine"``); flow: float (T-1, H, W, 2)
+    forward flow t -> t+1 in pixels (conventions.md); valid: bool (T-1, H, W), the pixels of frame t whose surface
+    is seen in frame t+1 (not occluded, in view, not an edge). Each such pixel p is followed to p' = p + flow(p) and
+    frame t+1 read there bilinearly (the prediction and the ground truth alike, so a perfect prediction scores 0);
+    pixels whose neighbours at p' leave the image or lack ground truth are not scored.
+    - temporal_abs_rel = mean |(pred[t+1](p') - pred[t](p)) - (gt[t+1](p') - gt[t](p))| / gt[t+1](p'): the error
+      of the predicted change of depth, in the units of abs_rel;
+    - temporal_log = mean |ln(pred[t+1](p') / pred[t](p)) - ln(gt[t+1](p') / gt[t](p))|: the same, scale-free (a
+      wrong but constant scale scores 0; a scale that flickers from frame to frame by a factor f scores |ln f|).
+    ``alignment="affine"`` first fits one least-squares scale and shift for the whole clip (not per frame: a
+    per-frame fit would hide flicker). Predictions are clipped to MIN_DEPTH_M; a non-finite one on a scored pixel
+    makes both metrics NaN (``nonfinite_pixels`` counts them). Returns the two metrics, pixels, pairs,
+    nonfinite_pixels."""
+    pred = np.asarray(pred, np.float64)
+    gt = np.asarray(gt, np.float64)
+    flow = np.asarray(flow, np.float64)
+    valid = np.asarray(valid, bool)
+    t = gt.shape[0]
+    shapes_fit = flow.shape == (t - 1, *gt.shape[1:], 2) and valid.shape == flow.shape[:3]
+    if pred.shape != gt.shape or gt.ndim != 3 or not shapes_fit:
+        raise ValueError(f"depth_temporal_metrics needs pred, gt (T, H, W), flow (T-1, H, W, 2) and valid "
+                         f"(T-1, H, W); got {pred.shape}, {gt.shape}, {flow.shape}, {valid.shape}")
+    if alignment == "affine":
+        scale, shift = align_affine(pred, gt)
+        pred = scale * pred + shift
+    elif alignment != "none":
+        raise ValueError(f"alignment {alignment!r}: use 'none' or 'affine'")
+    gt = np.where(np.isfinite(gt) & (gt > 0), gt, np.nan)
+    rows, cols = np.mgrid[0 : gt.shape[1], 0 : gt.shape[2]].astype(np.float64)
+    errs, logs, nonfinite = [], [], 0
+    for k in range(t - 1):
+        x, y = cols + flow[k, ..., 0], rows + flow[k, ..., 1]
+        g1, inside = _bilinear(gt[k + 1], x, y)
+        mask = valid[k] & inside & np.isfinite(gt[k]) & np.isfinite(flow[k]).all(axis=-1)
+        p1, _ = _bilinear(np.where(np.isfinite(pred[k + 1]), pred[k + 1], np.inf), x, y)
+        p0, g0, p1, g1 = pred[k][mask], gt[k][mask], p1[mask], g1[mask]
+        finite = np.isfinite(p0) & np.isfinite(p1)
+        nonfinite += int(np.count_nonzero(~finite))
+        p0, p1 = np.maximum(p0, MIN_DEPTH_M), np.maximum(p1, MIN_DEPTH_M)
+        errs.append(np.abs((p1 - p0) - (g1 - g0)) / g1)
+        logs.append(np.abs(np.log(p1 / p0) - np.log(g1 / g0)))
+    err, log = np.concatenate(errs), np.concatenate(logs)
+    n = int(err.size)
+    scored = n > 0 and not nonfinite
+    return {"temporal_abs_rel": float(err.mean()) if scored else float("nan"),
+            "temporal_log": float(log.mean()) if scored else float("nan"),
+            "pixels": n, "pairs": t - 1, "nonfinite_pixels": nonfinite}
 
 
 def mean_depth(rows: list[dict[str, float]]) -> dict[str, float]:

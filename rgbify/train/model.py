@@ -20,9 +20,6 @@ The conventions of each mode are those of the stock diffusers pipeline that load
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,47 +31,31 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from rgbify.datasets import to_unit
 from rgbify.errors import UserError
-from rgbify.train.config import PRESETS, TrainConfig
-
-WEIGHTS = "diffusion_pytorch_model.safetensors"
-"""The file name of a diffusers model's weights (safetensors)."""
-RUN_FORMAT = 2
-"""Version of the conventions a run's RUN/model follows (run.json ``run_format``). 2: instruct's image latent
-unscaled and marigold's image latent first, on the empty prompt (the stock pipelines' conventions); 1 (no
-``run_format``): both modes scaled the image latent and put it second. Lotus is the same in both."""
-IMAGE_FIRST = {"instruct": False, "lotus": False, "marigold": True}
-"""Whether the mode's UNet input is [image latent, target latent] (Marigold) or [target latent, image latent]."""
-SCALED_IMAGE_LATENT = {"instruct": False, "lotus": True, "marigold": True}
-"""Whether the mode multiplies the image latent by the VAE's scaling factor (Marigold, Lotus) or not
-(InstructPix2Pix). The target latent is always scaled: it is what the noise schedule is made for."""
-STOCK_PIPELINES = {"StableDiffusionInstructPix2PixPipeline": "instruct", "MarigoldDepthPipeline": "marigold",
-                   "MarigoldNormalsPipeline": "marigold"}
-"""model_index.json classes whose 8-channel UNet follows one of rgbify's modes' conventions."""
-
-
-@dataclass
-class Components:
-    """The diffusers components of a run. ``unet`` is the only trained one."""
-
-    tokenizer: Any
-    text_encoder: Any
-    vae: Any
-    unet: Any
-    noise_scheduler: Any
+from rgbify.train.config import PRESETS, TRANSFORMER_PRESETS, TrainConfig
+from rgbify.train.parts import (  # noqa: F401 (re-exported: callers import them from here)
+    IMAGE_FIRST,
+    RUN_FORMAT,
+    SCALED_IMAGE_LATENT,
+    STOCK_PIPELINES,
+    WEIGHTS,
+    Components,
+    conventions_of,
+    load_tiny_vae,
+    lotus_switch,
+    tiny_tokenizer,
+    tiny_vae_dir,
+    unet_input,
+    vae_scale_down,
+)
 
 
-def tiny_tokenizer(max_length: int = 77) -> CLIPTokenizer:
-    """A byte-level CLIP tokenizer that needs no files: the 256 byte symbols (and their end-of-word forms) of
-    CLIP's byte-to-unicode table, no merges, CLIP's two special tokens. 514 ids; text is spelled out byte by
-    byte, so long prompts are encoded in several 77-token windows (see ``PromptEncoder``)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    symbols = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
-    vocab = {s: i for i, s in enumerate(symbols)}
-    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+def make_prompts(components: Components):
+    """The family's prompt encoder (cached): ``PromptEncoder`` for UNets, ``rgbify.train.dit.SD3Prompts``."""
+    if components.family != "unet":
+        from rgbify.train.dit import SD3Prompts
+
+        return SD3Prompts(components)
+    return PromptEncoder(components.tokenizer, components.text_encoder)
 
 
 def vae_config(channels: tuple[int, ...] = (16, 32, 64), resolution: int = 64) -> dict[str, Any]:
@@ -86,25 +67,6 @@ def vae_config(channels: tuple[int, ...] = (16, 32, 64), resolution: int = 64) -
                 down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
                 block_out_channels=tuple(channels), layers_per_block=1, norm_num_groups=8,
                 mid_block_add_attention=False)
-
-
-def vae_scale_down(vae) -> int:
-    """Pixels per latent along a side: 2 ** (levels - 1) (what diffusers pipelines call vae_scale_factor)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
-def tiny_vae_dir() -> Path:
-    """The tiny preset's trained VAE: package data rgbify/data/tiny_vae (config, weights, provenance.json)."""
-    return Path(str(resources.files("rgbify").joinpath("data/tiny_vae")))
-
-
-def load_tiny_vae() -> AutoencoderKL:
-    """The tiny preset's trained AutoencoderKL (docs/training.md: how it was made, how to make it again)."""
-    path = tiny_vae_dir()
-    if not (path / WEIGHTS).is_file():
-        raise UserError(f"the tiny preset's VAE is missing ({path / WEIGHTS}); reinstall rgbify, or use "
-                        "--base-model tiny-random")
-    return AutoencoderKL.from_pretrained(path)
 
 
 def _preset_configs(name: str) -> dict[str, dict[str, Any]]:
@@ -187,6 +149,13 @@ def _load_pretrained(path: str) -> Components:
         raise UserError(f"--base-model {path}: cannot load it ({e})") from e
 
 
+def _is_sd3(path: str) -> bool:
+    """Whether ``path`` is a transformer-family folder (SD3 or FLUX: rgbify.train.dit)."""
+    from rgbify.train.dit import folder_family
+
+    return folder_family(path) is not None
+
+
 def _expand_conv_in(unet, mode: str) -> None:
     """Give the UNet 8 input channels: [noisy target latent (4), image latent (4)].
 
@@ -216,28 +185,6 @@ def _add_task_switch(unet) -> None:
     unet.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=4)
 
 
-def lotus_switch(n: int, rgb: bool, device) -> torch.Tensor:
-    """Lotus's class label for n items: [sin, cos] of one-hot (task = [1,0], reconstruct rgb = [0,1])."""
-    onehot = torch.eye(2, device=device)[int(rgb)]  # made on the device: no host-to-device copy (a CUDA sync)
-    return torch.cat([torch.sin(onehot), torch.cos(onehot)]).expand(n, 4)
-
-
-def conventions_of(folder: str | Path) -> tuple[str | None, str]:
-    """(mode, whose) of the 8-channel UNet in a diffusers folder: the mode whose conventions it follows (None if the
-    folder does not say) and what says so. An rgbify run's run.json names its mode ("old-<mode>" for instruct and
-    marigold runs of run format 1, whose conventions were others); a stock pipeline's model_index.json its class."""
-    root = Path(folder)
-    if (root / "run.json").exists():
-        meta = json.loads((root / "run.json").read_text())
-        mode = meta["config"]["mode"]
-        old = meta.get("run_format", 1) < RUN_FORMAT and mode != "lotus"
-        return ("old-" if old else "") + mode, f"an rgbify {mode}-mode run"
-    if (root / "model_index.json").exists():
-        name = json.loads((root / "model_index.json").read_text()).get("_class_name", "")
-        return STOCK_PIPELINES.get(name), f"a {name} checkpoint"
-    return None, "a folder that names no pipeline"
-
-
 def _check_conventions(cfg: TrainConfig) -> None:
     """An 8-channel base model is used as it is only in the mode whose conventions it was trained with."""
     mode, whose = conventions_of(cfg.base_model)
@@ -257,6 +204,20 @@ def build_model(cfg: TrainConfig) -> Components:
     """The components for ``cfg.base_model`` (preset or folder), adapted to ``cfg.mode``. A folder whose UNet has 8
     input channels already (an rgbify run, so that a trained run can be fine-tuned further; an InstructPix2Pix or
     Marigold checkpoint) is used as it is in the mode whose conventions it follows, and refused in any other."""
+    if cfg.base_model in TRANSFORMER_PRESETS or (cfg.base_model not in PRESETS and _is_sd3(cfg.base_model)):
+        from rgbify.train import dit
+
+        if cfg.base_model in TRANSFORMER_PRESETS:
+            components = dit.build_preset(cfg.base_model, cfg.resolution, t5=cfg.sd3_t5)
+        else:
+            components = dit.load_folder(cfg.base_model, t5=cfg.sd3_t5)
+        if cfg.sd3_t5 and components.family != "sd3":
+            raise UserError(f"--sd3-t5 is for Stable Diffusion 3 models; --base-model {cfg.base_model} is "
+                            f"{components.family} (FLUX and PixArt always use T5); leave the flag off")
+        dit.adapt(components, cfg)
+        for frozen in components.frozen():
+            frozen.requires_grad_(False)
+        return components
     if cfg.base_model in PRESETS:
         components = _build_preset(cfg.base_model, cfg.resolution)
     else:
@@ -282,7 +243,7 @@ def build_model(cfg: TrainConfig) -> Components:
 def place_frozen(components: Components, device, mixed_precision: str) -> None:
     """The frozen VAE and text encoder go to the device, in bf16/fp16 under mixed precision."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
-    for frozen in (components.vae, components.text_encoder):
+    for frozen in components.frozen():
         frozen.to(device)
         if dtype is not None:
             frozen.to(dtype=dtype)
@@ -301,11 +262,6 @@ def vae_encode(vae, x: torch.Tensor, scaled: bool = True) -> torch.Tensor:
 def image_latent(vae, mode: str, image: torch.Tensor) -> torch.Tensor:
     """The image latent as ``mode`` feeds it to the UNet (float32): scaled or not (``SCALED_IMAGE_LATENT``)."""
     return vae_encode(vae, image, scaled=SCALED_IMAGE_LATENT[mode]).float()
-
-
-def unet_input(mode: str, target: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """The UNet's 8 input channels: [target latent, image latent], or [image, target] in marigold mode."""
-    return torch.cat([image, target] if IMAGE_FIRST[mode] else [target, image], dim=1)
 
 
 @torch.no_grad()

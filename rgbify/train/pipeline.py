@@ -115,6 +115,11 @@ def sample(
     ``cfg.inference_steps``) steps from noise drawn by ``torch.Generator(device).manual_seed(seed)`` (what a stock
     pipeline draws given that generator); in instruct mode guidance scales other than 1 run three-way
     classifier-free guidance. Marigold mode conditions on the empty prompt whatever ``prompt_list`` says."""
+    if components.family != "unet":
+        from rgbify.train import dit
+
+        return dit.sample(components, cfg, image, prompt_list, prompts=prompts, steps=steps, seed=seed,
+                          text_guidance=text_guidance, image_guidance=image_guidance)
     unet = components.unet
     device = components.vae.device
     prompts = prompts or PromptEncoder(components.tokenizer, components.text_encoder)

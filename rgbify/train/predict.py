@@ -27,7 +27,7 @@ from rgbify.train.data import build_data
 from rgbify.train.ensemble import INVARIANCES
 from rgbify.train.evaluate import evaluate
 from rgbify.train.infer import predict_measurement
-from rgbify.train.model import Components, PromptEncoder, build_model
+from rgbify.train.model import Components, PromptEncoder, build_model, make_prompts
 from rgbify.train.report import markdown_table, write_report  # noqa: F401 (the CLI and users import them here)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -56,9 +56,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     device = check_device(device)
     cfg = make_config({**config, "base_model": str(model)})
     components = build_model(cfg)
-    for m in (components.unet, components.vae, components.text_encoder):
+    for m in (components.unet, *components.frozen()):
         m.to(device).eval()
-    return Run(cfg, components, PromptEncoder(components.tokenizer, components.text_encoder), int(meta.get("step", 0)))
+    return Run(cfg, components, make_prompts(components), int(meta.get("step", 0)))
 
 
 def check_device(device: str | None) -> str:

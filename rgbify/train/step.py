@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from rgbify.train.config import TrainConfig
 from rgbify.train.model import SCALED_IMAGE_LATENT, Components, PromptEncoder, lotus_switch, unet_input, vae_encode
+from rgbify.train.parts import multi_res_noise  # noqa: F401 (re-exported)
 
 
 def step_generator(seed: int, step: int, device, salt: int = 0) -> torch.Generator:
@@ -31,30 +32,14 @@ def step_generator(seed: int, step: int, device, salt: int = 0) -> torch.Generat
     return g
 
 
-def multi_res_noise(noise: torch.Tensor, strength: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Marigold's multi-resolution noise (its ``multi_res_noise_like``, "original" strategy): to the white noise
-    (B,C,H,W) add up to 10 coarser Gaussian fields, each drawn at the previous size divided by r^i (r uniform in
-    [2, 4), i the level) and upsampled bilinearly, weighted strength^i (``strength`` per item, (B,)), then divide by
-    the standard deviation. Fields from ``gen``; the sizes from a host generator seeded by ``gen``'s seed (Marigold
-    draws r on the device and reads it back: a host sync per level)."""
-    b, c, h, w = noise.shape
-    s = strength.reshape(-1, 1, 1, 1).to(noise)
-    sizes = np.random.default_rng([gen.initial_seed(), 0x6D72]).random(10) * 2 + 2
-    out = noise.clone()
-    hh, ww = h, w
-    for i, r in enumerate(sizes):
-        hh, ww = max(1, int(hh / r**i)), max(1, int(ww / r**i))
-        field = torch.randn((b, c, hh, ww), generator=gen, device=noise.device)
-        out += F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False) * s**i
-        if hh == 1 or ww == 1:
-            break
-    return out / out.std()
-
-
 def train_step(components: Components, prompts: PromptEncoder, cfg: TrainConfig, batch: dict,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one micro-batch and its per-item losses (for per-task logging), both on the device. Uses only
     ``gen`` for noise, timesteps and dropout."""
+    if components.family != "unet":
+        from rgbify.train.dit import flow_step
+
+        return flow_step(components, prompts, cfg, batch, gen)
     unet, sched = components.unet, components.noise_scheduler
     device = components.vae.device
     scale = components.vae.config.scaling_factor

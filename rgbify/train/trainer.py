@@ -38,7 +38,8 @@ from rgbify.train.config import RESUMABLE, TrainConfig, config_differences, conf
 from rgbify.train.data import make_loader, open_data
 from rgbify.train.evaluate import evaluate
 from rgbify.train.launch import use_cpu_if_no_gpu
-from rgbify.train.model import Components, PromptEncoder, build_model, place_frozen
+from rgbify.train.model import Components, PromptEncoder, build_model, make_prompts, place_frozen
+from rgbify.train.parts import add_lora
 from rgbify.train.step import step_generator, train_step
 
 
@@ -110,10 +111,12 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
     components = build_model(cfg)
     place_frozen(components, accelerator.device, cfg.mixed_precision)
     unet = components.unet
+    if cfg.lora_rank:
+        add_lora(unet, components.family, cfg.lora_rank, cfg.mixed_precision)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = _optimizer(cfg, [p for p in unet.parameters() if p.requires_grad])
     schedule = "constant_with_warmup" if cfg.lr_schedule == "constant" and cfg.warmup_steps else cfg.lr_schedule
     lr_scheduler = get_scheduler(
         schedule, optimizer, num_warmup_steps=cfg.warmup_steps * accelerator.num_processes,
@@ -134,7 +137,7 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
     # with --num-workers 0 this thread reads every batch itself, between steps.
     batches = iter(make_loader(train_data, cfg, step * per_step,
                                shard=(accelerator.process_index, accelerator.num_processes)))
-    prompts = PromptEncoder(components.tokenizer, components.text_encoder)  # a prompt is encoded once, then cached
+    prompts = make_prompts(components)  # a prompt is encoded once, then cached
     writer = _summary_writer(out) if accelerator.is_main_process else None
 
     # the loop: one optimizer step per iteration, grad_accum micro-batches each
@@ -215,6 +218,23 @@ def _accelerator(cfg: TrainConfig) -> Accelerator:
                         f"{AcceleratorState().mixed_precision!r}, and accelerate sets it once per process; train "
                         "this run in a new process")
     return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+
+
+def _optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:
+    """The optimizer of ``--optimizer`` over the trained parameters."""
+    if cfg.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay, scale_parameter=False, relative_step=False,
+                         warmup_init=False)
+    if cfg.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise UserError("--optimizer adamw8bit needs bitsandbytes (pip install bitsandbytes; its 8-bit kernels "
+                            "need a GPU); use --optimizer adamw or adafactor") from None
+        return bnb.optim.AdamW8bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _make_ema(accelerator: Accelerator, unet, cfg: TrainConfig) -> EMAModel | None:

@@ -185,6 +185,46 @@ def _run_prompt(run, bench: Benchmark, opts: EvalOptions) -> tuple[str, dict, np
     return prompt, decode, lut
 
 
+def _student_predictor(run, bench: Benchmark, opts: EvalOptions) -> tuple[Callable, str, dict]:
+    """(predict, prediction kind, what was run) for a student run (rgbify.train.distill.predict.StudentRun): one
+    forward pass at the student's square resolution, answers resized back to the benchmark's image."""
+    from rgbify.train.distill.data import resize_image
+    from rgbify.train.distill.predict import student_answers
+    from rgbify.train.infer import resize_back
+
+    if bench.task not in run.tasks:
+        raise UserError(f"--benchmark {bench.name} scores {bench.task}, but the student answers {', '.join(run.tasks)}")
+    if opts.ensemble != 1 or opts.ensemble_invariance or opts.steps:
+        raise UserError("--ensemble, --ensemble-invariance and --steps are for generator runs; a student answers in "
+                        "one pass: omit them")
+    if opts.prediction_kind != "depth":
+        raise UserError("--prediction-kind is for --predictions files; a student predicts metric depth")
+    if opts.processing_res not in (None, run.resolution):
+        raise UserError(f"--processing-res {opts.processing_res}: a student predicts at its own resolution "
+                        f"({run.resolution}); omit it")
+    lut = None
+    if bench.task == "semantic":  # the student's labels (0 none, i + 1 = classes[i]) -> the benchmark's ids
+        if opts.class_map is None:
+            raise UserError(f"--benchmark {bench.name} with a student run needs --class-map {PUBLISHED} or --class-map "
+                            f"JSON {{our class name: {bench.name} class}}")
+        cmap, background = load_class_map(opts.class_map, bench, "names")
+        lut = np.full(len(run.classes) + 1, -1, np.int64)
+        for i, name in enumerate(run.classes):
+            lut[i + 1] = cmap.get(name, -1)
+        if background is not None:
+            lut[0] = background
+
+    def predict(item: Item, sample: Sample) -> np.ndarray:
+        answer = student_answers(run, resize_image(sample.rgb, run.resolution)[None])[bench.task][0]
+        value = resize_back(answer, sample.gt.shape[:2], bench.task)
+        return value if lut is None else lut[value]
+
+    info = {"student": run.meta["student"], "processing_res": run.resolution}
+    if bench.task == "semantic":
+        info["class_map"] = _map_name(opts.class_map)
+    return predict, "depth", info
+
+
 def _run_predictor(run, bench: Benchmark, opts: EvalOptions, alignment: str) -> tuple[Callable, str, dict]:
     """(predict, prediction kind, what was run) for a loaded run (rgbify.train.predict.Run)."""
     from rgbify.train.infer import predict_measurement
@@ -275,7 +315,10 @@ def evaluate_benchmark(
     if options.max_items is not None and options.max_items < 1:
         raise UserError(f"--max-items {options.max_items}: give a positive number")
     if run is not None:  # the run and its options are checked before any file is read
-        predict, kind, info = _run_predictor(run, bench, options, alignment)
+        if hasattr(run, "meta"):  # a student run (rgbify distill)
+            predict, kind, info = _student_predictor(run, bench, options)
+        else:
+            predict, kind, info = _run_predictor(run, bench, options, alignment)
     archive = Archive(root)
     try:
         items = find_items(bench, archive, options.split_file)

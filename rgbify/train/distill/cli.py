@@ -1,5 +1,5 @@
-"""``rgbify distill`` and ``rgbify export-student``; ``predict_student`` / ``eval_student`` serve ``rgbify predict``
-and ``rgbify eval`` when ``--run`` is a student run. Importing this module does not import torch."""
+"""``rgbify distill`` and ``rgbify export-student``; ``predict_student`` serves ``rgbify predict`` when ``--run``
+is a student run (``rgbify eval`` reads student runs itself). Importing this module does not import torch."""
 
 from __future__ import annotations
 
@@ -59,31 +59,6 @@ def predict_student(args: argparse.Namespace) -> int:
         )
     records = predict_student_files(run, args.task, args.images, args.out)
     print(f"wrote {len(records)} predictions to {args.out} (student run, step {run.step})")
-    return 0
-
-
-def eval_student(args: argparse.Namespace) -> int:
-    """``rgbify eval --run STUDENT``: --data/--split or --images/--depth-gt, as for a generator run."""
-    from rgbify.train.distill.predict import eval_student_dataset, eval_student_depth_folder, load_student
-    from rgbify.train.predict import check_device, markdown_table, write_report
-
-    run = load_student(args.run, check_device(args.device))
-    if args.images:
-        metrics = eval_student_depth_folder(run, args.images, args.depth_gt, args.max_items, args.depth_scale)
-        name, source = "eval-depth-folder", f"images {args.images}, depth {args.depth_gt}"
-    else:
-        from rgbify.datasets import DATASET_ERRORS
-
-        try:
-            metrics = eval_student_dataset(run, args.data, args.split, args.max_items)
-        except DATASET_ERRORS as e:
-            raise UserError(f"--data {args.data}: {e}; check it with `rgbify verify {args.data}`") from None
-        name, source = f"eval-{args.split}", f"dataset {args.data}, split {args.split}"
-    out = Path(args.out) if args.out else Path(args.run) / "eval" / f"{name}.json"
-    header = f"# rgbify eval: student run {args.run} (step {run.step}, {run.meta['student']}) on {source}\n\n"
-    js, md = write_report(metrics, out, header)
-    print(markdown_table(metrics))
-    print(f"wrote {js} and {md}")
     return 0
 
 
