@@ -1,4 +1,5 @@
-"""``rgbify preview DIR``: a captioned contact sheet, one row per sample, one column per view of it.
+"""``rgbify preview DIR``: a captioned contact sheet, one row per sample, one column per view of it; and a clip's
+filmstrip and animated GIF (:func:`clip_preview`, from a clip shard).
 
 Columns: RGB, depth as a depth/cubewalk target, depth as a depth/hilbert24 target, the normals target,
 semantic (a fixed colour per class), instance (a colour per id) and edge (white = mixed pixel).
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rgbify.datasets.loading.captions import caption
 from rgbify.datasets.storage.reader import DatasetReader
-from rgbify.encode import encode_depth, encode_normals
+from rgbify.encode import encode_depth, encode_normals, flow_to_color
 from rgbify.errors import UserError
 from rgbify.fileio import publishing
 from rgbify.scenes.spec import spec_from_json
@@ -99,3 +100,63 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
         return ImageFont.load_default()
+
+
+# --- clips ---------------------------------------------------------------------------------------------------
+
+CLIP_ROWS = ("RGB", "depth: cubewalk", "flow t -> t+1", "instance")
+
+
+def clip_frame_views(f: dict, max_flow: float) -> list[np.ndarray]:
+    """The filmstrip's rows for one stored clip frame (rgbify.datasets.storage.clips), each uint8 (H,W,3): RGB,
+    depth as a cubewalk target, forward flow in the Middlebury colours (black where invalid; one ``max_flow`` for
+    the whole clip, so colours compare across frames) and instances."""
+    return [f["rgb"], encode_depth(f["depth"], "cubewalk"), flow_to_color(f["flow_fwd"], max_flow, f["valid_fwd"]),
+            label_colors(f["instance"])]
+
+
+def clip_preview(shard: str | Path, clip: int, png: str | Path, gif: str | Path | None = None,
+                 tile_width: int = 160, fps: float | None = None) -> tuple[Path, Path | None]:
+    """Write a clip's filmstrip (``png``: one column per frame, one row per view: CLIP_ROWS) and, with ``gif``, an
+    animated GIF playing the four views side by side at the clip's frame rate (or ``fps``). Returns the paths."""
+    from rgbify.datasets.storage.clips import ClipShardReader
+
+    with ClipShardReader(shard) as reader:
+        if not 0 <= clip < len(reader):
+            raise PreviewError(f"{shard}: clip {clip} is not in this shard (it holds {len(reader)}: 0-"
+                               f"{len(reader) - 1})")
+        frames = [reader.frame(clip, t) for t in range(reader.frames)]
+        rate = float(fps or reader.file.attrs["fps"])
+    speeds = [np.hypot(*np.moveaxis(f["flow_fwd"][f["valid_fwd"]], -1, 0)) for f in frames]
+    max_flow = max([float(s.max()) for s in speeds if s.size] or [1.0])
+    h0, w0 = frames[0]["depth"].shape
+    tw = max(tile_width, 32)
+    th = max(1, round(h0 * tw / w0))
+    font = _font(12)
+    left, head, gap = 110, 20, 2
+    strip = Image.new("RGB", (left + len(frames) * (tw + gap), head + len(CLIP_ROWS) * (th + gap)), (24, 24, 24))
+    draw = ImageDraw.Draw(strip)
+    tiles = []
+    for t, f in enumerate(frames):
+        views = [Image.fromarray(v).resize((tw, th), Image.BILINEAR if r == 0 else Image.NEAREST)
+                 for r, v in enumerate(clip_frame_views(f, max_flow))]
+        draw.text((left + t * (tw + gap) + 3, 4), f"t = {t}", fill=(230, 230, 230), font=font)
+        for r, view in enumerate(views):
+            strip.paste(view, (left + t * (tw + gap), head + r * (th + gap)))
+        tile = Image.new("RGB", (len(views) * (tw + gap) - gap, th), (24, 24, 24))
+        for r, view in enumerate(views):
+            tile.paste(view, (r * (tw + gap), 0))
+        tiles.append(tile)
+    for r, name in enumerate(CLIP_ROWS):
+        draw.text((4, head + r * (th + gap) + th // 2 - 6), name, fill=(230, 230, 230), font=font)
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with publishing(png, ".tmp.png") as tmp:
+        strip.save(tmp)
+    if gif is None:
+        return png, None
+    gif = Path(gif)
+    gif.parent.mkdir(parents=True, exist_ok=True)
+    with publishing(gif, ".tmp.gif") as tmp:
+        tiles[0].save(tmp, format="GIF", save_all=True, append_images=tiles[1:], duration=round(1000 / rate), loop=0)
+    return png, gif

@@ -15,7 +15,7 @@ from rgbify.render.render_dir import write_render_dir
 from rgbify.render.result import RenderResult, SceneError
 from rgbify.scenes.spec import SceneSpec
 
-__all__ = ["RenderResult", "SceneError", "render", "write_render_dir"]
+__all__ = ["RenderResult", "SceneError", "render", "render_clip", "write_render_dir"]
 
 BACKENDS = ("cycles", "raster")
 DEVICES = ("cpu", "gpu")
@@ -40,3 +40,15 @@ def render(spec: SceneSpec, *, backend: Literal["cycles", "raster"] = "cycles",
     from rgbify.render.cycles import render_cycles
 
     return render_cycles(spec, device=device)
+
+
+def render_clip(clip, *, device: Literal["cpu", "gpu"] = "cpu", frames: list[int] | None = None,  # noqa: ANN001
+                threads: int | None = None) -> list[RenderResult]:
+    """Render the frames of a clip (rgbify.scenes.clip.ClipSpec) with Cycles in one Blender scene, built once: per
+    frame only the camera and the moving objects change. Returns one RenderResult per frame (instance ids are the
+    scene's, stable across the clip); rgbify.scenes.sceneflow.clip_flow gives the flow between any two of them."""
+    if device not in DEVICES:
+        raise ValueError(f"render device {device!r} is not one of {DEVICES}")
+    from rgbify.render.cycles import render_clip_cycles
+
+    return render_clip_cycles(clip, device=device, frames=frames, threads=threads)

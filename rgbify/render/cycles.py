@@ -88,8 +88,9 @@ def _load_image(ref: str, what: str):
         raise BlenderSceneError(f"{what} {ref!r} could not be read by Blender: {e}") from None
 
 
-def _make_material(m: Material, name: str):
-    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"))
+def _make_material(m: Material, name: str, emission_is_light: bool = True):
+    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"),
+                                 emission_is_light)
 
 
 def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
@@ -182,12 +183,15 @@ class BuiltScene:
     scene: object
     camera: object
     data_material: object
+    objects: dict | None = None
+    """The Blender object of each instance id."""
 
 
 def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
     """Create the spec's objects, lights, world and camera in the (freshly reset) current Blender scene."""
     scene = bpy.context.scene
     coll = scene.collection
+    by_id = {}
     for obj, mesh in zip(spec.objects, meshes, strict=True):
         me = _make_mesh(obj.name, mesh, obj.shading == "smooth")
         slots = obj.slots()
@@ -196,18 +200,19 @@ def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
             raise BlenderSceneError(f"object {obj.name!r}: its geometry uses {used} material slots, the spec gives "
                                     f"{len(slots)} (material + materials)")
         for k, m in enumerate(slots):
-            me.materials.append(_make_material(m, f"{obj.name}.material{k}"))
+            me.materials.append(_make_material(m, f"{obj.name}.material{k}", emission_is_light=not spec.lights))
         ob = bpy.data.objects.new(obj.name, me)
         ob.matrix_world = np.asarray(obj.world_from_object, dtype=np.float64).T.tolist()
         ob.pass_index = int(obj.instance_id)
         coll.objects.link(ob)
+        by_id[int(obj.instance_id)] = ob
     for i, light in enumerate(spec.lights):
         coll.objects.link(_light_object(light, i))
     scene.world = _world(spec)
     cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     coll.objects.link(cam)
     scene.camera = cam
-    return BuiltScene(scene=scene, camera=cam, data_material=_data_material())
+    return BuiltScene(scene=scene, camera=cam, data_material=_data_material(), objects=by_id)
 
 
 def _data_material():
@@ -329,6 +334,11 @@ def _enable_gpu() -> None:
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
+DENOISE_QUALITY = "HIGH"
+"""OIDN's quality mode for the RGB render (HIGH, BALANCED, FAST): a renderer setting the benchmarks vary
+(benchmarks/bench_cycles_settings.py; docs/performance.md has what each costs and loses)."""
+
+
 def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     """The RGB render, written as an 8-bit PNG at ``path`` and returned as uint8 (H,W,3)."""
     scene = built.scene
@@ -342,6 +352,7 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     if rs.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
         c.denoising_prefilter = rs.denoise_prefilter
+        c.denoising_quality = DENOISE_QUALITY
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.filter_width = 1.5
     c.max_bounces = int(rs.max_bounces)
@@ -464,6 +475,22 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
     Intermediate files (the RGB PNG and the data EXR) go to a temporary folder under ``tmp_root``. Raises SceneError
     naming the cause (an unreadable mesh or image file, bad ids)."""
     t0 = time.perf_counter()
+    meshes = _checked_meshes(spec)
+    t_meshes = time.perf_counter() - t0
+    try:
+        with tempfile.TemporaryDirectory(prefix="rgbify-render-", dir=tmp_root) as tmp:
+            rgb, passes, timings = render_scene(spec, meshes, tmp, device=device, threads=threads)
+    except BlenderSceneError as e:
+        raise SceneError(str(e)) from None
+    timings["scene_build"] += t_meshes
+    t1 = time.perf_counter()
+    result = _result(spec, rgb, passes, timings)
+    timings["readback"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    return result
+
+
+def _checked_meshes(spec: SceneSpec) -> list[TriMesh]:
     try:
         spec.validate()
     except SpecError as e:
@@ -473,25 +500,105 @@ def render_cycles(spec: SceneSpec, device: str = "cpu", threads: int | None = No
         raise SceneError(f"objects {too_big[:5]} have instance ids above {MAX_INSTANCE_ID}, the largest Blender's "
                          "object index pass holds; renumber instances from 1")
     try:
-        meshes = scene_meshes(spec.objects)
+        return scene_meshes(spec.objects)
     except GeometryError as e:
         raise SceneError(str(e)) from None
-    t_meshes = time.perf_counter() - t0
-    try:
-        with tempfile.TemporaryDirectory(prefix="rgbify-render-", dir=tmp_root) as tmp:
-            rgb, passes, timings = render_scene(spec, meshes, tmp, device=device, threads=threads)
-    except BlenderSceneError as e:
-        raise SceneError(str(e)) from None
-    timings["scene_build"] += t_meshes
-    t1 = time.perf_counter()
+
+
+def _result(spec: SceneSpec, rgb: np.ndarray, passes: dict[str, np.ndarray], timings: dict[str, float]
+            ) -> RenderResult:
     arrays = passes_to_arrays(passes, spec.camera, fine_camera(spec.camera))
     arrays["edge"] = widen_edges(arrays["edge"], arrays["depth"], spec.camera, spec.render.post)
     semantic = semantic_from_instance(spec, arrays["instance"])
-    result = RenderResult(
+    return RenderResult(
         rgb=rgb, depth=arrays["depth"], normals=arrays["normals"], instance=arrays["instance"], semantic=semantic,
         edge=arrays["edge"], K=spec.camera.K, world_from_camera=np.asarray(spec.camera.world_from_camera),
         instances=instance_table(spec, arrays["instance"]), timings=timings,
         blender_version=blender_version(), backend="cycles")
-    timings["readback"] = time.perf_counter() - t1
-    timings["total"] = time.perf_counter() - t0
-    return result
+
+
+def _to_frame(built: BuiltScene, frame: SceneSpec, moving: set[int], animated_frame: int | None) -> None:
+    """Move the moving objects of a built clip to their poses in ``frame`` (the camera is set by each render), or,
+    when the clip is animated (motion blur), go to that frame of the animation."""
+    if animated_frame is not None:
+        built.scene.frame_set(int(animated_frame))
+        return
+    for o in frame.objects:
+        if o.instance_id in moving:
+            built.objects[o.instance_id].matrix_world = np.asarray(o.world_from_object, dtype=np.float64).T.tolist()
+
+
+def _keyframe(ob, matrix: np.ndarray, frame: int) -> None:
+    """Key ``ob``'s location and rotation (a quaternion, kept on the side of the previous key so that linear
+    interpolation takes the short way) at ``frame`` from a rigid 4x4 world matrix."""
+    ob.rotation_mode = "QUATERNION"
+    previous = tuple(ob.rotation_quaternion)
+    ob.matrix_world = matrix.T.tolist()
+    q = np.array(ob.rotation_quaternion)
+    if frame > 0 and float(np.dot(q, previous)) < 0:
+        ob.rotation_quaternion = tuple(-q)
+    ob.keyframe_insert("location", frame=frame)
+    ob.keyframe_insert("rotation_quaternion", frame=frame)
+
+
+def _animate(built: BuiltScene, clip) -> None:  # noqa: ANN001 - a ClipSpec
+    """Key the camera and the moving objects at every frame of the clip (Blender frame t = clip frame t), linear
+    between keys and extrapolated linearly beyond them: what Cycles' motion blur samples within the shutter."""
+    obs = [(built.camera, [clip.world_from_camera(t) @ BLENDER_FROM_OPENCV for t in range(clip.frames)])]
+    for m in clip.motions:
+        obs.append((built.objects[m.instance_id], [np.asarray(p, dtype=np.float64) for p in m.poses]))
+    for ob, poses in obs:
+        for t, pose in enumerate(poses):
+            _keyframe(ob, pose, t)
+        for fc in ob.animation_data.action.fcurves:
+            fc.extrapolation = "LINEAR"
+            for kp in fc.keyframe_points:
+                kp.interpolation = "LINEAR"
+
+
+def render_clip_cycles(clip, device: str = "cpu", threads: int | None = None,  # noqa: ANN001 - a ClipSpec
+                       tmp_root: str | None = None, frames: list[int] | None = None) -> list[RenderResult]:
+    """Render the frames of a clip (rgbify.scenes.clip.ClipSpec) in one Blender scene: the scene is built once;
+    per frame only the camera and the moving objects' transforms change. All RGB renders come first, then all
+    data renders (one switch of the render settings, not one per frame). Each frame's RenderResult is what
+    render_cycles gives for ``clip.frame(t)``; its timings hold that frame's share: its own renders plus the
+    scene build divided among the frames."""
+    t0 = time.perf_counter()
+    which = list(range(clip.frames)) if frames is None else list(frames)
+    specs = [clip.frame(t) for t in which]
+    meshes = _checked_meshes(specs[0])
+    moving = {m.instance_id for m in clip.motions}
+    rgbs, passes, times = [], [], [dict() for _ in specs]
+    try:
+        with tempfile.TemporaryDirectory(prefix="rgbify-clip-", dir=tmp_root) as tmp:
+            reset()
+            built = build_scene(specs[0], meshes)
+            _common_cycles(built.scene, device, threads)
+            blur = clip.shutter > 0
+            if blur:  # the animation drives the poses at each frame (exact at its keys), Cycles blurs the RGB
+                _animate(built, clip)
+                built.scene.render.motion_blur_shutter = float(clip.shutter)
+                built.scene.render.motion_blur_position = "CENTER"
+            build = time.perf_counter() - t0
+            for k, spec in enumerate(specs):
+                t1 = time.perf_counter()
+                _to_frame(built, spec, moving, which[k] if blur else None)
+                built.scene.render.use_motion_blur = blur
+                rgbs.append(render_rgb(built, spec, os.path.join(tmp, f"rgb{k}.png")))
+                times[k]["rgb_render"] = time.perf_counter() - t1
+            built.scene.render.use_motion_blur = False  # ground truth: the instant of the frame, sharp
+            for k, spec in enumerate(specs):
+                t1 = time.perf_counter()
+                _to_frame(built, spec, moving, which[k] if blur else None)
+                passes.append(render_data(built, spec, os.path.join(tmp, f"data{k}.exr")))
+                times[k]["data_render"] = time.perf_counter() - t1
+    except BlenderSceneError as e:
+        raise SceneError(str(e)) from None
+    results = []
+    for k, spec in enumerate(specs):
+        t1 = time.perf_counter()
+        times[k]["scene_build"] = build / len(specs)
+        results.append(_result(spec, rgbs[k], passes[k], times[k]))
+        times[k]["readback"] = time.perf_counter() - t1
+        times[k]["total"] = sum(times[k][x] for x in ("scene_build", "rgb_render", "data_render", "readback"))
+    return results

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import weakref
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -32,6 +33,7 @@ import rgbify
 from rgbify.render.blender_boot import check_ready, popen_blender
 from rgbify.render.result import RenderResult, SceneError
 from rgbify.render.worker_protocol import ENV_PARENT, ENV_PDEATHSIG, ENV_SCRATCH, recv, send
+from rgbify.scenes.clip import clip_to_json
 from rgbify.scenes.spec import SceneSpec, spec_to_json
 
 __all__ = ["RenderWorker", "SceneError", "SceneTimeout", "WorkerCrashed"]
@@ -281,6 +283,26 @@ class RenderWorker:
 
     def render(self, spec: SceneSpec) -> RenderResult:
         """Render one spec in the worker process; see the class docstring for failures."""
+        request = {"op": "render", "spec": spec_to_json(spec), "device": self.device, "threads": self.threads}
+        reply, timings = self._request(request)
+        result: RenderResult = reply["result"]
+        result.timings.update(timings)
+        return result
+
+    def render_clip(self, clip: Any, frames: list[int] | None = None) -> list[RenderResult]:
+        """Render a clip's frames (rgbify.scenes.clip.ClipSpec) in the worker process, in one Blender scene
+        (rgbify.render.cycles.render_clip_cycles); it counts as one scene toward ``max_scenes``. The worker's
+        start-up and round trip are in the first frame's timings."""
+        request = {"op": "render_clip", "clip": clip_to_json(clip), "frames": frames, "device": self.device,
+                   "threads": self.threads}
+        reply, timings = self._request(request)
+        results: list[RenderResult] = reply["results"]
+        results[0].timings.update(timings)
+        return results
+
+    def _request(self, request: dict) -> tuple[dict, dict[str, float]]:
+        """Send one render request and wait for its reply (an ok one; failures raise as the class docstring
+        says); returns it with the worker's start-up and round-trip timings."""
         if self._closed:
             raise SceneError("the worker is closed; use it in a `with` block or call start()")
         if self._proc is None or self._proc.poll() is not None:
@@ -291,7 +313,6 @@ class RenderWorker:
         startup_paid = not self._ready
         t0 = time.perf_counter()
         self._wait_ready()
-        request = {"op": "render", "spec": spec_to_json(spec), "device": self.device, "threads": self.threads}
         proc = self._proc
         self._busy = True
         try:
@@ -319,8 +340,6 @@ class RenderWorker:
             self.start()
         if not reply.get("ok"):
             raise SceneError(reply.get("error", "unknown error in the Blender worker"))
-        result: RenderResult = reply["result"]
-        result.timings["worker_startup"] = self._startup_s if startup_paid else 0.0
-        result.timings["worker_roundtrip"] = time.perf_counter() - t0
         self.scenes_rendered += 1
-        return result
+        return reply, {"worker_startup": self._startup_s if startup_paid else 0.0,
+                       "worker_roundtrip": time.perf_counter() - t0}

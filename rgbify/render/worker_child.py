@@ -17,6 +17,7 @@ import time
 
 from rgbify.render.result import SceneError
 from rgbify.render.worker_protocol import ENV_PARENT, ENV_PDEATHSIG, ENV_REPLY_FD, ENV_SCRATCH, recv, send
+from rgbify.scenes.clip import clip_from_json
 from rgbify.scenes.spec import spec_from_json
 
 
@@ -50,9 +51,14 @@ def _rss_mb() -> float:
 
 
 def _handle(request: dict) -> dict:
-    from rgbify.render.cycles import render_cycles  # imported (with bpy) at start-up by main()
+    from rgbify.render.cycles import render_clip_cycles, render_cycles  # imported (with bpy) at start-up by main()
 
     try:
+        if request.get("op") == "render_clip":
+            clip = clip_from_json(request["clip"])
+            results = render_clip_cycles(clip, device=request.get("device", "cpu"), threads=request.get("threads"),
+                                         tmp_root=os.environ.get(ENV_SCRATCH), frames=request.get("frames"))
+            return {"ok": True, "results": results, "rss_mb": _rss_mb()}
         spec = spec_from_json(request["spec"])
         result = render_cycles(spec, device=request.get("device", "cpu"), threads=request.get("threads"),
                                tmp_root=os.environ.get(ENV_SCRATCH))

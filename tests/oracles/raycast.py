@@ -96,3 +96,42 @@ def cast(spec: SceneSpec) -> OracleResult:
         points_world=np.where(hit2, pts_world, 0.0).reshape(h, w, 3),
         plane_normals_world=np.where(hit2, ng @ m[:3, :3].T, 0.0).reshape(h, w, 3),
     )
+
+
+def world_triangles(spec: SceneSpec) -> tuple[np.ndarray, np.ndarray]:
+    """World-frame triangles (T,3,3) float64 of every object of ``spec`` and each triangle's instance id."""
+    tris, ids = [], []
+    for o in spec.objects:
+        mesh = object_mesh(o).transformed(np.asarray(o.world_from_object, dtype=np.float64))
+        tris.append(mesh.vertices[mesh.faces])
+        ids.append(np.full(len(mesh.faces), o.instance_id, dtype=np.int32))
+    return np.concatenate(tris), np.concatenate(ids)
+
+
+def cast_rays(spec: SceneSpec, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First hit of world rays (N,3) in the scene of ``spec``: (ray parameter t in units of ``dirs``, float64,
+    +inf on a miss; instance id, 0 on a miss). Embree picks the triangle, float64 Moller-Trumbore gives t."""
+    import trimesh
+    from trimesh.ray.ray_pyembree import RayMeshIntersector
+
+    tris, ids = world_triangles(spec)
+    origin = np.asarray(origins, dtype=np.float64)
+    d = np.asarray(dirs, dtype=np.float64)
+    # cast relative to the first origin, so that Embree's float32 sees small coordinates
+    shift = origin[0]
+    local = tris - shift
+    mesh = trimesh.Trimesh(vertices=local.reshape(-1, 3), faces=np.arange(len(tris) * 3).reshape(-1, 3),
+                           process=False)
+    unit = d / np.linalg.norm(d, axis=1)[:, None]
+    index = RayMeshIntersector(mesh).intersects_first(origin - shift, unit)
+    hit = index >= 0
+    tri = local[np.where(hit, index, 0)]
+    o = origin - shift
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    p = np.cross(d, e2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / np.einsum("ij,ij->i", e1, p)
+        q = np.cross(o - tri[:, 0], e1)
+        t = np.einsum("ij,ij->i", e2, q) * inv
+    hit &= np.isfinite(t) & (t > 0)
+    return np.where(hit, t, np.inf), np.where(hit, ids[np.where(hit, index, 0)], 0).astype(np.int32)

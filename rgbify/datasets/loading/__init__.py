@@ -5,7 +5,8 @@
 - ``loader``: ``ThreadLoader`` and ``ProcessLoader``, batches made by threads or worker processes;
 - ``kernels``: the numba gathers and fused target encoders of an item;
 - ``captions``: captions of a scene spec for generation-retention items;
-- ``split``: the train/val split by sample index.
+- ``split``: the train/val split by sample index;
+- ``clip_items``: ``ClipItems``, clip and frame-pair items from clip shards (NumPy only).
 
 Importing this package imports nothing; torch loads with ``task_dataset``. It does not import rgbify.datasets.build.
 """
