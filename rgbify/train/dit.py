@@ -1236,5 +1236,12 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
         text_encoder_3=components.text_encoder_3,
         tokenizer_3=components.tokenizer_3,
     )
-    pipe.save_pretrained(folder)
+    from diffusers.utils import logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # T5 dropped: diffusers warns that None components "cannot be saved" (loading passes
+    try:  # text_encoder_3=None, tokenizer_3=None; docs/training.md)
+        pipe.save_pretrained(folder)
+    finally:
+        dlog.set_verbosity(level)
     transformer.save_pretrained(folder / CONDITIONED)
