@@ -1,0 +1,129 @@
+"""FSDP through accelerate (`accelerate launch --use_fsdp`, FSDP2: torch's fully_shard, FULL_SHARD) on the tiny-dit
+preset, two gloo processes on CPUs, two steps: the losses and exported weights equal one process with doubled
+gradient accumulation (the same global batch), the checkpoint is accelerate's sharded FSDP one, and RUN/model
+loads in the stock StableDiffusion3Pipeline. accelerate itself enables FSDP only on GPUs; tests/fsdp_on_cpu.py
+lets it through that gate (see there). Without it, FSDP on CPUs is refused in one line (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rgbify
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+safetensors = pytest.importorskip("safetensors.numpy")
+
+from dataset_fakes import fake_dataset  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ROOT = Path(rgbify.__file__).resolve().parents[1]
+FSDP_ENV = {
+    "ACCELERATE_USE_FSDP": "true",
+    "FSDP_VERSION": "2",
+    "FSDP_RESHARD_AFTER_FORWARD": "true",
+    "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT",
+}  # what `accelerate launch --use_fsdp --fsdp_version 2` sets
+
+
+def run(cmd: list[str], out: Path, data: Path, *extra: str, env_extra: dict | None = None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["OMP_NUM_THREADS"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPUs even where a GPU exists
+    env.update(env_extra or {})
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--base-model",
+        "tiny-dit",
+        "--resolution",
+        "64",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--num-workers",
+        "0",
+        "--warmup-steps",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--tasks",
+        "depth,normals",
+        "--eval-samples",
+        "1",
+        "--inference-steps",
+        "1",
+        *extra,
+    ]
+    return subprocess.run([*cmd, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert p.returncode == 0, f"{' '.join(p.args)} -> {p.returncode}\n{p.stdout}\n{p.stderr[-4000:]}"
+    return p
+
+
+def torchrun(n: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [json.loads(x)["loss"] for x in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def weights(run_dir: Path) -> dict[str, np.ndarray]:
+    return safetensors.load_file(str(run_dir / "model" / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_fsdp_two_cpu_processes_match_one_and_export_a_stock_pipeline(tmp_path):
+    data = fake_dataset(tmp_path, n=12, shard_size=6, h=16, w=16)
+    one, two = tmp_path / "one", tmp_path / "two"
+    ok(run([sys.executable, "-m", "rgbify"], one, data, "--grad-accum", "2"))
+    ok(run([*torchrun(2), str(ROOT / "tests" / "fsdp_on_cpu.py")], two, data, "--grad-accum", "1", env_extra=FSDP_ENV))
+    ck = two / "checkpoints" / "latest"
+    assert (ck / "pytorch_model_fsdp_0").is_dir() and (ck / "optimizer_0").is_dir()  # accelerate's FSDP save
+    assert not (ck / "model.safetensors").exists()
+    assert json.loads((two / "model" / "run.json").read_text())["step"] == 2
+    np.testing.assert_allclose(losses(two), losses(one), rtol=1e-4)
+    a, b = weights(one), weights(two)
+    assert sorted(a) == sorted(b)
+    worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+    print(f"losses {losses(one)} vs {losses(two)}; largest weight difference {worst:.2e}")
+    assert worst < 1e-5, f"weights differ by up to {worst}"
+
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline.from_pretrained(two / "model", text_encoder_3=None, tokenizer_3=None)
+    got = pipe.transformer.state_dict()
+    assert all(np.array_equal(got[k].numpy(), b[k]) for k in b)
+    image = pipe(
+        "a cube",
+        num_inference_steps=1,
+        height=64,
+        width=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
+
+
+def test_fsdp_on_cpus_is_refused_in_one_line(tmp_path):
+    """accelerate would quietly train unsharded (DDP) on CPUs: rgbify says so and stops, writing no model."""
+    data = fake_dataset(tmp_path, n=4, shard_size=4, h=16, w=16)
+    p = run([*torchrun(2), "-m", "rgbify"], tmp_path / "run", data, env_extra=FSDP_ENV)
+    assert p.returncode != 0
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("rgbify: error:")]
+    assert line and "FSDP" in line[0] and "GPUs" in line[0] and "--use_fsdp" in line[0], p.stderr[-3000:]
+    assert not (tmp_path / "run" / "model").exists()
