@@ -1,5 +1,5 @@
 """FSDP through accelerate (`accelerate launch --use_fsdp`, FSDP2: torch's fully_shard, FULL_SHARD) on the tiny-dit
-preset, two gloo processes on CPUs, two steps: the losses and exported weights equal one process with doubled
+preset, two gloo processes on CPUs, three steps: the losses and exported weights equal one process with doubled
 gradient accumulation (the same global batch), the checkpoint is accelerate's sharded FSDP one, and RUN/model
 loads in the stock StableDiffusion3Pipeline. accelerate itself enables FSDP only on GPUs; tests/fsdp_on_cpu.py
 lets it through that gate (see there). Without it, FSDP on CPUs is refused in one line (exit 2)."""
@@ -52,19 +52,21 @@ def run(cmd: list[str], out: Path, data: Path, *extra: str, env_extra: dict | No
         "--batch-size",
         "2",
         "--steps",
-        "2",
+        "3",
         "--num-workers",
         "0",
         "--warmup-steps",
-        "1",
+        "0",  # AdamW's first update is lr x sign(gradient); steps 2 and 3 depend on the gradients' values
         "--checkpoint-every",
-        "2",
+        "3",
         "--tasks",
         "depth,normals",
         "--eval-samples",
         "1",
         "--inference-steps",
         "1",
+        "--lr",
+        "1e-3",  # weights move ~1e-3 per step (AdamW), far above float noise
         *extra,
     ]
     return subprocess.run([*cmd, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -83,8 +85,18 @@ def losses(run_dir: Path) -> list[float]:
     return [json.loads(x)["loss"] for x in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-def weights(run_dir: Path) -> dict[str, np.ndarray]:
-    return safetensors.load_file(str(run_dir / "model" / "transformer" / "diffusion_pytorch_model.safetensors"))
+def weights(run_dir: Path, sub: str = "conditioned") -> dict[str, np.ndarray]:
+    """RUN/model/conditioned: the trained transformer (transformer/: its text-to-image part, rgbify.train.dit)."""
+    return safetensors.load_file(str(run_dir / "model" / sub / "diffusion_pytorch_model.safetensors"))
+
+
+def initial_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    from rgbify.train.config import make_config
+    from rgbify.train.model import build_model
+
+    cfg = make_config(json.loads((run_dir / "model" / "run.json").read_text())["config"])
+    torch.manual_seed(cfg.seed)  # as the trainer draws the random preset
+    return {k: v.detach().numpy() for k, v in build_model(cfg).unet.state_dict().items()}
 
 
 def test_fsdp_two_cpu_processes_match_one_and_export_a_stock_pipeline(tmp_path):
@@ -95,19 +107,28 @@ def test_fsdp_two_cpu_processes_match_one_and_export_a_stock_pipeline(tmp_path):
     ck = two / "checkpoints" / "latest"
     assert (ck / "pytorch_model_fsdp_0").is_dir() and (ck / "optimizer_0").is_dir()  # accelerate's FSDP save
     assert not (ck / "model.safetensors").exists()
-    assert json.loads((two / "model" / "run.json").read_text())["step"] == 2
+    assert json.loads((two / "model" / "run.json").read_text())["step"] == 3
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-4)
-    a, b = weights(one), weights(two)
-    assert sorted(a) == sorted(b)
-    worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
-    print(f"losses {losses(one)} vs {losses(two)}; largest weight difference {worst:.2e}")
-    assert worst < 1e-5, f"weights differ by up to {worst}"
+    for sub in ("transformer", "conditioned"):
+        a, b = weights(one, sub), weights(two, sub)
+        assert sorted(a) == sorted(b)
+        worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+        print(f"{sub}: largest weight difference {worst:.2e}")
+        assert worst < 1e-6, f"{sub}: weights differ by up to {worst}"
+    w0 = initial_weights(two)
+    moved = max(float(np.max(np.abs(b[k] - w0[k]))) for k in b)
+    print(f"losses {losses(one)} vs {losses(two)}; largest change from the initial weights {moved:.2e}")
+    assert moved > 1e-4  # the two steps trained: equal exports are not two copies of the initial weights
 
-    from diffusers import StableDiffusion3Pipeline
+    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
 
     pipe = StableDiffusion3Pipeline.from_pretrained(two / "model", text_encoder_3=None, tokenizer_3=None)
-    got = pipe.transformer.state_dict()
-    assert all(np.array_equal(got[k].numpy(), b[k]) for k in b)
+    for model, sub in (
+        (pipe.transformer, "transformer"),
+        (SD3Transformer2DModel.from_pretrained(two / "model", subfolder="conditioned"), "conditioned"),
+    ):
+        got, want = model.state_dict(), weights(two, sub)
+        assert sorted(got) == sorted(want) and all(np.array_equal(got[k].numpy(), want[k]) for k in want)
     image = pipe(
         "a cube",
         num_inference_steps=1,

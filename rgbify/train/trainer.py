@@ -240,18 +240,20 @@ def _fsdp(accelerator: Accelerator) -> bool:
 
 def _check_fsdp(accelerator: Accelerator, cfg: TrainConfig) -> None:
     """FSDP comes from accelerate's launcher (``accelerate launch --use_fsdp``: FSDP_* environment variables that
-    the Accelerator reads). accelerate 1.15 turns FSDP on only for several processes on GPUs or other accelerators
-    (AcceleratorState.__init__ in accelerate/state.py sets DistributedType.FSDP in its MULTI_GPU/NPU/XPU/...
-    branch): with one process, or on CPUs (DistributedType.MULTI_CPU), it silently trains without sharding, so
-    that is refused here instead of training something other than what was asked. LoRA and EMA are refused under
-    FSDP: the export below rebuilds a plain model from the gathered weights (no adapters), and EMAModel's shadow
-    weights would be sharded tensors that accelerate checkpoints as custom objects, untested."""
+    the Accelerator reads). accelerate 1.15 turns FSDP on only for processes a launcher started on GPUs or other
+    accelerators (AcceleratorState.__init__ in accelerate/state.py sets DistributedType.FSDP only in its
+    MULTI_GPU/NPU/XPU/... branch): on CPUs (DistributedType.MULTI_CPU, gloo), or in a process no launcher
+    started, it silently trains without sharding, so that is refused here instead of training something other
+    than what was asked. torch's FSDP2 itself runs on CPUs (tests/test_fsdp_train.py passes that gate). LoRA and
+    EMA are refused under FSDP: the export rebuilds a plain model from the gathered weights (no adapters), and
+    EMAModel's shadow weights would be sharded tensors that accelerate checkpoints as custom objects, untested."""
     wanted = os.environ.get(FSDP_ENV, "false").lower() in ("1", "true", "yes")
     if wanted and not _fsdp(accelerator):
         raise UserError(f"FSDP ({FSDP_ENV}={os.environ[FSDP_ENV]}, accelerate launch --use_fsdp): accelerate "
-                        f"enables it only for 2+ processes on GPUs, and this run is {accelerator.distributed_type} "
-                        f"with {accelerator.num_processes} process(es) on {accelerator.device.type}, where it would "
-                        "silently train unsharded; launch on GPUs (--num_processes 2 or more), or drop --use_fsdp "
+                        "enables it only for processes a launcher starts on GPUs, and this run is "
+                        f"{accelerator.distributed_type} with {accelerator.num_processes} process(es) on "
+                        f"{accelerator.device.type}, where it would "
+                        "silently train unsharded; run accelerate launch --use_fsdp on GPUs, or drop --use_fsdp "
                         "(on CPUs: rgbify train --num-processes N runs DDP)")
     if _fsdp(accelerator) and cfg.lora_rank:
         raise UserError(f"--lora-rank {cfg.lora_rank} with FSDP: not supported (the export rebuilds a plain model "
