@@ -1,8 +1,9 @@
 """FSDP through accelerate (`accelerate launch --use_fsdp`, FSDP2: torch's fully_shard, FULL_SHARD) on the tiny-dit
-preset, two gloo processes on CPUs, three steps: the losses and exported weights equal one process with doubled
-gradient accumulation (the same global batch), the checkpoint is accelerate's sharded FSDP one, and RUN/model
-loads in the stock StableDiffusion3Pipeline. accelerate itself enables FSDP only on GPUs; tests/fsdp_on_cpu.py
-lets it through that gate (see there). Without it, FSDP on CPUs is refused in one line (exit 2)."""
+preset, two gloo processes on CPUs, three steps (stopped after the first and resumed from its checkpoint): the
+losses and exported weights equal one straight process with doubled gradient accumulation (the same global batch),
+the checkpoint is accelerate's sharded FSDP one, and RUN/model loads in the stock StableDiffusion3Pipeline.
+accelerate itself enables FSDP only on GPUs; tests/fsdp_on_cpu.py lets it through that gate (see there). Without
+it, FSDP on CPUs is refused in one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -103,10 +104,14 @@ def test_fsdp_two_cpu_processes_match_one_and_export_a_stock_pipeline(tmp_path):
     data = fake_dataset(tmp_path, n=12, shard_size=6, h=16, w=16)
     one, two = tmp_path / "one", tmp_path / "two"
     ok(run([sys.executable, "-m", "rgbify"], one, data, "--grad-accum", "2"))
-    ok(run([*torchrun(2), str(ROOT / "tests" / "fsdp_on_cpu.py")], two, data, "--grad-accum", "1", env_extra=FSDP_ENV))
+    fsdp = [*torchrun(2), str(ROOT / "tests" / "fsdp_on_cpu.py")]
+    # stopped after step 1 (--exit-after), then resumed from that sharded checkpoint: resume is covered too
+    ok(run(fsdp, two, data, "--grad-accum", "1", "--exit-after", "1e-9", env_extra=FSDP_ENV))
+    assert len(losses(two)) == 1 and json.loads((two / "model" / "run.json").read_text())["step"] == 1
     ck = two / "checkpoints" / "latest"
     assert (ck / "pytorch_model_fsdp_0").is_dir() and (ck / "optimizer_0").is_dir()  # accelerate's FSDP save
     assert not (ck / "model.safetensors").exists()
+    ok(run(fsdp, two, data, "--grad-accum", "1", "--exit-after", "0", env_extra=FSDP_ENV))
     assert json.loads((two / "model" / "run.json").read_text())["step"] == 3
     np.testing.assert_allclose(losses(two), losses(one), rtol=1e-4)
     for sub in ("transformer", "conditioned"):
