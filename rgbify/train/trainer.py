@@ -193,7 +193,7 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
             save_checkpoint(accelerator, out, step, cfg.keep_checkpoints, cfg.to_dict())
         # validation samples --eval-samples items on the main process (DDIM: --inference-steps UNet calls each)
         if val_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            with _full_model(accelerator, unet, ema) as model:  # FSDP: every rank gathers, the main one samples
+            with _full_model(accelerator, unet, ema, accelerator.device) as model:  # FSDP: all gather, main samples
                 if model is not None:
                     metrics = _validate(components, cfg, val_data, model, writer, step, prompts)
         if time_up and step < cfg.steps:
@@ -264,12 +264,14 @@ def _check_fsdp(accelerator: Accelerator, cfg: TrainConfig) -> None:
 
 
 @contextlib.contextmanager
-def _full_model(accelerator: Accelerator, unet, ema: EMAModel | None):
+def _full_model(accelerator: Accelerator, unet, ema: EMAModel | None, device=None):
     """The trained network as a plain diffusers model holding the (EMA) weights, on the main process, for the
     duration; None on the other ranks. Collective under FSDP: every rank takes part in gathering the shards
     (accelerator.get_state_dict: full tensors on the main process), which the main process loads into a new,
     unsharded instance of the model's class (a forward pass of the sharded module on one rank would wait forever
-    for the others). Without FSDP it is the unwrapped module itself, with the EMA weights swapped in."""
+    for the others); it lies in host memory, or on ``device`` (validation samples on the GPU: a second, full copy of
+    the weights there for the duration). Without FSDP it is the unwrapped module itself, with the EMA weights
+    swapped in."""
     base = accelerator.unwrap_model(unet)
     if not _fsdp(accelerator):
         if not accelerator.is_main_process:
@@ -288,7 +290,7 @@ def _full_model(accelerator: Accelerator, unet, ema: EMAModel | None):
     plain = cls.from_config(base.config)
     plain.load_state_dict(state)
     plain.train(base.training)
-    yield plain.to(next(iter(state.values())).dtype)
+    yield plain.to(device=device, dtype=next(iter(state.values())).dtype)
 
 
 def _optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:
