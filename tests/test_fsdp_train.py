@@ -153,3 +153,38 @@ def test_fsdp_on_cpus_is_refused_in_one_line(tmp_path):
     line = [ln for ln in p.stderr.splitlines() if ln.startswith("rgbify: error:")]
     assert line and "FSDP" in line[0] and "GPUs" in line[0] and "--use_fsdp" in line[0], p.stderr[-3000:]
     assert not (tmp_path / "run" / "model").exists()
+
+
+WRAPPED = """
+import copy, os, torch, torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel
+from rgbify.train import dit
+from rgbify.train.model import build_model
+from rgbify.train.config import make_config
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["PORT"], RANK="0", WORLD_SIZE="1")
+dist.init_process_group("gloo")
+cls = "PixArtTransformer2DModel"
+c = build_model(make_config({"base_model": "tiny-pixart", "resolution": 64, "mode": "lotus"}))
+sharded = fully_shard(copy.deepcopy(c.unet))
+assert type(sharded).__name__ == "FSDP" + cls and dit.model_class(sharded) == cls
+ddp = DistributedDataParallel(c.unet)
+assert dit.model_class(ddp) == cls and dit.inner(ddp).config is c.unet.config
+c.unet = ddp
+assert dit.has_switch(c)
+print("ok")
+"""
+
+
+def test_transformer_calls_see_through_ddp_and_fully_shard():
+    """DDP wraps the model (no .config/.dtype); FSDP2's fully_shard renames its class to FSDP<class>: rgbify.train.dit
+    dispatches on the diffusers class and reads the inner model's config in both (one gloo process)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    p = subprocess.run([sys.executable, "-c", WRAPPED], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-3000:]
