@@ -1,0 +1,143 @@
+"""Clip datasets through the real build (`rgbify build --clip-frames T`, issue 16; docs/video.md): tiny Blender
+renders (16x12, 3 frames, 2 clips), built, killed and resumed, verified (a flipped byte and a broken invariant
+caught), previewed, refused where the input is bad."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rgbify.datasets.storage.clips import ClipShardReader, check_clip, clip_checksum
+from rgbify.scenes import load_recipe
+from rgbify.scenes.clip import clip_to_json, load_clip_config, sample_clip
+from tests.test_build_e2e import ROOT, _env, assert_gone, descendants, rgbify_cmd, run
+
+pytest.importorskip("bpy")
+pytest.importorskip("rgbify.render.worker")
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+CLIPS = ["--recipe", "tabletop", "--clip-frames", "3", "--resolution", "16x12", "--samples", "1", "--count", "2",
+         "--shard-size", "1", "--workers", "1"]
+
+
+def clips(d: Path) -> dict[int, dict]:
+    m = json.loads((d / "dataset.json").read_text())
+    out = {}
+    for e in m["shards"]:
+        with ClipShardReader(d / e["file"]) as r:
+            for j in range(len(r)):
+                out[e["first_index"] + j] = r.clip(j)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("clips") / "ds"
+    run("build", "--out", str(d), *CLIPS, "--quiet")  # with the preview
+    return d
+
+
+def test_a_clip_dataset_is_built_verified_and_previewed(ds):
+    m = json.loads((ds / "dataset.json").read_text())
+    assert m["complete"] and m["count"] == 2 and m["frames"] == 3 and m["fps"] == 24.0
+    assert m["clip"]["frames"] == 3 and m["clip_version"] >= 1
+    assert m["fields"]["flow_fwd"] == {"dtype": "float32", "shape": [3, 12, 16, 2]}
+    assert [(e["file"], e["samples"]) for e in m["shards"]] == [("shards/shard-00000.h5", 1),
+                                                               ("shards/shard-00001.h5", 1)]
+    got = clips(ds)
+    config = load_recipe("tabletop", resolution=(16, 12), samples=1)
+    for i in range(2):  # clip i of the dataset is sample_clip(recipe, clip config, seed, i)
+        assert got[i]["clip"] == clip_to_json(sample_clip(config, load_clip_config(frames=3), 0, i))
+        assert got[i]["rgb"].shape == (3, 12, 16, 3) and got[i]["valid_fwd"][:2].any()
+    p = run("verify", str(ds))
+    assert "2 sample(s) checked" in p.stdout and p.stdout.strip().endswith("OK")
+    assert (ds / "preview.png").stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(ds / "preview.gif") as gif:
+        assert gif.n_frames == 3
+
+
+def test_verify_catches_a_flipped_byte_and_a_broken_invariant(ds, tmp_path):
+    d = tmp_path / "d"
+    import shutil
+
+    shutil.copytree(ds, d)
+    shard = d / "shards" / "shard-00001.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    shard.write_bytes(bytes(data))
+    p = run("verify", str(d), check=False)
+    assert p.returncode == 1 and "shard-00001.h5: sha256 differs" in p.stdout and "shard-00000" not in p.stdout
+    # an invariant the checksum cannot see (a clip written with NaN flow at a valid pixel)
+    c = clips(ds)[0]
+    assert check_clip(c, 3, 12, 16) == []
+    bad = {**c, "flow_fwd": c["flow_fwd"].copy()}
+    bad["flow_fwd"][0][bad["valid_fwd"][0]] = np.nan
+    bad["valid_bwd"] = c["valid_bwd"].copy()
+    bad["valid_bwd"][0, 0, 0] = True
+    problems = check_clip(bad, 3, 12, 16)
+    assert any("flow_fwd is not finite" in p for p in problems)
+    assert any("valid_bwd is true at frame 0" in p for p in problems)
+    assert check_clip(c, 4, 12, 16)  # the frame count
+
+
+def test_kill_and_resume_loses_and_duplicates_no_clip(ds, tmp_path):
+    """SIGKILL the whole build once its first clip is finished; the same command then renders only what is
+    missing, and the dataset equals the uninterrupted one clip for clip (RGB bit-equal)."""
+    d = tmp_path / "killed"
+    proc = subprocess.Popen(rgbify_cmd("build", "--out", str(d), *CLIPS, "--quiet", "--no-preview"), env=_env(),
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            list(d.glob(".work/*/*.npz")) or list(d.glob("shards/*.h5"))):
+        time.sleep(0.02)
+    kids = descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    assert_gone(kids)
+    p = run("build", "--out", str(d), *CLIPS, "--no-preview")
+    assert "1 rendered now, 1 kept" in p.stdout, p.stdout
+    assert run("verify", str(d)).returncode == 0
+    a, b = clips(ds), clips(d)
+    assert sorted(b) == [0, 1]
+    for i in range(2):
+        assert a[i]["checksum"] == b[i]["checksum"] == clip_checksum(b[i])
+    assert not (d / ".work").exists()
+
+
+def test_a_clip_build_refuses_bad_input_and_other_settings(ds, tmp_path):
+    for extra, words in ((["--clip-frames", "1"], "--clip-frames 1"),
+                         (["--clip-frames", "0", "--clip", "x.toml"], "--clip x.toml"),
+                         (["--clip-frames", "3", "--clip", str(tmp_path / "none.toml")], "no such file")):
+        out = tmp_path / "new"
+        p = run("build", "--out", str(out), "--count", "1", *extra, check=False)
+        assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert not out.exists()
+    toml = tmp_path / "clip.toml"
+    toml.write_text('fps = -3.0\n')
+    p = run("build", "--out", str(tmp_path / "new"), "--count", "1", "--clip-frames", "3", "--clip", str(toml),
+            check=False)
+    assert p.returncode == 2 and "fps" in p.stderr and not (tmp_path / "new").exists(), p.stderr
+    # the same folder with other clip settings (or as stills) is another dataset: refused, nothing changed
+    before = (ds / "dataset.json").read_text()
+    toml.write_text('fps = 30.0\n')
+    p = run("build", "--out", str(ds), *CLIPS, "--clip", str(toml), check=False)
+    assert p.returncode == 2 and "another config" in p.stderr and "clip" in p.stderr, p.stderr
+    stills = [a for a in CLIPS if a not in ("--clip-frames", "3")]
+    p = run("build", "--out", str(ds), *stills, check=False)
+    assert p.returncode == 2 and "another config" in p.stderr, p.stderr
+    assert (ds / "dataset.json").read_text() == before
+    # readers of stills refuse a clip dataset in one line
+    p = run("export", str(ds), "--out", str(tmp_path / "x"), check=False)
+    assert p.returncode == 2 and "dataset of clips" in p.stderr
