@@ -23,8 +23,22 @@ pytest.importorskip("bpy")
 pytest.importorskip("rgbify.render.worker")
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
-CLIPS = ["--recipe", "tabletop", "--clip-frames", "3", "--resolution", "16x12", "--samples", "1", "--count", "2",
-         "--shard-size", "1", "--workers", "1"]
+CLIPS = [
+    "--recipe",
+    "tabletop",
+    "--clip-frames",
+    "3",
+    "--resolution",
+    "16x12",
+    "--samples",
+    "1",
+    "--count",
+    "2",
+    "--shard-size",
+    "1",
+    "--workers",
+    "1",
+]
 
 
 def clips(d: Path) -> dict[int, dict]:
@@ -49,8 +63,10 @@ def test_a_clip_dataset_is_built_verified_and_previewed(ds):
     assert m["complete"] and m["count"] == 2 and m["frames"] == 3 and m["fps"] == 24.0
     assert m["clip"]["frames"] == 3 and m["clip_version"] >= 1
     assert m["fields"]["flow_fwd"] == {"dtype": "float32", "shape": [3, 12, 16, 2]}
-    assert [(e["file"], e["samples"]) for e in m["shards"]] == [("shards/shard-00000.h5", 1),
-                                                               ("shards/shard-00001.h5", 1)]
+    assert [(e["file"], e["samples"]) for e in m["shards"]] == [
+        ("shards/shard-00000.h5", 1),
+        ("shards/shard-00001.h5", 1),
+    ]
     got = clips(ds)
     config = load_recipe("tabletop", resolution=(16, 12), samples=1)
     for i in range(2):  # clip i of the dataset is sample_clip(recipe, clip config, seed, i)
@@ -93,11 +109,20 @@ def test_kill_and_resume_loses_and_duplicates_no_clip(ds, tmp_path):
     """SIGKILL the whole build once its first clip is finished; the same command then renders only what is
     missing, and the dataset equals the uninterrupted one clip for clip (RGB bit-equal)."""
     d = tmp_path / "killed"
-    proc = subprocess.Popen(rgbify_cmd("build", "--out", str(d), *CLIPS, "--quiet", "--no-preview"), env=_env(),
-                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        rgbify_cmd("build", "--out", str(d), *CLIPS, "--quiet", "--no-preview"),
+        env=_env(),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not (
-            list(d.glob(".work/*/*.npz")) or list(d.glob("shards/*.h5"))):
+    while (
+        time.monotonic() < deadline
+        and proc.poll() is None
+        and not (list(d.glob(".work/*/*.npz")) or list(d.glob("shards/*.h5")))
+    ):
         time.sleep(0.02)
     kids = descendants(proc.pid)
     try:
@@ -117,21 +142,24 @@ def test_kill_and_resume_loses_and_duplicates_no_clip(ds, tmp_path):
 
 
 def test_a_clip_build_refuses_bad_input_and_other_settings(ds, tmp_path):
-    for extra, words in ((["--clip-frames", "1"], "--clip-frames 1"),
-                         (["--clip-frames", "0", "--clip", "x.toml"], "--clip x.toml"),
-                         (["--clip-frames", "3", "--clip", str(tmp_path / "none.toml")], "no such file")):
+    for extra, words in (
+        (["--clip-frames", "1"], "--clip-frames 1"),
+        (["--clip-frames", "0", "--clip", "x.toml"], "--clip x.toml"),
+        (["--clip-frames", "3", "--clip", str(tmp_path / "none.toml")], "no such file"),
+    ):
         out = tmp_path / "new"
         p = run("build", "--out", str(out), "--count", "1", *extra, check=False)
         assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not out.exists()
     toml = tmp_path / "clip.toml"
-    toml.write_text('fps = -3.0\n')
-    p = run("build", "--out", str(tmp_path / "new"), "--count", "1", "--clip-frames", "3", "--clip", str(toml),
-            check=False)
+    toml.write_text("fps = -3.0\n")
+    p = run(
+        "build", "--out", str(tmp_path / "new"), "--count", "1", "--clip-frames", "3", "--clip", str(toml), check=False
+    )
     assert p.returncode == 2 and "fps" in p.stderr and not (tmp_path / "new").exists(), p.stderr
     # the same folder with other clip settings (or as stills) is another dataset: refused, nothing changed
     before = (ds / "dataset.json").read_text()
-    toml.write_text('fps = 30.0\n')
+    toml.write_text("fps = 30.0\n")
     p = run("build", "--out", str(ds), *CLIPS, "--clip", str(toml), check=False)
     assert p.returncode == 2 and "another config" in p.stderr and "clip" in p.stderr, p.stderr
     stills = [a for a in CLIPS if a not in ("--clip-frames", "3")]
