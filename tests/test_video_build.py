@@ -169,3 +169,74 @@ def test_a_clip_build_refuses_bad_input_and_other_settings(ds, tmp_path):
     # readers of stills refuse a clip dataset in one line
     p = run("export", str(ds), "--out", str(tmp_path / "x"), check=False)
     assert p.returncode == 2 and "dataset of clips" in p.stderr
+
+
+# --- torch items of a clip dataset (rgbify.datasets.loading.clip_dataset) ------------------------------------------
+
+
+def _item(ds, task, hflip, item=0, **kw):
+    from rgbify.datasets.loading.clip_dataset import ClipTaskDataset
+
+    d = ClipTaskDataset(
+        ds, tasks=(task,), frames=2, split="all", hflip=hflip, crop_scale=(1.0, 1.0), augment=True, **kw
+    )
+    try:
+        return d.get(item, 0)
+    finally:
+        d.close()
+
+
+def test_flow_pair_items_decode_to_the_flow_and_a_flip_negates_u(ds):
+    from rgbify.encode import decode_target
+
+    a, b = _item(ds, "flow", 0.0), _item(ds, "flow", 1.0)
+    assert a["task"] == "flow" and a["image"].shape == (2, 3, 12, 16) and a["target"].shape == (1, 3, 12, 16)
+    assert not a["flipped"] and b["flipped"]
+    fa, va = a["flow"].numpy(), a["valid"].numpy()
+    assert va.sum() > 50
+    decoded = decode_target(a["target"][0].permute(1, 2, 0).numpy(), json.loads(a["decode"]))
+    assert np.abs(decoded[va] - fa[va]).max() < 0.05  # the flow codec's precision at these speeds
+    fb, vb = b["flow"].numpy(), b["valid"].numpy()
+    assert np.array_equal(vb, va[:, ::-1])
+    assert np.array_equal(fb[..., 0], -fa[:, ::-1, 0]) and np.array_equal(fb[..., 1], fa[:, ::-1, 1])
+    assert np.array_equal(b["image"].numpy(), a["image"].numpy()[..., ::-1])  # both frames mirrored
+
+
+def test_clip_items_share_one_codec_and_prompt_and_mirror_normals(ds):
+    from rgbify.encode import decode_target
+
+    a, b = _item(ds, "normals", 0.0, item=1), _item(ds, "normals", 1.0, item=1)
+    assert a["target"].shape == (2, 3, 12, 16) and len(a["frame_prompts"]) == 2
+    assert a["frame_prompts"][1].startswith("Frame 2 of 2.") and "2 frames" in a["prompt"]
+    params = json.loads(a["decode"])
+    na = np.stack([decode_target(t.permute(1, 2, 0).numpy(), params) for t in a["target"]])
+    nb = np.stack([decode_target(t.permute(1, 2, 0).numpy(), json.loads(b["decode"])) for t in b["target"]])
+    hit = np.linalg.norm(na, axis=-1) > 0.5
+    assert hit.sum() > 100
+    mirrored = nb[:, :, ::-1]
+    assert np.abs(mirrored[..., 0][hit] + na[..., 0][hit]).max() < 0.02  # x negated
+    assert np.abs(mirrored[..., 1:][hit] - na[..., 1:][hit]).max() < 0.02
+    # semantic: one colour table for both frames (a class keeps its colour through the clip)
+    s = _item(ds, "semantic", 0.0)
+    labels = [decode_target(t.permute(1, 2, 0).numpy(), json.loads(s["decode"])) for t in s["target"]]
+    stored = clips(ds)[s["clip_index"]]["semantic"][s["frames"].numpy()]
+    for t in range(2):
+        asked = np.isin(stored[t], [c for c in np.unique(labels[t]) if c > 0])
+        assert np.array_equal(np.asarray(labels[t])[asked], stored[t][asked])
+
+
+def test_clip_dataset_split_tasks_and_refusals(ds, tmp_path):
+    from rgbify.datasets.loading.clip_dataset import ClipTaskDataset
+    from rgbify.encode import CLIP_TASKS, TASKS
+
+    assert CLIP_TASKS == (*TASKS, "flow") and "flow" not in TASKS  # the stills' tasks stay as they are
+    parts = {s: ClipTaskDataset(ds, frames=3, split=s, val_fraction=0.5) for s in ("train", "val", "all")}
+    idx = {s: sorted({d.get(i, 0)["clip_index"] for i in range(len(d))}) for s, d in parts.items()}
+    assert sorted(idx["train"] + idx["val"]) == idx["all"] == [0, 1]
+    assert len(parts["all"]) == 2  # one window of 3 frames per clip
+    for d in parts.values():
+        d.close()
+    with pytest.raises(ValueError, match="span 5 frames"):
+        ClipTaskDataset(ds, frames=3, stride=2)
+    with pytest.raises(ValueError, match="tasks"):
+        ClipTaskDataset(ds, tasks=("depth", "edges"))
