@@ -240,3 +240,58 @@ def test_clip_dataset_split_tasks_and_refusals(ds, tmp_path):
         ClipTaskDataset(ds, frames=3, stride=2)
     with pytest.raises(ValueError, match="tasks"):
         ClipTaskDataset(ds, tasks=("depth", "edges"))
+
+
+# --- rgbify eval --data CLIPS --predictions DIR (rgbify.train.video_eval) -------------------------------------------
+
+
+def _predictions(ds: Path, out: Path, flow_shift: float = 0.0, depth_scales=(1.0, 1.0, 1.0)) -> Path:
+    """Hand-made predictions: the ground truth's flow (+ ``flow_shift`` px on u) as .flo and npy, its depth (frame t
+    times ``depth_scales[t]``)."""
+    from rgbify.encode.flowio import write_flow
+
+    for i, c in clips(ds).items():
+        folder = out / f"{i:09d}"
+        (folder / "depth").mkdir(parents=True)
+        for t in range(2):
+            flow = c["flow_fwd"][t] + np.array([flow_shift, 0.0], np.float32)
+            write_flow(folder / f"{t:06d}{'.flo' if i == 0 else '.npy'}", flow)
+        for t in range(3):
+            np.save(folder / "depth" / f"{t:06d}.npy", np.nan_to_num(c["depth"][t], posinf=0.0) * depth_scales[t])
+    return out
+
+
+def test_eval_scores_flow_and_video_depth_of_saved_predictions(ds, tmp_path):
+    def score(pred: Path, *extra: str) -> dict:
+        out = tmp_path / f"{pred.name}.json"
+        run("eval", "--data", str(ds), "--predictions", str(pred), "--split", "all", "--out", str(out), *extra)
+        return json.loads(out.read_text())
+
+    perfect = score(_predictions(ds, tmp_path / "perfect"))
+    assert perfect["flow"]["epe"] == 0 and perfect["flow"]["fl_all"] == 0 and perfect["flow"]["pairs"] == 4
+    assert perfect["flow"]["pixels"] > 100
+    assert perfect["depth_temporal"]["temporal_abs_rel"] < 1e-9 and perfect["depth_temporal"]["temporal_log"] < 1e-9
+    assert perfect["depth"]["abs_rel"] < 1e-9 and perfect["depth"]["delta1"] == 1.0
+    shifted = score(_predictions(ds, tmp_path / "shifted", flow_shift=5.0))
+    assert abs(shifted["flow"]["epe"] - 5.0) < 1e-4 and shifted["flow"]["fl_all"] == 1.0  # 5 px > 3 px and > 5 %
+    flicker = score(_predictions(ds, tmp_path / "flicker", depth_scales=(1.0, 1.1, 1.0)))
+    assert abs(flicker["depth_temporal"]["temporal_log"] - np.log(1.1)) < 1e-6
+    scaled = _predictions(ds, tmp_path / "scaled", depth_scales=(2.0, 2.0, 2.0))
+    assert score(scaled)["depth_temporal"]["temporal_log"] < 1e-9  # a constant scale: consistent, log-wise
+    assert score(scaled, "--alignment", "depth")["depth_temporal"]["temporal_abs_rel"] < 1e-6
+    # a missing frame file, a stills-style call: one line, exit 2
+    (tmp_path / "perfect" / "000000001" / "000001.npy").unlink()
+    p = run(
+        "eval",
+        "--data",
+        str(ds),
+        "--predictions",
+        str(tmp_path / "perfect"),
+        "--out",
+        str(tmp_path / "x.json"),
+        "--split",
+        "all",
+        check=False,
+    )
+    assert p.returncode == 2 and "000000001: no flow file for frame 1" in p.stderr, p.stderr
+    assert not (tmp_path / "x.json").exists()

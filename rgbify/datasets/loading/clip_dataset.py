@@ -47,11 +47,22 @@ class ClipTaskDataset(Dataset):
     (the stored size after the crop); ``crop_scale`` and ``hflip`` as TaskDataset's (augment=False or a split other
     than train turns them off); ``target_options``: make_task_target's options (depth_codecs, prompt_format ...)."""
 
-    def __init__(self, directory: str | Path, tasks: Sequence[str] = CLIP_TASKS,
-                 weights: Sequence[float] | None = None, frames: int = 4, stride: int = 1, split: str = "train",
-                 resolution: int | tuple[int, int] | None = None, seed: int = 0, val_fraction: float = 0.05,
-                 crop_scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5, augment: bool | None = None,
-                 target_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        tasks: Sequence[str] = CLIP_TASKS,
+        weights: Sequence[float] | None = None,
+        frames: int = 4,
+        stride: int = 1,
+        split: str = "train",
+        resolution: int | tuple[int, int] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.05,
+        crop_scale: tuple[float, float] = (0.7, 1.0),
+        hflip: float = 0.5,
+        augment: bool | None = None,
+        target_options: Mapping[str, Any] | None = None,
+    ):
         unknown = [t for t in tasks if t not in CLIP_TASKS]
         if unknown or not tasks:
             raise ValueError(f"tasks {list(tasks)}: each must be one of {CLIP_TASKS}")
@@ -62,20 +73,27 @@ class ClipTaskDataset(Dataset):
         self.directory = Path(directory)
         m = load_manifest(self.directory)
         if "clip" not in m:
-            raise UserError(f"{self.directory} is a dataset of stills, not clips: use rgbify.datasets.loading."
-                            "TaskDataset, or build clips with rgbify build --clip-frames T")
+            raise UserError(
+                f"{self.directory} is a dataset of stills, not clips: use rgbify.datasets.loading."
+                "TaskDataset, or build clips with rgbify build --clip-frames T"
+            )
         if frames < 2 and any(t != FLOW_TASK for t in tasks):
             raise ValueError(f"frames {frames} must be 2 or more")
         if (frames - 1) * stride + 1 > m["frames"]:
-            raise ValueError(f"frames {frames} with stride {stride} span {(frames - 1) * stride + 1} frames; the "
-                             f"dataset's clips have {m['frames']}")
+            raise ValueError(
+                f"frames {frames} with stride {stride} span {(frames - 1) * stride + 1} frames; the "
+                f"dataset's clips have {m['frames']}"
+            )
         entries = sorted(m["shards"], key=lambda e: e["first_index"])
         if isinstance(resolution, int):
             resolution = (resolution, resolution)
         augment = (split == "train") if augment is None else augment
-        common = {"size": None if resolution is None else (int(resolution[0]), int(resolution[1])),
-                  "crop_scale": tuple(crop_scale) if augment else (1.0, 1.0), "flip_prob": hflip if augment else 0.0,
-                  "seed": seed}
+        common = {
+            "size": None if resolution is None else (int(resolution[0]), int(resolution[1])),
+            "crop_scale": tuple(crop_scale) if augment else (1.0, 1.0),
+            "flip_prob": hflip if augment else 0.0,
+            "seed": seed,
+        }
         shards = [self.directory / e["file"] for e in entries]
         self.clips = ClipItems(shards, kind="clip", frames=frames, stride=stride, **common)
         self.pairs = ClipItems(shards, kind="pair", **common)
@@ -87,8 +105,11 @@ class ClipTaskDataset(Dataset):
         firsts = [int(e["first_index"]) for e in entries]
         self.clip_index = lambda r, j: firsts[r] + j
         pair_of = {key: n for n, key in enumerate(self.pairs.items)}
-        self.items = [(n, pair_of[key]) for n, key in enumerate(self.clips.items)
-                      if split == "all" or is_val_index(self.clip_index(*key[:2]), val_fraction) == (split == "val")]
+        self.items = [
+            (n, pair_of[key])
+            for n, key in enumerate(self.clips.items)
+            if split == "all" or is_val_index(self.clip_index(*key[:2]), val_fraction) == (split == "val")
+        ]
         self.target_options = dict(target_options or {})
         self.epoch = 0
 
@@ -114,24 +135,42 @@ class ClipTaskDataset(Dataset):
         x = source.get(index, epoch)
         r, j, _ = source.items[index]
         n, h, w = x["depth"].shape
-        out: dict[str, Any] = {"task": task, "frames": torch.from_numpy(x["frames"]), "clip_index":
-                               self.clip_index(r, j), "flipped": bool(x["flipped"]),
-                               "image": torch.from_numpy(np.ascontiguousarray(x["rgb"].transpose(0, 3, 1, 2))),
-                               "K": torch.from_numpy(x["K"].astype(np.float32))}
+        out: dict[str, Any] = {
+            "task": task,
+            "frames": torch.from_numpy(x["frames"]),
+            "clip_index": self.clip_index(r, j),
+            "flipped": bool(x["flipped"]),
+            "image": torch.from_numpy(np.ascontiguousarray(x["rgb"].transpose(0, 3, 1, 2))),
+            "K": torch.from_numpy(x["K"].astype(np.float32)),
+        }
         if task == FLOW_TASK:
             flow, valid = x["flow_fwd"][0], x["valid_fwd"][0]
-            target, prompt, decode = make_task_target(FLOW_TASK, {"flow": flow}, rng, flow_valid=valid,
-                                                      **self.target_options)
-            out.update(target=torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))[None],
-                       prompt=prompt, frame_prompts=[prompt], decode=json.dumps(decode),
-                       flow=torch.from_numpy(flow), valid=torch.from_numpy(valid))
+            target, prompt, decode = make_task_target(
+                FLOW_TASK, {"flow": flow}, rng, flow_valid=valid, **self.target_options
+            )
+            out.update(
+                target=torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))[None],
+                prompt=prompt,
+                frame_prompts=[prompt],
+                decode=json.dumps(decode),
+                flow=torch.from_numpy(flow),
+                valid=torch.from_numpy(valid),
+            )
             return out
-        gt = {"depth": x["depth"].reshape(n * h, w), "normals": x["normals"].reshape(n * h, w, 3),
-              "instance": x["instance"].reshape(n * h, w), "semantic": x["semantic"].reshape(n * h, w),
-              "class_names": self.classes}
+        gt = {
+            "depth": x["depth"].reshape(n * h, w),
+            "normals": x["normals"].reshape(n * h, w, 3),
+            "instance": x["instance"].reshape(n * h, w),
+            "semantic": x["semantic"].reshape(n * h, w),
+            "class_names": self.classes,
+        }
         opts = {k: v for k, v in self.target_options.items() if k != "flip_x"}  # normals are mirrored already
         target, prompt, decode = make_task_target(task, gt, rng, **opts)
         frames_target = target.reshape(n, h, w, 3).transpose(0, 3, 1, 2)
-        out.update(target=torch.from_numpy(np.ascontiguousarray(frames_target)), prompt=clip_prompt(prompt, n, rng),
-                   frame_prompts=frame_prompts(prompt, n), decode=json.dumps(decode))
+        out.update(
+            target=torch.from_numpy(np.ascontiguousarray(frames_target)),
+            prompt=clip_prompt(prompt, n, rng),
+            frame_prompts=frame_prompts(prompt, n),
+            decode=json.dumps(decode),
+        )
         return out
