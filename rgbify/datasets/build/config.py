@@ -127,6 +127,8 @@ def check(cfg: BuildConfig) -> None:
 def _check_clip(cfg: BuildConfig) -> None:
     if not isinstance(cfg.clip_frames, int) or cfg.clip_frames < 0 or cfg.clip_frames == 1:
         raise UserError(f"--clip-frames {cfg.clip_frames} must be 2 or more (a clip), or 0 for stills")
+    if cfg.clip_frames and cfg.storage != "compact":
+        raise UserError(f"--storage {cfg.storage}: clip shards have one storage (compact) so far; leave --storage out")
     if cfg.clip is not None and not cfg.clip_frames:
         raise UserError(f"--clip {cfg.clip}: clip settings need --clip-frames T (2 or more)")
     if cfg.clip is not None and not Path(cfg.clip).is_file():
