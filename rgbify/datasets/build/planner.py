@@ -91,6 +91,8 @@ def build(cfg: BuildConfig, progress: Any = None, log: Callable[[str], None] = p
     check(cfg)
     if cfg.blender:
         cfg = dataclasses.replace(cfg, blender=find_blender(cfg.blender))
+    if cfg.clip is not None:  # read by every render call, on Ray too (from another working folder)
+        cfg = dataclasses.replace(cfg, clip=Path(cfg.clip).resolve())
     pool = RayPool(cfg, log) if cfg.ray is not None else LocalPool(cfg)
     return Planner(cfg, pool, progress, log).run()
 
