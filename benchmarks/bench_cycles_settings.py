@@ -52,6 +52,10 @@ CANDIDATES: list[tuple[str, dict]] = [
                                        transmission_bounces=4)),
     ("16 spp, bounces 12 (8/8/12)", dict(samples=16, max_bounces=12, diffuse_bounces=8, glossy_bounces=8)),
     ("16 spp, light tree off", dict(samples=16, light_tree=False)),
+    ("16 spp, OIDN quality BALANCED", dict(samples=16, _denoise_quality="BALANCED")),
+    ("16 spp, OIDN quality FAST", dict(samples=16, _denoise_quality="FAST")),
+    ("12 spp", dict(samples=12)),
+    ("20 spp, OIDN quality BALANCED", dict(samples=20, _denoise_quality="BALANCED")),
     ("16 spp, clamp 0 (off)", dict(samples=16, clamp_indirect=0.0)),
     ("16 spp, clamp 3", dict(samples=16, clamp_indirect=3.0)),
     ("16 spp, caustics off", dict(samples=16, caustics=False)),
@@ -101,6 +105,8 @@ def render_variants(spec, variants: list[tuple[str, dict]], tmp: str) -> dict[st
     cycles._common_cycles(built.scene, "cpu", None)
     out = {}
     for name, change in variants:
+        change = dict(change)
+        cycles.DENOISE_QUALITY = change.pop("_denoise_quality", "HIGH")  # OIDN's quality: a renderer setting
         s = dataclasses.replace(spec, render=dataclasses.replace(spec.render, **change))
         t0, c0 = time.perf_counter(), cpu_seconds()
         rgb = cycles.render_rgb(built, s, os.path.join(tmp, "rgb.png"))
@@ -126,12 +132,16 @@ def main(argv=None) -> None:
     ap.add_argument("--scenes", type=int, default=2, help="scenes per recipe")
     ap.add_argument("--size", default="256x192")
     ap.add_argument("--quick", action="store_true", help=f"only {sorted(QUICK)}")
+    ap.add_argument("--only", help="semicolon-separated candidate names to run (besides the build default)")
     ap.add_argument("--save", help="folder to write the reference and the candidates' PNGs to")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rgbify-cycles-references"),
                     help="folder of reference renders, by spec hash (reused)")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.split("x"))
     candidates = [c for c in CANDIDATES if not args.quick or c[0] in QUICK]
+    if args.only:
+        keep = {BASE, *args.only.split(";")}
+        candidates = [c for c in candidates if c[0] in keep]
     from rgbify.scenes.spec import spec_hash
 
     renderer = renderer_hash()  # a reference is reused only for the same spec and the same renderer code

@@ -3,6 +3,7 @@ revision, interleaved so both see the same machine load.
 
     python benchmarks/bench_sample_cost.py --baseline cc6762c               # 2 samples per recipe per revision
     python benchmarks/bench_sample_cost.py --baseline cc6762c --n 1 --size 256
+    python benchmarks/bench_sample_cost.py --baseline cc6762c --this-spp 12    # this tree at 12 spp, the baseline at 16
 
 For sample index i of each recipe, it runs the baseline's and this tree's ``sample_scene`` + ``render`` one after
 the other (each in a fresh process whose ``rgbify`` is that revision's, Blender imported and warmed on a 16x16
@@ -78,18 +79,23 @@ def main(argv=None) -> None:
     ap.add_argument("--recipes", default="indoor,tabletop,outdoor")
     ap.add_argument("--n", type=int, default=2, help="samples per recipe and revision (default 2)")
     ap.add_argument("--size", type=int, default=512, help="image width in pixels (default 512)")
-    ap.add_argument("--spp", type=int, default=16, help="Cycles samples (default 16, `rgbify build`'s default)")
+    ap.add_argument("--spp", type=int, default=16, help="Cycles samples (default 16, `rgbify build`'s old default)")
+    ap.add_argument("--this-spp", type=int, help="Cycles samples of this tree (default: --spp), for a quality-matched "
+                    "comparison (docs/performance.md)")
     args = ap.parse_args(argv)
     trees = {args.baseline: tree_of(args.baseline), "this tree": tree_of(None)}
     runs: dict[tuple[str, str], list[dict]] = {}
     for recipe in args.recipes.split(","):
         for i in range(args.n):
             for label, tree in trees.items():  # interleaved: baseline, this tree, baseline, ...
-                r = one(tree, recipe, i, args.size, args.spp)
+                spp = args.this_spp if label == "this tree" and args.this_spp else args.spp
+                r = one(tree, recipe, i, args.size, spp)
                 runs.setdefault((recipe, label), []).append(r)
                 print(f"{recipe} {i} {label}: {r['cpu']:.1f} core-s, {r['wall']:.1f} s ({r['samples']} spp)",
                       file=sys.stderr, flush=True)
-    print(f"## Seconds per sample, {args.size} px wide, default quality, {args.n} samples per recipe\n")
+    this = args.this_spp or args.spp
+    print(f"## Seconds per sample, {args.size} px wide, {args.baseline} at {args.spp} spp, this tree at {this} spp, "
+          f"{args.n} samples per recipe\n")
     print(f"| recipe | {args.baseline} core-s | this tree core-s | ratio | {args.baseline} wall s | this tree wall s |")
     print("|---|---:|---:|---:|---:|---:|")
     for recipe in args.recipes.split(","):

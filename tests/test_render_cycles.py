@@ -324,6 +324,37 @@ def test_a_thin_pane_lets_the_sun_through_without_caustics():
     assert slab < 0.3 * open_sky
 
 
+def test_surface_detail_is_for_camera_rays_and_glows_beside_lamps_are_not_lights(monkeypatch):
+    """Bump and roughness variation are seen by camera rays only: with no bounces (camera rays and direct light
+    alone) the picture is the same bit for bit with and without that saving, and the bump does show. A glowing
+    material is sampled as a light only in a scene without lamps of its own."""
+    from rgbify.render import cycles, shading
+    from rgbify.scenes.geometry import scene_meshes
+    from rgbify.scenes.spec import Material, RenderSettings
+
+    base = tiny_scene(width=24, height=16)
+    bumpy = Material(base_color=(0.6, 0.5, 0.4), color2=(0.2, 0.2, 0.2), pattern="stone", bump_m=0.02,
+                     roughness_variation=0.4, pattern_scale_m=0.3)
+    floor = dataclasses.replace(base.objects[0], material=bumpy)
+    spec = dataclasses.replace(base, objects=(floor, base.objects[1]),
+                               render=RenderSettings(samples=4, denoise=False, max_bounces=0))
+    images = {}
+    for only in (True, False):
+        monkeypatch.setattr(shading, "CAMERA_ONLY_DETAIL", only)
+        images[only] = render(spec).rgb
+    flat = dataclasses.replace(floor, material=dataclasses.replace(bumpy, bump_m=0.0, roughness_variation=0.0))
+    plain = render(dataclasses.replace(spec, objects=(flat, base.objects[1]))).rgb
+    assert np.array_equal(images[True], images[False])
+    assert np.abs(images[True].astype(int) - plain.astype(int)).mean() > 0.3  # renders are deterministic
+
+    glow = dataclasses.replace(base.objects[1], material=Material(emission_strength=2.0))
+    for lights, sampling in ((base.lights, "NONE"), ((), "AUTO")):
+        lit = dataclasses.replace(base, objects=(base.objects[0], glow), lights=lights)
+        cycles.reset()
+        cycles.build_scene(lit, scene_meshes(lit.objects))
+        assert cycles.bpy.data.materials["box.material0"].cycles.emission_sampling == sampling
+
+
 @pytest.mark.slow
 def test_cli_renders_a_recipe_sample(tmp_path):
     import rgbify.scenes

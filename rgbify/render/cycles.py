@@ -88,8 +88,9 @@ def _load_image(ref: str, what: str):
         raise BlenderSceneError(f"{what} {ref!r} could not be read by Blender: {e}") from None
 
 
-def _make_material(m: Material, name: str):
-    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"))
+def _make_material(m: Material, name: str, emission_is_light: bool = True):
+    return shading.make_material(m, name, lambda ref: _load_image(ref, f"image texture of {name!r}"),
+                                 emission_is_light)
 
 
 def _make_mesh(name: str, mesh: TriMesh, smooth: bool):
@@ -199,7 +200,7 @@ def build_scene(spec: SceneSpec, meshes: list[TriMesh]) -> BuiltScene:
             raise BlenderSceneError(f"object {obj.name!r}: its geometry uses {used} material slots, the spec gives "
                                     f"{len(slots)} (material + materials)")
         for k, m in enumerate(slots):
-            me.materials.append(_make_material(m, f"{obj.name}.material{k}"))
+            me.materials.append(_make_material(m, f"{obj.name}.material{k}", emission_is_light=not spec.lights))
         ob = bpy.data.objects.new(obj.name, me)
         ob.matrix_world = np.asarray(obj.world_from_object, dtype=np.float64).T.tolist()
         ob.pass_index = int(obj.instance_id)
@@ -333,6 +334,11 @@ def _enable_gpu() -> None:
     raise BlenderSceneError("device 'gpu' requested but Blender found no CUDA or OptiX device; use --device cpu")
 
 
+DENOISE_QUALITY = "HIGH"
+"""OIDN's quality mode for the RGB render (HIGH, BALANCED, FAST): a renderer setting the benchmarks vary
+(benchmarks/bench_cycles_settings.py; docs/performance.md has what each costs and loses)."""
+
+
 def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     """The RGB render, written as an 8-bit PNG at ``path`` and returned as uint8 (H,W,3)."""
     scene = built.scene
@@ -346,6 +352,7 @@ def render_rgb(built: BuiltScene, spec: SceneSpec, path: str) -> np.ndarray:
     if rs.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
         c.denoising_prefilter = rs.denoise_prefilter
+        c.denoising_quality = DENOISE_QUALITY
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.filter_width = 1.5
     c.max_bounces = int(rs.max_bounces)

@@ -350,13 +350,13 @@ PATTERNS: dict[str, PatternBuilder] = {
 }
 
 
-def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) -> Any:
-    """A Blender material of ``m``. ``image_loader(ref)`` returns the bpy image of an ``image_texture`` reference."""
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nt = mat.node_tree
-    g = _Graph(nt)
-    bsdf = nt.nodes.get("Principled BSDF")
+CAMERA_ONLY_DETAIL = True
+"""Bump and roughness variation for camera rays only (``make_material``); benchmarks switch it off to compare."""
+
+
+def _principled(g: _Graph, m: Material, bsdf: Any = None) -> Any:
+    """A Principled BSDF (``bsdf`` if given, else a new one) set to ``m``'s constant inputs."""
+    bsdf = bsdf if bsdf is not None else g.nt.nodes.new("ShaderNodeBsdfPrincipled")
     color = (*m.base_color, 1.0)
     _set(bsdf, "Base Color", color)
     _set(bsdf, "Roughness", float(m.roughness))
@@ -367,11 +367,34 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
     if m.emission_strength > 0:
         _set(bsdf, "Emission Color", color)
         _set(bsdf, "Emission Strength", float(m.emission_strength))
+    return bsdf
+
+
+def make_material(m: Material, name: str, image_loader: Callable[[str], Any], emission_is_light: bool = True) -> Any:
+    """A Blender material of ``m``. ``image_loader(ref)`` returns the bpy image of an ``image_texture`` reference.
+
+    Two savings that leave the picture as it is (docs/performance.md measures them):
+    - the bump and the roughness variation of a pattern are seen by camera rays only: rays after a bounce (in
+      colour bleeding, reflections, the view through glass) see the same pattern colour on a smooth surface at
+      the base roughness, while their blur hides that detail anyway;
+    - ``emission_is_light`` False (the scene has lamps of its own: a recipe's glowing shades and ceiling panels
+      sit on a point or area light that does the lighting): the glow is seen and bounced but not sampled as a
+      light, so it does not crowd the light tree. The image's mean is unchanged (unbiased); only the noise of
+      the glow's own small share of the light moves.
+    """
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    g = _Graph(nt)
+    bsdf = _principled(g, m, nt.nodes.get("Principled BSDF"))
+    if m.emission_strength > 0 and not emission_is_light:
+        mat.cycles.emission_sampling = "NONE"
     if m.image_texture is not None:
         _image(g, m, bsdf, image_loader(m.image_texture))
     elif m.pattern != "none":
         fac, height = PATTERNS[m.pattern](g, m)
-        g.link(g.mix_color(fac, tuple(m.base_color), tuple(m.color2)), bsdf.inputs["Base Color"])
+        col = g.mix_color(fac, tuple(m.base_color), tuple(m.color2))
+        g.link(col, bsdf.inputs["Base Color"])
         if m.roughness_variation > 0:
             r = g.math("ADD", float(m.roughness), g.math("MULTIPLY", g.math("SUBTRACT", fac, 0.5),
                                                             2.0 * float(m.roughness_variation)))
@@ -380,9 +403,26 @@ def make_material(m: Material, name: str, image_loader: Callable[[str], Any]) ->
             bump = g.node("ShaderNodeBump", Strength=1.0, Distance=float(m.bump_m))
             g.link(height, bump.inputs["Height"])
             g.link(bump.outputs["Normal"], bsdf.inputs["Normal"])
+        if CAMERA_ONLY_DETAIL and (m.roughness_variation > 0 or m.bump_m > 0) and not m.thin:
+            _camera_only_detail(g, m, bsdf, col)
     if m.thin and m.transmission > 0:
         _thin_sheet(g, m)
     return mat
+
+
+def _camera_only_detail(g: _Graph, m: Material, bsdf: Any, col: Any) -> None:
+    """The surface becomes a Mix Shader on Is Camera Ray of the detailed BSDF and a plain copy (same pattern
+    colour, base roughness, no bump). Cycles compiles a Mix Shader into a jump, so the nodes only the detailed
+    branch uses (the bump's three evaluations of the height graph, the roughness variation) run for camera rays
+    only. The pattern colour is shared by both branches and computed once."""
+    plain = _principled(g, m)
+    g.link(col, plain.inputs["Base Color"])
+    path = g.nt.nodes.new("ShaderNodeLightPath")
+    mix = g.nt.nodes.new("ShaderNodeMixShader")
+    g.link(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
+    g.link(plain.outputs["BSDF"], mix.inputs[1])
+    g.link(bsdf.outputs["BSDF"], mix.inputs[2])
+    g.link(mix.outputs["Shader"], g.nt.nodes.get("Material Output").inputs["Surface"])
 
 
 def _thin_sheet(g: _Graph, m: Material) -> None:

@@ -47,8 +47,10 @@ scheduler's unshifted sigmas (FLUX's scheduler shifts by resolution at inference
 PixArt-Sigma (``tiny-pixart``, ``PixArtSigmaPipeline`` folders) is a diffusion model: DDPM epsilon / v objective,
 the learned-sigma half of the output ignored, DPM-Solver++ sampling, T5 states with their mask. SANA
 (``tiny-sana``, ``SanaPipeline`` folders) is a flow model with Gemma-2 states and mask and a DC-AE, sampled with
-DPM-Solver++ on flow sigmas. Both widen the patch embedding; neither has an input for the lotus switch, so lotus
-mode is refused for them.
+DPM-Solver++ on flow sigmas. Both widen the patch embedding; neither has a pooled or class input for the lotus
+switch, so in lotus mode the embedding takes SWITCH_DIM more channels, the switch broadcast as constant planes after
+[x_t, image] (zero-initialised kernel columns: the stock classes load and run it; PixArt's lotus timestep is DDPM's
+last, T-1).
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ from rgbify.train.parts import (
 SD3_PIPELINES = ("StableDiffusion3Pipeline",)
 """model_index.json classes of the SD3 family."""
 SWITCH_DIM = 4
-"""Inputs of the lotus task switch (``lotus_switch``'s [sin, cos] of a one-hot pair) added to the pooled projection."""
+"""Inputs of the lotus task switch (``lotus_switch``'s [sin, cos] of a one-hot pair): columns added to the pooled
+projection (SD3, FLUX) or input channels of the patch embedding (PixArt, SANA: ``CHANNEL_SWITCH``)."""
 T5_TOKENS = 256
 """Zero T5 tokens after the 77 CLIP tokens: StableDiffusion3Pipeline's default max_sequence_length."""
 CONDITIONED = "conditioned"
@@ -103,6 +106,8 @@ SANA_PIPELINES = ("SanaPipeline",)
 SANA_TOKENS = 300
 """Gemma tokens of a SANA prompt: SanaPipeline's default max_sequence_length (without its complex human
 instruction, which rgbify does not prepend: pass complex_human_instruction=None to the stock pipeline)."""
+CHANNEL_SWITCH = ("pixart", "sana")
+"""Families whose lotus switch is SWITCH_DIM constant input channels (they have no pooled or class input)."""
 PATCH_EMBED = {"sd3": "pos_embed.proj", "pixart": "pos_embed.proj", "sana": "patch_embed.proj", "flux": "x_embedder"}
 """The module that embeds latents as tokens, which a conditioned mode widens."""
 """T5 tokens of a PixArt-Sigma prompt: PixArtSigmaPipeline's default max_sequence_length."""
@@ -660,28 +665,34 @@ def latent_inputs(components) -> int:
 
 
 def has_switch(components) -> bool:
-    if components.family in ("pixart", "sana"):
-        return False
+    """Whether the transformer has lotus's task-switch inputs (SD3, FLUX: in the pooled projection; PixArt, SANA:
+    SWITCH_DIM constant input channels after [x_t, image])."""
+    if components.family in CHANNEL_SWITCH:
+        return components.unet.config.in_channels == 2 * latent_inputs(components) + SWITCH_DIM
     return components.unet.config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
 
 
-def _expand_patch_embed(transformer, mode: str) -> None:
-    """Give the patch embedding 2C input channels ([x_t, image], marigold [image, x_t]): instruct keeps the kernel
-    on x_t and zeros the image half; marigold and lotus copy it into both halves and halve it."""
+def _expand_patch_embed(transformer, mode: str, extra: int = 0) -> None:
+    """Give the patch embedding 2C input channels ([x_t, image], marigold [image, x_t]) and ``extra`` more (lotus on
+    PixArt / SANA: the task switch's planes), zero-initialised: instruct keeps the kernel on x_t and zeros the image
+    half; marigold and lotus copy it into both halves and halve it."""
     owner = transformer.patch_embed if hasattr(transformer, "patch_embed") else transformer.pos_embed  # SANA's
     old = owner.proj
     c = old.in_channels
-    new = torch.nn.Conv2d(2 * c, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    n = 2 * c + extra
+    new = torch.nn.Conv2d(n, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
     with torch.no_grad():
+        new.weight.zero_()
         if mode == "instruct":
-            new.weight.zero_()
             new.weight[:, :c] = old.weight  # instruct: [x_t, image]
         else:
-            new.weight.copy_(torch.cat([old.weight, old.weight], dim=1) * 0.5)
+            new.weight[:, : 2 * c] = torch.cat([old.weight, old.weight], dim=1) * 0.5
         if old.bias is not None:
             new.bias.copy_(old.bias)
     owner.proj = new
-    transformer.register_to_config(in_channels=2 * c)
+    if transformer.config.get("out_channels") is None:  # the stock classes default out_channels to in_channels
+        transformer.register_to_config(out_channels=c)
+    transformer.register_to_config(in_channels=n)
 
 
 def _expand_x_embedder(transformer, mode: str) -> None:
@@ -718,30 +729,31 @@ def adapt(components, cfg: TrainConfig) -> None:
     already is used as it is only if it is an rgbify run of the same mode."""
     t = components.unet
     c = latent_inputs(components)
-    if t.config.in_channels == c:
-        (_expand_x_embedder if components.family == "flux" else _expand_patch_embed)(t, cfg.mode)
-    elif t.config.in_channels == 2 * c:
+    n = t.config.in_channels
+    extra = SWITCH_DIM if components.family in CHANNEL_SWITCH and cfg.mode == "lotus" else 0
+    if n == c:
+        if components.family == "flux":
+            _expand_x_embedder(t, cfg.mode)
+        else:
+            _expand_patch_embed(t, cfg.mode, extra)
+    elif n == 2 * c or (n == 2 * c + SWITCH_DIM and components.family in CHANNEL_SWITCH):
         mode, whose = conventions_of(cfg.base_model)
         if mode != cfg.mode:
             raise UserError(
-                f"--base-model {cfg.base_model}: its transformer takes {2 * c} input channels and it is "
+                f"--base-model {cfg.base_model}: its transformer takes {n} input channels and it is "
                 f"{whose}; train it with --mode {mode}"
                 if mode
-                else f"--base-model {cfg.base_model}: its transformer takes {2 * c} input channels but it is "
-                f"{whose}, so its conventions are unknown; give a {c}-channel SD3 folder"
+                else f"--base-model {cfg.base_model}: its transformer takes {n} input channels but it is "
+                f"{whose}, so its conventions are unknown; give a {c}-channel folder"
             )
     else:
         raise UserError(
-            f"--base-model {cfg.base_model}: the transformer takes {t.config.in_channels} input "
+            f"--base-model {cfg.base_model}: the transformer takes {n} input "
             f"channels; the VAE gives {c} (need {c}, or {2 * c} for an rgbify run)"
         )
-    if cfg.mode == "lotus" and components.family in ("pixart", "sana"):
-        name = {"pixart": "PixArt", "sana": "SANA"}[components.family]
-        raise UserError(
-            f"--base-model {cfg.base_model}: --mode lotus needs a task-switch input, and {name} has no "
-            f"pooled or class conditioning to carry one; train {name} with --mode instruct or marigold"
-        )
     if cfg.mode == "lotus" and not has_switch(components):
+        if components.family in CHANNEL_SWITCH:  # cannot happen: conventions_of refused the 2C folder above
+            raise UserError(f"--base-model {cfg.base_model}: --mode lotus needs its task-switch channels")
         _add_switch(t)
     if components.family == "pixart":
         components.noise_scheduler.register_to_config(prediction_type=cfg.prediction_type)
@@ -918,10 +930,20 @@ def sana_scheduler(components):
     )
 
 
-def _call_sana(transformer, mode: str, x, image, t, states, mask):
-    """SANA on [x_t, image] with the Gemma states and their mask; timestep x timestep_scale (SanaPipeline's)."""
+def latent_input(mode: str, x, image, switch=None) -> torch.Tensor:
+    """[x_t, image] (marigold [image, x_t]), then the lotus switch (B, SWITCH_DIM) as constant planes if given."""
+    z = unet_input(mode, x, image)
+    if switch is None:
+        return z
+    planes = switch.to(z.dtype)[:, :, None, None].expand(-1, -1, *z.shape[2:])
+    return torch.cat([z, planes], dim=1)
+
+
+def _call_sana(transformer, mode: str, x, image, t, states, mask, switch=None):
+    """SANA on [x_t, image(, switch)] with the Gemma states and their mask; timestep x timestep_scale
+    (SanaPipeline's)."""
     out = transformer(
-        unet_input(mode, x, image).to(transformer.dtype),
+        latent_input(mode, x, image, switch).to(transformer.dtype),
         encoder_hidden_states=states.to(transformer.dtype),
         encoder_attention_mask=mask,
         timestep=t * transformer.config.timestep_scale,
@@ -938,11 +960,11 @@ def pixart_scheduler(components):
     return DPMSolverMultistepScheduler.from_config(config, prediction_type=config.prediction_type)
 
 
-def _call_pixart(transformer, mode: str, x, image, t, states, mask):
-    """PixArt on [x_t, image] with the T5 states and their mask; the learned-sigma half of the output dropped (as
-    PixArtSigmaPipeline drops it)."""
+def _call_pixart(transformer, mode: str, x, image, t, states, mask, switch=None):
+    """PixArt on [x_t, image(, switch)] with the T5 states and their mask; the learned-sigma half of the output
+    dropped (as PixArtSigmaPipeline drops it)."""
     out = transformer(
-        unet_input(mode, x, image).to(transformer.dtype),
+        latent_input(mode, x, image, switch).to(transformer.dtype),
         encoder_hidden_states=states.to(transformer.dtype),
         encoder_attention_mask=mask,
         timestep=t,
@@ -977,13 +999,18 @@ def _call_flux(transformer, mode: str, x, image, t, states, pooled):
     return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
-def _call(transformer, mode: str, x, image, t, states, pooled):
-    if type(transformer).__name__ == "FluxTransformer2DModel":
+def _call(transformer, mode: str, x, image, t, states, pooled, switch=None):
+    """The transformer's prediction for x_t; ``switch``: lotus's (B, SWITCH_DIM) task switch or None (PixArt,
+    SANA: input planes; SD3, FLUX: appended to the pooled vector)."""
+    name = type(transformer).__name__
+    if name == "PixArtTransformer2DModel":
+        return _call_pixart(transformer, mode, x, image, t, states, pooled, switch)
+    if name == "SanaTransformer2DModel":
+        return _call_sana(transformer, mode, x, image, t, states, pooled, switch)
+    if switch is not None:
+        pooled = torch.cat([pooled, switch.to(pooled.dtype)], dim=1)
+    if name == "FluxTransformer2DModel":
         return _call_flux(transformer, mode, x, image, t, states, pooled)
-    if type(transformer).__name__ == "PixArtTransformer2DModel":
-        return _call_pixart(transformer, mode, x, image, t, states, pooled)
-    if type(transformer).__name__ == "SanaTransformer2DModel":
-        return _call_sana(transformer, mode, x, image, t, states, pooled)
     return transformer(
         hidden_states=unet_input(mode, x, image).to(transformer.dtype),
         timestep=t,
@@ -993,8 +1020,16 @@ def _call(transformer, mode: str, x, image, t, states, pooled):
     )[0]
 
 
-def with_switch(pooled: torch.Tensor, rgb: bool) -> torch.Tensor:
-    return torch.cat([pooled, lotus_switch(pooled.shape[0], rgb, pooled.device).to(pooled.dtype)], dim=1)
+def switch_off(components, b: int, device) -> torch.Tensor | None:
+    """The task switch set to "task" for a transformer that has one (lotus runs), else None."""
+    return lotus_switch(b, False, device) if has_switch(components) else None
+
+
+def lotus_timestep(components) -> float:
+    """Lotus's one timestep, the end of the schedule: T for the flow families (sigma = 1), T-1 for PixArt's DDPM
+    (its last timestep, the UNet's)."""
+    n = float(components.noise_scheduler.config.num_train_timesteps)
+    return n - 1 if components.family == "pixart" else n
 
 
 def flow_step(
@@ -1014,16 +1049,17 @@ def flow_step(
     noise = torch.randn(target.shape, generator=gen, device=device)
     weight = torch.ones(b, device=device)
     if cfg.mode == "lotus":
-        t = torch.full((b,), float(sched.config.num_train_timesteps), device=device)
+        t = torch.full((b,), lotus_timestep(components), device=device)
         start = torch.zeros_like(noise) if cfg.lotus_deterministic else noise
-        x, img, goal, pooled_in = start, image, target, with_switch(pooled, False)
+        x, img, goal, switch = start, image, target, lotus_switch(b, False, device)
         if cfg.detail_preserver:
             noise2 = torch.randn(target.shape, generator=gen, device=device)
             start2 = torch.zeros_like(noise2) if cfg.lotus_deterministic else noise2
             x, img, goal = torch.cat([x, start2]), torch.cat([image, image]), torch.cat([target, image])
-            pooled_in = torch.cat([pooled_in, with_switch(pooled, True)])
+            switch = torch.cat([switch, lotus_switch(b, True, device)])
             t, states, weight = torch.cat([t, t]), torch.cat([states, states]), torch.cat([weight, weight])
-        pred = _call(t_model, cfg.mode, x, img, t, states, pooled_in)
+            pooled = torch.cat([pooled, pooled])
+        pred = _call(t_model, cfg.mode, x, img, t, states, pooled, switch)
     else:
         if components.family == "pixart":  # diffusion (DDPM): t uniform, epsilon or v (PixArt-Sigma's epsilon)
             t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=gen, device=device)
@@ -1045,14 +1081,13 @@ def flow_step(
             states = torch.where(drop_text[:, None, None], empty, states)
             pooled = torch.where(drop_text[:, None], empty_pooled, pooled)
             image = torch.where(drop_image[:, None, None, None], torch.zeros_like(image), image)
-        if has_switch(components):  # a lotus-adapted transformer fine-tuned in another mode: switch off
-            pooled = with_switch(pooled, False)
         if components.family == "pixart":
             goal = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(target, noise, t)
         else:
             goal = noise - target
             weight = compute_loss_weighting_for_sd3(cfg.loss_weighting, sigma).float()
-        pred = _call(t_model, cfg.mode, noisy, image, t, states, pooled)
+        switch = switch_off(components, b, device)  # a lotus-adapted transformer in another mode: switch off
+        pred = _call(t_model, cfg.mode, noisy, image, t, states, pooled, switch)
     per_item = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3)) * weight
     return per_item.mean(), per_item[:b].detach()
 
@@ -1083,13 +1118,12 @@ def sample_latent(
     device = img.device
     x = torch.randn(img.shape, generator=gen, device=device)
     b = img.shape[0]
-    if has_switch(components):
-        pooled = with_switch(pooled, False)
+    switch = switch_off(components, b, device)
     if cfg.mode == "lotus":
         if cfg.lotus_deterministic:
             x = torch.zeros_like(x)
-        t = torch.full((b,), float(components.noise_scheduler.config.num_train_timesteps), device=device)
-        return _call(t_model, cfg.mode, x, img, t, states, pooled).float()
+        t = torch.full((b,), lotus_timestep(components), device=device)
+        return _call(t_model, cfg.mode, x, img, t, states, pooled, switch).float()
     sched = {"pixart": pixart_scheduler, "sana": sana_scheduler}.get(components.family, sampling_scheduler)(components)
     if components.family in ("pixart", "sana"):  # PixArtSigmaPipeline's / SanaPipeline's DPM-Solver++ loop
         sched.set_timesteps(steps, device=device)
@@ -1111,11 +1145,9 @@ def sample_latent(
         sched.set_timesteps(steps, device=device)
     for t in sched.timesteps:
         if guidance is None:
-            v = _call(t_model, cfg.mode, x, img, t.expand(b), states, pooled)
+            v = _call(t_model, cfg.mode, x, img, t.expand(b), states, pooled, switch)
         else:
             empty, empty_pooled, tg, ig = guidance
-            if has_switch(components):
-                empty_pooled = with_switch(empty_pooled, False)
             full, only_img, none = _call(
                 t_model,
                 cfg.mode,
@@ -1124,6 +1156,7 @@ def sample_latent(
                 t.expand(3 * b),
                 torch.cat([states, empty, empty]),
                 torch.cat([pooled, empty_pooled, empty_pooled]),
+                None if switch is None else torch.cat([switch, switch, switch]),
             ).chunk(3)
             v = none + tg * (full - only_img) + ig * (only_img - none)
         x = sched.step(v.float(), t, x).prev_sample
@@ -1168,14 +1201,14 @@ def text_to_image(components, transformer, mode: str):
     c = latent_inputs(components)
     config = dict(transformer.config)
     config["in_channels"] = c
-    switch = has_switch(components)
+    switch = has_switch(components) and components.family not in CHANNEL_SWITCH  # the pooled projection's
     if switch:
         config["pooled_projection_dim"] -= SWITCH_DIM
     out = type(transformer).from_config({k: v for k, v in config.items() if not k.startswith("_")})
     state = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
     key = PATCH_EMBED[components.family] + ".weight"
     w = state[key]
-    state[key] = w[:, c:] if IMAGE_FIRST[mode] else w[:, :c]
+    state[key] = w[:, c : 2 * c] if IMAGE_FIRST[mode] else w[:, :c]  # without the switch's channels (PixArt, SANA)
     if switch:
         k = "time_text_embed.text_embedder.linear_1.weight"
         state[k] = state[k][:, : config["pooled_projection_dim"]]
@@ -1203,5 +1236,12 @@ def export(components, transformer, folder: Path, cfg: TrainConfig) -> None:
         text_encoder_3=components.text_encoder_3,
         tokenizer_3=components.tokenizer_3,
     )
-    pipe.save_pretrained(folder)
+    from diffusers.utils import logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # T5 dropped: diffusers warns that None components "cannot be saved" (loading passes
+    try:  # text_encoder_3=None, tokenizer_3=None; docs/training.md)
+        pipe.save_pretrained(folder)
+    finally:
+        dlog.set_verbosity(level)
     transformer.save_pretrained(folder / CONDITIONED)

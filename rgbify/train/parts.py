@@ -173,6 +173,9 @@ def add_lora(model, family: str, rank: int, mixed_precision: str = "no") -> int:
         from peft import LoraConfig
     except ImportError:
         raise UserError(f"--lora-rank {rank} needs peft: pip install peft (rgbify's train extra has it)") from None
+    if not hasattr(model, "add_adapter"):  # diffusers gives PixArtTransformer2DModel no PeftAdapterMixin
+        raise UserError(f"--lora-rank {rank}: diffusers has no LoRA adapters for {type(model).__name__}; train it "
+                        "in full (drop --lora-rank)")
     model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                                  target_modules=list(LORA_TARGETS[family])))
     for name, module in model.named_modules():
