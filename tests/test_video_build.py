@@ -279,7 +279,12 @@ def test_eval_scores_flow_and_video_depth_of_saved_predictions(ds, tmp_path):
     scaled = _predictions(ds, tmp_path / "scaled", depth_scales=(2.0, 2.0, 2.0))
     assert score(scaled)["depth_temporal"]["temporal_log"] < 1e-9  # a constant scale: consistent, log-wise
     assert score(scaled, "--alignment", "depth")["depth_temporal"]["temporal_abs_rel"] < 1e-6
-    # a missing frame file, a stills-style call: one line, exit 2
+    # the ground truth exported by `rgbify export --format flow` (KITTI PNG, 1/64 px steps) scores as perfect
+    exported = tmp_path / "exported"
+    assert "4 flow files" in run("export", str(ds), "--format", "flow", "--out", str(exported)).stdout
+    kitti = score(exported)["flow"]
+    assert kitti["epe"] < 1 / 64 and kitti["fl_all"] == 0 and kitti["pixels"] == perfect["flow"]["pixels"]
+    # a missing frame file: one line, exit 2
     (tmp_path / "perfect" / "000000001" / "000001.npy").unlink()
     p = run(
         "eval",
