@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rgbify.datasets.storage.clips import ClipShardReader, check_clip, clip_checksum
 from rgbify.scenes import load_recipe
@@ -300,3 +301,18 @@ def test_eval_scores_flow_and_video_depth_of_saved_predictions(ds, tmp_path):
     )
     assert p.returncode == 2 and "000000001: no flow file for frame 1" in p.stderr, p.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_clip_items_batch_through_the_thread_loader(ds):
+    """One kind of item per loader (clip items of T frames, or flow pairs): batches stack with the stills' collate."""
+    from rgbify.datasets import ThreadLoader, collate
+    from rgbify.datasets.loading.clip_dataset import ClipTaskDataset
+
+    for tasks, target in ((("depth", "semantic"), (2, 3, 6, 8)), (("flow",), (1, 3, 6, 8))):
+        d = ClipTaskDataset(ds, tasks=tasks, frames=2, split="all", resolution=(8, 6), augment=True)
+        batches = list(ThreadLoader(d, batch_size=2, threads=2, collate=collate))
+        d.close()
+        assert [b["image"].shape for b in batches] == [(2, 2, 3, 6, 8)] * 2
+        assert all(b["target"].shape == (2, *target) and len(b["prompt"]) == 2 for b in batches)
+        if tasks == ("flow",):
+            assert batches[0]["flow"].shape == (2, 6, 8, 2) and batches[0]["valid"].dtype == torch.bool
