@@ -82,7 +82,7 @@ def test_a_clip_dataset_is_built_verified_and_previewed(ds):
         assert gif.n_frames == 3
 
 
-def test_verify_catches_a_flipped_byte_and_a_broken_invariant(ds, tmp_path):
+def test_verify_catches_a_flipped_byte_build_repairs_it_and_invariants(ds, tmp_path):
     d = tmp_path / "d"
     import shutil
 
@@ -93,6 +93,11 @@ def test_verify_catches_a_flipped_byte_and_a_broken_invariant(ds, tmp_path):
     shard.write_bytes(bytes(data))
     p = run("verify", str(d), check=False)
     assert p.returncode == 1 and "shard-00001.h5: sha256 differs" in p.stdout and "shard-00000" not in p.stdout
+    # the same build command repairs it: that shard alone is re-rendered, bit-equal to the original
+    p = run("build", "--out", str(d), *CLIPS, "--no-preview")
+    assert "shard shards/shard-00001.h5 is corrupt" in p.stderr and "1 rendered now, 1 kept" in p.stdout, p.stderr
+    assert run("verify", str(d)).returncode == 0
+    assert {i: c["checksum"] for i, c in clips(d).items()} == {i: c["checksum"] for i, c in clips(ds).items()}
     # an invariant the checksum cannot see (a clip written with NaN flow at a valid pixel)
     c = clips(ds)[0]
     assert check_clip(c, 3, 12, 16) == []
