@@ -50,7 +50,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "shards. Every prompt fits CLIP's 77 tokens (a scene of more than 14 classes gives several "
                        "semantic items).")
     p.add_argument("dir", type=Path, help="dataset folder")
-    p.add_argument("--format", choices=("png", "webdataset"), default="png")
+    p.add_argument("--format", choices=("png", "webdataset", "flow"), default="png",
+                   help="flow: a clip dataset's ground-truth flow as standard files, OUT/CCCCCCCCC/TTTTTT.png (KITTI; "
+                   "--flow-file flo or npy for the others), the layout `rgbify eval --predictions` reads")
+    p.add_argument("--flow-file", choices=("png", "flo", "npy"), default="png", help="--format flow: file type")
+    p.add_argument("--direction", choices=("fwd", "bwd"), default="fwd",
+                   help="--format flow: forward (t -> t+1) or backward (t -> t-1) flow")
     p.add_argument("--out", type=Path, required=True, help="output folder: new, empty, or an earlier export (replaced "
                    "whole once the new one is complete)")
     p.add_argument("--tasks", default="depth,normals,semantic,instance",
@@ -166,6 +171,16 @@ def _export(args: argparse.Namespace) -> int:
     from rgbify.fileio import disk_error
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    if args.format == "flow":
+        from rgbify.datasets.export import export_clip_flow
+
+        with _reading(args.dir):
+            try:
+                n = export_clip_flow(args.dir, args.out, "." + args.flow_file, args.direction)
+            except OSError as e:
+                raise disk_error(e, args.out) from None
+        print(f"{args.out}: {n} flow files")
+        return 0
     with _reading(args.dir):
         try:
             n = export(args.dir, args.out, fmt=args.format, tasks=tasks, seed=args.seed, shard_size=args.shard_size)

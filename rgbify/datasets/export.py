@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from rgbify.datasets.storage.clips import ClipShardReader
+from rgbify.datasets.storage.manifest import load_manifest
 from rgbify.datasets.storage.reader import DatasetReader
 from rgbify.encode import COMPACT_MAX_CLASSES, TASKS, make_task_target
 from rgbify.encode.flowio import FLOW_SUFFIXES, write_flow
@@ -192,8 +193,9 @@ def is_clip_flow_dir(path: Path) -> bool:
     return (Path(path) / CLIP_FLOW_MARKER).is_file()
 
 
-def export_clip_flow(shard: str | Path, out: str | Path, suffix: str = ".png", direction: str = "fwd") -> int:
-    """Write the ground-truth flow of every clip of a clip shard (rgbify.datasets.storage.clips) as standard flow
+def export_clip_flow(source: str | Path, out: str | Path, suffix: str = ".png", direction: str = "fwd") -> int:
+    """Write the ground-truth flow of every clip of a clip shard (rgbify.datasets.storage.clips), or of every
+    published clip of a clip dataset (``source`` its folder: ``rgbify export DIR --format flow``), as standard flow
     files, ``OUT/CCCCCCCCC/TTTTTT.png`` (KITTI 16-bit PNG, its valid bit from the clip's valid mask), ``.flo``
     (Middlebury; invalid pixels as its "unknown" value) or ``.npy`` (NaN where invalid): clip CCCCCCCCC's flow
     from frame T to T+1 (``direction`` "fwd") or T-1 ("bwd"), frames without a neighbour skipped. The folder is
@@ -202,17 +204,26 @@ def export_clip_flow(shard: str | Path, out: str | Path, suffix: str = ".png", d
         raise UserError(f"flow file type {suffix!r} is not one of {sorted(FLOW_SUFFIXES)}")
     if direction not in ("fwd", "bwd"):
         raise UserError(f"flow direction {direction!r} is not 'fwd' (t -> t+1) or 'bwd' (t -> t-1)")
+    shards = [Path(source)]
+    if Path(source).is_dir():
+        m = load_manifest(source)
+        if "clip" not in m:
+            raise UserError(f"{source} is a dataset of stills: it holds no flow (build clips with rgbify build "
+                            "--clip-frames T)")
+        shards = [Path(source) / e["file"] for e in sorted(m["shards"], key=lambda e: e["first_index"])]
     n = 0
-    with ClipShardReader(shard) as reader, publishing_dir(out, is_clip_flow_dir, flag="out", what="flow export") as tmp:
-        frames = range(reader.frames - 1) if direction == "fwd" else range(1, reader.frames)
-        for j in range(len(reader)):
-            index = int(reader.file["index"][j])
-            folder = tmp / f"{index:09d}"
-            folder.mkdir()
-            for t in frames:
-                f = reader.frame(j, t, [f"flow_{direction}", f"valid_{direction}"])
-                write_flow(folder / f"{t:06d}{suffix}", f[f"flow_{direction}"], f[f"valid_{direction}"])
-                n += 1
-        (tmp / CLIP_FLOW_MARKER).write_text(json.dumps({"shard": str(shard), "direction": direction,
+    with publishing_dir(out, is_clip_flow_dir, flag="out", what="flow export") as tmp:
+        for shard in shards:
+            with ClipShardReader(shard) as reader:
+                frames = range(reader.frames - 1) if direction == "fwd" else range(1, reader.frames)
+                for j in range(len(reader)):
+                    index = int(reader.file["index"][j])
+                    folder = tmp / f"{index:09d}"
+                    folder.mkdir()
+                    for t in frames:
+                        f = reader.frame(j, t, [f"flow_{direction}", f"valid_{direction}"])
+                        write_flow(folder / f"{t:06d}{suffix}", f[f"flow_{direction}"], f[f"valid_{direction}"])
+                        n += 1
+        (tmp / CLIP_FLOW_MARKER).write_text(json.dumps({"source": str(source), "direction": direction,
                                                          "suffix": suffix, "files": n}))
     return n

@@ -53,7 +53,18 @@ def sample_views(s: dict) -> list[np.ndarray]:
 
 
 def contact_sheet(directory: str | Path, out: str | Path, n: int = 8, tile_width: int = 160) -> Path:
-    """Write the contact sheet of ``n`` samples spread evenly over the dataset to ``out`` (PNG); return its path."""
+    """Write the contact sheet of ``n`` samples spread evenly over the dataset to ``out`` (PNG); return its path. A
+    clip dataset (``rgbify build --clip-frames``) gets its first clip's filmstrip (:func:`clip_preview`) at ``out``
+    and the clip's animated GIF beside it (``out`` with the suffix .gif)."""
+    from rgbify.datasets.storage.manifest import load_manifest
+
+    m = load_manifest(directory)
+    if "clip" in m:
+        shards = sorted(m["shards"], key=lambda e: e["first_index"])
+        if not shards:
+            raise PreviewError(f"{directory}: the dataset has no published clips yet; run `rgbify build` first")
+        return clip_preview(Path(directory) / shards[0]["file"], 0, out, Path(out).with_suffix(".gif"),
+                            tile_width=tile_width)[0]
     reader = DatasetReader(directory)
     indices = reader.indices
     if not indices:

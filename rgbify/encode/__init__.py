@@ -37,19 +37,24 @@ from rgbify.encode.prompts import (
     COMPACT_MAX_CLASSES,
     PROMPT_FORMAT_CHOICES,
     PROMPT_FORMATS,
+    clip_prompt,
     depth_prompt,
     flow_prompt,
+    frame_prompts,
     instance_prompt,
     normals_prompt,
     semantic_prompt,
 )
-from rgbify.encode.tasks import FLOW_TASK, TASKS, decode_target, make_task_target
+from rgbify.encode.tasks import CLIP_TASKS, FLOW_TASK, TASKS, decode_target, make_task_target
 
 __all__ = [
     "COLORMAPS",
     "DEPTH_CODECS",
     "FLOW_CODECS",
     "FLOW_TASK",
+    "CLIP_TASKS",
+    "clip_prompt",
+    "frame_prompts",
     "FlowCodec",
     "decode_flow",
     "encode_flow",

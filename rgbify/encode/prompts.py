@@ -113,6 +113,29 @@ INSTANCE_TEMPLATES = {
 }
 
 
+CLIP_TEMPLATES = (
+    "A video of {frames} frames; for every frame: {prompt}",
+    "Do this for each of the {frames} frames of the clip, keeping colours the same from frame to frame: {prompt}",
+    "Video, {frames} frames. Frame by frame: {prompt}",
+)
+"""A clip's prompt wraps the per-frame prompt of its task (one codec, one colour table for every frame)."""
+
+FRAME_TEMPLATE = "Frame {t} of {frames}. {prompt}"
+"""The prompt of frame t (1-based in the text) of a clip."""
+
+
+def clip_prompt(prompt: str, frames: int, rng: np.random.Generator | None = None) -> str:
+    """The prompt asking for a task on every frame of a clip of ``frames`` frames, from the task's per-frame
+    ``prompt`` (depth_prompt, normals_prompt, semantic_prompt, instance_prompt, flow_prompt); decode params are the
+    per-frame prompt's, for every frame."""
+    return _pick(CLIP_TEMPLATES, rng).format(frames=int(frames), prompt=prompt)
+
+
+def frame_prompts(prompt: str, frames: int) -> list[str]:
+    """The prompt of each frame of a clip, naming the frame: ``FRAME_TEMPLATE`` around the task's ``prompt``."""
+    return [FRAME_TEMPLATE.format(t=t + 1, frames=int(frames), prompt=prompt) for t in range(int(frames))]
+
+
 def _pick(options: tuple[str, ...], rng: np.random.Generator | None) -> str:
     return options[int(rng.integers(len(options)))] if rng is not None else options[0]
 

@@ -40,6 +40,8 @@ TASKS = ("depth", "normals", "semantic", "instance")
 FLOW_TASK = "flow"
 """Optical flow between two frames: make_task_target, task_prompt and decode_target take it; it is not in TASKS
 because datasets do not store clips yet (docs/video.md)."""
+CLIP_TASKS = (*TASKS, FLOW_TASK)
+"""The tasks a clip dataset's loader draws (rgbify.datasets.loading.clip_dataset): the stills' and flow."""
 INSTANCE_VARIANTS = ("shades", "distinct")
 
 

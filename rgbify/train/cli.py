@@ -106,6 +106,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.benchmark:
         return _eval_benchmark(args)
+    if args.predictions and args.data:
+        return _eval_clip_predictions(args)
     from rgbify.train.predict import eval_dataset, eval_depth_folder, load_run, markdown_table, write_report
 
     _check_common(args)
@@ -153,6 +155,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
         name, source = f"eval-{args.split}", f"dataset {args.data}, split {args.split}"
     out = Path(args.out) if args.out else Path(args.run) / "eval" / f"{name}.json"
     js, md = write_report(metrics, out, f"# rgbify eval: {what} on {source}\n\n")
+    print(markdown_table(metrics))
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+def _eval_clip_predictions(args: argparse.Namespace) -> int:
+    """``rgbify eval --data CLIPS --predictions DIR --out FILE.json``: saved video predictions (flow, per-frame
+    depth) scored against a clip dataset (rgbify.train.video_eval)."""
+    from rgbify.train.report import markdown_table, write_report
+    from rgbify.train.video_eval import eval_clip_predictions
+
+    if args.run or args.images or args.root:
+        raise UserError("--data CLIPS --predictions DIR scores saved predictions: leave out --run, --images, --root")
+    if not args.out:
+        raise UserError("--predictions needs --out FILE.json (where the report goes)")
+    if args.max_items is not None and args.max_items < 1:
+        raise UserError(f"--max-items {args.max_items} must be at least 1 (omit it to score every clip)")
+    alignment = {None: "none", "none": "none", "depth": "affine"}.get(args.alignment)
+    if alignment is None:
+        raise UserError(f"--alignment {args.alignment}: video depth takes none or depth (one scale and shift per "
+                        "clip)")
+    check_writable_parent(Path(args.out))
+    metrics = eval_clip_predictions(args.data, args.predictions, args.split, alignment, args.max_items)
+    js, md = write_report(metrics, Path(args.out), f"# rgbify eval: predictions {args.predictions} on clips "
+                          f"{args.data}, split {args.split}\n\n")
     print(markdown_table(metrics))
     print(f"wrote {js} and {md}")
     return 0

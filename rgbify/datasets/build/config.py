@@ -86,6 +86,12 @@ class BuildConfig:
     module; results are the same for the same Blender version."""
     task_retries: int = 3
     """Ray: re-runs of a shard task whose worker or node died."""
+    clip_frames: int = 0
+    """Build a dataset of clips of this many frames (2 or more; each sample is a clip: its frames' renders, the
+    exact flow, scene flow and masks between them; docs/video.md); 0: stills."""
+    clip: Annotated[Path | None, Flag(metavar="TOML")] = None
+    """With --clip-frames: a TOML file of clip settings (fps, trajectory, speeds, moving objects, shutter: the
+    fields of rgbify.scenes.clip.ClipConfig); --clip-frames sets the frames."""
 
 
 def check(cfg: BuildConfig) -> None:
@@ -112,6 +118,18 @@ def check(cfg: BuildConfig) -> None:
         raise UserError(f"--resolution {cfg.resolution} must be a positive size such as 256 or 320x240")
     if cfg.assets is not None and not Path(cfg.assets).is_dir():
         raise UserError(f"--assets {cfg.assets}: not a folder")
+    _check_clip(cfg)
     if cfg.ray is not None and not str(cfg.ray).strip():
         raise UserError("--ray '': give a cluster address (e.g. auto or 10.0.0.1:6379), or --ray alone for a "
                         "local Ray instance")
+
+
+def _check_clip(cfg: BuildConfig) -> None:
+    if not isinstance(cfg.clip_frames, int) or cfg.clip_frames < 0 or cfg.clip_frames == 1:
+        raise UserError(f"--clip-frames {cfg.clip_frames} must be 2 or more (a clip), or 0 for stills")
+    if cfg.clip_frames and cfg.storage != "compact":
+        raise UserError(f"--storage {cfg.storage}: clip shards have one storage (compact) so far; leave --storage out")
+    if cfg.clip is not None and not cfg.clip_frames:
+        raise UserError(f"--clip {cfg.clip}: clip settings need --clip-frames T (2 or more)")
+    if cfg.clip is not None and not Path(cfg.clip).is_file():
+        raise UserError(f"--clip {cfg.clip}: no such file (a TOML file of clip settings, docs/video.md)")

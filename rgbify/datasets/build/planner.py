@@ -35,8 +35,9 @@ import rgbify
 from rgbify.datasets.build.config import BuildConfig, check
 from rgbify.datasets.build.pools import LocalPool, Pool, find_blender
 from rgbify.datasets.build.ray_pool import RayPool
-from rgbify.datasets.build.work import BUILD_RESUME, Rendered, ShardJob, ShardWritten
+from rgbify.datasets.build.work import BUILD_RESUME, Rendered, ShardJob, ShardWritten, clip_config_of
 from rgbify.datasets.storage import folder
+from rgbify.datasets.storage.clips import check_clip_shard, clip_fields_table, open_clip_shard
 from rgbify.datasets.storage.manifest import (
     DATASET_FORMAT,
     MANIFEST_NAME,
@@ -90,6 +91,8 @@ def build(cfg: BuildConfig, progress: Any = None, log: Callable[[str], None] = p
     check(cfg)
     if cfg.blender:
         cfg = dataclasses.replace(cfg, blender=find_blender(cfg.blender))
+    if cfg.clip is not None:  # read by every render call, on Ray too (from another working folder)
+        cfg = dataclasses.replace(cfg, clip=Path(cfg.clip).resolve())
     pool = RayPool(cfg, log) if cfg.ray is not None else LocalPool(cfg)
     return Planner(cfg, pool, progress, log).run()
 
@@ -119,6 +122,9 @@ class Planner:
         self.out = Path(cfg.out)
         self.stats = BuildStats()
         self.manifest: dict[str, Any] = {}
+        self.clip_config = clip_config_of(cfg)
+        self.open = open_shard if self.clip_config is None else open_clip_shard
+        self.check = check_shard if self.clip_config is None else check_clip_shard
 
     def run(self) -> BuildStats:
         t0 = time.perf_counter()
@@ -154,7 +160,7 @@ class Planner:
             first = sample_scene(config, cfg.seed, 0, assets=str(cfg.assets) if cfg.assets else None)
         except ValueError as e:  # SceneSamplingError: the recipe cannot produce a valid scene
             raise UserError(f"--recipe {cfg.recipe!r}: {e}") from None
-        new = new_manifest(cfg, config, list(first.classes))
+        new = new_manifest(cfg, config, list(first.classes), self.clip_config)
         if not (self.out / MANIFEST_NAME).exists():
             return new
         try:
@@ -169,6 +175,15 @@ class Planner:
     def _credits(self) -> None:
         """CREDITS.md and credits.json: the third-party models the dataset's scenes use and the attributions their
         licences require (rgbify.scenes.credits; written only when some scene uses such a model)."""
+        if self.clip_config is not None:
+            from rgbify.datasets.storage.clips import ClipShardReader
+
+            metas = []
+            for entry in sorted(self.manifest["shards"], key=lambda e: e["first_index"]):
+                with ClipShardReader(self.out / entry["file"]) as r:
+                    metas += [r.clip_spec(j).scene.meta for j in range(len(r))]
+            write_credits(self.out, metas)
+            return
         reader = DatasetReader(self.out)
         try:
             metas = (json.loads(reader.read(i, ("spec",))["spec"]).get("meta", ()) for i in reader.indices)
@@ -184,7 +199,7 @@ class Planner:
         count = new["count"]
         for path in sorted((self.out / folder.SHARDS_DIR).glob("shard-*.h5")):
             try:
-                with open_shard(path) as f:
+                with self.open(path) as f:
                     theirs = f.attrs.get("config_hash")
                     end = int(f.attrs["first_index"]) + int(f.attrs["samples"])
             except Exception:  # noqa: BLE001 - a damaged shard: the resume scan re-renders it
@@ -221,12 +236,12 @@ class Planner:
                 continue
             if entry is None or entry["sha256"] != digests[path]:
                 try:
-                    n = check_shard(path, m["config_hash"], shard_range(k, K, count), prefix=True)
+                    n = self.check(path, m["config_hash"], shard_range(k, K, count), prefix=True)
                 except ForeignShard as e:  # someone else's file: never deleted
                     raise UserError(f"{e}; it is not part of this dataset and is never deleted: move it out of "
                                     f"{path.parent} and run the same command again") from None
                 except ShardError as e:
-                    if entry is None and not _is_shard(path):
+                    if entry is None and not _is_shard(path, self.open):
                         raise UserError(f"{path} is not a shard of this dataset ({e}); move it out of "
                                         f"{path.parent}") from None
                     path.unlink()
@@ -257,7 +272,8 @@ class Planner:
                 continue
             finished = folder.finished(self.out, k, samples[have:])
             todo = tuple(i for i in samples[have:] if i not in finished)
-            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"], tuple(m["classes"])))
+            jobs.append(ShardJob(k, samples, have, todo, m["config_hash"], tuple(m["classes"]),
+                                 None if self.clip_config is None else float(self.clip_config.fps)))
         st = self.stats
         st.total = count
         st.done = st.done_before = count - sum(len(job.todo) for job in jobs)
@@ -301,7 +317,7 @@ class Planner:
         try:
             if sha256_file(path) != written.sha256:
                 raise ShardError(f"{path}: sha256 differs from what its writer reported")
-            with open_shard(path) as f:
+            with self.open(path) as f:
                 check_header(f, str(path), m["config_hash"], samples)
         except (ShardError, OSError) as e:
             raise UserError(f"{e}; run the same command again to write it anew") from None
@@ -322,10 +338,10 @@ class Planner:
             raise disk_error(e, self.out / MANIFEST_NAME, BUILD_RESUME) from None
 
 
-def _is_shard(path: Path) -> bool:
+def _is_shard(path: Path, open_: Callable[[Path], Any] = open_shard) -> bool:
     """An rgbify shard, possibly damaged (an unlisted file that is not is refused rather than deleted)."""
     try:
-        open_shard(path).close()
+        open_(path).close()
         return True
     except (ForeignShard, NotHDF5):
         return False
@@ -333,11 +349,22 @@ def _is_shard(path: Path) -> bool:
         return True
 
 
-def new_manifest(cfg: BuildConfig, config: Any, classes: list[str]) -> dict[str, Any]:
-    """dataset.json of a new dataset built with ``cfg`` from the recipe ``config``, with no shard yet."""
+def new_manifest(cfg: BuildConfig, config: Any, classes: list[str], clip: Any = None) -> dict[str, Any]:
+    """dataset.json of a new dataset built with ``cfg`` from the recipe ``config``, with no shard yet; with
+    ``clip`` (a ClipConfig) a dataset of clips: ``clip`` holds the clip config (in the config hash too), ``frames``
+    and ``fps`` its frames and rate, ``fields`` the clip shards' fields."""
     cdict = config.to_dict()
     assets = str(Path(cfg.assets).resolve()) if cfg.assets else None
     w, h = (int(x) for x in config.resolution)
+    if clip is not None:
+        from rgbify.scenes.clip import CLIP_VERSION
+
+        cldict = json.loads(json.dumps(dataclasses.asdict(clip)))
+        key = {**cdict, "clip": cldict, "clip_version": CLIP_VERSION}
+        return {**new_manifest(cfg, config, classes),
+                "clip": cldict, "clip_version": CLIP_VERSION, "frames": int(clip.frames), "fps": float(clip.fps),
+                "config_hash": config_hash(key, assets, cfg.seed, cfg.shard_size, SAMPLER_VERSION),
+                "fields": clip_fields_table(int(clip.frames), w, h)}
     return {
         "format": DATASET_FORMAT,
         "schema_version": MANIFEST_SCHEMA_VERSION,
@@ -382,7 +409,7 @@ def check_compatible(old: dict[str, Any], new: dict[str, Any], out: Path) -> Non
                             f"with; a dataset only grows (use --count {old['count']} or more, or a new --out)")
         return
     diffs = []
-    for key in ("seed", "shard_size", "assets"):
+    for key in ("seed", "shard_size", "assets", "clip"):
         if old.get(key) != new.get(key):
             diffs.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
     oc, nc = old.get("config", {}), new.get("config", {})

@@ -49,6 +49,8 @@ class ShardJob:
     config_hash: str
     classes: tuple[str, ...] | None = None
     """The dataset's class table (stored in the shard)."""
+    clip_fps: float | None = None
+    """A clip dataset's frame rate (its shards are clip shards, rgbify.datasets.storage.clips); None: stills."""
 
 
 @dataclass(frozen=True)
@@ -86,20 +88,51 @@ class SampleFailed(RuntimeError):
     """A scene failed to render after all retries."""
 
 
+def clip_config_of(cfg: BuildConfig) -> Any:
+    """The ClipConfig of a clip build (``--clip`` TOML file with ``--clip-frames``), or None for stills; UserError
+    naming the file and the bad value."""
+    if not cfg.clip_frames:
+        return None
+    import tomllib
+
+    from rgbify.scenes.clip import load_clip_config
+
+    table: dict[str, Any] = {}
+    if cfg.clip is not None:
+        try:
+            table = tomllib.loads(Path(cfg.clip).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise UserError(f"--clip {cfg.clip}: not a readable TOML file ({' '.join(str(e).split())})") from None
+        table = dict(table.get("clip", table))  # a [clip] table or the fields at the top level
+    try:
+        return load_clip_config(table, frames=cfg.clip_frames)
+    except ValueError as e:
+        raise UserError(f"--clip {cfg.clip}: {e}" if cfg.clip else f"--clip-frames: {e}") from None
+
+
 def render_sample(cfg: BuildConfig, config: Any, worker: Any, i: int, path: Path,
                   stop: threading.Event | None = None) -> Rendered:
-    """Sample scene ``i`` of the recipe ``config``, render it on ``worker`` (retrying ``cfg.retries`` times) and
-    write it to the work file ``path``. Raises SampleFailed when the index has no valid scene or its render keeps
-    failing; a render error while ``stop`` is set is re-raised as it is."""
+    """Sample scene ``i`` of the recipe ``config`` (a clip build: clip ``i``, rgbify.scenes.clip.sample_clip),
+    render it on ``worker`` (retrying ``cfg.retries`` times) and write it to the work file ``path``. Raises
+    SampleFailed when the index has no valid scene or its render keeps failing; a render error while ``stop`` is
+    set is re-raised as it is."""
+    clip_config = clip_config_of(cfg)
+    assets = str(cfg.assets) if cfg.assets else None
     try:
-        spec = sample_scene(config, cfg.seed, i, assets=str(cfg.assets) if cfg.assets else None)
+        if clip_config is not None:
+            from rgbify.scenes.clip import sample_clip
+
+            clip = sample_clip(config, clip_config, cfg.seed, i, assets)
+            spec = clip.scene
+        else:
+            spec = sample_scene(config, cfg.seed, i, assets=assets)
     except ValueError as e:  # SceneSamplingError: no valid scene for this index
         raise SampleFailed(f"sample {i}: {e}") from e
     restarts, retried = worker.restarts, 0
     while True:
         t = time.perf_counter()
         try:
-            result = worker.render(spec)
+            result = worker.render(spec) if clip_config is None else worker.render_clip(clip)
             break
         except (SceneError, TimeoutError) as e:
             if stop is not None and stop.is_set():
@@ -110,7 +143,13 @@ def render_sample(cfg: BuildConfig, config: Any, worker: Any, i: int, path: Path
     seconds = time.perf_counter() - t
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_sample_file(path, sample_from_result(result, spec, cfg.seed, i))
+        if clip_config is None:
+            write_sample_file(path, sample_from_result(result, spec, cfg.seed, i))
+        else:
+            from rgbify.datasets.storage.clips import clip_sample, write_clip_file
+
+            write_clip_file(path, clip_sample(clip, result, i, cfg.seed))
+            result = result[0]
     except OSError as e:
         raise disk_error(e, path, BUILD_RESUME) from None
     return Rendered(1, rejects_of(spec), worker.restarts - restarts, retried, seconds,
@@ -154,6 +193,16 @@ def write_part(out: Path, job: ShardJob, storage: str) -> ShardWritten:
     """Write shard ``job.k`` of the dataset at ``out`` whole, from the published shard's first ``job.have`` samples
     and the work files of the others, to a part file of its own (atomically: it only ever appears complete)."""
     path = out / f"{folder.shard_file(job.k)}{folder.PART}{uuid.uuid4().hex[:12]}"
+    if job.clip_fps is not None:
+        from rgbify.datasets.storage.clips import write_clip_shard
+
+        try:
+            digest = write_clip_shard(path, _sources(out, job), first_index=job.samples.start,
+                                      count=len(job.samples), config_hash=job.config_hash,
+                                      classes=job.classes or (), fps=job.clip_fps)
+        except OSError as e:
+            raise disk_error(e, path, BUILD_RESUME) from None
+        return ShardWritten(job.k, path, digest)
     try:
         digest = write_shard(path, _sources(out, job), shard=job.k, first_index=job.samples.start,
                              count=len(job.samples), config_hash=job.config_hash, filters=STORAGE[storage],
@@ -164,14 +213,22 @@ def write_part(out: Path, job: ShardJob, storage: str) -> ShardWritten:
 
 
 def _sources(out: Path, job: ShardJob) -> Iterator[dict[str, Any]]:
+    from rgbify.datasets.storage.clips import ClipShardReader, read_clip_file
+
     if job.have:
-        with ShardReader(out / folder.shard_file(job.k)) as old:
-            for j in range(job.have):
-                yield old.read(j)
+        if job.clip_fps is not None:
+            with ClipShardReader(out / folder.shard_file(job.k)) as clips:
+                for j in range(job.have):
+                    yield clips.clip(j)
+        else:
+            with ShardReader(out / folder.shard_file(job.k)) as old:
+                for j in range(job.have):
+                    yield old.read(j)
+    read = read_sample_file if job.clip_fps is None else read_clip_file
     for i in job.samples[job.have:]:
         path = folder.work_file(out, job.k, i)
         try:
-            yield read_sample_file(path)
+            yield read(path)
         except ShardError as e:
             path.unlink(missing_ok=True)
             raise UserError(f"{e}; it was removed, run the same command again to re-render sample {i}") from None

@@ -27,8 +27,8 @@ File attributes: ``rgbify_format = "rgbify-clip-shard"``, ``schema_version``, ``
 each field carries its description as attributes (``h5dump -A``). Flow, masks and scene flow are computed from the
 frames' depth and ids and the clip's poses by rgbify.scenes.sceneflow (exact from geometry).
 
-Not built yet: the dataset build, resume and verify of clips (``rgbify build``), and the loader's clip items; these
-files are written and read by this module's functions.
+``rgbify build --clip-frames T`` writes datasets of these shards (``shards/shard-KKKKK.h5``, one clip a sample;
+work files of finished clips: :func:`write_clip_file`); ``rgbify verify`` checks them (:func:`check_clip`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ from rgbify.datasets.storage.shards import (
     FIELD_ATTRS,
     IMAGE_FILTERS,
     MATRIX_FIELDS,
+    ForeignShard,
+    NotHDF5,
     ShardError,
+    _savez,
+    check_header,
     deflated,
 )
 from rgbify.fileio import publishing
@@ -349,3 +353,133 @@ class ClipShardReader:
             if clip_checksum(c) != c["checksum"]:
                 problems.append(f"{self.path}: clip {int(c['index'])} checksum mismatch")
         return problems
+
+
+# --- clip datasets: work files, header and content checks -------------------------------------------------------
+
+
+def write_clip_file(path: Path, sample: Mapping[str, Any]) -> None:
+    """Write one finished clip (a :func:`clip_sample` dict) as an uncompressed .npz work file, atomically."""
+    s = _normalize(sample, None)
+    arrays = {k: (np.frombuffer(v.encode(), np.uint8) if isinstance(v, str) else np.asarray(v)) for k, v in s.items()}
+    with publishing(path) as tmp, open(tmp, "wb") as fh:
+        _savez(fh, arrays)
+
+
+def read_clip_file(path: Path) -> dict[str, Any]:
+    """A clip work file back; ShardError if it is truncated, lacks a field or its checksum does not match."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            s = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - zipfile.BadZipFile, ValueError, OSError, EOFError ...
+        raise ShardError(f"{path}: unreadable clip file ({type(e).__name__}: {e})") from None
+    missing = [f for f in ("index", "seed", "clip", "checksum", *FRAME_FIELDS, *MATRIX_FIELDS) if f not in s]
+    if missing:
+        raise ShardError(f"{path}: clip file lacks {missing}")
+    text = ("clip", "checksum")
+    out = {k: (v.tobytes().decode() if k in text else (v[()] if v.ndim == 0 else v)) for k, v in s.items()}
+    if clip_checksum(out) != out["checksum"]:
+        raise ShardError(f"{path}: checksum mismatch")
+    return out
+
+
+def open_clip_shard(path: Path) -> h5py.File:
+    """Open a clip shard read-only: NotHDF5 if it is not a readable HDF5 file, ForeignShard if it is another tool's
+    HDF5 file, ShardError if its header is damaged or of another schema version."""
+    try:
+        f = h5py.File(path, "r")
+    except Exception as e:  # noqa: BLE001 - OSError, ValueError; other types on a damaged superblock
+        raise NotHDF5(f"{path}: not a readable HDF5 file ({type(e).__name__})") from None
+    try:
+        fmt = f.attrs.get("rgbify_format")
+        version = f.attrs.get("schema_version", -1)
+        ours = fmt is None and any(name in f for name in ("flow_fwd", "checksum"))
+    except Exception as e:  # noqa: BLE001 - damaged metadata
+        f.close()
+        raise ShardError(f"{path}: HDF5 header unreadable ({type(e).__name__})") from None
+    if fmt != CLIP_FORMAT:
+        f.close()
+        if ours or fmt is not None:
+            raise ShardError(f"{path}: damaged clip shard header (rgbify_format is {fmt!r})")
+        raise ForeignShard(f"{path}: an HDF5 file that is not an rgbify shard (no rgbify_format attribute)")
+    if version != CLIP_SCHEMA_VERSION:
+        f.close()
+        raise ShardError(f"{path}: clip shard schema_version {version} is not {CLIP_SCHEMA_VERSION}")
+    return f
+
+
+def check_clip_shard(path: Path, config_hash: str, samples: range, prefix: bool = False) -> int:
+    """The clip-shard twin of rgbify.datasets.storage.shards.check_shard: header (:func:`check_header`), then every
+    clip's index and checksum (each read whole, so HDF5 checks its chunks); its number of clips, or ShardError."""
+    with open_clip_shard(path) as f:
+        n = check_header(f, str(path), config_hash, samples, prefix)
+    with ClipShardReader(path) as r:
+        for j in range(n):
+            try:
+                c = r.clip(j)
+                sound = int(c["index"]) == samples.start + j and clip_checksum(c) == c["checksum"]
+            except Exception as e:  # noqa: BLE001 - a damaged field
+                raise ShardError(f"{path}: clip {samples.start + j}: unreadable ({type(e).__name__})") from None
+            if not sound:
+                raise ShardError(f"{path}: clip {samples.start + j}: checksum mismatch")
+    return n
+
+
+def check_clip(c: Mapping[str, Any], frames: int, height: int, width: int) -> list[str]:
+    """Problems of one stored clip (:meth:`ClipShardReader.clip`) beyond its checksum, the cheap invariants: the
+    frame count and every field's shape, flow and scene flow finite where valid and 0 where not, no valid forward
+    flow at the last frame nor backward flow at the first, valid and occluded never both true, depth finite and
+    positive where something was hit."""
+    problems = []
+    for name, (_, ch) in FRAME_FIELDS.items():
+        shape = (frames, height, width, ch) if ch else (frames, height, width)
+        if np.shape(c[name]) != shape:
+            problems.append(f"{name} has shape {np.shape(c[name])}, expected {shape}")
+    for name, shape in MATRIX_FIELDS.items():
+        if np.shape(c[name]) != (frames, *shape):
+            problems.append(f"{name} has shape {np.shape(c[name])}, expected {(frames, *shape)}")
+    if problems:
+        return problems
+    try:
+        spec_frames = clip_from_json(str(c["clip"])).frames
+    except Exception as e:  # noqa: BLE001 - SpecError, ValueError
+        return [f"clip spec unreadable ({type(e).__name__}: {' '.join(str(e).split())[:120]})"]
+    if spec_frames != frames:
+        problems.append(f"its clip spec has {spec_frames} frames, the shard {frames}")
+    hit = c["instance"] > 0
+    for d, edge in (("fwd", frames - 1), ("bwd", 0)):
+        problems += _flow_problems(c, d, edge, hit)
+    depth = c["depth"]
+    if not (np.isfinite(depth[hit]).all() and (depth[hit] > 0).all()):
+        problems.append("depth is not finite and positive everywhere an object was hit")
+    if (c["valid_fwd"] & ~hit).any() or (c["valid_bwd"] & ~hit).any():
+        problems.append("flow is valid where nothing was hit")
+    return problems
+
+
+def clip_fields_table(frames: int, width: int, height: int) -> dict[str, dict[str, Any]]:
+    """dataset.json's ``fields`` of a clip dataset: each field's dtype and shape per clip."""
+    t: dict[str, dict[str, Any]] = {"index": {"dtype": "int64", "shape": []}, "seed": {"dtype": "int64", "shape": []}}
+    for name, (dtype, ch) in FRAME_FIELDS.items():
+        t[name] = {"dtype": dtype, "shape": [frames, height, width, ch] if ch else [frames, height, width]}
+    for name, shape in MATRIX_FIELDS.items():
+        t[name] = {"dtype": "float64", "shape": [frames, *shape]}
+    t["clip"] = {"dtype": "zlib+utf-8", "shape": []}
+    t["checksum"] = {"dtype": "str", "shape": []}
+    return t
+
+
+def _flow_problems(c: Mapping[str, Any], d: str, edge: int, hit: np.ndarray) -> list[str]:
+    problems = []
+    valid, flow, scene = c[f"valid_{d}"], c[f"flow_{d}"], c[f"scene_flow_{d}"]
+    for name, a in ((f"flow_{d}", flow), (f"scene_flow_{d}", scene)):
+        if not np.isfinite(a[valid]).all():
+            problems.append(f"{name} is not finite at {int((~np.isfinite(a[valid])).any(-1).sum())} valid pixels")
+        if np.any(a[~hit] != 0):
+            problems.append(f"{name} is not 0 at {int((a[~hit] != 0).any(-1).sum())} pixels where nothing was hit")
+    if valid[edge].any():
+        problems.append(f"valid_{d} is true at frame {edge}, which has no frame beyond it")
+    both = valid & c[f"occluded_{d}"]
+    if both.any():
+        problems.append(f"valid_{d} and occluded_{d} both true at {int(both.sum())} pixels")
+    return problems

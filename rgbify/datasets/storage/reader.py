@@ -9,6 +9,7 @@ from typing import Any
 
 from rgbify.datasets.storage.manifest import load_manifest
 from rgbify.datasets.storage.shards import ShardReader
+from rgbify.errors import UserError
 
 
 class DatasetReader:
@@ -17,6 +18,10 @@ class DatasetReader:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.manifest = load_manifest(self.directory)
+        if "clip" in self.manifest:
+            raise UserError(f"{self.directory} is a dataset of clips (rgbify build --clip-frames), not of stills: "
+                            "read it with rgbify.datasets.storage.clips.ClipShardReader or "
+                            "rgbify.datasets.loading.clip_items.ClipItems (docs/video.md)")
         entries = sorted(self.manifest["shards"], key=lambda s: s["first_index"])
         self._starts = [int(e["first_index"]) for e in entries]
         self._counts = [int(e["samples"]) for e in entries]

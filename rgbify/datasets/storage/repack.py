@@ -24,6 +24,8 @@ def repack(src: str | Path, dst: str | Path, storage: str, log: Callable[[str], 
     if storage not in STORAGE:
         raise UserError(f"--storage {storage!r} is not one of {', '.join(STORAGE)}")
     m = load_manifest(src)
+    if "clip" in m:
+        raise UserError(f"{src} is a dataset of clips; clip shards have one storage (compact) and are not repacked")
     if dst.resolve() == src.resolve():
         raise UserError(f"--out {dst} is the dataset being repacked; choose a new folder")
     created = not dst.exists()

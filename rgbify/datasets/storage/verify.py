@@ -92,7 +92,8 @@ def verify(directory: str | Path, max_problems_per_shard: int = 20, jobs: int = 
     entries = sorted(m["shards"], key=lambda s: s["first_index"])
     jobs = max(1, min(jobs, len(entries)))
     check = functools.partial(_checked_shard, d, {**{k: m[k] for k in ("config_hash", "classes", "width", "height")},
-                                                  "pseudo": isinstance(m.get("pseudo_labels"), dict)})
+                                                  "pseudo": isinstance(m.get("pseudo_labels"), dict),
+                                                  "frames": m.get("frames") if "clip" in m else None})
     expected_start = 0
     for entry, (problems, samples) in zip(entries, _map_shards(check, entries, jobs), strict=True):
         if entry["first_index"] != expected_start:
@@ -155,6 +156,20 @@ def _checked_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[l
 
 
 def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
+    """(problems, samples checked) of one shard listed in the manifest (a clip shard's: :func:`_check_clip_shard`)."""
+    if m.get("frames") is None:
+        return _check_still_shard(d, m, entry)
+    rel = entry["file"]
+    path = d / rel
+    if not path.is_file():
+        return [f"{rel}: missing; {REBUILD}"], 0
+    problems = []
+    if sha256_file(path) != entry.get("sha256"):
+        problems.append(f"{rel}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
+    return _check_clip_shard(path, rel, m, entry, problems)
+
+
+def _check_still_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[list[str], int]:
     """(problems, samples checked) of one shard listed in the manifest; ``m``: the manifest's config_hash, classes,
     width and height."""
     problems: list[str] = []
@@ -209,6 +224,47 @@ def _check_shard(d: Path, m: dict[str, Any], entry: dict[str, Any]) -> tuple[lis
                     problems.append(f"{where}: checksum mismatch (data changed after it was written)")
                 problems.extend(f"{where}: {p}" for p in invariants(s, classes))
             except Exception as e:  # noqa: BLE001 - a damaged value of an unexpected type or shape
+                problems.append(f"{where}: unreadable ({type(e).__name__}: {' '.join(str(e).split())})")
+    return problems, samples
+
+
+def _check_clip_shard(path: Path, rel: str, m: dict[str, Any], entry: dict[str, Any],
+                      problems: list[str]) -> tuple[list[str], int]:
+    """:func:`_check_shard` of a clip dataset's shard (rgbify.datasets.storage.clips): header, class table, then
+    every clip's index, checksum and cheap invariants (:func:`~rgbify.datasets.storage.clips.check_clip`)."""
+    from rgbify.datasets.storage.clips import ClipShardReader, check_clip, clip_checksum, open_clip_shard
+
+    first, n = entry["first_index"], entry["samples"]
+    try:
+        f = open_clip_shard(path)
+    except ShardError as e:
+        problems.append(f"{e}; {REBUILD}")
+        return problems, 0
+    with f:
+        try:
+            check_header(f, rel, m["config_hash"], range(first, first + n))
+        except ShardError as e:
+            problems.append(str(e))
+            return problems, 0
+        stored = [c.decode() if isinstance(c, bytes) else c for c in f.attrs.get("classes", [])]
+        if stored != list(m["classes"]):
+            problems.append(f"{rel}: its class table (attribute classes) differs from {MANIFEST_NAME}'s")
+        if int(f.attrs.get("frames", -1)) != m["frames"]:
+            problems.append(f"{rel}: holds clips of {f.attrs.get('frames')} frames, {MANIFEST_NAME} says {m['frames']}")
+            return problems, 0
+    samples = 0
+    with ClipShardReader(path) as r:
+        for j in range(n):
+            where = f"{rel}: clip {first + j}"
+            try:
+                c = r.clip(j)
+                samples += 1
+                if int(c["index"]) != first + j:
+                    problems.append(f"{where}: stored index is {int(c['index'])}")
+                if clip_checksum(c) != c["checksum"]:
+                    problems.append(f"{where}: checksum mismatch (data changed after it was written)")
+                problems.extend(f"{where}: {p}" for p in check_clip(c, m["frames"], m["height"], m["width"]))
+            except Exception as e:  # noqa: BLE001 - a damaged chunk or value: a problem of this clip
                 problems.append(f"{where}: unreadable ({type(e).__name__}: {' '.join(str(e).split())})")
     return problems, samples
 
