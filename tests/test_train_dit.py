@@ -599,3 +599,28 @@ def test_bf16_runs_of_the_transformer_families(tmp_path):
         assert load_run(tmp_path / base / f"run-{mode}", "cpu").components.family == base.split("-")[1].replace(
             "dit", "sd3"
         )
+
+
+@pytest.mark.parametrize(
+    "pipeline, family, lacks",
+    [
+        ("StableDiffusion3Pipeline", "Stable Diffusion 3", "text_encoder_2"),
+        ("FluxPipeline", "FLUX.1", "text_encoder_2"),
+        ("PixArtSigmaPipeline", "PixArt-Sigma", "text_encoder"),
+        ("SanaPipeline", "SANA", "text_encoder"),
+    ],
+)
+def test_an_incomplete_or_unreadable_family_folder_is_one_line(tmp_path, pipeline, family, lacks):
+    from rgbify.train.dit import folder_family, load_folder
+
+    root = tmp_path / "m"
+    (root / "transformer").mkdir(parents=True)
+    (root / "model_index.json").write_text(json.dumps({"_class_name": pipeline}))
+    assert folder_family(root) is not None
+    with pytest.raises(UserError, match=f"a {family} folder without .*{lacks}") as e:
+        load_folder(str(root))
+    assert len(str(e.value).splitlines()) == 1
+    for d in ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"):
+        (root / d).mkdir(exist_ok=True)  # every part there, none readable
+    with pytest.raises(UserError, match=f"cannot load it as {family}"):
+        load_folder(str(root))

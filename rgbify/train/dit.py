@@ -55,6 +55,7 @@ last, T-1).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -532,22 +533,12 @@ def load_folder(path: str, t5: bool = False) -> Any:
         return _load_sana(root, path)
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
     need += ["text_encoder_3", "tokenizer_3"] if t5 else []
-    missing = [d for d in need if not (root / d).is_dir()]
-    if missing:
-        raise UserError(
-            f"--base-model {path}: an SD3 folder without {', '.join(missing)}; give a local diffusers "
-            "Stable Diffusion 3 folder (transformer/, vae/, text_encoder/, text_encoder_2/, tokenizer/, "
-            "tokenizer_2/, scheduler/; text_encoder_3/ and tokenizer_3/ with --sd3-t5)"
-        )
-    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
-    try:
-        vae = AutoencoderKL.from_pretrained(root / "vae")
-        if vae.config.shift_factor is None:
-            vae.register_to_config(shift_factor=0.0)
+    sub = _transformer_dir(root, path, "Stable Diffusion 3", need)
+    with _loading(path, "Stable Diffusion 3"):
         return Components(
             tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
             text_encoder=CLIPTextModelWithProjection.from_pretrained(root / "text_encoder"),
-            vae=vae,
+            vae=_kl_vae(root),
             unet=SD3Transformer2DModel.from_pretrained(root / sub),
             noise_scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
             family="sd3",
@@ -555,8 +546,40 @@ def load_folder(path: str, t5: bool = False) -> Any:
             tokenizer_2=CLIPTokenizer.from_pretrained(root / "tokenizer_2"),
             **(_load_t5(root) if t5 else {}),
         )
+
+
+def _transformer_dir(root: Path, path: str, family: str, need: list[str]) -> str:
+    """The subfolder holding the transformer to train (conditioned/ when there is one, else transformer/); a one-line
+    UserError naming what the folder lacks and the layout a ``family`` folder has."""
+    missing = [d for d in need if not (root / d).is_dir()]
+    if missing:
+        layout = ", ".join(f"{d}/ ({LAYOUT_NOTES[family][d]})" if d in LAYOUT_NOTES[family] else f"{d}/" for d in need)
+        raise UserError(f"--base-model {path}: a {family} folder without {', '.join(missing)}; give a local diffusers "
+                        f"{family} folder ({layout})")
+    return CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
+
+
+@contextlib.contextmanager
+def _loading(path: str, family: str):
+    try:
+        yield
     except (OSError, ValueError) as e:
-        raise UserError(f"--base-model {path}: cannot load it as Stable Diffusion 3 ({e})") from e
+        raise UserError(f"--base-model {path}: cannot load it as {family} ({e})") from e
+
+
+def _kl_vae(root: Path) -> AutoencoderKL:
+    vae = AutoencoderKL.from_pretrained(root / "vae")
+    if vae.config.shift_factor is None:
+        vae.register_to_config(shift_factor=0.0)
+    return vae
+
+
+LAYOUT_NOTES = {
+    "Stable Diffusion 3": {"text_encoder": "CLIP-L", "text_encoder_2": "CLIP-G", "text_encoder_3": "T5, with --sd3-t5"},
+    "FLUX.1": {"text_encoder": "CLIP", "text_encoder_2": "T5"},
+    "SANA": {"vae": "DC-AE", "text_encoder": "Gemma-2"},
+    "PixArt-Sigma": {"text_encoder": "T5"},
+}
 
 
 def _load_t5(root: Path) -> dict:
@@ -572,14 +595,8 @@ def _load_sana(root: Path, path: str) -> Components:
     from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, SanaTransformer2DModel
     from transformers import AutoTokenizer, Gemma2Model
 
-    missing = [d for d in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler") if not (root / d).is_dir()]
-    if missing:
-        raise UserError(
-            f"--base-model {path}: a SANA folder without {', '.join(missing)}; give a local diffusers "
-            "SANA folder (transformer/, vae/ (DC-AE), text_encoder/ (Gemma-2), tokenizer/, scheduler/)"
-        )
-    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
-    try:
+    sub = _transformer_dir(root, path, "SANA", ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"])
+    with _loading(path, "SANA"):
         saved = DPMSolverMultistepScheduler.from_pretrained(root / "scheduler").config
         return Components(
             tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer"),
@@ -590,22 +607,14 @@ def _load_sana(root: Path, path: str) -> Components:
             noise_scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=saved.flow_shift),
             family="sana",
         )
-    except (OSError, ValueError) as e:
-        raise UserError(f"--base-model {path}: cannot load it as SANA ({e})") from e
 
 
 def _load_pixart(root: Path, path: str) -> Components:
     from diffusers import DDPMScheduler, PixArtTransformer2DModel
     from transformers import T5EncoderModel, T5TokenizerFast
 
-    missing = [d for d in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler") if not (root / d).is_dir()]
-    if missing:
-        raise UserError(
-            f"--base-model {path}: a PixArt folder without {', '.join(missing)}; give a local diffusers "
-            "PixArt-Sigma folder (transformer/, vae/, text_encoder/ (T5), tokenizer/, scheduler/)"
-        )
-    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
-    try:
+    sub = _transformer_dir(root, path, "PixArt-Sigma", ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"])
+    with _loading(path, "PixArt-Sigma"):
         return Components(
             tokenizer=T5TokenizerFast.from_pretrained(root / "tokenizer"),
             text_encoder=T5EncoderModel.from_pretrained(root / "text_encoder"),
@@ -614,8 +623,6 @@ def _load_pixart(root: Path, path: str) -> Components:
             noise_scheduler=DDPMScheduler.from_pretrained(root / "scheduler"),  # the training schedule of any scheduler
             family="pixart",
         )
-    except (OSError, ValueError) as e:
-        raise UserError(f"--base-model {path}: cannot load it as PixArt-Sigma ({e})") from e
 
 
 def _load_flux(root: Path, path: str) -> Components:
@@ -623,30 +630,18 @@ def _load_flux(root: Path, path: str) -> Components:
     from transformers import CLIPTextModel, T5EncoderModel, T5TokenizerFast
 
     need = ["transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"]
-    missing = [d for d in need if not (root / d).is_dir()]
-    if missing:
-        raise UserError(
-            f"--base-model {path}: a FLUX folder without {', '.join(missing)}; give a local diffusers "
-            "FLUX.1 folder (transformer/, vae/, text_encoder/ (CLIP), text_encoder_2/ (T5), tokenizer/, "
-            "tokenizer_2/, scheduler/)"
-        )
-    sub = CONDITIONED if (root / CONDITIONED).is_dir() else "transformer"
-    try:
-        vae = AutoencoderKL.from_pretrained(root / "vae")
-        if vae.config.shift_factor is None:
-            vae.register_to_config(shift_factor=0.0)
+    sub = _transformer_dir(root, path, "FLUX.1", need)
+    with _loading(path, "FLUX.1"):
         return Components(
             tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
             text_encoder=CLIPTextModel.from_pretrained(root / "text_encoder"),
-            vae=vae,
+            vae=_kl_vae(root),
             unet=FluxTransformer2DModel.from_pretrained(root / sub),
             noise_scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler"),
             family="flux",
             text_encoder_2=T5EncoderModel.from_pretrained(root / "text_encoder_2"),
             tokenizer_2=T5TokenizerFast.from_pretrained(root / "tokenizer_2"),
         )
-    except (OSError, ValueError) as e:
-        raise UserError(f"--base-model {path}: cannot load it as FLUX ({e})") from e
 
 
 # ------------------------------------------------------------------------------------------------- mode adaptation
