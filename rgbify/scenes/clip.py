@@ -8,14 +8,21 @@ is frame 0; the clip adds, for every frame t = 0 .. frames - 1 at ``fps``:
   dolly along the optical axis, a car driving forward along the camera's horizontal heading (with a little
   vibration), or a camera that keeps still;
 * the pose ``world_from_object`` of each moving object: a few vehicles, people or small things given a constant
-  linear velocity (horizontal) and a turn rate about their own vertical axis. Everything else, physics-settled
-  things included, keeps still.
+  linear velocity (horizontal) and a turn rate about their own vertical axis;
+* with ``falling_objects``, the pose of each thrown object: a few visible small things pushed off their still
+  pose at frame 0 (a horizontal and an upward speed and a spin) and left to a rigid-body simulation
+  (rgbify.scenes.physics.simulate_throws, PyBullet at a fixed step of at most 1/240 s that divides the frame
+  interval), which records their rigid transforms at the frame times: they fly, fall off edges, bounce, roll and
+  tumble against the rest of the scene. Everything else, physics-settled things included, keeps still.
 
 Randomness: the clip draws from streams of its own, keyed like the scene's (rgbify.scenes.context.stream with the
 scene's recipe name, seed, index and accepted attempt) under the phases "clip" (the trajectory) and
-"clip_object" k (the k-th mover), so the still scene's draws are untouched. Nothing checks that a moving object
-or the camera stays clear of the rest of the scene over the clip (short clips at walking and driving speeds rarely
-collide; the flow ground truth is exact either way).
+"clip_object" k (the k-th mover), "clip_fallers" and "clip_faller" k (the k-th thrown object), so the still
+scene's draws are untouched; the simulation is deterministic (one DIRECT client, bodies in a fixed order), so a
+clip is bit-equal in any process. Thrown objects collide with the static scene (its exact triangles), not with
+the constant-velocity movers (they pass through them) but with each other. Nothing checks that a
+constant-velocity mover or the camera stays clear of the rest of the scene over the clip (short clips at walking
+and driving speeds rarely collide; the flow ground truth is exact either way).
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from rgbify.scenes.spec import Matrix4, SceneSpec, SpecError, matrix4, spec_from
 
 CLIP_VERSION = 2
 """Version of the clip sampler's output (trajectories and movers): bumped whenever the same (recipe, clip config,
-seed, index) gives another clip. The still scene of frame 0 follows rgbify.scenes.SAMPLER_VERSION."""
+seed, index) gives another clip (2: thrown objects moved by the physics, ``falling_objects``; a clip config
+without them gives the clip of version 1 but for this number in its meta). The still scene of frame 0 follows
+rgbify.scenes.SAMPLER_VERSION."""
 
 TRAJECTORIES = ("auto", "static", "walk", "orbit", "dolly", "drive")
 AUTO_TRAJECTORY = {"indoor": "walk", "tabletop": "orbit", "outdoor": "drive"}
