@@ -342,8 +342,8 @@ DENOISE_QUALITY = "HIGH"
 def _put(owner, attr: str, value) -> None:  # noqa: ANN001
     """``owner.attr = value`` unless it already holds that value (floats compared as Blender stores them,
     float32): setting a property, even to its value, tags its datablock as changed, and Cycles then syncs it again
-    (a world, a view layer: shaders, the world's importance map). Renders of a clip after its first keep what did
-    not change."""
+    before the next render. A clip's later renders so skip what did not change (docs/video.md, "Speed": about
+    0.45 core-s less per 128x96 frame at 16 samples, pictures bit-identical)."""
     cur = getattr(owner, attr)
     same = np.float32(cur) == np.float32(value) if isinstance(value, float) else cur == value
     if not same:
