@@ -668,8 +668,8 @@ def has_switch(components) -> bool:
     """Whether the transformer has lotus's task-switch inputs (SD3, FLUX: in the pooled projection; PixArt, SANA:
     SWITCH_DIM constant input channels after [x_t, image])."""
     if components.family in CHANNEL_SWITCH:
-        return components.unet.config.in_channels == 2 * latent_inputs(components) + SWITCH_DIM
-    return components.unet.config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
+        return inner(components.unet).config.in_channels == 2 * latent_inputs(components) + SWITCH_DIM
+    return inner(components.unet).config.pooled_projection_dim == text_pooled_dim(components) + SWITCH_DIM
 
 
 def _expand_patch_embed(transformer, mode: str, extra: int = 0) -> None:
@@ -796,7 +796,7 @@ class SD3Prompts:
         self.max_cache = max_cache
         if self.family == "sd3":
             self.pipe = StableDiffusion3Pipeline(
-                transformer=components.unet,
+                transformer=inner(components.unet),  # the pipeline only encodes prompts (trainer: DDP-wrapped)
                 scheduler=components.noise_scheduler,
                 vae=components.vae,
                 text_encoder=components.text_encoder,
@@ -808,7 +808,7 @@ class SD3Prompts:
             )
         else:
             make = {"flux": _flux_pipeline, "pixart": _pixart_pipeline, "sana": _sana_pipeline}[self.family]
-            self.pipe = make(components, components.unet)
+            self.pipe = make(components, inner(components.unet))
 
     def _encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.pipe.text_encoder.device
@@ -939,14 +939,26 @@ def latent_input(mode: str, x, image, switch=None) -> torch.Tensor:
     return torch.cat([z, planes], dim=1)
 
 
+def inner(transformer):
+    """The diffusers model itself: a DDP wrapper's ``.module`` (it has no ``config`` or ``dtype``); FSDP2's
+    fully_shard keeps the model object (its class becomes a subclass named FSDP<class>)."""
+    return getattr(transformer, "module", transformer)
+
+
+def model_class(transformer) -> str:
+    """The diffusers class name of ``transformer``, under DDP or FSDP2 too."""
+    return next(c.__name__ for c in type(inner(transformer)).__mro__ if c.__module__.startswith("diffusers"))
+
+
 def _call_sana(transformer, mode: str, x, image, t, states, mask, switch=None):
     """SANA on [x_t, image(, switch)] with the Gemma states and their mask; timestep x timestep_scale
     (SanaPipeline's)."""
+    m = inner(transformer)
     out = transformer(
-        latent_input(mode, x, image, switch).to(transformer.dtype),
-        encoder_hidden_states=states.to(transformer.dtype),
+        latent_input(mode, x, image, switch).to(m.dtype),
+        encoder_hidden_states=states.to(m.dtype),
         encoder_attention_mask=mask,
-        timestep=t * transformer.config.timestep_scale,
+        timestep=t * m.config.timestep_scale,
         return_dict=False,
     )[0]
     return out.float().chunk(2, dim=1)[0] if out.shape[1] == 2 * x.shape[1] else out.float()
@@ -963,9 +975,10 @@ def pixart_scheduler(components):
 def _call_pixart(transformer, mode: str, x, image, t, states, mask, switch=None):
     """PixArt on [x_t, image(, switch)] with the T5 states and their mask; the learned-sigma half of the output
     dropped (as PixArtSigmaPipeline drops it)."""
+    dtype = inner(transformer).dtype
     out = transformer(
-        latent_input(mode, x, image, switch).to(transformer.dtype),
-        encoder_hidden_states=states.to(transformer.dtype),
+        latent_input(mode, x, image, switch).to(dtype),
+        encoder_hidden_states=states.to(dtype),
         encoder_attention_mask=mask,
         timestep=t,
         added_cond_kwargs={"resolution": None, "aspect_ratio": None},
@@ -981,11 +994,11 @@ def _call_flux(transformer, mode: str, x, image, t, states, pooled):
     from diffusers import FluxPipeline
 
     b, c, h, w = x.shape
-    dtype = transformer.dtype
+    dtype = inner(transformer).dtype
     packed = [FluxPipeline._pack_latents(z.to(dtype), b, c, h, w) for z in (x, image)]
     tokens = torch.cat(packed[::-1] if IMAGE_FIRST[mode] else packed, dim=2)
     ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x.device, dtype)
-    guidance = torch.full((b,), FLUX_GUIDANCE, device=x.device) if transformer.config.guidance_embeds else None
+    guidance = torch.full((b,), FLUX_GUIDANCE, device=x.device) if inner(transformer).config.guidance_embeds else None
     out = transformer(
         hidden_states=tokens,
         timestep=t / 1000,
@@ -1002,7 +1015,7 @@ def _call_flux(transformer, mode: str, x, image, t, states, pooled):
 def _call(transformer, mode: str, x, image, t, states, pooled, switch=None):
     """The transformer's prediction for x_t; ``switch``: lotus's (B, SWITCH_DIM) task switch or None (PixArt,
     SANA: input planes; SD3, FLUX: appended to the pooled vector)."""
-    name = type(transformer).__name__
+    name = model_class(transformer)
     if name == "PixArtTransformer2DModel":
         return _call_pixart(transformer, mode, x, image, t, states, pooled, switch)
     if name == "SanaTransformer2DModel":
@@ -1011,11 +1024,12 @@ def _call(transformer, mode: str, x, image, t, states, pooled, switch=None):
         pooled = torch.cat([pooled, switch.to(pooled.dtype)], dim=1)
     if name == "FluxTransformer2DModel":
         return _call_flux(transformer, mode, x, image, t, states, pooled)
+    dtype = inner(transformer).dtype
     return transformer(
-        hidden_states=unet_input(mode, x, image).to(transformer.dtype),
+        hidden_states=unet_input(mode, x, image).to(dtype),
         timestep=t,
-        encoder_hidden_states=states.to(transformer.dtype),
-        pooled_projections=pooled.to(transformer.dtype),
+        encoder_hidden_states=states.to(dtype),
+        pooled_projections=pooled.to(dtype),
         return_dict=False,
     )[0]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, is_initialized
+from accelerate.utils import DistributedType
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from filelock import FileLock, Timeout
@@ -53,6 +55,7 @@ def train(cfg: TrainConfig, train_data=None, val_data=None) -> dict:
     started = time.monotonic()
     use_cpu_if_no_gpu()  # DDP over gloo when torchrun/accelerate launch started us on a machine without CUDA
     accelerator = _accelerator(cfg)
+    _check_fsdp(accelerator, cfg)
     with _run_lock(out, accelerator.is_main_process):
         _check_resume(cfg, out, accelerator.is_main_process)
         return _train(cfg, out, started, accelerator, train_data, val_data)
@@ -190,17 +193,14 @@ def _train(cfg: TrainConfig, out: Path, started: float, accelerator: Accelerator
             save_checkpoint(accelerator, out, step, cfg.keep_checkpoints, cfg.to_dict())
         # validation samples --eval-samples items on the main process (DDIM: --inference-steps UNet calls each)
         if val_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            metrics = _validate(components, cfg, val_data, ema, accelerator, writer, step, prompts)
+            with _full_model(accelerator, unet, ema, accelerator.device) as model:  # FSDP: all gather, main samples
+                if model is not None:
+                    metrics = _validate(components, cfg, val_data, model, writer, step, prompts)
         if time_up and step < cfg.steps:
             stopped_early = True
             break
 
-    if accelerator.is_main_process:  # export the (EMA) weights as a diffusers folder
-        base = accelerator.unwrap_model(unet)
-        with _ema_weights(ema, base):
-            export_model(components, base, out, cfg, step)
-        writer.close()
-    accelerator.wait_for_everyone()
+    _export(accelerator, components, ema, out, cfg, step, writer)
     return {"step": step, "stopped_early": stopped_early, "metrics": metrics}
 
 
@@ -218,6 +218,79 @@ def _accelerator(cfg: TrainConfig) -> Accelerator:
                         f"{AcceleratorState().mixed_precision!r}, and accelerate sets it once per process; train "
                         "this run in a new process")
     return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+
+
+def _export(accelerator: Accelerator, components: Components, ema, out: Path, cfg: TrainConfig, step: int,
+            writer) -> None:
+    """Export the (EMA) weights as a diffusers folder (rgbify.train.checkpoint.export_model); every rank calls it."""
+    with _full_model(accelerator, components.unet, ema) as model:
+        if model is not None:
+            export_model(components, model, out, cfg, step)
+            writer.close()
+    accelerator.wait_for_everyone()
+
+
+FSDP_ENV = "ACCELERATE_USE_FSDP"
+"""What ``accelerate launch --use_fsdp`` (or an accelerate config with FSDP) sets for the processes it starts."""
+
+
+def _fsdp(accelerator: Accelerator) -> bool:
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def _check_fsdp(accelerator: Accelerator, cfg: TrainConfig) -> None:
+    """FSDP comes from accelerate's launcher (``accelerate launch --use_fsdp``: FSDP_* environment variables that
+    the Accelerator reads). accelerate 1.15 turns FSDP on only for processes a launcher started on GPUs or other
+    accelerators (AcceleratorState.__init__ in accelerate/state.py sets DistributedType.FSDP only in its
+    MULTI_GPU/NPU/XPU/... branch): on CPUs (DistributedType.MULTI_CPU, gloo), or in a process no launcher
+    started, it silently trains without sharding, so that is refused here instead of training something other
+    than what was asked. torch's FSDP2 itself runs on CPUs (tests/test_fsdp_train.py passes that gate). LoRA and
+    EMA are refused under FSDP: the export rebuilds a plain model from the gathered weights (no adapters), and
+    EMAModel's shadow weights would be sharded tensors that accelerate checkpoints as custom objects, untested."""
+    wanted = os.environ.get(FSDP_ENV, "false").lower() in ("1", "true", "yes")
+    if wanted and not _fsdp(accelerator):
+        raise UserError(f"FSDP ({FSDP_ENV}={os.environ[FSDP_ENV]}, accelerate launch --use_fsdp): accelerate "
+                        "enables it only for processes a launcher starts on GPUs, and this run is "
+                        f"{accelerator.distributed_type} with {accelerator.num_processes} process(es) on "
+                        f"{accelerator.device.type}, where it would "
+                        "silently train unsharded; run accelerate launch --use_fsdp on GPUs, or drop --use_fsdp "
+                        "(on CPUs: rgbify train --num-processes N runs DDP)")
+    if _fsdp(accelerator) and cfg.lora_rank:
+        raise UserError(f"--lora-rank {cfg.lora_rank} with FSDP: not supported (the export rebuilds a plain model "
+                        "from the gathered weights); train LoRA without --use_fsdp (its optimizer state is small)")
+    if _fsdp(accelerator) and cfg.ema_decay > 0:
+        raise UserError(f"--ema-decay {cfg.ema_decay} with FSDP: not supported (the EMA weights would be shards "
+                        "checkpointed unsharded); use --ema-decay 0 with --use_fsdp, or train without FSDP")
+
+
+@contextlib.contextmanager
+def _full_model(accelerator: Accelerator, unet, ema: EMAModel | None, device=None):
+    """The trained network as a plain diffusers model holding the (EMA) weights, on the main process, for the
+    duration; None on the other ranks. Collective under FSDP: every rank takes part in gathering the shards
+    (accelerator.get_state_dict: full tensors on the main process), which the main process loads into a new,
+    unsharded instance of the model's class (a forward pass of the sharded module on one rank would wait forever
+    for the others); it lies in host memory, or on ``device`` (validation samples on the GPU: a second, full copy of
+    the weights there for the duration). Without FSDP it is the unwrapped module itself, with the EMA weights
+    swapped in."""
+    base = accelerator.unwrap_model(unet)
+    if not _fsdp(accelerator):
+        if not accelerator.is_main_process:
+            yield None
+            return
+        with _ema_weights(ema, base):
+            yield base
+        return
+    state = accelerator.get_state_dict(unet)
+    if not accelerator.is_main_process:
+        yield None
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = next(c for c in type(base).__mro__ if not issubclass(c, FSDPModule))  # fully_shard subclasses it
+    plain = cls.from_config(base.config)
+    plain.load_state_dict(state)
+    plain.train(base.training)
+    yield plain.to(device=device, dtype=next(iter(state.values())).dtype)
 
 
 def _optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:
@@ -303,18 +376,14 @@ def _image_grid(grid: list) -> np.ndarray:
     return np.concatenate([np.concatenate(row[1:], axis=1) for row in grid], axis=0)
 
 
-def _validate(components: Components, cfg: TrainConfig, val_data, ema, accelerator: Accelerator, writer, step: int,
+def _validate(components: Components, cfg: TrainConfig, val_data, model, writer, step: int,
               prompts: PromptEncoder) -> dict:
-    """Score the (EMA) UNet on the first --eval-samples items of ``val_data``: val.jsonl, TensorBoard scalars and
-    an image grid. Main process only; the other ranks return {} at once."""
-    if not accelerator.is_main_process:
-        return {}
-    base = accelerator.unwrap_model(components.unet)
+    """Score ``model`` (the plain network with the (EMA) weights, from _full_model) on the first --eval-samples
+    items of ``val_data``: val.jsonl, TensorBoard scalars and an image grid. Main process only."""
     grid: list = []
-    wrapped, components.unet = components.unet, base  # sample with the plain module (no DDP collectives on one rank)
+    wrapped, components.unet = components.unet, model  # sample with the plain module (no DDP/FSDP collectives)
     try:
-        with _ema_weights(ema, base):
-            metrics = evaluate(components, cfg, val_data, max_items=cfg.eval_samples, grid=grid, prompts=prompts)
+        metrics = evaluate(components, cfg, val_data, max_items=cfg.eval_samples, grid=grid, prompts=prompts)
     finally:
         components.unet = wrapped
     for task, vals in metrics.items():
