@@ -23,6 +23,8 @@ from rgbify.scenes.spec import SpecError
 
 CLIPS = {"indoor": 4, "tabletop": 4, "outdoor": 11}
 """Recipe -> sample index whose clip has moving objects in view at 32x24."""
+FALLING = {"moving_objects": (0, 0), "falling_objects": (1, 1)}
+"""A tabletop clip whose only mover is a thrown object moved by the physics (key "falling" of rendered_clips)."""
 
 
 def _clip(recipe: str, index: int, **kw):
@@ -55,6 +57,39 @@ def test_clip_is_a_pure_function_and_frame_zero_is_the_still(trajectory):
         np.testing.assert_allclose(m12[k] @ m01[k], m02[k], atol=1e-9)
     other = sample_clip(config, ClipConfig(frames=4, trajectory=trajectory), 0, 5)
     assert other.cameras != a.cameras
+
+
+def test_thrown_objects_fall_by_the_physics_deterministically():
+    """falling_objects: a thrown small thing's per-frame poses come from PyBullet, rigid, frame 0 the still's pose,
+    bit-equal when sampled again here and in another process."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from rgbify.scenes.geometry import object_mesh
+
+    cc = load_clip_config(frames=12, **FALLING)
+    config = load_recipe("tabletop", resolution=(32, 24), samples=1)
+    a = sample_clip(config, cc, 0, 4)
+    assert a == sample_clip(config, cc, 0, 4) and clip_from_json(clip_to_json(a)) == a
+    assert a.frame(0) == sample_scene(config, 0, 4)
+    (iid,) = dict(a.meta)["falling"]
+    (m,) = a.motions
+    assert m.instance_id == iid and all(_rigid(p) for p in m.poses)
+    (obj,) = [o for o in a.scene.objects if o.instance_id == iid]
+    c = object_mesh(obj).vertices.mean(0)
+    z = [float((np.asarray(p)[:3, :3] @ c + np.asarray(p)[:3, 3])[2]) for p in m.poses]  # its centroid's height
+    assert z[1] > z[0] and min(z) < z[0] - 0.05, z  # thrown up, then it falls (off the table's edge)
+    assert not np.allclose(np.asarray(m.poses[-1])[:3, :3], np.asarray(m.poses[0])[:3, :3])  # and tumbles
+    code = (
+        "import hashlib; from rgbify.scenes import load_recipe; "
+        "from rgbify.scenes.clip import load_clip_config, sample_clip, clip_to_json; "
+        "c = sample_clip(load_recipe('tabletop', resolution=(32, 24), samples=1), "
+        f"load_clip_config(frames=12, **{FALLING!r}), 0, 4); "
+        "print(hashlib.sha256(clip_to_json(c).encode()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == hashlib.sha256(clip_to_json(a).encode()).hexdigest()
 
 
 def test_clip_config_is_checked():
@@ -131,12 +166,14 @@ def rendered_clips():
     for recipe, index in CLIPS.items():
         clip = _clip(recipe, index)
         out[recipe] = (clip, render_clip(clip))
+    clip = _clip("tabletop", 4, **FALLING)
+    out["falling"] = (clip, render_clip(clip))
     return out
 
 
 @pytest.mark.blender
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", list(CLIPS))
+@pytest.mark.parametrize("recipe", [*CLIPS, "falling"])
 def test_flow_matches_the_ray_casting_oracle_at_both_times(rendered_clips, recipe):
     clip, frames = rendered_clips[recipe]
     depths, inst = [f.depth for f in frames], [f.instance for f in frames]

@@ -8,14 +8,21 @@ is frame 0; the clip adds, for every frame t = 0 .. frames - 1 at ``fps``:
   dolly along the optical axis, a car driving forward along the camera's horizontal heading (with a little
   vibration), or a camera that keeps still;
 * the pose ``world_from_object`` of each moving object: a few vehicles, people or small things given a constant
-  linear velocity (horizontal) and a turn rate about their own vertical axis. Everything else, physics-settled
-  things included, keeps still.
+  linear velocity (horizontal) and a turn rate about their own vertical axis;
+* with ``falling_objects``, the pose of each thrown object: a few visible small things pushed off their still
+  pose at frame 0 (a horizontal and an upward speed and a spin) and left to a rigid-body simulation
+  (rgbify.scenes.physics.simulate_throws, PyBullet at a fixed step of at most 1/240 s that divides the frame
+  interval), which records their rigid transforms at the frame times: they fly, fall off edges, bounce, roll and
+  tumble against the rest of the scene. Everything else, physics-settled things included, keeps still.
 
 Randomness: the clip draws from streams of its own, keyed like the scene's (rgbify.scenes.context.stream with the
 scene's recipe name, seed, index and accepted attempt) under the phases "clip" (the trajectory) and
-"clip_object" k (the k-th mover), so the still scene's draws are untouched. Nothing checks that a moving object
-or the camera stays clear of the rest of the scene over the clip (short clips at walking and driving speeds rarely
-collide; the flow ground truth is exact either way).
+"clip_object" k (the k-th mover), "clip_fallers" and "clip_faller" k (the k-th thrown object), so the still
+scene's draws are untouched; the simulation is deterministic (one DIRECT client, bodies in a fixed order), so a
+clip is bit-equal in any process. Thrown objects collide with the static scene (its exact triangles), not with
+the constant-velocity movers (they pass through them) but with each other. Nothing checks that a
+constant-velocity mover or the camera stays clear of the rest of the scene over the clip (short clips at walking
+and driving speeds rarely collide; the flow ground truth is exact either way).
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from rgbify.scenes.geometry import object_mesh
 from rgbify.scenes.recipe import IntRange, Range, RecipeConfig, RecipeError, _Ranges, load_recipe
 from rgbify.scenes.spec import Matrix4, SceneSpec, SpecError, matrix4, spec_from_json, spec_to_json
 
-CLIP_VERSION = 1
+CLIP_VERSION = 2
 """Version of the clip sampler's output (trajectories and movers): bumped whenever the same (recipe, clip config,
-seed, index) gives another clip. The still scene of frame 0 follows rgbify.scenes.SAMPLER_VERSION."""
+seed, index) gives another clip (2: thrown objects moved by the physics, ``falling_objects``; a clip config
+without them gives the clip of version 1 but for this number in its meta). The still scene of frame 0 follows
+rgbify.scenes.SAMPLER_VERSION."""
 
 TRAJECTORIES = ("auto", "static", "walk", "orbit", "dolly", "drive")
 AUTO_TRAJECTORY = {"indoor": "walk", "tabletop": "orbit", "outdoor": "drive"}
@@ -102,6 +111,17 @@ class ClipConfig(_Ranges):
     """Speed of a moving small thing, m/s, in any horizontal direction."""
     turn_deg_per_s: Range = (-30.0, 30.0)
     """Turn rate of a moving person or small thing about its vertical axis, degrees/s (vehicles: a fifth)."""
+    falling_objects: IntRange = (0, 0)
+    """Objects thrown at frame 0 and left to the physics (PyBullet): drawn from the visible small things (at most
+    rgbify.scenes.physics.LOOSE_M long, not already moving), each pushed off its still pose with a horizontal
+    speed (``throw_speed_mps``), an upward speed (``throw_up_mps``) and a spin (``throw_spin_rad_s``); they fly,
+    fall, bounce, roll and tumble against the rest of the scene (static, its exact triangles) over the clip."""
+    throw_speed_mps: Range = (0.3, 1.0)
+    """Thrown objects: horizontal speed at frame 0, m/s, in any direction."""
+    throw_up_mps: Range = (0.3, 1.2)
+    """Thrown objects: upward speed at frame 0, m/s."""
+    throw_spin_rad_s: Range = (1.0, 8.0)
+    """Thrown objects: spin at frame 0 about a random axis, rad/s."""
     shutter: float = 0.0
     """Motion blur of the RGB render: the fraction of the frame interval the shutter is open, centred on the
     frame's instant (0: none; 0.5: a 180-degree shutter). Ground truth never sees it (the data render is sharp)."""
@@ -383,10 +403,62 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
     return motions
 
 
+def _thrown(
+    scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[int, ...], moving: set[int]
+) -> list[ObjectMotion]:
+    """The objects thrown at frame 0 and moved by the physics (see ClipConfig.falling_objects)."""
+    from rgbify.scenes.physics import LOOSE_M, Throw, simulate_throws
+
+    if cfg.falling_objects[1] == 0 or cfg.frames < 2:
+        return []
+    candidates = [
+        o
+        for o in scene.objects
+        if o.class_name in SMALL_THINGS
+        and o.instance_id not in moving
+        and float(np.ptp(object_mesh(o).vertices, axis=0).max()) <= LOOSE_M
+    ]
+    if not candidates:
+        return []
+    visible = _visible_pixels(scene, config)
+    candidates = [o for o in candidates if o.instance_id in visible]
+    rng = stream(key, "clip_fallers")
+    n = min(len(candidates), int(rng.integers(cfg.falling_objects[0], cfg.falling_objects[1] + 1)))
+    if not n:
+        return []
+    weight = np.array([visible[o.instance_id] for o in candidates], dtype=np.float64)
+    chosen = sorted(rng.choice(len(candidates), size=n, replace=False, p=weight / weight.sum()).tolist())
+    throws = []
+    for k, c in enumerate(chosen):
+        r = stream(key, "clip_faller", k)
+        a, speed, up = (
+            float(r.uniform(0, 2 * math.pi)),
+            float(r.uniform(*cfg.throw_speed_mps)),
+            float(r.uniform(*cfg.throw_up_mps)),
+        )
+        axis = r.normal(size=3)
+        spin = axis / max(float(np.linalg.norm(axis)), 1e-9) * float(r.uniform(*cfg.throw_spin_rad_s))
+        lin = (speed * math.cos(a), speed * math.sin(a), up)
+        throws.append(Throw(candidates[c].instance_id, lin, tuple(float(x) for x in spin)))
+    poses = simulate_throws(list(scene.objects), throws, cfg.fps, cfg.frames, ignore=moving)
+    return [
+        ObjectMotion(
+            instance_id=t.instance_id,
+            poses=tuple(matrix4(p) for p in poses[t.instance_id]),
+            linear_mps=tuple(round(x, 6) for x in t.linear),
+        )
+        for t in throws
+    ]
+
+
 def clip_from_scene(scene: SceneSpec, config: RecipeConfig, clip: ClipConfig, key: tuple[int, ...]) -> ClipSpec:
     """Set ``scene`` in motion; ``key`` roots the clip's random streams (see the module docstring)."""
     cams, meta = _camera_path(scene, clip, config.kind, stream(key, "clip"))
     motions = _movers(scene, clip, config, key)
+    thrown = _thrown(scene, clip, config, key, {m.instance_id for m in motions})
+    if thrown:
+        meta["falling"] = [m.instance_id for m in thrown]
+    motions = sorted(motions + thrown, key=lambda m: m.instance_id)
     meta = {"clip_version": CLIP_VERSION, "frames": clip.frames, **meta}
     return ClipSpec(
         scene=scene,

@@ -328,3 +328,93 @@ def _quaternion(rot: np.ndarray) -> list[float]:
     from scipy.spatial.transform import Rotation
 
     return [float(x) for x in Rotation.from_matrix(rot).as_quat()]
+
+
+CLIP_STEPS_PER_S = 240.0
+"""Clip physics: the internal time step is the largest 1 / (fps * n) at most 1 / CLIP_STEPS_PER_S, so every frame
+time is a whole number of steps."""
+
+
+@dataclass(frozen=True)
+class Throw:
+    """A loose object set flying at frame 0: its linear (m/s) and angular (rad/s) velocity, world frame."""
+
+    instance_id: int
+    linear: tuple[float, float, float]
+    angular: tuple[float, float, float]
+
+
+def simulate_throws(objects: list, throws: list[Throw], fps: float, frames: int,  # noqa: ANN001 - ObjectSpec
+                    ignore: set[int] = frozenset()) -> dict[int, list[np.ndarray]]:
+    """``world_from_object`` at each frame time t / fps of every thrown object (frame 0: its pose in
+    ``objects``, exactly), simulated with gravity from its still pose with its velocities; every other object
+    (but those in ``ignore``: things moving by other rules) is static and collided with as its exact triangles,
+    as in :func:`settle`. Deterministic: one DIRECT client, bodies created in a fixed order, a fixed step."""
+    from rgbify.scenes.geometry import world_mesh
+
+    pb = _pybullet()
+    by_id = {o.instance_id: o for o in objects}
+    substeps = max(1, math.ceil(CLIP_STEPS_PER_S / fps))
+    client = pb.connect(pb.DIRECT)
+    try:
+        pb.setGravity(0.0, 0.0, -9.81, physicsClientId=client)
+        pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / (fps * substeps), numSolverIterations=SOLVER_ITERATIONS,
+                                     deterministicOverlappingPairs=1, physicsClientId=client)
+        bodies, lo, hi = [], [], []
+        for th in throws:
+            obj = by_id[th.instance_id]
+            verts, volume, com = _hull(object_mesh(obj).vertices)
+            m0 = np.asarray(obj.world_from_object, dtype=np.float64)
+            rot = m0[:3, :3]
+            shape = pb.createCollisionShape(pb.GEOM_MESH, vertices=(verts - com).tolist(), physicsClientId=client)
+            body = pb.createMultiBody(max(volume * 400.0, 0.02), shape, basePosition=(rot @ com + m0[:3, 3]).tolist(),
+                                      baseOrientation=_quaternion(rot), physicsClientId=client)
+            size = float(np.ptp(verts, axis=0).min())
+            pb.changeDynamics(body, -1, lateralFriction=0.6, rollingFriction=0.01, spinningFriction=0.01,
+                              linearDamping=0.05, angularDamping=0.1, restitution=0.2, collisionMargin=MARGIN_M,
+                              ccdSweptSphereRadius=max(0.25 * size, 0.002), physicsClientId=client)
+            pb.resetBaseVelocity(body, list(th.linear), list(th.angular), physicsClientId=client)
+            bodies.append((body, m0, _pose(pb, client, body)))
+            w = verts @ rot.T + m0[:3, 3]
+            lo.append(w.min(0))
+            hi.append(w.max(0))
+        # static: every other object within reach (horizontally) of the thrown ones; anything below them
+        reach = 1.0 + max((float(np.linalg.norm(t.linear)) for t in throws), default=0.0) * frames / fps
+        box_lo, box_hi = np.min(lo, axis=0) - reach, np.max(hi, axis=0) + reach
+        box_lo[2] = -np.inf
+        thrown = {t.instance_id for t in throws}
+        for o in objects:
+            if o.instance_id in thrown or o.instance_id in ignore:
+                continue
+            mesh = world_mesh(o)
+            if np.any(mesh.vertices.max(0) < box_lo) or np.any(mesh.vertices.min(0) > box_hi):
+                continue
+            convex, rest = _convex_parts(mesh.vertices, mesh.faces)
+            shapes = [pb.createCollisionShape(pb.GEOM_MESH, vertices=v.tolist(), physicsClientId=client)
+                      for v in convex]
+            if len(rest):
+                shapes.append(pb.createCollisionShape(pb.GEOM_MESH, vertices=mesh.vertices.tolist(),
+                                                      indices=rest.ravel().tolist(),
+                                                      flags=pb.GEOM_FORCE_CONCAVE_TRIMESH, physicsClientId=client))
+            for shape in shapes:
+                body = pb.createMultiBody(0.0, shape, physicsClientId=client)
+                pb.changeDynamics(body, -1, lateralFriction=0.6, restitution=0.2, collisionMargin=MARGIN_M,
+                                  physicsClientId=client)
+        out = {t.instance_id: [np.asarray(by_id[t.instance_id].world_from_object, dtype=np.float64)] for t in throws}
+        for _ in range(1, frames):
+            for _ in range(substeps):
+                pb.stepSimulation(physicsClientId=client)
+            for th, (body, m0, b0) in zip(throws, bodies, strict=True):
+                # the rigid motion of the body since frame 0, applied to the object's exact frame-0 pose
+                out[th.instance_id].append(_pose(pb, client, body) @ np.linalg.inv(b0) @ m0)
+    finally:
+        pb.disconnect(physicsClientId=client)
+    return out
+
+
+def _pose(pb, client: int, body: int) -> np.ndarray:  # noqa: ANN001
+    pos, quat = pb.getBasePositionAndOrientation(body, physicsClientId=client)
+    m = np.eye(4)
+    m[:3, :3] = np.asarray(pb.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
+    m[:3, 3] = pos
+    return m
