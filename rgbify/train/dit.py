@@ -148,6 +148,23 @@ def is_sd3_folder(path: str | Path) -> bool:
 # ---------------------------------------------------------------------------------------------------------- presets
 
 
+def vae16(scaling_factor: float, shift_factor: float) -> dict[str, Any]:
+    """The 16-channel AutoencoderKL config SD3 and FLUX.1 share; they differ only in the latent normalisation."""
+    return dict(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=16,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+
+
 FLUX_DEV = {
     "transformer": dict(
         patch_size=1,
@@ -171,19 +188,7 @@ FLUX_DEV = {
     "t5": dict(
         vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"
     ),
-    "vae": dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=16,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    ),
+    "vae": vae16(scaling_factor=0.3611, shift_factor=0.1159),
     "text_tokens": 512,  # FluxPipeline's max_sequence_length for FLUX.1-dev (T5)
 }
 """FLUX.1-dev's shapes (black-forest-labs/FLUX.1-dev: transformer, CLIP-L, T5-XXL encoder, VAE): 16 latent
@@ -250,19 +255,7 @@ def preset_configs(name: str) -> dict[str, Any]:
                 projection_dim=1280,
                 hidden_act="gelu",
             ),
-            "vae": dict(
-                in_channels=3,
-                out_channels=3,
-                latent_channels=16,
-                down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4,
-                block_out_channels=(128, 256, 512, 512),
-                layers_per_block=2,
-                scaling_factor=1.5305,
-                shift_factor=0.0609,
-                use_quant_conv=False,
-                use_post_quant_conv=False,
-            ),
+            "vae": vae16(scaling_factor=1.5305, shift_factor=0.0609),
             "shift": 3.0,
         }
     if name == "flux-random":  # FLUX.1-dev's shapes, random weights (T5-XXL: 4.8 B frozen parameters)
