@@ -1,6 +1,6 @@
 """Does the tiny generator learn from rgbify data, and which depth codec does it learn best? (docs/learning.md)
 
-    python benchmarks/bench_learning.py                       # 400 indoor at 96 px; 6 variants and a control at 64 px
+    python benchmarks/bench_learning.py                       # 320 indoor at 96 px; 6 variants and a control at 64 px
     python benchmarks/bench_learning.py --quick               # smoke test: 24 samples at 48 px, 20 steps each
     python benchmarks/bench_learning.py --data DIR            # reuse (or complete) the dataset in DIR
     python benchmarks/bench_learning.py --jobs 7              # the variants in 7 processes at once
@@ -49,7 +49,7 @@ VARIANTS = {  # name: (task, target options, what the VAE ceiling reconstructs)
 }
 CONTROLS = ("semantic-fixed",)
 """Variants beyond the issue's six: semantic with a fixed colour per class (the model need not read the prompt)."""
-FULL = dict(count=400, render=96, resolution=64, steps=1000, batch_size=8, points=8)
+FULL = dict(count=320, render=96, resolution=64, steps=500, batch_size=8, points=5)
 QUICK = dict(count=24, render=48, resolution=32, steps=20, batch_size=4, points=2)
 COLORS = {"depth/cubewalk": (214, 39, 40), "depth/hilbert24": (148, 103, 189), "depth/colormap:viridis": (44, 160, 44),
           "depth/affine": (31, 119, 180), "normals": (255, 127, 14), "semantic": (140, 86, 75),
@@ -151,7 +151,7 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
 
     task, options, _ = VARIANTS[name]
     run = out / "runs" / name.replace("/", "-").replace(":", "-")
-    train_ds = split(data, task, options, args, "train", return_gt=False)
+    train_ds = split(data, task, options, args, "train", return_gt=False, crop_scale=(args.crop, 1.0))
     val_ds = split(data, task, options, args, "val")
     cfg = make_config({
         "data": str(data), "out": str(run), "base_model": args.model, "mode": "lotus", "lotus_deterministic": True,
@@ -394,6 +394,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None, help=f"items per step ({FULL['batch_size']})")
     ap.add_argument("--points", type=int, default=None, help=f"evaluations along each run ({FULL['points']})")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, 2%% warm-up)")
+    ap.add_argument("--crop", type=float, default=1.0,
+                    help="smallest side fraction kept by the train split's random crop (1: no crop; the crop's zoom "
+                         "changes the focal length while metric depth stays, a scale the model cannot see)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, augmentation)")
     ap.add_argument("--data-seed", type=int, default=1,
                     help="rgbify build --seed (1: scenes the shipped VAE, trained on seed 0, never saw)")
@@ -415,6 +418,8 @@ def main(argv: list[str] | None = None) -> dict:
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     if bad := [n for n in names if n not in VARIANTS]:
         ap.error(f"--variants: unknown {bad}; use a subset of {','.join(VARIANTS)}")
+    if not 0 < args.crop <= 1:
+        ap.error(f"--crop {args.crop}: give a fraction in (0, 1] (1: no crop)")
     if args.jobs < 1:
         ap.error(f"--jobs {args.jobs}: give 1 or more")
     args.data = args.data or ROOT / "data" / f"bench-learning-indoor-{args.count}-{args.render}px-s{args.data_seed}"
@@ -454,7 +459,8 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-SETTINGS = ("data", "resolution", "steps", "batch_size", "points", "lr", "seed", "val_fraction", "model", "threads")
+SETTINGS = ("data", "resolution", "steps", "batch_size", "points", "lr", "crop", "seed", "val_fraction", "model",
+            "threads")
 """What a variant's result depends on (besides its name): a result is reused or reported only under these."""
 
 
