@@ -49,7 +49,7 @@ VARIANTS = {  # name: (task, target options, what the VAE ceiling reconstructs)
 }
 CONTROLS = ("semantic-fixed",)
 """Variants beyond the issue's six: semantic with a fixed colour per class (the model need not read the prompt)."""
-FULL = dict(count=320, render=96, resolution=64, steps=500, batch_size=8, points=5)
+FULL = dict(count=320, render=96, resolution=64, steps=250, batch_size=8, points=5)
 QUICK = dict(count=24, render=48, resolution=32, steps=20, batch_size=4, points=2)
 COLORS = {"depth/cubewalk": (214, 39, 40), "depth/hilbert24": (148, 103, 189), "depth/colormap:viridis": (44, 160, 44),
           "depth/affine": (31, 119, 180), "normals": (255, 127, 14), "semantic": (140, 86, 75),
