@@ -15,7 +15,6 @@ from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface
 from rgbify.scenes.cameras import PROFILES
 from rgbify.scenes.catalog import pick
 from rgbify.scenes.context import Context, Draft, Reject
-from rgbify.scenes.geometry import translate
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
 from rgbify.scenes.road import Road, Terrain, smoothstep
@@ -526,100 +525,58 @@ def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[st
 
 
 def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> list[list[int]]:
-    """People riding bicycles in the lane near the kerb, with the traffic of their side: a catalogue bicycle and a
-    catalogue adult seated as on a chair, turned to the bicycle's front and lowered onto it until they touch
-    (:func:`mount`). Two instances (bicycle, person); returns their ids, [bicycle, rider] per cyclist."""
+    """Cyclists walking their bicycles in the lane near the kerb, with the traffic of their side: a catalogue
+    bicycle (its front found by :func:`bike_front`) and a standing catalogue adult beside it on the lane's side,
+    level with its handlebar. Two instances (bicycle, person); returns their ids, [bicycle, person] per cyclist.
+    (No one rides: the catalogue's seated people sit as on a chair, knees together and feet forward where a
+    bicycle has its frame, front wheel and handlebar; lowered onto the saddle until they touch, they stayed
+    16-85 cm above it. docs/scenes.md, "Streets".)"""
     lay = ctx.config.layout
     out = []
     n = int(ctx.child("cyclists").rng.integers(lay.cyclists[0], lay.cyclists[1] + 1))
     for k in range(n):
         c = ctx.child("cyclist", k)
         bike = pick(ctx.catalog, c.rng, ("bicycle",), ("floor",), min_height=0.6)
-        rider = pick(ctx.catalog, c.rng, ("person",), ("seated",), min_height=1.2, max_height=1.5,
-                     name=lambda s: s.startswith("sitting") and "boy" not in s and "girl" not in s)
-        if bike is None or rider is None:
+        person = pick(ctx.catalog, c.rng, ("person",), ("floor",), name=lambda s: "child" not in s)
+        if bike is None or person is None:
             continue
-        ride = mount(bike, rider)
-        if ride is None:
-            continue
-        front, bike_from_rider = ride
-        bike_mat, rider_mat = c.material(bike), c.material(rider)
+        front = bike_front(bike)
+        bike_mat, person_mat = c.material(bike), c.material(person)
         for _ in range(8):
             side = 1 if c.rng.random() < 0.5 else -1
             s = _u(c.rng, -110.0, 40.0)
-            t = side * (st.width / 2 - 0.55 - abs(float(c.rng.normal(0, 0.25))))
-            yaw = (0.0 if side < 0 else 180.0) + float(c.rng.normal(0, 3)) - 90.0 * front
-            world = st.road.frame(s, t, ROAD_Z, yaw)
+            t = side * (st.width / 2 - 0.5 - abs(float(c.rng.normal(0, 0.25))))
+            yaw = (0.0 if side < 0 else 180.0) + float(c.rng.normal(0, 3))
+            world = st.road.frame(s, t, ROAD_Z, yaw - 90.0 * front)
             if not st.on_strip(bike, world, -st.width / 2 + 0.1, st.width / 2 - 0.1):
                 continue
             bid = b.add(bike, world, bike_mat, support=ids["road"], lean=True)
             if bid is None:
                 continue
-            rid = b.add(rider, world @ bike_from_rider, rider_mat, support=bid, ignore=(bid,), lean=True)
-            if rid is None:
+            beside = t - side * (bike.extents[0] / 2 + person.extents[0] / 2 + 0.08)
+            ahead = s + (0.25 if side < 0 else -0.25)
+            pid = b.add(person, st.road.frame(ahead, beside, ROAD_Z, yaw - 90.0), person_mat, support=ids["road"],
+                        lean=True)
+            if pid is None:
                 b.remove(bid)
                 continue
-            out.append([bid, rid])
+            out.append([bid, pid])
             break
     return out
 
 
-def model_vertices(m: Model) -> np.ndarray:
-    """The model's vertices in its model frame."""
+def bike_front(bike: Model) -> int:
+    """+1 when the bicycle (its length along its model y) has its front toward +y, else -1: the end where its
+    handlebar, the widest thing in its upper 40%, is."""
     from types import SimpleNamespace
 
     from rgbify.scenes.geometry import object_mesh
 
-    mesh = object_mesh(SimpleNamespace(geometry=m.geometry, name=m.kind))  # type: ignore[arg-type]
-    return mesh.transformed(m.model_from_geometry)
-
-
-def mount(bike: Model, rider: Model, gap: float = 5e-4) -> tuple[int, np.ndarray] | None:
-    """Seat ``rider`` (a person sitting as on a chair, facing +y) on ``bike`` (its length along y): returns the
-    bicycle's front (+1: toward +y; where its handlebar, the widest thing in its upper 40%, is) and
-    bike_from_rider: the rider turned to the front, the bottom of its seat (the lowest point of its rear 40%)
-    over the saddle (the highest point more than 25 cm behind the handlebar), then lowered until some part of it
-    is ``gap`` above the bicycle (first contact: saddle, pedals or frame). None when they never meet."""
-    import trimesh
-
-    from rgbify.scenes.geometry import rot_z
-
-    mb, mr = model_vertices(bike), model_vertices(rider)
-    vb = mb.vertices
-    ymid = (vb[:, 1].min() + vb[:, 1].max()) / 2
-    high = vb[vb[:, 2] > 0.6 * vb[:, 2].max()]
-    bar = high[np.abs(high[:, 0]) > 0.7 * np.abs(high[:, 0]).max()]  # the handlebar: the widest thing up high
-    front = 1 if bar[:, 1].mean() > ymid else -1
-    rear = vb[(vb[:, 1] - bar[:, 1].mean()) * front < -0.25]
-    if len(rear) == 0:
-        return None
-    top = rear[:, 2].max()
-    saddle = rear[rear[:, 2] > top - 0.02].mean(axis=0)
-    turn = rot_z(0.0 if front > 0 else 180.0)
-    vr = mr.transformed(turn).vertices
-    u = vr[:, 1] * front
-    back = vr[u < u.min() + 0.4 * np.ptp(u)]
-    zb = back[:, 2].min()
-    seat = back[back[:, 2] < zb + 0.03].mean(axis=0)
-    lift = np.array([saddle[0] - seat[0], saddle[1] - seat[1], top - zb + 0.3])
-    rb, rr = mb.to_trimesh(), trimesh.Trimesh(vr + lift, mr.faces, process=False)
-    down = np.concatenate([rr.vertices, rr.triangles_center])
-    up = np.concatenate([rb.vertices, rb.triangles_center])
-    lo, hi = rb.bounds
-    down = down[(down[:, 0] > lo[0]) & (down[:, 0] < hi[0]) & (down[:, 1] > lo[1]) & (down[:, 1] < hi[1])]
-    lo, hi = rr.bounds
-    up = up[(up[:, 0] > lo[0]) & (up[:, 0] < hi[0]) & (up[:, 1] > lo[1]) & (up[:, 1] < hi[1])]
-    dist = []
-    for mesh, pts, d in ((rb, down, -1.0), (rr, up, 1.0)):
-        if len(pts) == 0:
-            continue
-        locs, ray, _ = mesh.ray.intersects_location(pts, np.tile([0.0, 0.0, d], (len(pts), 1)), multiple_hits=False)
-        if len(locs):
-            dist.append(np.abs(locs[:, 2] - pts[ray, 2]).min())
-    if not dist:
-        return None
-    lift[2] -= float(min(dist)) - gap
-    return front, translate(*lift) @ turn
+    v = object_mesh(SimpleNamespace(geometry=bike.geometry, name=bike.kind)).transformed(  # type: ignore[arg-type]
+        bike.model_from_geometry).vertices
+    high = v[v[:, 2] > 0.6 * v[:, 2].max()]
+    bar = high[np.abs(high[:, 0]) > 0.7 * np.abs(high[:, 0]).max()]
+    return 1 if bar[:, 1].mean() > (v[:, 1].min() + v[:, 1].max()) / 2 else -1
 
 
 def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
