@@ -701,6 +701,7 @@ def test_cli_stats(tmp_path):
     assert "models:" in out.stdout and "class coverage" in out.stdout
     assert s["models"]["distinct"] >= 8 and 1 <= s["models"]["scenes_until_half_seen"] <= 4
     assert s["coverage"]["cityscapes_train"] >= 8 and 0 in s["coverage"]["cityscapes_train_ids"]  # road
+    assert "streets:" in out.stdout and s["streets"]["scenes"] == 4 and 0 <= s["streets"]["curved"] <= 1
     from rgbify.scenes.stats import recipe_stats
     one = recipe_stats(load_recipe("outdoor"), 4, jobs=1)
     assert {k: v for k, v in one.items() if "seconds" not in k and k != "jobs"} == \
