@@ -10,9 +10,7 @@ at corners and the road is laid into the ground plane by design.
 Resting: an object that is not structure and not wall-mounted (door, window, picture) must have, straight below
 the centre of its lowest vertices, a surface of another object within 5 mm of its lowest point, or hang on a wall:
 a horizontal ray from its centre reaches a wall within 3.5 cm past its own side (upper cabinets, mirrors, towel
-rails, whiteboards, curtains: hooks and rails are not modelled), or, for a person, ride: touch a bicycle or
-motorcycle (a vertex of one within 5 mm of the other's surface: a cyclist on the saddle, its feet above the
-road; a rider floating above the bicycle is still found).
+rails, whiteboards, curtains: hooks and rails are not modelled).
 """
 
 from __future__ import annotations
@@ -27,8 +25,6 @@ from rgbify.scenes.spec import SceneSpec
 
 STRUCTURE = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
 MOUNTED = {"door", "window", "picture"}
-RIDDEN = {"bicycle", "motorcycle"}
-"""What a person may sit on with its feet off the ground (:func:`_rides`)."""
 TOUCH_M = 2.5e-3
 REST_M = 5e-3
 HANG_M = 0.035
@@ -124,26 +120,9 @@ def _resting(spec: SceneSpec, meshes: list[trimesh.Trimesh], names: list[str], c
             if len(locs) and np.any(np.abs(locs[:, 2] - zmin) <= REST_M):
                 supported = True
                 break
-        if not supported and classes[k] == "person":
-            supported = _rides(meshes, classes, bounds, k)
         if not supported and not _hangs_on_wall(meshes, classes, bounds, k):
             out.append(Problem("not_resting", (names[k],), f"lowest point z={zmin:.4f} m"))
     return out
-
-
-def _rides(meshes: list[trimesh.Trimesh], classes: list[str], bounds: np.ndarray, k: int) -> bool:
-    """Person k sits on a bicycle or motorcycle: a vertex of one is within REST_M of the other's surface (a
-    rider's seat on the saddle, a foot on a pedal; the feet hang above the road)."""
-    lo, hi = bounds[k]
-    for j, other in enumerate(meshes):
-        if classes[j] not in RIDDEN or np.any(bounds[j, 0, :2] > hi[:2]) or np.any(bounds[j, 1, :2] < lo[:2]):
-            continue
-        for a, b in ((meshes[k], other), (other, meshes[k])):
-            v = a.vertices
-            v = v[np.all((v >= b.bounds[0] - REST_M) & (v <= b.bounds[1] + REST_M), axis=1)]
-            if len(v) and trimesh.proximity.closest_point(b, v)[1].min() <= REST_M:
-                return True
-    return False
 
 
 def _hangs_on_wall(meshes: list[trimesh.Trimesh], classes: list[str], bounds: np.ndarray, k: int) -> bool:
