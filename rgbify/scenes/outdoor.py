@@ -602,7 +602,7 @@ def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, 
         elif kind == "fence":
             _on_ground(c, b, st, fence(c.rng, _u(c.rng, 3, 15)), ids, yaw=0.0)
         else:
-            _on_ground(c, b, st, bush(c.rng) if kind == "bush" else rock(c.rng), ids)
+            _on_ground(c, b, st, bush(c.rng) if kind == "bush" else rock(c.rng), ids, max_lean_deg=12.0)
     if ctx.assets:
         for k in range(int(rng.integers(1, 4))):
             c = ctx.child("asset", k)
@@ -642,10 +642,11 @@ def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[
 
 def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int],
                yaw: float | None = None, far: tuple[float, float] = (0.1, 25.0),
-               s_range: tuple[float, float] = (-80.0, 200.0)) -> None:
+               s_range: tuple[float, float] = (-80.0, 200.0), max_lean_deg: float = 3.0) -> None:
     """``m`` on the ground beyond a sidewalk, ``far`` metres past the kerb, standing on the ground's triangles
-    (leaning with them; tried elsewhere where its base would not sit flush, :meth:`Terrain.fits`); turned any way,
-    or by ``yaw`` from the road's heading."""
+    (leaning with them; tried elsewhere where its base would not sit flush, :meth:`Terrain.fits`, or where the
+    ground leans more than ``max_lean_deg``: trees and posts stand near vertical); turned any way, or by ``yaw``
+    from the road's heading."""
     rng = ctx.rng
     assert st.terrain is not None
     for _ in range(8):
@@ -656,6 +657,8 @@ def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[st
             continue
         a = float(rng.uniform(0, 360)) if yaw is None else yaw + math.degrees(st.road.heading(s))
         x, y = st.road.xy(s, t)
+        if st.terrain.normal(float(x), float(y))[2] < math.cos(math.radians(max_lean_deg)):
+            continue
         world = st.terrain.frame(float(x), float(y), a)
         if not st.terrain.fits(m.boxes, world):
             continue
