@@ -554,7 +554,8 @@ def object_mesh(obj: Object) -> TriMesh:
 
 def cluster_vertices(mesh: TriMesh, cell_m: float) -> TriMesh:
     """The mesh with its vertices merged on a grid of ``cell_m`` metres (a level of detail): the vertices in one
-    cell become their mean, faces that lose a corner go; material slots and per-corner UVs of the kept faces stay.
+    cell become their mean, faces that lose a corner go, and of faces left with the same three corners the first
+    stays (Blender would merge them); material slots and per-corner UVs of the kept faces stay.
     Every vertex moves by less than one cell diagonal. ``cell_m`` 0 returns ``mesh`` itself. A pure function of
     its arguments (the same triangles in every process)."""
     if cell_m <= 0 or len(mesh.faces) == 0:
@@ -568,6 +569,11 @@ def cluster_vertices(mesh: TriMesh, cell_m: float) -> TriMesh:
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])
     if not keep.any():
         return mesh  # the whole mesh inside one cell: nothing sensible to keep but the mesh itself
+    # faces that now share their three corners (either winding) are one face: the first stays (Blender keeps one)
+    kept = np.flatnonzero(keep)
+    _, first = np.unique(np.sort(faces[kept], axis=1), axis=0, return_index=True)
+    keep = np.zeros(len(faces), bool)
+    keep[kept[first]] = True
     used = np.unique(faces[keep])
     remap = np.full(len(counts), -1, np.int64)
     remap[used] = np.arange(len(used))
