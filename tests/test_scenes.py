@@ -177,14 +177,19 @@ PINNED_SCENES = {
         "bedroom": ["f15cb457c029e024", "fd78666508a4405c"], "home": ["1495f6ac9920169b", "1b6dde95cad5e631"],
         "kitchen": ["19f9a532a02a658f", "9f448e6f10e17836"], "living_room": ["e557c0bfa6b2a2e5", "bbeb13bca79c4f61"],
         "office": ["7865e0c606767198", "f57f0ac390a7a734"]},
-    # 10: outdoor streets curve, rise and fall, with uneven ground, parked rows and cyclists; the other recipes'
-    # specs are version 9's, pinned again here as this tree samples them (bathroom, bedroom, home, living_room and
-    # office already differed from the 9 pins above at 158d65a, the commit before version 10)
-    10: {"indoor": ["180da8d36967f574", "91fc4c2dc4f8eb02"], "outdoor": ["ae6dcbbc78bb369c", "1d91d601649beb8b"],
-         "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["b53638748448a6cf", "51924ddee3806757"],
-         "bedroom": ["f15cb457c029e024", "61d593877562ace7"], "home": ["e9559419cb2ffc85", "c13cfd8fd9f7b393"],
-         "kitchen": ["19f9a532a02a658f", "9f448e6f10e17836"], "living_room": ["e557c0bfa6b2a2e5", "5de8382a56ae1dee"],
-         "office": ["de6ff198f05d1c3a", "1726ba2f1754912d"]},
+    # 10: mesh files small on screen get a level of detail (MeshFile.lod_m; tabletop has none, so it is unchanged)
+    10: {"indoor": ["86af99e2d5aeeb72", "a55ca0905a899b6b"], "outdoor": ["5303ac570bb76cc9", "2a3a6f87ba680284"],
+         "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["24fd5765db337fd3", "72a2234a2bd1052b"],
+         "bedroom": ["baa176e7a1923b76", "647271d4aa3d483c"], "home": ["d1068e36c79f849a", "f3a1af476beee7f4"],
+         "kitchen": ["787d8d6094aa450c", "a056e01f1e3152c3"], "living_room": ["20a9ab36e9ede5a3", "d29463091ab26197"],
+         "office": ["f1226aa9a5e30fe5", "2249f52e2b89e703"]},
+    # 11: outdoor streets curve, rise and fall, with uneven ground, parked rows and cyclists (on main's 10; the
+    # other recipes' specs are main's 10)
+    11: {"indoor": ["86af99e2d5aeeb72", "a55ca0905a899b6b"], "outdoor": ["c638d5cbcdd8f333", "b695e31ecfa78038"],
+         "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["24fd5765db337fd3", "72a2234a2bd1052b"],
+         "bedroom": ["baa176e7a1923b76", "647271d4aa3d483c"], "home": ["d1068e36c79f849a", "f3a1af476beee7f4"],
+         "kitchen": ["787d8d6094aa450c", "a056e01f1e3152c3"], "living_room": ["20a9ab36e9ede5a3", "d29463091ab26197"],
+         "office": ["f1226aa9a5e30fe5", "2249f52e2b89e703"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -790,3 +795,60 @@ def test_images_that_are_not_images_are_skipped_with_one_line(tmp_path):
     used = {t for t in used if not t.startswith("cache:")}  # catalogue models' own textures (asset cache)
     assert used == {str((tmp_path / "tex" / "red.png").resolve())}
     assert {s.world.hdri for s in specs} == {str((tmp_path / "hdri" / "sky.hdr").resolve())}
+
+
+def _sphere_file(tmp_path, segments=96):
+    """A fine sphere of radius 0.5 m with two material slots and UVs, written as a .npz mesh file."""
+    from rgbify.scenes.geometry import FileMaterial, TriMesh, primitive_mesh, write_mesh_npz
+    from rgbify.scenes.spec import Primitive
+
+    m = primitive_mesh(Primitive("sphere", (1.0, 1.0, 1.0), segments=segments))
+    slots = (m.triangles[:, :, 2].mean(axis=1) > 0).astype(np.int64)
+    uv = m.triangles[:, :, :2] + 0.5
+    path = str(tmp_path / "sphere.npz")
+    mats = tuple(FileMaterial(f"m{k}", (0.5, 0.5, 0.5), 1.0, 0.5, 0.0, None) for k in range(2))
+    write_mesh_npz(path, TriMesh(m.vertices, m.faces, slots, uv), mats)
+    return path
+
+
+def test_level_of_detail_merges_vertices_and_keeps_slots_and_uvs(tmp_path):
+    from rgbify.scenes.geometry import cluster_vertices, load_mesh_file
+
+    full = load_mesh_file(_sphere_file(tmp_path))
+    assert cluster_vertices(full, 0.0) is full
+    cell = 0.05
+    lod = cluster_vertices(full, cell)
+    assert 0 < len(lod.faces) < len(full.faces) / 2
+    # every merged vertex is the mean of the file's vertices in its cell: within one cell diagonal of one of them
+    d = np.linalg.norm(lod.vertices[:, None] - full.vertices[None], axis=-1).min(axis=1)
+    assert d.max() <= cell * np.sqrt(3)
+    radius = np.linalg.norm(lod.vertices, axis=1)
+    assert np.all(np.abs(radius - 0.5) <= cell * np.sqrt(3))
+    assert set(np.unique(lod.face_material)) == {0, 1}  # both slots survive, UVs stay per kept face
+    assert lod.uv.shape == (len(lod.faces), 3, 2)
+    assert np.all((lod.faces >= 0) & (lod.faces < len(lod.vertices)))
+    again = cluster_vertices(load_mesh_file(_sphere_file(tmp_path)), cell)
+    assert np.array_equal(again.vertices, lod.vertices) and np.array_equal(again.faces, lod.faces)
+
+
+def test_mesh_files_small_on_screen_get_a_level_of_detail_that_every_user_sees(tmp_path):
+    import dataclasses
+
+    from rgbify.scenes.geometry import LOD_CELL_PX, object_mesh, scene_meshes, translate, with_level_of_detail
+    from rgbify.scenes.spec import Camera, MeshFile, Object, SceneSpec, SpecError, look_at
+
+    path = _sphere_file(tmp_path)
+    camera = Camera.from_hfov(512, 384, 60.0, look_at((0.0, 0.0, 1.0), (1.0, 0.0, 1.0)))
+    near, far = (Object(f"ball{k}", MeshFile(path), "ball", k + 1, tuple(map(tuple, translate(x, 0.0, 1.0).tolist())))
+                 for k, x in enumerate((2.0, 40.0)))
+    got = with_level_of_detail((near, far), camera)
+    assert got[0] == near  # 0.5 m at 1.5 m covers far more than 64 px: as it is
+    cell = got[1].geometry.lod_m
+    assert cell == pytest.approx(LOD_CELL_PX * 39.5 / camera.fx, rel=1e-4)
+    assert len(object_mesh(got[1]).faces) < len(object_mesh(far).faces) / 2
+    assert [len(m.faces) for m in scene_meshes(got)] == [len(object_mesh(o).faces) for o in got]
+    spec = SceneSpec(camera=camera, objects=got, classes=("ball",))
+    assert spec_from_json(spec_to_json(spec)) == spec
+    bad = dataclasses.replace(spec, objects=(dataclasses.replace(far, geometry=MeshFile(path, lod_m=-1.0)),))
+    with pytest.raises(SpecError, match="lod_m"):
+        bad.validate()
