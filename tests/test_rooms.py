@@ -150,6 +150,7 @@ def _world_bounds(o) -> np.ndarray:
 
 @needs_catalog
 def test_streets_have_pedestrians_on_sidewalks_bicycles_and_catalogue_cars():
+    from rgbify.scenes.audit import _full_detail
     from rgbify.scenes.geometry import world_mesh
     from rgbify.scenes.outdoor import KERB
     from rgbify.scenes.road import Road
@@ -162,7 +163,7 @@ def test_streets_have_pedestrians_on_sidewalks_bicycles_and_catalogue_cars():
     for s, o in people:
         street = dict(s.meta)["street"]
         road = Road(street["curvature_per_m"], street["grade"])  # road coordinates; the plane z = grade * x
-        v = world_mesh(o).vertices
+        v = world_mesh(_full_detail(o)).vertices
         lo = v[np.argmin(v[:, 2])]
         assert abs(lo[2] - road.z(lo[0]) - KERB) < 0.01, "standing on the sidewalk"
         assert 1.4 < np.ptp(v[:, 2]) < 2.0, "true size"
@@ -174,7 +175,7 @@ def test_streets_have_pedestrians_on_sidewalks_bicycles_and_catalogue_cars():
     for s, o in cars:  # along the street: longer along its heading than across it
         if "sh3d" in str(o.geometry):
             street = dict(s.meta)["street"]
-            v = world_mesh(o).vertices
+            v = world_mesh(_full_detail(o)).vertices
             sv, tv = Road(street["curvature_per_m"], 0.0).st(v[:, 0], v[:, 1])
             assert np.ptp(sv) > 1.5 * np.ptp(tv)
     bikes = sample_scene(load_recipe("outdoor", layout__bicycles=(2, 3)), 4, 0)
