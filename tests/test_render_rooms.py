@@ -21,13 +21,18 @@ def _street():
     """A sampled street seen from the sidewalk, 6 m from a catalogue person, a building front behind."""
     import dataclasses
 
+    from rgbify.scenes.road import Road
     from rgbify.scenes.spec import Camera, look_at
 
     spec = sample_scene(load_recipe("outdoor", resolution=(128, 96), samples=2), 4, 0)
-    person = next(o for o in spec.objects if o.class_name == "person")
+    street = dict(spec.meta)["street"]
+    walking = {pid for _, pid in street["cyclists"]}
+    person = next(o for o in spec.objects if o.class_name == "person" and o.instance_id not in walking)
     p = np.asarray(person.world_from_object)[:3, 3]
-    eye = (p[0] - 5.0, p[1] - np.sign(p[1]) * 3.0, 1.6)
-    camera = Camera.from_hfov(128, 96, 60.0, look_at(eye, (p[0], p[1] + np.sign(p[1]) * 4.0, 2.0)))
+    road = Road(street["curvature_per_m"], street["grade"])  # the street may curve and rise: its own coordinates
+    s, t = (float(x) for x in road.st(p[0], p[1]))
+    eye = (*road.xy(s - 5.0, t - np.sign(t) * 3.0), p[2] + 1.45)
+    camera = Camera.from_hfov(128, 96, 60.0, look_at(eye, (*road.xy(s, t + np.sign(t) * 4.0), p[2] + 1.85)))
     return dataclasses.replace(spec, camera=camera)
 
 

@@ -150,23 +150,34 @@ def _world_bounds(o) -> np.ndarray:
 
 @needs_catalog
 def test_streets_have_pedestrians_on_sidewalks_bicycles_and_catalogue_cars():
+    from rgbify.scenes.audit import _full_detail
+    from rgbify.scenes.geometry import world_mesh
     from rgbify.scenes.outdoor import KERB
+    from rgbify.scenes.road import Road
 
     cfg = load_recipe("outdoor")
     specs = [sample_scene(cfg, 4, i) for i in range(3)]
-    people = [(s, o) for s in specs for o in s.objects if o.class_name == "person"]
+    walking = {pid for s in specs for _, pid in dict(s.meta)["street"]["cyclists"]}  # on the road, with a bicycle
+    people = [(s, o) for s in specs for o in s.objects if o.class_name == "person" and o.instance_id not in walking]
     assert len(people) >= 3 * 2
     for s, o in people:
         street = dict(s.meta)["street"]
-        lo, hi = _world_bounds(o)
-        assert abs(lo[2] - KERB) < 0.01 and 1.4 < hi[2] - lo[2] < 2.0, "standing on the sidewalk, true size"
-        assert street["road_width_m"] / 2 - 0.05 <= min(abs(lo[1]), abs(hi[1])), "not on the road"
-        assert max(abs(lo[1]), abs(hi[1])) <= street["road_width_m"] / 2 + street["sidewalk_m"] + 0.05
-    cars = [o for s in specs for o in s.objects if o.class_name == "car"]
-    assert any("sh3d" in str(o.geometry) for o in cars) and any("sh3d" not in str(o.geometry) for o in cars)
-    for o in (o for o in cars if "sh3d" in str(o.geometry)):  # along the street: longer in x than in y
-        lo, hi = _world_bounds(o)
-        assert hi[0] - lo[0] > 1.5 * (hi[1] - lo[1])
+        road = Road(street["curvature_per_m"], street["grade"])  # road coordinates; the plane z = grade * x
+        v = world_mesh(_full_detail(o)).vertices
+        lo = v[np.argmin(v[:, 2])]
+        assert abs(lo[2] - road.z(lo[0]) - KERB) < 0.01, "standing on the sidewalk"
+        assert 1.4 < np.ptp(v[:, 2]) < 2.0, "true size"
+        _, t = road.st(v[:, 0], v[:, 1])
+        assert street["road_width_m"] / 2 - 0.05 <= np.abs(t).min(), "not on the road"
+        assert np.abs(t).max() <= street["road_width_m"] / 2 + street["sidewalk_m"] + 0.05
+    cars = [(s, o) for s in specs for o in s.objects if o.class_name == "car"]
+    assert any("sh3d" in str(o.geometry) for _, o in cars) and any("sh3d" not in str(o.geometry) for _, o in cars)
+    for s, o in cars:  # along the street: longer along its heading than across it
+        if "sh3d" in str(o.geometry):
+            street = dict(s.meta)["street"]
+            v = world_mesh(_full_detail(o)).vertices
+            sv, tv = Road(street["curvature_per_m"], 0.0).st(v[:, 0], v[:, 1])
+            assert np.ptp(sv) > 1.5 * np.ptp(tv)
     bikes = sample_scene(load_recipe("outdoor", layout__bicycles=(2, 3)), 4, 0)
     assert "bicycle" in {o.class_name for o in bikes.objects}
 

@@ -177,6 +177,19 @@ PINNED_SCENES = {
         "bedroom": ["f15cb457c029e024", "fd78666508a4405c"], "home": ["1495f6ac9920169b", "1b6dde95cad5e631"],
         "kitchen": ["19f9a532a02a658f", "9f448e6f10e17836"], "living_room": ["e557c0bfa6b2a2e5", "bbeb13bca79c4f61"],
         "office": ["7865e0c606767198", "f57f0ac390a7a734"]},
+    # 10: mesh files small on screen get a level of detail (MeshFile.lod_m; tabletop has none, so it is unchanged)
+    10: {"indoor": ["86af99e2d5aeeb72", "a55ca0905a899b6b"], "outdoor": ["5303ac570bb76cc9", "2a3a6f87ba680284"],
+         "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["24fd5765db337fd3", "72a2234a2bd1052b"],
+         "bedroom": ["baa176e7a1923b76", "647271d4aa3d483c"], "home": ["d1068e36c79f849a", "f3a1af476beee7f4"],
+         "kitchen": ["787d8d6094aa450c", "a056e01f1e3152c3"], "living_room": ["20a9ab36e9ede5a3", "d29463091ab26197"],
+         "office": ["f1226aa9a5e30fe5", "2249f52e2b89e703"]},
+    # 11: outdoor streets curve, rise and fall, with uneven ground, parked rows and cyclists (on main's 10; the
+    # other recipes' specs are main's 10)
+    11: {"indoor": ["86af99e2d5aeeb72", "a55ca0905a899b6b"], "outdoor": ["c638d5cbcdd8f333", "b695e31ecfa78038"],
+         "tabletop": ["34a03327ac5fd042", "c82159838f0ff13a"], "bathroom": ["24fd5765db337fd3", "72a2234a2bd1052b"],
+         "bedroom": ["baa176e7a1923b76", "647271d4aa3d483c"], "home": ["d1068e36c79f849a", "f3a1af476beee7f4"],
+         "kitchen": ["787d8d6094aa450c", "a056e01f1e3152c3"], "living_room": ["20a9ab36e9ede5a3", "d29463091ab26197"],
+         "office": ["f1226aa9a5e30fe5", "2249f52e2b89e703"]},
 }
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 
@@ -365,6 +378,74 @@ def test_rejects_are_recorded_and_exhaustion_is_reported():
         sample_scene(cfg, 0, 0)
 
 
+def test_road_and_terrain_geometry():
+    """Road coordinates invert, the bent slabs and the ground are closed meshes, the ground's triangles are the
+    road plane where the masks keep it flat, and Terrain.fits tells a base flush with them from one that is not."""
+    from rgbify.scenes.builder import Parts
+    from rgbify.scenes.geometry import translate
+    from rgbify.scenes.road import Road, Terrain
+    for k in (0.0, 1 / 150, -1 / 400):
+        road = Road(k, 0.03)
+        s, t = np.array([-150.0, 0.0, 80.0]), np.array([-9.0, 2.5, 30.0])
+        s2, t2 = road.st(*road.xy(s, t).T)
+        np.testing.assert_allclose(np.c_[s2, t2], np.c_[s, t], atol=1e-9)
+        for t0, t1 in ((-3.0, 3.0), (3.0, 7.0), (-3.0, -7.0)):
+            m = trimesh.Trimesh(*road.ribbon((-200, 200), (-199, 201), t0, t1, 0.0, 0.15))
+            assert m.is_watertight and m.volume > 0
+            assert abs(m.vertices[:, 2].max() - (road.z(m.vertices[:, 0]) + 0.15).max()) < 1e-9  # top on the plane
+        f = road.frame(10.0, 2.0, 0.15, 0.0)
+        np.testing.assert_allclose(f[:3, 2], road.up, atol=1e-12)  # leans with the plane
+        assert abs(f[2, 3] - road.z(f[0, 3]) - 0.15) < 1e-12
+    road = Road(1 / 200, 0.02)
+    flat = [lambda gx, gy: np.clip((np.abs(gy) - 30.0) / 10.0, 0.0, 1.0)]  # flat within 30 m of y = 0
+    ter = Terrain.make(road, np.random.default_rng(0), 1200.0, 1.5, flat)
+    m = trimesh.Trimesh(*ter.mesh())
+    assert m.is_watertight and m.volume > 0
+    assert 0.5 < np.abs(ter.relief).max() <= 1.5 + 1e-9 and np.all(ter.relief[:, np.abs(ter.ys) <= 30.0] == 0.0)
+    for x, y in ((12.3, -7.1), (-40.0, 80.0), (150.5, 120.2)):
+        hit = m.ray.intersects_location([[x, y, 100.0]], [[0.0, 0.0, -1.0]])[0]
+        assert abs(hit[:, 2].max() - ter.height(x, y)) < 1e-6
+    box = Parts().box((0, 0, 0.25), (1.0, 1.0, 0.5)).model("box", "box")
+    assert ter.fits(box.boxes, ter.frame(3.0, 5.0, 30.0))  # on the flat band: flush
+    bumpy = [(x, y) for x in np.arange(-150, 150, 7.0) for y in np.arange(60, 150, 7.0)]
+    flush = [ter.fits(box.boxes, ter.frame(x, y, 0.0)) for x, y in bumpy]
+    lifted = [ter.fits(box.boxes, translate(0.0, 0.0, 0.01) @ ter.frame(x, y, 0.0)) for x, y in bumpy]
+    assert any(flush) and not any(lifted)  # 1 cm above the ground is not standing on it
+
+
+def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
+    """Over a few seeds: straight and curved streets, level and graded ones, uneven ground; parked rows; every
+    cyclist's bicycle and person stand on the road within its kerbs (sampled with the catalogue, where it is)."""
+    from rgbify.scenes.audit import _full_detail
+    from rgbify.scenes.catalog import find_catalogs
+    from rgbify.scenes.geometry import world_mesh
+    cfg = load_recipe("outdoor")
+    streets, specs = [], []
+    for i in range(6):
+        spec = sample_scene(cfg, 3, i)
+        specs.append(spec)
+        streets.append(dict(spec.meta)["street"])
+    assert {st["curvature_per_m"] == 0.0 for st in streets} == {True, False}
+    assert {st["grade"] == 0.0 for st in streets} == {True, False}
+    assert any(st["relief_m"] > 0 for st in streets) and any(st["parked_rows"] for st in streets)
+    assert all(150.0 - 1e-6 <= 1 / abs(st["curvature_per_m"]) <= 600.0 + 1e-6 for st in streets
+               if st["curvature_per_m"])
+    if not find_catalogs():
+        return
+    pairs = 0
+    for spec, st in zip(specs, streets, strict=True):
+        by_id = {o.instance_id: o for o in spec.objects}
+        for bid, pid in st["cyclists"]:
+            pairs += 1
+            assert by_id[bid].class_name == "bicycle" and by_id[pid].class_name == "person"
+            for o in (by_id[bid], by_id[pid]):
+                v = world_mesh(_full_detail(o)).vertices  # as placed (a level of detail may lift a far one)
+                low = v[v[:, 2] < v[:, 2].min() + 0.01]
+                # standing on the road plane z = grade * x (+ the road's 2 cm), leaning with it
+                assert np.abs(low[:, 2] - st["grade"] * low[:, 0] - 0.02).min() < 2e-3
+    assert pairs >= 1
+
+
 def test_outdoor_reaches_far_and_indoor_has_little_sky():
     from rgbify.scenes.sample import sample_scene_and_probe
     far = max(float(np.max(np.where(np.isfinite(p.depth_z_m), p.depth_z_m, 0)))
@@ -409,7 +490,10 @@ def test_cameras_match_the_datasets_they_are_profiled_on():
         s = sample_scene(load_recipe("outdoor"), 1, i)
         assert abs(s.camera.hfov_deg - PROFILES["kitti"].hfov_deg) <= 1.0 + 1e-6
         m = np.asarray(s.camera.world_from_camera)
-        if abs(m[2, 3] - 0.02 - 1.65) < 0.1 and abs(m[2, 2]) < math.sin(math.radians(3.01)):
+        grade = dict(s.meta)["street"]["grade"]  # the road's plane: z = grade * x
+        along = math.atan(grade * m[0, 2] / max(math.hypot(m[0, 2], m[1, 2]), 1e-9))  # its slope along the view
+        if abs(m[2, 3] - grade * m[0, 3] - 0.02 - 1.65) < 0.1 and abs(math.asin(m[2, 2]) - along) < \
+                math.radians(3.01):  # 1.65 m above the road, level with it
             driving += 1
     assert driving >= 3
 
@@ -623,6 +707,7 @@ def test_cli_stats(tmp_path):
     assert "models:" in out.stdout and "class coverage" in out.stdout
     assert s["models"]["distinct"] >= 8 and 1 <= s["models"]["scenes_until_half_seen"] <= 4
     assert s["coverage"]["cityscapes_train"] >= 8 and 0 in s["coverage"]["cityscapes_train_ids"]  # road
+    assert "streets:" in out.stdout and s["streets"]["scenes"] == 4 and 0 <= s["streets"]["curved"] <= 1
     from rgbify.scenes.stats import recipe_stats
     one = recipe_stats(load_recipe("outdoor"), 4, jobs=1)
     assert {k: v for k, v in one.items() if "seconds" not in k and k != "jobs"} == \
@@ -711,3 +796,60 @@ def test_images_that_are_not_images_are_skipped_with_one_line(tmp_path):
     used = {t for t in used if not t.startswith("cache:")}  # catalogue models' own textures (asset cache)
     assert used == {str((tmp_path / "tex" / "red.png").resolve())}
     assert {s.world.hdri for s in specs} == {str((tmp_path / "hdri" / "sky.hdr").resolve())}
+
+
+def _sphere_file(tmp_path, segments=96):
+    """A fine sphere of radius 0.5 m with two material slots and UVs, written as a .npz mesh file."""
+    from rgbify.scenes.geometry import FileMaterial, TriMesh, primitive_mesh, write_mesh_npz
+    from rgbify.scenes.spec import Primitive
+
+    m = primitive_mesh(Primitive("sphere", (1.0, 1.0, 1.0), segments=segments))
+    slots = (m.triangles[:, :, 2].mean(axis=1) > 0).astype(np.int64)
+    uv = m.triangles[:, :, :2] + 0.5
+    path = str(tmp_path / "sphere.npz")
+    mats = tuple(FileMaterial(f"m{k}", (0.5, 0.5, 0.5), 1.0, 0.5, 0.0, None) for k in range(2))
+    write_mesh_npz(path, TriMesh(m.vertices, m.faces, slots, uv), mats)
+    return path
+
+
+def test_level_of_detail_merges_vertices_and_keeps_slots_and_uvs(tmp_path):
+    from rgbify.scenes.geometry import cluster_vertices, load_mesh_file
+
+    full = load_mesh_file(_sphere_file(tmp_path))
+    assert cluster_vertices(full, 0.0) is full
+    cell = 0.05
+    lod = cluster_vertices(full, cell)
+    assert 0 < len(lod.faces) < len(full.faces) / 2
+    # every merged vertex is the mean of the file's vertices in its cell: within one cell diagonal of one of them
+    d = np.linalg.norm(lod.vertices[:, None] - full.vertices[None], axis=-1).min(axis=1)
+    assert d.max() <= cell * np.sqrt(3)
+    radius = np.linalg.norm(lod.vertices, axis=1)
+    assert np.all(np.abs(radius - 0.5) <= cell * np.sqrt(3))
+    assert set(np.unique(lod.face_material)) == {0, 1}  # both slots survive, UVs stay per kept face
+    assert lod.uv.shape == (len(lod.faces), 3, 2)
+    assert np.all((lod.faces >= 0) & (lod.faces < len(lod.vertices)))
+    again = cluster_vertices(load_mesh_file(_sphere_file(tmp_path)), cell)
+    assert np.array_equal(again.vertices, lod.vertices) and np.array_equal(again.faces, lod.faces)
+
+
+def test_mesh_files_small_on_screen_get_a_level_of_detail_that_every_user_sees(tmp_path):
+    import dataclasses
+
+    from rgbify.scenes.geometry import LOD_CELL_PX, object_mesh, scene_meshes, translate, with_level_of_detail
+    from rgbify.scenes.spec import Camera, MeshFile, Object, SceneSpec, SpecError, look_at
+
+    path = _sphere_file(tmp_path)
+    camera = Camera.from_hfov(512, 384, 60.0, look_at((0.0, 0.0, 1.0), (1.0, 0.0, 1.0)))
+    near, far = (Object(f"ball{k}", MeshFile(path), "ball", k + 1, tuple(map(tuple, translate(x, 0.0, 1.0).tolist())))
+                 for k, x in enumerate((2.0, 40.0)))
+    got = with_level_of_detail((near, far), camera)
+    assert got[0] == near  # 0.5 m at 1.5 m covers far more than 64 px: as it is
+    cell = got[1].geometry.lod_m
+    assert cell == pytest.approx(LOD_CELL_PX * 39.5 / camera.fx, rel=1e-4)
+    assert len(object_mesh(got[1]).faces) < len(object_mesh(far).faces) / 2
+    assert [len(m.faces) for m in scene_meshes(got)] == [len(object_mesh(o).faces) for o in got]
+    spec = SceneSpec(camera=camera, objects=got, classes=("ball",))
+    assert spec_from_json(spec_to_json(spec)) == spec
+    bad = dataclasses.replace(spec, objects=(dataclasses.replace(far, geometry=MeshFile(path, lod_m=-1.0)),))
+    with pytest.raises(SpecError, match="lod_m"):
+        bad.validate()

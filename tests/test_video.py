@@ -59,6 +59,40 @@ def test_clip_is_a_pure_function_and_frame_zero_is_the_still(trajectory):
     assert other.cameras != a.cameras
 
 
+def test_drive_and_vehicles_follow_a_curved_graded_street():
+    """Outdoors the drive keeps its distance from the street's centre of curvature and its height above the road's
+    plane (z = grade * x), turning with the road; moving vehicles do the same; a walked bicycle's person moves
+    with it (the same rigid steps)."""
+    from rgbify.scenes.clip import _street
+
+    cfg = load_recipe("outdoor", resolution=(32, 24), samples=1)
+    for index in range(12):
+        scene = sample_scene(cfg, 3, index)
+        k, grade, _ = _street(scene)
+        if k and grade:
+            break
+    else:
+        pytest.fail("no curved, graded street in 12 scenes")
+    clip = sample_clip(cfg, load_clip_config(frames=6, trajectory="drive", moving_objects=(3, 3)), 3, index)
+    centre = np.array([0.0, 1.0 / k])
+
+    def radius_height(m):
+        p = np.asarray(m)[:3, 3]
+        return np.linalg.norm(p[:2] - centre), p[2] - grade * p[0]
+
+    r0, h0 = radius_height(clip.world_from_camera(0))
+    for t in range(1, 6):
+        r, h = radius_height(clip.world_from_camera(t))
+        assert abs(r - r0) < 1e-6 and abs(h - h0) < 0.01  # (the car's vibration: a 2 mm bob)
+    assert np.linalg.norm(clip.world_from_camera(5)[:3, 3] - clip.world_from_camera(0)[:3, 3]) > 0.5
+    by_id = {o.instance_id: o for o in clip.scene.objects}
+    for m in clip.motions:
+        if by_id[m.instance_id].class_name in ("car", "truck", "bus"):
+            r = [radius_height(p) for p in m.poses]
+            # about a vertical axis: every point keeps its radius; its height above the plane within a few mm
+            assert max(abs(a[0] - r[0][0]) for a in r) < 1e-6 and max(abs(a[1] - r[0][1]) for a in r) < 0.01
+
+
 def test_thrown_objects_fall_by_the_physics_deterministically():
     """falling_objects: a thrown small thing's per-frame poses come from PyBullet, rigid, frame 0 the still's pose,
     bit-equal when sampled again here and in another process."""

@@ -159,6 +159,11 @@ class AssetLibrary:
         a = self._pick(ctx.rng, "surface")
         return None if a is None else place_on_surface(ctx, b, a.model(ctx.rng), ws)
 
+    def pick_large(self, rng: np.random.Generator) -> Model | None:
+        """A model of a floor-standing asset (None: there is none)."""
+        a = self._pick(rng, "floor")
+        return None if a is None else a.model(rng)
+
     def place_large(self, ctx: Context, b: SceneBuilder, sample_xy: Callable[[], np.ndarray], floor_id: int,
                     inside: Callable[[Model, np.ndarray], bool] | None) -> int | None:
         a = self._pick(ctx.rng, "floor")

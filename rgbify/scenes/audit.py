@@ -1,6 +1,8 @@
 """The geometric audit of a finished SceneSpec, independent of how it was sampled (used by tests): no
 interpenetration between objects, every placed object resting on a support, camera outside all geometry. It looks
-at the triangles the renderer draws (rgbify.scenes.geometry.world_mesh).
+at the triangles the renderer draws (rgbify.scenes.geometry.world_mesh), but for mesh files at their full detail:
+a level of detail (MeshFile.lod_m, under a pixel on screen) may lift a far car or person by up to about a cell
+and is not what the sampler placed.
 
 Interpenetration: object meshes are split into their closed parts (connected components); a pair of objects
 whose bounding boxes overlap interpenetrates when a vertex or face centre of one, pulled 2.5 mm inward along
@@ -15,13 +17,14 @@ rails, whiteboards, curtains: hooks and rails are not modelled).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import trimesh
 
 from rgbify.scenes.geometry import world_mesh
-from rgbify.scenes.spec import SceneSpec
+from rgbify.scenes.spec import MeshFile, Object, SceneSpec
 
 STRUCTURE = {"wall", "floor", "ceiling", "ground", "road", "sidewalk"}
 MOUNTED = {"door", "window", "picture"}
@@ -51,9 +54,14 @@ def _probe_points(part: trimesh.Trimesh) -> np.ndarray:
     return pts - normals * TOUCH_M
 
 
+def _full_detail(o: Object) -> Object:
+    g = o.geometry
+    return dataclasses.replace(o, geometry=dataclasses.replace(g, lod_m=0.0)) if isinstance(g, MeshFile) else o
+
+
 def audit(spec: SceneSpec) -> list[Problem]:
     """Every problem the audit finds in ``spec`` (empty: the scene is physically sound)."""
-    meshes = [world_mesh(o).to_trimesh() for o in spec.objects]
+    meshes = [world_mesh(_full_detail(o)).to_trimesh() for o in spec.objects]
     names = [o.name for o in spec.objects]
     classes = [o.class_name for o in spec.objects]
     bounds = np.array([m.bounds for m in meshes])

@@ -202,9 +202,12 @@ class SceneBuilder:
 
     # -- collision ------------------------------------------------------------------------------------------
     @staticmethod
-    def world_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+    def world_boxes(model: Model, world_from_model: np.ndarray, lean: bool = False) -> np.ndarray:
         """Rows (cx, cy, hx, hy, cos, sin, z0, z1) of the model's boxes placed by ``world_from_model``: rectangles
-        turned by its yaw, or, for a tilted pose (after the physics step), each box's world axis-aligned bounds."""
+        turned by its yaw, or, for a tilted pose (after the physics step), each box's world axis-aligned bounds;
+        ``lean`` (a thing leaning with a slope): rectangles turned by its heading that enclose each leaning box."""
+        if lean:
+            return _leaning_boxes(model, world_from_model)
         if abs(world_from_model[2, 2] - 1.0) > 1e-9:
             return _tilted_boxes(model, world_from_model)
         yaw = np.arctan2(world_from_model[1, 0], world_from_model[0, 0])
@@ -240,17 +243,19 @@ class SceneBuilder:
 
     # -- placement ------------------------------------------------------------------------------------------
     def add(self, model: Model, world_from_model: np.ndarray, material: Material | tuple[Material, ...],
-            name: str | None = None, support: int = 0, check: bool = True, ignore: tuple[int, ...] = ()
-            ) -> int | None:
+            name: str | None = None, support: int = 0, check: bool = True, ignore: tuple[int, ...] = (),
+            solid: bool = True, lean: bool = False) -> int | None:
         """Place ``model`` made of ``material`` (or one material per slot); returns its instance id, or None (nothing
-        added) when it would collide."""
+        added) when it would collide. ``solid=False``: it takes no room (ground and road surfaces that things are
+        placed on by construction); ``lean``: see :meth:`world_boxes`."""
         mats = material if isinstance(material, tuple) else (material,)
-        boxes = self.world_boxes(model, world_from_model)
+        boxes = self.world_boxes(model, world_from_model, lean) if solid or check else np.zeros((0, 8))
         if check and self.colliding_ids(boxes, ignore):
             return None
         iid = self._next_id
         self._next_id += 1
-        self._boxes = np.vstack([self._boxes, np.hstack([boxes, np.full((len(boxes), 1), iid)])])
+        if solid:
+            self._boxes = np.vstack([self._boxes, np.hstack([boxes, np.full((len(boxes), 1), iid)])])
         self.placed.append(Placed(iid, model, world_from_model, support))
         pose = world_from_model @ model.model_from_geometry
         self.objects.append(Object(name=name or f"{model.kind}_{iid:03d}", geometry=model.geometry,
@@ -300,6 +305,22 @@ def _tilted_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
         lo, hi = pts.min(0), pts.max(0)
         rows.append(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2, 1.0, 0.0,
                      lo[2], hi[2]))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+
+
+def _leaning_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
+    rows = []
+    r = world_from_model[:3, :3]
+    yaw = np.arctan2(r[1, 0], r[0, 0])
+    axes = np.array([[np.cos(yaw), np.sin(yaw)], [-np.sin(yaw), np.cos(yaw)]])
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+    for centre, half in model.boxes:
+        pts = (centre + corners * half) @ r.T + world_from_model[:3, 3]
+        uv = pts[:, :2] @ axes.T
+        lo, hi = uv.min(0), uv.max(0)
+        c = axes.T @ ((lo + hi) / 2)
+        rows.append((c[0], c[1], (hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2, axes[0, 0], axes[0, 1],
+                     pts[:, 2].min(), pts[:, 2].max()))
     return np.asarray(rows, dtype=np.float64).reshape(-1, 8)
 
 

@@ -41,11 +41,12 @@ from rgbify.scenes.geometry import object_mesh
 from rgbify.scenes.recipe import IntRange, Range, RecipeConfig, RecipeError, _Ranges, load_recipe
 from rgbify.scenes.spec import Matrix4, SceneSpec, SpecError, matrix4, spec_from_json, spec_to_json
 
-CLIP_VERSION = 2
+CLIP_VERSION = 3
 """Version of the clip sampler's output (trajectories and movers): bumped whenever the same (recipe, clip config,
 seed, index) gives another clip (2: thrown objects moved by the physics, ``falling_objects``; a clip config
-without them gives the clip of version 1 but for this number in its meta). The still scene of frame 0 follows
-rgbify.scenes.SAMPLER_VERSION."""
+without them gives the clip of version 1 but for this number in its meta; 3: outdoors, the drive and the moving
+vehicles follow a curved street and its grade, and a person walking a bicycle moves with it). The still scene of
+frame 0 follows rgbify.scenes.SAMPLER_VERSION."""
 
 TRAJECTORIES = ("auto", "static", "walk", "orbit", "dolly", "drive")
 AUTO_TRAJECTORY = {"indoor": "walk", "tabletop": "orbit", "outdoor": "drive"}
@@ -283,6 +284,37 @@ def _shake(rng: np.random.Generator, amplitude_deg: float) -> Any:
     return at
 
 
+def _street(scene: SceneSpec) -> tuple[float, float, list[tuple[int, int]]]:
+    """The still scene's street (rgbify.scenes.outdoor): curvature (1/m, its centre of curvature at (0, 1/k)),
+    grade (rise per metre along x) and its cyclists' (bicycle, person) pairs; (0, 0, []) for other scenes."""
+    street = dict(scene.meta).get("street", {})
+    if not isinstance(street, dict):
+        return 0.0, 0.0, []
+    pairs = [(int(a), int(b)) for a, b in street.get("cyclists", ())]
+    return float(street.get("curvature_per_m", 0.0)), float(street.get("grade", 0.0)), pairs
+
+
+def _along_road(curvature: float, grade: float, p0: np.ndarray, velocity: np.ndarray, t: float) -> np.ndarray:
+    """The rigid step (4x4, world) that carries a thing at ``p0`` moving with horizontal ``velocity`` for ``t``
+    seconds along the street: on a curved street about the vertical axis through the centre of curvature (the
+    angular rate that keeps its distance from that centre), on a straight one in a straight line; lifted with the
+    grade of the plane z = grade * x."""
+    step = np.eye(4)
+    if curvature == 0.0:
+        d = np.array([velocity[0], velocity[1], 0.0]) * t
+        step[:3, 3] = d
+    else:
+        c = np.array([0.0, 1.0 / curvature, 0.0])
+        r = p0 - c
+        omega = float(r[0] * velocity[1] - r[1] * velocity[0]) / max(float(r[0] ** 2 + r[1] ** 2), 1e-9)
+        rot = _rot(np.array([0.0, 0.0, 1.0]), math.degrees(omega * t))
+        step[:3, :3] = rot
+        step[:3, 3] = c - rot @ c
+        d = c + rot @ r - p0
+    step[2, 3] += grade * d[0]
+    return step
+
+
 def _camera_path(
     scene: SceneSpec, cfg: ClipConfig, kind: str, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -304,14 +336,20 @@ def _camera_path(
             shake, bob, step_hz = _shake(rng, 0.08), 0.002, float(rng.uniform(8.0, 14.0))
         phase = float(rng.uniform(0, 2 * math.pi))
         meta.update(speed_mps=round(speed, 4), bob_m=round(bob, 5))
+        curvature, grade, _ = _street(scene) if traj == "drive" else (0.0, 0.0, [])
         for t in times:
             m = m0.copy()
             yaw, pitch, roll = shake(t)
             # shake in the camera's own frame: yaw about the world vertical, pitch about the camera's x, roll about z
             r = _rot(up, yaw) @ m0[:3, :3] @ _rot(np.array([1.0, 0, 0]), -pitch) @ _rot(np.array([0, 0, 1.0]), roll)
-            m[:3, :3] = r
             lift = bob * (math.sin(2 * math.pi * step_hz * t + phase) - math.sin(phase))
-            m[:3, 3] = m0[:3, 3] + heading * speed * t + up * lift
+            if traj == "drive" and (curvature or grade):  # along the street's curve and up or down its grade
+                step = _along_road(curvature, grade, m0[:3, 3], heading * speed, t)
+                m[:3, :3] = step[:3, :3] @ r
+                m[:3, 3] = step[:3, :3] @ m0[:3, 3] + step[:3, 3] + up * lift
+            else:
+                m[:3, :3] = r
+                m[:3, 3] = m0[:3, 3] + heading * speed * t + up * lift
             poses.append(m)
     elif traj == "orbit":
         rate = float(rng.uniform(*cfg.orbit_deg_per_s)) * (1 if rng.random() < 0.5 else -1)
@@ -350,7 +388,10 @@ def _visible_pixels(scene: SceneSpec, config: RecipeConfig) -> dict[int, int]:
 
 def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[int, ...]) -> list[ObjectMotion]:
     movable = MOVERS[config.kind]
-    candidates = [o for o in scene.objects if o.class_name in movable]
+    curvature, grade, pairs = _street(scene)
+    walked = dict(pairs)  # bicycle -> the person walking it: they move together, at walking speed
+    riders = set(walked.values())
+    candidates = [o for o in scene.objects if o.class_name in movable and o.instance_id not in riders]
     if not candidates or cfg.moving_objects[1] == 0:
         return []
     visible = _visible_pixels(scene, config)
@@ -371,7 +412,8 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
         centre = (lo + hi) / 2
         turn = float(r.uniform(*cfg.turn_deg_per_s))
         if o.class_name in VEHICLES or o.class_name in PEOPLE:
-            speed = float(r.uniform(*(cfg.vehicle_speed_mps if o.class_name in VEHICLES else cfg.person_speed_mps)))
+            fast = o.class_name in VEHICLES and o.instance_id not in walked
+            speed = float(r.uniform(*(cfg.vehicle_speed_mps if fast else cfg.person_speed_mps)))
             # along the object's longest horizontal axis (a vehicle's length; a person's facing is not known)
             axes = m0[:3, :2].T.copy()
             ext = [np.ptp(v @ a) for a in axes]
@@ -385,21 +427,37 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
             a = float(r.uniform(0, 2 * math.pi))
             d = np.array([math.cos(a), math.sin(a), 0.0])
         vel = d * speed
+        on_road = config.kind == "outdoor" and (curvature or grade) and o.class_name in VEHICLES + PEOPLE
+        if on_road and o.class_name in VEHICLES:  # vehicles follow the street's curve (their turn is the arc's)
+            turn = math.degrees(
+                float(centre[0] * vel[1] - (centre[1] - 1.0 / curvature) * vel[0])
+                / max(float(centre[0] ** 2 + (centre[1] - 1.0 / curvature) ** 2), 1e-9)
+            ) if curvature else 0.0
         poses = []
         for t in times:
-            rot = _rot(np.array([0.0, 0.0, 1.0]), turn * t)
-            step = np.eye(4)
-            step[:3, :3] = rot
-            step[:3, 3] = centre + vel * t - rot @ centre
+            if on_road and o.class_name in VEHICLES:
+                step = _along_road(curvature, grade, centre, vel, t)
+            else:
+                rot = _rot(np.array([0.0, 0.0, 1.0]), turn * t)
+                step = np.eye(4)
+                step[:3, :3] = rot
+                step[:3, 3] = centre + vel * t - rot @ centre
+                if on_road:  # people keep to the plane of the sidewalk
+                    step[2, 3] += grade * vel[0] * t
             poses.append(matrix4(step @ m0))
         motions.append(
             ObjectMotion(
                 instance_id=o.instance_id,
                 poses=tuple(poses),
-                linear_mps=tuple(round(float(x), 6) for x in vel),
+                linear_mps=tuple(round(float(x), 6) for x in (*vel[:2], grade * vel[0] if on_road else vel[2])),
                 turn_deg_per_s=round(turn, 6),
             )
         )
+        if o.instance_id in walked:  # the person walking this bicycle takes the same steps
+            p0 = next(np.asarray(x.world_from_object, dtype=np.float64) for x in scene.objects
+                      if x.instance_id == walked[o.instance_id])
+            motions.append(dataclasses.replace(motions[-1], instance_id=walked[o.instance_id], poses=tuple(
+                matrix4(np.asarray(p, dtype=np.float64) @ np.linalg.inv(m0) @ p0) for p in poses)))
     return motions
 
 

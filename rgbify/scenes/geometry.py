@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rgbify.scenes.spec import InlineMesh, MeshFile, Object, Primitive
+from rgbify.scenes.spec import Camera, InlineMesh, MeshFile, Object, Primitive
 
 ROUND = 6
 """Decimals kept for inline-mesh vertices (micrometres), so specs stay compact and stable."""
@@ -537,7 +537,7 @@ def object_mesh(obj: Object) -> TriMesh:
     if isinstance(g, Primitive):
         return primitive_mesh(g)
     if isinstance(g, MeshFile):
-        return load_mesh_file(g.path, g.scale)
+        return cluster_vertices(load_mesh_file(g.path, g.scale), g.lod_m)
     if isinstance(g, InlineMesh):
         v = np.asarray(g.vertices, dtype=np.float64).reshape(-1, 3)
         faces = triangulate(g.faces, len(v), f"object {obj.name!r}")
@@ -550,6 +550,69 @@ def object_mesh(obj: Object) -> TriMesh:
             slots = np.repeat(per_poly, [max(len(f) - 2, 0) for f in g.faces])
         return TriMesh(v, faces, slots)
     raise GeometryError(f"object {obj.name!r}: unknown geometry {type(g).__name__}")
+
+
+def cluster_vertices(mesh: TriMesh, cell_m: float) -> TriMesh:
+    """The mesh with its vertices merged on a grid of ``cell_m`` metres (a level of detail): the vertices in one
+    cell become their mean, faces that lose a corner go, and of faces left with the same three corners the first
+    stays (Blender would merge them); material slots and per-corner UVs of the kept faces stay.
+    Every vertex moves by less than one cell diagonal. ``cell_m`` 0 returns ``mesh`` itself. A pure function of
+    its arguments (the same triangles in every process)."""
+    if cell_m <= 0 or len(mesh.faces) == 0:
+        return mesh
+    key = np.floor(mesh.vertices / cell_m).astype(np.int64)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    sums = np.zeros((len(counts), 3))
+    np.add.at(sums, inverse, mesh.vertices)
+    faces = inverse[mesh.faces]
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])
+    if not keep.any():
+        return mesh  # the whole mesh inside one cell: nothing sensible to keep but the mesh itself
+    # faces that now share their three corners (either winding) are one face: the first stays (Blender keeps one)
+    kept = np.flatnonzero(keep)
+    _, first = np.unique(np.sort(faces[kept], axis=1), axis=0, return_index=True)
+    keep = np.zeros(len(faces), bool)
+    keep[kept[first]] = True
+    used = np.unique(faces[keep])
+    remap = np.full(len(counts), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return TriMesh((sums / counts[:, None])[used], remap[faces[keep]],
+                   None if mesh.face_material is None else mesh.face_material[keep],
+                   None if mesh.uv is None else mesh.uv[keep])
+
+
+LOD_MAX_PX = 64.0
+"""Mesh files whose bounding sphere spans less than this radius in pixels (at its nearest point to the camera, at
+the spec's resolution) get a level of detail (:func:`with_level_of_detail`)."""
+LOD_CELL_PX = 0.5
+"""Their vertices are merged on a grid of this many pixels at that nearest point: no edge moves by a pixel."""
+
+
+def with_level_of_detail(objects: Sequence[Object], camera: Camera) -> tuple[Object, ...]:
+    """``objects`` with ``lod_m`` set on the mesh files that are small on screen (docs/performance.md: a catalogue
+    car or person of 10-30k triangles covering a few pixels costs path tracing time for detail no pixel shows).
+    The cell is LOD_CELL_PX pixels at the object's nearest possible distance, at most an eighth of its radius.
+    Ground truth stays exact: every user of the spec (renderer, data passes, oracle) meshes the same merged
+    triangles. A pure function of its arguments."""
+    camera_from_world = np.linalg.inv(np.asarray(camera.world_from_camera, dtype=np.float64))
+    f = max(float(camera.fx), float(camera.fy))
+    out = []
+    for o in objects:
+        g = o.geometry
+        if isinstance(g, MeshFile) and g.lod_m == 0.0:
+            v = load_mesh_file(g.path, g.scale).vertices
+            centre = (v.min(axis=0) + v.max(axis=0)) / 2.0
+            radius = float(np.linalg.norm(v - centre, axis=1).max())
+            m = np.asarray(o.world_from_object, dtype=np.float64)
+            c = camera_from_world[:3, :3] @ (m[:3, :3] @ centre + m[:3, 3]) + camera_from_world[:3, 3]
+            near = float(np.linalg.norm(c)) - radius
+            if near > 0 and f * radius / near < LOD_MAX_PX:
+                cell = round(min(LOD_CELL_PX * near / f, radius / 8.0), 6)
+                if cell > 0:
+                    o = dataclasses.replace(o, geometry=dataclasses.replace(g, lod_m=cell))
+        out.append(o)
+    return tuple(out)
 
 
 def world_mesh(obj: Object) -> TriMesh:

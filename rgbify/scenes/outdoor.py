@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 
-from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface, pose
+from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface
 from rgbify.scenes.cameras import PROFILES
 from rgbify.scenes.catalog import pick
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
+from rgbify.scenes.road import Road, Terrain, smoothstep
 from rgbify.scenes.spec import Material
 
 ROAD_Z = 0.02
@@ -218,80 +219,190 @@ def fence(rng: np.random.Generator, length: float) -> Model:
 # --- the street ------------------------------------------------------------------------------------------------
 
 class Street:
+    """The street's layout: widths, the crossing, and (rgbify.scenes.road) its centreline (straight or an arc),
+    grade and the relief of the ground beyond it. Positions along it are road coordinates (s, t)."""
+
     def __init__(self, rng: np.random.Generator, lay) -> None:  # noqa: ANN001
         self.width = _u(rng, *lay.road_width_m)
         self.sidewalk = _u(rng, *lay.sidewalk_width_m)
         self.length = float(lay.road_length_m)
         self.cross_x = _u(rng, 20.0, 90.0) if rng.random() < lay.cross_road_prob else None
         self.cross_w = _u(rng, *lay.road_width_m)
+        k = 0.0
+        if rng.random() < lay.curve_prob:
+            lo, hi = lay.curve_radius_m
+            k = float(rng.choice([-1.0, 1.0])) / float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        grade = _u(rng, -lay.grade_max, lay.grade_max) if rng.random() < lay.grade_prob else 0.0
+        self.relief = _u(rng, *lay.relief_m) if rng.random() < lay.relief_prob else 0.0
+        self.road = Road(k, grade)
+        self.terrain: Terrain | None = None
 
     @property
     def kerb_y(self) -> float:
         return self.width / 2 + self.sidewalk
 
-    def in_cross(self, x0: float, x1: float, margin: float = 0.0) -> bool:
+    def on_strip(self, m: Model, world_from_model: np.ndarray, lo: float, hi: float) -> bool:
+        """Whether the base of ``m`` placed by ``world_from_model`` (the bottom corners of the boxes that reach down
+        to it) lies between t = lo and t = hi (on the road, on a sidewalk: a straight body on a curve's chord)."""
+        pts = []
+        for c, h in m.boxes:
+            if c[2] - h[2] <= 0.02:
+                pts += [(c[0] + sx * h[0], c[1] + sy * h[1], c[2] - h[2], 1.0) for sx in (-1, 1) for sy in (-1, 1)]
+        if not pts:
+            return True
+        w = np.asarray(pts) @ world_from_model.T
+        _, t = self.road.st(w[:, 0], w[:, 1])
+        return bool(np.all((t >= lo) & (t <= hi)))
+
+    def cross_reach(self, sgn: int) -> float:
+        """How far from the centreline the cross road runs on side ``sgn`` (on a curve's inner side: 0.6 R)."""
+        k = self.road.curvature
+        return self.length / 2 if k * sgn <= 0 else min(self.length / 2, 0.6 / abs(k))
+
+    def cross_offset(self, xy: np.ndarray) -> float:
+        """Distance of a world point from the cross road's centreline (inf without a crossing)."""
         if self.cross_x is None:
-            return False
-        return x1 > self.cross_x - self.cross_w / 2 - margin and x0 < self.cross_x + self.cross_w / 2 + margin
+            return math.inf
+        c = self.road.xy(self.cross_x, 0.0)
+        return abs(float(np.dot(np.asarray(xy)[:2] - c, self.road.tangent(self.cross_x))))
+
+    def in_cross(self, s: float, t: float, radius: float, margin: float = 0.0) -> bool:
+        """Whether a disc of ``radius`` at road coordinates (s, t) comes within ``margin`` of the cross road."""
+        return self.cross_offset(self.road.xy(s, t)) < self.cross_w / 2 + radius + margin
+
+    def cross_end(self, t: float, side: int) -> float:
+        """The s at which the line of constant ``t`` meets the cross road's edge on ``side`` (-1: before it)."""
+        k, half = self.road.curvature, self.cross_w / 2
+        if k == 0.0:
+            return self.cross_x + side * half
+        rho = 1.0 / k - t
+        return self.cross_x + side * math.asin(max(-1.0, min(1.0, half / rho))) / k
+
+    def spans(self, t0: float, t1: float) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+        """The stretches of a strip from t0 to t1 along the whole street, cut where the cross road passes: each
+        (s range at t0, s range at t1)."""
+        half = self.length / 2
+        if self.cross_x is None:
+            return [((-half, half), (-half, half))]
+        return [((-half, self.cross_end(t0, -1)), (-half, self.cross_end(t1, -1))),
+                ((self.cross_end(t0, 1), half), (self.cross_end(t1, 1), half))]
 
 
-def _slab(b: SceneBuilder, ctx: Context, cls: str, hint: str, x0: float, x1: float, y0: float, y1: float, z0: float,
-          z1: float, support: int) -> int | None:
-    m = Parts().box(((x0 + x1) / 2, (y0 + y1) / 2, (z1 - z0) / 2), (x1 - x0, y1 - y0, z1 - z0)).model(
-        cls, cls, [Surface(z1 - z0, (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2, cls, 50.0)],
-        material_hint=hint)
-    return b.add(m, pose(0, 0, z0), ctx.material(m), support=support)
+def _solid(b: SceneBuilder, ctx: Context, cls: str, kind: str, hint: str, mesh: tuple[np.ndarray, np.ndarray],
+           support: int, material: Material | tuple[Material, ...] | None = None) -> int:
+    """A structural piece (ground, road, sidewalk) of world-space triangles; it takes no room in the builder's
+    collision boxes (what stands on it is placed by road coordinates)."""
+    m = Parts().mesh(mesh).model(cls, kind, material_hint=hint)
+    iid = b.add(m, np.eye(4), material if material is not None else ctx.material(m), support=support, solid=False)
+    assert iid is not None
+    return iid
 
 
-def build_street(ctx: Context, b: SceneBuilder, st: Street) -> dict[str, int]:
-    lay = ctx.config.layout
-    g = lay.ground_size_m
-    ground = Parts().box((0, 0, -0.25), (g, g, 0.5)).model("ground", "ground", material_hint="ground")
-    ids = {"ground": b.add(ground, pose(0, 0, 0), ctx.material(ground), check=False)}
+def _flat_near(st: Street, plots: list[tuple[np.ndarray, float, float, float]]) -> list:
+    """Distance masks (0 where the ground keeps to the road plane, 1 where it undulates freely) for the road and
+    its sidewalks, the cross road and each building plot (centre xy, yaw radians, half width, half depth): flat
+    within 8 m of them (more than a 5 m cell's diagonal, so no triangle reaching under them rises), faded in over
+    the next 8-12 m."""
+    half, road = st.length / 2, st.road
+
+    def along(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+        s, t = road.st(gx, gy)
+        d = np.where(np.abs(s) <= half, np.abs(t), np.hypot(np.abs(s) - half, t))
+        return smoothstep((d - st.kerb_y - 8.0) / 12.0)
+
+    out = [along]
+    if st.cross_x is not None:
+        c, tan = road.xy(st.cross_x, 0.0), road.tangent(st.cross_x)
+
+        def across(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+            d = np.abs((gx - c[0]) * tan[0] + (gy - c[1]) * tan[1]) - st.cross_w / 2
+            return smoothstep((d - 8.0) / 12.0)
+
+        out.append(across)
+    for centre, yaw, hw, hd in plots:
+        def plot(gx: np.ndarray, gy: np.ndarray, c=centre, a=yaw, w=hw, d=hd) -> np.ndarray:  # noqa: ANN001
+            lx = (gx - c[0]) * math.cos(a) + (gy - c[1]) * math.sin(a)
+            ly = -(gx - c[0]) * math.sin(a) + (gy - c[1]) * math.cos(a)
+            dist = np.hypot(np.maximum(np.abs(lx) - w, 0.0), np.maximum(np.abs(ly) - d, 0.0))
+            return smoothstep((dist - 8.0) / 8.0)
+
+        out.append(plot)
+    return out
+
+
+def build_street(ctx: Context, b: SceneBuilder, st: Street, plots: list) -> dict[str, int]:
+    lay, road = ctx.config.layout, st.road
+    st.terrain = Terrain.make(road, ctx.child("terrain").rng, lay.ground_size_m, st.relief, _flat_near(st, plots))
+    ids = {"ground": _solid(b, ctx, "ground", "ground", "ground", st.terrain.mesh(), 0)}
     half = st.length / 2
-    ids["road"] = _slab(b, ctx, "road", "road", -half, half, -st.width / 2, st.width / 2, 0.0, ROAD_Z, ids["ground"])
+    ids["road"] = _solid(b, ctx, "road", "road", "road", road.ribbon((-half, half), (-half, half), -st.width / 2,
+                                                                     st.width / 2, 0.0, ROAD_Z), ids["ground"])
     road_mat = b.objects[-1].material
     xs = [(-half, half)]
     if st.cross_x is not None:
-        c0, c1 = st.cross_x - st.cross_w / 2, st.cross_x + st.cross_w / 2
-        xs = [(-half, c0), (c1, half)]
+        xs = [(-half, st.cross_x - st.cross_w / 2), (st.cross_x + st.cross_w / 2, half)]
+        c, n = road.xy(st.cross_x, 0.0), road.xy(st.cross_x, 1.0) - road.xy(st.cross_x, 0.0)
+        tan = road.tangent(st.cross_x)
         for sgn in (-1, 1):
-            y0, y1 = sorted((sgn * st.width / 2, sgn * half))
-            m = Parts().box(((c0 + c1) / 2, (y0 + y1) / 2, ROAD_Z / 2), (c1 - c0, y1 - y0, ROAD_Z)).model(
-                "road", "cross_road", material_hint="road")
-            b.add(m, pose(0, 0, 0), road_mat, support=ids["ground"])
+            a, e = st.width / 2 - 0.01, st.cross_reach(sgn)
+            corners = [c + sgn * u * n + v * tan * st.cross_w / 2 for u, v in ((a, -1), (e, -1), (e, 1), (a, 1))]
+            _solid(b, ctx, "road", "cross_road", "road", _plane_slab(road, corners, sgn < 0), ids["ground"],
+                   road_mat)
     _markings(ctx, b, st, xs, ids["road"])
     for sgn in (-1, 1):
-        y0, y1 = sorted((sgn * st.width / 2, sgn * st.kerb_y))
-        for x0, x1 in xs:
-            iid = _slab(b, ctx, "sidewalk", "concrete", x0, x1, y0, y1, 0.0, KERB, ids["ground"])
-            ids[f"sidewalk{sgn}{x0:.0f}"] = iid or 0
+        for s_in, s_out in st.spans(sgn * st.width / 2, sgn * st.kerb_y):
+            iid = _solid(b, ctx, "sidewalk", "sidewalk", "concrete", road.ribbon(
+                s_in, s_out, sgn * st.width / 2, sgn * st.kerb_y, 0.0, KERB), ids["ground"])
+            ids[f"sidewalk{sgn}{s_in[0]:.0f}"] = iid
     return ids
 
 
+def _plane_slab(road: Road, corners: list[np.ndarray], flip: bool, h0: float = 0.0, h1: float = ROAD_Z
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A closed slab over the quadrilateral ``corners`` (counter-clockwise unless ``flip``), h0 to h1 above the
+    road plane."""
+    if flip:
+        corners = corners[::-1]
+    c = np.asarray(corners, dtype=np.float64)
+    z = road.z(c[:, 0])
+    v = np.concatenate([np.column_stack([c, z + h0]), np.column_stack([c, z + h1])])
+    f = [[4, 5, 6], [4, 6, 7], [0, 2, 1], [0, 3, 2]]
+    for i in range(4):
+        j = (i + 1) % 4
+        f += [[i, j, 4 + j], [i, 4 + j, 4 + i]]
+    return v, np.asarray(f, dtype=np.int64)
+
+
 def _markings(ctx: Context, b: SceneBuilder, st: Street, xs: list[tuple[float, float]], road_id: int) -> None:
-    """Painted lines (one instance of class road): a dashed centre line and solid edge lines, 1 mm thick."""
-    rng = ctx.rng
+    """Painted lines (one instance of class road): a dashed centre line and solid edge lines, 1 mm thick, bent
+    along the road."""
+    rng, road = ctx.rng, st.road
     p = Parts()
     t, w = 0.001, float(rng.uniform(0.1, 0.15))
     dash, gap = float(rng.uniform(2.0, 4.0)), float(rng.uniform(4.0, 9.0))
     for x0, x1 in xs:
         x = x0 + 1.0
         while x + dash < x1 - 1.0:
-            p.box((x + dash / 2, 0.0, t / 2), (dash, w, t))
+            p.mesh(road.ribbon((x, x + dash), (x, x + dash), -w / 2, w / 2, ROAD_Z, ROAD_Z + t))
             x += dash + gap
         for sgn in (-1, 1):
-            p.box(((x0 + x1) / 2, sgn * (st.width / 2 - 0.3), t / 2), (x1 - x0 - 0.5, w, t))
+            yc = sgn * (st.width / 2 - 0.3)
+            p.mesh(road.ribbon((x0 + 0.25, x1 - 0.25), (x0 + 0.25, x1 - 0.25), yc - w / 2, yc + w / 2, ROAD_Z,
+                               ROAD_Z + t))
     m = p.model("road", "road_markings", material_hint="painted")
     yellow = rng.random() < 0.3
-    b.add(m, pose(0, 0, ROAD_Z), Material(base_color=(0.8, 0.55, 0.05) if yellow else (0.8, 0.8, 0.78),
-                                          roughness=0.6), support=road_id)
+    b.add(m, np.eye(4), Material(base_color=(0.8, 0.55, 0.05) if yellow else (0.8, 0.8, 0.78), roughness=0.6),
+          support=road_id, solid=False)
 
 
-def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
-    lay = ctx.config.layout
+def plan_buildings(ctx: Context, st: Street) -> list[tuple[Model, np.ndarray, tuple, tuple]]:
+    """The buildings along both sides, sometimes set back behind a strip of ground: (model, world_from_model,
+    materials, plot) each, plot = (centre xy, yaw radians, half width, half depth); on a curve's inner side
+    spaced wider along the centreline (its fronts converge); ones that would overlap left out."""
+    lay, road = ctx.config.layout, st.road
     half = st.length / 2
-    # buildings along both sides, sometimes set back behind a strip of ground
+    out = []
+    scratch = SceneBuilder()
     for sgn in (-1, 1):
         side = ctx.child("buildings", sgn + 1)
         rng = side.rng
@@ -302,17 +413,48 @@ def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> 
             w, d = _u(rng, 8, 30), _u(rng, 8, 25)
             h = float(np.exp(rng.uniform(np.log(lay.building_height_m[0]), np.log(lay.building_height_m[1]))))
             setback = _u(rng, 0.2, 8.0)
-            if not st.in_cross(x, x + w, 2.0):
+            inner = road.curvature * sgn > 0
+            if inner:  # a straight front's corners come nearer an inner kerb than its middle
+                setback += (w / 2) ** 2 / (2.0 * (1.0 / abs(road.curvature) - st.kerb_y - setback))
+            t = sgn * (st.kerb_y + setback + d / 2)
+            fac = 1.0 / (1.0 - abs(road.curvature) * (abs(t) + d / 2)) if inner else 1.0
+            sm = x + w / 2 * fac
+            if not st.in_cross(sm, t, math.hypot(w / 2, d / 2), 2.0) and sm + w / 2 * fac < half:
                 m = building(rng, w, d, h, lay.facade_prob)
-                y = sgn * (st.kerb_y + setback + d / 2)
-                b.add(m, pose(x + w / 2, y, 0.0, 0.0 if sgn > 0 else 180.0), side.material(m),
-                      support=ids["ground"])
-            x += w + (_u(rng, 0, 12) if rng.random() < 0.6 else _u(rng, 15, 40))
+                world = road.frame(sm, t, 0.0, 0.0 if sgn > 0 else 180.0)
+                mat = side.material(m)
+                if scratch.add(m, world, mat, lean=True) is not None:
+                    plot = (road.xy(sm, t), road.heading(sm), w / 2, d / 2)
+                    out.append((m, world, mat, plot))
+            x += (w + (_u(rng, 0, 12) if rng.random() < 0.6 else _u(rng, 15, 40))) * fac
             count += 1
+    return out
+
+
+def populate(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int], buildings: list) -> dict:
+    for m, world, mat, _plot in buildings:
+        b.add(m, world, mat, support=ids["ground"], lean=True)
+    rows = _parked_rows(ctx, b, st, ids)
     _vehicles(ctx, b, st, ids)
     _street_furniture(ctx, b, st, ids)
+    riders: list[list[int]] = []
     if ctx.catalog is not None:
         _people_and_bicycles(ctx, b, st, ids)
+        riders = _cyclists(ctx, b, st, ids)
+    return {"parked_rows": rows, "cyclists": riders}
+
+
+def _car(ctx: Context, c: Context, k: int, cls: str, phase: str = "catalog_vehicle") -> tuple[Model, float]:
+    """A vehicle of ``cls`` (a car from the catalogue with probability catalog_prob) and the turn that lays its
+    length along its model x axis."""
+    m, turn = vehicle(c.rng, cls), 0.0
+    if cls == "car" and ctx.catalog is not None:
+        cc = ctx.child(phase, k)
+        if cc.rng.random() < ctx.config.layout.catalog_prob:
+            real = pick(ctx.catalog, cc.rng, ("car",), ("floor",), max_size=5.0, max_height=2.0)
+            if real is not None:  # a catalogue model's length runs along its y axis
+                m, turn = real, -90.0
+    return m, turn
 
 
 def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -322,22 +464,44 @@ def _vehicles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
         c = ctx.child("vehicle", k)
         rng = c.rng
         cls = str(rng.choice(["car", "car", "car", "truck", "bus"]))
-        m = vehicle(rng, cls)
-        turn = 0.0
-        if cls == "car" and ctx.catalog is not None:
-            cc = ctx.child("catalog_vehicle", k)
-            if cc.rng.random() < lay.catalog_prob:
-                real = pick(ctx.catalog, cc.rng, ("car",), ("floor",), max_size=5.0, max_height=2.0)
-                if real is not None:  # a catalogue model's length runs along its y axis
-                    m, turn = real, -90.0
+        m, turn = _car(ctx, c, k, cls)
         for _try in range(8):
             side = 1 if rng.random() < 0.5 else -1
             parked = rng.random() < 0.35
             y = side * (st.width / 2 - 1.2 if parked else lane + rng.normal(0, 0.25))
             xv = _u(rng, -100.0, 120.0)
             yaw = (0.0 if side < 0 else 180.0) + float(rng.normal(0, 3))
-            if b.add(m, pose(xv, y, ROAD_Z, yaw + turn), c.material(m), support=ids["road"]) is not None:
+            world = st.road.frame(xv, y, ROAD_Z, yaw + turn)
+            if not st.on_strip(m, world, -st.width / 2 + 0.1, st.width / 2 - 0.1):
+                continue
+            if b.add(m, world, c.material(m), support=ids["road"], lean=True) is not None:
                 break
+
+
+def _parked_rows(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> int:
+    """Rows of cars parked bumper to bumper along a kerb (facing the side's traffic) on the stretch of street
+    the cameras look at; a car that would stand on the crossing or against another is left out. Returns the
+    number of rows."""
+    lay, rows = ctx.config.layout, 0
+    for sgn in (-1, 1):
+        c = ctx.child("parked_row", sgn + 1)
+        if c.rng.random() >= lay.parked_row_prob:
+            continue
+        rows += 1
+        s = _u(c.rng, -125.0, 15.0)
+        for k in range(int(c.rng.integers(lay.parked_row_cars[0], lay.parked_row_cars[1] + 1))):
+            cc = ctx.child("parked_car", sgn + 1, k)
+            m, turn = _car(ctx, cc, k, "car" if cc.rng.random() < 0.9 else "truck", "parked_catalog")
+            ext = m.extents
+            length, width = (ext[1], ext[0]) if turn else (ext[0], ext[1])
+            sm, t = s + length / 2, sgn * (st.width / 2 - 0.15 - width / 2 - _u(cc.rng, 0.0, 0.15))
+            yaw = (0.0 if sgn < 0 else 180.0) + float(cc.rng.normal(0, 1.0))
+            world = st.road.frame(sm, t, ROAD_Z, yaw + turn)
+            if not st.in_cross(sm, t, length / 2, 1.0) and st.on_strip(m, world, -st.width / 2 + 0.05,
+                                                                         st.width / 2 - 0.05):
+                b.add(m, world, cc.material(m), support=ids["road"], lean=True)
+            s += length + _u(cc.rng, 0.5, 2.5)
+    return rows
 
 
 def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -358,6 +522,61 @@ def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[st
         if m is not None:
             _on_sidewalk(c, b, st, m, ids, edge=False, yaw=float(c.rng.choice([0.0, 180.0])) - 90.0,
                          x_range=(-130.0, 80.0), kerb=True)
+
+
+def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> list[list[int]]:
+    """Cyclists walking their bicycles in the lane near the kerb, with the traffic of their side: a catalogue
+    bicycle (its front found by :func:`bike_front`) and a standing catalogue adult beside it on the lane's side,
+    level with its handlebar. Two instances (bicycle, person); returns their ids, [bicycle, person] per cyclist.
+    (No one rides: the catalogue's seated people sit as on a chair, knees together and feet forward where a
+    bicycle has its frame, front wheel and handlebar; lowered onto the saddle until they touch, they stayed
+    16-85 cm above it. docs/scenes.md, "Streets".)"""
+    lay = ctx.config.layout
+    out = []
+    n = int(ctx.child("cyclists").rng.integers(lay.cyclists[0], lay.cyclists[1] + 1))
+    for k in range(n):
+        c = ctx.child("cyclist", k)
+        bike = pick(ctx.catalog, c.rng, ("bicycle",), ("floor",), min_height=0.6)
+        person = pick(ctx.catalog, c.rng, ("person",), ("floor",), name=lambda s: "child" not in s)
+        if bike is None or person is None:
+            continue
+        front = bike_front(bike)
+        bike_mat, person_mat = c.material(bike), c.material(person)
+        for _ in range(8):
+            side = 1 if c.rng.random() < 0.5 else -1
+            s = _u(c.rng, -110.0, 40.0)
+            t = side * (st.width / 2 - 0.5 - abs(float(c.rng.normal(0, 0.25))))
+            yaw = (0.0 if side < 0 else 180.0) + float(c.rng.normal(0, 3))
+            world = st.road.frame(s, t, ROAD_Z, yaw - 90.0 * front)
+            if not st.on_strip(bike, world, -st.width / 2 + 0.1, st.width / 2 - 0.1):
+                continue
+            bid = b.add(bike, world, bike_mat, support=ids["road"], lean=True)
+            if bid is None:
+                continue
+            beside = t - side * (bike.extents[0] / 2 + person.extents[0] / 2 + 0.08)
+            ahead = s + (0.25 if side < 0 else -0.25)
+            pid = b.add(person, st.road.frame(ahead, beside, ROAD_Z, yaw - 90.0), person_mat, support=ids["road"],
+                        lean=True)
+            if pid is None:
+                b.remove(bid)
+                continue
+            out.append([bid, pid])
+            break
+    return out
+
+
+def bike_front(bike: Model) -> int:
+    """+1 when the bicycle (its length along its model y) has its front toward +y, else -1: the end where its
+    handlebar, the widest thing in its upper 40%, is."""
+    from types import SimpleNamespace
+
+    from rgbify.scenes.geometry import object_mesh
+
+    v = object_mesh(SimpleNamespace(geometry=bike.geometry, name=bike.kind)).transformed(  # type: ignore[arg-type]
+        bike.model_from_geometry).vertices
+    high = v[v[:, 2] > 0.6 * v[:, 2].max()]
+    bar = high[np.abs(high[:, 0]) > 0.7 * np.abs(high[:, 0]).max()]
+    return 1 if bar[:, 1].mean() > (v[:, 1].min() + v[:, 1].max()) / 2 else -1
 
 
 def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:
@@ -383,59 +602,77 @@ def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, 
         elif kind == "fence":
             _on_ground(c, b, st, fence(c.rng, _u(c.rng, 3, 15)), ids, yaw=0.0)
         else:
-            _on_ground(c, b, st, bush(c.rng) if kind == "bush" else rock(c.rng), ids)
+            _on_ground(c, b, st, bush(c.rng) if kind == "bush" else rock(c.rng), ids, max_lean_deg=12.0)
     if ctx.assets:
         for k in range(int(rng.integers(1, 4))):
             c = ctx.child("asset", k)
-            c.assets.place_large(c, b, lambda r=c.rng: np.array([_u(r, -50, 150), r.choice([-1, 1]) *
-                                                                 _u(r, st.kerb_y + 0.5, st.kerb_y + 8)]),
-                                 ids["ground"], None)
+            m = c.assets.pick_large(c.rng)
+            if m is not None:
+                _on_ground(c, b, st, m, ids, far=(0.5, 8.0), s_range=(-50.0, 150.0))
 
 
 def _on_sidewalk(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int], edge: bool,
                  yaw: float | None = None, x_range: tuple[float, float] = (-80.0, 180.0), kerb: bool = False) -> None:
     """``m`` on a sidewalk: at its kerb edge facing the road (``edge``), else anywhere across it facing along it
-    (or turned by ``yaw``); ``kerb``: just inside the kerb, its own yaw."""
+    (or turned by ``yaw`` from the road's heading); ``kerb``: just inside the kerb, its own yaw."""
     rng = ctx.rng
     given = yaw
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
         x = _u(rng, *x_range)
-        if st.in_cross(x - 2, x + 2):
-            continue
         mid, spread = st.width / 2 + st.sidewalk / 2, max(0.0, st.sidewalk / 2 - m.radius_xy)
         y = sgn * (st.width / 2 + 0.4) if edge else sgn * (mid + _u(rng, -spread, spread))
         if kerb:
             y = sgn * (st.width / 2 + 0.1 + m.radius_xy)
+        if st.in_cross(x, y, 2.0):
+            continue
         if given is not None:
             yaw = given
         else:
             yaw = (180.0 if sgn > 0 else 0.0) if edge else \
                 float(rng.choice([0.0, 180.0]) + (90.0 if sgn > 0 else -90.0))
         sup = next((v for k, v in ids.items() if k.startswith(f"sidewalk{sgn}")), ids["ground"])
-        if b.add(m, pose(x, y, KERB, yaw), ctx.material(m), support=sup) is not None:
+        world = st.road.frame(x, y, KERB, yaw)
+        lo, hi = sorted((sgn * (st.width / 2 + 0.02), sgn * (st.kerb_y - 0.02)))
+        if not st.on_strip(m, world, lo, hi):
+            continue
+        if b.add(m, world, ctx.material(m), support=sup, lean=True) is not None:
             return
 
 
 def _on_ground(ctx: Context, b: SceneBuilder, st: Street, m: Model, ids: dict[str, int],
-               yaw: float | None = None) -> None:
+               yaw: float | None = None, far: tuple[float, float] = (0.1, 25.0),
+               s_range: tuple[float, float] = (-80.0, 200.0), max_lean_deg: float = 3.0) -> None:
+    """``m`` on the ground beyond a sidewalk, ``far`` metres past the kerb, standing on the ground's triangles
+    (leaning with them; tried elsewhere where its base would not sit flush, :meth:`Terrain.fits`, or where the
+    ground leans more than ``max_lean_deg``: trees and posts stand near vertical); turned any way, or by ``yaw``
+    from the road's heading."""
     rng = ctx.rng
+    assert st.terrain is not None
     for _ in range(8):
         sgn = 1 if rng.random() < 0.5 else -1
-        x = _u(rng, -80.0, 200.0)
-        y = sgn * (st.kerb_y + m.radius_xy + _u(rng, 0.1, 25.0))
-        if st.in_cross(x - m.radius_xy, x + m.radius_xy, 1.0):
+        s = _u(rng, *s_range)
+        t = sgn * (st.kerb_y + m.radius_xy + _u(rng, *far))
+        if st.in_cross(s, t, m.radius_xy, 1.0):
             continue
-        a = float(rng.uniform(0, 360)) if yaw is None else yaw
-        if b.add(m, pose(x, y, 0.0, a), ctx.material(m), support=ids["ground"]) is not None:
+        a = float(rng.uniform(0, 360)) if yaw is None else yaw + math.degrees(st.road.heading(s))
+        x, y = st.road.xy(s, t)
+        if st.terrain.normal(float(x), float(y))[2] < math.cos(math.radians(max_lean_deg)):
+            continue
+        world = st.terrain.frame(float(x), float(y), a)
+        if not st.terrain.fits(m.boxes, world):
+            continue
+        if b.add(m, world, ctx.material(m), support=ids["ground"], lean=True) is not None:
             return
 
 
 def sample_outdoor(ctx: Context) -> Draft:
     b = SceneBuilder()
     st = Street(ctx.child("street").rng, ctx.config.layout)
-    ids = build_street(ctx.child("surfaces"), b, st)
-    populate(ctx.child("populate"), b, st, ids)
+    road = st.road
+    buildings = plan_buildings(ctx.child("populate"), st)
+    ids = build_street(ctx.child("surfaces"), b, st, [p for *_, p in buildings])
+    extra = populate(ctx.child("populate"), b, st, ids, buildings)
     sun = ctx.child("sun")
     el = math.radians(sun.rng.uniform(12, 70))
     az = sun.rng.uniform(0, 2 * math.pi)
@@ -458,19 +695,23 @@ def sample_outdoor(ctx: Context) -> Draft:
                 y, h, z0 = r.choice([-1, 1]) * _u(r, st.width / 2 + 0.3, st.kerb_y - 0.3), _u(r, 1.4, 1.8), KERB
             else:  # elevated
                 y, h, z0 = _u(r, -st.width / 2, st.width / 2), _u(r, 4.0, 12.0), ROAD_Z
-            eye = np.array([x, y, z0 + h])
+            eye = road.point(x, y, z0 + h)
             probe = np.array([[eye[0], eye[1], 0.3, 0.3, 1.0, 0.0, eye[2] - 0.3, eye[2] + 0.3]])
             if b.colliding_ids(probe):
                 continue
-            yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 12 if mode < 0.7 else 30))
+            base = road.heading(x)
+            yaw = base + (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 12 if mode < 0.7 else 30))
             pitch = math.radians(_u(r, *cc.pitch_deg) - (15.0 if mode >= 0.9 else 0.0))
-            if kitti:  # along the lane, level: a camera fixed to a car
-                yaw = (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 3))
+            if kitti:  # along the lane, level with the road: a camera fixed to a car
+                yaw = base + (0.0 if r.random() < 0.8 else math.pi) + math.radians(r.normal(0, 3))
                 pitch = math.radians(float(np.clip(r.normal(0.0, 1.0), -3.0, 3.0)))
+            if mode < 0.7:  # a car's camera leans with the road's grade
+                pitch += math.atan(road.slope_along(yaw))
             target = eye + np.array([math.cos(yaw), math.sin(yaw), math.tan(pitch)])
             return make_camera(ctx, r, eye, target, pitch_range=(-60.0, 30.0), roll=not kitti)
         raise Reject("camera_inside_geometry", "no free spot for the camera")
 
     meta = {"street": {"road_width_m": round(st.width, 3), "sidewalk_m": round(st.sidewalk, 3),
-                       "crossing": st.cross_x is not None}}
+                       "crossing": st.cross_x is not None, "curvature_per_m": road.curvature, "grade": road.grade,
+                       "relief_m": round(st.relief, 3), **extra}}
     return Draft(builder=b, world=world, sample_camera=sample_camera, meta=meta, enclosed=False)

@@ -318,6 +318,24 @@ class OutdoorLayout(_Ranges):
     """Bicycles parked at the kerb (catalogue models: none without it)."""
     catalog_prob: float = 0.0
     """Probability that a car is a Sweet Home 3D catalogue model (true size, its own materials); 0: no catalogue."""
+    curve_prob: float = 0.0
+    """Probability that the street is a constant-curvature arc (else straight)."""
+    curve_radius_m: Range = (150.0, 600.0)
+    """Radius of a curved street's centreline, metres (drawn log-uniformly; turning left or right)."""
+    grade_prob: float = 0.0
+    """Probability that the street and the ground along it rise or fall (else level)."""
+    grade_max: float = 0.04
+    """Largest grade (rise per metre along the street's start direction), drawn uniformly in +-grade_max."""
+    relief_prob: float = 0.0
+    """Probability of uneven ground beyond the sidewalks and building plots (else the plane of the road)."""
+    relief_m: Range = (0.3, 2.0)
+    """Height of the ground's undulation, metres (flat within 8 m of the sidewalks, cross road and building plots)."""
+    parked_row_prob: float = 0.0
+    """Probability, per side, of a row of cars parked bumper to bumper along the kerb."""
+    parked_row_cars: IntRange = (3, 8)
+    """Cars tried in a parked row."""
+    cyclists: IntRange = (0, 0)
+    """People riding bicycles in the road lane, near the kerb (catalogue models: none without it)."""
 
 
 Layout = IndoorLayout | TabletopLayout | OutdoorLayout

@@ -20,6 +20,7 @@ from rgbify.scenes.assets import library_for
 from rgbify.scenes.classes import class_table
 from rgbify.scenes.context import Context, Draft, Reject
 from rgbify.scenes.credits import scene_credits
+from rgbify.scenes.geometry import with_level_of_detail
 from rgbify.scenes.home import sample_home
 from rgbify.scenes.materials import list_images
 from rgbify.scenes.outdoor import sample_outdoor
@@ -214,7 +215,8 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
                 meta["catalogue"] = CATALOG_MISSING
             render_seed = int(ctx.child("render").rng.integers(0, 2**31 - 1))
             render = dataclasses.replace(sensor, seed=render_seed, **{f: getattr(config, f) for f in CYCLES_FIELDS})
-            spec = SceneSpec(camera=camera, objects=tuple(draft.builder.objects), lights=lights, world=world,
+            objects = with_level_of_detail(draft.builder.objects, camera)  # mesh files small on screen
+            spec = SceneSpec(camera=camera, objects=objects, lights=lights, world=world,
                              render=render, classes=class_table(extra), meta=tuple(meta.items()))
             # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)
             return spec_from_json(spec_to_json(spec.validate())), view

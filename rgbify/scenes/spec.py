@@ -157,6 +157,11 @@ class MeshFile:
     """Path to the file (absolute, or relative to the working directory at render time)."""
     scale: float = 1.0
     """Uniform scale applied to the file's vertices (file units to metres)."""
+    lod_m: float = 0.0
+    """Level of detail: the vertices are merged on a grid of cells this wide (object-frame metres, after ``scale``;
+    rgbify.scenes.geometry.cluster_vertices) in every use of the mesh - render, ground truth, oracle; 0: the file's
+    triangles as they are. The recipes set it for mesh files small on screen
+    (rgbify.scenes.geometry.with_level_of_detail)."""
     type: Literal["mesh_file"] = "mesh_file"
 
 
@@ -429,6 +434,11 @@ class SceneSpec:
         if problem:
             raise SpecError(f"camera.world_from_camera {problem}; give a rotation (orthonormal, determinant +1) "
                             "and a translation, e.g. from rgbify.scenes.spec.look_at")
+        for o in self.objects:
+            lod = getattr(o.geometry, "lod_m", 0.0)
+            if not (math.isfinite(lod) and lod >= 0):
+                raise SpecError(f"object {o.name!r}: geometry.lod_m must be a finite number >= 0 (0: no level of "
+                                f"detail), got {lod}")
         if self.render.samples < 1:
             raise SpecError(f"render.samples must be >= 1, got {self.render.samples}")
         if not 0 <= self.render.world_map_resolution <= 16384:

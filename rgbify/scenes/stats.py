@@ -22,7 +22,7 @@ def _scene_summary(config: RecipeConfig, seed: int, index: int, assets: Any) -> 
     finite = d[np.isfinite(d)]
     return {"rejects": list(meta["rejects"]), "classes": [o.class_name for o in spec.objects],
             "visible": meta["coverage"]["visible_instances"], "relight": meta["exposure"]["relight"],
-            "lights": len(spec.lights), "physics": meta.get("physics", {}),
+            "lights": len(spec.lights), "physics": meta.get("physics", {}), "street": meta.get("street"),
             "models": [_model_key(o) for o in spec.objects if o.class_name not in STRUCTURE],
             "hist": np.histogram(finite, bins=np.asarray(DEPTH_BINS_M[:-1] + (1e9,)))[0],
             "sky": int(np.sum(~np.isfinite(d))), "rays": len(d),
@@ -98,6 +98,7 @@ def recipe_stats(config: RecipeConfig, n: int, seed: int = 0, assets: Any = None
         "physics": _physics(rows),
         "models": _models(rows),
         "coverage": _coverage(instances),
+        **({"streets": _streets(rows)} if any(r.get("street") for r in rows) else {}),
     }
 
 
@@ -135,6 +136,25 @@ def _vocabulary() -> set[str]:
     return set(CLASSES)
 
 
+def _streets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Outdoor streets: shares curved, graded and on uneven ground, their radii, grades and relief, parked rows
+    and cyclists per scene."""
+    st = [r["street"] for r in rows if r.get("street")]
+    k = [abs(float(x.get("curvature_per_m", 0.0))) for x in st]
+    g = [abs(float(x.get("grade", 0.0))) for x in st]
+    rel = [float(x.get("relief_m", 0.0)) for x in st]
+    n = len(st)
+    return {"scenes": n, "curved": round(sum(v > 0 for v in k) / n, 3),
+            "radius_m_median": round(float(np.median([1 / v for v in k if v > 0])), 1) if any(k) else None,
+            "graded": round(sum(v > 0 for v in g) / n, 3),
+            "grade_median": round(float(np.median([v for v in g if v > 0])), 4) if any(g) else None,
+            "uneven": round(sum(v > 0 for v in rel) / n, 3),
+            "relief_m_median": round(float(np.median([v for v in rel if v > 0])), 2) if any(rel) else None,
+            "crossing": round(sum(bool(x.get("crossing")) for x in st) / n, 3),
+            "parked_rows_per_scene": round(sum(int(x.get("parked_rows", 0)) for x in st) / n, 3),
+            "cyclists_per_scene": round(sum(len(x.get("cyclists", ())) for x in st) / n, 3)}
+
+
 def _physics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Loose objects settled by the physics step: per scene, and the share that came to rest tilted."""
     loose = sum(int(r["physics"].get("loose", 0)) for r in rows)
@@ -167,6 +187,13 @@ def format_stats(s: dict[str, Any]) -> str:
     lines.append(f"physics: {ph['loose_per_scene']:g} loose objects settled per scene; {ph['tilted']} of {ph['loose']} "
                  f"came to rest tilted ({100 * ph['tilted_share_of_loose']:.1f}%; "
                  f"{100 * ph['tilted_share_of_objects']:.1f}% of all objects); {ph['removed']} taken out")
+    if "streets" in s:
+        sv = s["streets"]
+        lines.append(f"streets: {100 * sv['curved']:.0f}% curved (median radius {sv['radius_m_median']} m), "
+                     f"{100 * sv['graded']:.0f}% graded (median |grade| {sv['grade_median']}), "
+                     f"{100 * sv['uneven']:.0f}% on uneven ground (median relief {sv['relief_m_median']} m), "
+                     f"{100 * sv['crossing']:.0f}% with a crossing; {sv['parked_rows_per_scene']:g} parked rows "
+                     f"and {sv['cyclists_per_scene']:g} cyclists per scene")
     mo, cov = s["models"], s["coverage"]
     lines.append(f"models: {mo['distinct']} distinct ({mo['distinct_files']} mesh files; {mo['per_1000_scenes']:g} "
                  f"per 1,000 scenes), half of them seen within {mo['scenes_until_half_seen']} scenes; "
