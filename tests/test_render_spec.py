@@ -23,6 +23,7 @@ from rgbify.scenes.spec import (
     SpecError,
     World,
     look_at,
+    round_trip_form,
     spec_from_json,
     spec_hash,
     spec_to_json,
@@ -54,6 +55,33 @@ def test_spec_round_trips_exactly_through_json():
     assert spec_to_json(spec_from_json(canonical)) == canonical
     assert spec_hash(spec_from_json(canonical)) == spec_hash(again)
     assert f'"schema_version": {SCHEMA_VERSION}' in text
+
+
+def test_round_trip_form_is_the_json_round_trip():
+    """The sampler's shortcut (inline meshes made by geometry.inline_mesh kept as they are) gives exactly the spec
+    a JSON round trip gives: equal, same JSON text; other meshes still go through JSON; a non-finite vertex still
+    fails as spec_to_json does."""
+    from rgbify.scenes.geometry import inline_mesh
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(40, 3)) * [1e-3, 10.0, 1e4]
+    v[0] = (-0.0, 0.0, 1e-7)  # signed zero, a value rounded to 0
+    made = inline_mesh(v, rng.integers(0, 40, size=(30, 3)))
+    slotted = inline_mesh(v[:5], [[0, 1, 2], [2, 3, 4]], np.array([1, 0]))
+    base = full_spec()
+    extra = (Object("made", made, "box", 30), Object("slotted", slotted, "box", 31),
+             Object("given", InlineMesh(((0, 0, 0), (1, 0, 0), (0, 1, 1)), ((0, 1, 2),)), "box", 32))
+    spec = dataclasses.replace(base, objects=base.objects + extra)
+    want = spec_from_json(spec_to_json(spec))
+    got = round_trip_form(spec)
+    assert got == want and spec_to_json(got) == spec_to_json(want)
+    assert got.objects[-3].geometry is made and got.objects[-2].geometry is slotted  # kept, not re-read
+    assert got.objects[-1].geometry.vertices[2] == (0.0, 1.0, 1.0) and isinstance(got.objects[-1].geometry.vertices
+                                                                                   [2][2], float)
+    v[1, 1] = np.nan
+    bad = dataclasses.replace(base, objects=base.objects + (Object("nan", inline_mesh(v, [[0, 1, 2]]), "box", 30),))
+    with pytest.raises(SpecError, match="non-finite"):
+        round_trip_form(bad)
 
 
 def test_spec_errors_name_the_field():

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rgbify.scenes.spec import Camera, InlineMesh, MeshFile, Object, Primitive
+from rgbify.scenes.spec import Camera, InlineMesh, MeshFile, Object, Primitive, mark_round_trip_form
 
 ROUND = 6
 """Decimals kept for inline-mesh vertices (micrometres), so specs stay compact and stable."""
@@ -277,8 +277,11 @@ def inline_mesh(vertices: np.ndarray, faces: np.ndarray, face_materials: np.ndar
     v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
     f = np.asarray(faces, dtype=np.int64)
     slots = () if face_materials is None else tuple(int(x) for x in np.asarray(face_materials).tolist())
-    return InlineMesh(vertices=tuple(map(tuple, v.tolist())),  # type: ignore[arg-type]
+    mesh = InlineMesh(vertices=tuple(map(tuple, v.tolist())),  # type: ignore[arg-type]
                       faces=tuple(map(tuple, f.tolist())), face_materials=slots)
+    if v.ndim == 2 and v.shape[1] == 3 and f.ndim == 2 and np.isfinite(v).all():
+        mark_round_trip_form(mesh)  # Python floats and ints from tolist(): what a JSON round trip gives back
+    return mesh
 
 
 @dataclass(frozen=True)

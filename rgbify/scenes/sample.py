@@ -32,8 +32,7 @@ from rgbify.scenes.spec import (
     RenderSettings,
     SceneSpec,
     World,
-    spec_from_json,
-    spec_to_json,
+    round_trip_form,
 )
 from rgbify.scenes.tabletop import sample_tabletop
 
@@ -218,8 +217,8 @@ def sample_scene_and_probe(config: RecipeConfig | str, seed: int, index: int, as
             objects = with_level_of_detail(draft.builder.objects, camera)  # mesh files small on screen
             spec = SceneSpec(camera=camera, objects=objects, lights=lights, world=world,
                              render=render, classes=class_table(extra), meta=tuple(meta.items()))
-            # canonical form: exactly what a JSON round trip gives back (tuples, not lists, in meta)
-            return spec_from_json(spec_to_json(spec.validate())), view
+            # canonical form: what a JSON round trip gives back (tuples, not lists, in meta; spec.round_trip_form)
+            return round_trip_form(spec.validate()), view
     counts = {r: rejects.count(r) for r in sorted(set(rejects))}
     raise SceneSamplingError(f"recipe {config.name!r}, seed {seed}, index {index}: no valid scene in "
                              f"{config.validity.max_attempts} attempts (rejects: {counts}); loosen the recipe's "

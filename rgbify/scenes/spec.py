@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -529,6 +530,38 @@ def spec_from_json(text: str) -> SceneSpec:
         raise
     _check_version({"schema_version": spec.schema_version})
     return spec
+
+
+_ROUND_TRIP_MESHES: weakref.WeakValueDictionary[int, InlineMesh] = weakref.WeakValueDictionary()
+_NO_MESH = InlineMesh(vertices=(), faces=())
+
+
+def mark_round_trip_form(mesh: InlineMesh) -> InlineMesh:
+    """Record that ``mesh`` is already what a JSON round trip makes of it (tuples of finite Python floats and of
+    Python ints, rows of three vertex coordinates): :func:`round_trip_form` keeps it as it is. Only for meshes
+    built so (rgbify.scenes.geometry.inline_mesh); returns ``mesh``."""
+    _ROUND_TRIP_MESHES[id(mesh)] = mesh
+    return mesh
+
+
+def round_trip_form(spec: SceneSpec) -> SceneSpec:
+    """``spec_from_json(spec_to_json(spec))`` (the canonical form of a spec: tuples, Python numbers), with the
+    inline meshes recorded by :func:`mark_round_trip_form` kept as they are instead of sent through JSON (they are
+    fixed points of the round trip, and a street's meshes made it 40% of sampling a scene). Raises SpecError as
+    the round trip does."""
+    kept: dict[int, InlineMesh] = {}
+    objects = []
+    for k, o in enumerate(spec.objects):
+        g = o.geometry
+        if isinstance(g, InlineMesh) and _ROUND_TRIP_MESHES.get(id(g)) is g:
+            kept[k] = g
+            o = dataclasses.replace(o, geometry=_NO_MESH)
+        objects.append(o)
+    if not kept:
+        return spec_from_json(spec_to_json(spec))
+    out = spec_from_json(spec_to_json(dataclasses.replace(spec, objects=tuple(objects))))
+    return dataclasses.replace(out, objects=tuple(dataclasses.replace(o, geometry=kept[k]) if k in kept else o
+                                                  for k, o in enumerate(out.objects)))
 
 
 def spec_hash(spec: SceneSpec) -> str:
