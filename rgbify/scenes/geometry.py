@@ -277,8 +277,9 @@ def inline_mesh(vertices: np.ndarray, faces: np.ndarray, face_materials: np.ndar
     v = np.round(np.asarray(vertices, dtype=np.float64), ROUND)
     f = np.asarray(faces, dtype=np.int64)
     slots = () if face_materials is None else tuple(int(x) for x in np.asarray(face_materials).tolist())
-    mesh = InlineMesh(vertices=tuple(map(tuple, v.tolist())),  # type: ignore[arg-type]
-                      faces=tuple(map(tuple, f.tolist())), face_materials=slots)
+    # rows as tuples, zipped from the columns' lists (twice as fast as a tuple per row of tolist())
+    mesh = InlineMesh(vertices=tuple(zip(*v.T.tolist(), strict=True)),  # type: ignore[arg-type]
+                      faces=tuple(zip(*f.T.tolist(), strict=True)), face_materials=slots)
     if v.ndim == 2 and v.shape[1] == 3 and f.ndim == 2 and np.isfinite(v).all():
         mark_round_trip_form(mesh)  # Python floats and ints from tolist(): what a JSON round trip gives back
     return mesh
