@@ -366,6 +366,37 @@ def test_geometric_checker_catches_problems():
     assert kinds == {"not_resting"}
 
 
+def test_collision_prefilter_keeps_the_exact_answer():
+    """SceneBuilder.colliding_ids skips the separating-axis test for boxes whose circumcircles are apart; its answer
+    is the test's on every box (touching, overlapping by about TOUCH_M, rotated, far apart)."""
+    from rgbify.scenes.builder import TOUCH_M, SceneBuilder, _rects_overlap
+
+    rng = np.random.default_rng(5)
+    found = 0
+    for trial in range(200):
+        b = SceneBuilder()
+        n = int(rng.integers(1, 40))
+        yaw = rng.uniform(0, 2 * np.pi, n) * (rng.random(n) < 0.6)
+        half = rng.uniform(0.05, 3.0, (n, 2))
+        z0 = rng.uniform(0, 2, n)
+        b._boxes = np.column_stack([rng.uniform(-10, 10, (n, 2)), half, np.cos(yaw), np.sin(yaw), z0,
+                                    z0 + rng.uniform(0.01, 2, n), np.arange(1, n + 1)])
+        q = b._boxes[rng.integers(0, n, 5), :8].copy()
+        q[:, 0] += rng.choice([0.0, 1.0, -1.0], 5) * (q[:, 2] + rng.uniform(0, 3, 5))  # some side by side
+        q[:, 0] += rng.choice([0.0, TOUCH_M, -TOUCH_M, 1e-9], 5)
+        q[:, 1] += rng.normal(0, 2.0, 5) * (trial % 2)
+        want: set[int] = set()
+        for row in q:  # the exact test on every box that overlaps in z
+            zmask = (np.minimum(row[7], b._boxes[:, 7]) - np.maximum(row[6], b._boxes[:, 6])) > TOUCH_M
+            o = b._boxes[zmask]
+            hits = {int(i) for i in o[_rects_overlap(row, o), 8]} if len(o) else set()
+            assert b.colliding_ids(row[None]) == hits
+            want |= hits
+            found += bool(hits)
+        assert b.colliding_ids(q) == want
+    assert 100 < found < 900  # of 1000 boxes: both answers occur
+
+
 def test_rejects_are_recorded_and_exhaustion_is_reported():
     from rgbify.scenes.sample import SceneSamplingError
     cfg = load_recipe("indoor", **{"validity.min_visible_instances": 10_000, "validity.max_attempts": 2})
