@@ -60,12 +60,12 @@ def place_on_surface(ctx: Context, b: SceneBuilder, model: Model, ws: WorldSurfa
 
 def _inside_surface(model: Model, world_from_model: np.ndarray, ws: WorldSurface) -> bool:
     """Every collision-box corner of the model lies over the surface rectangle."""
-    inv = np.linalg.inv(ws.world_from_model)
+    surface_from_model = np.linalg.inv(ws.world_from_model) @ world_from_model  # once, not per corner
     s = ws.surface
     for c, h in model.boxes:
         for sx in (-1, 1):
             for sy in (-1, 1):
-                p = inv @ world_from_model @ np.array([c[0] + sx * h[0], c[1] + sy * h[1], 0.0, 1.0])
+                p = surface_from_model @ np.array([c[0] + sx * h[0], c[1] + sy * h[1], 0.0, 1.0])
                 if abs(p[0] - s.cx) > s.hx + 1e-6 or abs(p[1] - s.cy) > s.hy + 1e-6:
                     return False
     return True
