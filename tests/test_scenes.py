@@ -61,7 +61,7 @@ def test_class_vocabulary():
 def test_nyu40_and_cityscapes_mappings():
     """Every class maps to an NYU40 class (or none) and a Cityscapes label (or none); together the vocabulary
     reaches 39 of the 40 NYU classes (all but "shelves", which NYU tells apart from "bookshelf") and the 19
-    Cityscapes training classes but rider and train (sky: rays that hit nothing, `nothing_is_sky`)."""
+    Cityscapes training classes but train (sky: rays that hit nothing, `nothing_is_sky`)."""
     from rgbify.scenes.classes import (
         CITYSCAPES,
         CITYSCAPES_LABELS,
@@ -80,7 +80,8 @@ def test_nyu40_and_cityscapes_mappings():
     assert all(v in names for v in CITYSCAPES.values())
     assert set(NYU40_NAMES) - set(NYU40.values()) == {"shelves"}
     train = {n for n, _, t in CITYSCAPES_LABELS if t != 255}
-    assert train - set(CITYSCAPES.values()) == {"rider", "train", "sky"}
+    assert train - set(CITYSCAPES.values()) == {"train", "sky"}
+    assert cityscapes_ids("rider") == (25, 12) and nyu40_id("rider") == NYU40_NAMES.index("person") + 1
     assert nyu40_id("wall") == 1 and nyu40_id("refrigerator") == 24 and nyu40_id("car") == 0
     assert nyu40_id("nightstand") == NYU40_NAMES.index("night stand") + 1
     assert cityscapes_ids("person") == (24, 11) and cityscapes_ids("sofa") == (0, 255)
@@ -187,6 +188,13 @@ PINNED_SCENES = {
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 # 11: outdoor streets curve, rise and fall, with uneven ground, parked rows and cyclists; the other recipes are 10's
 PINNED_SCENES[11] = {**PINNED_SCENES[10], "outdoor": ["c638d5cbcdd8f333", "b695e31ecfa78038"]}
+# 12: cyclists mostly ride (class rider, appended to the class table: every recipe's spec changes with it)
+PINNED_SCENES[12] = {
+    "indoor": ["88bac7d21a79a813", "5f99f314f8cbe3fd"], "outdoor": ["f50084a1686fa673", "82c4728ee9479732"],
+    "tabletop": ["1d3296bfe13cac07", "72bc00683e5bf1bb"], "bathroom": ["c762eac65646adfa", "e80325cad46e6789"],
+    "bedroom": ["dd3315a190793349", "9c34d542e4471a57"], "home": ["37bee76b4ac5357c", "19a2efda7c261fc0"],
+    "kitchen": ["da34807dc9b09e3a", "9ea93f447570b7eb"], "living_room": ["fdf3172eb7b27856", "e77ce6e969a10b32"],
+    "office": ["b01ed5ffbb536c00", "eb4e36dd1736e884"]}
 
 
 def test_sampler_version_pins_the_scenes():
@@ -410,10 +418,13 @@ def test_road_and_terrain_geometry():
 
 def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
     """Over a few seeds: straight and curved streets, level and graded ones, uneven ground; parked rows; every
-    cyclist's bicycle and person stand on the road within its kerbs (sampled with the catalogue, where it is)."""
-    from rgbify.scenes.audit import _full_detail
+    cyclist's bicycle stands on the road within its kerbs, and its rider sits on its saddle (touching it from above
+    within 2 mm, and resting for the audit) or the person walking it stands on the road (sampled with the
+    catalogue, where it is); most cyclists ride."""
+    from rgbify.scenes.audit import _full_detail, _sits
     from rgbify.scenes.catalog import find_catalogs
     from rgbify.scenes.geometry import world_mesh
+    from rgbify.scenes.rider import bike_landmarks, saddle_gap
     cfg = load_recipe("outdoor")
     streets, specs = [], []
     for i in range(6):
@@ -427,18 +438,30 @@ def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
                if st["curvature_per_m"])
     if not find_catalogs():
         return
-    pairs = 0
+    pairs, riders = 0, 0
     for spec, st in zip(specs, streets, strict=True):
         by_id = {o.instance_id: o for o in spec.objects}
         for bid, pid in st["cyclists"]:
             pairs += 1
-            assert by_id[bid].class_name == "bicycle" and by_id[pid].class_name == "person"
-            for o in (by_id[bid], by_id[pid]):
+            bike, who = by_id[bid], by_id[pid]
+            assert bid != pid and bike.class_name == "bicycle" and who.class_name in ("person", "rider")
+            standing = (bike, who) if who.class_name == "person" else (bike,)
+            for o in standing:
                 v = world_mesh(_full_detail(o)).vertices  # as placed (a level of detail may lift a far one)
                 low = v[v[:, 2] < v[:, 2].min() + 0.01]
                 # standing on the road plane z = grade * x (+ the road's 2 cm), leaning with it
                 assert np.abs(low[:, 2] - st["grade"] * low[:, 0] - 0.02).min() < 2e-3
-    assert pairs >= 1
+            if who.class_name == "rider":
+                riders += 1
+                # in the bicycle's frame (both placed with the same pose but for the bicycle's front turn)
+                frame = np.linalg.inv(np.asarray(who.world_from_object))
+                b = world_mesh(_full_detail(bike)).vertices @ frame[:3, :3].T + frame[:3, 3]
+                r = world_mesh(_full_detail(who)).vertices @ frame[:3, :3].T + frame[:3, 3]
+                scale = who.geometry.scale
+                gap = saddle_gap(r / scale, b / scale, bike_landmarks(b / scale)) * scale
+                assert 0.0 <= gap < 2e-3, gap
+                assert _sits(world_mesh(_full_detail(who)).to_trimesh(), [world_mesh(_full_detail(bike)).to_trimesh()])
+    assert pairs >= 1 and riders > pairs / 2
 
 
 def test_outdoor_reaches_far_and_indoor_has_little_sky():

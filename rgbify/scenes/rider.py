@@ -135,14 +135,12 @@ class PoseReport:
     knee_deg: tuple[float, float]
 
 
-def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseReport]:  # noqa: C901
-    """The vertices of a standing ``person`` (model frame: feet on z = 0, front +y) posed on the ``bike`` (vertices
-    in its riding frame), in the bicycle's riding frame; see the module docstring. ValueError when the legs cannot
-    reach the pedals from the saddle."""
-    bl = bike_landmarks(bike)
-    v = person
-    h = float(v[:, 2].max())
-    z_hip, z_knee, z_ankle, z_sh = 0.53 * h, 0.285 * h, 0.045 * h, 0.81 * h
+def person_landmarks(v: np.ndarray, h: float) -> tuple[list[tuple[float, float]], list[tuple[np.ndarray, np.ndarray]],
+                                                      float]:
+    """A standing person's legs ((x, y) of each shin, +x side first), arms ((shoulder joint, hand centre) each:
+    the hand is what hangs beside the thigh at 40-50% of the height, the shoulder joint 3% of the height in from
+    the shoulder's side at 81%) and the y of the body's middle."""
+    z_sh = 0.81 * h
     legs = []
     for sg in (1, -1):
         shin = v[(sg * v[:, 0] > 0.01) & (v[:, 2] > 0.12 * h) & (v[:, 2] < 0.27 * h)]
@@ -157,8 +155,12 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
         sx = sg * (np.abs(shoulder[:, 0]).max() - 0.03 * h)
         arms.append((np.array([sx, float(np.median(shoulder[:, 1])), z_sh]), hand.mean(0)))
     y_c = float(np.mean([y for _, y in legs]))
-    l_thigh, l_shin = z_hip - z_knee, z_knee - z_ankle
-    # arm membership: nearer an arm's axis than the torso's (radii subtracted), faded in below the shoulder
+    return legs, arms, y_c
+
+
+def arm_weights(v: np.ndarray, h: float, arms: list[tuple[np.ndarray, np.ndarray]], y_c: float) -> np.ndarray:
+    """(2, N) how much each vertex belongs to the +x and the -x arm (shoulder, hand centre): nearer the arm's
+    axis than the torso's (each less its radius), faded in below the shoulder."""
     w_arm = np.zeros((2, len(v)))
     torso_r = 0.075 * h
     d_torso = np.hypot(v[:, 0], v[:, 1] - y_c) - torso_r
@@ -167,9 +169,23 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
         ln = np.linalg.norm(axis)
         t = np.clip((v - s) @ axis / ln**2, 0.0, 1.15)
         d_arm = np.linalg.norm(v - (s + t[:, None] * axis), axis=1) - 0.02 * h
-        w = 1.0 / (1.0 + np.exp(-(d_torso - d_arm) / 0.006))
-        w *= _smooth(t * ln, -0.02 * h, 0.06 * h) * (np.sign(v[:, 0]) == np.sign(s[0]))
+        w = 1.0 / (1.0 + np.exp(-(d_torso - d_arm) / (0.012 * h)))
+        w *= _smooth(t * ln, 0.0, 0.12 * h) * (np.sign(v[:, 0]) == np.sign(s[0]))
         w_arm[i] = w
+    return w_arm
+
+
+def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseReport]:  # noqa: C901
+    """The vertices of a standing ``person`` (model frame: feet on z = 0, front +y) posed on the ``bike`` (vertices
+    in its riding frame), in the bicycle's riding frame; see the module docstring. ValueError when the legs cannot
+    reach the pedals from the saddle."""
+    bl = bike_landmarks(bike)
+    v = person
+    h = float(v[:, 2].max())
+    z_hip, z_knee, z_ankle = 0.53 * h, 0.285 * h, 0.045 * h
+    legs, arms, y_c = person_landmarks(v, h)
+    l_thigh, l_shin = z_hip - z_knee, z_knee - z_ankle
+    w_arm = arm_weights(v, h, arms, y_c)
     rest = 1.0 - w_arm.sum(0).clip(0, 1)
     best = None
     # the hip joints' height above the saddle is scanned: at each, the rider is posed, then lowered or raised
@@ -289,6 +305,11 @@ def saddle_height(bike: Model, front: int) -> float:
     return _saddle_height(bike.geometry.path, front)
 
 
+@functools.lru_cache(maxsize=64)
+def _boxes(ref: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    return collision_boxes(load_mesh_file(ref))
+
+
 def rider_model(person: Model, person_key: str, bike: Model, bike_key: str, front: int) -> Model:
     """A Model of class "rider": ``person`` (a catalogue model, its mesh at scale 1) posed on ``bike`` (placed with
     the bicycle's pose turned by 90 degrees times ``front``, its riding frame; scaled as the bicycle). The posed mesh
@@ -306,8 +327,7 @@ def rider_model(person: Model, person_key: str, bike: Model, bike_key: str, fron
             write_mesh_npz(str(tmp), TriMesh(posed, mesh.faces, mesh.face_material, mesh.uv),
                            mesh_file_materials(person.geometry.path))
     s = bike.geometry.scale
-    posed_mesh = load_mesh_file(ref)
-    boxes = [(c * s, hh * s) for c, hh in collision_boxes(posed_mesh)]
+    boxes = [(c * s, hh * s) for c, hh in _boxes(ref)]
     assert ref.startswith(CACHE_PREFIX)
     return Model("rider", f"rider:{person_key}", MeshFile(ref, s), np.eye(4), boxes, [], "smooth", "person",
                  file_materials=mesh_file_materials(ref), credit=person.credit)
