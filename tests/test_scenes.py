@@ -190,7 +190,7 @@ PINNED_SCENES = {
 PINNED_SCENES[11] = {**PINNED_SCENES[10], "outdoor": ["c638d5cbcdd8f333", "b695e31ecfa78038"]}
 # 12: cyclists mostly ride (class rider, appended to the class table: every recipe's spec changes with it)
 PINNED_SCENES[12] = {
-    "indoor": ["88bac7d21a79a813", "5f99f314f8cbe3fd"], "outdoor": ["f50084a1686fa673", "82c4728ee9479732"],
+    "indoor": ["88bac7d21a79a813", "5f99f314f8cbe3fd"], "outdoor": ["3da3f84ebc8ba0b6", "1f94a0fbfbc13d9b"],
     "tabletop": ["1d3296bfe13cac07", "72bc00683e5bf1bb"], "bathroom": ["c762eac65646adfa", "e80325cad46e6789"],
     "bedroom": ["dd3315a190793349", "9c34d542e4471a57"], "home": ["37bee76b4ac5357c", "19a2efda7c261fc0"],
     "kitchen": ["da34807dc9b09e3a", "9ea93f447570b7eb"], "living_room": ["fdf3172eb7b27856", "e77ce6e969a10b32"],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from rgbify.fileio import publishing
 from rgbify.scenes.builder import Model
@@ -186,19 +187,14 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
     legs, arms, y_c = person_landmarks(v, h)
     l_thigh, l_shin = z_hip - z_knee, z_knee - z_ankle
     w_arm = arm_weights(v, h, arms, y_c)
-    rest = 1.0 - w_arm.sum(0).clip(0, 1)
     best = None
     # the hip joints' height above the saddle is scanned: at each, the rider is posed, then lowered or raised
     # until it touches the saddle; the height whose feet end nearest their pedals wins
     for sit in np.linspace(0.0, 0.10 * h, 11):
         hip_to = np.array([0.0, bl.saddle[1] - 0.25 * bl.saddle_half_len, bl.saddle[2] + sit])
-        xfs, weights, knees = [], [], []
-        upper = _smooth(v[:, 2], z_hip + 0.03 * h, z_hip + 0.15 * h)
-        pelvis_w = 1.0 - upper
-        # pelvis: moved so that the hip centre lands at hip_to, no turn
+        knees: list[float] = []
         hip_c = np.array([0.0, y_c, z_hip])
-        pelvis = _xf(np.eye(3), hip_c, hip_to)
-        # torso: lean forward about the hip axis until the shoulders are an arm's length from the grips
+        # torso: leant forward about the hip axis until the shoulders are an arm's length from the grips
         arm_len = float(np.mean([np.linalg.norm(hnd - s) for s, hnd in arms]))
         lean = 0.0
         for lean_deg in np.arange(0.0, 70.0, 0.5):
@@ -208,17 +204,18 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
             if np.mean(np.linalg.norm(sh - bl.grips, axis=1)) <= arm_len:
                 break
         r_t = _rot(np.array([1.0, 0, 0]), -math.radians(lean))
-        torso = _xf(r_t, hip_c, hip_to)
-        xfs += [pelvis, torso]
-        weights += [pelvis_w * rest, upper * rest]
+        upper = np.maximum(_smooth(v[:, 2], z_hip + 0.03 * h, z_hip + 0.15 * h), w_arm.sum(0).clip(0, 1))
+        # (pivot, relative rotation, weight per vertex), applied in this order: feet, shins, thighs, arms, torso
+        steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for i, (s, hnd) in enumerate(arms):
             s_to = hip_to + r_t @ (s - hip_c)
-            grip = bl.grips[i]
-            r_a = _align(r_t @ (hnd - s), grip - s_to) @ r_t
-            xfs.append(_xf(r_a, s, s_to))
-            weights.append(w_arm[i])
+            r_a = _align(r_t @ (hnd - s), bl.grips[i] - s_to) @ r_t
+            steps.append((s, r_t.T @ r_a, w_arm[i]))
+        legs_steps = []
         for i, (sg, (lx, ly)) in enumerate(zip((1, -1), legs, strict=True)):
-            side = _smooth(sg * v[:, 0], -0.012 * h, 0.012 * h)
+            # legs part at the crotch over a band; lower down (the feet touch) the side of x = 0 decides
+            width = np.where(v[:, 2] > 0.42 * h, 0.012 * h, 1e-4)
+            side = _smooth(sg * v[:, 0] / width, -1.0, 1.0) * (1.0 - upper)
             hip = np.array([lx, ly, z_hip])
             hip_w = hip_to + (hip - hip_c)
             ankle_to = bl.pedals[i] + np.array([0.0, -0.03 * h, z_ankle])
@@ -240,20 +237,23 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
             # the foot: turned only about z as the shin (yaw), so its sole stays level on the pedal
             f = r_sh @ np.array([0.0, 1.0, 0.0])
             r_ft = _rot(np.array([0, 0, 1.0]), math.atan2(-f[0], f[1])) if np.hypot(f[0], f[1]) > 1e-6 else np.eye(3)
-            leg = rest * (1.0 - upper) * (1.0 - _smooth(v[:, 2], z_hip - 0.10 * h, z_hip - 0.005 * h)) * side
-            shin_w = 1.0 - _smooth(v[:, 2], z_knee - 0.02 * h, z_knee + 0.02 * h)
-            foot_w = 1.0 - _smooth(v[:, 2], z_ankle + 0.01 * h, z_ankle + 0.035 * h)
-            xfs += [_xf(r_th, hip, hip_w), _xf(r_sh, knee, knee_to), _xf(r_ft, ankle, ankle_to)]
-            weights += [leg * (1 - shin_w), leg * shin_w * (1 - foot_w), leg * foot_w]
-            weights[0] = weights[0] - leg  # the pelvis keeps what the legs do not take
+            thigh = side * (1.0 - _smooth(v[:, 2], z_hip - 0.10 * h, z_hip - 0.005 * h))
+            shin = side * (1.0 - _smooth(v[:, 2], z_knee - 0.02 * h, z_knee + 0.02 * h))
+            foot = side * (1.0 - _smooth(v[:, 2], z_ankle + 0.01 * h, z_ankle + 0.035 * h))
+            legs_steps.append([(ankle, r_sh.T @ r_ft, foot), (knee, r_th.T @ r_sh, shin), (hip, r_th, thigh)])
         if len(knees) < 2:
             continue  # a leg does not reach its pedal from this height
-        out = np.zeros_like(v)
-        for m, w in zip(xfs, weights, strict=True):
-            out += w[:, None] * (v @ m[:3, :3].T + m[:3, 3])
+        steps = [st for k in range(3) for leg in legs_steps for st in leg[k:k + 1]] + steps
+        steps.append((hip_c, r_t, upper))
+        out = v.copy()
+        for pivot, r, w in steps:
+            rotvec = Rotation.from_matrix(r).as_rotvec()
+            out = Rotation.from_rotvec(w[:, None] * rotvec).apply(out - pivot) + pivot
+        out += hip_to - hip_c
         gap = saddle_gap(out, bike, bl)
         if not math.isfinite(gap):
             continue
+
         for _ in range(5):  # raising it brings more of it into the saddle's height band: measure again
             out[:, 2] -= gap
             gap = saddle_gap(out, bike, bl)
@@ -272,11 +272,12 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
     return best[1], best[2]
 
 
-def saddle_gap(rider: np.ndarray, bike: np.ndarray, bl: BikeLandmarks) -> float:
-    """Lowest height of the rider's vertices over the saddle above the saddle's top surface (the bicycle's highest
-    vertex below each, within 1 cm sideways); vertices lower than the saddle's underside (SADDLE_M below its top)
-    are beside or under it, not on it."""
-    near = bike[(np.abs(bike[:, 1] - bl.saddle[1]) < bl.saddle_half_len + 0.02) & (np.abs(bike[:, 0]) < 0.12)
+def saddle_gap(rider: np.ndarray, bike: np.ndarray, bl: BikeLandmarks, strip: float = 0.03) -> float:
+    """Lowest height of the rider's vertices over the saddle's middle (within ``strip`` of its midline, where a
+    rider sits; the thighs hang past its sides) above the saddle's top surface (the bicycle's highest vertex below
+    each, within 1 cm sideways); vertices lower than the saddle's underside (SADDLE_M below its top) are beside
+    or under it, not on it."""
+    near = bike[(np.abs(bike[:, 1] - bl.saddle[1]) < bl.saddle_half_len + 0.02) & (np.abs(bike[:, 0]) < strip)
                 & (bike[:, 2] > bl.saddle[2] - SADDLE_M)]
     over = rider[(rider[:, 0] >= near[:, 0].min()) & (rider[:, 0] <= near[:, 0].max())
                  & (rider[:, 1] >= near[:, 1].min()) & (rider[:, 1] <= near[:, 1].max())
