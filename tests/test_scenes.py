@@ -459,7 +459,7 @@ def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
                 r = world_mesh(_full_detail(who)).vertices @ frame[:3, :3].T + frame[:3, 3]
                 scale = who.geometry.scale
                 gap = saddle_gap(r / scale, b / scale, bike_landmarks(b / scale)) * scale
-                assert 0.0 <= gap < 2e-3, gap
+                assert -1e-6 <= gap < 2e-3, gap  # touching from above (float rounding aside)
                 assert _sits(world_mesh(_full_detail(who)).to_trimesh(), [world_mesh(_full_detail(bike)).to_trimesh()])
     assert pairs >= 1 and riders > pairs / 2
 
