@@ -332,3 +332,24 @@ def rider_model(person: Model, person_key: str, bike: Model, bike_key: str, fron
     assert ref.startswith(CACHE_PREFIX)
     return Model("rider", f"rider:{person_key}", MeshFile(ref, s), np.eye(4), boxes, [], "smooth", "person",
                  file_materials=mesh_file_materials(ref), credit=person.credit)
+
+
+def pose_all(catalog) -> int:  # noqa: ANN001 - a rgbify.scenes.catalog.Catalog
+    """Make the posed mesh of every rider the outdoor sampler can draw (each person of RIDERS on each bicycle it
+    can ride) in the asset cache, as `rgbify scenes catalog import` does, so that a spec naming one renders on a
+    machine that did not sample it. Returns how many there are."""
+    from rgbify.scenes.outdoor import RIDER_SADDLE, bike_front
+
+    rng = np.random.default_rng(0)  # (unjittered models: nothing is drawn)
+    n = 0
+    for who in (m for m in catalog.select("person") if m.key in RIDERS):
+        for which in (m for m in catalog.select("bicycle") if m.size_m[2] >= 0.6):
+            bike = which.model(rng, 0.0)
+            front = bike_front(bike)
+            if saddle_height(bike, front) >= RIDER_SADDLE * who.size_m[2]:
+                try:
+                    rider_model(who.model(rng, 0.0), who.key, bike, which.key, front)
+                except ValueError:  # (the sampler lets them walk)
+                    continue
+                n += 1
+    return n
