@@ -237,7 +237,7 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
             # the foot: turned only about z as the shin (yaw), so its sole stays level on the pedal
             f = r_sh @ np.array([0.0, 1.0, 0.0])
             r_ft = _rot(np.array([0, 0, 1.0]), math.atan2(-f[0], f[1])) if np.hypot(f[0], f[1]) > 1e-6 else np.eye(3)
-            thigh = side * (1.0 - _smooth(v[:, 2], z_hip - 0.10 * h, z_hip - 0.005 * h))
+            thigh = side * (1.0 - _smooth(v[:, 2], z_hip - 0.06 * h, z_hip + 0.01 * h))
             shin = side * (1.0 - _smooth(v[:, 2], z_knee - 0.02 * h, z_knee + 0.02 * h))
             foot = side * (1.0 - _smooth(v[:, 2], z_ankle + 0.01 * h, z_ankle + 0.035 * h))
             legs_steps.append([(ankle, r_sh.T @ r_ft, foot), (knee, r_th.T @ r_sh, shin), (hip, r_th, thigh)])
