@@ -237,7 +237,7 @@ class Street:
         k = 0.0
         if rng.random() < lay.curve_prob:
             lo, hi = lay.curve_radius_m
-            k = float(rng.choice([-1.0, 1.0])) / float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            k = float(rng.choice([-1.0, 1.0])) / math.exp(rng.uniform(math.log(lo), math.log(hi)))
         grade = _u(rng, -lay.grade_max, lay.grade_max) if rng.random() < lay.grade_prob else 0.0
         self.relief = _u(rng, *lay.relief_m) if rng.random() < lay.relief_prob else 0.0
         self.road = Road(k, grade)
@@ -417,7 +417,7 @@ def plan_buildings(ctx: Context, st: Street) -> list[tuple[Model, np.ndarray, tu
         target = int(rng.integers(lay.buildings_per_side[0], lay.buildings_per_side[1] + 1))
         while x < half - 8 and count < target * 3:
             w, d = _u(rng, 8, 30), _u(rng, 8, 25)
-            h = float(np.exp(rng.uniform(np.log(lay.building_height_m[0]), np.log(lay.building_height_m[1]))))
+            h = math.exp(rng.uniform(math.log(lay.building_height_m[0]), math.log(lay.building_height_m[1])))
             setback = _u(rng, 0.2, 8.0)
             inner = road.curvature * sgn > 0
             if inner:  # a straight front's corners come nearer an inner kerb than its middle

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from rgbify.fileio import publishing
+from rgbify.scenes import portable
 from rgbify.scenes.builder import Model
 from rgbify.scenes.geometry import (
     CACHE_PREFIX,
@@ -42,7 +43,7 @@ from rgbify.scenes.geometry import (
 from rgbify.scenes.meshinfo import collision_boxes
 from rgbify.scenes.spec import MeshFile
 
-RIDER_FORMAT = 1
+RIDER_FORMAT = 2
 """Version of the pose (bumped when what :func:`pose_rider` writes changes: old posed meshes are not reused)."""
 RIDERS = ("KatorLegaz/062-female-01-casual-clothing", "KatorLegaz/064-male-01-suit")
 """Catalogue people that can be posed: their arms hang clear of their sides (the Reallusion people hold their hands
@@ -170,7 +171,7 @@ def arm_weights(v: np.ndarray, h: float, arms: list[tuple[np.ndarray, np.ndarray
         ln = np.linalg.norm(axis)
         t = np.clip((v - s) @ axis / ln**2, 0.0, 1.15)
         d_arm = np.linalg.norm(v - (s + t[:, None] * axis), axis=1) - 0.02 * h
-        w = 1.0 / (1.0 + np.exp(-(d_torso - d_arm) / (0.012 * h)))
+        w = 1.0 / (1.0 + portable.exp(-(d_torso - d_arm) / (0.012 * h)))  # (the same bits on every CPU)
         w *= _smooth(t * ln, 0.0, 0.12 * h) * (np.sign(v[:, 0]) == np.sign(s[0]))
         w_arm[i] = w
     return w_arm
