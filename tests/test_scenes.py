@@ -29,7 +29,7 @@ SCENES_PKG = Path(rgbify.__file__).resolve().parent / "scenes"
 @functools.cache
 def _spec(name: str, seed: int, index: int):
     """sample_scene(name, seed, index), sampled once per test process: the tests below share seeds so that the
-    slow outdoor scenes are sampled once (specs are frozen; test_twenty_specs_... checks purity with fresh ones)."""
+    slow outdoor scenes are sampled once (specs are frozen; test_twelve_specs_... checks purity with fresh ones)."""
     return sample_scene(load_recipe(name), seed, index)
 
 
@@ -262,9 +262,13 @@ def test_phases_and_objects_draw_from_streams_of_their_own(monkeypatch):
 
 
 ALLOWED_NP_RANDOM = {"default_rng", "Generator", "SeedSequence"}
+CPU_DEPENDENT_NP = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tan", "arcsin", "arccos", "arctan",
+                    "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power", "float_power", "cbrt"}
+"""numpy functions whose results differ between AVX-512 and other CPUs (rgbify.scenes.portable has the sampler's)."""
+RENDER_TIME_NP = {("geometry.py", "arccos")}  # vertex_normals: shading normals for Blender, not part of any spec
 
 
-def test_no_global_random_state_in_scenes():
+def test_no_global_random_state_or_cpu_dependent_maths_in_scenes():
     offenders = []
     for path in sorted(SCENES_PKG.glob("*.py")):
         tree = ast.parse(path.read_text())
@@ -287,6 +291,9 @@ def test_no_global_random_state_in_scenes():
                     isinstance(node.value, ast.Name) and node.value.id in ("time", "datetime") and \
                     path.name not in ("stats.py",):
                 offenders.append(f"{path.name}:{node.lineno} reads the clock")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "np" and \
+                    node.attr in CPU_DEPENDENT_NP and (path.name, node.attr) not in RENDER_TIME_NP:
+                offenders.append(f"{path.name}:{node.lineno} np.{node.attr} rounds by CPU: use math or portable")
     assert not offenders, offenders
 
 
@@ -330,7 +337,7 @@ def test_no_interpenetration_objects_rest_camera_outside(name):
 def test_physics_settles_loose_objects_deterministically():
     """Loose objects are dropped (some tipped) and settled by PyBullet: some end tilted, every one rests within a
     fraction of a millimetre of what holds it (the audit's 5 mm), nothing sinks in (2.5 mm), and the same
-    (recipe, seed, index) gives the same poses (another process: test_twenty_specs_are_pure_functions_...)."""
+    (recipe, seed, index) gives the same poses (another process: test_twelve_specs_are_pure_functions_...)."""
     from rgbify.scenes.audit import audit as check_spec
     from rgbify.scenes.builder import Parts, SceneBuilder, pose
     from rgbify.scenes.context import Context
