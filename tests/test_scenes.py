@@ -491,6 +491,33 @@ def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
     assert pairs >= 1 and riders > pairs / 2
 
 
+def test_riders_are_posed_onto_saddle_grips_and_pedals():
+    """Each person that can be posed, on the catalogue's adult bicycle: seated on the saddle (gap 0), hands at the
+    grips (within 3 cm), feet within 4 cm of their pedals, the same vertices when posed again (where the catalogue
+    is)."""
+    from rgbify.scenes.catalog import find_catalogs, load_catalog
+    from rgbify.scenes.geometry import load_mesh_file
+    from rgbify.scenes.outdoor import bike_front
+    from rgbify.scenes.rider import RIDERS, bike_landmarks, person_landmarks, pose_rider, riding_frame
+
+    if not find_catalogs():
+        return
+    lib = {m.key: m for m in load_catalog().models}
+    bike = lib["Scopia/246-bicycle"].model(np.random.default_rng(0), 0.0)
+    bv = riding_frame(load_mesh_file(bike.geometry.path).vertices, bike_front(bike))
+    bl = bike_landmarks(bv)
+    assert bl.saddle[1] < 0 < bl.grips[0][1] and bl.pedals[0][0] > 0 > bl.pedals[1][0]  # saddle behind the bars
+    for key in RIDERS:
+        v = load_mesh_file(lib[key].mesh).vertices
+        out, rep = pose_rider(v, bv)
+        assert abs(rep.saddle_gap_m) < 1e-6 and max(abs(g) for g in rep.pedal_gaps_m) < 0.04, rep
+        _, arms, _ = person_landmarks(v, float(v[:, 2].max()))
+        for (_, hand), grip in zip(arms, bl.grips, strict=True):  # the hand's vertices now surround the grip
+            near = np.linalg.norm(v - hand, axis=1) < 0.02
+            assert np.linalg.norm(out[near].mean(0) - grip) < 0.03  # (measured 0.2-2.3 cm)
+        np.testing.assert_array_equal(out, pose_rider(v, bv)[0])
+
+
 def test_outdoor_reaches_far_and_indoor_has_little_sky():
     from rgbify.scenes.sample import sample_scene_and_probe
     far = max(float(np.max(np.where(np.isfinite(p.depth_z_m), p.depth_z_m, 0)))
