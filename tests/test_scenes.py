@@ -70,7 +70,7 @@ def test_class_vocabulary():
 def test_nyu40_and_cityscapes_mappings():
     """Every class maps to an NYU40 class (or none) and a Cityscapes label (or none); together the vocabulary
     reaches 39 of the 40 NYU classes (all but "shelves", which NYU tells apart from "bookshelf") and the 19
-    Cityscapes training classes but rider and train (sky: rays that hit nothing, `nothing_is_sky`)."""
+    Cityscapes training classes but train (sky: rays that hit nothing, `nothing_is_sky`)."""
     from rgbify.scenes.classes import (
         CITYSCAPES,
         CITYSCAPES_LABELS,
@@ -89,7 +89,8 @@ def test_nyu40_and_cityscapes_mappings():
     assert all(v in names for v in CITYSCAPES.values())
     assert set(NYU40_NAMES) - set(NYU40.values()) == {"shelves"}
     train = {n for n, _, t in CITYSCAPES_LABELS if t != 255}
-    assert train - set(CITYSCAPES.values()) == {"rider", "train", "sky"}
+    assert train - set(CITYSCAPES.values()) == {"train", "sky"}
+    assert cityscapes_ids("rider") == (25, 12) and nyu40_id("rider") == NYU40_NAMES.index("person") + 1
     assert nyu40_id("wall") == 1 and nyu40_id("refrigerator") == 24 and nyu40_id("car") == 0
     assert nyu40_id("nightstand") == NYU40_NAMES.index("night stand") + 1
     assert cityscapes_ids("person") == (24, 11) and cityscapes_ids("sofa") == (0, 255)
@@ -201,6 +202,13 @@ PINNED_SCENES = {
 """spec_hash prefixes of the scenes (recipe, seed 0, index 0 and 1) of each SAMPLER_VERSION."""
 # 11: outdoor streets curve, rise and fall, with uneven ground, parked rows and cyclists; the other recipes are 10's
 PINNED_SCENES[11] = {**PINNED_SCENES[10], "outdoor": ["c638d5cbcdd8f333", "b695e31ecfa78038"]}
+# 12: cyclists mostly ride (class rider, appended to the class table: every recipe's spec changes with it)
+PINNED_SCENES[12] = {
+    "indoor": ["88bac7d21a79a813", "5f99f314f8cbe3fd"], "outdoor": ["8616c621b5d71595", "d8195d0808135cd1"],
+    "tabletop": ["1d3296bfe13cac07", "72bc00683e5bf1bb"], "bathroom": ["7a65c8c6656e5854", "e80325cad46e6789"],
+    "bedroom": ["dd3315a190793349", "af7d71084815dd6a"], "home": ["7edbc98ab3f2cda8", "034ff0145a7ac23b"],
+    "kitchen": ["da34807dc9b09e3a", "9ea93f447570b7eb"], "living_room": ["fdf3172eb7b27856", "f3030a6453792048"],
+    "office": ["c175461cb862cf9a", "7b0dca1ee7d67abe"]}
 UNPINNED = {("home", 1), ("office", 1)}
 """Scenes that came out differently on an AVX2 machine (the pins) and an AVX-512 one (2026-12-02), after numpy's
 AVX-512 kernels were taken out of the sampler (rgbify.scenes.portable). Not numpy, OpenBLAS's kernels, numba or the
@@ -469,10 +477,13 @@ def test_road_and_terrain_geometry():
 
 def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
     """Over a few seeds: straight and curved streets, level and graded ones, uneven ground; parked rows; every
-    cyclist's bicycle and person stand on the road within its kerbs (sampled with the catalogue, where it is)."""
-    from rgbify.scenes.audit import _full_detail
+    cyclist's bicycle stands on the road within its kerbs, and its rider sits on its saddle (touching it from above
+    within 2 mm, and resting for the audit) or the person walking it stands on the road (sampled with the
+    catalogue, where it is); most cyclists ride."""
+    from rgbify.scenes.audit import _full_detail, _sits
     from rgbify.scenes.catalog import find_catalogs
     from rgbify.scenes.geometry import world_mesh
+    from rgbify.scenes.rider import bike_landmarks, saddle_gap
     streets, specs = [], []
     for i in range(6):
         spec = _spec("outdoor", 3, i)
@@ -485,18 +496,57 @@ def test_outdoor_streets_curve_rise_and_carry_parked_rows_and_cyclists():
                if st["curvature_per_m"])
     if not find_catalogs():
         return
-    pairs = 0
+    pairs, riders = 0, 0
     for spec, st in zip(specs, streets, strict=True):
         by_id = {o.instance_id: o for o in spec.objects}
         for bid, pid in st["cyclists"]:
             pairs += 1
-            assert by_id[bid].class_name == "bicycle" and by_id[pid].class_name == "person"
-            for o in (by_id[bid], by_id[pid]):
+            bike, who = by_id[bid], by_id[pid]
+            assert bid != pid and bike.class_name == "bicycle" and who.class_name in ("person", "rider")
+            standing = (bike, who) if who.class_name == "person" else (bike,)
+            for o in standing:
                 v = world_mesh(_full_detail(o)).vertices  # as placed (a level of detail may lift a far one)
                 low = v[v[:, 2] < v[:, 2].min() + 0.01]
                 # standing on the road plane z = grade * x (+ the road's 2 cm), leaning with it
                 assert np.abs(low[:, 2] - st["grade"] * low[:, 0] - 0.02).min() < 2e-3
-    assert pairs >= 1
+            if who.class_name == "rider":
+                riders += 1
+                # in the bicycle's frame (both placed with the same pose but for the bicycle's front turn)
+                frame = np.linalg.inv(np.asarray(who.world_from_object))
+                b = world_mesh(_full_detail(bike)).vertices @ frame[:3, :3].T + frame[:3, 3]
+                r = world_mesh(_full_detail(who)).vertices @ frame[:3, :3].T + frame[:3, 3]
+                scale = who.geometry.scale
+                gap = saddle_gap(r / scale, b / scale, bike_landmarks(b / scale)) * scale
+                assert -1e-6 <= gap < 2e-3, gap  # touching from above (float rounding aside)
+                assert _sits(world_mesh(_full_detail(who)).to_trimesh(), [world_mesh(_full_detail(bike)).to_trimesh()])
+    assert pairs >= 1 and riders > pairs / 2
+
+
+def test_riders_are_posed_onto_saddle_grips_and_pedals():
+    """Each person that can be posed, on the catalogue's adult bicycle: seated on the saddle (gap 0), hands at the
+    grips (within 3 cm), feet within 4 cm of their pedals, the same vertices when posed again (where the catalogue
+    is)."""
+    from rgbify.scenes.catalog import find_catalogs, load_catalog
+    from rgbify.scenes.geometry import load_mesh_file
+    from rgbify.scenes.outdoor import bike_front
+    from rgbify.scenes.rider import RIDERS, bike_landmarks, person_landmarks, pose_rider, riding_frame
+
+    if not find_catalogs():
+        return
+    lib = {m.key: m for m in load_catalog().models}
+    bike = lib["Scopia/246-bicycle"].model(np.random.default_rng(0), 0.0)
+    bv = riding_frame(load_mesh_file(bike.geometry.path).vertices, bike_front(bike))
+    bl = bike_landmarks(bv)
+    assert bl.saddle[1] < 0 < bl.grips[0][1] and bl.pedals[0][0] > 0 > bl.pedals[1][0]  # saddle behind the bars
+    for key in RIDERS:
+        v = load_mesh_file(lib[key].mesh).vertices
+        out, rep = pose_rider(v, bv)
+        assert abs(rep.saddle_gap_m) < 1e-6 and max(abs(g) for g in rep.pedal_gaps_m) < 0.04, rep
+        _, arms, _ = person_landmarks(v, float(v[:, 2].max()))
+        for (_, hand), grip in zip(arms, bl.grips, strict=True):  # the hand's vertices now surround the grip
+            near = np.linalg.norm(v - hand, axis=1) < 0.02
+            assert np.linalg.norm(out[near].mean(0) - grip) < 0.03  # (measured 0.2-2.3 cm)
+        np.testing.assert_array_equal(out, pose_rider(v, bv)[0])
 
 
 def test_outdoor_reaches_far_and_indoor_has_little_sky():

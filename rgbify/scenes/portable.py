@@ -27,5 +27,6 @@ def _elementwise(f: Callable[..., float], nin: int) -> Callable[..., np.ndarray]
 
 
 arctan2 = _elementwise(math.atan2, 2)
+exp = _elementwise(math.exp, 1)
 log2 = _elementwise(math.log2, 1)
 power = _elementwise(math.pow, 2)
