@@ -395,12 +395,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None, help=f"items per step ({FULL['batch_size']})")
     ap.add_argument("--points", type=int, default=None, help=f"evaluations along each run ({FULL['points']})")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, 2%% warm-up)")
-    ap.add_argument("--crop", type=float, default=1.0,
-                    help="smallest side fraction kept by the train split's random crop (1: no crop; the crop's zoom "
-                         "changes the focal length while metric depth stays, a scale the model cannot see)")
-    ap.add_argument("--metric-depth-crop", choices=("off", "rescale", "zoom"), default="off",
-                    help="with --crop below 1, what metric depth items get: off (no crop), rescale (depth times the "
-                         "kept fraction) or zoom (labels unchanged); rgbify.datasets.TaskDataset")
+    ap.add_argument("--crop", type=float, default=0.7,
+                    help="smallest side fraction kept by the train split's random crop (1: no crop); metric depth "
+                         "items as --metric-depth-crop says")
+    ap.add_argument("--metric-depth-crop", choices=("off", "rescale", "zoom"), default="rescale",
+                    help="with --crop below 1, what metric depth items get: rescale (cropped, depth times the kept "
+                         "side fraction, as rgbify train does), off (no crop) or zoom (labels unchanged: the crop's "
+                         "zoom changes the focal length, a scale the model cannot see); rgbify.datasets.TaskDataset")
     ap.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, augmentation)")
     ap.add_argument("--data-seed", type=int, default=1,
                     help="rgbify build --seed (1: scenes the shipped VAE, trained on seed 0, never saw)")
