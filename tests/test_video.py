@@ -93,6 +93,40 @@ def test_drive_and_vehicles_follow_a_curved_graded_street():
             assert max(abs(a[0] - r[0][0]) for a in r) < 1e-6 and max(abs(a[1] - r[0][1]) for a in r) < 0.01
 
 
+def test_a_ridden_bicycle_goes_forward_at_cycling_speed_with_its_rider():
+    """A moving ridden bicycle goes the way its rider faces at cycle_speed_mps, its rider taking the same steps
+    (outdoor seed 0 index 5, the camera moved to look at a rider; where the catalogue is)."""
+    from rgbify.scenes.catalog import find_catalogs
+    from rgbify.scenes.clip import _movers
+    from rgbify.scenes.spec import look_at
+
+    if not find_catalogs():
+        return
+    config = load_recipe("outdoor", resolution=(64, 48), samples=1)
+    spec = sample_scene(config, 0, 5)
+    by_id = {o.instance_id: o for o in spec.objects}
+    bid, rid = next((b, p) for b, p in dict(spec.meta)["street"]["cyclists"] if by_id[p].class_name == "rider")
+    pose = np.asarray(by_id[rid].world_from_object)
+    centre = pose[:3, 3] + np.array([0.0, 0.0, 0.8])
+    eye = centre + 2.0 * np.cross(pose[:3, 1], [0.0, 0.0, 1.0]) + np.array([0.0, 0.0, 0.5])
+    spec = dataclasses.replace(spec, camera=dataclasses.replace(spec.camera, world_from_camera=look_at(eye, centre)))
+    cc = load_clip_config(frames=3, trajectory="static", moving_objects=(6, 6))
+    lo, hi = cc.cycle_speed_mps
+    moved = 0
+    for key in range(4):
+        motions = {m.instance_id: m for m in _movers(spec, cc, config, (0, 5, key))}
+        if bid not in motions:
+            continue
+        moved += 1
+        v = np.array(motions[bid].linear_mps[:2])
+        assert lo <= np.linalg.norm(v) <= hi and float(v @ pose[:2, 1]) > 0
+        for t in range(3):
+            step = [np.asarray(motions[i].poses[t]) @ np.linalg.inv(np.asarray(motions[i].poses[0]))
+                    for i in (bid, rid)]
+            np.testing.assert_allclose(step[0], step[1], atol=1e-9)
+    assert moved
+
+
 def test_thrown_objects_fall_by_the_physics_deterministically():
     """falling_objects: a thrown small thing's per-frame poses come from PyBullet, rigid, frame 0 the still's pose,
     bit-equal when sampled again here and in another process."""

@@ -16,7 +16,7 @@ from rgbify.scenes.recipe import RecipeConfig, RecipeError, list_recipes, load_r
 
 __all__ = ["CLASSES", "SAMPLER_VERSION", "RecipeConfig", "RecipeError", "list_recipes", "load_recipe", "sample_scene"]
 
-SAMPLER_VERSION = 11
+SAMPLER_VERSION = 12
 """Version of the scene sampler's output: bumped whenever the same (recipe, seed, index) gives another scene.
 A dataset records it (in its config hash), so extending a dataset made by other sampler code is refused.
 tests/test_scenes.py pins the scenes of each version."""

@@ -12,7 +12,9 @@ at corners and the road is laid into the ground plane by design.
 Resting: an object that is not structure and not wall-mounted (door, window, picture) must have, straight below
 the centre of its lowest vertices, a surface of another object within 5 mm of its lowest point, or hang on a wall:
 a horizontal ray from its centre reaches a wall within 3.5 cm past its own side (upper cabinets, mirrors, towel
-rails, whiteboards, curtains: hooks and rails are not modelled).
+rails, whiteboards, curtains: hooks and rails are not modelled). A rider rests when it sits on a bicycle: a ray
+straight down from one of its vertices over the bicycle meets the bicycle within 5 mm (its feet need not bear
+weight: a rider's pedals sit where the bicycle's mesh has them).
 """
 
 from __future__ import annotations
@@ -128,9 +130,27 @@ def _resting(spec: SceneSpec, meshes: list[trimesh.Trimesh], names: list[str], c
             if len(locs) and np.any(np.abs(locs[:, 2] - zmin) <= REST_M):
                 supported = True
                 break
+        if not supported and classes[k] == "rider":
+            supported = _sits(m, [meshes[j] for j in range(len(meshes)) if classes[j] == "bicycle"])
         if not supported and not _hangs_on_wall(meshes, classes, bounds, k):
             out.append(Problem("not_resting", (names[k],), f"lowest point z={zmin:.4f} m"))
     return out
+
+
+def _sits(rider: trimesh.Trimesh, bicycles: list[trimesh.Trimesh]) -> bool:
+    """Some vertex of ``rider`` has a bicycle's surface within REST_M straight below it (or just inside it)."""
+    for bike in bicycles:
+        lo, hi = bike.bounds
+        v = rider.vertices[np.all((rider.vertices[:, :2] >= lo[:2]) & (rider.vertices[:, :2] <= hi[:2]), axis=1)
+                           & (rider.vertices[:, 2] >= lo[2]) & (rider.vertices[:, 2] <= hi[2] + REST_M)]
+        if not len(v):
+            continue
+        origins = v + np.array([0.0, 0.0, REST_M])
+        locs, rays, _ = bike.ray.intersects_location(origins, np.tile([0.0, 0.0, -1.0], (len(v), 1)),
+                                                     multiple_hits=False)
+        if len(locs) and np.any(origins[rays, 2] - locs[:, 2] <= 2 * REST_M):
+            return True
+    return False
 
 
 def _hangs_on_wall(meshes: list[trimesh.Trimesh], classes: list[str], bounds: np.ndarray, k: int) -> bool:

@@ -10,6 +10,7 @@ enclose its parts, and the rectangles on which other things may rest (``surfaces
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,7 +211,7 @@ class SceneBuilder:
             return _leaning_boxes(model, world_from_model)
         if abs(world_from_model[2, 2] - 1.0) > 1e-9:
             return _tilted_boxes(model, world_from_model)
-        yaw = np.arctan2(world_from_model[1, 0], world_from_model[0, 0])
+        yaw = math.atan2(world_from_model[1, 0], world_from_model[0, 0])
         c, s = np.cos(yaw), np.sin(yaw)
         rows = []
         for centre, half in model.boxes:
@@ -311,7 +312,7 @@ def _tilted_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
 def _leaning_boxes(model: Model, world_from_model: np.ndarray) -> np.ndarray:
     rows = []
     r = world_from_model[:3, :3]
-    yaw = np.arctan2(r[1, 0], r[0, 0])
+    yaw = math.atan2(r[1, 0], r[0, 0])
     axes = np.array([[np.cos(yaw), np.sin(yaw)], [-np.sin(yaw), np.cos(yaw)]])
     corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
     for centre, half in model.boxes:

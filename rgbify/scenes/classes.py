@@ -23,7 +23,7 @@ KITCHEN_BATH = ("counter", "sink", "refrigerator", "stove", "appliance", "small_
 ROOMS = ("desk", "nightstand", "dresser", "curtain", "blinds", "television", "computer", "electronics",
          "whiteboard", "clothes", "bag", "paper", "plant", "decoration", "food", "toy", "tool", "other_furniture",
          "other_structure")
-PEOPLE_STREET = ("person", "animal", "bicycle", "motorcycle", "traffic_light")
+PEOPLE_STREET = ("person", "animal", "bicycle", "motorcycle", "traffic_light", "rider")
 
 CLASSES: tuple[str, ...] = STRUCTURE + FURNITURE + CLUTTER + OUTDOOR + KITCHEN_BATH + ROOMS + PEOPLE_STREET
 """All built-in class names, in table order (indices 1-40 as in sampler versions 1-3, then the classes the Sweet
@@ -62,6 +62,7 @@ DESCRIPTIONS: dict[str, str] = {
     "other class: pianos, pool tables, treadmills, workbenches", "other_structure": "stairs, columns, fireplaces",
     "person": "people", "animal": "animals", "bicycle": "bicycles and tricycles", "motorcycle": "motorcycles and "
     "scooters", "traffic_light": "traffic lights (with their post)",
+    "rider": "people riding a bicycle (the bicycle is its own instance, class bicycle)",
 }
 """What each class holds (docs/scenes.md prints this table)."""
 
@@ -89,7 +90,7 @@ NYU40: dict[str, str | None] = {
     "whiteboard": "whiteboard", "clothes": "clothes", "bag": "bag", "paper": "paper", "plant": "otherprop",
     "decoration": "otherprop", "food": "otherprop", "toy": "otherprop", "tool": "otherprop",
     "other_furniture": "otherfurniture", "other_structure": "otherstructure", "person": "person",
-    "animal": "otherprop", "bicycle": "otherprop", "motorcycle": None, "traffic_light": None,
+    "animal": "otherprop", "bicycle": "otherprop", "motorcycle": None, "traffic_light": None, "rider": "person",
 }
 """Our class -> NYU40 class name (None: an outdoor class NYUv2's indoor scenes never show; evaluate it as 0)."""
 
@@ -108,7 +109,8 @@ CITYSCAPES: dict[str, str | None] = {
     "sidewalk": "sidewalk", "building": "building", "pole": "pole", "traffic_sign": "traffic sign", "car": "car",
     "truck": "truck", "bus": "bus", "tree": "vegetation", "bush": "vegetation", "plant": "vegetation",
     "fence": "fence", "bench": "static", "rock": "static", "person": "person", "animal": "dynamic",
-    "bicycle": "bicycle", "motorcycle": "motorcycle", "traffic_light": "traffic light", "box": "static",
+    "bicycle": "bicycle", "motorcycle": "motorcycle", "traffic_light": "traffic light", "rider": "rider",
+    "box": "static",
     "bag": "dynamic", "lamp": "static", "other_structure": "static", "table": "static", "chair": "static",
     "clutter": "static",
 }

@@ -187,6 +187,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                     for line in part.skipped:
                         print(f"rgbify: warning: skipping {line}", file=sys.stderr)
             lib = load_catalog(args.dirs, strict=args.strict)
+            if args.action == "import":
+                from rgbify.scenes.rider import pose_all
+
+                print(f"{pose_all(lib)} riders posed (people of the catalogue on its bicycles)")
         except CatalogError as e:
             raise UserError(str(e)) from None
     if args.action == "list":

@@ -41,12 +41,13 @@ from rgbify.scenes.geometry import object_mesh
 from rgbify.scenes.recipe import IntRange, Range, RecipeConfig, RecipeError, _Ranges, load_recipe
 from rgbify.scenes.spec import Matrix4, SceneSpec, SpecError, matrix4, spec_from_json, spec_to_json
 
-CLIP_VERSION = 3
+CLIP_VERSION = 4
 """Version of the clip sampler's output (trajectories and movers): bumped whenever the same (recipe, clip config,
 seed, index) gives another clip (2: thrown objects moved by the physics, ``falling_objects``; a clip config
 without them gives the clip of version 1 but for this number in its meta; 3: outdoors, the drive and the moving
-vehicles follow a curved street and its grade, and a person walking a bicycle moves with it). The still scene of
-frame 0 follows rgbify.scenes.SAMPLER_VERSION."""
+vehicles follow a curved street and its grade, and a person walking a bicycle moves with it; 4: a ridden bicycle
+goes forward at cycling speed, ``cycle_speed_mps``, its rider with it). The still scene of frame 0 follows
+rgbify.scenes.SAMPLER_VERSION."""
 
 TRAJECTORIES = ("auto", "static", "walk", "orbit", "dolly", "drive")
 AUTO_TRAJECTORY = {"indoor": "walk", "tabletop": "orbit", "outdoor": "drive"}
@@ -108,6 +109,8 @@ class ClipConfig(_Ranges):
     """Speed of a moving vehicle along its length (either way), m/s."""
     person_speed_mps: Range = (0.6, 1.6)
     """Speed of a walking person or animal, m/s."""
+    cycle_speed_mps: Range = (3.0, 7.0)
+    """Speed of a ridden bicycle (and its rider), m/s, forward (11-25 km/h)."""
     thing_speed_mps: Range = (0.05, 0.4)
     """Speed of a moving small thing, m/s, in any horizontal direction."""
     turn_deg_per_s: Range = (-30.0, 30.0)
@@ -389,8 +392,10 @@ def _visible_pixels(scene: SceneSpec, config: RecipeConfig) -> dict[int, int]:
 def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[int, ...]) -> list[ObjectMotion]:
     movable = MOVERS[config.kind]
     curvature, grade, pairs = _street(scene)
-    walked = dict(pairs)  # bicycle -> the person walking it: they move together, at walking speed
+    walked = dict(pairs)  # bicycle -> the person walking or riding it: they move together
     riders = set(walked.values())
+    ridden = {b: p for b, p in walked.items() if any(o.instance_id == p and o.class_name == "rider"
+                                                     for o in scene.objects)}
     candidates = [o for o in scene.objects if o.class_name in movable and o.instance_id not in riders]
     if not candidates or cfg.moving_objects[1] == 0:
         return []
@@ -413,13 +418,18 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
         turn = float(r.uniform(*cfg.turn_deg_per_s))
         if o.class_name in VEHICLES or o.class_name in PEOPLE:
             fast = o.class_name in VEHICLES and o.instance_id not in walked
-            speed = float(r.uniform(*(cfg.vehicle_speed_mps if fast else cfg.person_speed_mps)))
+            speed = float(r.uniform(*(cfg.cycle_speed_mps if o.instance_id in ridden else
+                                      cfg.vehicle_speed_mps if fast else cfg.person_speed_mps)))
             # along the object's longest horizontal axis (a vehicle's length; a person's facing is not known)
             axes = m0[:3, :2].T.copy()
             ext = [np.ptp(v @ a) for a in axes]
             d = axes[int(np.argmax(ext))] if o.class_name in VEHICLES else axes[int(r.integers(2))]
             d[2] = 0.0
             d = d / max(np.linalg.norm(d), 1e-9) * (1 if r.random() < 0.5 else -1)
+            if o.instance_id in ridden:  # forward: where its rider faces (+y of the rider's model)
+                ahead = next(np.asarray(x.world_from_object, dtype=np.float64)[:3, 1] for x in scene.objects
+                             if x.instance_id == ridden[o.instance_id])
+                d = d if float(np.dot(d, ahead)) > 0 else -d
             if o.class_name in VEHICLES:
                 turn /= 5.0
         else:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rgbify.scenes import portable
 from rgbify.scenes.recipe import AssetWarning, MaterialConfig, RecipeError
 from rgbify.scenes.spec import Material
 
@@ -168,7 +169,7 @@ METAL_CAPABLE = {"can", "lamp", "pole", "table", "chair", "shelf", "cabinet", "b
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
     c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return np.where(c <= 0.04045, c / 12.92, portable.power((c + 0.055) / 1.055, 2.4))
 
 
 def hsv_color(rng: np.random.Generator, hue: Range, sat: Range, val: Range) -> tuple[float, float, float]:

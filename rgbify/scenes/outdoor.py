@@ -13,8 +13,9 @@ import numpy as np
 
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface
 from rgbify.scenes.cameras import PROFILES
-from rgbify.scenes.catalog import pick
+from rgbify.scenes.catalog import CatalogError, pick
 from rgbify.scenes.context import Context, Draft, Reject
+from rgbify.scenes.geometry import GeometryError
 from rgbify.scenes.lighting import sky_world, sun_light
 from rgbify.scenes.placement import make_camera
 from rgbify.scenes.road import Road, Terrain, smoothstep
@@ -22,6 +23,11 @@ from rgbify.scenes.spec import Material
 
 ROAD_Z = 0.02
 KERB = 0.15
+RIDE_PROB = 0.75
+"""Share of cyclists that ride their bicycle (where they can: :func:`_rider`); the others walk it."""
+RIDER_SADDLE = 0.4
+"""A bicycle is ridden only when its saddle is at least this share of the rider's height up: on a child's bicycle
+(saddle 0.55 m) an adult's knees come up to the chest."""
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -231,7 +237,7 @@ class Street:
         k = 0.0
         if rng.random() < lay.curve_prob:
             lo, hi = lay.curve_radius_m
-            k = float(rng.choice([-1.0, 1.0])) / float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            k = float(rng.choice([-1.0, 1.0])) / math.exp(rng.uniform(math.log(lo), math.log(hi)))
         grade = _u(rng, -lay.grade_max, lay.grade_max) if rng.random() < lay.grade_prob else 0.0
         self.relief = _u(rng, *lay.relief_m) if rng.random() < lay.relief_prob else 0.0
         self.road = Road(k, grade)
@@ -411,7 +417,7 @@ def plan_buildings(ctx: Context, st: Street) -> list[tuple[Model, np.ndarray, tu
         target = int(rng.integers(lay.buildings_per_side[0], lay.buildings_per_side[1] + 1))
         while x < half - 8 and count < target * 3:
             w, d = _u(rng, 8, 30), _u(rng, 8, 25)
-            h = float(np.exp(rng.uniform(np.log(lay.building_height_m[0]), np.log(lay.building_height_m[1]))))
+            h = math.exp(rng.uniform(math.log(lay.building_height_m[0]), math.log(lay.building_height_m[1])))
             setback = _u(rng, 0.2, 8.0)
             inner = road.curvature * sgn > 0
             if inner:  # a straight front's corners come nearer an inner kerb than its middle
@@ -525,12 +531,11 @@ def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[st
 
 
 def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> list[list[int]]:
-    """Cyclists walking their bicycles in the lane near the kerb, with the traffic of their side: a catalogue
-    bicycle (its front found by :func:`bike_front`) and a standing catalogue adult beside it on the lane's side,
-    level with its handlebar. Two instances (bicycle, person); returns their ids, [bicycle, person] per cyclist.
-    (No one rides: the catalogue's seated people sit as on a chair, knees together and feet forward where a
-    bicycle has its frame, front wheel and handlebar; lowered onto the saddle until they touch, they stayed
-    16-85 cm above it. docs/scenes.md, "Streets".)"""
+    """Cyclists in the lane near the kerb, with the traffic of their side: a catalogue bicycle (its front found by
+    :func:`bike_front`) ridden by a catalogue adult posed on it (class rider, :func:`_rider`), or, where that
+    adult cannot ride it, walked by them standing beside it on the lane's side, level with its handlebar. Two
+    instances (bicycle, rider or person); returns their ids, [bicycle, rider or person] per cyclist. (The
+    catalogue's seated people sit as on a chair and cannot ride: docs/scenes.md, "Streets".)"""
     lay = ctx.config.layout
     out = []
     n = int(ctx.child("cyclists").rng.integers(lay.cyclists[0], lay.cyclists[1] + 1))
@@ -540,6 +545,10 @@ def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
         person = pick(ctx.catalog, c.rng, ("person",), ("floor",), name=lambda s: "child" not in s)
         if bike is None or person is None:
             continue
+        ride = _ride(ctx, k)
+        rider = None
+        if ride is not None:
+            bike, person, rider = ride
         front = bike_front(bike)
         bike_mat, person_mat = c.material(bike), c.material(person)
         for _ in range(8):
@@ -553,6 +562,12 @@ def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
             bid = b.add(bike, world, bike_mat, support=ids["road"], lean=True)
             if bid is None:
                 continue
+            if rider is not None:
+                pid = b.add(rider, st.road.frame(s, t, ROAD_Z, yaw - 90.0), person_mat, support=bid, lean=True,
+                            ignore=(bid,))
+                if pid is not None:
+                    out.append([bid, pid])
+                    break
             beside = t - side * (bike.extents[0] / 2 + person.extents[0] / 2 + 0.08)
             ahead = s + (0.25 if side < 0 else -0.25)
             pid = b.add(person, st.road.frame(ahead, beside, ROAD_Z, yaw - 90.0), person_mat, support=ids["road"],
@@ -563,6 +578,33 @@ def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
             out.append([bid, pid])
             break
     return out
+
+
+def _ride(ctx: Context, k: int) -> tuple[Model, Model, Model] | None:
+    """With probability RIDE_PROB, cyclist ``k`` rides: (bicycle, person, the person posed on it as a rider,
+    rgbify.scenes.rider), drawn from its own stream: one of the people that can be posed and a bicycle whose
+    saddle is at least RIDER_SADDLE of their height up (not a child's bicycle); else (or where none can be made)
+    None."""
+    from rgbify.scenes import rider as riders
+
+    rc = ctx.child("rides", k)
+    if rc.rng.random() >= RIDE_PROB:
+        return None
+    people = [m for m in ctx.catalog.select("person") if m.key in riders.RIDERS]  # type: ignore[union-attr]
+    if not people:
+        return None
+    who = people[int(rc.rng.integers(len(people)))]
+    try:
+        bikes = [(m, f) for m in ctx.catalog.select("bicycle") if m.size_m[2] >= 0.6  # type: ignore[union-attr]
+                 for f in [bike_front(m.model(rc.rng, 0.0))]
+                 if riders.saddle_height(m.model(rc.rng, 0.0), f) >= RIDER_SADDLE * who.size_m[2]]
+        if not bikes:
+            return None
+        which, _ = bikes[int(rc.rng.integers(len(bikes)))]
+        bike, person = which.model(rc.rng), who.model(rc.rng, 0.0)
+        return bike, person, riders.rider_model(person, who.key, bike, which.key, bike_front(bike))
+    except (ValueError, CatalogError, GeometryError):
+        return None
 
 
 def bike_front(bike: Model) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from rgbify.scenes import portable
 from rgbify.scenes.geometry import TriMesh, world_mesh
 from rgbify.scenes.lighting import sky_model
 from rgbify.scenes.spec import Camera, Light, Material, Object, World
@@ -300,7 +301,7 @@ def radiance(rays: SceneRays, p: Probe, lights: tuple[Light, ...] | list[Light],
 
 def _srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * portable.power(x, 1 / 2.4) - 0.055)
 
 
 AGX_WHITE = 16.29
@@ -310,7 +311,7 @@ AGX_WHITE = 16.29
 def _agx_display(x: np.ndarray) -> np.ndarray:
     """An approximation of AgX's display value (0-1) of scene-linear luminance: a log2 curve over about 16.5 stops
     around middle grey, through an S-shaped contrast curve (enough for an exposure estimate, not for colour)."""
-    v = np.clip((np.log2(np.maximum(x, 1e-10)) + 12.47) / 16.5, 0.0, 1.0)
+    v = np.clip((portable.log2(np.maximum(x, 1e-10)) + 12.47) / 16.5, 0.0, 1.0)
     return np.clip(v * v * (3.0 - 2.0 * v) * 1.03 - 0.015, 0.0, 1.0)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rgbify.scenes import portable
 from rgbify.scenes.geometry import rot_z, translate
 
 
@@ -69,7 +70,7 @@ class Road:
         vx, vy = x, y - 1.0 / k
         r = math.copysign(1.0, k) * np.hypot(vx, vy)
         r = np.where(np.abs(r) < 1e-9, 1e-9, r)
-        a = np.arctan2(vx / r, -vy / r)
+        a = portable.arctan2(vx / r, -vy / r)
         return a / k, 1.0 / k - r
 
     def z(self, x: np.ndarray | float, y: np.ndarray | float = 0.0) -> np.ndarray:

@@ -62,7 +62,7 @@ def room_size(rng: np.random.Generator, room_type: str, width: tuple[float, floa
         return (a, b) if a <= b else (lo, hi)
 
     def draw(r: tuple[float, float]) -> float:  # log-uniform: as many 3-6 m rooms as 6-12 m ones
-        return float(np.exp(rng.uniform(np.log(r[0]), np.log(r[1]))))
+        return math.exp(rng.uniform(math.log(r[0]), math.log(r[1])))
 
     return draw(clip(width, wl, wh)), draw(clip(depth, dl, dh))
 
