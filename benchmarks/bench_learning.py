@@ -151,7 +151,8 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
 
     task, options, _ = VARIANTS[name]
     run = out / "runs" / name.replace("/", "-").replace(":", "-")
-    train_ds = split(data, task, options, args, "train", return_gt=False, crop_scale=(args.crop, 1.0))
+    train_ds = split(data, task, options, args, "train", return_gt=False, crop_scale=(args.crop, 1.0),
+                     metric_depth_crop=args.metric_depth_crop)
     val_ds = split(data, task, options, args, "val")
     cfg = make_config({
         "data": str(data), "out": str(run), "base_model": args.model, "mode": "lotus", "lotus_deterministic": True,
@@ -394,9 +395,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None, help=f"items per step ({FULL['batch_size']})")
     ap.add_argument("--points", type=int, default=None, help=f"evaluations along each run ({FULL['points']})")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, 2%% warm-up)")
-    ap.add_argument("--crop", type=float, default=1.0,
-                    help="smallest side fraction kept by the train split's random crop (1: no crop; the crop's zoom "
-                         "changes the focal length while metric depth stays, a scale the model cannot see)")
+    ap.add_argument("--crop", type=float, default=0.7,
+                    help="smallest side fraction kept by the train split's random crop (1: no crop); metric depth "
+                         "items as --metric-depth-crop says")
+    ap.add_argument("--metric-depth-crop", choices=("off", "rescale", "zoom"), default="rescale",
+                    help="with --crop below 1, what metric depth items get: rescale (cropped, depth times the kept "
+                         "side fraction, as rgbify train does), off (no crop) or zoom (labels unchanged: the crop's "
+                         "zoom changes the focal length, a scale the model cannot see); rgbify.datasets.TaskDataset")
     ap.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, augmentation)")
     ap.add_argument("--data-seed", type=int, default=1,
                     help="rgbify build --seed (1: scenes the shipped VAE, trained on seed 0, never saw)")
@@ -459,8 +464,8 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-SETTINGS = ("data", "resolution", "steps", "batch_size", "points", "lr", "crop", "seed", "val_fraction", "model",
-            "threads")
+SETTINGS = ("data", "resolution", "steps", "batch_size", "points", "lr", "crop", "metric_depth_crop", "seed",
+            "val_fraction", "model", "threads")
 """What a variant's result depends on (besides its name): a result is reused or reported only under these."""
 
 

@@ -201,7 +201,7 @@ def test_items_match_the_pillow_path(tmp_path, resolution):
 
     d = fake_dataset(tmp_path, n=3, h=12, w=16)
     ds = TaskDataset(d, split="all", resolution=resolution, crop_scale=(0.5, 1.0), augment=True,
-                     generation_ratio=0.3)
+                     generation_ratio=0.3, metric_depth_crop="zoom")  # depth items cropped too, as the reference
     for epoch in range(4):
         ds.set_epoch(epoch)
         for j in range(len(ds)):

@@ -5,6 +5,7 @@ Uses fake stored samples (tests/dataset_fakes.py); the targets' encoding is exer
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -336,3 +337,41 @@ def test_photometric_statistics():
     grey = lambda x: (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0).mean().item()  # noqa: E731
     expect = grey(img.float() * torch.from_numpy(gains * b).float().view(3, 1, 1))
     assert abs(grey(out) - expect) < 1.0
+
+
+@pytest.mark.parametrize("codec", ["depth/cubewalk", "depth/colormap:viridis", "depth/affine"])
+def test_metric_depth_is_not_zoomed_by_the_crop(tmp_path, codec):
+    """A crop resized to the output size zooms in while depth stays. Metric depth items are left whole by default
+    ("off"), or cropped with depth times the kept side fraction ("rescale"), or zoomed as before ("zoom"); a
+    relative codec is cropped whatever the setting. Every other draw of the item (flip, prompt) is the same."""
+    from rgbify import encode
+    from rgbify.datasets import TaskDataset
+
+    d = fake_dataset(tmp_path, n=4, h=12, w=16)
+    kw = dict(split="all", crop_scale=(0.5, 0.5), hflip=0.5, augment=True, resolution=(16, 12), tasks=("depth",),
+              target_options={"depth_codecs": [codec]})
+    off, rescale, zoom = (TaskDataset(d, metric_depth_crop=m, **kw) for m in ("off", "rescale", "zoom"))
+    whole = TaskDataset(d, split="all", augment=False, resolution=(16, 12), tasks=("depth",),
+                        target_options={"depth_codecs": [codec]})
+    metric = encode.get_codec(codec).metric
+    for epoch in range(3):
+        for j in range(len(off)):
+            o, r, z, w = off.get(j, epoch), rescale.get(j, epoch), zoom.get(j, epoch), whole.get(j, epoch)
+            assert o["prompt"] == r["prompt"] == z["prompt"]
+            assert o["decode"] == r["decode"] == z["decode"]
+            assert torch.equal(z["K"][:2, :2], 2 * w["K"][:2, :2])  # the crop doubles the focal length
+            if not metric:
+                for a in (o, r):
+                    assert torch.equal(a["gt_depth"], z["gt_depth"]) and torch.equal(a["target"], z["target"])
+                continue
+            flipped = torch.equal(o["image"], w["image"].flip(-1)) and not torch.equal(o["image"], w["image"])
+            expect = w["gt_depth"].flip(-1) if flipped else w["gt_depth"]
+            assert torch.equal(o["gt_depth"], expect) and torch.equal(o["K"][:2, :2], w["K"][:2, :2])
+            assert torch.equal(r["gt_depth"], z["gt_depth"] * 0.5)  # +inf (nothing hit) stays +inf
+            assert torch.equal(r["K"], z["K"]) and torch.equal(r["image"], z["image"])
+            for a in (o, r, z):  # the target encodes the item's gt_depth
+                dec = encode.decode_target(a["target"].permute(1, 2, 0).numpy(), json.loads(a["decode"]))
+                ok = torch.isfinite(a["gt_depth"]).numpy()
+                np.testing.assert_allclose(dec[ok], a["gt_depth"].numpy()[ok], rtol=0.05)  # viridis: 8-bit steps
+    with pytest.raises(ValueError, match="metric_depth_crop 'crop'"):
+        TaskDataset(d, metric_depth_crop="crop")

@@ -2,7 +2,7 @@
 (the training split's mean depth) does, in metres and (by a clear margin) after per-image affine alignment, scored
 by rgbify's own decode and metrics. Not only its loss falls.
 
-benchmarks/bench_learning.py is the full study (every codec, normals, semantic, 400 samples); docs/learning.md.
+benchmarks/bench_learning.py is the full study (every codec, normals, semantic, 320 samples); docs/learning.md.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ AFFINE_MARGIN = 0.8
 """The trained model must beat the mean-depth constant on held-out samples in metres (abs_rel below, delta1 above)
 and, scored after Marigold's per-image least-squares scale and shift, by a clear margin: affine abs_rel below
 AFFINE_MARGIN x the constant's (which alignment turns into each image's best constant). The run is deterministic
-(seeded renders and training, one torch thread). Measured on 2026-12-02 (SAMPLER_VERSION 9): abs_rel 0.552
-against 0.583 (0.95x) and delta1 0.43 against 0.36 in metres; affine abs_rel 0.278 against 0.416 (0.67x);
-144 CPU seconds with the build (373 s wall on the shared 2-core machine at load 5-9)."""
+(seeded renders and training, one torch thread). The train split's depth items are not cropped (TaskDataset's
+metric_depth_crop="off"). Measured on 2026-12-02: abs_rel 0.431 against 0.583 (0.74x) and delta1 0.41 against
+0.36 in metres; affine abs_rel 0.296 against 0.416 (0.71x); 172 CPU seconds with the build (694 s wall on the
+shared 2-core machine). With the crop zooming depth items (before metric_depth_crop): 0.552 (0.95x) in metres,
+0.278 (0.67x) affine."""
 
 
 def _split(data: Path, which: str, **kw):

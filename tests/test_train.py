@@ -227,6 +227,20 @@ def test_base_model_path_round_trip(tmp_path):
         build_model(cfg_for(tmp_path, base_model=str(tmp_path / "nothing")))
 
 
+def test_the_train_split_crops_metric_depth_as_configured(tmp_path):
+    """--metric-depth-crop reaches the train split's TaskDataset (rescale by default: docs/learning.md)."""
+    from rgbify.train.data import build_data
+    from tests.dataset_fakes import fake_dataset
+
+    d = str(fake_dataset(tmp_path, n=4, h=12, w=16))
+    assert build_data(make_config({"data": d, "resolution": 16}), "train").metric_depth_crop == "rescale"
+    for mode in ("off", "zoom"):
+        assert build_data(make_config({"data": d, "resolution": 16, "metric_depth_crop": mode}),
+                          "train").metric_depth_crop == mode
+    with pytest.raises(UserError, match="metric-depth-crop"):
+        make_config({"metric_depth_crop": "crop"})
+
+
 def test_config_errors_and_toml(tmp_path):
     with pytest.raises(UserError, match="--mode"):
         make_config({"mode": "banana"})

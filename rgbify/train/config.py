@@ -58,6 +58,12 @@ class TrainConfig:
     """Photometric augmentation of training input images: brightness, contrast and saturation in [1-s, 1+s] (0: off)."""
     noise_std: float = 0.0
     """Gaussian noise on training input images, standard deviation drawn in [0, this] 8-bit levels (0: off)."""
+    metric_depth_crop: Literal["off", "rescale", "zoom"] = "rescale"
+    """The random crop (70-100 % of each side, resized to --resolution) of depth items whose codec is metric:
+    rescale (cropped, depth labels times the kept side fraction: the crop's zoom becomes a nearer scene, Metric3D's
+    canonical camera; measured best, docs/learning.md), off (such items are not cropped, only flipped) or zoom
+    (cropped, labels unchanged: the zoom makes the room look larger than its labels say; rgbify before 2026-12-02).
+    Relative depth and other tasks are always cropped."""
     resolution: int = 512
     """Training side length in pixels (a multiple of 8; the latent is resolution/8, resolution/4 with 'tiny')."""
     batch_size: int = 4

@@ -75,6 +75,7 @@ def build_data(cfg: TrainConfig, split: str = "train", generation_ratio: float |
         seed=cfg.seed,
         color_jitter=cfg.color_jitter if split == "train" else 0.0,
         noise_std=cfg.noise_std if split == "train" else 0.0,
+        metric_depth_crop=cfg.metric_depth_crop,
         **{"target_options": cfg.target_options(), **kw},
     )
 

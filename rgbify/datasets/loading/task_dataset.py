@@ -9,7 +9,13 @@ Each item is one sample and one task drawn per item (by ``weights``), with its t
 
 - random crop (scale in ``crop_scale`` of each side, aspect kept) then resize to ``resolution``: RGB bilinear
   (antialiased when shrinking; torch's uint8 kernel, within 1 of Pillow's ``crop().resize(BILINEAR)``), ground
-  truth nearest (depth, normals and ids are never blended); K follows (cx, cy shifted and scaled);
+  truth nearest (depth, normals and ids are never blended); K follows (cx, cy shifted and scaled). A crop
+  resized to the output size zooms in (the focal length grows by 1/scale) while depth stays: a metric-depth item
+  would show a room larger than its labels say. ``metric_depth_crop`` decides what such items get: "off" (the
+  default: no crop, the flip only), "rescale" (cropped, the depth multiplied by the kept side fraction: the
+  labels of a camera whose focal length did not change, Metric3D's canonical camera; K still describes the
+  pixels) or "zoom" (cropped, depth unchanged). Relative depth codecs (depth/affine) and other tasks are cropped
+  in every case; the crop's draws are made either way, so every other draw of the item stays the same;
 - horizontal flip: the image mirrors, so a camera-frame normal's x is negated and cx becomes W - 1 - cx;
   depth is unchanged; instance pixel counts are recomputed after the crop;
 - depth codec and colormap augmentation, segmentation colours and prompt phrasing are drawn per item inside
@@ -29,6 +35,7 @@ The train/val split is by sample index (rgbify.datasets.loading.split.is_val_ind
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import ctypes.util
 import json
@@ -57,6 +64,8 @@ from rgbify.encode import (
 from rgbify.encode.tasks import draw_depth_codec
 from rgbify.scenes.spec import spec_from_json
 
+METRIC_DEPTH_CROPS = ("off", "rescale", "zoom")
+"""TaskDataset's ``metric_depth_crop`` choices: what the random crop does to items of a metric depth codec."""
 IMAGE_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge")
 GT_FIELDS = ("rgb", "depth", "normals", "instance", "semantic", "edge", "K", "instances")
 TASK_FIELDS = {"depth": ("depth",), "normals": ("normals",), "semantic": ("semantic", "instance", "instances"),
@@ -79,6 +88,8 @@ class TaskDataset(Dataset):
         color_jitter: strength of the photometric augmentation of the input image (0: none).
         noise_std: largest standard deviation, in 8-bit levels, of Gaussian noise added to the input image (0: none).
         augment: False turns crop, flip and photometric augmentation off (default: on for train, off otherwise).
+        metric_depth_crop: the crop of depth items whose codec decodes to metres: "off" (not cropped), "rescale"
+            (cropped, depth times the kept side fraction) or "zoom" (cropped, depth unchanged); see above.
         target_options: keyword options for make_task_target (depth_codecs, colormap_prob, flip_x, ...).
         return_gt: include the raw ground truth (gt_* and valid) in the item.
         keep_freed_memory: in DataLoader worker processes, call :func:`keep_freed_memory` once (glibc malloc keeps
@@ -92,7 +103,7 @@ class TaskDataset(Dataset):
                  crop_scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5, color_jitter: float = 0.0,
                  noise_std: float = 0.0, augment: bool | None = None,
                  target_options: Mapping[str, Any] | None = None, return_gt: bool = True,
-                 keep_freed_memory: bool = True):
+                 keep_freed_memory: bool = True, metric_depth_crop: str = "off"):
         unknown = [t for t in tasks if t not in TASKS]
         if unknown or not tasks:
             raise ValueError(f"tasks {list(tasks)}: each must be one of {TASKS}")
@@ -121,6 +132,9 @@ class TaskDataset(Dataset):
         if not 0.0 <= noise_std <= 64.0:
             raise ValueError(f"noise_std {noise_std} must lie in [0, 64] (8-bit levels)")
         self.color_jitter, self.noise_std = float(color_jitter), float(noise_std)
+        if metric_depth_crop not in METRIC_DEPTH_CROPS:
+            raise ValueError(f"metric_depth_crop {metric_depth_crop!r}: use one of {', '.join(METRIC_DEPTH_CROPS)}")
+        self.metric_depth_crop = metric_depth_crop
         self.augment = (split == "train") if augment is None else bool(augment)
         self.target_options = dict(target_options or {})
         self.return_gt = return_gt
@@ -155,6 +169,8 @@ class TaskDataset(Dataset):
         fields = tuple(dict.fromkeys((*fields, *TASK_FIELDS[task])))  # only what this item needs is read
         s = self.reader.read(index, fields)
         view = self._view(s["rgb"].shape[:2], rng)
+        if task == "depth" and self.metric_depth_crop != "zoom" and view.cropped:
+            view, s = self._metric_depth_view(view, s, rng)
         fast = None if generate else self._fused_target(task, s, view, rng)
         gt = self._gather(s, view, skip=(task,) if fast is not None and not self.return_gt else ())
         rgb = _rgb_view(s["rgb"], view)  # uint8 (3,H,W): crop + resize + flip
@@ -199,6 +215,21 @@ class TaskDataset(Dataset):
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
             flip = bool(rng.random() < self.hflip)
         return _View((x0, y0, cw, ch), self.resolution or (cw, ch), flip, (h, w))
+
+    def _metric_depth_view(self, view: _View, s: dict[str, Any], rng: np.random.Generator
+                           ) -> tuple[_View, dict[str, Any]]:
+        """The view and sample of a cropped depth item under ``metric_depth_crop``: unchanged when the item's codec
+        (peeked with a copy of ``rng``: the draws that follow stay the same) is relative; for a metric codec the
+        whole image (flip kept) under "off", or the sample with its depth times the kept side fraction under
+        "rescale"."""
+        codec = draw_depth_codec(copy.deepcopy(rng), **self.target_options)
+        if not codec.metric:
+            return view, s
+        (h, w), (_, _, cw, ch) = view.shape, view.box
+        if self.metric_depth_crop == "off":
+            return _View((0, 0, w, h), self.resolution or (w, h), view.flip, view.shape), s
+        factor = np.float32(np.sqrt(cw * ch / (w * h)))
+        return view, {**s, "depth": s["depth"] * factor}  # +inf (nothing hit) stays +inf
 
     def _fused_target(self, task: str, s: dict[str, Any], view: _View, rng: np.random.Generator
                       ) -> tuple[torch.Tensor, str, dict[str, Any]] | None:
@@ -290,7 +321,8 @@ class _View:
 
     def __init__(self, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool, shape: tuple[int, int]):
         self.box, self.size, self.flip, self.shape = box, size, flip, shape
-        self.identity = not flip and box == (0, 0, shape[1], shape[0]) and size == (shape[1], shape[0])
+        self.cropped = box != (0, 0, shape[1], shape[0])
+        self.identity = not flip and not self.cropped and size == (shape[1], shape[0])
         self._nearest: tuple[np.ndarray, np.ndarray] | None = None
 
     def nearest(self) -> tuple[np.ndarray, np.ndarray]:
