@@ -528,8 +528,7 @@ def test_riders_are_posed_onto_saddle_grips_and_pedals():
     is)."""
     from rgbify.scenes.catalog import find_catalogs, load_catalog
     from rgbify.scenes.geometry import load_mesh_file
-    from rgbify.scenes.outdoor import bike_front
-    from rgbify.scenes.rider import RIDERS, bike_landmarks, person_landmarks, pose_rider, riding_frame
+    from rgbify.scenes.rider import RIDERS, bike_front, bike_landmarks, person_landmarks, pose_rider, riding_frame
 
     if not find_catalogs():
         return

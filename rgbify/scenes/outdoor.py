@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from rgbify.scenes import rider as riders
 from rgbify.scenes.builder import Model, Parts, SceneBuilder, Surface
 from rgbify.scenes.cameras import PROFILES
 from rgbify.scenes.catalog import CatalogError, pick
@@ -25,10 +26,6 @@ ROAD_Z = 0.02
 KERB = 0.15
 RIDE_PROB = 0.75
 """Share of cyclists that ride their bicycle (where they can: :func:`_rider`); the others walk it."""
-RIDER_SADDLE = 0.4
-"""A bicycle is ridden only when its saddle is at least this share of the rider's height up: on a child's bicycle
-(saddle 0.55 m) an adult's knees come up to the chest."""
-
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
@@ -532,7 +529,7 @@ def _people_and_bicycles(ctx: Context, b: SceneBuilder, st: Street, ids: dict[st
 
 def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> list[list[int]]:
     """Cyclists in the lane near the kerb, with the traffic of their side: a catalogue bicycle (its front found by
-    :func:`bike_front`) ridden by a catalogue adult posed on it (class rider, :func:`_rider`), or, where that
+    :func:`riders.bike_front`) ridden by a catalogue adult posed on it (class rider, :func:`_rider`), or, where that
     adult cannot ride it, walked by them standing beside it on the lane's side, level with its handlebar. Two
     instances (bicycle, rider or person); returns their ids, [bicycle, rider or person] per cyclist. (The
     catalogue's seated people sit as on a chair and cannot ride: docs/scenes.md, "Streets".)"""
@@ -549,7 +546,7 @@ def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
         rider = None
         if ride is not None:
             bike, person, rider = ride
-        front = bike_front(bike)
+        front = riders.bike_front(bike)
         bike_mat, person_mat = c.material(bike), c.material(person)
         for _ in range(8):
             side = 1 if c.rng.random() < 0.5 else -1
@@ -583,10 +580,8 @@ def _cyclists(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) ->
 def _ride(ctx: Context, k: int) -> tuple[Model, Model, Model] | None:
     """With probability RIDE_PROB, cyclist ``k`` rides: (bicycle, person, the person posed on it as a rider,
     rgbify.scenes.rider), drawn from its own stream: one of the people that can be posed and a bicycle whose
-    saddle is at least RIDER_SADDLE of their height up (not a child's bicycle); else (or where none can be made)
+    saddle is at least riders.RIDER_SADDLE of their height up (not a child's bicycle); else (or where none can be made)
     None."""
-    from rgbify.scenes import rider as riders
-
     rc = ctx.child("rides", k)
     if rc.rng.random() >= RIDE_PROB:
         return None
@@ -596,29 +591,15 @@ def _ride(ctx: Context, k: int) -> tuple[Model, Model, Model] | None:
     who = people[int(rc.rng.integers(len(people)))]
     try:
         bikes = [(m, f) for m in ctx.catalog.select("bicycle") if m.size_m[2] >= 0.6  # type: ignore[union-attr]
-                 for f in [bike_front(m.model(rc.rng, 0.0))]
-                 if riders.saddle_height(m.model(rc.rng, 0.0), f) >= RIDER_SADDLE * who.size_m[2]]
+                 for f in [riders.bike_front(m.model(rc.rng, 0.0))]
+                 if riders.saddle_height(m.model(rc.rng, 0.0), f) >= riders.RIDER_SADDLE * who.size_m[2]]
         if not bikes:
             return None
         which, _ = bikes[int(rc.rng.integers(len(bikes)))]
         bike, person = which.model(rc.rng), who.model(rc.rng, 0.0)
-        return bike, person, riders.rider_model(person, who.key, bike, which.key, bike_front(bike))
+        return bike, person, riders.rider_model(person, who.key, bike, which.key, riders.bike_front(bike))
     except (ValueError, CatalogError, GeometryError):
         return None
-
-
-def bike_front(bike: Model) -> int:
-    """+1 when the bicycle (its length along its model y) has its front toward +y, else -1: the end where its
-    handlebar, the widest thing in its upper 40%, is."""
-    from types import SimpleNamespace
-
-    from rgbify.scenes.geometry import object_mesh
-
-    v = object_mesh(SimpleNamespace(geometry=bike.geometry, name=bike.kind)).transformed(  # type: ignore[arg-type]
-        bike.model_from_geometry).vertices
-    high = v[v[:, 2] > 0.6 * v[:, 2].max()]
-    bar = high[np.abs(high[:, 0]) > 0.7 * np.abs(high[:, 0]).max()]
-    return 1 if bar[:, 1].mean() > (v[:, 1].min() + v[:, 1].max()) / 2 else -1
 
 
 def _street_furniture(ctx: Context, b: SceneBuilder, st: Street, ids: dict[str, int]) -> None:

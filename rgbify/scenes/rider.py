@@ -335,12 +335,29 @@ def rider_model(person: Model, person_key: str, bike: Model, bike_key: str, fron
                  file_materials=mesh_file_materials(ref), credit=person.credit)
 
 
+RIDER_SADDLE = 0.4
+"""A bicycle is ridden only when its saddle is at least this share of the rider's height up: on a child's bicycle
+(saddle 0.55 m) an adult's knees come up to the chest."""
+
+
+def bike_front(bike: Model) -> int:
+    """+1 when the bicycle (its length along its model y) has its front toward +y, else -1: the end where its
+    handlebar, the widest thing in its upper 40%, is."""
+    from types import SimpleNamespace
+
+    from rgbify.scenes.geometry import object_mesh
+
+    v = object_mesh(SimpleNamespace(geometry=bike.geometry, name=bike.kind)).transformed(  # type: ignore[arg-type]
+        bike.model_from_geometry).vertices
+    high = v[v[:, 2] > 0.6 * v[:, 2].max()]
+    bar = high[np.abs(high[:, 0]) > 0.7 * np.abs(high[:, 0]).max()]
+    return 1 if bar[:, 1].mean() > (v[:, 1].min() + v[:, 1].max()) / 2 else -1
+
+
 def pose_all(catalog) -> int:  # noqa: ANN001 - a rgbify.scenes.catalog.Catalog
     """Make the posed mesh of every rider the outdoor sampler can draw (each person of RIDERS on each bicycle it
     can ride) in the asset cache, as `rgbify scenes catalog import` does, so that a spec naming one renders on a
     machine that did not sample it. Returns how many there are."""
-    from rgbify.scenes.outdoor import RIDER_SADDLE, bike_front
-
     rng = np.random.default_rng(0)  # (unjittered models: nothing is drawn)
     n = 0
     for who in (m for m in catalog.select("person") if m.key in RIDERS):
