@@ -41,6 +41,7 @@ from rgbify.scenes.geometry import (
     write_mesh_npz,
 )
 from rgbify.scenes.meshinfo import collision_boxes
+from rgbify.scenes.road import smoothstep
 from rgbify.scenes.spec import MeshFile
 
 RIDER_FORMAT = 2
@@ -101,8 +102,8 @@ def bike_landmarks(v: np.ndarray) -> BikeLandmarks:
 
 
 def _smooth(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
+    """0 below ``lo``, 1 above ``hi``, smoothstep between."""
+    return smoothstep((x - lo) / (hi - lo))
 
 
 def _rot(axis: np.ndarray, ang: float) -> np.ndarray:
