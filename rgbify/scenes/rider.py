@@ -189,15 +189,16 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
     legs, arms, y_c = person_landmarks(v, h)
     l_thigh, l_shin = z_hip - z_knee, z_knee - z_ankle
     w_arm = arm_weights(v, h, arms, y_c)
+    hip_c = np.array([0.0, y_c, z_hip])
+    arm_len = float(np.mean([np.linalg.norm(hnd - s) for s, hnd in arms]))
+    upper = np.maximum(_smooth(v[:, 2], z_hip + 0.03 * h, z_hip + 0.15 * h), w_arm.sum(0).clip(0, 1))
     best = None
     # the hip joints' height above the saddle is scanned: at each, the rider is posed, then lowered or raised
     # until it touches the saddle; the height whose feet end nearest their pedals wins
     for sit in np.linspace(0.0, 0.10 * h, 11):
         hip_to = np.array([0.0, bl.saddle[1] - 0.25 * bl.saddle_half_len, bl.saddle[2] + sit])
         knees: list[float] = []
-        hip_c = np.array([0.0, y_c, z_hip])
         # torso: leant forward about the hip axis until the shoulders are an arm's length from the grips
-        arm_len = float(np.mean([np.linalg.norm(hnd - s) for s, hnd in arms]))
         lean = 0.0
         for lean_deg in np.arange(0.0, 70.0, 0.5):
             r = _rot(np.array([1.0, 0, 0]), -math.radians(lean_deg))
@@ -206,7 +207,6 @@ def pose_rider(person: np.ndarray, bike: np.ndarray) -> tuple[np.ndarray, PoseRe
             if np.mean(np.linalg.norm(sh - bl.grips, axis=1)) <= arm_len:
                 break
         r_t = _rot(np.array([1.0, 0, 0]), -math.radians(lean))
-        upper = np.maximum(_smooth(v[:, 2], z_hip + 0.03 * h, z_hip + 0.15 * h), w_arm.sum(0).clip(0, 1))
         # (pivot, relative rotation, weight per vertex), applied in this order: feet, shins, thighs, arms, torso
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for i, (s, hnd) in enumerate(arms):
