@@ -590,9 +590,7 @@ def _ride(ctx: Context, k: int) -> tuple[Model, Model, Model] | None:
         return None
     who = people[int(rc.rng.integers(len(people)))]
     try:
-        bikes = [(m, f) for m in ctx.catalog.select("bicycle") if m.size_m[2] >= 0.6  # type: ignore[union-attr]
-                 for f in [riders.bike_front(m.model(rc.rng, 0.0))]
-                 if riders.saddle_height(m.model(rc.rng, 0.0), f) >= riders.RIDER_SADDLE * who.size_m[2]]
+        bikes = riders.rideable(who, ctx.catalog.select("bicycle"))  # type: ignore[union-attr]
         if not bikes:
             return None
         which, _ = bikes[int(rc.rng.integers(len(bikes)))]

@@ -355,20 +355,32 @@ def bike_front(bike: Model) -> int:
     return 1 if bar[:, 1].mean() > (v[:, 1].min() + v[:, 1].max()) / 2 else -1
 
 
+def rideable(who, bicycles) -> list[tuple[object, int]]:  # noqa: ANN001 - rgbify.scenes.catalog.CatalogModel
+    """The catalogue ``bicycles`` that person ``who`` can ride, each with its front (:func:`bike_front`): adult ones
+    (at least 0.6 m tall) whose saddle is at least RIDER_SADDLE of their height up."""
+    unjittered = np.random.default_rng(0)  # (models at catalogue size: nothing is drawn from it)
+    out = []
+    for which in bicycles:
+        if which.size_m[2] < 0.6:
+            continue
+        bike = which.model(unjittered, 0.0)
+        front = bike_front(bike)
+        if saddle_height(bike, front) >= RIDER_SADDLE * who.size_m[2]:
+            out.append((which, front))
+    return out
+
+
 def pose_all(catalog) -> int:  # noqa: ANN001 - a rgbify.scenes.catalog.Catalog
     """Make the posed mesh of every rider the outdoor sampler can draw (each person of RIDERS on each bicycle it
     can ride) in the asset cache, as `rgbify scenes catalog import` does, so that a spec naming one renders on a
     machine that did not sample it. Returns how many there are."""
-    rng = np.random.default_rng(0)  # (unjittered models: nothing is drawn)
+    unjittered = np.random.default_rng(0)
     n = 0
     for who in (m for m in catalog.select("person") if m.key in RIDERS):
-        for which in (m for m in catalog.select("bicycle") if m.size_m[2] >= 0.6):
-            bike = which.model(rng, 0.0)
-            front = bike_front(bike)
-            if saddle_height(bike, front) >= RIDER_SADDLE * who.size_m[2]:
-                try:
-                    rider_model(who.model(rng, 0.0), who.key, bike, which.key, front)
-                except ValueError:  # (the sampler lets them walk)
-                    continue
-                n += 1
+        for which, front in rideable(who, catalog.select("bicycle")):
+            try:
+                rider_model(who.model(unjittered, 0.0), who.key, which.model(unjittered, 0.0), which.key, front)
+            except ValueError:  # (the sampler lets them walk)
+                continue
+            n += 1
     return n
