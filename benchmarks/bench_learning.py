@@ -62,8 +62,9 @@ def ensure_dataset(data: Path, args: argparse.Namespace) -> dict:
     manifest = data / "dataset.json"
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        if m.get("complete") and m.get("count", 0) >= args.count:
-            return {"built": False, "path": str(data), "count": m["count"], "recipe": m.get("recipe"),
+        published = sum(int(e["samples"]) for e in m.get("shards", []) if int(e["first_index"]) < args.count)
+        if published >= args.count:  # the first COUNT samples are there (the rest may still be building)
+            return {"built": False, "path": str(data), "count": args.count, "recipe": m.get("recipe"),
                     "seed": m.get("seed"), "resolution": [m.get("width"), m.get("height")]}
     cmd = [sys.executable, "-m", "rgbify", "build", "--out", str(data), "--recipe", "indoor", "--count",
            str(args.count), "--resolution", f"{args.render}x{args.render}", "--workers", str(args.workers), "--seed",
@@ -79,11 +80,16 @@ def ensure_dataset(data: Path, args: argparse.Namespace) -> dict:
             "build_cpu_s": round(cpu, 1), "command": " ".join(["rgbify", *cmd[3:]])}
 
 
-def split(data: Path, task: str, options: dict, args: argparse.Namespace, which: str, **kw):
+def split(data: Path, task: str, options: dict, args: argparse.Namespace, which: str, first: int | None = None,
+          **kw):
+    """The ``which`` split of the first ``first`` samples of ``data`` (default: --count)."""
     from rgbify.datasets import TaskDataset
 
-    return TaskDataset(data, tasks=(task,), split=which, resolution=args.resolution, seed=args.seed,
-                       val_fraction=args.val_fraction, target_options=options, **kw)
+    ds = TaskDataset(data, tasks=(task,), split=which, resolution=args.resolution, seed=args.seed,
+                     val_fraction=args.val_fraction, target_options=options, **kw)
+    limit = args.count if first is None else first
+    ds.indices = [i for i in ds.indices if i < limit]  # the split is by index: the same items whatever DIR holds
+    return ds
 
 
 # ----------------------------------------------------------------------------------------------- baselines
@@ -135,9 +141,49 @@ def ceiling(data: Path, name: str, vae, args: argparse.Namespace) -> dict:
     from rgbify.train.vae import reconstruction_report
 
     _, options, kind = VARIANTS[name]
-    r = reconstruction_report(vae, data, kinds=(kind,), resolution=args.resolution, max_items=None, seed=args.seed,
+    n = len(split(data, "depth", {}, args, "val"))  # the val items of the first --count samples (sorted: the first n)
+    r = reconstruction_report(vae, data, kinds=(kind,), resolution=args.resolution, max_items=n, seed=args.seed,
                               val_fraction=args.val_fraction, options=options)[kind]
     return {"psnr_db": r["psnr_db"], "vae": r["vae"], "codec": r["codec"]}
+
+
+def scale_report(run: Path, ds, max_items: int | None = None) -> dict:
+    """How well the trained model of ``run`` gets each image's scale, on items of ``ds`` (a metric depth split with
+    ground truth): the R2 and error (log standard deviation) of its per-image log median depth against the true
+    one, and the abs_rel of its prediction rescaled to each image's true median (the structure alone)."""
+    import torch
+
+    from rgbify import encode
+    from rgbify.datasets import collate
+    from rgbify.train.evaluate import MetricAccumulator
+    from rgbify.train.pipeline import sample
+    from rgbify.train.predict import load_run
+
+    loaded = load_run(run, "cpu")
+    loaded.components.unet.eval()
+    n = len(ds) if max_items is None else min(max_items, len(ds))
+    log_pred, log_true, acc, structure = [], [], MetricAccumulator(), MetricAccumulator()
+    for start in range(0, n, 4):
+        items = [ds[i] for i in range(start, min(n, start + 4))]
+        batch = collate(items)
+        with torch.no_grad():
+            pred = sample(loaded.components, loaded.cfg, batch["image"], batch["prompt"]).numpy()
+        for it, rgb in zip(items, pred, strict=True):
+            d = encode.decode_target(rgb, json.loads(it["decode"]))
+            gt = {k: np.asarray(it[k]) for k in ("gt_depth", "valid")}
+            ok = gt["valid"] & np.isfinite(gt["gt_depth"]) & (gt["gt_depth"] > 0) & np.isfinite(d) & (d > 0)
+            if not ok.any():
+                continue
+            p, t = float(np.median(d[ok])), float(np.median(gt["gt_depth"][ok]))
+            log_pred.append(np.log(p))
+            log_true.append(np.log(t))
+            acc.add("depth", d, gt)
+            structure.add("depth", (d * np.float32(t / p)).astype(np.float32), gt)
+    lp, lt = np.array(log_pred), np.array(log_true)
+    return {"items": len(lp), "abs_rel": acc.result()["depth"]["abs_rel"],
+            "structure_abs_rel": structure.result()["depth"]["abs_rel"],
+            "scale_r2": float(1 - np.sum((lt - lp) ** 2) / np.sum((lt - lt.mean()) ** 2)),
+            "scale_err_logstd": float(np.std(lp - lt)), "true_scale_logstd": float(np.std(lt))}
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -151,14 +197,14 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
 
     task, options, _ = VARIANTS[name]
     run = out / "runs" / name.replace("/", "-").replace(":", "-")
-    train_ds = split(data, task, options, args, "train", return_gt=False, crop_scale=(args.crop, 1.0),
-                     metric_depth_crop=args.metric_depth_crop)
+    train_ds = split(data, task, options, args, "train", first=args.train_count, return_gt=False,
+                     crop_scale=(args.crop, 1.0), metric_depth_crop=args.metric_depth_crop)
     val_ds = split(data, task, options, args, "val")
     cfg = make_config({
         "data": str(data), "out": str(run), "base_model": args.model, "mode": "lotus", "lotus_deterministic": True,
         "detail_preserver": False, "tasks": (task,), "resolution": args.resolution, "batch_size": args.batch_size,
         "steps": args.steps, "lr": args.lr, "warmup_steps": max(1, args.steps // 50), "lr_schedule": "cosine",
-        "seed": args.seed, "checkpoint_every": args.steps, "keep_checkpoints": 1,
+        "weight_decay": args.weight_decay, "seed": args.seed, "checkpoint_every": args.steps, "keep_checkpoints": 1,
         "eval_every": max(1, args.steps // args.points), "eval_samples": len(val_ds), "num_workers": 1,
         "resume": False,
     })
@@ -181,6 +227,13 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
     finally:
         trainer.evaluate = evaluate
     cpu, wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
+    scale = None
+    if task == "depth" and options["depth_codecs"] != ["depth/affine"]:  # metric: how well is each image's scale got?
+        t = time.process_time()
+        seen = split(data, task, options, args, "train", first=args.train_count, augment=False)
+        scale = {"val": scale_report(run, val_ds), "train": scale_report(run, seen, max_items=len(val_ds)),
+                 "cpu_s": 0.0}
+        scale["cpu_s"] = round(time.process_time() - t, 1)
     curve = [{"step": 0, "metrics": start}]
     curve += [json.loads(x) for x in (run / "val.jsonl").read_text().splitlines()]
     loss = [[r["step"], r["loss"]] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
@@ -189,7 +242,7 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
     return {"task": task, "options": options, "run": str(run), "cpu_s": round(cpu - eval_cpu[0], 1),
             "eval_cpu_s": round(eval_cpu[0], 1), "wall_s": round(wall, 1), "final": curve[-1]["metrics"],
             "curve": curve, "loss": loss, "val_items": len(val_ds), "train_items": len(train_ds),
-            "vae": untrained.vae}
+            "scale": scale, "vae": untrained.vae}
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -250,6 +303,14 @@ def tables(result: dict) -> str:
         others = ", ".join(f"{n} {depth[n] / depth[best]:.2f}x" for n in sorted(depth, key=depth.get) if n != best)
         lines += ["", f"Best depth codec by affine-aligned abs_rel: {best} ({depth[best]:.3f})"
                   + (f"; the others' abs_rel relative to it: {others}." if others else ".")]
+    scales = {n: r["scale"] for n, r in v.items() if r.get("scale")}
+    if scales:
+        lines += ["", "Per-image scale of the metric codecs (log median depth; R2 of the model's against the truth, "
+                  "held-out items and as many train items): "
+                  + "; ".join(f"{n} R2 {sc['val']['scale_r2']:.2f} held out, {sc['train']['scale_r2']:.2f} train "
+                              f"(error {sc['val']['scale_err_logstd']:.2f} against {sc['val']['true_scale_logstd']:.2f}"
+                              f" log-std; abs_rel at the true scale {sc['val']['structure_abs_rel']:.3f})"
+                              for n, sc in scales.items()) + "."]
     t, d = result["totals"], result["dataset"]
     controls = [n for n in v if n in CONTROLS]
     lines += [f"Training: {t['train_cpu_s'] / 60:.1f} CPU min for {len(v)} variants of {result['settings']['steps']} "
@@ -260,7 +321,9 @@ def tables(result: dict) -> str:
               f"Dataset: {d['count']} {d['recipe']} samples at "
               f"{d['resolution'][0]}x{d['resolution'][1]}, seed {d['seed']} ({d['path']}"
               + (f"; built in {d['build_cpu_s'] / 60:.1f} CPU min of the children" if d.get("built") else ", reused")
-              + f"), val items {next(iter(v.values()))['val_items'] if v else 0}."
+              + f"), val items {next(iter(v.values()))['val_items'] if v else 0}"
+              + (f", trained on the train items of the first {result['settings']['train_count']} samples only"
+                 if result["settings"].get("train_count", d["count"]) < d["count"] else "") + "."
               + (f" Not run: {', '.join(result['missing'])}." if result.get("missing") else "")]
     if cut := sorted({r["cut_at_step"] for r in v.values() if "cut_at_step" in r}):
         lines += [f"CUT SHORT: variants stopped before step {result['settings']['steps']} are reported at step "
@@ -388,13 +451,20 @@ def main(argv: list[str] | None = None) -> dict:
                     help="dataset folder: reused when complete, else built or completed there (default: "
                          "data/bench-learning-indoor-COUNT-RENDERpx-sSEED)")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: out/bench-learning[-quick])")
-    ap.add_argument("--count", type=int, default=None, help=f"samples to build ({FULL['count']})")
+    ap.add_argument("--count", type=int, default=None,
+                    help=f"samples: the first COUNT of DIR, built there if missing ({FULL['count']}); the held-out "
+                         "items are those of these samples")
+    ap.add_argument("--train-count", type=int, default=None,
+                    help="train on the train items of the first TRAIN_COUNT samples only (default: --count); the "
+                         "held-out items and the baselines stay those of --count, so runs with different "
+                         "TRAIN_COUNT are scored on the same items")
     ap.add_argument("--render", type=int, default=None, help=f"render side in pixels ({FULL['render']})")
     ap.add_argument("--resolution", type=int, default=None, help=f"training side in pixels ({FULL['resolution']})")
     ap.add_argument("--steps", type=int, default=None, help=f"optimizer steps per variant ({FULL['steps']})")
     ap.add_argument("--batch-size", type=int, default=None, help=f"items per step ({FULL['batch_size']})")
     ap.add_argument("--points", type=int, default=None, help=f"evaluations along each run ({FULL['points']})")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, 2%% warm-up)")
+    ap.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (rgbify train's default)")
     ap.add_argument("--crop", type=float, default=0.7,
                     help="smallest side fraction kept by the train split's random crop (1: no crop); metric depth "
                          "items as --metric-depth-crop says")
@@ -425,6 +495,9 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--variants: unknown {bad}; use a subset of {','.join(VARIANTS)}")
     if not 0 < args.crop <= 1:
         ap.error(f"--crop {args.crop}: give a fraction in (0, 1] (1: no crop)")
+    args.train_count = args.count if args.train_count is None else args.train_count
+    if not 0 < args.train_count <= args.count:
+        ap.error(f"--train-count {args.train_count}: give 1 to --count ({args.count})")
     if args.jobs < 1:
         ap.error(f"--jobs {args.jobs}: give 1 or more")
     args.data = args.data or ROOT / "data" / f"bench-learning-indoor-{args.count}-{args.render}px-s{args.data_seed}"
@@ -464,8 +537,8 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-SETTINGS = ("data", "resolution", "steps", "batch_size", "points", "lr", "crop", "metric_depth_crop", "seed",
-            "val_fraction", "model", "threads")
+SETTINGS = ("data", "count", "train_count", "resolution", "steps", "batch_size", "points", "lr", "weight_decay",
+            "crop", "metric_depth_crop", "seed", "val_fraction", "model", "threads")
 """What a variant's result depends on (besides its name): a result is reused or reported only under these."""
 
 
@@ -475,7 +548,7 @@ def settings_key(args: argparse.Namespace) -> dict:
 
 def child_command(args: argparse.Namespace, names: list[str]) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variants", ",".join(names), "--no-report"]
-    for k in (*SETTINGS, "out", "count", "render", "data_seed", "workers"):
+    for k in (*SETTINGS, "out", "render", "data_seed", "workers"):
         cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
     return cmd
 
@@ -487,7 +560,7 @@ def _variant_file(out: Path, name: str) -> Path:
 def load_or_score_baselines(out: Path, key: dict, args: argparse.Namespace) -> dict:
     """The baselines of OUT/baselines.json when scored under ``key``'s data and split, else scored now and saved."""
     path = out / "baselines.json"
-    split_key = {k: key[k] for k in ("data", "resolution", "seed", "val_fraction")}
+    split_key = {k: key[k] for k in ("data", "count", "resolution", "seed", "val_fraction")}
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("key") == split_key:
