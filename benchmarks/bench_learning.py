@@ -186,6 +186,36 @@ def scale_report(run: Path, ds, max_items: int | None = None) -> dict:
             "scale_err_logstd": float(np.std(lp - lt)), "true_scale_logstd": float(np.std(lt))}
 
 
+def prompt_report(run: Path, ds, max_items: int | None = None) -> dict:
+    """Does the trained model of ``run`` follow the prompt's colours? Each item of ``ds`` drawn twice (epochs 0
+    and 1: the same image and classes, colours drawn anew for the prompt), predicted for both: how much the
+    prediction changes between the two prompts (mean absolute difference, 8-bit levels) against how much the
+    target does, on the valid pixels."""
+    import torch
+
+    from rgbify.datasets import collate
+    from rgbify.train.evaluate import to_uint8
+    from rgbify.train.pipeline import sample
+    from rgbify.train.predict import load_run
+
+    loaded = load_run(run, "cpu")
+    loaded.components.unet.eval()
+    n = len(ds) if max_items is None else min(max_items, len(ds))
+    pred_change, target_change = [], []
+    for start in range(0, n, 4):
+        pair = [[ds.get(i, epoch) for i in range(start, min(n, start + 4))] for epoch in (0, 1)]
+        with torch.no_grad():
+            preds = [sample(loaded.components, loaded.cfg, collate(items)["image"],
+                            collate(items)["prompt"]).numpy().astype(np.int16) for items in pair]
+        for k, (a, b) in enumerate(zip(*pair, strict=True)):
+            valid = np.asarray(a["valid"])
+            ta, tb = (to_uint8(it["target"]).astype(np.int16) for it in (a, b))
+            target_change.append(float(np.abs(ta - tb)[valid].mean()))
+            pred_change.append(float(np.abs(preds[0][k] - preds[1][k])[valid].mean()))
+    return {"items": n, "prediction_change": float(np.mean(pred_change)),
+            "target_change": float(np.mean(target_change))}
+
+
 # ----------------------------------------------------------------------------------------------- training
 def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
     import torch
@@ -234,6 +264,11 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
         scale = {"val": scale_report(run, val_ds), "train": scale_report(run, seen, max_items=len(val_ds)),
                  "cpu_s": 0.0}
         scale["cpu_s"] = round(time.process_time() - t, 1)
+    prompts = None
+    if task == "semantic":  # does the prediction follow the prompt's colours?
+        t = time.process_time()
+        prompts = prompt_report(run, val_ds)
+        prompts["cpu_s"] = round(time.process_time() - t, 1)
     curve = [{"step": 0, "metrics": start}]
     curve += [json.loads(x) for x in (run / "val.jsonl").read_text().splitlines()]
     loss = [[r["step"], r["loss"]] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
@@ -242,7 +277,7 @@ def train_variant(name: str, data: Path, out: Path, args: argparse.Namespace) ->
     return {"task": task, "options": options, "run": str(run), "cpu_s": round(cpu - eval_cpu[0], 1),
             "eval_cpu_s": round(eval_cpu[0], 1), "wall_s": round(wall, 1), "final": curve[-1]["metrics"],
             "curve": curve, "loss": loss, "val_items": len(val_ds), "train_items": len(train_ds),
-            "scale": scale, "vae": untrained.vae}
+            "scale": scale, "prompts": prompts, "vae": untrained.vae}
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -311,6 +346,12 @@ def tables(result: dict) -> str:
                               f"(error {sc['val']['scale_err_logstd']:.2f} against {sc['val']['true_scale_logstd']:.2f}"
                               f" log-std; abs_rel at the true scale {sc['val']['structure_abs_rel']:.3f})"
                               for n, sc in scales.items()) + "."]
+    follow = {n: r["prompts"] for n, r in v.items() if r.get("prompts")}
+    if follow:
+        lines += ["", "Prompt following (each held-out item twice, colours drawn anew: mean change of the prediction "
+                  "against the target's, 8-bit levels): "
+                  + "; ".join(f"{n} {p['prediction_change']:.1f} against {p['target_change']:.1f}"
+                              for n, p in follow.items()) + "."]
     t, d = result["totals"], result["dataset"]
     controls = [n for n in v if n in CONTROLS]
     lines += [f"Training: {t['train_cpu_s'] / 60:.1f} CPU min for {len(v)} variants of {result['settings']['steps']} "
