@@ -1,6 +1,6 @@
 """Does the tiny generator learn from rgbify data, and which depth codec does it learn best? (docs/learning.md)
 
-    python benchmarks/bench_learning.py                       # 320 indoor at 96 px; 6 variants and a control at 64 px
+    python benchmarks/bench_learning.py                       # 1280 indoor at 96 px; 6 variants and a control at 64 px
     python benchmarks/bench_learning.py --quick               # smoke test: 24 samples at 48 px, 20 steps each
     python benchmarks/bench_learning.py --data DIR            # reuse (or complete) the dataset in DIR
     python benchmarks/bench_learning.py --jobs 7              # the variants in 7 processes at once
@@ -49,7 +49,7 @@ VARIANTS = {  # name: (task, target options, what the VAE ceiling reconstructs)
 }
 CONTROLS = ("semantic-fixed",)
 """Variants beyond the issue's six: semantic with a fixed colour per class (the model need not read the prompt)."""
-FULL = dict(count=320, render=96, resolution=64, steps=250, batch_size=8, points=5)
+FULL = dict(count=1280, render=96, resolution=64, steps=1000, batch_size=8, points=5)
 QUICK = dict(count=24, render=48, resolution=32, steps=20, batch_size=4, points=2)
 COLORS = {"depth/cubewalk": (214, 39, 40), "depth/hilbert24": (148, 103, 189), "depth/colormap:viridis": (44, 160, 44),
           "depth/affine": (31, 119, 180), "normals": (255, 127, 14), "semantic": (140, 86, 75),

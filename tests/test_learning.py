@@ -2,7 +2,7 @@
 (the training split's mean depth) does, in metres and (by a clear margin) after per-image affine alignment, scored
 by rgbify's own decode and metrics. Not only its loss falls.
 
-benchmarks/bench_learning.py is the full study (every codec, normals, semantic, 320 samples); docs/learning.md.
+benchmarks/bench_learning.py is the full study (every codec, normals, semantic, 1280 samples); docs/learning.md.
 """
 
 from __future__ import annotations
