@@ -71,6 +71,8 @@ CANDIDATES: list[tuple[str, dict]] = [
     ("16 spp, sampling pattern TABULATED_SOBOL", dict(samples=16, _cycles=dict(sampling_pattern="TABULATED_SOBOL"))),
     ("16 spp, adaptive min 4, threshold 0.1", dict(samples=16, adaptive_threshold=0.1,
                                                    _cycles=dict(adaptive_min_samples=4))),
+    ("16 spp, fast GI after 2 bounces", dict(samples=16, _cycles=dict(use_fast_gi=True, ao_bounces_render=2))),
+    ("16 spp, fast GI after 3 bounces", dict(samples=16, _cycles=dict(use_fast_gi=True, ao_bounces_render=3))),
 ]
 QUICK = {BASE, "64 spp", "16 spp, caustics off", "16 spp, clamp 0 (off)"}
 
