@@ -376,6 +376,29 @@ def test_physics_settles_loose_objects_deterministically():
             assert 0.7399 <= world_mesh(o).vertices[:, 2].min() <= 0.7412
 
 
+def test_physics_gives_back_what_pybullet_keeps_of_its_meshes():
+    """PyBullet keeps references to the vertex and index lists of every mesh shape; the sampler gives back exactly
+    those, so a build's sampling process does not grow by megabytes a scene (too few given back: the lists stay
+    alive; too many: freed while in use, a crash). The lists' reference counts are the same after the call."""
+    import pybullet as pb
+
+    from rgbify.scenes.physics import _mesh_shape
+
+    rng = np.random.default_rng(0)
+    rows = rng.random((400, 3)).tolist()
+    flat = rng.integers(0, 400, 600).tolist()
+    client = pb.connect(pb.DIRECT)
+    try:
+        for kind in ("convex", "concave"):
+            before = [sys.getrefcount(rows), sys.getrefcount(flat), *map(sys.getrefcount, rows)]
+            for _ in range(3):
+                assert _mesh_shape(pb, client, rows, flat if kind == "concave" else None) >= 0
+            after = [sys.getrefcount(rows), sys.getrefcount(flat), *map(sys.getrefcount, rows)]
+            assert after == before, kind
+    finally:
+        pb.disconnect(physicsClientId=client)
+
+
 def Material_():  # noqa: N802 - a plain material for hand-made scenes
     from rgbify.scenes.spec import Material
     return Material()

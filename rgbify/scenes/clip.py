@@ -394,8 +394,8 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
     curvature, grade, pairs = _street(scene)
     walked = dict(pairs)  # bicycle -> the person walking or riding it: they move together
     riders = set(walked.values())
-    ridden = {b: p for b, p in walked.items() if any(o.instance_id == p and o.class_name == "rider"
-                                                     for o in scene.objects)}
+    by_id = {o.instance_id: o for o in scene.objects}
+    ridden = {b: by_id[p] for b, p in walked.items() if p in by_id and by_id[p].class_name == "rider"}
     candidates = [o for o in scene.objects if o.class_name in movable and o.instance_id not in riders]
     if not candidates or cfg.moving_objects[1] == 0:
         return []
@@ -427,8 +427,7 @@ def _movers(scene: SceneSpec, cfg: ClipConfig, config: RecipeConfig, key: tuple[
             d[2] = 0.0
             d = d / max(np.linalg.norm(d), 1e-9) * (1 if r.random() < 0.5 else -1)
             if o.instance_id in ridden:  # forward: where its rider faces (+y of the rider's model)
-                ahead = next(np.asarray(x.world_from_object, dtype=np.float64)[:3, 1] for x in scene.objects
-                             if x.instance_id == ridden[o.instance_id])
+                ahead = np.asarray(ridden[o.instance_id].world_from_object, dtype=np.float64)[:3, 1]
                 d = d if float(np.dot(d, ahead)) > 0 else -d
             if o.class_name in VEHICLES:
                 turn /= 5.0
