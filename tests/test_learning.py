@@ -30,9 +30,9 @@ and, scored after Marigold's per-image least-squares scale and shift, by a clear
 AFFINE_MARGIN x the constant's (which alignment turns into each image's best constant). The run is deterministic
 (seeded renders and training, one torch thread). The train split's depth items are not cropped (TaskDataset's
 metric_depth_crop="off"). Measured on 2026-12-02: abs_rel 0.431 against 0.583 (0.74x) and delta1 0.41 against
-0.36 in metres; affine abs_rel 0.296 against 0.416 (0.71x); 172-182 CPU seconds with the build (134 s wall with
-one of the 2 cores busy with another job; 694 s on a crowded machine). With the crop zooming depth items (before
-metric_depth_crop): 0.552 (0.95x) in metres, 0.278 (0.67x) affine."""
+0.36 in metres; affine abs_rel 0.296 against 0.416 (0.71x); 157-182 CPU seconds with the build (99 s wall on the
+quiet 2-core machine, 134 s with one core busy elsewhere, 694 s on a crowded one). With the crop zooming depth
+items (before metric_depth_crop): 0.552 (0.95x) in metres, 0.278 (0.67x) affine."""
 
 
 def _split(data: Path, which: str, **kw):
